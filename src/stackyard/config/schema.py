@@ -1,0 +1,138 @@
+"""The configuration file's shape, validated with pydantic.
+
+Every field has a default, so an empty file (or no file at all) is a valid configuration: the
+embedded default. Field names follow the YAML file; see ``docs/configuration.md``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Strategy = Literal["weighted-random", "least-outstanding", "lowest-latency"]
+
+
+class _Strict(BaseModel):
+    """Base for config sections: unknown keys are an error (a typo must not pass silently)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelEntry(_Strict):
+    """One deployment of a model. Entries sharing a ``name`` are balanced by the router."""
+
+    name: Annotated[str, Field(min_length=1, description="The model name clients ask for.")]
+    provider: Annotated[str, Field(min_length=1, description="A registered provider.")]
+    model: str | None = Field(
+        default=None, description="The provider's own model id (defaults to `name`)."
+    )
+    api_base: str | None = None
+    api_key: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    id: str | None = Field(
+        default=None,
+        description="A stable deployment id, shown in `x-stackyard-model-deployment` "
+        "(defaults to `name#index`).",
+    )
+    weight: Annotated[float, Field(gt=0)] = 1.0
+    timeout: Annotated[float, Field(gt=0)] | None = None
+    ttft_timeout: Annotated[float, Field(gt=0)] | None = None
+    input_cost_per_mtok: Annotated[float, Field(ge=0)] = 0.0
+    output_cost_per_mtok: Annotated[float, Field(ge=0)] = 0.0
+    external: bool | None = Field(
+        default=None,
+        description="Whether requests leave the organisation (defaults by provider).",
+    )
+    options: dict[str, object] = Field(
+        default_factory=dict, description="Provider-specific settings."
+    )
+
+    @property
+    def upstream_model(self) -> str:
+        return self.model or self.name
+
+    @field_validator("api_base")
+    @classmethod
+    def _check_api_base(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("expected an http:// or https:// URL")
+        return value.rstrip("/") if value else value
+
+
+class Backoff(_Strict):
+    initial: Annotated[float, Field(ge=0)] = 0.25
+    multiplier: Annotated[float, Field(ge=1)] = 2.0
+    max: Annotated[float, Field(ge=0)] = 8.0
+    jitter: Annotated[float, Field(ge=0, le=1)] = 0.2
+
+
+class Cooldown(_Strict):
+    allowed_fails: Annotated[int, Field(ge=1)] = 3
+    window: Annotated[float, Field(gt=0)] = 60.0
+    duration: Annotated[float, Field(ge=0)] = 10.0
+
+
+class RouterConfig(_Strict):
+    strategy: Strategy = "weighted-random"
+    retries: Annotated[int, Field(ge=0)] = Field(
+        default=2, description="Retries within one model before moving down the fallback chain."
+    )
+    max_attempts: Annotated[int, Field(ge=1)] = Field(
+        default=6, description="Attempts for one request across the whole fallback chain."
+    )
+    timeout: Annotated[float, Field(gt=0)] = Field(
+        default=600.0, description="Total time for one request, all attempts included (seconds)."
+    )
+    attempt_timeout: Annotated[float, Field(gt=0)] = Field(
+        default=120.0, description="Time for one upstream attempt without streaming (seconds)."
+    )
+    ttft_timeout: Annotated[float, Field(gt=0)] = Field(
+        default=30.0, description="Time to the first streamed chunk (seconds)."
+    )
+    stream_idle_timeout: Annotated[float, Field(gt=0)] = Field(
+        default=120.0, description="Longest silence between two streamed chunks (seconds)."
+    )
+    max_retry_wait: Annotated[float, Field(ge=0)] = Field(
+        default=10.0,
+        description="Longest wait the router accepts before retrying (Retry-After or backoff).",
+    )
+    backoff: Backoff = Backoff()
+    cooldown: Cooldown = Cooldown()
+    fallbacks: dict[str, list[str]] = Field(default_factory=dict)
+    latency_ewma_alpha: Annotated[float, Field(gt=0, le=1)] = 0.3
+
+
+class ServerConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8000
+    workers: Annotated[int, Field(ge=1)] = 1
+    max_body_bytes: Annotated[int, Field(gt=0)] = 10 * 1024 * 1024
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class StackyardConfig(_Strict):
+    server: ServerConfig = ServerConfig()
+    models: list[ModelEntry] = Field(default_factory=list)
+    router: RouterConfig = RouterConfig()
+
+    @model_validator(mode="after")
+    def _check_references(self) -> StackyardConfig:
+        names = {m.name for m in self.models}
+        for source, targets in self.router.fallbacks.items():
+            for where, name in [(source, source), *((source, t) for t in targets)]:
+                if name not in names:
+                    known = ", ".join(sorted(names)) or "none"
+                    raise ValueError(
+                        f"router.fallbacks.{where}: unknown model '{name}' (models: {known})"
+                    )
+        ids = [m.id for m in self.models if m.id]
+        duplicates = {i for i in ids if ids.count(i) > 1}
+        if duplicates:
+            raise ValueError(f"duplicate deployment id: {', '.join(sorted(duplicates))}")
+        return self
+
+    @property
+    def model_names(self) -> list[str]:
+        """Client-visible model names, in first-seen order."""
+        return list(dict.fromkeys(m.name for m in self.models))

@@ -1,0 +1,77 @@
+"""``POST /v1/embeddings``: float and base64 encodings, whatever the upstream supports."""
+
+from __future__ import annotations
+
+import base64
+import sys
+from array import array
+from typing import Any
+
+from stackyard.errors import APIError
+from stackyard.gateway.deployment import Deployment
+from stackyard.gateway.headers import route_headers, with_route_headers
+from stackyard.gateway.providers.base import Body, UpstreamError
+from stackyard.gateway.router import RouteStats
+from stackyard.gateway.service import Gateway
+from stackyard.gateway.wire import validate_embeddings
+from stackyard.server.http import Request, Response
+
+
+def encode_base64(vector: list[float]) -> str:
+    """Little-endian float32, base64-encoded: what OpenAI's clients decode."""
+    packed = array("f", vector)
+    if sys.byteorder != "little":
+        packed.byteswap()
+    return base64.b64encode(packed.tobytes()).decode("ascii")
+
+
+def decode_base64(text: str) -> list[float]:
+    packed = array("f")
+    packed.frombytes(base64.b64decode(text))
+    if sys.byteorder != "little":
+        packed.byteswap()
+    return packed.tolist()
+
+
+def convert_encoding(response: Body, wanted: str) -> Body:
+    """Make every embedding in ``response`` use the encoding the client asked for."""
+    for item in response.get("data") or ():
+        if not isinstance(item, dict):
+            continue
+        vector: Any = item.get("embedding")
+        if wanted == "base64" and isinstance(vector, list):
+            item["embedding"] = encode_base64(vector)
+        elif wanted == "float" and isinstance(vector, str):
+            item["embedding"] = decode_base64(vector)
+    return response
+
+
+async def embeddings(gateway: Gateway, request: Request) -> Response:
+    body = await request.json_object()
+    validate_embeddings(body)
+    wanted = body.get("encoding_format") or "float"
+    stats = RouteStats()
+
+    async def attempt(deployment: Deployment) -> Body:
+        upstream_body = body
+        if wanted == "base64" and not deployment.provider.capabilities.base64_embeddings:
+            upstream_body = {**body, "encoding_format": "float"}
+        result = await deployment.provider.embeddings(upstream_body)
+        try:
+            return convert_encoding(result, wanted)
+        except (ValueError, TypeError) as exc:
+            raise UpstreamError(
+                "invalid_response", f"deployment {deployment.id} sent bad embeddings: {exc}"
+            ) from None
+
+    try:
+        routed = await gateway.router.run(
+            body["model"],
+            attempt,
+            stats=stats,
+            supports=lambda d: d.provider.capabilities.embeddings,
+            operation="embeddings",
+        )
+    except APIError as exc:
+        raise with_route_headers(exc, request, stats) from None
+    return Response.json(routed.result, headers=route_headers(request, stats))

@@ -1,0 +1,36 @@
+"""``GET /v1/models``: the model names clients may ask for."""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+
+from stackyard.gateway.service import Gateway
+from stackyard.server.http import Request, Response
+
+
+def models_listing(gateway: Gateway) -> bytes:
+    created = int(time.time())
+    data = []
+    for name, group in gateway.router.deployments.items():
+        providers = sorted({d.entry.provider for d in group})
+        data.append(
+            {
+                "id": name,
+                "object": "model",
+                "created": created,
+                "owned_by": ",".join(providers),
+            }
+        )
+    return orjson.dumps({"object": "list", "data": data})
+
+
+class ModelsEndpoint:
+    """The listing is computed once: the model list only changes with the config."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self._body = models_listing(gateway)
+
+    async def __call__(self, gateway: Gateway, request: Request) -> Response:
+        return Response(200, self._body)

@@ -1,0 +1,104 @@
+"""What a provider is: a small Protocol, its capabilities, and the errors it raises.
+
+A provider adapts one upstream API (OpenAI, Anthropic, a self-hosted server, an in-process
+model) to OpenAI's chat-completions and embeddings shapes. One instance serves one deployment
+(one entry of the config's ``models`` list). Request and response bodies are plain dicts in
+OpenAI's wire format; streams are async iterators of chunk dicts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from stackyard.config.schema import ModelEntry
+from stackyard.gateway.providers.http import HttpClient
+
+Body = dict[str, Any]
+
+ErrorKind = Literal[
+    "rate_limited",  # 429: retry later, elsewhere first
+    "server",  # 5xx or an error event in a stream: retryable
+    "timeout",  # no answer in time: retryable
+    "connection",  # refused, reset, DNS: retryable
+    "invalid_response",  # not the wire format we expect: retryable elsewhere
+    "deployment",  # 401/403/404 from the upstream: this deployment is misconfigured
+    "client",  # 400/413/422: the request itself is wrong; returned to the client as is
+]
+
+RETRYABLE: frozenset[ErrorKind] = frozenset(
+    {"rate_limited", "server", "timeout", "connection", "invalid_response"}
+)
+
+
+class UpstreamError(Exception):
+    """An upstream call failed. ``kind`` decides what the router does next."""
+
+    def __init__(
+        self,
+        kind: ErrorKind,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        error_type: str | None = None,
+        param: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind: ErrorKind = kind
+        self.message = message
+        self.status = status
+        self.retry_after = retry_after
+        self.error_type = error_type
+        self.param = param
+        self.code = code
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind in RETRYABLE
+
+    def __repr__(self) -> str:
+        return f"UpstreamError({self.kind!r}, {self.message!r}, status={self.status})"
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a provider can do; the router and the handlers read these instead of names."""
+
+    chat: bool = True
+    streaming: bool = True
+    embeddings: bool = False
+    #: Honours ``stream_options.include_usage`` (the gateway then always asks, for accounting).
+    stream_usage: bool = False
+    #: Answers ``encoding_format: "base64"`` itself (otherwise the gateway encodes).
+    base64_embeddings: bool = False
+    #: Requests leave the organisation (for guardrail policies); a config entry may override.
+    external: bool = True
+
+
+class Provider(Protocol):
+    """One deployment's upstream. Implementations live one per module in this package."""
+
+    capabilities: Capabilities
+
+    async def chat(self, body: Body) -> Body:
+        """A non-streamed chat completion. Raises :class:`UpstreamError`."""
+        ...
+
+    def chat_stream(self, body: Body) -> AsyncGenerator[Body, None]:
+        """Chat completion chunks as they arrive. Raises :class:`UpstreamError`, also mid-way."""
+        ...
+
+    async def embeddings(self, body: Body) -> Body:
+        """An embeddings response. Raises :class:`UpstreamError`."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release resources (the shared HTTP client is closed by its owner)."""
+        ...
+
+
+class ProviderFactory(Protocol):
+    def __call__(self, entry: ModelEntry, http: HttpClient) -> Provider: ...

@@ -1,0 +1,36 @@
+"""The gateway as one object: the HTTP client, the providers and the router, built from config."""
+
+from __future__ import annotations
+
+from stackyard.config.loader import ConfigError
+from stackyard.config.schema import StackyardConfig
+from stackyard.gateway.providers import registry
+from stackyard.gateway.providers.base import Provider
+from stackyard.gateway.providers.http import HttpClient
+from stackyard.gateway.router import Router
+
+
+def build_providers(
+    config: StackyardConfig, http: HttpClient, *, source: str = "<config>"
+) -> list[Provider]:
+    """One provider per deployment; a provider's own complaint becomes a :class:`ConfigError`."""
+    providers = []
+    for index, entry in enumerate(config.models):
+        try:
+            providers.append(registry.create(entry, http))
+        except (ValueError, ImportError) as exc:
+            raise ConfigError(f"{source}: models[{index}] ({entry.name}): {exc}") from None
+    return providers
+
+
+class Gateway:
+    def __init__(self, config: StackyardConfig, *, source: str = "<config>") -> None:
+        self.config = config
+        self.http = HttpClient()
+        self.router = Router(
+            config.models, build_providers(config, self.http, source=source), config.router
+        )
+
+    async def aclose(self) -> None:
+        await self.router.aclose()
+        await self.http.aclose()

@@ -1,0 +1,120 @@
+"""The ASGI application: routes, lifespan, and the error boundary.
+
+Every failure reaches the client in OpenAI's error shape; an unexpected exception is logged
+with its traceback and answered with a 500 that carries only the request id.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from stackyard import __version__
+from stackyard.config import StackyardConfig, load
+from stackyard.errors import APIError, internal_error
+from stackyard.gateway.chat import chat_completions
+from stackyard.gateway.embeddings import embeddings
+from stackyard.gateway.models import ModelsEndpoint
+from stackyard.gateway.providers import registry
+from stackyard.gateway.service import Gateway
+from stackyard.server.http import ClientDisconnected, Request, Response
+from stackyard.server.routing import Reply, Routes
+from stackyard.server.types import Receive, Scope, Send
+
+log = logging.getLogger("stackyard")
+
+CONFIG_ENV = "STACKYARD_CONFIG"
+
+
+class Stackyard:
+    """The whole server as one ASGI callable."""
+
+    def __init__(self, config: StackyardConfig, *, source: str = "<config>") -> None:
+        self.config = config
+        self.gateway = Gateway(config, source=source)
+        self.ready = False
+        self.max_body_bytes = config.server.max_body_bytes
+        self.routes = Routes()
+        gateway = self.gateway
+        models = ModelsEndpoint(gateway)
+
+        async def chat(request: Request) -> Reply:
+            return await chat_completions(gateway, request)
+
+        async def embed(request: Request) -> Reply:
+            return await embeddings(gateway, request)
+
+        async def list_models(request: Request) -> Reply:
+            return await models(gateway, request)
+
+        self.routes.add("POST", ["/v1/chat/completions", "/chat/completions"], chat)
+        self.routes.add("POST", ["/v1/embeddings", "/embeddings"], embed)
+        self.routes.add("GET", ["/v1/models", "/models"], list_models)
+        self.routes.add("GET", ["/health"], self._health)
+        self.routes.add("GET", ["/ready"], self._ready)
+        self.routes.add("GET", ["/"], self._index)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive, max_body_bytes=self.max_body_bytes)
+        reply: Reply
+        try:
+            handler = self.routes.find(scope["method"], scope["path"])
+            reply = await handler(request)
+        except APIError as exc:
+            reply = Response.error(exc)
+        except ClientDisconnected:
+            return
+        except Exception:
+            log.exception("unhandled error (request id %s)", request.request_id)
+            reply = Response.error(internal_error(request.request_id))
+        try:
+            await reply(send, receive, request.request_id)
+        except Exception:
+            log.exception("error while sending a response (request id %s)", request.request_id)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self.ready = True
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.ready = False
+                await self.gateway.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _health(self, request: Request) -> Reply:
+        return Response.json({"status": "ok"})
+
+    async def _ready(self, request: Request) -> Reply:
+        body: dict[str, Any] = {
+            "status": "ready" if self.ready else "starting",
+            "models": len(self.gateway.router.model_names),
+        }
+        return Response.json(body, status=200 if self.ready else 503)
+
+    async def _index(self, request: Request) -> Reply:
+        return Response.json(
+            {
+                "name": "stackyard",
+                "version": __version__,
+                "openai_base_url": "/v1",
+                "models": self.gateway.router.model_names,
+            }
+        )
+
+
+def create_app() -> Stackyard:
+    """The factory uvicorn calls in each worker; the config path comes from the environment."""
+    path = os.environ.get(CONFIG_ENV) or None
+    config, file = load(path, known_providers=registry.names())
+    return Stackyard(config, source=str(file) if file else "<embedded default>")

@@ -1,0 +1,142 @@
+"""Requests and responses over raw ASGI."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import orjson
+
+from stackyard.errors import APIError, body_too_large, invalid_request
+from stackyard.server.types import Headers, Receive, Scope, Send
+
+JSON = b"application/json"
+
+
+def new_request_id() -> str:
+    return os.urandom(12).hex()
+
+
+def _clean_request_id(value: bytes) -> str | None:
+    if not value or len(value) > 128:
+        return None
+    text = value.decode("latin-1")
+    return text if text.isprintable() else None
+
+
+class Request:
+    """One HTTP request. Headers are looked up lazily; the body is read at most once."""
+
+    __slots__ = (
+        "_body",
+        "_headers",
+        "max_body_bytes",
+        "receive",
+        "request_id",
+        "scope",
+        "started",
+    )
+
+    def __init__(self, scope: Scope, receive: Receive, *, max_body_bytes: int) -> None:
+        self.scope = scope
+        self.receive = receive
+        self.max_body_bytes = max_body_bytes
+        self.started = time.perf_counter()
+        self._headers: dict[bytes, bytes] | None = None
+        self._body: bytes | None = None
+        given = self.header(b"x-request-id")
+        self.request_id = (_clean_request_id(given) if given else None) or new_request_id()
+
+    @property
+    def method(self) -> str:
+        method: str = self.scope["method"]
+        return method
+
+    @property
+    def path(self) -> str:
+        path: str = self.scope["path"]
+        return path
+
+    def header(self, name: bytes) -> bytes | None:
+        headers = self._headers
+        if headers is None:
+            headers = self._headers = dict(self.scope["headers"])
+        return headers.get(name)
+
+    async def body(self) -> bytes:
+        if self._body is not None:
+            return self._body
+        limit = self.max_body_bytes
+        declared = self.header(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise body_too_large(limit)
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnected
+            chunk = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                if size > limit:
+                    raise body_too_large(limit)
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        self._body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        return self._body
+
+    async def json_object(self) -> dict[str, Any]:
+        """The body as a JSON object, or a 400 that says what is wrong with it."""
+        raw = await self.body()
+        if not raw:
+            raise invalid_request("The request body is empty; expected a JSON object.")
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise invalid_request(
+                f"We could not parse the JSON body of your request: {exc}. "
+                "The body must be valid JSON (see https://www.json.org)."
+            ) from None
+        if not isinstance(data, dict):
+            raise invalid_request(
+                f"The request body must be a JSON object, not a {type(data).__name__}."
+            )
+        return data
+
+
+class ClientDisconnected(Exception):
+    """The client went away before the request was read."""
+
+
+class Response:
+    """A complete response, sent in one go."""
+
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(self, status: int, body: bytes, headers: Headers | None = None) -> None:
+        self.status = status
+        self.body = body
+        self.headers = headers if headers is not None else []
+
+    @classmethod
+    def json(cls, data: object, status: int = 200, headers: Headers | None = None) -> Response:
+        return cls(status, orjson.dumps(data), headers)
+
+    @classmethod
+    def error(cls, error: APIError, headers: Headers | None = None) -> Response:
+        extra = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in error.headers]
+        return cls(error.status, error.to_json(), [*(headers or []), *extra])
+
+    async def __call__(self, send: Send, receive: Receive, request_id: str) -> None:
+        body = self.body
+        headers = [
+            (b"content-type", JSON),
+            (b"content-length", str(len(body)).encode()),
+            (b"x-request-id", request_id.encode("latin-1")),
+            *self.headers,
+        ]
+        await send({"type": "http.response.start", "status": self.status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,39 @@
+"""A route table: exact paths, looked up in a dict (the hot path does no regex matching)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Protocol
+
+from stackyard.errors import method_not_allowed, not_found
+from stackyard.server.http import Request
+from stackyard.server.types import Receive, Send
+
+
+class Reply(Protocol):
+    async def __call__(self, send: Send, receive: Receive, request_id: str) -> None: ...
+
+
+Handler = Callable[[Request], Awaitable[Reply]]
+
+
+class Routes:
+    def __init__(self) -> None:
+        self._table: dict[str, dict[str, Handler]] = {}
+
+    def add(self, method: str, paths: Iterable[str], handler: Handler) -> None:
+        for path in paths:
+            self._table.setdefault(path, {})[method] = handler
+
+    def find(self, method: str, path: str) -> Handler:
+        methods = self._table.get(path)
+        if methods is None and len(path) > 1 and path.endswith("/"):
+            methods = self._table.get(path.rstrip("/"))
+        if methods is None:
+            raise not_found(path)
+        handler = methods.get(method)
+        if handler is None:
+            if method == "HEAD" and "GET" in methods:
+                return methods["GET"]
+            raise method_not_allowed(method, path, sorted(methods))
+        return handler
