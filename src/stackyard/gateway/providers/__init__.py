@@ -1,0 +1,1 @@
+"""Providers: one module each, registered in ``registry``."""

@@ -1,0 +1,144 @@
+from pathlib import Path
+
+import pytest
+
+from stackyard.config import ConfigError, load, validate
+
+PROVIDERS = ["openai", "openai-compatible", "anthropic", "local"]
+
+EXAMPLE = """\
+models:
+  - name: gpt-4o-mini            # what clients ask for
+    provider: openai             # openai | openai-compatible | anthropic | local
+    model: gpt-4o-mini           # the provider's own id
+    api_base: http://127.0.0.1:18080/v1
+    api_key: ${OPENAI_API_KEY}
+  - name: gpt-4o-mini
+    provider: openai-compatible
+    api_base: http://127.0.0.1:18081/v1/
+    weight: 3
+  - name: smollm2
+    provider: local
+router:
+  strategy: least-outstanding
+  retries: 1
+  fallbacks:
+    gpt-4o-mini: [smollm2]
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "stackyard.yaml"
+    path.write_text(text)
+    return path
+
+
+def load_error(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> str:
+    with pytest.raises(ConfigError) as info:
+        load(write(tmp_path, text), env=env or {}, known_providers=PROVIDERS)
+    return str(info.value)
+
+
+def test_the_documented_shape_loads(tmp_path: Path) -> None:
+    config, file = load(
+        write(tmp_path, EXAMPLE), env={"OPENAI_API_KEY": "sk-live"}, known_providers=PROVIDERS
+    )
+    assert file == tmp_path / "stackyard.yaml"
+    assert config.model_names == ["gpt-4o-mini", "smollm2"]
+    first, second, local = config.models
+    assert first.api_key == "sk-live"
+    assert second.api_base == "http://127.0.0.1:18081/v1"  # trailing slash removed
+    assert second.upstream_model == "gpt-4o-mini"  # defaults to the name
+    assert second.weight == 3
+    assert local.provider == "local"
+    assert config.router.strategy == "least-outstanding"
+    assert config.router.fallbacks == {"gpt-4o-mini": ["smollm2"]}
+    assert config.server.max_body_bytes == 10 * 1024 * 1024
+
+
+def test_no_file_is_the_embedded_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    config, file = load(None)
+    assert file is None
+    assert config.models == []
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"nope\.yaml: no such file"):
+        load(tmp_path / "nope.yaml")
+
+
+def test_unset_variable_names_file_line_field_and_variable(tmp_path: Path) -> None:
+    message = load_error(tmp_path, EXAMPLE)
+    assert message == (
+        f"{tmp_path / 'stackyard.yaml'}:6: models[0].api_key: environment variable "
+        "${OPENAI_API_KEY} is not set (and no default given)"
+    )
+
+
+def test_unknown_provider(tmp_path: Path) -> None:
+    text = "models:\n  - name: a\n    provider: opnai\n"
+    message = load_error(tmp_path, text)
+    assert message.endswith(
+        "stackyard.yaml:3: models[0].provider: unknown provider 'opnai' "
+        "(known: anthropic, local, openai, openai-compatible)"
+    )
+
+
+def test_wrong_type_names_path_and_expectation(tmp_path: Path) -> None:
+    text = "models:\n  - name: a\n    provider: openai\n    weight: heavy\n"
+    message = load_error(tmp_path, text)
+    assert "stackyard.yaml:4: models[0].weight:" in message
+    assert "valid number" in message
+    assert "'heavy'" in message
+
+
+def test_missing_required_field(tmp_path: Path) -> None:
+    message = load_error(tmp_path, "models:\n  - name: a\n")
+    assert message.endswith("stackyard.yaml:2: models[0].provider: required field is missing")
+
+
+def test_unknown_field_is_an_error(tmp_path: Path) -> None:
+    message = load_error(tmp_path, "router:\n  strategy: weighted-random\n  retrys: 3\n")
+    assert message.endswith("stackyard.yaml:3: router.retrys: unknown field")
+
+
+def test_bad_strategy_lists_choices(tmp_path: Path) -> None:
+    message = load_error(tmp_path, "router:\n  strategy: fastest\n")
+    assert "router.strategy:" in message
+    assert "'weighted-random', 'least-outstanding' or 'lowest-latency'" in message
+
+
+def test_fallback_to_unknown_model(tmp_path: Path) -> None:
+    text = (
+        "models:\n  - name: a\n    provider: openai\n"
+        "router:\n  fallbacks:\n    a: [b]\n"
+    )
+    message = load_error(tmp_path, text)
+    assert message.endswith("stackyard.yaml:6: router.fallbacks.a: unknown model 'b' (models: a)")
+
+
+def test_api_base_must_be_a_url(tmp_path: Path) -> None:
+    text = "models:\n  - name: a\n    provider: openai\n    api_base: localhost:8080\n"
+    message = load_error(tmp_path, text)
+    assert "stackyard.yaml:4: models[0].api_base: expected an http:// or https:// URL" in message
+
+
+def test_invalid_yaml_names_line(tmp_path: Path) -> None:
+    message = load_error(tmp_path, "models:\n  - name: a\n   provider: [\n")
+    assert "stackyard.yaml:3: invalid YAML" in message
+
+
+def test_top_level_must_be_a_mapping() -> None:
+    with pytest.raises(ConfigError, match="expected a mapping at the top level"):
+        validate(["a"], source="x.yaml")
+
+
+def test_interpolation_never_changes_structure(tmp_path: Path) -> None:
+    config, _ = load(
+        write(tmp_path, "models:\n  - name: a\n    provider: openai\n    api_key: ${K}\n"),
+        env={"K": "x\n  - name: injected"},
+        known_providers=PROVIDERS,
+    )
+    assert len(config.models) == 1
+    assert config.models[0].api_key == "x\n  - name: injected"
