@@ -110,10 +110,7 @@ def test_bad_strategy_lists_choices(tmp_path: Path) -> None:
 
 
 def test_fallback_to_unknown_model(tmp_path: Path) -> None:
-    text = (
-        "models:\n  - name: a\n    provider: openai\n"
-        "router:\n  fallbacks:\n    a: [b]\n"
-    )
+    text = "models:\n  - name: a\n    provider: openai\nrouter:\n  fallbacks:\n    a: [b]\n"
     message = load_error(tmp_path, text)
     assert message.endswith("stackyard.yaml:6: router.fallbacks.a: unknown model 'b' (models: a)")
 

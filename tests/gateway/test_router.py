@@ -74,14 +74,13 @@ async def test_failure_moves_to_untried_deployment_first() -> None:
 
 
 async def test_fallback_chain_after_retries_are_spent() -> None:
-    router, fakes = make_router(
-        [("a", "a1"), ("b", "b1")], retries=1, fallbacks={"a": ["b"]}
-    )
+    router, fakes = make_router([("a", "a1"), ("b", "b1")], retries=1, fallbacks={"a": ["b"]})
     fakes["a1"].enqueue(server_error(), server_error())
     stats = RouteStats()
     assert await chat(router, "a", stats) == {"served_by": "b1"}
     assert stats.attempts == 3
-    assert stats.deployment is not None and stats.deployment.id == "b1"
+    assert stats.deployment is not None
+    assert stats.deployment.id == "b1"
 
 
 async def test_fallbacks_are_transitive_and_cannot_loop() -> None:

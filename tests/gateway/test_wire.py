@@ -26,7 +26,11 @@ def test_valid_request_with_unknown_fields_passes() -> None:
                     "role": "assistant",
                     "content": None,
                     "tool_calls": [
-                        {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+                        {
+                            "id": "c1",
+                            "type": "function",
+                            "function": {"name": "f", "arguments": "{}"},
+                        }
                     ],
                 },
                 {"role": "tool", "tool_call_id": "c1", "content": "42"},
@@ -73,7 +77,7 @@ def test_bad_fields_are_named(body: dict[str, Any], param: str, fragment: str) -
     error = chat_error(**body)
     assert error.param == param
     assert fragment in error.message
-    assert error.body()["error"]["type"] == "invalid_request_error"
+    assert error.type == "invalid_request_error"
 
 
 def test_missing_model() -> None:
@@ -83,9 +87,7 @@ def test_missing_model() -> None:
     assert info.value.message == "Missing required parameter: 'model'."
 
 
-@pytest.mark.parametrize(
-    "value", ["text", ["a", "b"], [1, 2, 3], [[1, 2], [3]]]
-)
+@pytest.mark.parametrize("value", ["text", ["a", "b"], [1, 2, 3], [[1, 2], [3]]])
 def test_embedding_inputs_accepted(value: object) -> None:
     validate_embeddings({"model": "m", "input": value})
 

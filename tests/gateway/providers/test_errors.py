@@ -1,4 +1,3 @@
-import asyncio
 import email.utils
 import time
 
@@ -15,7 +14,8 @@ def test_retry_after_forms() -> None:
     assert parse_retry_after({}) is None
     date = email.utils.formatdate(time.time() + 30, usegmt=True)
     delay = parse_retry_after({"retry-after": date})
-    assert delay is not None and 25 < delay <= 30
+    assert delay is not None
+    assert 25 < delay <= 30
 
 
 @pytest.mark.parametrize(
@@ -67,7 +67,7 @@ def test_x_should_retry_overrides_status() -> None:
 
 
 def test_client_side_failures() -> None:
-    assert from_exception(asyncio.TimeoutError(), upstream="u").kind == "timeout"
+    assert from_exception(TimeoutError(), upstream="u").kind == "timeout"
     assert from_exception(aiohttp.ServerDisconnectedError(), upstream="u").kind == "connection"
     assert from_exception(ConnectionResetError(), upstream="u").kind == "connection"
     with pytest.raises(KeyError):
