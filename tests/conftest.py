@@ -29,23 +29,20 @@ def free_port() -> int:
 class GatewayProcess:
     """A real ``stackyard serve`` subprocess on a free port."""
 
-    def __init__(self, config: dict[str, Any], workdir: Path, *, env: dict[str, str] | None = None):
-        self.config_path = workdir / "stackyard.yaml"
-        self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    def __init__(
+        self, config: dict[str, Any] | None, workdir: Path, *, env: dict[str, str] | None = None
+    ) -> None:
+        """``config=None`` starts the embedded default (no config file at all)."""
+        command = [sys.executable, "-m", "stackyard", "serve"]
+        if config is not None:
+            self.config_path = workdir / "stackyard.yaml"
+            self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+            command += ["--config", str(self.config_path)]
         self.port = free_port()
         self.log_path = workdir / "gateway.log"
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "stackyard",
-                "serve",
-                "--config",
-                str(self.config_path),
-                "--port",
-                str(self.port),
-            ],
+            [*command, "--port", str(self.port)],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},
@@ -107,7 +104,7 @@ def gateway_factory(
     """Start gateways for the module; all are stopped at its end."""
     started: list[GatewayProcess] = []
 
-    def start(config: dict[str, Any], env: dict[str, str] | None = None) -> GatewayProcess:
+    def start(config: dict[str, Any] | None, env: dict[str, str] | None = None) -> GatewayProcess:
         gateway = GatewayProcess(config, tmp_path_factory.mktemp("gateway"), env=env)
         started.append(gateway)
         return gateway

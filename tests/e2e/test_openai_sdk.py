@@ -49,6 +49,11 @@ def gateway(fake_openai: FakeOpenAI, gateway_factory: Any) -> GatewayProcess:
                     "api_base": fake_openai.base_url("sdk-embed"),
                     "api_key": "sk-upstream",
                 },
+                {
+                    "name": "self-hosted-embed",
+                    "provider": "openai-compatible",
+                    "api_base": fake_openai.base_url("sdk-compat"),
+                },
             ],
             "server": {"max_body_bytes": 100_000},
         },
@@ -258,10 +263,26 @@ def check_embeddings(client: openai.OpenAI, default: openai.OpenAI) -> None:
     assert len(tokens.data) == 2
 
 
+def test_base64_embeddings_from_an_upstream_asked_for_floats(
+    client: openai.OpenAI, fake_openai: FakeOpenAI
+) -> None:
+    with openai.OpenAI(base_url=client.base_url, api_key="unused", max_retries=0) as default:
+        ours = default.embeddings.create(model="self-hosted-embed", input="one", dimensions=16)
+        reference = default.embeddings.create(
+            model="text-embedding-3-small", input="one", dimensions=16
+        )
+    assert fake_openai.requests_for("sdk-compat")[-1].body["encoding_format"] == "float"
+    assert ours.data[0].embedding == pytest.approx(reference.data[0].embedding, rel=1e-6)
+
+
 def test_models_list(client: openai.OpenAI) -> None:
     models = client.models.list()
-    assert [m.id for m in models.data] == ["gpt-4o-mini", "text-embedding-3-small"]
-    assert all(m.object == "model" and m.owned_by == "openai" for m in models.data)
+    assert [m.id for m in models.data] == [
+        "gpt-4o-mini",
+        "text-embedding-3-small",
+        "self-hosted-embed",
+    ]
+    assert [m.owned_by for m in models.data] == ["openai", "openai", "openai-compatible"]
 
 
 def test_unknown_model_raises_not_found(client: openai.OpenAI) -> None:
@@ -269,7 +290,7 @@ def test_unknown_model_raises_not_found(client: openai.OpenAI) -> None:
         client.chat.completions.create(model="gpt-5", messages=USER)
     error: Any = info.value.body
     assert error["code"] == "model_not_found"
-    assert "gpt-4o-mini, text-embedding-3-small" in error["message"]
+    assert "gpt-4o-mini, text-embedding-3-small, self-hosted-embed" in error["message"]
 
 
 def test_bad_field_raises_bad_request(client: openai.OpenAI) -> None:
@@ -330,4 +351,4 @@ def test_unknown_route_and_method(gateway: GatewayProcess) -> None:
 
 def test_health_and_ready(gateway: GatewayProcess) -> None:
     assert httpx.get(f"{gateway.url}/health").json() == {"status": "ok"}
-    assert httpx.get(f"{gateway.url}/ready").json() == {"status": "ready", "models": 2}
+    assert httpx.get(f"{gateway.url}/ready").json() == {"status": "ready", "models": 3}

@@ -1,0 +1,60 @@
+"""The ``stackyard`` command: config checks and the server's start-up refusals."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from stackyard import __version__
+from stackyard.cli import main
+
+
+def test_version() -> None:
+    result = CliRunner().invoke(main, ["--version"])
+    assert result.exit_code == 0
+    assert __version__ in result.output
+
+
+def test_config_check_summarises_models(tmp_path: Path) -> None:
+    path = tmp_path / "stackyard.yaml"
+    path.write_text(
+        "models:\n"
+        "  - {name: a, provider: openai, api_key: x}\n"
+        "  - {name: a, provider: openai-compatible, api_base: 'http://127.0.0.1:1/v1'}\n"
+        "  - {name: b, provider: openai-compatible, api_base: 'http://127.0.0.1:2/v1'}\n"
+        "router:\n  fallbacks: {a: [b]}\n"
+    )
+    result = CliRunner().invoke(main, ["config", "check", "--config", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "valid" in result.output
+    assert "a: 2 deployments (openai, openai-compatible); falls back to b" in result.output
+
+
+def test_config_check_rejects_a_provider_that_lacks_what_it_needs(tmp_path: Path) -> None:
+    path = tmp_path / "stackyard.yaml"
+    path.write_text("models:\n  - {name: a, provider: openai-compatible}\n")
+    result = CliRunner().invoke(main, ["config", "check", "--config", str(path)])
+    assert result.exit_code == 2
+    assert "models[0] (a): provider 'openai-compatible' needs 'api_base'" in result.output
+
+
+def test_providers_are_listed() -> None:
+    result = CliRunner().invoke(main, ["providers"])
+    assert result.output.split() == ["openai", "openai-compatible"]
+
+
+def test_serve_refuses_an_invalid_config_before_listening(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("models:\n  - name: a\n    provider: openai\n    weight: -1\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "stackyard", "serve", "--config", str(path), "--port", "1"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2
+    assert f"{path}:4: models[0].weight: Input should be greater than 0" in done.stderr
+    assert "Traceback" not in done.stderr
