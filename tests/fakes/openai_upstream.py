@@ -34,9 +34,29 @@ Handler = Callable[[web.Request, str, Any, "Fault | None"], Awaitable[web.Stream
 
 _RECEIVED = web.RequestKey("fake_openai_received", float)
 _FINGERPRINT = "fp_fake0001"
+_MALFORMED = object()
+_COMPLETION_DETAILS = (
+    "reasoning_tokens",
+    "audio_tokens",
+    "accepted_prediction_tokens",
+    "rejected_prediction_tokens",
+)
+_REQUIRED = {"chat/completions": ("model", "messages"), "embeddings": ("model", "input")}
+_SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
+_BAD_KEY = (
+    "Incorrect API key provided. You can find your API key at "
+    "https://platform.openai.com/account/api-keys."
+)
+_RATE_LIMITS = {
+    "openai-version": "2020-10-01",
+    "x-ratelimit-limit-requests": "10000",
+    "x-ratelimit-reset-requests": "6ms",
+    "x-ratelimit-limit-tokens": "30000000",
+    "x-ratelimit-remaining-tokens": "29999990",
+    "x-ratelimit-reset-tokens": "0s",
+}
 _DEFAULT_ERRORS: dict[int, tuple[str, str | None, str]] = {
-    401: ("invalid_request_error", "invalid_api_key", "Incorrect API key provided."),
-    404: ("invalid_request_error", "model_not_found", "The model does not exist."),
+    401: ("invalid_request_error", "invalid_api_key", _BAD_KEY),
     429: ("requests", "rate_limit_exceeded", "Rate limit reached for requests."),
     500: ("server_error", None, "The server had an error while processing your request."),
     503: ("service_unavailable", None, "The engine is currently overloaded, try again later."),
@@ -122,6 +142,17 @@ def _error(
     return _json({"error": error}, status)
 
 
+def _fault_error(fault: Fault) -> web.Response:
+    response = _error(fault.code, fault.message)
+    if fault.retry_after is not None:
+        response.headers["retry-after"] = str(math.ceil(fault.retry_after))
+        response.headers["retry-after-ms"] = str(int(fault.retry_after * 1000))
+    if fault.code == 429:
+        response.headers["x-ratelimit-remaining-requests"] = "0"
+    response.headers.update(dict(fault.headers))
+    return response
+
+
 def _json(body: Any, status: int = 200) -> web.Response:
     return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
 
@@ -165,15 +196,13 @@ def _example(schema: Any, text: str) -> Any:
 def _vector(item: Any, dimensions: int) -> list[float]:
     seed = orjson.dumps(item)
     digest = b"".join(
-        hashlib.sha256(seed + i.to_bytes(4, "little")).digest()
-        for i in range(dimensions // 32 + 1)
+        hashlib.sha256(seed + i.to_bytes(4, "little")).digest() for i in range(dimensions // 32 + 1)
     )
     raw = [b - 127.5 for b in digest[:dimensions]]
     norm = math.sqrt(sum(x * x for x in raw)) or 1.0
     # Rounded to float32, so the float and base64 encodings decode to the same numbers.
-    return list(struct.unpack(f"<{dimensions}f", struct.pack(f"<{dimensions}f", *raw)))[
-        :0
-    ] or [float(v) for v in struct.unpack(f"<{dimensions}f", struct.pack(f"<{dimensions}f", *(x / norm for x in raw)))]
+    packed = struct.pack(f"<{dimensions}f", *(x / norm for x in raw))
+    return list(struct.unpack(f"<{dimensions}f", packed))
 
 
 class _Answer:
@@ -231,13 +260,8 @@ class _Answer:
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": completion,
             "total_tokens": self.prompt_tokens + completion,
-            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-            "completion_tokens_details": {
-                "reasoning_tokens": 0,
-                "audio_tokens": 0,
-                "accepted_prediction_tokens": 0,
-                "rejected_prediction_tokens": 0,
-            },
+            "prompt_tokens_details": dict.fromkeys(("cached_tokens", "audio_tokens"), 0),
+            "completion_tokens_details": dict.fromkeys(_COMPLETION_DETAILS, 0),
         }
 
     def _envelope(self, kind: str, choices: list[Any]) -> dict[str, Any]:
@@ -252,11 +276,8 @@ class _Answer:
         }
 
     def completion(self) -> dict[str, Any]:
-        message: dict[str, Any] = {
-            "role": "assistant",
-            "content": "".join(self.pieces),
-            "refusal": None,
-        }
+        message: dict[str, Any] = {"role": "assistant", "refusal": None}
+        message["content"] = "".join(self.pieces)
         if self.tool_call is not None:
             message.update(content=None, tool_calls=[self.tool_call])
         choices = [
@@ -290,3 +311,237 @@ class _Answer:
         if with_usage:
             out.append({**self._envelope("chat.completion.chunk", []), "usage": self.usage()})
         return out
+
+
+class FakeOpenAI:
+    """The fake server. ``with FakeOpenAI() as fake:`` starts and stops it."""
+
+    def __init__(self, *, supports_base64: bool = True) -> None:
+        self.supports_base64 = supports_base64  # False: ignore encoding_format, send floats
+        self.models = ["gpt-4o-mini", "text-embedding-3-small"]
+        self.port = 0
+        self._records: list[RecordedRequest] = []
+        self._faults: dict[str, deque[Fault]] = {}
+        self._keys: dict[str, str] = {}
+        self._counts: Counter[str] = Counter()
+        self.aborted_streams = 0  # streams whose reader went away before the end
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._failure: BaseException | None = None
+        self._routes: dict[tuple[str, str], Handler] = {
+            ("POST", "chat/completions"): self._chat,
+            ("POST", "embeddings"): self._embeddings,
+            ("GET", "models"): self._list_models,
+        }
+
+    # -- control -------------------------------------------------------------------------------
+
+    def base_url(self, deployment: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{deployment}/v1"
+
+    def enqueue(self, deployment: str, *faults: Fault) -> None:
+        """Each later request to ``deployment`` pops one fault, in order."""
+        with self._lock:
+            self._faults.setdefault(deployment, deque()).extend(faults)
+
+    def require_key(self, deployment: str, key: str) -> None:
+        """Requests to ``deployment`` without ``Authorization: Bearer {key}`` get a 401."""
+        with self._lock:
+            self._keys[deployment] = key
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """A snapshot of every request received, oldest first."""
+        with self._lock:
+            return list(self._records)
+
+    def requests_for(self, deployment: str) -> list[RecordedRequest]:
+        with self._lock:
+            return [r for r in self._records if r.deployment == deployment]
+
+    def reset(self) -> None:
+        """Forget recorded requests and queued faults (required keys stay)."""
+        with self._lock:
+            self._records.clear()
+            self._faults.clear()
+            self._counts.clear()
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._ready.clear()
+        self._failure = None
+        self._thread = threading.Thread(target=self._run, name="fake-openai", daemon=True)
+        self._thread.start()
+        self._ready.wait(10)
+        if self._failure is not None or not self.port:
+            self._thread.join(1)
+            self._thread = None
+            raise RuntimeError("the fake OpenAI server did not start") from self._failure
+
+    def stop(self) -> None:
+        thread, loop, stopping = self._thread, self._loop, self._stopping
+        if thread is None:
+            return
+        if loop is not None and stopping is not None:
+            loop.call_soon_threadsafe(stopping.set)
+        thread.join(10)
+        self._thread = None
+        self.port = 0
+
+    def __enter__(self) -> FakeOpenAI:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except BaseException as exc:  # reported by start()
+            self._failure = exc
+            self._ready.set()
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stopping = asyncio.Event()
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/{deployment}/v1/{endpoint:.*}", self._dispatch)
+        app.router.add_route("*", "/{path:.*}", self._dispatch)
+        app.on_response_prepare.append(self._add_headers)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, "127.0.0.1", 0).start()
+            self.port = runner.addresses[0][1]
+            self._ready.set()
+            await self._stopping.wait()
+        finally:
+            await runner.cleanup()
+
+    # -- handlers ------------------------------------------------------------------------------
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        request[_RECEIVED] = time.monotonic()
+        deployment = request.match_info.get("deployment", "")
+        raw = await request.read()
+        try:
+            body: Any = orjson.loads(raw) if raw else None
+        except orjson.JSONDecodeError:
+            body = _MALFORMED
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        record = RecordedRequest(
+            deployment, request.method, request.path, headers, None if body is _MALFORMED else body
+        )
+        with self._lock:
+            self._records.append(record)
+            self._counts[deployment] += 1
+            queue = self._faults.get(deployment)
+            fault = queue.popleft() if queue else None
+            key = self._keys.get(deployment)
+        streaming = isinstance(body, dict) and bool(body.get("stream"))
+        kind = fault.kind if fault is not None else None
+        if kind == "reset" or (kind == "cut_stream" and not streaming):
+            _abort(request)
+            return web.Response()  # never sent: the transport is gone
+        if fault is not None and kind == "status":
+            return _fault_error(fault)
+        if fault is not None and kind == "delay":
+            await asyncio.sleep(fault.seconds)
+        if key is not None and request.headers.get("Authorization") != f"Bearer {key}":
+            return _error(401, _BAD_KEY)
+        endpoint = request.match_info.get("endpoint", "")
+        route = self._routes.get((request.method, endpoint))
+        if route is None or not deployment:
+            return _error(404, f"Invalid URL ({request.method} {request.path})")
+        if body is _MALFORMED:
+            return _error(400, "We could not parse the JSON body of your request.")
+        for param in _REQUIRED.get(endpoint, ()):
+            if not isinstance(body, dict) or not body.get(param):
+                message = f"Missing required parameter: '{param}'."
+                return _error(400, message, param, "missing_required_parameter")
+        if fault is not None and kind == "stream_error" and not streaming:
+            return _error(500, fault.message)
+        return await route(request, deployment, body, fault)
+
+    async def _add_headers(self, request: web.Request, response: web.StreamResponse) -> None:
+        started = request.get(_RECEIVED, time.monotonic())
+        with self._lock:
+            used = self._counts[request.match_info.get("deployment", "")]
+        defaults = {
+            **_RATE_LIMITS,
+            "x-request-id": f"req_{uuid.uuid4().hex}",
+            "openai-processing-ms": str(int((time.monotonic() - started) * 1000)),
+            "x-ratelimit-remaining-requests": str(max(0, 10000 - used)),
+        }
+        for name, value in defaults.items():
+            response.headers.setdefault(name, value)
+
+    async def _chat(
+        self, request: web.Request, deployment: str, body: Any, fault: Fault | None
+    ) -> web.StreamResponse:
+        answer = _Answer(deployment, body)
+        if not body.get("stream"):
+            return _json(answer.completion())
+        response = web.StreamResponse(headers=_SSE_HEADERS)
+        await response.prepare(request)
+        cut_at = (
+            fault.after_chunks if fault and fault.kind in ("cut_stream", "stream_error") else -1
+        )
+        interval = fault.seconds if fault and fault.kind == "slow_chunks" else 0.0
+        try:
+            for index, chunk in enumerate([*answer.chunks(), None]):
+                if index == cut_at and fault is not None and fault.kind == "cut_stream":
+                    _abort(request)
+                    return response
+                if index == cut_at and fault is not None:
+                    error = {"message": fault.message, "type": "server_error"}
+                    chunk = {"error": {**error, "param": None, "code": None}}
+                if index and interval:
+                    await asyncio.sleep(interval)
+                await response.write(
+                    b"data: %s\n\n" % (orjson.dumps(chunk) if chunk else b"[DONE]")
+                )
+                if index == cut_at:
+                    break
+            await response.write_eof()
+        except ConnectionError:  # the client went away mid-stream
+            with self._lock:
+                self.aborted_streams += 1
+        return response
+
+    async def _embeddings(
+        self, request: web.Request, deployment: str, body: Any, fault: Fault | None
+    ) -> web.StreamResponse:
+        inputs = body["input"]
+        if isinstance(inputs, str) or (isinstance(inputs, list) and isinstance(inputs[0], int)):
+            inputs = [inputs]
+        if not isinstance(inputs, list) or not all(isinstance(i, str | list) for i in inputs):
+            return _error(400, "'input' must be a string, strings or token ids.", "input")
+        dimensions = body.get("dimensions") or 8
+        as_base64 = body.get("encoding_format") == "base64" and self.supports_base64
+        data, tokens = [], 0
+        for index, item in enumerate(inputs):
+            vector = _vector(item, dimensions)
+            tokens += len(item.split()) if isinstance(item, str) else len(item)
+            embedding: Any = vector
+            if as_base64:
+                embedding = base64.b64encode(struct.pack(f"<{dimensions}f", *vector)).decode()
+            data.append({"object": "embedding", "index": index, "embedding": embedding})
+        usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+        return _json({"object": "list", "data": data, "model": body["model"], "usage": usage})
+
+    async def _list_models(
+        self, request: web.Request, deployment: str, body: Any, fault: Fault | None
+    ) -> web.StreamResponse:
+        data = [
+            {"id": m, "object": "model", "created": 1_700_000_000, "owned_by": "openai"}
+            for m in self.models
+        ]
+        return _json({"object": "list", "data": data})
