@@ -15,6 +15,7 @@ from stackyard.config import StackyardConfig, load
 from stackyard.errors import APIError, internal_error
 from stackyard.gateway.chat import chat_completions
 from stackyard.gateway.embeddings import embeddings
+from stackyard.gateway.messages import count_tokens, messages
 from stackyard.gateway.models import ModelsEndpoint
 from stackyard.gateway.providers import registry
 from stackyard.gateway.service import Gateway
@@ -48,9 +49,19 @@ class Stackyard:
         async def list_models(request: Request) -> Reply:
             return await models(gateway, request)
 
+        async def anthropic_messages(request: Request) -> Reply:
+            return await messages(gateway, request)
+
+        async def anthropic_count_tokens(request: Request) -> Reply:
+            return await count_tokens(gateway, request)
+
         self.routes.add("POST", ["/v1/chat/completions", "/chat/completions"], chat)
         self.routes.add("POST", ["/v1/embeddings", "/embeddings"], embed)
         self.routes.add("GET", ["/v1/models", "/models"], list_models)
+        self.routes.add("POST", ["/v1/messages", "/messages"], anthropic_messages)
+        self.routes.add(
+            "POST", ["/v1/messages/count_tokens", "/messages/count_tokens"], anthropic_count_tokens
+        )
         self.routes.add("GET", ["/health"], self._health)
         self.routes.add("GET", ["/ready"], self._ready)
         self.routes.add("GET", ["/"], self._index)

@@ -76,6 +76,9 @@ class Capabilities:
     base64_embeddings: bool = False
     #: Requests leave the organisation (for guardrail policies); a config entry may override.
     external: bool = True
+    #: Speaks Anthropic's Messages API natively (``messages``, ``messages_stream``,
+    #: ``count_tokens``): the ``/v1/messages`` door passes requests through untranslated.
+    anthropic_messages: bool = False
 
 
 class Provider(Protocol):
@@ -98,6 +101,17 @@ class Provider(Protocol):
     async def aclose(self) -> None:
         """Release resources (the shared HTTP client is closed by its owner)."""
         ...
+
+
+class MessagesProvider(Provider, Protocol):
+    """A provider whose ``capabilities.anthropic_messages`` is set: it takes Anthropic
+    Messages bodies as they are."""
+
+    async def messages(self, body: Body) -> Body: ...
+
+    def messages_stream(self, body: Body) -> AsyncGenerator[tuple[str | None, Body], None]: ...
+
+    async def count_tokens(self, body: Body) -> Body: ...
 
 
 class ProviderFactory(Protocol):

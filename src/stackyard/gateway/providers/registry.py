@@ -16,6 +16,7 @@ from stackyard.gateway.providers.http import HttpClient
 _REGISTRY: dict[str, ProviderFactory | str] = {
     "openai": "stackyard.gateway.providers.openai:OpenAIProvider",
     "openai-compatible": "stackyard.gateway.providers.openai:OpenAICompatibleProvider",
+    "anthropic": "stackyard.gateway.providers.anthropic:AnthropicProvider",
 }
 
 

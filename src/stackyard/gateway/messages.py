@@ -1,0 +1,175 @@
+"""``POST /v1/messages``: Anthropic's Messages API as a second door into the gateway.
+
+A request for a model served by Anthropic passes through untouched; a request for any other
+model (OpenAI, self-hosted, in-process) is translated to chat completions and back, streaming
+included. Routing, retries and fallback are the same as for ``/v1/chat/completions``, so a
+Claude model can fall back to an open-source one and the other way round.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any, cast
+
+import orjson
+
+from stackyard.errors import APIError
+from stackyard.gateway.anthropic_wire import error_body, error_type, validate_messages
+from stackyard.gateway.deployment import Deployment
+from stackyard.gateway.headers import route_headers, with_route_headers
+from stackyard.gateway.providers.base import Body, MessagesProvider, UpstreamError
+from stackyard.gateway.router import RouteStats
+from stackyard.gateway.service import Gateway
+from stackyard.gateway.translate import anthropic_frontdoor
+from stackyard.server.http import Request, Response
+from stackyard.server.streaming import EventStream
+
+#: A stream of Anthropic events, however produced: (event name, data).
+Events = AsyncGenerator[tuple[str | None, Body], None]
+
+
+def _native(deployment: Deployment) -> bool:
+    return deployment.provider.capabilities.anthropic_messages
+
+
+def _messages_provider(deployment: Deployment) -> MessagesProvider:
+    return cast(MessagesProvider, deployment.provider)
+
+
+def anthropic_error(error: APIError) -> Response:
+    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in error.headers]
+    return Response(error.status, error_body(error), headers)
+
+
+async def messages(gateway: Gateway, request: Request) -> Response | EventStream:
+    stats = RouteStats()
+    try:
+        body = await request.json_object()
+        validate_messages(body)
+        if body.get("stream"):
+            return await _stream(gateway, request, body, stats)
+
+        async def attempt(deployment: Deployment) -> Body:
+            if _native(deployment):
+                return await _messages_provider(deployment).messages(body)
+            completion = await deployment.provider.chat(anthropic_frontdoor.request(body))
+            return anthropic_frontdoor.message(completion, model=body["model"])
+
+        routed = await gateway.router.run(body["model"], attempt, stats=stats, operation="messages")
+    except APIError as exc:
+        return anthropic_error(with_route_headers(exc, request, stats))
+    return Response.json(routed.result, headers=route_headers(request, stats))
+
+
+async def count_tokens(gateway: Gateway, request: Request) -> Response:
+    stats = RouteStats()
+    try:
+        body = await request.json_object()
+        validate_messages(body, count=True)
+
+        async def attempt(deployment: Deployment) -> Body:
+            return await _messages_provider(deployment).count_tokens(body)
+
+        routed = await gateway.router.run(
+            body["model"], attempt, stats=stats, supports=_native, operation="token counting"
+        )
+    except APIError as exc:
+        return anthropic_error(with_route_headers(exc, request, stats))
+    return Response.json(routed.result, headers=route_headers(request, stats))
+
+
+async def _translated_events(deployment: Deployment, body: Body) -> Events:
+    """Events from an OpenAI-format back end, translated as they arrive."""
+    translator = anthropic_frontdoor.EventTranslator(model=body["model"])
+    chunks = deployment.provider.chat_stream(anthropic_frontdoor.request(body))
+    try:
+        async for chunk in chunks:
+            for event in translator.feed(chunk):
+                yield event
+    finally:
+        await chunks.aclose()
+    for event in translator.finish():
+        yield event
+
+
+async def _native_events(deployment: Deployment, body: Body) -> Events:
+    events = _messages_provider(deployment).messages_stream(body)
+    try:
+        async for name, data in events:
+            if (data.get("type") or name) == "error":
+                error = data.get("error") or {}
+                raise UpstreamError(
+                    "rate_limited" if error.get("type") == "rate_limit_error" else "server",
+                    f"Anthropic stream error ({error.get('type')}): {error.get('message')}",
+                    error_type=error.get("type"),
+                )
+            yield name, data
+    finally:
+        await events.aclose()
+
+
+async def _stream(gateway: Gateway, request: Request, body: Body, stats: RouteStats) -> EventStream:
+    async def attempt(deployment: Deployment) -> tuple[tuple[str | None, Body], Events]:
+        events = (
+            _native_events(deployment, body)
+            if _native(deployment)
+            else (_translated_events(deployment, body))
+        )
+        try:
+            first = await anext(events)
+        except StopAsyncIteration:
+            raise UpstreamError(
+                "invalid_response", f"deployment {deployment.id} sent an empty stream"
+            ) from None
+        except BaseException:
+            await events.aclose()
+            raise
+        return first, events
+
+    routed = await gateway.router.run(
+        body["model"],
+        attempt,
+        stats=stats,
+        stream=True,
+        supports=lambda d: d.provider.capabilities.streaming,
+        operation="streaming",
+    )
+    first, events = routed.result
+    idle = gateway.config.router.stream_idle_timeout
+    return EventStream(
+        _encode(first, events, idle, routed.deployment), route_headers(request, stats)
+    )
+
+
+def _sse(name: str | None, data: Any) -> bytes:
+    event = (name or str(data.get("type", "message"))).encode()
+    return b"event: " + event + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
+
+async def _encode(
+    first: tuple[str | None, Body], events: Events, idle: float, deployment: Deployment
+) -> AsyncIterator[bytes]:
+    try:
+        yield _sse(*first)
+        while True:
+            try:
+                async with asyncio.timeout(idle):
+                    name, data = await anext(events)
+            except StopAsyncIteration:
+                break
+            yield _sse(name, data)
+    except UpstreamError as exc:
+        yield _error_event(exc.error_type or error_type(502), exc.message)
+    except TimeoutError:
+        yield _error_event(
+            error_type(504),
+            f"deployment {deployment.id} sent nothing for {idle:g} seconds; stream ended",
+        )
+    finally:
+        await events.aclose()
+
+
+def _error_event(kind: str, message: str) -> bytes:
+    data = {"type": "error", "error": {"type": kind, "message": message}}
+    return _sse("error", data)

@@ -1,0 +1,54 @@
+"""Small helpers shared by the translators."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import orjson
+
+from stackyard.gateway.providers.base import UpstreamError
+
+#: Name of the tool forced on Anthropic to honour OpenAI's ``response_format``.
+JSON_TOOL = "json_output"
+
+
+def new_id(prefix: str) -> str:
+    return prefix + os.urandom(12).hex()
+
+
+def now() -> int:
+    return int(time.time())
+
+
+def text_of(content: Any) -> str:
+    """The text of an OpenAI message content (a string or a list of parts)."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    return "".join(
+        part.get("text", "")
+        for part in content
+        if isinstance(part, dict) and part.get("type") in ("text", "input_text")
+    )
+
+
+def parse_arguments(arguments: Any, where: str) -> Any:
+    """A tool call's JSON arguments string as an object (Anthropic's ``input``)."""
+    if isinstance(arguments, dict):
+        return arguments
+    if not arguments:
+        return {}
+    try:
+        value = orjson.loads(arguments)
+    except orjson.JSONDecodeError:
+        raise UpstreamError(
+            "client", f"{where}: tool call arguments are not valid JSON", status=400
+        ) from None
+    return value
+
+
+def dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
