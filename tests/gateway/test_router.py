@@ -275,3 +275,11 @@ def test_backoff_grows_exponentially_with_bounded_jitter() -> None:
     delays = [backoff_delay(config, i, rng) for i in range(5)]
     for delay, base in zip(delays, [1, 2, 4, 5, 5], strict=True):
         assert base * 0.9 <= delay <= base * 1.1
+
+
+async def test_fallbacks_can_be_turned_off_for_model_specific_answers() -> None:
+    router, fakes = make_router([("a", "a1"), ("b", "b1")], retries=0, fallbacks={"a": ["b"]})
+    fakes["a1"].enqueue(server_error())
+    with pytest.raises(APIError):
+        await router.run("a", lambda d: d.provider.chat({}), stats=RouteStats(), fallbacks=False)
+    assert fakes["b1"].calls == []

@@ -72,7 +72,12 @@ async def count_tokens(gateway: Gateway, request: Request) -> Response:
             return await _messages_provider(deployment).count_tokens(body)
 
         routed = await gateway.router.run(
-            body["model"], attempt, stats=stats, supports=_native, operation="token counting"
+            body["model"],
+            attempt,
+            stats=stats,
+            supports=_native,
+            operation="token counting",
+            fallbacks=False,
         )
     except APIError as exc:
         return anthropic_error(with_route_headers(exc, request, stats))

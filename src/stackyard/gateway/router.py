@@ -124,10 +124,14 @@ class Router:
         stream: bool = False,
         supports: Callable[[Deployment], bool] | None = None,
         operation: str = "chat completions",
+        fallbacks: bool = True,
     ) -> Routed[T]:
         """Call ``attempt`` on deployments until one succeeds; raise an :class:`APIError`
-        carrying the last upstream failure when the budget is spent."""
+        carrying the last upstream failure when the budget is spent. ``fallbacks=False``
+        keeps to the model asked for (an answer about another model would be wrong)."""
         chain = self.chain(model)
+        if not fallbacks:
+            chain = chain[:1]
         config = self.config
         clock = self.clock
         deadline = clock() + config.timeout

@@ -1,0 +1,121 @@
+"""Edge cases of OpenAI -> Anthropic translation (the conformance suite covers the main paths)."""
+
+from typing import Any
+
+import pytest
+
+from stackyard.gateway.providers.base import UpstreamError
+from stackyard.gateway.translate.anthropic_backend import StreamTranslator, completion, request
+
+
+def translate(**body: Any) -> dict[str, Any]:
+    return request(
+        {"model": "x", "messages": [{"role": "user", "content": "hi"}], **body},
+        model="claude",
+        default_max_tokens=1024,
+    )
+
+
+def test_consecutive_turns_are_merged_and_system_messages_lifted() -> None:
+    out = translate(
+        messages=[
+            {"role": "system", "content": "A"},
+            {"role": "user", "content": "one"},
+            {"role": "user", "content": [{"type": "text", "text": "two"}]},
+            {"role": "developer", "content": "B"},
+            {"role": "assistant", "content": "three"},
+        ]
+    )
+    assert out["system"] == "A\n\nB"
+    assert out["messages"] == [
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": "one"}, {"type": "text", "text": "two"}],
+        },
+        {"role": "assistant", "content": [{"type": "text", "text": "three"}]},
+    ]
+    assert out["max_tokens"] == 1024
+
+
+def test_images_as_data_urls_and_links() -> None:
+    out = translate(
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,AAAA"}},
+                    {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}},
+                ],
+            }
+        ]
+    )
+    assert out["messages"][0]["content"] == [
+        {"type": "image", "source": {"type": "base64", "media_type": "image/jpeg", "data": "AAAA"}},
+        {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.png"}},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("choice", "parallel", "expected"),
+    [
+        ("auto", None, {"type": "auto"}),
+        ("required", None, {"type": "any"}),
+        ("none", None, {"type": "none"}),
+        ({"type": "function", "function": {"name": "f"}}, None, {"type": "tool", "name": "f"}),
+        ("auto", False, {"type": "auto", "disable_parallel_tool_use": True}),
+        (None, False, {"type": "auto", "disable_parallel_tool_use": True}),
+    ],
+)
+def test_tool_choice(choice: Any, parallel: Any, expected: dict[str, Any]) -> None:
+    tools = [{"type": "function", "function": {"name": "f"}}]
+    body: dict[str, Any] = {"tools": tools}
+    if choice is not None:
+        body["tool_choice"] = choice
+    if parallel is not None:
+        body["parallel_tool_calls"] = parallel
+    out = translate(**body)
+    assert out["tool_choice"] == expected
+    assert out["tools"] == [{"name": "f", "input_schema": {"type": "object", "properties": {}}}]
+
+
+def test_limits_and_unsupported_options() -> None:
+    out = translate(max_completion_tokens=77, max_tokens=5, stop="END", temperature=1.7, seed=3)
+    assert (out["max_tokens"], out["stop_sequences"], out["temperature"]) == (77, ["END"], 1.0)
+    assert "seed" not in out
+    with pytest.raises(UpstreamError) as info:
+        translate(n=2)
+    assert info.value.kind == "client"
+    with pytest.raises(UpstreamError, match="not valid JSON"):
+        translate(
+            messages=[
+                {
+                    "role": "assistant",
+                    "tool_calls": [
+                        {"id": "c", "type": "function", "function": {"name": "f", "arguments": "{"}}
+                    ],
+                }
+            ]
+        )
+
+
+def test_refusal_and_unknown_stop_reasons() -> None:
+    message = {"content": [{"type": "text", "text": "no"}], "stop_reason": "refusal", "usage": {}}
+    assert completion(message, json_mode=False)["choices"][0]["finish_reason"] == "content_filter"
+    message["stop_reason"] = "something_new"
+    assert completion(message, json_mode=False)["choices"][0]["finish_reason"] == "stop"
+
+
+def test_stream_error_event_is_retryable_by_kind() -> None:
+    translator = StreamTranslator(json_mode=False, include_usage=False)
+    with pytest.raises(UpstreamError) as info:
+        translator.feed(
+            "error", {"type": "error", "error": {"type": "rate_limit_error", "message": "slow"}}
+        )
+    assert info.value.kind == "rate_limited"
+    assert translator.feed("ping", {"type": "ping"}) == []
+    thinking = {
+        "type": "content_block_delta",
+        "index": 0,
+        "delta": {"type": "thinking_delta", "thinking": "hm"},
+    }
+    assert translator.feed("content_block_delta", thinking) == []
