@@ -1,11 +1,16 @@
-"""The docs name every configuration field (Datasette's habit: docs that cannot go stale)."""
+"""The docs name every configuration field and their examples load (Datasette's habit: docs
+that cannot go stale)."""
 
+import re
 from pathlib import Path
 
 import pytest
+import yaml
 from pydantic import BaseModel
 
+from stackyard.config import validate
 from stackyard.config.schema import ModelEntry, RouterConfig, ServerConfig
+from stackyard.gateway.providers import registry
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -15,3 +20,13 @@ def test_every_config_field_is_documented(section: type[BaseModel]) -> None:
     text = (DOCS / "configuration.md").read_text()
     missing = [name for name in section.model_fields if f"| `{name}` |" not in text]
     assert not missing, f"docs/configuration.md lacks {section.__name__} fields: {missing}"
+
+
+@pytest.mark.parametrize("page", ["../README.md", "configuration.md"])
+def test_yaml_examples_are_valid_configs(page: str) -> None:
+    text = (DOCS / page).read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", text, re.S)
+    assert blocks, f"{page} has no YAML example"
+    env = {"OPENAI_API_KEY": "sk-x", "ANTHROPIC_API_KEY": "sk-y"}
+    for block in blocks:
+        validate(yaml.safe_load(block), source=page, env=env, known_providers=registry.names())
