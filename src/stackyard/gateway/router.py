@@ -239,6 +239,14 @@ class Router:
         if last.kind == "rate_limited":
             if last.retry_after is not None and not retry_after:
                 retry_after = [("retry-after", str(max(1, math.ceil(last.retry_after))))]
+            if last.client_status is not None:  # e.g. a full in-process engine: a plain 429
+                return APIError(
+                    last.client_status,
+                    message,
+                    type="rate_limit_error",
+                    code=last.code,
+                    headers=retry_after,
+                )
             return APIError(
                 503,
                 message,

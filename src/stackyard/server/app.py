@@ -95,6 +95,8 @@ class Stackyard:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                for deployment in self.gateway.router.all_deployments():
+                    await deployment.provider.start()
                 self.ready = True
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
@@ -107,11 +109,15 @@ class Stackyard:
         return Response.json({"status": "ok"})
 
     async def _ready(self, request: Request) -> Reply:
+        loading = [d.id for d in self.gateway.router.all_deployments() if not d.provider.ready()]
+        ready = self.ready and not loading
         body: dict[str, Any] = {
-            "status": "ready" if self.ready else "starting",
+            "status": "ready" if ready else "starting",
             "models": len(self.gateway.router.model_names),
         }
-        return Response.json(body, status=200 if self.ready else 503)
+        if loading:
+            body["loading"] = loading
+        return Response.json(body, status=200 if ready else 503)
 
     async def _index(self, request: Request) -> Reply:
         return Response.json(

@@ -141,6 +141,12 @@ class AnthropicProvider:
         finally:
             response.release()
 
+    async def start(self) -> None:
+        return None
+
+    def ready(self) -> bool:
+        return True
+
     async def aclose(self) -> None:
         return None
 

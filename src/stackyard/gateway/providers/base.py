@@ -45,9 +45,12 @@ class UpstreamError(Exception):
         error_type: str | None = None,
         param: str | None = None,
         code: str | None = None,
+        client_status: int | None = None,
     ) -> None:
         super().__init__(message)
         self.kind: ErrorKind = kind
+        #: The status the client gets when this is the request's last error (default: by kind).
+        self.client_status = client_status
         self.message = message
         self.status = status
         self.retry_after = retry_after
@@ -96,6 +99,14 @@ class Provider(Protocol):
 
     async def embeddings(self, body: Body) -> Body:
         """An embeddings response. Raises :class:`UpstreamError`."""
+        ...
+
+    async def start(self) -> None:
+        """Called once the server has started (an in-process model begins loading here)."""
+        ...
+
+    def ready(self) -> bool:
+        """Whether requests can be served now (``GET /ready`` reports this)."""
         ...
 
     async def aclose(self) -> None:

@@ -116,6 +116,12 @@ class OpenAIProvider:
         finally:
             response.release()
 
+    async def start(self) -> None:
+        return None
+
+    def ready(self) -> bool:
+        return True
+
     async def aclose(self) -> None:
         return None
 

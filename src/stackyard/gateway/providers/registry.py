@@ -17,6 +17,7 @@ _REGISTRY: dict[str, ProviderFactory | str] = {
     "openai": "stackyard.gateway.providers.openai:OpenAIProvider",
     "openai-compatible": "stackyard.gateway.providers.openai:OpenAICompatibleProvider",
     "anthropic": "stackyard.gateway.providers.anthropic:AnthropicProvider",
+    "local": "stackyard.gateway.providers.local:LocalProvider",
 }
 
 

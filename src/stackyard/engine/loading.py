@@ -1,0 +1,88 @@
+"""Loading local models once per process: causal LMs (Hugging Face directories or GGUF files,
+through transformers) and sentence-transformers embedding models."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from typing import Any
+
+from stackyard.engine.sources import ModelSourceError, Source
+
+log = logging.getLogger("stackyard.engine")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never download weights at run time
+
+_lock = threading.Lock()
+_loaded: dict[tuple[str, str, str, str | None], Any] = {}
+
+
+def _require(module: str, extra: str = "local") -> Any:
+    try:
+        return __import__(module)
+    except ImportError:
+        raise ModelSourceError(
+            f"the '{module}' package is missing: install Stackyard's '{extra}' extra "
+            f"(pip install 'stackyard[{extra}]')"
+        ) from None
+
+
+def pick_device(device: str) -> str:
+    torch = _require("torch")
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelSourceError(f"device '{device}' was asked for, but CUDA is not available")
+    return device
+
+
+def pick_dtype(dtype: str, device: str) -> Any:
+    torch = _require("torch")
+    if dtype == "auto":
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    try:
+        return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[
+            dtype
+        ]
+    except KeyError:
+        raise ModelSourceError(
+            f"unknown dtype '{dtype}' (float32, float16, bfloat16, auto)"
+        ) from None
+
+
+def load_causal_lm(source: Source, device: str, dtype: str) -> tuple[Any, Any]:
+    """(model, tokenizer), loaded once per source, device and dtype."""
+    key = (source.label, device, dtype, None)
+    with _lock:
+        if key in _loaded:
+            found: tuple[Any, Any] = _loaded[key]
+            return found
+        _require("torch")
+        transformers = _require("transformers")
+        if source.gguf_file:
+            _require("gguf")
+        started = time.monotonic()
+        kwargs: dict[str, Any] = {}
+        if source.gguf_file:
+            kwargs["gguf_file"] = source.gguf_file
+        tokenizer = transformers.AutoTokenizer.from_pretrained(str(source.directory), **kwargs)
+        model = transformers.AutoModelForCausalLM.from_pretrained(
+            str(source.directory), dtype=pick_dtype(dtype, device), **kwargs
+        )
+        model.to(device)
+        model.eval()
+        log.info("loaded %s on %s in %.1f s", source.label, device, time.monotonic() - started)
+        _loaded[key] = (model, tokenizer)
+        return model, tokenizer
+
+
+def load_embedder(source: Source, device: str) -> Any:
+    key = (source.label, device, "", "embeddings")
+    with _lock:
+        if key not in _loaded:
+            st = _require("sentence_transformers")
+            started = time.monotonic()
+            _loaded[key] = st.SentenceTransformer(str(source.directory), device=device)
+            log.info("loaded %s on %s in %.1f s", source.label, device, time.monotonic() - started)
+        return _loaded[key]

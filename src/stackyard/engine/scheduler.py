@@ -1,0 +1,241 @@
+"""Continuous batching for one causal language model, in a thread of its own.
+
+Between two decode steps the scheduler admits waiting sequences: it prefills them together
+(left-padded), then joins their key/value cache to the running batch's. Every step decodes one
+token for every running sequence in a single forward pass; a sequence leaves the batch as soon
+as it finishes (end of sequence, ``max_tokens``, a stop string) or its client goes away.
+Tokens reach the asyncio side as they are decoded. torch releases the GIL while it computes,
+so the server's event loop stays responsive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import threading
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass, field
+from typing import Any
+
+from stackyard.engine import kv
+from stackyard.engine.sampling import SamplingParams, TextTail, sample
+
+log = logging.getLogger("stackyard.engine")
+
+
+class QueueFull(Exception):
+    """More sequences are waiting than the engine accepts."""
+
+
+@dataclass
+class Delta:
+    """What one sequence produced since the last delta; the last one has a finish reason."""
+
+    text: str
+    finish_reason: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    error: str | None = None
+
+
+@dataclass(eq=False)
+class Sequence:
+    prompt: list[int]
+    params: SamplingParams
+    loop: asyncio.AbstractEventLoop
+    queue: asyncio.Queue[Delta]
+    output: list[int] = field(default_factory=list)
+    cancelled: bool = False
+    generator: Any = None
+    tail: TextTail | None = None
+
+    def emit(self, delta: Delta) -> None:
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, delta)
+
+
+class Engine:
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        device: str = "cpu",
+        max_batch: int = 16,
+        max_queue: int = 64,
+        context_length: int | None = None,
+    ) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.device = device
+        self.max_batch = max_batch
+        self.max_queue = max_queue
+        self.context_length = context_length or int(
+            getattr(model.config, "max_position_embeddings", 2048)
+        )
+        eos = model.generation_config.eos_token_id
+        eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+        if tokenizer.eos_token_id is not None:
+            eos_ids.add(tokenizer.eos_token_id)
+        self.eos_ids = eos_ids
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self._waiting: collections.deque[Sequence] = collections.deque()
+        self._wake = threading.Condition()
+        self._running: list[Sequence] = []
+        self._cache: Any = None
+        self._mask: Any = None
+        self._last: list[int] = []
+        self._positions: list[int] = []
+        self._stopped = False
+        self._thread = threading.Thread(target=self._loop, name="stackyard-engine", daemon=True)
+        self._thread.start()
+
+    # -- the asyncio side -------------------------------------------------------------------
+
+    async def generate(
+        self, prompt: list[int], params: SamplingParams
+    ) -> AsyncGenerator[Delta, None]:
+        """Deltas of text as they are decoded; the last carries the finish reason and usage."""
+        import torch
+
+        loop = asyncio.get_running_loop()
+        sequence = Sequence(prompt, params, loop, asyncio.Queue(), tail=TextTail(params.stop))
+        if params.seed is not None:
+            sequence.generator = torch.Generator(device=self.device).manual_seed(params.seed)
+        with self._wake:
+            if len(self._waiting) >= self.max_queue:
+                raise QueueFull(f"{len(self._waiting)} requests are already waiting")
+            self._waiting.append(sequence)
+            self._wake.notify()
+        try:
+            while True:
+                delta = await sequence.queue.get()
+                yield delta
+                if delta.finish_reason is not None or delta.error is not None:
+                    return
+        finally:
+            sequence.cancelled = True  # the client left, or the stream ended: stop decoding
+
+    def stop(self) -> None:
+        with self._wake:
+            self._stopped = True
+            self._wake.notify()
+
+    @property
+    def load(self) -> tuple[int, int]:
+        """(running, waiting) sequences."""
+        return len(self._running), len(self._waiting)
+
+    # -- the engine thread ------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        import torch
+
+        with torch.inference_mode():
+            while True:
+                with self._wake:
+                    while not self._stopped and not self._waiting and not self._running:
+                        self._wake.wait()
+                    if self._stopped:
+                        return
+                    room = self.max_batch - len(self._running)
+                    admitted = [
+                        self._waiting.popleft() for _ in range(min(room, len(self._waiting)))
+                    ]
+                try:
+                    admitted = [s for s in admitted if not s.cancelled]
+                    if admitted:
+                        self._prefill(admitted)
+                    if self._running:
+                        self._step()
+                except Exception as exc:  # a bug or an out-of-memory: fail the batch, go on
+                    log.exception("engine step failed")
+                    for sequence in [*self._running, *admitted]:
+                        sequence.emit(Delta("", error=f"the local engine failed: {exc}"))
+                    self._running, self._cache, self._mask = [], None, None
+                    self._last, self._positions = [], []
+
+    def _forward(self, ids: Any, mask: Any, positions: Any, cache: Any) -> Any:
+        out = self.model(
+            input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True
+        )
+        return out.logits[:, -1, :]
+
+    def _prefill(self, sequences: list[Sequence]) -> None:
+        import torch
+        from transformers import DynamicCache
+
+        length = max(len(s.prompt) for s in sequences)
+        ids = torch.full((len(sequences), length), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(sequences), length), dtype=torch.long)
+        for row, sequence in enumerate(sequences):
+            ids[row, length - len(sequence.prompt) :] = torch.tensor(sequence.prompt)
+            mask[row, length - len(sequence.prompt) :] = 1
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+        cache = DynamicCache()
+        logits = self._forward(ids, mask, positions, cache)
+        tokens = sample(logits, [s.params for s in sequences], [s.generator for s in sequences])
+        if self._running:
+            self._cache, self._mask = kv.merge(self._cache, self._mask, cache, mask)
+        else:
+            self._cache, self._mask = cache, mask
+        self._running.extend(sequences)
+        self._last.extend(tokens)
+        self._positions.extend(len(s.prompt) for s in sequences)
+        self._accept(tokens, first_row=len(self._running) - len(sequences))
+
+    def _step(self) -> None:
+        import torch
+
+        ids = torch.tensor(self._last, dtype=torch.long, device=self.device)[:, None]
+        ones = torch.ones((len(self._running), 1), dtype=torch.long, device=self.device)
+        self._mask = torch.cat([self._mask, ones], dim=1)
+        positions = torch.tensor(self._positions, dtype=torch.long, device=self.device)[:, None]
+        logits = self._forward(ids, self._mask, positions, self._cache)
+        tokens = sample(
+            logits, [s.params for s in self._running], [s.generator for s in self._running]
+        )
+        self._positions = [p + 1 for p in self._positions]
+        self._last = tokens
+        self._accept(tokens, first_row=0)
+
+    def _accept(self, tokens: list[int], first_row: int) -> None:
+        """Record each row's new token, emit text, and drop finished rows."""
+        finished: set[int] = set()
+        for offset, token in enumerate(tokens):
+            row = first_row + offset
+            sequence = self._running[row]
+            if sequence.cancelled:
+                finished.add(row)
+                continue
+            sequence.output.append(token)
+            reason = None
+            if token in self.eos_ids and not sequence.params.ignore_eos:
+                reason = "stop"
+            assert sequence.tail is not None
+            visible = [t for t in sequence.output if t not in self.eos_ids]
+            text = self.tokenizer.decode(visible, skip_special_tokens=True)
+            delta, stopped = sequence.tail.update(text)
+            if stopped:
+                reason = "stop"
+            elif reason is None and (
+                len(sequence.output) >= sequence.params.max_tokens
+                or len(sequence.prompt) + len(sequence.output) >= self.context_length
+            ):
+                reason = "length"
+            if reason is not None:
+                delta += sequence.tail.flush() if not stopped else ""
+                finished.add(row)
+                sequence.emit(Delta(delta, reason, len(sequence.prompt), len(sequence.output)))
+            elif delta:
+                sequence.emit(Delta(delta))
+        if finished:
+            keep = [r for r in range(len(self._running)) if r not in finished]
+            self._running = [self._running[r] for r in keep]
+            self._last = [self._last[r] for r in keep]
+            self._positions = [self._positions[r] for r in keep]
+            if keep:
+                self._cache, self._mask = kv.keep_rows(self._cache, self._mask, keep)
+            else:
+                self._cache, self._mask = None, None

@@ -1,0 +1,283 @@
+"""Models hosted in this process: chat through the continuous-batching engine, embeddings
+through sentence-transformers. Needs the ``local`` extra (torch, transformers).
+
+``model`` is a built-in alias (``smollm2``, ``all-minilm-l6-v2``), a ``.gguf`` file or a model
+directory. ``options``: ``task`` (``chat`` or ``embeddings``; guessed from the files),
+``device`` (``auto``, ``cpu``, ``cuda``), ``dtype`` (``auto``, ``float32``, ``bfloat16``,
+``float16``), ``load`` (``startup`` or ``lazy``), ``max_batch`` (16), ``max_queue`` (64),
+``default_max_tokens`` (256).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator
+from typing import Any
+
+from stackyard.config.schema import ModelEntry
+from stackyard.engine import sources
+from stackyard.engine.sampling import SamplingParams
+from stackyard.engine.scheduler import Delta, Engine, QueueFull
+from stackyard.gateway.providers.base import Body, Capabilities, UpstreamError
+from stackyard.gateway.providers.http import HttpClient
+from stackyard.gateway.translate.common import new_id, now, text_of
+
+
+def _int(options: dict[str, object], name: str, default: int) -> int:
+    value = options.get(name, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"options.{name} must be a positive integer")
+    return value
+
+
+class LocalProvider:
+    def __init__(self, entry: ModelEntry, http: HttpClient) -> None:
+        options = entry.options
+        task = options.get("task")
+        if task not in (None, "chat", "embeddings"):
+            raise ValueError("options.task must be 'chat' or 'embeddings'")
+        self.source = sources.resolve(entry.upstream_model, task)
+        chat = self.source.task == "chat"
+        self.capabilities = Capabilities(
+            chat=chat, streaming=chat, embeddings=not chat, stream_usage=True, external=False
+        )
+        self.name = entry.name
+        self.device_option = str(options.get("device", "auto"))
+        self.dtype_option = str(options.get("dtype", "auto"))
+        self.lazy = options.get("load", "startup") == "lazy"
+        self.max_batch = _int(options, "max_batch", 16)
+        self.max_queue = _int(options, "max_queue", 64)
+        self.default_max_tokens = _int(options, "default_max_tokens", 256)
+        self._engine: Engine | None = None
+        self._embedder: Any = None
+        self._embed_lock = asyncio.Lock()
+        self._loading: asyncio.Task[None] | None = None
+        self.load_error: str | None = None
+
+    # -- loading ----------------------------------------------------------------------------
+
+    def _load(self) -> None:
+        from stackyard.engine import loading
+
+        device = loading.pick_device(self.device_option)
+        if self.source.task == "chat":
+            model, tokenizer = loading.load_causal_lm(self.source, device, self.dtype_option)
+            self._engine = Engine(
+                model, tokenizer, device=device, max_batch=self.max_batch, max_queue=self.max_queue
+            )
+        else:
+            self._embedder = loading.load_embedder(self.source, device)
+
+    async def _ensure_loaded(self) -> None:
+        if self._engine is not None or self._embedder is not None:
+            return
+        if self._loading is None:
+            self._loading = asyncio.ensure_future(asyncio.to_thread(self._load))
+        try:
+            await asyncio.shield(self._loading)
+        except Exception as exc:
+            self.load_error = str(exc)
+            raise UpstreamError("deployment", f"local model {self.source.label}: {exc}") from exc
+
+    async def start(self) -> None:
+        if not self.lazy:
+            self._loading = asyncio.ensure_future(asyncio.to_thread(self._load))
+
+    def ready(self) -> bool:
+        if self.lazy:
+            return True
+        return self._engine is not None or self._embedder is not None
+
+    async def aclose(self) -> None:
+        if self._engine is not None:
+            self._engine.stop()
+
+    # -- chat -------------------------------------------------------------------------------
+
+    def _prompt(self, engine: Engine, body: Body) -> list[int]:
+        messages = [
+            {"role": m.get("role"), "content": text_of(m.get("content"))}
+            for m in body.get("messages") or ()
+        ]
+        encoded: Any = engine.tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, tokenize=True
+        )
+        ids = encoded["input_ids"] if hasattr(encoded, "keys") else encoded
+        return [int(t) for t in ids]
+
+    def _params(self, engine: Engine, body: Body, prompt: list[int]) -> SamplingParams:
+        room = engine.context_length - len(prompt)
+        if room <= 0:
+            raise UpstreamError(
+                "client",
+                f"This model's maximum context length is {engine.context_length} tokens; "
+                f"the messages are {len(prompt)} tokens.",
+                status=400,
+                code="context_length_exceeded",
+                param="messages",
+            )
+        wanted = (
+            body.get("max_completion_tokens") or body.get("max_tokens") or self.default_max_tokens
+        )
+        stop = body.get("stop") or []
+        temperature = body.get("temperature")
+        return SamplingParams(
+            max_tokens=min(int(wanted), room),
+            temperature=1.0 if temperature is None else float(temperature),
+            top_p=float(body.get("top_p") or 1.0),
+            seed=body.get("seed"),
+            stop=[stop] if isinstance(stop, str) else list(stop),
+        )
+
+    async def _generation(self, body: Body) -> tuple[AsyncGenerator[Delta, None], Delta, int]:
+        """Start a generation; wait for its first delta (so a full queue fails before any
+        byte is sent, and the router can go elsewhere)."""
+        await self._ensure_loaded()
+        engine = self._engine
+        if engine is None:
+            raise UpstreamError("client", f"model '{self.name}' does not do chat", status=400)
+        prompt = self._prompt(engine, body)
+        stream = engine.generate(prompt, self._params(engine, body, prompt))
+        try:
+            first = await anext(stream)
+        except QueueFull as exc:
+            raise UpstreamError(
+                "rate_limited",
+                f"the local engine for '{self.name}' is at capacity ({exc})",
+                retry_after=1,
+                client_status=429,
+                code="engine_overloaded",
+            ) from None
+        if first.error:
+            raise UpstreamError("server", first.error)
+        return stream, first, len(prompt)
+
+    async def _collect(self, body: Body) -> Delta:
+        stream, delta, prompt_tokens = await self._generation(body)
+        parts = [delta.text]
+        try:
+            while delta.finish_reason is None:
+                delta = await anext(stream)
+                if delta.error:
+                    raise UpstreamError("server", delta.error)
+                parts.append(delta.text)
+        finally:
+            await stream.aclose()
+        return Delta("".join(parts), delta.finish_reason, prompt_tokens, delta.completion_tokens)
+
+    async def chat(self, body: Body) -> Body:
+        n = int(body.get("n") or 1)
+        if n > 1 and body.get("seed") is not None:
+            raise UpstreamError("client", "n > 1 with a seed would repeat one answer", status=400)
+        results = await asyncio.gather(*(self._collect(body) for _ in range(n)))
+        completion_tokens = sum(r.completion_tokens for r in results)
+        prompt_tokens = results[0].prompt_tokens
+        return {
+            "id": new_id("chatcmpl-"),
+            "object": "chat.completion",
+            "created": now(),
+            "model": self.name,
+            "choices": [
+                {
+                    "index": i,
+                    "message": {"role": "assistant", "content": r.text, "refusal": None},
+                    "logprobs": None,
+                    "finish_reason": r.finish_reason,
+                }
+                for i, r in enumerate(results)
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+        }
+
+    async def chat_stream(self, body: Body) -> AsyncGenerator[Body, None]:
+        if int(body.get("n") or 1) > 1:
+            raise UpstreamError("client", "local models stream one choice (n = 1)", status=400)
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        stream, delta, prompt_tokens = await self._generation(body)
+        envelope = {
+            "id": new_id("chatcmpl-"),
+            "object": "chat.completion.chunk",
+            "created": now(),
+            "model": self.name,
+        }
+
+        def chunk(payload: dict[str, Any], finish: str | None = None) -> Body:
+            out: Body = {
+                **envelope,
+                "choices": [
+                    {"index": 0, "delta": payload, "logprobs": None, "finish_reason": finish}
+                ],
+            }
+            if include_usage:
+                out["usage"] = None
+            return out
+
+        try:
+            yield chunk({"role": "assistant", "content": ""})
+            while True:
+                if delta.error:
+                    raise UpstreamError("server", delta.error)
+                if delta.text:
+                    yield chunk({"content": delta.text})
+                if delta.finish_reason is not None:
+                    yield chunk({}, delta.finish_reason)
+                    if include_usage:
+                        total = prompt_tokens + delta.completion_tokens
+                        usage = {
+                            "prompt_tokens": prompt_tokens,
+                            "completion_tokens": delta.completion_tokens,
+                            "total_tokens": total,
+                        }
+                        yield {**envelope, "choices": [], "usage": usage}
+                    return
+                delta = await anext(stream)
+        finally:
+            await stream.aclose()
+
+    # -- embeddings -------------------------------------------------------------------------
+
+    async def embeddings(self, body: Body) -> Body:
+        await self._ensure_loaded()
+        model = self._embedder
+        if model is None:
+            raise UpstreamError("client", f"model '{self.name}' does not do embeddings", status=400)
+        inputs = body["input"]
+        texts = [inputs] if isinstance(inputs, str) else inputs
+        if not all(isinstance(t, str) for t in texts):
+            raise UpstreamError(
+                "client",
+                "local embedding models take text, not token ids",
+                status=400,
+                param="input",
+            )
+        dimension = getattr(model, "get_embedding_dimension", None) or (
+            model.get_sentence_embedding_dimension
+        )
+        native = int(dimension())
+        if body.get("dimensions") not in (None, native):
+            raise UpstreamError(
+                "client",
+                f"this model's embeddings have {native} dimensions",
+                status=400,
+                param="dimensions",
+            )
+
+        def encode() -> tuple[list[list[float]], int]:
+            vectors = model.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
+            tokens = sum(len(ids) for ids in model.tokenizer(texts)["input_ids"])
+            return vectors.tolist(), tokens
+
+        async with self._embed_lock:
+            vectors, tokens = await asyncio.to_thread(encode)
+        return {
+            "object": "list",
+            "data": [
+                {"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)
+            ],
+            "model": self.name,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
