@@ -168,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         verdict = "PASS" if ratio >= 4 and top["engine_ttft"] < top["naive_ttft"] else "FAIL"
         print(
             f"\n- at {top['concurrency']} in flight: {ratio:.1f}x the naive throughput "
-            f"(target 4x), mean TTFT {top['engine_ttft']:.2f} s vs {top['naive_ttft']:.2f} s: {verdict}"
+            f"(target 4x), mean TTFT {top['engine_ttft']:.2f} s "
+            f"vs {top['naive_ttft']:.2f} s: {verdict}"
         )
     return 0
 
