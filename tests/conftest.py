@@ -30,7 +30,12 @@ class GatewayProcess:
     """A real ``stackyard serve`` subprocess on a free port."""
 
     def __init__(
-        self, config: dict[str, Any] | None, workdir: Path, *, env: dict[str, str] | None = None
+        self,
+        config: dict[str, Any] | None,
+        workdir: Path,
+        *,
+        env: dict[str, str] | None = None,
+        ready_timeout: float = 30.0,
     ) -> None:
         """``config=None`` starts the embedded default (no config file at all)."""
         command = [sys.executable, "-m", "stackyard", "serve"]
@@ -48,7 +53,7 @@ class GatewayProcess:
             env={**os.environ, **(env or {})},
             cwd=workdir,
         )
-        self._wait_ready()
+        self._wait_ready(ready_timeout)
 
     @property
     def url(self) -> str:
@@ -87,6 +92,18 @@ class GatewayProcess:
         self._log.close()
 
 
+def require_local_models() -> None:
+    """Skip when the in-process models are not installed; under CI that is a failure."""
+    from stackyard.config.defaults import missing_local_packages
+
+    missing = missing_local_packages()
+    if missing:
+        message = f"the local models need {', '.join(missing)} (make test installs them)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
 @pytest.fixture(scope="session")
 def fake_openai() -> Iterator[FakeOpenAI]:
     fake = FakeOpenAI()
@@ -104,8 +121,14 @@ def gateway_factory(
     """Start gateways for the module; all are stopped at its end."""
     started: list[GatewayProcess] = []
 
-    def start(config: dict[str, Any] | None, env: dict[str, str] | None = None) -> GatewayProcess:
-        gateway = GatewayProcess(config, tmp_path_factory.mktemp("gateway"), env=env)
+    def start(
+        config: dict[str, Any] | None,
+        env: dict[str, str] | None = None,
+        ready_timeout: float = 30.0,
+    ) -> GatewayProcess:
+        gateway = GatewayProcess(
+            config, tmp_path_factory.mktemp("gateway"), env=env, ready_timeout=ready_timeout
+        )
         started.append(gateway)
         return gateway
 

@@ -43,7 +43,7 @@ def test_config_check_rejects_a_provider_that_lacks_what_it_needs(tmp_path: Path
 
 def test_providers_are_listed() -> None:
     result = CliRunner().invoke(main, ["providers"])
-    assert result.output.split() == ["anthropic", "openai", "openai-compatible"]
+    assert result.output.split() == ["anthropic", "local", "openai", "openai-compatible"]
 
 
 def test_serve_refuses_an_invalid_config_before_listening(tmp_path: Path) -> None:

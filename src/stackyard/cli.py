@@ -10,6 +10,7 @@ import click
 
 from stackyard import __version__
 from stackyard.config import ConfigError, StackyardConfig, load
+from stackyard.config.defaults import embedded_default
 from stackyard.gateway.providers import registry
 from stackyard.gateway.providers.http import HttpClient
 from stackyard.gateway.service import build_providers
@@ -27,13 +28,10 @@ def _load(config_path: str | None) -> tuple[StackyardConfig, Path | None]:
     return config, file
 
 
-def _describe(config: StackyardConfig) -> list[str]:
+def _describe(config: StackyardConfig, file: Path | None) -> list[str]:
+    lines = embedded_default()[1] if file is None else []
     if not config.models:
-        return [
-            "No models are configured. Add some to stackyard.yaml (see docs/configuration.md);",
-            "the in-process model of the embedded default arrives with the 'local' provider.",
-        ]
-    lines = []
+        return lines or ["No models are configured: add some to the config file."]
     for name in config.model_names:
         entries = [m for m in config.models if m.name == name]
         providers = ", ".join(sorted({m.provider for m in entries}))
@@ -81,7 +79,7 @@ def serve(
     source = str(file) if file else "embedded default (no stackyard.yaml)"
     plural = "s" if workers > 1 else ""
     click.echo(f"Stackyard {__version__}: config {source}, {workers} worker{plural}", err=True)
-    for line in _describe(config):
+    for line in _describe(config, file):
         click.echo(line, err=True)
     click.echo(f"OpenAI-compatible API: http://{host}:{port}/v1", err=True)
     uvicorn.run(
@@ -119,7 +117,7 @@ def config_check(config_path: str | None) -> None:
     """Validate a config file and summarise its models."""
     loaded, file = _load(config_path)
     click.echo(f"{file or 'embedded default'}: valid")
-    for line in _describe(loaded):
+    for line in _describe(loaded, file):
         click.echo(line)
 
 

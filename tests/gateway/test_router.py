@@ -283,3 +283,16 @@ async def test_fallbacks_can_be_turned_off_for_model_specific_answers() -> None:
     with pytest.raises(APIError):
         await router.run("a", lambda d: d.provider.chat({}), stats=RouteStats(), fallbacks=False)
     assert fakes["b1"].calls == []
+
+
+async def test_a_busy_but_healthy_deployment_is_not_cooled_down() -> None:
+    router, fakes = make_router([("a", "a1")], retries=0, cooldown={"allowed_fails": 1})
+    busy = UpstreamError(
+        "rate_limited", "queue full", retry_after=1, client_status=429, cooldown=False
+    )
+    fakes["a1"].enqueue(busy)
+    with pytest.raises(APIError) as info:
+        await chat(router, "a")
+    assert info.value.status == 429
+    assert ("retry-after", "1") in info.value.headers
+    assert await chat(router, "a") == {"served_by": "a1"}

@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from stackyard.config.defaults import embedded_default
 from stackyard.config.interpolate import MissingVariableError, interpolate
 from stackyard.config.schema import StackyardConfig
 
@@ -165,7 +166,7 @@ def load(
     if path is None:
         candidate = Path(DEFAULT_CONFIG_FILE)
         if not candidate.exists():
-            return validate({}, known_providers=known_providers), None
+            return embedded_default()[0], None
         path = candidate
     file = Path(path)
     try:

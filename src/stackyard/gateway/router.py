@@ -178,7 +178,8 @@ class Router:
                 stats.errors.append((deployment.id, error))
                 if error.kind == "client":
                     raise _client_error(error)
-                deployment.health.record_failure(clock(), error.retry_after)
+                if error.cooldown:
+                    deployment.health.record_failure(clock(), error.retry_after)
                 tried.add(id(deployment))
                 if not error.retryable:
                     excluded.add(id(deployment))

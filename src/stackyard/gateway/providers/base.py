@@ -46,11 +46,15 @@ class UpstreamError(Exception):
         param: str | None = None,
         code: str | None = None,
         client_status: int | None = None,
+        cooldown: bool = True,
     ) -> None:
         super().__init__(message)
         self.kind: ErrorKind = kind
         #: The status the client gets when this is the request's last error (default: by kind).
         self.client_status = client_status
+        #: Whether this failure counts towards the deployment's cooldown (a momentarily full
+        #: in-process queue does not: the deployment is healthy, just busy).
+        self.cooldown = cooldown
         self.message = message
         self.status = status
         self.retry_after = retry_after

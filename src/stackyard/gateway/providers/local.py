@@ -147,6 +147,7 @@ class LocalProvider:
                 retry_after=1,
                 client_status=429,
                 code="engine_overloaded",
+                cooldown=False,
             ) from None
         if first.error:
             raise UpstreamError("server", first.error)

