@@ -22,7 +22,7 @@ def test_every_config_field_is_documented(section: type[BaseModel]) -> None:
     assert not missing, f"docs/configuration.md lacks {section.__name__} fields: {missing}"
 
 
-@pytest.mark.parametrize("page", ["../README.md", "configuration.md"])
+@pytest.mark.parametrize("page", ["../README.md", "configuration.md", "local-models.md"])
 def test_yaml_examples_are_valid_configs(page: str) -> None:
     text = (DOCS / page).read_text()
     blocks = re.findall(r"```yaml\n(.*?)```", text, re.S)
