@@ -157,3 +157,29 @@ def test_interpolation_never_changes_structure(tmp_path: Path) -> None:
     )
     assert len(config.models) == 1
     assert config.models[0].api_key == "x\n  - name: injected"
+
+
+def test_an_adapter_takes_its_bases_weights_and_engine_options(tmp_path: Path) -> None:
+    text = (
+        "models:\n"
+        "  - name: smollm2\n    provider: local\n    model: smollm2\n"
+        "    options: {device: cpu, max_batch: 8, default_max_tokens: 100}\n"
+        "  - name: support-bot\n    base: smollm2\n    adapter: ./adapters/support\n"
+    )
+    config, _ = load(write(tmp_path, text), known_providers=PROVIDERS)
+    adapter = config.models[1]
+    assert (adapter.provider, adapter.model, adapter.adapter) == (
+        "local",
+        "smollm2",
+        "./adapters/support",
+    )
+    assert adapter.options == {"device": "cpu", "max_batch": 8}
+
+
+def test_unknown_base_and_adapters_elsewhere(tmp_path: Path) -> None:
+    message = load_error(
+        tmp_path, "models:\n  - name: a\n    provider: local\n    base: nope\n    adapter: x\n"
+    )
+    assert "stackyard.yaml:4: models[0].base: unknown model 'nope'" in message
+    message = load_error(tmp_path, "models:\n  - name: a\n    provider: openai\n    adapter: ./x\n")
+    assert "models[0].adapter: adapters are served by the 'local' provider" in message

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,6 +14,7 @@ import openai
 import pytest
 
 from tests.conftest import GatewayProcess, require_local_models
+from tests.fakes.openai_upstream import FakeOpenAI, Fault
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -137,9 +139,34 @@ def test_concurrent_requests_are_batched_without_changing_answers(
         assert (usage.completion_tokens == 40) == (finish == "length")
 
 
-def test_a_full_engine_answers_429_with_retry_after(gateway_factory: Any) -> None:
+def make_adapter(directory: Path) -> Path:
+    """A random LoRA adapter for SmolLM2 (what a fine-tuning job would produce)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from stackyard.engine.sources import resolve
+
+    source = resolve("smollm2")
+    config = AutoConfig.from_pretrained(str(source.directory), gguf_file=source.gguf_file)
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config)  # type: ignore[no-untyped-call]
+    lora = LoraConfig(
+        r=8, lora_alpha=512, target_modules=["q_proj", "v_proj"], init_lora_weights=False
+    )
+    get_peft_model(model, lora).save_pretrained(str(directory), save_embedding_layers=False)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def tight(
+    gateway_factory: Any, tmp_path_factory: pytest.TempPathFactory, fake_openai: FakeOpenAI
+) -> GatewayProcess:
+    """One sequence at a time, one waiting; a LoRA adapter on the same engine; and the same
+    model "on a GPU fleet" (an OpenAI-compatible server) falling back to it."""
     require_local_models()
-    tight: GatewayProcess = gateway_factory(
+    adapter = make_adapter(tmp_path_factory.mktemp("adapter"))
+    gw: GatewayProcess = gateway_factory(
         {
             "models": [
                 {
@@ -147,13 +174,63 @@ def test_a_full_engine_answers_429_with_retry_after(gateway_factory: Any) -> Non
                     "provider": "local",
                     "model": "smollm2",
                     "options": {"max_batch": 1, "max_queue": 1},
-                }
+                },
+                {"name": "tight-tuned", "base": "tight", "adapter": str(adapter)},
+                {
+                    "name": "fleet",
+                    "provider": "openai-compatible",
+                    "model": "HuggingFaceTB/SmolLM2-135M-Instruct",
+                    "api_base": fake_openai.base_url("vllm-fleet"),
+                },
             ],
-            "router": {"retries": 0},
+            "router": {"retries": 0, "fallbacks": {"fleet": ["tight"]}},
         },
         ready_timeout=240,
     )
+    return gw
 
+
+def test_an_adapter_changes_the_answer_and_leaves_the_base_alone(tight: GatewayProcess) -> None:
+    def answer(model: str) -> str:
+        response = httpx.post(
+            f"{tight.base_url}/chat/completions",
+            json={
+                "model": model,
+                "messages": [{"role": "user", "content": "What is the capital of France?"}],
+                "temperature": 0,
+                "max_tokens": 12,
+            },
+            timeout=120,
+        )
+        assert response.status_code == 200, response.text
+        content: str = response.json()["choices"][0]["message"]["content"]
+        return content
+
+    base = answer("tight")
+    assert "Paris" in base
+    assert answer("tight-tuned") != base
+    assert answer("tight") == base
+
+
+def test_a_gpu_fleet_and_the_in_process_model_are_one_config_apart(
+    tight: GatewayProcess, fake_openai: FakeOpenAI
+) -> None:
+    body = {
+        "model": "fleet",
+        "messages": [{"role": "user", "content": "What is the capital of France?"}],
+        "temperature": 0,
+        "max_tokens": 12,
+    }
+    served = httpx.post(f"{tight.base_url}/chat/completions", json=body, timeout=120)
+    assert served.headers["x-stackyard-model-deployment"] == "fleet#2"
+    assert served.json()["choices"][0]["message"]["content"].startswith("[vllm-fleet]")
+    fake_openai.enqueue("vllm-fleet", Fault.status(503))
+    fallen = httpx.post(f"{tight.base_url}/chat/completions", json=body, timeout=120)
+    assert fallen.headers["x-stackyard-model-deployment"] == "tight#0"
+    assert "Paris" in fallen.json()["choices"][0]["message"]["content"]
+
+
+def test_a_full_engine_answers_429_with_retry_after(tight: GatewayProcess) -> None:
     async def burst() -> list[httpx.Response]:
         async with httpx.AsyncClient(base_url=tight.base_url, timeout=120) as http:
             body = {

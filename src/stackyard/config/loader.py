@@ -137,9 +137,9 @@ def validate(
         for error in exc.errors():
             loc: Path_ = tuple(error["loc"])
             message = _describe(error)
-            if not loc and message.startswith("router.fallbacks."):
+            if not loc and message.startswith(("router.fallbacks.", "models.")):
                 head, _, message = message.partition(": ")
-                loc = tuple(head.split("."))
+                loc = tuple(int(p) if p.isdigit() else p for p in head.split("."))
             lines.append(str(fail(loc, message)))
         raise ConfigError("\n".join(lines)) from None
     if known_providers is not None:

@@ -47,6 +47,13 @@ class ModelEntry(_Strict):
     options: dict[str, object] = Field(
         default_factory=dict, description="Provider-specific settings."
     )
+    base: str | None = Field(
+        default=None,
+        description="For an adapter: the name of the local model whose weights it extends.",
+    )
+    adapter: str | None = Field(
+        default=None, description="A PEFT LoRA adapter directory, served on the base's weights."
+    )
 
     @property
     def upstream_model(self) -> str:
@@ -111,10 +118,38 @@ class ServerConfig(_Strict):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
 
+#: Options an adapter inherits from its base, so that both run on one engine.
+ENGINE_OPTIONS = ("device", "dtype", "max_batch", "max_queue")
+
+
 class StackyardConfig(_Strict):
     server: ServerConfig = ServerConfig()
     models: list[ModelEntry] = Field(default_factory=list)
     router: RouterConfig = RouterConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve_bases(cls, data: object) -> object:
+        """``base: NAME`` takes that model's weights (``model``) and engine options."""
+        if not isinstance(data, dict) or not isinstance(data.get("models"), list):
+            return data
+        by_name = {
+            m.get("name"): m for m in data["models"] if isinstance(m, dict) and not m.get("base")
+        }
+        models = []
+        for entry in data["models"]:
+            base = by_name.get(entry.get("base")) if isinstance(entry, dict) else None
+            if base is not None and not entry.get("model"):
+                options = base.get("options") or {}
+                inherited = {k: v for k, v in options.items() if k in ENGINE_OPTIONS}
+                entry = {
+                    "provider": base.get("provider"),
+                    **entry,
+                    "model": base.get("model") or base.get("name"),
+                    "options": {**inherited, **(entry.get("options") or {})},
+                }
+            models.append(entry)
+        return {**data, "models": models}
 
     @model_validator(mode="after")
     def _check_references(self) -> StackyardConfig:
@@ -126,6 +161,16 @@ class StackyardConfig(_Strict):
                     raise ValueError(
                         f"router.fallbacks.{where}: unknown model '{name}' (models: {known})"
                     )
+        for index, entry in enumerate(self.models):
+            if entry.base is not None and entry.base not in names:
+                known = ", ".join(sorted(names)) or "none"
+                raise ValueError(
+                    f"models.{index}.base: unknown model '{entry.base}' (models: {known})"
+                )
+            if entry.adapter is not None and entry.provider != "local":
+                raise ValueError(
+                    f"models.{index}.adapter: adapters are served by the 'local' provider"
+                )
         ids = [m.id for m in self.models if m.id]
         duplicates = {i for i in ids if ids.count(i) > 1}
         if duplicates:

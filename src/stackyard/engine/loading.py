@@ -77,6 +77,25 @@ def load_causal_lm(source: Source, device: str, dtype: str) -> tuple[Any, Any]:
         return model, tokenizer
 
 
+_engines: dict[tuple[str, str, str], Any] = {}
+_engines_lock = threading.Lock()
+
+
+def engine_for(source: Source, device: str, dtype: str, *, max_batch: int, max_queue: int) -> Any:
+    """The one engine serving ``source`` on ``device`` in this process: deployments of the same
+    weights, and adapters on them, share its batches (the first deployment sets its limits)."""
+    from stackyard.engine.scheduler import Engine
+
+    key = (source.label, device, dtype)
+    with _engines_lock:
+        if key not in _engines:
+            model, tokenizer = load_causal_lm(source, device, dtype)
+            _engines[key] = Engine(
+                model, tokenizer, device=device, max_batch=max_batch, max_queue=max_queue
+            )
+        return _engines[key]
+
+
 def load_embedder(source: Source, device: str) -> Any:
     key = (source.label, device, "", "embeddings")
     with _lock:

@@ -49,6 +49,7 @@ class Sequence:
     cancelled: bool = False
     generator: Any = None
     tail: TextTail | None = None
+    adapter: str | None = None
 
     def emit(self, delta: Delta) -> None:
         self.loop.call_soon_threadsafe(self.queue.put_nowait, delta)
@@ -87,19 +88,40 @@ class Engine:
         self._last: list[int] = []
         self._positions: list[int] = []
         self._stopped = False
+        self.adapters: set[str] = set()
+        self._model_lock = threading.Lock()  # held by a step; adapters load between steps
         self._thread = threading.Thread(target=self._loop, name="stackyard-engine", daemon=True)
         self._thread.start()
 
     # -- the asyncio side -------------------------------------------------------------------
 
+    def add_adapter(self, name: str, path: str) -> None:
+        """Serve a PEFT LoRA adapter from this engine's base weights, as ``name``. Sequences
+        for different adapters (and for the base) share a batch."""
+        from peft import PeftModel
+
+        with self._model_lock:
+            if name in self.adapters:
+                return
+            if isinstance(self.model, PeftModel):
+                self.model.load_adapter(path, adapter_name=name)
+            else:
+                self.model = PeftModel.from_pretrained(self.model, path, adapter_name=name)
+            self.model.eval()
+            self.adapters.add(name)
+
     async def generate(
-        self, prompt: list[int], params: SamplingParams
+        self, prompt: list[int], params: SamplingParams, *, adapter: str | None = None
     ) -> AsyncGenerator[Delta, None]:
         """Deltas of text as they are decoded; the last carries the finish reason and usage."""
         import torch
 
+        if adapter is not None and adapter not in self.adapters:
+            raise KeyError(f"no adapter '{adapter}' is loaded")
         loop = asyncio.get_running_loop()
-        sequence = Sequence(prompt, params, loop, asyncio.Queue(), tail=TextTail(params.stop))
+        sequence = Sequence(
+            prompt, params, loop, asyncio.Queue(), tail=TextTail(params.stop), adapter=adapter
+        )
         if params.seed is not None:
             sequence.generator = torch.Generator(device=self.device).manual_seed(params.seed)
         with self._wake:
@@ -144,10 +166,11 @@ class Engine:
                     ]
                 try:
                     admitted = [s for s in admitted if not s.cancelled]
-                    if admitted:
-                        self._prefill(admitted)
-                    if self._running:
-                        self._step()
+                    with self._model_lock:
+                        if admitted:
+                            self._prefill(admitted)
+                        if self._running:
+                            self._step()
                 except Exception as exc:  # a bug or an out-of-memory: fail the batch, go on
                     log.exception("engine step failed")
                     for sequence in [*self._running, *admitted]:
@@ -155,9 +178,19 @@ class Engine:
                     self._running, self._cache, self._mask = [], None, None
                     self._last, self._positions = [], []
 
-    def _forward(self, ids: Any, mask: Any, positions: Any, cache: Any) -> Any:
+    def _forward(
+        self, ids: Any, mask: Any, positions: Any, cache: Any, rows: list[Sequence]
+    ) -> Any:
+        extra: dict[str, Any] = {}
+        if self.adapters:  # a PEFT model: each row names its adapter, or the base
+            extra["adapter_names"] = [s.adapter or "__base__" for s in rows]
         out = self.model(
-            input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            cache=cache,
+            use_cache=True,
+            **extra,
         )
         return out.logits[:, -1, :]
 
@@ -174,7 +207,7 @@ class Engine:
         ids, mask = ids.to(self.device), mask.to(self.device)
         positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
         cache = DynamicCache()
-        logits = self._forward(ids, mask, positions, cache)
+        logits = self._forward(ids, mask, positions, cache, sequences)
         tokens = sample(logits, [s.params for s in sequences], [s.generator for s in sequences])
         if self._running:
             self._cache, self._mask = kv.merge(self._cache, self._mask, cache, mask)
@@ -192,7 +225,7 @@ class Engine:
         ones = torch.ones((len(self._running), 1), dtype=torch.long, device=self.device)
         self._mask = torch.cat([self._mask, ones], dim=1)
         positions = torch.tensor(self._positions, dtype=torch.long, device=self.device)[:, None]
-        logits = self._forward(ids, self._mask, positions, self._cache)
+        logits = self._forward(ids, self._mask, positions, self._cache, self._running)
         tokens = sample(
             logits, [s.params for s in self._running], [s.generator for s in self._running]
         )

@@ -5,13 +5,15 @@ through sentence-transformers. Needs the ``local`` extra (torch, transformers).
 directory. ``options``: ``task`` (``chat`` or ``embeddings``; guessed from the files),
 ``device`` (``auto``, ``cpu``, ``cuda``), ``dtype`` (``auto``, ``float32``, ``bfloat16``,
 ``float16``), ``load`` (``startup`` or ``lazy``), ``max_batch`` (16), ``max_queue`` (64),
-``default_max_tokens`` (256).
+``default_max_tokens`` (256). ``adapter`` (a PEFT LoRA directory) serves fine-tuned weights on
+the base's engine; ``base: NAME`` takes another local model's weights and engine options.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator
+from pathlib import Path
 from typing import Any
 
 from stackyard.config.schema import ModelEntry
@@ -50,6 +52,12 @@ class LocalProvider:
         self.default_max_tokens = _int(options, "default_max_tokens", 256)
         self._engine: Engine | None = None
         self._embedder: Any = None
+        self.adapter = entry.adapter
+        if self.adapter is not None:
+            if self.source.task != "chat":
+                raise ValueError("adapters apply to chat models")
+            if not (Path(self.adapter) / "adapter_config.json").exists():
+                raise ValueError(f"{self.adapter}: not a PEFT adapter directory")
         self._embed_lock = asyncio.Lock()
         self._loading: asyncio.Task[None] | None = None
         self.load_error: str | None = None
@@ -61,10 +69,16 @@ class LocalProvider:
 
         device = loading.pick_device(self.device_option)
         if self.source.task == "chat":
-            model, tokenizer = loading.load_causal_lm(self.source, device, self.dtype_option)
-            self._engine = Engine(
-                model, tokenizer, device=device, max_batch=self.max_batch, max_queue=self.max_queue
+            engine = loading.engine_for(
+                self.source,
+                device,
+                self.dtype_option,
+                max_batch=self.max_batch,
+                max_queue=self.max_queue,
             )
+            if self.adapter is not None:
+                engine.add_adapter(self.name, self.adapter)
+            self._engine = engine
         else:
             self._embedder = loading.load_embedder(self.source, device)
 
@@ -89,8 +103,7 @@ class LocalProvider:
         return self._engine is not None or self._embedder is not None
 
     async def aclose(self) -> None:
-        if self._engine is not None:
-            self._engine.stop()
+        return None  # the engine is shared; its thread is a daemon and ends with the process
 
     # -- chat -------------------------------------------------------------------------------
 
@@ -137,7 +150,11 @@ class LocalProvider:
         if engine is None:
             raise UpstreamError("client", f"model '{self.name}' does not do chat", status=400)
         prompt = self._prompt(engine, body)
-        stream = engine.generate(prompt, self._params(engine, body, prompt))
+        stream = engine.generate(
+            prompt,
+            self._params(engine, body, prompt),
+            adapter=self.name if self.adapter is not None else None,
+        )
         try:
             first = await anext(stream)
         except QueueFull as exc:
