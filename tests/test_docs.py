@@ -9,13 +9,13 @@ import yaml
 from pydantic import BaseModel
 
 from stackyard.config import validate
-from stackyard.config.schema import ModelEntry, RouterConfig, ServerConfig
+from stackyard.config.schema import AuthConfig, ModelEntry, RouterConfig, ServerConfig
 from stackyard.gateway.providers import registry
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
-@pytest.mark.parametrize("section", [ServerConfig, ModelEntry, RouterConfig])
+@pytest.mark.parametrize("section", [ServerConfig, ModelEntry, RouterConfig, AuthConfig])
 def test_every_config_field_is_documented(section: type[BaseModel]) -> None:
     text = (DOCS / "configuration.md").read_text()
     missing = [name for name in section.model_fields if f"| `{name}` |" not in text]

@@ -38,8 +38,9 @@ class ModelEntry(_Strict):
     weight: Annotated[float, Field(gt=0)] = 1.0
     timeout: Annotated[float, Field(gt=0)] | None = None
     ttft_timeout: Annotated[float, Field(gt=0)] | None = None
-    input_cost_per_mtok: Annotated[float, Field(ge=0)] = 0.0
-    output_cost_per_mtok: Annotated[float, Field(ge=0)] = 0.0
+    input_cost_per_mtok: Annotated[float, Field(ge=0)] | None = None
+    output_cost_per_mtok: Annotated[float, Field(ge=0)] | None = None
+    cached_input_cost_per_mtok: Annotated[float, Field(ge=0)] | None = None
     external: bool | None = Field(
         default=None,
         description="Whether requests leave the organisation (defaults by provider).",
@@ -122,10 +123,22 @@ class ServerConfig(_Strict):
 ENGINE_OPTIONS = ("device", "dtype", "max_batch", "max_queue")
 
 
+class AuthConfig(_Strict):
+    master_key: str | None = Field(
+        default=None, description="Administers everything; also read from STACKYARD_MASTER_KEY."
+    )
+    refresh_seconds: Annotated[float, Field(gt=0)] = 0.5
+
+
 class StackyardConfig(_Strict):
     server: ServerConfig = ServerConfig()
     models: list[ModelEntry] = Field(default_factory=list)
     router: RouterConfig = RouterConfig()
+    auth: AuthConfig = AuthConfig()
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; default: SQLite file stackyard.db next to the config.",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -8,7 +8,9 @@ from typing import Any
 
 import orjson
 
+from stackyard.auth.admission import Ticket
 from stackyard.errors import APIError
+from stackyard.gateway.accounting import Settlement, cost_header
 from stackyard.gateway.deployment import Deployment
 from stackyard.gateway.headers import route_headers, with_route_headers
 from stackyard.gateway.providers.base import Body, UpstreamError
@@ -24,23 +26,35 @@ DONE = b"data: [DONE]\n\n"
 async def chat_completions(gateway: Gateway, request: Request) -> Response | EventStream:
     body = await request.json_object()
     parsed = validate_chat(body)
+    governance = gateway.governance
+    ticket = governance.admit(request, body, endpoint="chat")
     stats = RouteStats()
     try:
         if parsed.stream:
             options = parsed.stream_options
             return await _stream(
-                gateway, request, body, stats, bool(options and options.include_usage)
+                gateway, request, body, stats, bool(options and options.include_usage), ticket
             )
         routed = await gateway.router.run(
             body["model"], lambda d: d.provider.chat(body), stats=stats
         )
     except APIError as exc:
+        await governance.finish(ticket, status=exc.status, usage=None, deployment=None)
         raise with_route_headers(exc, request, stats) from None
-    return Response.json(routed.result, headers=route_headers(request, stats))
+    cost = await governance.finish(
+        ticket, status=200, usage=routed.result.get("usage"), deployment=routed.deployment
+    )
+    headers = [*route_headers(request, stats), *ticket.headers, cost_header(cost)]
+    return Response.json(routed.result, headers=headers)
 
 
 async def _stream(
-    gateway: Gateway, request: Request, body: Body, stats: RouteStats, client_wants_usage: bool
+    gateway: Gateway,
+    request: Request,
+    body: Body,
+    stats: RouteStats,
+    client_wants_usage: bool,
+    ticket: Ticket,
 ) -> EventStream:
     async def attempt(deployment: Deployment) -> tuple[Body, AsyncGenerator[Body, None], bool]:
         hidden_usage = deployment.provider.capabilities.stream_usage and not client_wants_usage
@@ -71,8 +85,9 @@ async def _stream(
     )
     first, chunks, hidden_usage = routed.result
     idle_timeout = gateway.config.router.stream_idle_timeout
-    events = _events(first, chunks, hidden_usage, idle_timeout, routed.deployment)
-    return EventStream(events, route_headers(request, stats))
+    settle = Settlement(gateway.governance, ticket, routed.deployment)
+    events = _events(first, chunks, hidden_usage, idle_timeout, routed.deployment, settle)
+    return EventStream(events, [*route_headers(request, stats), *ticket.headers])
 
 
 async def _events(
@@ -81,12 +96,15 @@ async def _events(
     hidden_usage: bool,
     idle_timeout: float,
     deployment: Deployment,
+    settle: Settlement,
 ) -> AsyncIterator[bytes]:
     """Encode chunks as SSE events; a failure after the first byte ends the stream with an
     error event (never a silent, truncated stream)."""
     try:
         chunk: Body | None = first
         while True:
+            if chunk is not None and chunk.get("usage"):
+                settle.usage = chunk["usage"]
             if chunk is not None:
                 if hidden_usage and "usage" in chunk:
                     chunk.pop("usage")
@@ -101,14 +119,17 @@ async def _events(
                 break
         yield DONE
     except UpstreamError as exc:
+        settle.status = 502
         yield _error_event(exc.message)
     except TimeoutError:
+        settle.status = 504
         yield _error_event(
             f"deployment {deployment.id} sent nothing for {idle_timeout:g} seconds; "
             "the stream was ended"
         )
     finally:
         await chunks.aclose()
+        await settle.done()
 
 
 def _error_event(message: str) -> bytes:

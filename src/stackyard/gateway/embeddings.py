@@ -8,6 +8,7 @@ from array import array
 from typing import Any
 
 from stackyard.errors import APIError
+from stackyard.gateway.accounting import cost_header
 from stackyard.gateway.deployment import Deployment
 from stackyard.gateway.headers import route_headers, with_route_headers
 from stackyard.gateway.providers.base import Body, UpstreamError
@@ -49,6 +50,8 @@ def convert_encoding(response: Body, wanted: str) -> Body:
 async def embeddings(gateway: Gateway, request: Request) -> Response:
     body = await request.json_object()
     validate_embeddings(body)
+    governance = gateway.governance
+    ticket = governance.admit(request, body, endpoint="embeddings")
     wanted = body.get("encoding_format") or "float"
     stats = RouteStats()
 
@@ -73,5 +76,10 @@ async def embeddings(gateway: Gateway, request: Request) -> Response:
             operation="embeddings",
         )
     except APIError as exc:
+        await governance.finish(ticket, status=exc.status, usage=None, deployment=None)
         raise with_route_headers(exc, request, stats) from None
-    return Response.json(routed.result, headers=route_headers(request, stats))
+    cost = await governance.finish(
+        ticket, status=200, usage=routed.result.get("usage"), deployment=routed.deployment
+    )
+    headers = [*route_headers(request, stats), *ticket.headers, cost_header(cost)]
+    return Response.json(routed.result, headers=headers)

@@ -14,14 +14,16 @@ from typing import Any, cast
 
 import orjson
 
+from stackyard.auth.admission import Ticket
 from stackyard.errors import APIError
+from stackyard.gateway.accounting import Settlement
 from stackyard.gateway.anthropic_wire import error_body, error_type, validate_messages
 from stackyard.gateway.deployment import Deployment
 from stackyard.gateway.headers import route_headers, with_route_headers
 from stackyard.gateway.providers.base import Body, MessagesProvider, UpstreamError
 from stackyard.gateway.router import RouteStats
 from stackyard.gateway.service import Gateway
-from stackyard.gateway.translate import anthropic_frontdoor
+from stackyard.gateway.translate import anthropic_backend, anthropic_frontdoor
 from stackyard.server.http import Request, Response
 from stackyard.server.streaming import EventStream
 
@@ -44,11 +46,14 @@ def anthropic_error(error: APIError) -> Response:
 
 async def messages(gateway: Gateway, request: Request) -> Response | EventStream:
     stats = RouteStats()
+    governance = gateway.governance
+    ticket: Ticket | None = None
     try:
         body = await request.json_object()
         validate_messages(body)
+        ticket = governance.admit(request, body, endpoint="messages")
         if body.get("stream"):
-            return await _stream(gateway, request, body, stats)
+            return await _stream(gateway, request, body, stats, ticket)
 
         async def attempt(deployment: Deployment) -> Body:
             if _native(deployment):
@@ -67,6 +72,7 @@ async def count_tokens(gateway: Gateway, request: Request) -> Response:
     try:
         body = await request.json_object()
         validate_messages(body, count=True)
+        gateway.governance.authenticate(request)
 
         async def attempt(deployment: Deployment) -> Body:
             return await _messages_provider(deployment).count_tokens(body)
@@ -114,7 +120,9 @@ async def _native_events(deployment: Deployment, body: Body) -> Events:
         await events.aclose()
 
 
-async def _stream(gateway: Gateway, request: Request, body: Body, stats: RouteStats) -> EventStream:
+async def _stream(
+    gateway: Gateway, request: Request, body: Body, stats: RouteStats, ticket: Ticket
+) -> EventStream:
     async def attempt(deployment: Deployment) -> tuple[tuple[str | None, Body], Events]:
         events = (
             _native_events(deployment, body)
@@ -142,9 +150,9 @@ async def _stream(gateway: Gateway, request: Request, body: Body, stats: RouteSt
     )
     first, events = routed.result
     idle = gateway.config.router.stream_idle_timeout
-    return EventStream(
-        _encode(first, events, idle, routed.deployment), route_headers(request, stats)
-    )
+    settle = Settlement(gateway.governance, ticket, routed.deployment)
+    encoded = _encode(first, events, idle, routed.deployment, settle)
+    return EventStream(encoded, [*route_headers(request, stats), *ticket.headers])
 
 
 def _sse(name: str | None, data: Any) -> bytes:
@@ -152,10 +160,24 @@ def _sse(name: str | None, data: Any) -> bytes:
     return b"event: " + event + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
+def _track_usage(usage: dict[str, Any], data: Body) -> None:
+    """Anthropic's usage arrives in message_start and (cumulative) in message_delta."""
+    found = (data.get("message") or {}).get("usage") or data.get("usage") or {}
+    for key, value in found.items():
+        if value is not None:
+            usage[key] = value
+
+
 async def _encode(
-    first: tuple[str | None, Body], events: Events, idle: float, deployment: Deployment
+    first: tuple[str | None, Body],
+    events: Events,
+    idle: float,
+    deployment: Deployment,
+    settle: Settlement,
 ) -> AsyncIterator[bytes]:
+    usage: dict[str, Any] = {}
     try:
+        _track_usage(usage, first[1])
         yield _sse(*first)
         while True:
             try:
@@ -163,16 +185,21 @@ async def _encode(
                     name, data = await anext(events)
             except StopAsyncIteration:
                 break
+            _track_usage(usage, data)
             yield _sse(name, data)
     except UpstreamError as exc:
+        settle.status = 502
         yield _error_event(exc.error_type or error_type(502), exc.message)
     except TimeoutError:
+        settle.status = 504
         yield _error_event(
             error_type(504),
             f"deployment {deployment.id} sent nothing for {idle:g} seconds; stream ended",
         )
     finally:
         await events.aclose()
+        settle.usage = anthropic_backend.usage(usage)
+        await settle.done()
 
 
 def _error_event(kind: str, message: str) -> bytes:

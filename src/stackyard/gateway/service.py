@@ -25,11 +25,15 @@ def build_providers(
 
 class Gateway:
     def __init__(self, config: StackyardConfig, *, source: str = "<config>") -> None:
+        from stackyard.auth.admission import Governance
+
         self.config = config
         self.http = HttpClient()
         self.router = Router(
             config.models, build_providers(config, self.http, source=source), config.router
         )
+        #: Open, with no store, until the server replaces it with a store-backed one.
+        self.governance = Governance(self.router, None, None, master_key=None)
 
     async def aclose(self) -> None:
         await self.router.aclose()

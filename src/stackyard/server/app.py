@@ -6,11 +6,16 @@ with its traceback and answered with a 500 that carries only the request id.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+from pathlib import Path
 from typing import Any
 
 from stackyard import __version__
+from stackyard.auth.admission import Governance
+from stackyard.auth.budgets import BudgetBook
+from stackyard.auth.snapshot import KeySnapshot
 from stackyard.config import StackyardConfig, load
 from stackyard.errors import APIError, internal_error
 from stackyard.gateway.chat import chat_completions
@@ -19,9 +24,12 @@ from stackyard.gateway.messages import count_tokens, messages
 from stackyard.gateway.models import ModelsEndpoint
 from stackyard.gateway.providers import registry
 from stackyard.gateway.service import Gateway
+from stackyard.server.admin import AdminAPI
 from stackyard.server.http import ClientDisconnected, Request, Response
 from stackyard.server.routing import Reply, Routes
 from stackyard.server.types import Receive, Scope, Send
+from stackyard.store.db import Database, default_url
+from stackyard.store.spend_writer import SpendWriter
 
 log = logging.getLogger("stackyard")
 
@@ -31,9 +39,27 @@ CONFIG_ENV = "STACKYARD_CONFIG"
 class Stackyard:
     """The whole server as one ASGI callable."""
 
-    def __init__(self, config: StackyardConfig, *, source: str = "<config>") -> None:
+    def __init__(
+        self,
+        config: StackyardConfig,
+        *,
+        source: str = "<config>",
+        config_file: Path | None = None,
+    ) -> None:
         self.config = config
         self.gateway = Gateway(config, source=source)
+        self.db = Database(config.database_url or default_url(config_file))
+        self.snapshot = KeySnapshot(self.db, refresh_seconds=config.auth.refresh_seconds)
+        self.writer = SpendWriter(self.db)
+        self.budgets = BudgetBook(self.db)
+        self.gateway.governance = Governance(
+            self.gateway.router,
+            self.snapshot,
+            self.writer,
+            master_key=master_key(config),
+            budgets=self.budgets,
+        )
+        self._background: list[asyncio.Task[None]] = []
         self.ready = False
         self.max_body_bytes = config.server.max_body_bytes
         self.routes = Routes()
@@ -62,6 +88,8 @@ class Stackyard:
         self.routes.add(
             "POST", ["/v1/messages/count_tokens", "/messages/count_tokens"], anthropic_count_tokens
         )
+        admin = AdminAPI(self.db, self.gateway.governance)
+        admin.register(self.routes)
         self.routes.add("GET", ["/health"], self._health)
         self.routes.add("GET", ["/ready"], self._ready)
         self.routes.add("GET", ["/"], self._index)
@@ -95,15 +123,34 @@ class Stackyard:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                for deployment in self.gateway.router.all_deployments():
-                    await deployment.provider.start()
+                try:
+                    await self._startup()
+                except Exception as exc:
+                    log.exception("start-up failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
                 self.ready = True
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.ready = False
+                for task in self._background:
+                    task.cancel()
+                await self.writer.close()  # every accepted spend row is written
                 await self.gateway.aclose()
+                self.db.dispose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    async def _startup(self) -> None:
+        await asyncio.to_thread(self.db.migrate)
+        await asyncio.to_thread(self.snapshot.load)
+        budgets = [b for p in self.snapshot.keys.values() for b in p.budgets]
+        await asyncio.to_thread(self.budgets.load, budgets)
+        self.snapshot.on_change = self.budgets.load
+        self.writer.start()
+        self._background.append(asyncio.ensure_future(self.snapshot.run()))
+        for deployment in self.gateway.router.all_deployments():
+            await deployment.provider.start()
 
     async def _health(self, request: Request) -> Reply:
         return Response.json({"status": "ok"})
@@ -130,8 +177,12 @@ class Stackyard:
         )
 
 
+def master_key(config: StackyardConfig) -> str | None:
+    return config.auth.master_key or os.environ.get("STACKYARD_MASTER_KEY") or None
+
+
 def create_app() -> Stackyard:
     """The factory uvicorn calls in each worker; the config path comes from the environment."""
     path = os.environ.get(CONFIG_ENV) or None
     config, file = load(path, known_providers=registry.names())
-    return Stackyard(config, source=str(file) if file else "<embedded default>")
+    return Stackyard(config, source=str(file) if file else "<embedded default>", config_file=file)

@@ -1,0 +1,1 @@
+"""Authentication and admission: virtual keys, model scopes, rate limits and budgets."""

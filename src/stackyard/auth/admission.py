@@ -1,0 +1,231 @@
+"""Admission and settlement of one request: who calls, may they use this model, do their
+rate limits and budgets allow it; afterwards, what it cost, reconciled and logged.
+
+Everything here reads memory only; the spend row goes on the writer's queue.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from stackyard.auth.budgets import BudgetBook
+from stackyard.auth.keys import hash_key
+from stackyard.auth.limits import RateLimiter, Refusal, Reservation
+from stackyard.auth.principal import MASTER, OPEN, Principal
+from stackyard.auth.snapshot import KeySnapshot
+from stackyard.errors import APIError
+from stackyard.gateway.costs import Price, price_for
+from stackyard.gateway.deployment import Deployment
+from stackyard.gateway.router import Router
+from stackyard.gateway.translate.common import text_of
+from stackyard.server.http import Request
+from stackyard.store.spend_writer import SpendWriter
+
+DEFAULT_MAX_TOKENS = 1024  # assumed for budgets and token limits when a request sets none
+
+
+def estimate_prompt_tokens(body: dict[str, Any]) -> int:
+    """About four characters a token, plus a few per message (a cheap, deliberately generous
+    estimate; the real count replaces it once the upstream reports usage)."""
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        chars = sum(len(text_of(m.get("content"))) for m in messages if isinstance(m, dict))
+        system = body.get("system")
+        chars += len(system) if isinstance(system, str) else 0
+        return chars // 4 + 4 * len(messages) + 1
+    inputs = body.get("input")
+    if isinstance(inputs, str):
+        return len(inputs) // 4 + 1
+    if isinstance(inputs, list):
+        return sum(
+            len(i) // 4 + 1 if isinstance(i, str) else len(i) if isinstance(i, list) else 1
+            for i in inputs
+        )
+    return 1
+
+
+def requested_max_tokens(body: dict[str, Any], endpoint: str) -> int:
+    if endpoint == "embeddings":
+        return 0
+    value = body.get("max_completion_tokens") or body.get("max_tokens")
+    return int(value) if isinstance(value, int) else DEFAULT_MAX_TOKENS
+
+
+@dataclass(slots=True)
+class Ticket:
+    principal: Principal
+    model: str
+    endpoint: str
+    request_id: str
+    started: float
+    reservation: Reservation | None = None
+    reserved_usd: float = 0.0
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    done: bool = False
+
+
+class Governance:
+    def __init__(
+        self,
+        router: Router,
+        snapshot: KeySnapshot | None,
+        writer: SpendWriter | None,
+        *,
+        master_key: str | None,
+        budgets: BudgetBook | None = None,
+    ) -> None:
+        self.router = router
+        self.snapshot = snapshot
+        self.writer = writer
+        self.master_key = master_key or None
+        self.limiter = RateLimiter()
+        self.budgets = budgets or BudgetBook()
+        self._prices = {d.id: price_for(d.entry) for d in router.all_deployments()}
+        self._model_prices = {
+            name: max((self._prices[d.id] for d in group), key=lambda p: (p.input, p.output))
+            for name, group in router.deployments.items()
+        }
+
+    @property
+    def open(self) -> bool:
+        """No master key and no virtual key: anyone may call (loopback only; see the CLI)."""
+        return self.master_key is None and not (self.snapshot and self.snapshot.keys)
+
+    def price(self, deployment: Deployment | None) -> Price:
+        return self._prices.get(deployment.id, Price()) if deployment else Price()
+
+    def authenticate(self, request: Request) -> Principal:
+        token = _token(request)
+        if token is not None and self.master_key and hmac.compare_digest(token, self.master_key):
+            return MASTER
+        keys = self.snapshot.keys if self.snapshot else {}
+        principal = keys.get(hash_key(token)) if token else None
+        if principal is None:
+            if self.open:
+                return OPEN
+            message = (
+                "Incorrect API key provided."
+                if token
+                else "Missing API key: send it as "
+                "'Authorization: Bearer KEY' (or 'x-api-key: KEY')."
+            )
+            raise APIError(401, message, type="invalid_request_error", code="invalid_api_key")
+        if principal.expires_at is not None and time.time() >= principal.expires_at:
+            raise APIError(401, "This API key has expired.", code="expired_api_key")
+        return principal
+
+    def require_master(self, request: Request) -> None:
+        principal = self.authenticate(request)
+        if not principal.master:
+            raise APIError(
+                403 if principal is not OPEN or self.master_key else 401,
+                "The admin API needs the master key (server started with auth.master_key or "
+                "STACKYARD_MASTER_KEY).",
+                type="permission_error",
+                code="master_key_required",
+            )
+
+    def admit(self, request: Request, body: dict[str, Any], *, endpoint: str) -> Ticket:
+        principal = self.authenticate(request)
+        model = str(body.get("model"))
+        if principal.models is not None and model not in principal.models:
+            allowed = ", ".join(sorted(principal.models)) or "none"
+            raise APIError(
+                403,
+                f"This key may not use the model '{model}'. Allowed: {allowed}.",
+                type="permission_error",
+                param="model",
+                code="model_not_allowed",
+            )
+        ticket = Ticket(principal, model, endpoint, request.request_id, time.perf_counter())
+        if not principal.limits and not principal.budgets:
+            return ticket
+        prompt = estimate_prompt_tokens(body)
+        most_out = requested_max_tokens(body, endpoint)
+        if principal.limits:
+            outcome = self.limiter.admit(principal.limits, prompt + most_out)
+            if isinstance(outcome, Refusal):
+                raise APIError(
+                    429,
+                    f"Rate limit reached for {outcome.scope}: {outcome.limit} {outcome.kind} per "
+                    f"minute. Try again in {outcome.retry_after} s.",
+                    type=outcome.kind,
+                    code="rate_limit_exceeded",
+                    headers=[("retry-after", str(outcome.retry_after))],
+                )
+            ticket.reservation = outcome
+            ticket.headers = outcome.headers
+        if principal.budgets:
+            price = self._model_prices.get(model, Price())
+            most = price.most(prompt, most_out)
+            over = self.budgets.reserve(principal.budgets, most)
+            if over is not None:
+                if ticket.reservation is not None:
+                    self.limiter.reconcile(ticket.reservation, 0)
+                raise APIError(
+                    429,
+                    f"Budget exhausted for {over.budget.scope} {over.budget.id}: "
+                    f"${over.spent:.4f} spent of ${over.budget.usd:.2f} this {over.budget.period}.",
+                    type="insufficient_quota",
+                    code="budget_exceeded",
+                )
+            ticket.reserved_usd = most
+        return ticket
+
+    async def finish(
+        self,
+        ticket: Ticket,
+        *,
+        status: int,
+        usage: dict[str, Any] | None,
+        deployment: Deployment | None,
+        cache_hit: bool = False,
+    ) -> float:
+        """Settle limits and budgets with the real usage, log the spend; return the cost."""
+        if ticket.done:
+            return 0.0
+        ticket.done = True
+        cost = self.price(deployment).cost(usage)
+        prompt = int((usage or {}).get("prompt_tokens") or 0)
+        completion = int((usage or {}).get("completion_tokens") or 0)
+        principal = ticket.principal
+        if ticket.reservation is not None:
+            self.limiter.reconcile(ticket.reservation, prompt + completion)
+        if principal.budgets:
+            self.budgets.settle(principal.budgets, ticket.reserved_usd, cost)
+        if self.writer is not None:
+            await self.writer.put(
+                {
+                    "id": uuid.uuid4().hex,
+                    "request_id": ticket.request_id,
+                    "created_at": dt.datetime.now(dt.UTC),
+                    "key_id": principal.key_id,
+                    "team_id": principal.team_id,
+                    "user_id": principal.user_id,
+                    "model": ticket.model,
+                    "deployment": deployment.id if deployment else None,
+                    "endpoint": ticket.endpoint,
+                    "prompt_tokens": prompt,
+                    "completion_tokens": completion,
+                    "cost_usd": cost,
+                    "latency_ms": (time.perf_counter() - ticket.started) * 1000,
+                    "status": status,
+                    "cache_hit": cache_hit,
+                }
+            )
+        return cost
+
+
+def _token(request: Request) -> str | None:
+    header = request.header(b"authorization")
+    if header:
+        scheme, _, value = header.decode("latin-1").partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+    api_key = request.header(b"x-api-key")
+    return api_key.decode("latin-1").strip() if api_key else None

@@ -1,0 +1,38 @@
+"""Who is calling: a virtual key (with its team and user), the master key, or nobody (open)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    scope: str  # "key", "user", "team" or "deployment"
+    id: str
+    rpm: int | None
+    tpm: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    scope: str
+    id: str
+    usd: float
+    period: str  # "day", "month" or "total"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    key_id: str | None = None
+    team_id: str | None = None
+    user_id: str | None = None
+    #: Models this caller may use (None: all). A key's list is narrowed by its team's.
+    models: frozenset[str] | None = None
+    limits: tuple[Limit, ...] = ()
+    budgets: tuple[Budget, ...] = ()
+    expires_at: float | None = None  # epoch seconds
+    master: bool = False
+
+
+MASTER = Principal(master=True)
+OPEN = Principal()

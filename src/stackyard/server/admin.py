@@ -1,0 +1,127 @@
+"""The admin API under ``/admin`` (master key only): teams, keys and spend.
+
+POST /admin/teams          {"name", "models"?, "rpm"?, "tpm"?, "budget_usd"?, "budget_period"?}
+GET  /admin/teams
+POST /admin/keys           {"team", "name"?, "models"?, "rpm"?, "tpm"?, "budget_usd"?,
+                            "budget_period"?, "expires_in_days"?}  -> the key, shown once
+GET  /admin/keys
+POST /admin/keys/revoke    {"id"}
+GET  /admin/spend?by=team|key|model&since=7d
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import urllib.parse
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from stackyard.auth.admission import Governance
+from stackyard.errors import APIError, invalid_request
+from stackyard.server.http import Request, Response
+from stackyard.server.routing import Reply, Routes
+from stackyard.store import admin
+from stackyard.store.db import Database
+
+
+def parse_since(text: str) -> dt.datetime:
+    """``7d``, ``24h``, ``30m`` or an ISO date."""
+    now = dt.datetime.now(dt.UTC)
+    units = {"d": "days", "h": "hours", "m": "minutes"}
+    if text and text[-1] in units and text[:-1].isdigit():
+        return now - dt.timedelta(**{units[text[-1]]: int(text[:-1])})
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise invalid_request(f"since: expected 7d, 24h, 30m or a date, not '{text}'") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def _optional(body: dict[str, Any], name: str, kind: type) -> Any:
+    value = body.get(name)
+    if value is not None and not isinstance(value, kind):
+        raise invalid_request(f"'{name}' must be a {kind.__name__}", param=name)
+    return value
+
+
+class AdminAPI:
+    def __init__(self, db: Database, governance: Governance) -> None:
+        self.db = db
+        self.governance = governance
+
+    def register(self, routes: Routes) -> None:
+        routes.add("POST", ["/admin/teams"], self._guard(self.create_team))
+        routes.add("GET", ["/admin/teams"], self._guard(self.teams))
+        routes.add("POST", ["/admin/keys"], self._guard(self.create_key))
+        routes.add("GET", ["/admin/keys"], self._guard(self.keys))
+        routes.add("POST", ["/admin/keys/revoke"], self._guard(self.revoke))
+        routes.add("GET", ["/admin/spend"], self._guard(self.spend))
+
+    def _guard(
+        self, handler: Callable[[Request], Awaitable[Any]]
+    ) -> Callable[[Request], Awaitable[Reply]]:
+        async def guarded(request: Request) -> Reply:
+            self.governance.require_master(request)
+            try:
+                result = await handler(request)
+            except admin.AdminError as exc:
+                raise APIError(400, str(exc)) from None
+            return Response.json(result)
+
+        return guarded
+
+    async def create_team(self, request: Request) -> Any:
+        body = await request.json_object()
+        name = body.get("name")
+        if not isinstance(name, str) or not name:
+            raise invalid_request("'name' is required", param="name")
+        return await asyncio.to_thread(
+            admin.create_team,
+            self.db,
+            name,
+            models=_optional(body, "models", list),
+            rpm=_optional(body, "rpm", int),
+            tpm=_optional(body, "tpm", int),
+            budget_usd=_optional(body, "budget_usd", (int, float)),  # type: ignore[arg-type]
+            budget_period=_optional(body, "budget_period", str) or "month",
+        )
+
+    async def teams(self, request: Request) -> Any:
+        return {"data": await asyncio.to_thread(admin.list_teams, self.db)}
+
+    async def create_key(self, request: Request) -> Any:
+        body = await request.json_object()
+        team = body.get("team")
+        if not isinstance(team, str) or not team:
+            raise invalid_request("'team' (a team name or id) is required", param="team")
+        days = _optional(body, "expires_in_days", (int, float))  # type: ignore[arg-type]
+        created = await asyncio.to_thread(
+            admin.create_key,
+            self.db,
+            team,
+            name=_optional(body, "name", str) or "",
+            models=_optional(body, "models", list),
+            rpm=_optional(body, "rpm", int),
+            tpm=_optional(body, "tpm", int),
+            budget_usd=_optional(body, "budget_usd", (int, float)),  # type: ignore[arg-type]
+            budget_period=_optional(body, "budget_period", str) or "month",
+            expires_in=dt.timedelta(days=days) if days else None,
+        )
+        return {"key": created.key, **created.record}
+
+    async def keys(self, request: Request) -> Any:
+        return {"data": await asyncio.to_thread(admin.list_keys, self.db)}
+
+    async def revoke(self, request: Request) -> Any:
+        body = await request.json_object()
+        key_id = body.get("id")
+        if not isinstance(key_id, str):
+            raise invalid_request("'id' is required", param="id")
+        return await asyncio.to_thread(admin.revoke_key, self.db, key_id)
+
+    async def spend(self, request: Request) -> Any:
+        query = urllib.parse.parse_qs(request.scope.get("query_string", b"").decode())
+        by = query.get("by", ["team"])[0]
+        since = parse_since(query.get("since", ["30d"])[0])
+        return {"data": await asyncio.to_thread(admin.spend, self.db, by=by, since=since)}

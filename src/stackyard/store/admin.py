@@ -1,0 +1,191 @@
+"""Administration of teams, users and keys, and spend reports (used by the CLI and /admin)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+
+from stackyard.auth.keys import generate_key
+from stackyard.store.db import Database
+from stackyard.store.tables import SpendRecord, Team, VirtualKey
+from stackyard.store.tables.base import new_id, utcnow
+
+PERIODS = ("day", "month", "total")
+
+
+class AdminError(ValueError):
+    """A request the store refuses; the message is for the operator."""
+
+
+def _check_period(period: str) -> str:
+    if period not in PERIODS:
+        raise AdminError(f"budget period must be one of {', '.join(PERIODS)}")
+    return period
+
+
+def team_row(team: Team) -> dict[str, Any]:
+    return {
+        "id": team.id,
+        "name": team.name,
+        "models": team.models,
+        "rpm": team.rpm,
+        "tpm": team.tpm,
+        "budget_usd": team.budget_usd,
+        "budget_period": team.budget_period,
+        "created_at": team.created_at.isoformat(),
+    }
+
+
+def key_row(key: VirtualKey, team_name: str | None = None) -> dict[str, Any]:
+    return {
+        "id": key.id,
+        "name": key.name,
+        "prefix": key.prefix,
+        "team_id": key.team_id,
+        "team": team_name,
+        "user_id": key.user_id,
+        "models": key.models,
+        "rpm": key.rpm,
+        "tpm": key.tpm,
+        "budget_usd": key.budget_usd,
+        "budget_period": key.budget_period,
+        "expires_at": key.expires_at.isoformat() if key.expires_at else None,
+        "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
+        "created_at": key.created_at.isoformat(),
+    }
+
+
+def create_team(
+    db: Database,
+    name: str,
+    *,
+    models: list[str] | None = None,
+    rpm: int | None = None,
+    tpm: int | None = None,
+    budget_usd: float | None = None,
+    budget_period: str = "month",
+) -> dict[str, Any]:
+    with db.session() as session:
+        if session.scalar(select(Team).where(Team.name == name)) is not None:
+            raise AdminError(f"a team named '{name}' exists already")
+        team = Team(
+            id=new_id("team"),
+            name=name,
+            models=models,
+            rpm=rpm,
+            tpm=tpm,
+            budget_usd=budget_usd,
+            budget_period=_check_period(budget_period),
+        )
+        session.add(team)
+        session.flush()
+        return team_row(team)
+
+
+def list_teams(db: Database) -> list[dict[str, Any]]:
+    with db.session() as session:
+        return [team_row(t) for t in session.scalars(select(Team).order_by(Team.created_at))]
+
+
+def _find_team(session: Any, team: str) -> Team:
+    found = session.scalar(select(Team).where((Team.id == team) | (Team.name == team)))
+    if found is None:
+        raise AdminError(f"no team '{team}'")
+    result: Team = found
+    return result
+
+
+@dataclass
+class CreatedKey:
+    key: str  # shown once, never stored
+    record: dict[str, Any]
+
+
+def create_key(
+    db: Database,
+    team: str,
+    *,
+    name: str = "",
+    models: list[str] | None = None,
+    rpm: int | None = None,
+    tpm: int | None = None,
+    budget_usd: float | None = None,
+    budget_period: str = "month",
+    expires_in: dt.timedelta | None = None,
+) -> CreatedKey:
+    plaintext, prefix, digest = generate_key()
+    with db.session() as session:
+        owner = _find_team(session, team)
+        key = VirtualKey(
+            id=new_id("key"),
+            name=name,
+            key_hash=digest,
+            prefix=prefix,
+            team_id=owner.id,
+            models=models,
+            rpm=rpm,
+            tpm=tpm,
+            budget_usd=budget_usd,
+            budget_period=_check_period(budget_period),
+            expires_at=utcnow() + expires_in if expires_in else None,
+        )
+        session.add(key)
+        session.flush()
+        return CreatedKey(plaintext, key_row(key, owner.name))
+
+
+def list_keys(db: Database, *, include_revoked: bool = False) -> list[dict[str, Any]]:
+    with db.session() as session:
+        query = select(VirtualKey, Team.name).join(Team).order_by(VirtualKey.created_at)
+        if not include_revoked:
+            query = query.where(VirtualKey.revoked_at.is_(None))
+        return [key_row(k, team_name) for k, team_name in session.execute(query)]
+
+
+def revoke_key(db: Database, key_id: str) -> dict[str, Any]:
+    with db.session() as session:
+        key = session.get(VirtualKey, key_id)
+        if key is None:
+            raise AdminError(f"no key '{key_id}'")
+        if key.revoked_at is None:
+            key.revoked_at = utcnow()
+        session.flush()
+        return key_row(key)
+
+
+GROUPS = {"team": SpendRecord.team_id, "key": SpendRecord.key_id, "model": SpendRecord.model}
+
+
+def spend(db: Database, *, by: str, since: dt.datetime) -> list[dict[str, Any]]:
+    """Requests, tokens and cost per team, key or model since a time, most expensive first."""
+    if by not in GROUPS:
+        raise AdminError(f"--by must be one of {', '.join(GROUPS)}")
+    column = GROUPS[by]
+    cost = func.sum(SpendRecord.cost_usd)
+    query = (
+        select(
+            column,
+            func.count(),
+            func.sum(SpendRecord.prompt_tokens),
+            func.sum(SpendRecord.completion_tokens),
+            cost,
+        )
+        .where(SpendRecord.created_at >= since)
+        .group_by(column)
+        .order_by(cost.desc())
+    )
+    with db.session() as session:
+        names = {t.id: t.name for t in session.scalars(select(Team))} if by == "team" else {}
+        return [
+            {
+                by: names.get(group, group) if group is not None else "(none)",
+                "requests": count,
+                "prompt_tokens": int(prompt or 0),
+                "completion_tokens": int(completion or 0),
+                "cost_usd": float(total or 0.0),
+            }
+            for group, count, prompt, completion, total in session.execute(query)
+        ]
