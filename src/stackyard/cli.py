@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -14,6 +17,11 @@ from stackyard.config.defaults import embedded_default
 from stackyard.gateway.providers import registry
 from stackyard.gateway.providers.http import HttpClient
 from stackyard.gateway.service import build_providers
+from stackyard.server.app import master_key
+from stackyard.store import admin
+from stackyard.store.db import Database, default_url
+
+T = TypeVar("T")
 
 CONFIG_HELP = "YAML config file (default: ./stackyard.yaml if present, else the embedded default)."
 
@@ -75,6 +83,7 @@ def serve(
     port = port if port is not None else server.port
     workers = workers or server.workers
     level = log_level or server.log_level
+    _refuse_open_outside_loopback(config, file, host)
     os.environ["STACKYARD_CONFIG"] = str(file.resolve()) if file else ""
     source = str(file) if file else "embedded default (no stackyard.yaml)"
     plural = "s" if workers > 1 else ""
@@ -95,6 +104,41 @@ def serve(
         log_level=level,
         timeout_keep_alive=30,
         server_header=False,
+    )
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _database(config: StackyardConfig, file: Path | None) -> Database:
+    db = Database(config.database_url or default_url(file))
+    db.migrate()
+    return db
+
+
+def _refuse_open_outside_loopback(config: StackyardConfig, file: Path | None, host: str) -> None:
+    """With no master key and no virtual key, anyone reaching the port may spend money."""
+    if master_key(config):
+        return
+    db = _database(config, file)
+    try:
+        has_keys = bool(admin.list_keys(db))
+    finally:
+        db.dispose()
+    if has_keys:
+        return
+    if host not in LOOPBACK:
+        click.echo(
+            f"Error: refusing to run open (no master key, no virtual key) on {host}.\n"
+            "Set auth.master_key (or STACKYARD_MASTER_KEY) and create keys with "
+            "'stackyard keys create', or bind to 127.0.0.1.",
+            err=True,
+        )
+        sys.exit(2)
+    click.echo(
+        "Running open: no master key and no virtual key, so any local process may call it "
+        "(set STACKYARD_MASTER_KEY to require keys).",
+        err=True,
     )
 
 
@@ -126,3 +170,180 @@ def providers() -> None:
     """List the registered providers."""
     for name in registry.names():
         click.echo(name)
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    """Rows as an aligned table on the terminal."""
+    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
+    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
+    click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
+    for row in cells:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.6f}".rstrip("0").rstrip(".") if value else "0"
+    if isinstance(value, list):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+def _store(config_path: str | None) -> Database:
+    loaded, file = _load(config_path)
+    return _database(loaded, file)
+
+
+def _models(value: str | None) -> list[str] | None:
+    return [m.strip() for m in value.split(",") if m.strip()] if value else None
+
+
+def _admin_call(action: Callable[[], T]) -> T:
+    try:
+        return action()
+    except admin.AdminError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
+
+
+config_option = click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False), help=CONFIG_HELP
+)
+
+
+@main.group()
+def teams() -> None:
+    """Create and list teams."""
+
+
+@teams.command("create")
+@click.argument("name")
+@click.option("--models", help="Comma-separated models the team may use (default: all).")
+@click.option("--rpm", type=click.IntRange(min=1), help="Requests per minute.")
+@click.option("--tpm", type=click.IntRange(min=1), help="Tokens per minute.")
+@click.option("--budget", type=click.FloatRange(min=0), help="Budget in USD per period.")
+@click.option("--period", type=click.Choice(admin.PERIODS), default="month", show_default=True)
+@config_option
+def teams_create(
+    name: str,
+    models: str | None,
+    rpm: int | None,
+    tpm: int | None,
+    budget: float | None,
+    period: str,
+    config_path: str | None,
+) -> None:
+    """Create a team."""
+    db = _store(config_path)
+    team = _admin_call(
+        lambda: admin.create_team(
+            db,
+            name,
+            models=_models(models),
+            rpm=rpm,
+            tpm=tpm,
+            budget_usd=budget,
+            budget_period=period,
+        )
+    )
+    click.echo(f"created team {team['name']} ({team['id']})")
+
+
+@teams.command("list")
+@config_option
+def teams_list(config_path: str | None) -> None:
+    """List teams with their limits."""
+    rows = admin.list_teams(_store(config_path))
+    _table(rows, ["id", "name", "models", "rpm", "tpm", "budget_usd", "budget_period"])
+
+
+@main.group()
+def keys() -> None:
+    """Create, list and revoke virtual keys."""
+
+
+@keys.command("create")
+@click.option("--team", required=True, help="The team (name or id) that owns the key.")
+@click.option("--name", default="", help="A label for the key.")
+@click.option("--models", help="Comma-separated models the key may use (default: the team's).")
+@click.option("--rpm", type=click.IntRange(min=1), help="Requests per minute.")
+@click.option("--tpm", type=click.IntRange(min=1), help="Tokens per minute.")
+@click.option("--budget", type=click.FloatRange(min=0), help="Budget in USD per period.")
+@click.option("--period", type=click.Choice(admin.PERIODS), default="month", show_default=True)
+@click.option("--expires-in-days", type=click.FloatRange(min=0), help="Expiry, in days.")
+@config_option
+def keys_create(
+    team: str,
+    name: str,
+    models: str | None,
+    rpm: int | None,
+    tpm: int | None,
+    budget: float | None,
+    period: str,
+    expires_in_days: float | None,
+    config_path: str | None,
+) -> None:
+    """Create a key; it is shown once, only its hash is stored."""
+    db = _store(config_path)
+    created = _admin_call(
+        lambda: admin.create_key(
+            db,
+            team,
+            name=name,
+            models=_models(models),
+            rpm=rpm,
+            tpm=tpm,
+            budget_usd=budget,
+            budget_period=period,
+            expires_in=dt.timedelta(days=expires_in_days) if expires_in_days else None,
+        )
+    )
+    click.echo(created.key)
+    click.echo(
+        f"key {created.record['id']} for team {created.record['team']}: store it now, "
+        "it is not shown again",
+        err=True,
+    )
+
+
+@keys.command("list")
+@click.option("--all", "include_revoked", is_flag=True, help="Include revoked keys.")
+@config_option
+def keys_list(include_revoked: bool, config_path: str | None) -> None:
+    """List keys (prefixes only)."""
+    rows = admin.list_keys(_store(config_path), include_revoked=include_revoked)
+    columns = ["id", "prefix", "team", "name", "models", "rpm", "tpm", "budget_usd", "expires_at"]
+    _table(rows, [*columns, "revoked_at"] if include_revoked else columns)
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+@config_option
+def keys_revoke(key_id: str, config_path: str | None) -> None:
+    """Revoke a key (every running instance stops accepting it within a second)."""
+    db = _store(config_path)
+    _admin_call(lambda: admin.revoke_key(db, key_id))
+    click.echo(f"revoked {key_id}")
+
+
+@main.command()
+@click.option("--by", type=click.Choice(list(admin.GROUPS)), default="team", show_default=True)
+@click.option("--since", default="7d", show_default=True, help="7d, 24h, 30m or a date.")
+@config_option
+def spend(by: str, since: str, config_path: str | None) -> None:
+    """Spend per team, key or model, most expensive first."""
+    from stackyard.server.admin import parse_since
+
+    try:
+        start = parse_since(since)
+    except Exception as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from None
+    rows = admin.spend(_store(config_path), by=by, since=start)
+    if not rows:
+        click.echo(f"no requests since {start:%Y-%m-%d %H:%M} UTC")
+        return
+    _table(rows, [by, "requests", "prompt_tokens", "completion_tokens", "cost_usd"])
+    total = sum(r["cost_usd"] for r in rows)
+    click.echo(f"total: ${total:.6f} over {sum(r['requests'] for r in rows)} requests")

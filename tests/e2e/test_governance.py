@@ -1,0 +1,255 @@
+"""Keys, scopes, limits, budgets, revocation and the spend log through a real gateway, with the
+official SDK as the client."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from tests.conftest import GatewayProcess
+from tests.fakes.openai_upstream import FakeOpenAI, Fault
+
+pytestmark = pytest.mark.e2e
+
+MASTER = "sk-master-test-0123456789"
+USER: Any = [{"role": "user", "content": "Hello there"}]
+
+
+@pytest.fixture(scope="module")
+def gateway(fake_openai: FakeOpenAI, gateway_factory: Any) -> GatewayProcess:
+    gw: GatewayProcess = gateway_factory(
+        {
+            "models": [
+                {
+                    "name": "cheap",
+                    "provider": "openai-compatible",
+                    "api_base": fake_openai.base_url("gov-cheap"),
+                    "input_cost_per_mtok": 1.0,
+                    "output_cost_per_mtok": 2.0,
+                },
+                {
+                    # $1 per prompt token: a budget runs out in a few requests
+                    "name": "pricey",
+                    "provider": "openai-compatible",
+                    "api_base": fake_openai.base_url("gov-pricey"),
+                    "input_cost_per_mtok": 1_000_000.0,
+                    "output_cost_per_mtok": 0.0,
+                },
+            ],
+            "auth": {"master_key": MASTER, "refresh_seconds": 0.2},
+        }
+    )
+    return gw
+
+
+def admin(gateway: GatewayProcess, method: str, path: str, **body: Any) -> Any:
+    response = httpx.request(
+        method,
+        f"{gateway.url}/admin/{path}",
+        json=body or None,
+        headers={"authorization": f"Bearer {MASTER}"},
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def new_key(gateway: GatewayProcess, team: str, **limits: Any) -> dict[str, Any]:
+    existing = {t["name"] for t in admin(gateway, "GET", "teams")["data"]}
+    if team not in existing:
+        admin(gateway, "POST", "teams", name=team)
+    created: dict[str, Any] = admin(gateway, "POST", "keys", team=team, **limits)
+    time.sleep(0.5)  # the snapshot refreshes every 0.2 s
+    return created
+
+
+def sdk(gateway: GatewayProcess, key: str) -> openai.OpenAI:
+    return openai.OpenAI(
+        base_url=gateway.base_url, api_key=key, max_retries=0, _strict_response_validation=True
+    )
+
+
+def test_keys_are_required_once_a_master_key_is_set(gateway: GatewayProcess) -> None:
+    with (
+        sdk(gateway, "sk-sy-not-a-key") as client,
+        pytest.raises(openai.AuthenticationError) as info,
+    ):
+        client.chat.completions.create(model="cheap", messages=USER)
+    body: Any = info.value.body
+    assert body["code"] == "invalid_api_key"
+    missing = httpx.post(
+        f"{gateway.base_url}/chat/completions", json={"model": "cheap", "messages": USER}
+    )
+    assert missing.status_code == 401
+    assert "Missing API key" in missing.json()["error"]["message"]
+    with sdk(gateway, MASTER) as client:
+        assert client.chat.completions.create(model="cheap", messages=USER).choices
+
+
+def test_a_key_works_and_every_response_carries_its_cost(gateway: GatewayProcess) -> None:
+    created = new_key(gateway, "alpha")
+    assert created["key"].startswith("sk-sy-")
+    listed = admin(gateway, "GET", "keys")["data"]
+    assert all("key" not in k and k["prefix"] for k in listed)
+    with sdk(gateway, created["key"]) as client:
+        raw = client.chat.completions.with_raw_response.create(model="cheap", messages=USER)
+    usage = raw.parse().usage
+    assert usage is not None
+    expected = (usage.prompt_tokens * 1.0 + usage.completion_tokens * 2.0) / 1e6
+    assert float(raw.headers["x-stackyard-cost-usd"]) == pytest.approx(expected)
+
+
+def test_model_scope(gateway: GatewayProcess) -> None:
+    created = new_key(gateway, "beta", models=["cheap"])
+    with sdk(gateway, created["key"]) as client:
+        client.chat.completions.create(model="cheap", messages=USER)
+        with pytest.raises(openai.PermissionDeniedError) as info:
+            client.chat.completions.create(model="pricey", messages=USER)
+    assert "Allowed: cheap" in info.value.message
+
+
+def test_requests_per_minute(gateway: GatewayProcess) -> None:
+    created = new_key(gateway, "gamma", rpm=2)
+    with sdk(gateway, created["key"]) as client:
+        first = client.chat.completions.with_raw_response.create(model="cheap", messages=USER)
+        assert first.headers["x-ratelimit-limit-requests"] == "2"
+        assert first.headers["x-ratelimit-remaining-requests"] == "1"
+        client.chat.completions.create(model="cheap", messages=USER)
+        with pytest.raises(openai.RateLimitError) as info:
+            client.chat.completions.create(model="cheap", messages=USER)
+    assert int(info.value.response.headers["retry-after"]) >= 1
+    body: Any = info.value.body
+    assert body["type"] == "requests"
+    assert "2 requests per minute" in body["message"]
+
+
+def test_tokens_per_minute_reserve_max_tokens_until_usage_is_known(
+    gateway: GatewayProcess, fake_openai: FakeOpenAI
+) -> None:
+    created = new_key(gateway, "delta", tpm=300)
+
+    async def two_at_once() -> tuple[Any, Any]:
+        async with openai.AsyncOpenAI(
+            base_url=gateway.base_url, api_key=created["key"], max_retries=0
+        ) as client:
+
+            async def ask(delay: float) -> Any:
+                await asyncio.sleep(delay)
+                return await client.chat.completions.create(
+                    model="cheap", messages=USER, max_tokens=200
+                )
+
+            return await asyncio.gather(ask(0), ask(0.3), return_exceptions=True)
+
+    fake_openai.enqueue("gov-cheap", Fault.delay(1))  # the first holds its reservation
+    first, second = asyncio.run(two_at_once())
+    assert not isinstance(first, Exception)
+    assert isinstance(second, openai.RateLimitError)
+    body: Any = second.body
+    assert body["type"] == "tokens"
+    # Once the first has settled with its real (small) usage, there is room again.
+    with sdk(gateway, created["key"]) as client:
+        client.chat.completions.create(model="cheap", messages=USER, max_tokens=200)
+
+
+def test_team_budget_stops_spending(gateway: GatewayProcess) -> None:
+    admin(gateway, "POST", "teams", name="frugal", budget_usd=10, budget_period="day")
+    created = new_key(gateway, "frugal")
+    statuses = []
+    with sdk(gateway, created["key"]) as client:
+        for _ in range(8):
+            try:
+                client.chat.completions.create(model="pricey", messages=USER, max_tokens=5)
+                statuses.append(200)
+            except openai.RateLimitError as exc:
+                body: Any = exc.body
+                assert body["code"] == "budget_exceeded"
+                statuses.append(429)
+    assert statuses[0] == 200
+    assert 429 in statuses
+    frugal = None
+    for _ in range(50):  # the spend log is written in batches, a fraction of a second later
+        spent = admin(gateway, "GET", "spend?by=team&since=1d")["data"]
+        frugal = next((r for r in spent if r["team"] == "frugal"), None)
+        if frugal and frugal["requests"] == statuses.count(200):
+            break
+        time.sleep(0.1)
+    assert frugal is not None
+    assert frugal["requests"] == statuses.count(200)
+    assert 0 < frugal["cost_usd"] <= 10  # never more than the budget
+
+
+def test_revocation_reaches_the_gateway_within_a_second(gateway: GatewayProcess) -> None:
+    created = new_key(gateway, "epsilon")
+    with sdk(gateway, created["key"]) as client:
+        client.chat.completions.create(model="cheap", messages=USER)
+        admin(gateway, "POST", "keys/revoke", id=created["id"])
+        time.sleep(1.0)
+        with pytest.raises(openai.AuthenticationError):
+            client.chat.completions.create(model="cheap", messages=USER)
+
+
+def test_admin_api_needs_the_master_key(gateway: GatewayProcess) -> None:
+    created = new_key(gateway, "zeta")
+    response = httpx.get(
+        f"{gateway.url}/admin/keys", headers={"authorization": f"Bearer {created['key']}"}
+    )
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "master_key_required"
+
+
+def test_spend_log_has_one_row_per_request_after_a_burst_and_shutdown(
+    fake_openai: FakeOpenAI, gateway_factory: Any, tmp_path: Path
+) -> None:
+    database = tmp_path / "spend.db"
+    gw: GatewayProcess = gateway_factory(
+        {
+            "models": [
+                {
+                    "name": "m",
+                    "provider": "openai-compatible",
+                    "api_base": fake_openai.base_url("gov-burst"),
+                }
+            ],
+            "database_url": f"sqlite:///{database}",
+        }
+    )
+
+    async def burst() -> list[int]:
+        async with httpx.AsyncClient(base_url=gw.base_url) as client:
+            responses = await asyncio.gather(
+                *(
+                    client.post("/chat/completions", json={"model": "m", "messages": USER})
+                    for _ in range(60)
+                )
+            )
+            return [r.status_code for r in responses]
+
+    assert asyncio.run(burst()) == [200] * 60
+    gw.stop()  # graceful: the writer flushes what is queued
+    with sqlite3.connect(database) as connection:
+        (rows,) = connection.execute("select count(*) from spend_log").fetchone()
+        (ids,) = connection.execute("select count(distinct request_id) from spend_log").fetchone()
+    assert (rows, ids) == (60, 60)
+
+
+def test_open_mode_is_refused_off_loopback(tmp_path: Path) -> None:
+    config = tmp_path / "stackyard.yaml"
+    config.write_text("models: []\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "stackyard", "serve", "--config", str(config), "--host", "0.0.0.0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert done.returncode == 2
+    assert "refusing to run open" in done.stderr
