@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
+import logging
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -16,7 +17,8 @@ from typing import Any
 from stackyard.auth.budgets import BudgetBook
 from stackyard.auth.keys import hash_key
 from stackyard.auth.limits import RateLimiter, Refusal, Reservation
-from stackyard.auth.principal import MASTER, OPEN, Principal
+from stackyard.auth.principal import MASTER, OPEN, Budget, Principal
+from stackyard.auth.shared import SharedCounters, SharedOverspend, SharedReservation
 from stackyard.auth.snapshot import KeySnapshot
 from stackyard.errors import APIError
 from stackyard.gateway.costs import Price, price_for
@@ -25,6 +27,8 @@ from stackyard.gateway.router import Router
 from stackyard.gateway.translate.common import text_of
 from stackyard.server.http import Request
 from stackyard.store.spend_writer import SpendWriter
+
+log = logging.getLogger("stackyard.auth")
 
 DEFAULT_MAX_TOKENS = 1024  # assumed for budgets and token limits when a request sets none
 
@@ -64,6 +68,7 @@ class Ticket:
     request_id: str
     started: float
     reservation: Reservation | None = None
+    shared: SharedReservation | None = None
     reserved_usd: float = 0.0
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     done: bool = False
@@ -78,8 +83,10 @@ class Governance:
         *,
         master_key: str | None,
         budgets: BudgetBook | None = None,
+        shared: SharedCounters | None = None,
     ) -> None:
         self.router = router
+        self.shared = shared
         self.snapshot = snapshot
         self.writer = writer
         self.master_key = master_key or None
@@ -130,7 +137,7 @@ class Governance:
                 code="master_key_required",
             )
 
-    def admit(self, request: Request, body: dict[str, Any], *, endpoint: str) -> Ticket:
+    async def admit(self, request: Request, body: dict[str, Any], *, endpoint: str) -> Ticket:
         principal = self.authenticate(request)
         model = str(body.get("model"))
         if principal.models is not None and model not in principal.models:
@@ -147,17 +154,13 @@ class Governance:
             return ticket
         prompt = estimate_prompt_tokens(body)
         most_out = requested_max_tokens(body, endpoint)
+        if self.shared is not None:
+            await self._admit_shared(ticket, prompt, most_out)
+            return ticket
         if principal.limits:
             outcome = self.limiter.admit(principal.limits, prompt + most_out)
             if isinstance(outcome, Refusal):
-                raise APIError(
-                    429,
-                    f"Rate limit reached for {outcome.scope}: {outcome.limit} {outcome.kind} per "
-                    f"minute. Try again in {outcome.retry_after} s.",
-                    type=outcome.kind,
-                    code="rate_limit_exceeded",
-                    headers=[("retry-after", str(outcome.retry_after))],
-                )
+                raise _rate_limited(outcome)
             ticket.reservation = outcome
             ticket.headers = outcome.headers
         if principal.budgets:
@@ -167,15 +170,29 @@ class Governance:
             if over is not None:
                 if ticket.reservation is not None:
                     self.limiter.reconcile(ticket.reservation, 0)
-                raise APIError(
-                    429,
-                    f"Budget exhausted for {over.budget.scope} {over.budget.id}: "
-                    f"${over.spent:.4f} spent of ${over.budget.usd:.2f} this {over.budget.period}.",
-                    type="insufficient_quota",
-                    code="budget_exceeded",
-                )
+                raise _over_budget(over.budget, over.spent)
             ticket.reserved_usd = most
         return ticket
+
+    async def _admit_shared(self, ticket: Ticket, prompt: int, most_out: int) -> None:
+        assert self.shared is not None
+        principal = ticket.principal
+        most = 0.0
+        if principal.budgets:
+            most = self._model_prices.get(ticket.model, Price()).most(prompt, most_out)
+        try:
+            outcome = await self.shared.admit(
+                principal.limits, prompt + most_out, principal.budgets, most
+            )
+        except Exception:  # Redis away: serve rather than fail every request (logged)
+            log.exception("shared limits unavailable; admitting request %s", ticket.request_id)
+            return
+        if isinstance(outcome, Refusal):
+            raise _rate_limited(outcome)
+        if isinstance(outcome, SharedOverspend):
+            raise _over_budget(outcome.budget, outcome.spent)
+        ticket.shared = outcome
+        ticket.headers = outcome.headers
 
     async def finish(
         self,
@@ -196,7 +213,12 @@ class Governance:
         principal = ticket.principal
         if ticket.reservation is not None:
             self.limiter.reconcile(ticket.reservation, prompt + completion)
-        if principal.budgets:
+        if ticket.shared is not None and self.shared is not None:
+            try:
+                await self.shared.settle(ticket.shared, prompt + completion, cost)
+            except Exception:
+                log.exception("could not settle request %s in Redis", ticket.request_id)
+        elif principal.budgets:
             self.budgets.settle(principal.budgets, ticket.reserved_usd, cost)
         if self.writer is not None:
             await self.writer.put(
@@ -219,6 +241,27 @@ class Governance:
                 }
             )
         return cost
+
+
+def _rate_limited(refusal: Refusal) -> APIError:
+    return APIError(
+        429,
+        f"Rate limit reached for {refusal.scope}: {refusal.limit} {refusal.kind} per minute. "
+        f"Try again in {refusal.retry_after} s.",
+        type=refusal.kind,
+        code="rate_limit_exceeded",
+        headers=[("retry-after", str(refusal.retry_after))],
+    )
+
+
+def _over_budget(budget: Budget, spent: float) -> APIError:
+    return APIError(
+        429,
+        f"Budget exhausted for {budget.scope} {budget.id}: ${spent:.4f} spent of "
+        f"${budget.usd:.2f} this {budget.period}.",
+        type="insufficient_quota",
+        code="budget_exceeded",
+    )
 
 
 def _token(request: Request) -> str | None:

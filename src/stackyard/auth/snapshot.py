@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from sqlalchemy import func, select
 
@@ -37,6 +37,8 @@ class KeySnapshot:
         self._version: tuple[object, ...] | None = None
         #: Called (in the loading thread) with every budget after a reload.
         self.on_change: Callable[[list[Budget]], None] | None = None
+        #: Awaited (on the event loop) with every budget after a reload.
+        self.after_change: Callable[[list[Budget]], Awaitable[None]] | None = None
 
     def _current_version(self) -> tuple[object, ...]:
         with self.db.session() as session:
@@ -91,7 +93,9 @@ class KeySnapshot:
         while True:
             await asyncio.sleep(self.refresh_seconds)
             try:
-                await asyncio.to_thread(self.load)
+                changed = await asyncio.to_thread(self.load)
+                if changed and self.after_change is not None:
+                    await self.after_change([b for p in self.keys.values() for b in p.budgets])
             except Exception:
                 log.exception("could not refresh the key snapshot; serving the last one")
 

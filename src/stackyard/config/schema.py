@@ -139,6 +139,10 @@ class StackyardConfig(_Strict):
         default=None,
         description="SQLAlchemy URL; default: SQLite file stackyard.db next to the config.",
     )
+    redis_url: str | None = Field(
+        default=None,
+        description="Shares rate limits and budgets between instances (redis://host:6379/0).",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -27,7 +27,7 @@ async def chat_completions(gateway: Gateway, request: Request) -> Response | Eve
     body = await request.json_object()
     parsed = validate_chat(body)
     governance = gateway.governance
-    ticket = governance.admit(request, body, endpoint="chat")
+    ticket = await governance.admit(request, body, endpoint="chat")
     stats = RouteStats()
     try:
         if parsed.stream:

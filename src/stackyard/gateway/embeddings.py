@@ -51,7 +51,7 @@ async def embeddings(gateway: Gateway, request: Request) -> Response:
     body = await request.json_object()
     validate_embeddings(body)
     governance = gateway.governance
-    ticket = governance.admit(request, body, endpoint="embeddings")
+    ticket = await governance.admit(request, body, endpoint="embeddings")
     wanted = body.get("encoding_format") or "float"
     stats = RouteStats()
 

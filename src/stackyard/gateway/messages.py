@@ -51,7 +51,7 @@ async def messages(gateway: Gateway, request: Request) -> Response | EventStream
     try:
         body = await request.json_object()
         validate_messages(body)
-        ticket = governance.admit(request, body, endpoint="messages")
+        ticket = await governance.admit(request, body, endpoint="messages")
         if body.get("stream"):
             return await _stream(gateway, request, body, stats, ticket)
 

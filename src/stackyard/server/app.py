@@ -15,6 +15,8 @@ from typing import Any
 from stackyard import __version__
 from stackyard.auth.admission import Governance
 from stackyard.auth.budgets import BudgetBook
+from stackyard.auth.principal import Budget
+from stackyard.auth.shared import SharedCounters
 from stackyard.auth.snapshot import KeySnapshot
 from stackyard.config import StackyardConfig, load
 from stackyard.errors import APIError, internal_error
@@ -52,12 +54,15 @@ class Stackyard:
         self.snapshot = KeySnapshot(self.db, refresh_seconds=config.auth.refresh_seconds)
         self.writer = SpendWriter(self.db)
         self.budgets = BudgetBook(self.db)
+        redis_url = config.redis_url or os.environ.get("STACKYARD_REDIS_URL") or None
+        self.shared = SharedCounters(redis_url) if redis_url else None
         self.gateway.governance = Governance(
             self.gateway.router,
             self.snapshot,
             self.writer,
             master_key=master_key(config),
             budgets=self.budgets,
+            shared=self.shared,
         )
         self._background: list[asyncio.Task[None]] = []
         self.ready = False
@@ -137,6 +142,8 @@ class Stackyard:
                     task.cancel()
                 await self.writer.close()  # every accepted spend row is written
                 await self.gateway.aclose()
+                if self.shared is not None:
+                    await self.shared.aclose()
                 self.db.dispose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
@@ -147,10 +154,17 @@ class Stackyard:
         budgets = [b for p in self.snapshot.keys.values() for b in p.budgets]
         await asyncio.to_thread(self.budgets.load, budgets)
         self.snapshot.on_change = self.budgets.load
+        if self.shared is not None:
+            await self._seed_shared(budgets)
+            self.snapshot.after_change = self._seed_shared
         self.writer.start()
         self._background.append(asyncio.ensure_future(self.snapshot.run()))
         for deployment in self.gateway.router.all_deployments():
             await deployment.provider.start()
+
+    async def _seed_shared(self, budgets: list[Budget]) -> None:
+        if self.shared is not None:
+            await self.shared.seed_spend(budgets, {b: self.budgets.spent(b) for b in budgets})
 
     async def _health(self, request: Request) -> Reply:
         return Response.json({"status": "ok"})

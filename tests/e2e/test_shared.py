@@ -1,0 +1,141 @@
+"""Two gateway processes sharing one Redis and one database hold one limit and one budget."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import GatewayProcess
+from tests.fakes.openai_upstream import FakeOpenAI
+
+pytestmark = pytest.mark.e2e
+
+MASTER = "sk-master-shared-0123456789"
+REDIS_URL = os.environ.get("STACKYARD_TEST_REDIS", "redis://127.0.0.1:6379/15")
+USER = [{"role": "user", "content": "Hello there"}]
+
+
+def fresh_redis() -> None:
+    import redis
+
+    try:
+        client = redis.Redis.from_url(REDIS_URL)
+        client.flushdb()
+        client.close()
+    except Exception as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"Redis is needed under CI: {exc}")
+        pytest.skip(f"Redis is not reachable: {exc}")
+
+
+@pytest.fixture(scope="module")
+def pair(
+    fake_openai: FakeOpenAI, gateway_factory: Any, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[GatewayProcess, GatewayProcess]:
+    fresh_redis()
+    database = tmp_path_factory.mktemp("shared") / "stackyard.db"
+    config = {
+        "models": [
+            {
+                "name": "pricey",
+                "provider": "openai-compatible",
+                "api_base": fake_openai.base_url("shared-pricey"),
+                "input_cost_per_mtok": 1_000_000.0,  # $1 a prompt token
+                "output_cost_per_mtok": 0.0,
+            }
+        ],
+        "auth": {"master_key": MASTER, "refresh_seconds": 0.2},
+        "database_url": f"sqlite:///{database}",
+        "redis_url": REDIS_URL,
+    }
+    return gateway_factory(config), gateway_factory(config)
+
+
+def admin(gateway: GatewayProcess, path: str, **body: Any) -> Any:
+    response = httpx.post(
+        f"{gateway.url}/admin/{path}", json=body, headers={"authorization": f"Bearer {MASTER}"}
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def burst(pair: tuple[GatewayProcess, GatewayProcess], key: str, n: int) -> list[int]:
+    headers = {"authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(headers=headers, timeout=30) as client:
+        responses = await asyncio.gather(
+            *(
+                client.post(
+                    f"{pair[i % 2].base_url}/chat/completions",
+                    json={"model": "pricey", "messages": USER, "max_tokens": 5},
+                )
+                for i in range(n)
+            )
+        )
+    return [r.status_code for r in responses]
+
+
+def test_one_rate_limit_across_instances(pair: tuple[GatewayProcess, GatewayProcess]) -> None:
+    admin(pair[0], "teams", name="limited", rpm=20)
+    key = admin(pair[0], "keys", team="limited")["key"]
+    time.sleep(0.6)
+    statuses = asyncio.run(burst(pair, key, 50))
+    assert statuses.count(200) == 20
+    assert statuses.count(429) == 30
+
+
+def test_one_budget_across_instances(pair: tuple[GatewayProcess, GatewayProcess]) -> None:
+    admin(pair[0], "teams", name="budgeted", budget_usd=30, budget_period="day")
+    key = admin(pair[0], "keys", team="budgeted")["key"]
+    time.sleep(0.6)
+    statuses = asyncio.run(burst(pair, key, 50))
+    served = statuses.count(200)
+    assert served > 0
+    assert statuses.count(429) == 50 - served
+    # Each request costs $2 (two prompt tokens) and may reserve up to $7 (its estimate):
+    # together they never spend more than the budget.
+    assert served * 2 <= 30
+    spend = httpx.get(
+        f"{pair[1].url}/admin/spend?by=team&since=1d",
+        headers={"authorization": f"Bearer {MASTER}"},
+    ).json()["data"]
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        budgeted = [r for r in spend if r["team"] == "budgeted"]
+        if budgeted and budgeted[0]["requests"] == served:
+            break
+        time.sleep(0.1)
+        spend = httpx.get(
+            f"{pair[1].url}/admin/spend?by=team&since=1d",
+            headers={"authorization": f"Bearer {MASTER}"},
+        ).json()["data"]
+    assert budgeted[0]["cost_usd"] <= 30
+
+
+def test_revocation_reaches_the_other_instance_within_a_second(
+    pair: tuple[GatewayProcess, GatewayProcess], tmp_path: Path
+) -> None:
+    admin(pair[0], "teams", name="revoked")
+    created = admin(pair[0], "keys", team="revoked")
+    time.sleep(0.6)
+    headers = {"authorization": f"Bearer {created['key']}"}
+    body = {"model": "pricey", "messages": USER, "max_tokens": 5}
+    assert (
+        httpx.post(f"{pair[1].base_url}/chat/completions", json=body, headers=headers).status_code
+        == 200
+    )
+    admin(pair[0], "keys/revoke", id=created["id"])
+    started = time.monotonic()
+    while time.monotonic() - started < 1.0:
+        status = httpx.post(
+            f"{pair[1].base_url}/chat/completions", json=body, headers=headers
+        ).status_code
+        if status == 401:
+            break
+        time.sleep(0.05)
+    assert status == 401
