@@ -32,7 +32,12 @@ def ensure_debian_package(command: str, package: str) -> None:
 
 
 class Server:
-    """A server process in its own session, so that it and its children stop together."""
+    """A server process in its own session, so that it and its children stop together.
+
+    Every server started is remembered until stopped, so that `stop_all` can end those a
+    failed start or an interruption left behind."""
+
+    live: list[Server] = []
 
     def __init__(
         self, name: str, command: list[str], *, env: dict[str, str] | None = None, log: Path
@@ -47,6 +52,7 @@ class Server:
             env={**os.environ, **(env or {})},
             start_new_session=True,
         )
+        Server.live.append(self)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-3000:]
@@ -89,6 +95,14 @@ class Server:
                     os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
         self._log.close()
+        with contextlib.suppress(ValueError):
+            Server.live.remove(self)
+
+
+def stop_all() -> None:
+    """Stop every server still running, the last started first."""
+    for server in reversed(list(Server.live)):
+        server.stop()
 
 
 def _tree(root: int) -> list[int]:

@@ -73,5 +73,8 @@ def run(url: str, script: Path, *, connections: int, duration: float) -> WrkResu
         str(script),
         url,
     ]
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        said = (done.stderr.strip() or done.stdout.strip())[-500:]
+        raise RuntimeError(f"wrk -c{connections} exited {done.returncode}: {said}")
     return parse(done.stdout)

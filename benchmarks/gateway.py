@@ -22,6 +22,7 @@ import json
 import os
 import secrets
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
@@ -31,13 +32,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from benchmarks import _wrk
-from benchmarks._procs import Server, ensure_debian_package, free_port, post_json
+from benchmarks._procs import Server, ensure_debian_package, free_port, post_json, stop_all
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 LITELLM_VERSION = "1.108.7"
 PORTKEY_VERSION = "1.15.2"
-TARGETS = ("direct", "stackyard", "litellm", "portkey")
+TARGETS = ("direct", "stackyard", "governed", "litellm", "portkey")
 
 COMPLETION = (
     '{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,'
@@ -84,7 +85,7 @@ def start_nginx(workdir: Path) -> tuple[Server, int]:
         f"""
 worker_processes 1;
 daemon off;
-error_log {workdir}/logs/error.log warn;
+error_log stderr warn;
 pid {workdir}/nginx.pid;
 events {{ worker_connections 4096; }}
 http {{
@@ -125,8 +126,8 @@ def start_stackyard(workdir: Path, upstream: str) -> Target:
     )
     port = free_port()
     binary = Path(sys.executable).parent / "stackyard"
-    command = [str(binary), "serve", "--config", str(config), "--port", str(port)]
-    command += ["--workers", "1", "--log-level", "warning"]
+    command = [str(binary), "serve", "--config", str(config), "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--workers", "1", "--log-level", "warning"]
     server = Server("stackyard", command, log=workdir / "stackyard.log")
     server.wait_http(f"http://127.0.0.1:{port}/ready", 60)
     from stackyard import __version__
@@ -136,19 +137,124 @@ def start_stackyard(workdir: Path, upstream: str) -> Target:
     )
 
 
-def _litellm_binary() -> Path:
+def start_governed(workdir: Path, upstream: str) -> Target:
+    """Stackyard with governance on: a virtual key with RPM, TPM and a budget, shared through
+    Redis, and the spend log written to SQLite."""
+    ensure_redis()
+    config = workdir / "governed.yaml"
+    config.write_text(
+        "models:\n"
+        "  - name: bench\n"
+        "    provider: openai-compatible\n"
+        "    model: bench\n"
+        f"    api_base: {upstream}\n"
+        "    api_key: sk-bench\n"
+        "    input_cost_per_mtok: 0.15\n"
+        "    output_cost_per_mtok: 0.60\n"
+        "auth:\n"
+        "  master_key: sk-master-bench-0123456789\n"
+        f"database_url: sqlite:///{workdir / 'governed.db'}\n"
+        "redis_url: redis://127.0.0.1:6379/14\n"
+    )
+    binary = Path(sys.executable).parent / "stackyard"
+    base = [str(binary)]
+    subprocess.run(
+        [
+            *base,
+            "teams",
+            "create",
+            "bench",
+            "--rpm",
+            "100000000",
+            "--tpm",
+            "100000000000",
+            "--budget",
+            "1000000",
+            "--config",
+            str(config),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    key = subprocess.run(
+        [
+            *base,
+            "keys",
+            "create",
+            "--team",
+            "bench",
+            "--rpm",
+            "100000000",
+            "--tpm",
+            "100000000000",
+            "--budget",
+            "1000000",
+            "--config",
+            str(config),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    port = free_port()
+    command = [*base, "serve", "--config", str(config), "--host", "127.0.0.1", "--port"]
+    command += [str(port), "--workers", "1", "--log-level", "warning"]
+    server = Server("governed", command, log=workdir / "governed.log")
+    server.wait_http(f"http://127.0.0.1:{port}/ready", 60)
+    from stackyard import __version__
+
+    return Target(
+        "governed",
+        f"http://127.0.0.1:{port}/v1/chat/completions",
+        {"Authorization": f"Bearer {key}"},
+        server,
+        __version__,
+    )
+
+
+def ensure_redis() -> None:
+    import redis
+
+    client = redis.Redis.from_url("redis://127.0.0.1:6379/14")
+    try:
+        client.flushdb()
+    except redis.ConnectionError:
+        subprocess.run(
+            ["redis-server", "--daemonize", "yes", "--port", "6379", "--save", ""], check=True
+        )
+        time.sleep(0.5)
+        client.flushdb()
+    finally:
+        client.close()
+
+
+def _litellm_binary() -> tuple[Path, str]:
+    """LiteLLM's proxy in its own venv (pinned version if installable, else the latest)."""
     venv = HERE / ".venvs" / "litellm"
     binary = venv / "bin" / "litellm"
+    python = venv / "bin" / "python"
     if not binary.exists():
         print(f"installing litellm[proxy]=={LITELLM_VERSION} into {venv} ...", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        pip = [str(venv / "bin" / "pip"), "install", "-q"]
-        subprocess.run([*pip, f"litellm[proxy]=={LITELLM_VERSION}"], check=True)
-    return binary
+        if not python.exists():
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        pip = [str(python), "-m", "pip", "install", "--progress-bar", "off"]
+        try:
+            subprocess.run([*pip, f"litellm[proxy]=={LITELLM_VERSION}"], check=True)
+        except subprocess.CalledProcessError:
+            print(f"litellm {LITELLM_VERSION} not installable; installing the latest", flush=True)
+            subprocess.run([*pip, "litellm[proxy]"], check=True)
+    version = subprocess.run(
+        [str(python), "-c", "import importlib.metadata as m; print(m.version('litellm'))"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    return binary, version
 
 
 def start_litellm(workdir: Path, upstream: str) -> Target:
-    binary = _litellm_binary()
+    binary, version = _litellm_binary()
+    print(f"  litellm {version}", flush=True)
     config = workdir / "litellm.yaml"
     config.write_text(
         "model_list:\n"
@@ -175,33 +281,32 @@ def start_litellm(workdir: Path, upstream: str) -> Target:
         f"http://127.0.0.1:{port}/v1/chat/completions",
         {"Authorization": f"Bearer {master_key}"},
         server,
-        LITELLM_VERSION,
+        version,
     )
 
 
-def _portkey_entry() -> Path:
+def _portkey_entry() -> tuple[Path, str]:
+    """Portkey's gateway under benchmarks/.node (pinned version if installable, else the
+    latest): the file its package's bin (what `npx @portkey-ai/gateway` runs) points at."""
     prefix = HERE / ".node"
-    entry = prefix / "node_modules" / "@portkey-ai" / "gateway" / "build" / "start-server.js"
+    package = prefix / "node_modules" / "@portkey-ai" / "gateway"
+    entry = package / "build" / "start-server.js"
     if not entry.exists():
         print(f"installing @portkey-ai/gateway@{PORTKEY_VERSION} into {prefix} ...", flush=True)
         prefix.mkdir(exist_ok=True)
-        subprocess.run(
-            [
-                "npm",
-                "install",
-                "--no-audit",
-                "--no-fund",
-                "--prefix",
-                str(prefix),
-                f"@portkey-ai/gateway@{PORTKEY_VERSION}",
-            ],
-            check=True,
-        )
-    return entry
+        npm = ["npm", "install", "--no-audit", "--no-fund", "--prefix", str(prefix)]
+        try:
+            subprocess.run([*npm, f"@portkey-ai/gateway@{PORTKEY_VERSION}"], check=True)
+        except subprocess.CalledProcessError:
+            print(f"portkey {PORTKEY_VERSION} not installable; installing the latest", flush=True)
+            subprocess.run([*npm, "@portkey-ai/gateway"], check=True)
+    version = str(json.loads((package / "package.json").read_text())["version"])
+    return entry, version
 
 
 def start_portkey(workdir: Path, upstream: str) -> Target:
-    entry = _portkey_entry()
+    entry, version = _portkey_entry()
+    print(f"  portkey {version}", flush=True)
     port = free_port()
     # As `npx @portkey-ai/gateway` runs it, on our port.
     server = Server("portkey", ["node", str(entry), f"--port={port}"], log=workdir / "portkey.log")
@@ -212,13 +317,13 @@ def start_portkey(workdir: Path, upstream: str) -> Target:
         f"http://127.0.0.1:{port}/v1/chat/completions",
         {**headers, "Authorization": "Bearer sk-bench"},
         server,
-        PORTKEY_VERSION,
+        version,
     )
 
 
 def measure(target: Target, duration: float) -> Measurement:
     status, body = post_json(target.url, _wrk.CHAT_BODY.encode(), target.headers)
-    if status != 200 or b"chat.completion" not in body:
+    if status != 200 or b"How can I help you today?" not in body:
         raise RuntimeError(f"{target.name} answered {status}: {body[:300]!r}")
     script = _wrk.lua_script(target.headers)
     try:
@@ -270,32 +375,57 @@ def _report(results: list[Measurement], skipped: dict[str, str], markdown: bool)
             )
     for name, reason in skipped.items():
         lines.append(f"{name}: skipped: {reason}")
+    for r in results:
+        if r.non_2xx or r.errors:
+            lines.append(
+                f"WARNING: {r.name} had {r.non_2xx} non-2xx responses and {r.errors} socket "
+                "errors under load: its figures are not valid"
+            )
+    checks = _checks(results)
+    if checks:
+        lines.append("")
+        lines += [f"- {text}: {verdict}" for text, verdict in checks]
+    return "\n".join(lines)
+
+
+def _checks(results: list[Measurement]) -> list[tuple[str, str]]:
+    """The issue's targets, as (what was measured, PASS / FAIL / INVALID)."""
     by_name = {r.name: r for r in results}
     ours = by_name.get("stackyard")
-    if ours is not None:
-        lines.append("")
-        checks = [
-            ("portkey", 2.5, "at least 2.5x Portkey's requests/s"),
-            ("litellm", 40.0, "at least 40x LiteLLM's requests/s"),
-        ]
-        for anchor, needed, label in checks:
-            other = by_name.get(anchor)
-            if other is None or other.rps_16 == 0:
-                continue
-            ratio = ours.rps_16 / other.rps_16
-            verdict = "PASS" if ratio >= needed else "FAIL"
-            lines.append(f"- stackyard / {anchor} requests/s = {ratio:.1f}x ({label}): {verdict}")
-        if "direct" in by_name:
-            verdict = "PASS" if ours.added_p50_1 <= 1.0 else "FAIL"
-            lines.append(
-                f"- stackyard added p50 at 1 connection = {ours.added_p50_1:.2f} ms "
-                f"(at most 1 ms): {verdict}"
-            )
-    return "\n".join(lines)
+    if ours is None:
+        return []
+
+    def verdict(ok: bool, *involved: Measurement) -> str:
+        if any(m.non_2xx or m.errors for m in involved):
+            return "INVALID (non-2xx or socket errors)"
+        return "PASS" if ok else "FAIL"
+
+    out: list[tuple[str, str]] = []
+    for anchor, needed, label in [
+        ("portkey", 2.5, "at least 2.5x Portkey's requests/s"),
+        ("litellm", 40.0, "at least 40x LiteLLM's requests/s"),
+    ]:
+        other = by_name.get(anchor)
+        if other is None or other.rps_16 == 0:
+            continue
+        ratio = ours.rps_16 / other.rps_16
+        text = f"stackyard / {anchor} requests/s = {ratio:.1f}x ({label})"
+        out.append((text, verdict(ratio >= needed, ours, other)))
+    governed = by_name.get("governed")
+    if governed is not None and ours.rps_16:
+        share = governed.rps_16 / ours.rps_16
+        text = f"governed / bare stackyard requests/s = {share:.0%} (at least 85%)"
+        out.append((text, verdict(share >= 0.85, ours, governed)))
+    direct = by_name.get("direct")
+    if direct is not None:
+        text = f"stackyard added p50 at 1 connection = {ours.added_p50_1:.2f} ms (at most 1 ms)"
+        out.append((text, verdict(ours.added_p50_1 <= 1.0, ours, direct)))
+    return out
 
 
 STARTERS: dict[str, Callable[[Path, str], Target]] = {
     "stackyard": start_stackyard,
+    "governed": start_governed,
     "litellm": start_litellm,
     "portkey": start_portkey,
 }
@@ -308,6 +438,37 @@ def _running(workdir: Path) -> Iterator[tuple[Server, str]]:
         yield nginx, f"http://127.0.0.1:{port}/v1"
     finally:
         nginx.stop()
+
+
+def _run_targets(
+    chosen: list[str], duration: float, results: list[Measurement], skipped: dict[str, str]
+) -> None:
+    with tempfile.TemporaryDirectory(prefix="bench-gateway-") as tmp:
+        workdir = Path(tmp)
+        (workdir / "nginx").mkdir()
+        with _running(workdir / "nginx") as (nginx, upstream):
+            for name in chosen:
+                print(f"measuring {name} ...", flush=True)
+                target: Target | None = None
+                try:
+                    if nginx.process.poll() is not None:
+                        raise RuntimeError(f"the nginx upstream exited: {nginx.log()[-300:]}")
+                    if name == "direct":
+                        target = Target("direct", f"{upstream}/chat/completions", {}, nginx)
+                        target.version = "nginx"
+                    else:
+                        target = STARTERS[name](workdir, upstream)
+                    time.sleep(0.5)
+                    results.append(measure(target, duration))
+                except Exception as exc:  # one target failing must not end the run
+                    reason = str(exc).strip() or type(exc).__name__
+                    skipped[name] = reason.splitlines()[0][:300]
+                    print(f"  {name} skipped: {reason}", file=sys.stderr)
+                finally:
+                    # This target's servers, including one whose start failed half-way.
+                    for server in list(Server.live):
+                        if server is not nginx:
+                            server.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -324,30 +485,15 @@ def main(argv: list[str] | None = None) -> int:
     if "direct" not in chosen:
         chosen.insert(0, "direct")  # added latency needs the upstream's own
     ensure_debian_package("wrk", "wrk")
+    # A plain `kill` ends the run as Ctrl-C does: through the `finally`s that stop the servers.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
     results: list[Measurement] = []
     skipped: dict[str, str] = {}
-    with tempfile.TemporaryDirectory(prefix="bench-gateway-") as tmp:
-        workdir = Path(tmp)
-        (workdir / "nginx").mkdir()
-        with _running(workdir / "nginx") as (nginx, upstream):
-            for name in chosen:
-                print(f"measuring {name} ...", flush=True)
-                target: Target | None = None
-                try:
-                    if name == "direct":
-                        target = Target("direct", f"{upstream}/chat/completions", {}, nginx)
-                        target.version = "nginx"
-                    else:
-                        target = STARTERS[name](workdir, upstream)
-                    time.sleep(0.5)
-                    results.append(measure(target, args.duration))
-                except (RuntimeError, subprocess.CalledProcessError, OSError, ValueError) as exc:
-                    skipped[name] = str(exc).strip().splitlines()[0][:300]
-                    print(f"  {name} skipped: {exc}", file=sys.stderr)
-                finally:
-                    if target is not None and target.server is not None and name != "direct":
-                        target.server.stop()
+    try:
+        _run_targets(chosen, args.duration, results, skipped)
+    finally:
+        stop_all()
     direct = next((r for r in results if r.name == "direct"), None)
     for r in results:
         if direct is not None:
@@ -358,8 +504,9 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m benchmarks.gateway " + " ".join(
         shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
     )
+    nproc = len(os.sched_getaffinity(0))
     header = (
-        f"{datetime.date.today().isoformat()}, {os.cpu_count()} cores, "
+        f"{datetime.date.today().isoformat()}, {nproc} cores (nproc), "
         f"{args.duration:g} s per measurement, wrk -t1; command: `{command.strip()}`"
     )
     print()
@@ -368,7 +515,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(
             json.dumps(
-                {"header": header, "results": [asdict(r) for r in results], "skipped": skipped},
+                {
+                    "date": datetime.date.today().isoformat(),
+                    "nproc": nproc,
+                    "duration_s": args.duration,
+                    "command": command.strip(),
+                    "header": header,
+                    "results": [asdict(r) for r in results],
+                    "skipped": skipped,
+                    "checks": [{"check": t, "verdict": v} for t, v in _checks(results)],
+                },
                 indent=2,
             )
         )

@@ -1,4 +1,5 @@
 import datetime as dt
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -66,7 +67,6 @@ def test_spend_report_and_budget_loading(db: Database) -> None:
     now = dt.datetime.now(dt.UTC)
     rows = [
         {
-            "id": f"r{i}",
             "request_id": "same",  # client-given request ids may repeat
             "created_at": now - dt.timedelta(days=40 if i == 0 else 0),
             "key_id": "k1",
@@ -98,3 +98,48 @@ def test_spend_report_and_budget_loading(db: Database) -> None:
     book.load([month, total])
     assert book.spent(total) == pytest.approx(1.25)
     assert book.spent(month) <= 1.25
+
+
+async def test_the_spend_writer_writes_every_row_it_accepted(db: Database) -> None:
+    import time
+
+    from stackyard.store.spend_writer import SpendWriter
+
+    writer = SpendWriter(db, batch_size=7, interval=0.01)
+    writer.start()
+    now = time.time()
+    for i in range(50):
+        row = ("req", now, "k", "t", None, "m", "d", "chat", i, 1, 0.01, 2.0, 200, False)
+        await writer.put(row)
+    await writer.close()
+    assert writer.written == 50
+    report = admin.spend(db, by="key", since=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1))
+    assert report == [
+        {
+            "key": "k",
+            "requests": 50,
+            "prompt_tokens": sum(range(50)),
+            "completion_tokens": 50,
+            "cost_usd": pytest.approx(0.5),
+        }
+    ]
+
+
+async def test_rows_the_database_refuses_go_to_the_spill_file(tmp_path: Path) -> None:
+    import json
+    import time
+
+    from stackyard.store.spend_writer import SpendWriter
+
+    unmigrated = Database(f"sqlite:///{tmp_path / 'empty.db'}")  # no spend_log table
+    spill = tmp_path / "spill.jsonl"
+    writer = SpendWriter(unmigrated, interval=0.01, spill_path=spill, retry_delay=0)
+    writer.start()
+    await writer.put(
+        ("req-1", time.time(), "k", "t", None, "m", "d", "chat", 3, 4, 0.5, 2.0, 200, False)
+    )
+    await writer.close()
+    assert (writer.written, writer.spilled) == (0, 1)
+    [line] = spill.read_text().splitlines()
+    assert json.loads(line)["request_id"] == "req-1"
+    unmigrated.dispose()

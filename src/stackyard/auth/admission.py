@@ -6,11 +6,9 @@ Everything here reads memory only; the spend row goes on the writer's queue.
 
 from __future__ import annotations
 
-import datetime as dt
 import hmac
 import logging
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -222,23 +220,22 @@ class Governance:
             self.budgets.settle(principal.budgets, ticket.reserved_usd, cost)
         if self.writer is not None:
             await self.writer.put(
-                {
-                    "id": uuid.uuid4().hex,
-                    "request_id": ticket.request_id,
-                    "created_at": dt.datetime.now(dt.UTC),
-                    "key_id": principal.key_id,
-                    "team_id": principal.team_id,
-                    "user_id": principal.user_id,
-                    "model": ticket.model,
-                    "deployment": deployment.id if deployment else None,
-                    "endpoint": ticket.endpoint,
-                    "prompt_tokens": prompt,
-                    "completion_tokens": completion,
-                    "cost_usd": cost,
-                    "latency_ms": (time.perf_counter() - ticket.started) * 1000,
-                    "status": status,
-                    "cache_hit": cache_hit,
-                }
+                (  # in SpendWriter's COLUMNS order
+                    ticket.request_id,
+                    time.time(),
+                    principal.key_id,
+                    principal.team_id,
+                    principal.user_id,
+                    ticket.model,
+                    deployment.id if deployment else None,
+                    ticket.endpoint,
+                    prompt,
+                    completion,
+                    cost,
+                    (time.perf_counter() - ticket.started) * 1000,
+                    status,
+                    cache_hit,
+                )
             )
         return cost
 

@@ -8,7 +8,9 @@ in a second script. Windows are wall-clock minutes (the same on every instance).
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import logging
 import math
 import time
 from collections.abc import Sequence
@@ -18,6 +20,9 @@ from typing import Any
 from stackyard.auth.budgets import period_start
 from stackyard.auth.limits import WINDOW, Refusal
 from stackyard.auth.principal import Budget, Limit
+
+log = logging.getLogger("stackyard.auth")
+SETTLE_INTERVAL = 0.005  # seconds between batches of settlements
 
 ADMIT = """
 local nc = tonumber(ARGV[1])
@@ -95,9 +100,14 @@ class SharedCounters:
     def __init__(self, url: str) -> None:
         import redis.asyncio as aioredis
 
-        self.redis: Any = aioredis.from_url(url)
+        # A bounded pool that waits for a free connection (the default one raises "Too many
+        # connections" under a burst of concurrent requests).
+        pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=64, timeout=5)
+        self.redis: Any = aioredis.Redis(connection_pool=pool)
         self._admit = self.redis.register_script(ADMIT)
         self._settle = self.redis.register_script(SETTLE)
+        self._pending: list[tuple[list[str], list[Any]]] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     async def admit(
         self, limits: Sequence[Limit], tokens: int, budgets: Sequence[Budget], most_usd: float
@@ -138,16 +148,38 @@ class SharedCounters:
         return SharedReservation(token_keys, budget_keys, float(tokens), most_usd, headers)
 
     async def settle(self, reservation: SharedReservation, actual_tokens: int, cost: float) -> None:
-        await self._settle(
-            keys=[*reservation.token_keys, *reservation.budget_keys],
-            args=[
-                len(reservation.token_keys),
-                len(reservation.budget_keys) // 2,
-                actual_tokens - reservation.tokens,
-                reservation.reserved_usd,
-                cost,
-            ],
+        """Queue a settlement; they are sent together, every few milliseconds, in one
+        pipeline (settling is not on the request's critical path)."""
+        self._pending.append(
+            (
+                [*reservation.token_keys, *reservation.budget_keys],
+                [
+                    len(reservation.token_keys),
+                    len(reservation.budget_keys) // 2,
+                    actual_tokens - reservation.tokens,
+                    reservation.reserved_usd,
+                    cost,
+                ],
+            )
         )
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.ensure_future(self._flush_soon())
+
+    async def _flush_soon(self) -> None:
+        await asyncio.sleep(SETTLE_INTERVAL)
+        await self.flush()
+
+    async def flush(self) -> None:
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for keys, args in pending:
+                    await self._settle(keys=keys, args=args, client=pipe)
+                await pipe.execute()
+        except Exception:
+            log.exception("could not settle %d requests in Redis", len(pending))
 
     async def seed_spend(self, budgets: Sequence[Budget], spent: dict[Budget, float]) -> None:
         """Start each budget's period counter from the spend log, unless an instance has."""
@@ -158,4 +190,5 @@ class SharedCounters:
             )
 
     async def aclose(self) -> None:
+        await self.flush()
         await self.redis.aclose()

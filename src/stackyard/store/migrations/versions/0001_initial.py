@@ -72,7 +72,12 @@ def upgrade() -> None:
     )
     op.create_table(
         "spend_log",
-        sa.Column("id", sa.String(32), nullable=False),
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
         sa.Column("request_id", sa.String(128), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("key_id", sa.String(40), nullable=True),
