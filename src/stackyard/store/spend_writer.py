@@ -38,7 +38,7 @@ class SpendWriter:
         *,
         max_queue: int = 100_000,
         batch_size: int = 1000,
-        interval: float = 0.2,
+        interval: float = 1.0,
         spill_path: Path | None = None,
         retry_delay: float = 0.5,
     ) -> None:
