@@ -492,6 +492,9 @@ def main(argv: list[str] | None = None) -> int:
     skipped: dict[str, str] = {}
     try:
         _run_targets(chosen, args.duration, results, skipped)
+    except KeyboardInterrupt:
+        print("\ninterrupted: every server this run started is stopped", file=sys.stderr)
+        return 130
     finally:
         stop_all()
     direct = next((r for r in results if r.name == "direct"), None)

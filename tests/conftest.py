@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from tests.fakes.openai_upstream import FakeOpenAI
+from tests.fakes.replay_upstream import ReplayUpstream
 
 
 def free_port() -> int:
@@ -102,6 +103,15 @@ def require_local_models() -> None:
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def replay() -> Iterator[ReplayUpstream]:
+    """A scripted upstream (recorded replies, recorded requests) for the module."""
+    upstream = ReplayUpstream()
+    upstream.start()
+    yield upstream
+    upstream.stop()
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,14 +42,6 @@ DOORS = ("openai", "anthropic")
 _GENERATED = re.compile(r"^(chatcmpl-|msg_|toolu_)[0-9a-f]{24}$")
 _PORT = re.compile(r"127\.0\.0\.1:\d+")
 _HEADERS = ("authorization", "x-api-key", "anthropic-version")
-
-
-@pytest.fixture(scope="module")
-def replay() -> Iterator[ReplayUpstream]:
-    upstream = ReplayUpstream()
-    upstream.start()
-    yield upstream
-    upstream.stop()
 
 
 @pytest.fixture(scope="module")

@@ -43,14 +43,6 @@ OPENAI_DOWN = Reply(
 
 
 @pytest.fixture(scope="module")
-def replay() -> Iterator[ReplayUpstream]:
-    upstream = ReplayUpstream()
-    upstream.start()
-    yield upstream
-    upstream.stop()
-
-
-@pytest.fixture(scope="module")
 def gateway(replay: ReplayUpstream, gateway_factory: Any) -> GatewayProcess:
     gw: GatewayProcess = gateway_factory(
         {

@@ -10,15 +10,13 @@ Anthropic-format requests from the ``/v1/messages`` door untouched (``messages``
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from typing import Any
 
 import orjson
 
 from stackyard.config.schema import ModelEntry
-from stackyard.gateway.providers import errors
+from stackyard.gateway.providers import transport
 from stackyard.gateway.providers.base import Body, Capabilities, UpstreamError
 from stackyard.gateway.providers.http import HttpClient
-from stackyard.gateway.providers.sse import SSEDecoder
 from stackyard.gateway.translate import anthropic_backend
 
 ANTHROPIC_API_BASE = "https://api.anthropic.com/v1"
@@ -99,47 +97,19 @@ class AnthropicProvider:
     # -- transport --------------------------------------------------------------------------
 
     async def _post(self, url: str, payload: Body) -> Body:
-        try:
-            async with self._http.session.post(
-                url, data=orjson.dumps(payload), headers=self._headers
-            ) as response:
-                raw = await response.read()
-                if response.status >= 400:
-                    raise errors.from_response(
-                        response.status, response.headers, raw, upstream=self._name
-                    )
-            data: Any = orjson.loads(raw)
-        except Exception as exc:
-            raise errors.from_exception(exc, upstream=self._name) from exc
-        if not isinstance(data, dict):
-            raise UpstreamError("invalid_response", f"{self._name} sent a non-object JSON body")
-        return data
+        return await transport.post_json(
+            self._http, url, orjson.dumps(payload), self._headers, upstream=self._name
+        )
 
     async def _stream(self, payload: Body) -> AsyncGenerator[Event, None]:
+        events = transport.post_events(
+            self._http, self._url, orjson.dumps(payload), self._stream_headers, upstream=self._name
+        )
         try:
-            response = await self._http.session.post(
-                self._url, data=orjson.dumps(payload), headers=self._stream_headers
-            )
-        except Exception as exc:
-            raise errors.from_exception(exc, upstream=self._name) from exc
-        try:
-            if response.status >= 400:
-                raw = await response.read()
-                raise errors.from_response(
-                    response.status, response.headers, raw, upstream=self._name
-                )
-            decoder = SSEDecoder()
-            async for piece in response.content.iter_any():
-                for event in decoder.feed(piece):
-                    yield event.event, _event_data(event.data, self._name)
-            for event in decoder.flush():
-                yield event.event, _event_data(event.data, self._name)
-        except UpstreamError:
-            raise
-        except Exception as exc:
-            raise errors.from_exception(exc, upstream=self._name) from exc
+            async for event in events:
+                yield event.event, transport.event_object(event.data, self._name)
         finally:
-            response.release()
+            await events.aclose()
 
     async def start(self) -> None:
         return None
@@ -153,15 +123,3 @@ class AnthropicProvider:
 
 def _json_mode(body: Body) -> bool:
     return (body.get("response_format") or {}).get("type") in ("json_schema", "json_object")
-
-
-def _event_data(data: str, upstream: str) -> Body:
-    try:
-        value: Any = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        raise UpstreamError(
-            "invalid_response", f"{upstream} sent an invalid stream event"
-        ) from None
-    if not isinstance(value, dict):
-        raise UpstreamError("invalid_response", f"{upstream} sent a non-object stream event")
-    return value

@@ -7,15 +7,13 @@ upstream as the client sent them.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from typing import Any
 
 import orjson
 
 from stackyard.config.schema import ModelEntry
-from stackyard.gateway.providers import errors
+from stackyard.gateway.providers import transport
 from stackyard.gateway.providers.base import Body, Capabilities, UpstreamError
 from stackyard.gateway.providers.http import HttpClient
-from stackyard.gateway.providers.sse import SSEDecoder
 
 OPENAI_API_BASE = "https://api.openai.com/v1"
 
@@ -46,21 +44,9 @@ class OpenAIProvider:
         return orjson.dumps({**body, "model": self.model})
 
     async def _post_json(self, url: str, body: Body) -> Body:
-        try:
-            async with self._http.session.post(
-                url, data=self._payload(body), headers=self._headers
-            ) as response:
-                raw = await response.read()
-                if response.status >= 400:
-                    raise errors.from_response(
-                        response.status, response.headers, raw, upstream=self._name
-                    )
-            data = orjson.loads(raw)
-        except Exception as exc:
-            raise errors.from_exception(exc, upstream=self._name) from exc
-        if not isinstance(data, dict):
-            raise UpstreamError("invalid_response", f"{self._name} sent a non-object JSON body")
-        return data
+        return await transport.post_json(
+            self._http, url, self._payload(body), self._headers, upstream=self._name
+        )
 
     async def chat(self, body: Body) -> Body:
         data = await self._post_json(self._chat_url, body)
@@ -75,46 +61,26 @@ class OpenAIProvider:
         return data
 
     async def chat_stream(self, body: Body) -> AsyncGenerator[Body, None]:
+        events = transport.post_events(
+            self._http,
+            self._chat_url,
+            self._payload(body),
+            self._stream_headers,
+            upstream=self._name,
+        )
+        done = False
         try:
-            response = await self._http.session.post(
-                self._chat_url, data=self._payload(body), headers=self._stream_headers
-            )
-        except Exception as exc:
-            raise errors.from_exception(exc, upstream=self._name) from exc
-        try:
-            if response.status >= 400:
-                raw = await response.read()
-                raise errors.from_response(
-                    response.status, response.headers, raw, upstream=self._name
-                )
-            content_type = response.headers.get("content-type", "")
-            if "text/event-stream" not in content_type:
-                # Some servers answer a stream request with one JSON body (an error, usually).
-                raw = await response.read()
-                raise _unexpected_body(raw, content_type, self._name)
-            decoder = SSEDecoder()
-            done = False
-            async for piece in response.content.iter_any():
-                for event in decoder.feed(piece):
-                    if done:
-                        continue  # read to the end so that the connection is reused
-                    if event.data == "[DONE]":
-                        done = True
-                    else:
-                        yield _chunk(event.data, self._name)
-            for event in decoder.flush():
+            async for event in events:
+                if done:
+                    continue  # read to the end so that the connection is reused
                 if event.data == "[DONE]":
                     done = True
-                elif not done:
+                else:
                     yield _chunk(event.data, self._name)
-            if not done:
-                raise UpstreamError("connection", f"{self._name} ended the stream without [DONE]")
-        except UpstreamError:
-            raise
-        except Exception as exc:
-            raise errors.from_exception(exc, upstream=self._name) from exc
         finally:
-            response.release()
+            await events.aclose()
+        if not done:
+            raise UpstreamError("connection", f"{self._name} ended the stream without [DONE]")
 
     async def start(self) -> None:
         return None
@@ -149,25 +115,9 @@ class OpenAICompatibleProvider(OpenAIProvider):
 
 
 def _chunk(data: str, upstream: str) -> Body:
-    try:
-        chunk: Any = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        raise UpstreamError(
-            "invalid_response", f"{upstream} sent an invalid stream event"
-        ) from None
-    if not isinstance(chunk, dict):
-        raise UpstreamError("invalid_response", f"{upstream} sent a non-object stream event")
+    chunk = transport.event_object(data, upstream)
     error = chunk.get("error")
     if error is not None:
         message = error.get("message") if isinstance(error, dict) else str(error)
         raise UpstreamError("server", f"{upstream} failed mid-stream: {message}")
     return chunk
-
-
-def _unexpected_body(raw: bytes, content_type: str, upstream: str) -> UpstreamError:
-    message, _ = errors.error_fields(raw)
-    if message:
-        return UpstreamError("server", f"{upstream}: {message}")
-    return UpstreamError(
-        "invalid_response", f"{upstream} answered a stream request with {content_type or 'no'}"
-    )
