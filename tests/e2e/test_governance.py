@@ -253,3 +253,41 @@ def test_open_mode_is_refused_off_loopback(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "refusing to run open" in done.stderr
+
+
+def test_a_crash_loses_at_most_the_last_unflushed_second(
+    fake_openai: FakeOpenAI, gateway_factory: Any, tmp_path: Path
+) -> None:
+    """Measured: requests answered, then kill -9; the rows missing must all be recent."""
+    database = tmp_path / "crash.db"
+    gw: GatewayProcess = gateway_factory(
+        {
+            "models": [
+                {
+                    "name": "m",
+                    "provider": "openai-compatible",
+                    "api_base": fake_openai.base_url("gov-crash"),
+                }
+            ],
+            "database_url": f"sqlite:///{database}",
+        }
+    )
+    answered: list[float] = []
+    with httpx.Client(base_url=gw.base_url) as client:
+        started = time.monotonic()
+        while time.monotonic() - started < 3.0:
+            response = client.post("/chat/completions", json={"model": "m", "messages": USER})
+            assert response.status_code == 200
+            answered.append(time.monotonic())
+    killed_at = time.monotonic()
+    gw.process.kill()
+    gw.process.wait()
+    with sqlite3.connect(database) as connection:
+        (rows,) = connection.execute("select count(*) from spend_log").fetchone()
+    lost = len(answered) - rows
+    recent = sum(1 for t in answered if killed_at - t <= 1.5)  # one flush interval + margin
+    print(
+        f"crash: {len(answered)} answered, {rows} logged, {lost} lost, {recent} in the last 1.5 s"
+    )
+    assert 0 <= lost <= recent
+    assert rows > 0
