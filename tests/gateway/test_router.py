@@ -296,3 +296,25 @@ async def test_a_busy_but_healthy_deployment_is_not_cooled_down() -> None:
     assert info.value.status == 429
     assert ("retry-after", "1") in info.value.headers
     assert await chat(router, "a") == {"served_by": "a1"}
+
+
+async def test_deployment_quotas_send_traffic_elsewhere_then_refuse() -> None:
+    clock = Clock()
+    config = RouterConfig.model_validate({"fallbacks": {"a": ["b"]}})
+    entries = [
+        ModelEntry(name="a", provider="fake", id="a1", rpm=2),
+        ModelEntry(name="b", provider="fake", id="b1", rpm=1, tpm=100),
+    ]
+    fakes = [FakeProvider("a1"), FakeProvider("b1")]
+    router = Router(entries, fakes, config, rng=random.Random(1), clock=clock)
+    served = [(await chat(router, "a"))["served_by"] for _ in range(3)]
+    assert served == ["a1", "a1", "b1"]  # a1's two requests a minute used: the fallback serves
+    with pytest.raises(APIError) as info:
+        await chat(router, "a")
+    assert info.value.status == 429
+    assert info.value.code == "deployment_quota_exceeded"
+    assert "a1, b1" in info.value.message
+    clock.now += 120  # two minutes on: room again
+    assert (await chat(router, "a"))["served_by"] == "a1"
+    router.count_tokens(router.deployments["b"][0], 150)  # b1's tokens, charged after the fact
+    assert not router.quotas.room(router._quota[id(router.deployments["b"][0])])

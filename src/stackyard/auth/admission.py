@@ -209,6 +209,7 @@ class Governance:
         prompt = int((usage or {}).get("prompt_tokens") or 0)
         completion = int((usage or {}).get("completion_tokens") or 0)
         principal = ticket.principal
+        self.router.count_tokens(deployment, prompt + completion)
         if ticket.reservation is not None:
             self.limiter.reconcile(ticket.reservation, prompt + completion)
         if ticket.shared is not None and self.shared is not None:

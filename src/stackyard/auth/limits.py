@@ -99,6 +99,27 @@ class RateLimiter:
                     ]
         return Reservation(taken, token_counters, float(tokens), headers)
 
+    def room(self, limits: Sequence[Limit]) -> bool:
+        """Whether one more request fits every limit (tokens: whether any are left)."""
+        now = self.clock()
+        for limit in limits:
+            for kind, cap, amount in (("requests", limit.rpm, 1.0), ("tokens", limit.tpm, 0.0)):
+                if cap:
+                    used = self._counter((limit.scope, limit.id, kind), now).used(now)
+                    if (used + amount > cap) if amount else (used >= cap):
+                        return False
+        return True
+
+    def charge(self, limit: Limit, kind: str, amount: float) -> None:
+        """Count ``amount`` (requests or tokens) against one limit, unconditionally."""
+        now = self.clock()
+        self._counter((limit.scope, limit.id, kind), now).current += amount
+
+    def wait(self) -> int:
+        """Seconds until the current minute ends (when counters start to free up)."""
+        now = self.clock()
+        return max(1, math.ceil(WINDOW - now % WINDOW))
+
     def reconcile(self, reservation: Reservation, actual_tokens: int) -> None:
         """Replace the token estimate with what the request really used."""
         delta = actual_tokens - reservation.tokens

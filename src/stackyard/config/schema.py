@@ -36,6 +36,12 @@ class ModelEntry(_Strict):
         "(defaults to `name#index`).",
     )
     weight: Annotated[float, Field(gt=0)] = 1.0
+    rpm: Annotated[int, Field(gt=0)] | None = Field(
+        default=None, description="Requests per minute this deployment may receive (its quota)."
+    )
+    tpm: Annotated[int, Field(gt=0)] | None = Field(
+        default=None, description="Tokens per minute this deployment may use (its quota)."
+    )
     timeout: Annotated[float, Field(gt=0)] | None = None
     ttft_timeout: Annotated[float, Field(gt=0)] | None = None
     input_cost_per_mtok: Annotated[float, Field(ge=0)] | None = None

@@ -18,6 +18,8 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from stackyard.auth.limits import RateLimiter
+from stackyard.auth.principal import Limit
 from stackyard.config.schema import ModelEntry, RouterConfig
 from stackyard.errors import APIError, invalid_request, model_not_found
 from stackyard.gateway.deployment import Deployment
@@ -83,10 +85,23 @@ class Router:
             )
             self.deployments.setdefault(entry.name, []).append(deployment)
         self._chains = {name: self._chain(name) for name in self.deployments}
+        #: Deployment quotas (``rpm``/``tpm`` in the config), counted in this worker.
+        self.quotas = RateLimiter(clock=clock)
+        self._quota: dict[int, list[Limit]] = {
+            id(d): [Limit("deployment", d.id, d.entry.rpm, d.entry.tpm)]
+            for d in self.all_deployments()
+            if d.entry.rpm or d.entry.tpm
+        }
 
     @property
     def model_names(self) -> list[str]:
         return list(self.deployments)
+
+    def count_tokens(self, deployment: Deployment | None, tokens: int) -> None:
+        """Charge a deployment's tokens-per-minute quota with what a request really used."""
+        quota = self._quota.get(id(deployment)) if deployment is not None else None
+        if quota is not None and quota[0].tpm and tokens:
+            self.quotas.charge(quota[0], "tokens", tokens)
 
     def all_deployments(self) -> Iterable[Deployment]:
         for group in self.deployments.values():
@@ -148,7 +163,13 @@ class Router:
             retries_left = config.retries
             while stats.attempts < config.max_attempts:
                 now = clock()
-                ready = [d for d in group if id(d) not in excluded and d.health.available(now)]
+                ready = [
+                    d
+                    for d in group
+                    if id(d) not in excluded
+                    and d.health.available(now)
+                    and (id(d) not in self._quota or self.quotas.room(self._quota[id(d)]))
+                ]
                 if not ready:
                     break
                 fresh = [d for d in ready if id(d) not in tried]
@@ -158,6 +179,9 @@ class Router:
                     break
                 stats.attempts += 1
                 stats.deployment = deployment
+                quota = self._quota.get(id(deployment))
+                if quota is not None:
+                    self.quotas.charge(quota[0], "requests", 1)
                 deployment.outstanding += 1
                 started = clock()
                 try:
@@ -221,6 +245,21 @@ class Router:
             if (supports is None or supports(d)) and not d.health.available(now)
         ]
         retry_after = [("retry-after", str(max(1, math.ceil(min(cooling)))))] if cooling else []
+        full = [
+            d.id
+            for name in chain
+            for d in self.deployments[name]
+            if id(d) in self._quota and not self.quotas.room(self._quota[id(d)])
+        ]
+        if not stats.errors and full and not cooling:
+            return APIError(
+                429,
+                f"Every deployment of {route} has used its quota for this minute "
+                f"({', '.join(full)}).",
+                type="requests",
+                code="deployment_quota_exceeded",
+                headers=[("retry-after", str(self.quotas.wait()))],
+            )
         if not stats.errors:
             return APIError(
                 503,
