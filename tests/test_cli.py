@@ -58,3 +58,31 @@ def test_serve_refuses_an_invalid_config_before_listening(tmp_path: Path) -> Non
     assert done.returncode == 2
     assert f"{path}:4: models[0].weight: Input should be greater than 0" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_teams_keys_and_spend_from_the_cli(tmp_path: Path) -> None:
+    config = tmp_path / "stackyard.yaml"
+    config.write_text("models: []\n")
+    runner = CliRunner()
+
+    def run(*args: str) -> str:
+        result = runner.invoke(main, [*args, "--config", str(config)])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    assert "created team search" in run("teams", "create", "search", "--rpm", "60", "--budget", "5")
+    assert "search" in run("teams", "list")
+    created = run("keys", "create", "--team", "search", "--models", "a,b", "--tpm", "1000")
+    key = created.splitlines()[0]
+    assert key.startswith("sk-sy-")
+    listed = run("keys", "list")
+    assert key[:10] in listed
+    assert key not in listed  # only the prefix is ever shown again
+    key_id = next(line.split()[0] for line in listed.splitlines() if line.startswith("key_"))
+    assert f"revoked {key_id}" in run("keys", "revoke", key_id)
+    assert key_id not in run("keys", "list")
+    assert "no requests since" in run("spend", "--by", "model", "--since", "1d")
+    assert (tmp_path / "stackyard.db").exists()  # the store sits next to the config
+    bad = runner.invoke(main, ["keys", "create", "--team", "nope", "--config", str(config)])
+    assert bad.exit_code == 2
+    assert "no team 'nope'" in bad.output

@@ -213,6 +213,28 @@ config_option = click.option(
 )
 
 
+def limit_options(command: Callable[..., None]) -> Callable[..., None]:
+    """--rpm, --tpm, --budget and --period, shared by teams and keys."""
+    for option in reversed(
+        [
+            click.option("--rpm", type=click.IntRange(min=1), help="Requests per minute."),
+            click.option("--tpm", type=click.IntRange(min=1), help="Tokens per minute."),
+            click.option(
+                "--budget", type=click.FloatRange(min=0), help="Budget in USD per period."
+            ),
+            click.option(
+                "--period", type=click.Choice(admin.PERIODS), default="month", show_default=True
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+def _limits(rpm: int | None, tpm: int | None, budget: float | None, period: str) -> dict[str, Any]:
+    return {"rpm": rpm, "tpm": tpm, "budget_usd": budget, "budget_period": period}
+
+
 @main.group()
 def teams() -> None:
     """Create and list teams."""
@@ -221,10 +243,7 @@ def teams() -> None:
 @teams.command("create")
 @click.argument("name")
 @click.option("--models", help="Comma-separated models the team may use (default: all).")
-@click.option("--rpm", type=click.IntRange(min=1), help="Requests per minute.")
-@click.option("--tpm", type=click.IntRange(min=1), help="Tokens per minute.")
-@click.option("--budget", type=click.FloatRange(min=0), help="Budget in USD per period.")
-@click.option("--period", type=click.Choice(admin.PERIODS), default="month", show_default=True)
+@limit_options
 @config_option
 def teams_create(
     name: str,
@@ -239,13 +258,7 @@ def teams_create(
     db = _store(config_path)
     team = _admin_call(
         lambda: admin.create_team(
-            db,
-            name,
-            models=_models(models),
-            rpm=rpm,
-            tpm=tpm,
-            budget_usd=budget,
-            budget_period=period,
+            db, name, models=_models(models), **_limits(rpm, tpm, budget, period)
         )
     )
     click.echo(f"created team {team['name']} ({team['id']})")
@@ -268,10 +281,7 @@ def keys() -> None:
 @click.option("--team", required=True, help="The team (name or id) that owns the key.")
 @click.option("--name", default="", help="A label for the key.")
 @click.option("--models", help="Comma-separated models the key may use (default: the team's).")
-@click.option("--rpm", type=click.IntRange(min=1), help="Requests per minute.")
-@click.option("--tpm", type=click.IntRange(min=1), help="Tokens per minute.")
-@click.option("--budget", type=click.FloatRange(min=0), help="Budget in USD per period.")
-@click.option("--period", type=click.Choice(admin.PERIODS), default="month", show_default=True)
+@limit_options
 @click.option("--expires-in-days", type=click.FloatRange(min=0), help="Expiry, in days.")
 @config_option
 def keys_create(
@@ -293,10 +303,7 @@ def keys_create(
             team,
             name=name,
             models=_models(models),
-            rpm=rpm,
-            tpm=tpm,
-            budget_usd=budget,
-            budget_period=period,
+            **_limits(rpm, tpm, budget, period),
             expires_in=dt.timedelta(days=expires_in_days) if expires_in_days else None,
         )
     )
