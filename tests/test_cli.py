@@ -71,8 +71,14 @@ def test_teams_keys_and_spend_from_the_cli(tmp_path: Path) -> None:
         return result.output
 
     assert "created team search" in run("teams", "create", "search", "--rpm", "60", "--budget", "5")
+    assert "created user ada@example.com" in run(
+        "users", "create", "ada@example.com", "--team", "search"
+    )
+    assert "ada@example.com" in run("users", "list")
     assert "search" in run("teams", "list")
-    created = run("keys", "create", "--team", "search", "--models", "a,b", "--tpm", "1000")
+    created = run(
+        "keys", "create", "--team", "search", "--user", "ada@example.com", "--models", "a,b"
+    )
     key = created.splitlines()[0]
     assert key.startswith("sk-sy-")
     listed = run("keys", "list")

@@ -273,12 +273,48 @@ def teams_list(config_path: str | None) -> None:
 
 
 @main.group()
+def users() -> None:
+    """Create and list users (a key may belong to one; their limits apply too)."""
+
+
+@users.command("create")
+@click.argument("email")
+@click.option("--team", help="The team (name or id) the user belongs to.")
+@limit_options
+@config_option
+def users_create(
+    email: str,
+    team: str | None,
+    rpm: int | None,
+    tpm: int | None,
+    budget: float | None,
+    period: str,
+    config_path: str | None,
+) -> None:
+    """Create a user."""
+    db = _store(config_path)
+    user = _admin_call(
+        lambda: admin.create_user(db, email, team=team, **_limits(rpm, tpm, budget, period))
+    )
+    click.echo(f"created user {user['email']} ({user['id']})")
+
+
+@users.command("list")
+@config_option
+def users_list(config_path: str | None) -> None:
+    """List users with their limits."""
+    rows = admin.list_users(_store(config_path))
+    _table(rows, ["id", "email", "team_id", "rpm", "tpm", "budget_usd", "budget_period"])
+
+
+@main.group()
 def keys() -> None:
     """Create, list and revoke virtual keys."""
 
 
 @keys.command("create")
 @click.option("--team", required=True, help="The team (name or id) that owns the key.")
+@click.option("--user", help="The user (email or id) the key belongs to, if any.")
 @click.option("--name", default="", help="A label for the key.")
 @click.option("--models", help="Comma-separated models the key may use (default: the team's).")
 @limit_options
@@ -286,6 +322,7 @@ def keys() -> None:
 @config_option
 def keys_create(
     team: str,
+    user: str | None,
     name: str,
     models: str | None,
     rpm: int | None,
@@ -301,6 +338,7 @@ def keys_create(
         lambda: admin.create_key(
             db,
             team,
+            user=user,
             name=name,
             models=_models(models),
             **_limits(rpm, tpm, budget, period),

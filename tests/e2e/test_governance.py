@@ -291,3 +291,19 @@ def test_a_crash_loses_at_most_the_last_unflushed_second(
     )
     assert 0 <= lost <= recent
     assert rows > 0
+
+
+def test_a_users_limit_holds_across_their_keys(gateway: GatewayProcess) -> None:
+    admin(gateway, "POST", "teams", name="eta")
+    user = admin(gateway, "POST", "users", email="ada@example.com", team="eta", rpm=1)
+    first = admin(gateway, "POST", "keys", team="eta", user="ada@example.com")
+    second = admin(gateway, "POST", "keys", team="eta", user=user["id"])
+    assert first["user_id"] == second["user_id"] == user["id"]
+    time.sleep(0.5)
+    with sdk(gateway, first["key"]) as client:
+        client.chat.completions.create(model="cheap", messages=USER)
+    with sdk(gateway, second["key"]) as client, pytest.raises(openai.RateLimitError) as info:
+        client.chat.completions.create(model="cheap", messages=USER)
+    assert "Rate limit reached for user" in info.value.message
+    users = admin(gateway, "GET", "users")["data"]
+    assert [u["email"] for u in users] == ["ada@example.com"]

@@ -53,6 +53,8 @@ class AdminAPI:
     def register(self, routes: Routes) -> None:
         routes.add("POST", ["/admin/teams"], self._guard(self.create_team))
         routes.add("GET", ["/admin/teams"], self._guard(self.teams))
+        routes.add("POST", ["/admin/users"], self._guard(self.create_user))
+        routes.add("GET", ["/admin/users"], self._guard(self.users))
         routes.add("POST", ["/admin/keys"], self._guard(self.create_key))
         routes.add("GET", ["/admin/keys"], self._guard(self.keys))
         routes.add("POST", ["/admin/keys/revoke"], self._guard(self.revoke))
@@ -90,6 +92,25 @@ class AdminAPI:
     async def teams(self, request: Request) -> Any:
         return {"data": await asyncio.to_thread(admin.list_teams, self.db)}
 
+    async def create_user(self, request: Request) -> Any:
+        body = await request.json_object()
+        email = body.get("email")
+        if not isinstance(email, str) or not email:
+            raise invalid_request("'email' is required", param="email")
+        return await asyncio.to_thread(
+            admin.create_user,
+            self.db,
+            email,
+            team=_optional(body, "team", str),
+            rpm=_optional(body, "rpm", int),
+            tpm=_optional(body, "tpm", int),
+            budget_usd=_optional(body, "budget_usd", (int, float)),  # type: ignore[arg-type]
+            budget_period=_optional(body, "budget_period", str) or "month",
+        )
+
+    async def users(self, request: Request) -> Any:
+        return {"data": await asyncio.to_thread(admin.list_users, self.db)}
+
     async def create_key(self, request: Request) -> Any:
         body = await request.json_object()
         team = body.get("team")
@@ -100,6 +121,7 @@ class AdminAPI:
             admin.create_key,
             self.db,
             team,
+            user=_optional(body, "user", str),
             name=_optional(body, "name", str) or "",
             models=_optional(body, "models", list),
             rpm=_optional(body, "rpm", int),

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from stackyard.auth.keys import generate_key
 from stackyard.store.db import Database
-from stackyard.store.tables import SpendRecord, Team, VirtualKey
+from stackyard.store.tables import SpendRecord, Team, User, VirtualKey
 from stackyard.store.tables.base import new_id, utcnow
 
 PERIODS = ("day", "month", "total")
@@ -98,6 +98,59 @@ def _find_team(session: Any, team: str) -> Team:
     return result
 
 
+def user_row(user: User) -> dict[str, Any]:
+    return {
+        "id": user.id,
+        "email": user.email,
+        "team_id": user.team_id,
+        "rpm": user.rpm,
+        "tpm": user.tpm,
+        "budget_usd": user.budget_usd,
+        "budget_period": user.budget_period,
+        "created_at": user.created_at.isoformat(),
+    }
+
+
+def create_user(
+    db: Database,
+    email: str,
+    *,
+    team: str | None = None,
+    rpm: int | None = None,
+    tpm: int | None = None,
+    budget_usd: float | None = None,
+    budget_period: str = "month",
+) -> dict[str, Any]:
+    with db.session() as session:
+        if session.scalar(select(User).where(User.email == email)) is not None:
+            raise AdminError(f"a user '{email}' exists already")
+        user = User(
+            id=new_id("user"),
+            email=email,
+            team_id=_find_team(session, team).id if team else None,
+            rpm=rpm,
+            tpm=tpm,
+            budget_usd=budget_usd,
+            budget_period=_check_period(budget_period),
+        )
+        session.add(user)
+        session.flush()
+        return user_row(user)
+
+
+def list_users(db: Database) -> list[dict[str, Any]]:
+    with db.session() as session:
+        return [user_row(u) for u in session.scalars(select(User).order_by(User.created_at))]
+
+
+def _find_user(session: Any, user: str) -> User:
+    found = session.scalar(select(User).where((User.id == user) | (User.email == user)))
+    if found is None:
+        raise AdminError(f"no user '{user}'")
+    result: User = found
+    return result
+
+
 @dataclass
 class CreatedKey:
     key: str  # shown once, never stored
@@ -108,6 +161,7 @@ def create_key(
     db: Database,
     team: str,
     *,
+    user: str | None = None,
     name: str = "",
     models: list[str] | None = None,
     rpm: int | None = None,
@@ -125,6 +179,7 @@ def create_key(
             key_hash=digest,
             prefix=prefix,
             team_id=owner.id,
+            user_id=_find_user(session, user).id if user else None,
             models=models,
             rpm=rpm,
             tpm=tpm,
@@ -156,7 +211,12 @@ def revoke_key(db: Database, key_id: str) -> dict[str, Any]:
         return key_row(key)
 
 
-GROUPS = {"team": SpendRecord.team_id, "key": SpendRecord.key_id, "model": SpendRecord.model}
+GROUPS = {
+    "team": SpendRecord.team_id,
+    "user": SpendRecord.user_id,
+    "key": SpendRecord.key_id,
+    "model": SpendRecord.model,
+}
 
 
 def spend(db: Database, *, by: str, since: dt.datetime) -> list[dict[str, Any]]:
@@ -178,7 +238,11 @@ def spend(db: Database, *, by: str, since: dt.datetime) -> list[dict[str, Any]]:
         .order_by(cost.desc())
     )
     with db.session() as session:
-        names = {t.id: t.name for t in session.scalars(select(Team))} if by == "team" else {}
+        names: dict[str, str] = {}
+        if by == "team":
+            names = {t.id: t.name for t in session.scalars(select(Team))}
+        elif by == "user":
+            names = {u.id: u.email for u in session.scalars(select(User))}
         return [
             {
                 by: names.get(group, group) if group is not None else "(none)",
