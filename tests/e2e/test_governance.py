@@ -15,6 +15,8 @@ import httpx
 import openai
 import pytest
 
+from stackyard.server.admin import AdminAPI
+from stackyard.server.routing import Routes
 from tests.conftest import GatewayProcess
 from tests.fakes.openai_upstream import FakeOpenAI, Fault
 
@@ -307,3 +309,17 @@ def test_a_users_limit_holds_across_their_keys(gateway: GatewayProcess) -> None:
     assert "Rate limit reached for user" in info.value.message
     users = admin(gateway, "GET", "users")["data"]
     assert [u["email"] for u in users] == ["ada@example.com"]
+
+
+def test_the_admin_api_documents_every_route(gateway: GatewayProcess) -> None:
+    document = httpx.get(f"{gateway.url}/admin/openapi.json").json()
+    assert document["openapi"] == "3.1.0"
+    routes = Routes()
+    AdminAPI(None, None).register(routes)  # type: ignore[arg-type]
+    served = {
+        (method.lower(), path)
+        for method, path in routes.endpoints()
+        if path != "/admin/openapi.json"
+    }
+    documented = {(m, p) for p, ops in document["paths"].items() for m in ops}
+    assert served == documented

@@ -19,6 +19,7 @@ from typing import Any
 
 from stackyard.auth.admission import Governance
 from stackyard.errors import APIError, invalid_request
+from stackyard.server.admin_openapi import DOCUMENT
 from stackyard.server.http import Request, Response
 from stackyard.server.routing import Reply, Routes
 from stackyard.store import admin
@@ -59,6 +60,10 @@ class AdminAPI:
         routes.add("GET", ["/admin/keys"], self._guard(self.keys))
         routes.add("POST", ["/admin/keys/revoke"], self._guard(self.revoke))
         routes.add("GET", ["/admin/spend"], self._guard(self.spend))
+        routes.add("GET", ["/admin/openapi.json"], self._openapi)
+
+    async def _openapi(self, request: Request) -> Reply:
+        return Response.json(DOCUMENT)
 
     def _guard(
         self, handler: Callable[[Request], Awaitable[Any]]

@@ -25,6 +25,10 @@ class Routes:
         for path in paths:
             self._table.setdefault(path, {})[method] = handler
 
+    def endpoints(self) -> list[tuple[str, str]]:
+        """Every (method, path) served."""
+        return [(method, path) for path, methods in self._table.items() for method in methods]
+
     def find(self, method: str, path: str) -> Handler:
         methods = self._table.get(path)
         if methods is None and len(path) > 1 and path.endswith("/"):
