@@ -85,8 +85,10 @@ def test_one_rate_limit_across_instances(pair: tuple[GatewayProcess, GatewayProc
     key = admin(pair[0], "keys", team="limited")["key"]
     time.sleep(0.6)
     statuses = asyncio.run(burst(pair, key, 50))
-    assert statuses.count(200) == 20
-    assert statuses.count(429) == 30
+    # Never more than the limit; each instance may leave part of its last slice (a tenth of
+    # the limit, here 2) unused.
+    assert 16 <= statuses.count(200) <= 20
+    assert statuses.count(429) == 50 - statuses.count(200)
 
 
 def test_one_budget_across_instances(pair: tuple[GatewayProcess, GatewayProcess]) -> None:

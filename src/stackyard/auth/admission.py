@@ -14,9 +14,10 @@ from typing import Any
 
 from stackyard.auth.budgets import BudgetBook
 from stackyard.auth.keys import hash_key
+from stackyard.auth.leases import LeasedCounters, LeaseReservation
 from stackyard.auth.limits import RateLimiter, Refusal, Reservation
 from stackyard.auth.principal import MASTER, OPEN, Budget, Principal
-from stackyard.auth.shared import SharedCounters, SharedOverspend, SharedReservation
+from stackyard.auth.shared import SharedOverspend
 from stackyard.auth.snapshot import KeySnapshot
 from stackyard.errors import APIError
 from stackyard.gateway.costs import Price, price_for
@@ -66,7 +67,7 @@ class Ticket:
     request_id: str
     started: float
     reservation: Reservation | None = None
-    shared: SharedReservation | None = None
+    shared: LeaseReservation | None = None
     reserved_usd: float = 0.0
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     done: bool = False
@@ -81,7 +82,7 @@ class Governance:
         *,
         master_key: str | None,
         budgets: BudgetBook | None = None,
-        shared: SharedCounters | None = None,
+        shared: LeasedCounters | None = None,
     ) -> None:
         self.router = router
         self.shared = shared

@@ -192,3 +192,4 @@ class SharedCounters:
     async def aclose(self) -> None:
         await self.flush()
         await self.redis.aclose()
+        await self.redis.connection_pool.disconnect()  # a pool we made is ours to close

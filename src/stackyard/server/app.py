@@ -15,8 +15,8 @@ from typing import Any
 from stackyard import __version__
 from stackyard.auth.admission import Governance
 from stackyard.auth.budgets import BudgetBook
+from stackyard.auth.leases import LeasedCounters
 from stackyard.auth.principal import Budget
-from stackyard.auth.shared import SharedCounters
 from stackyard.auth.snapshot import KeySnapshot
 from stackyard.config import StackyardConfig, load
 from stackyard.errors import APIError, internal_error
@@ -55,7 +55,7 @@ class Stackyard:
         self.writer = SpendWriter(self.db)
         self.budgets = BudgetBook(self.db)
         redis_url = config.redis_url or os.environ.get("STACKYARD_REDIS_URL") or None
-        self.shared = SharedCounters(redis_url) if redis_url else None
+        self.shared = LeasedCounters(redis_url) if redis_url else None
         self.gateway.governance = Governance(
             self.gateway.router,
             self.snapshot,
