@@ -9,10 +9,10 @@ import os
 
 import pytest
 
+from stackyard.auth.budgets import Overspend
 from stackyard.auth.leases import LeasedCounters, LeaseReservation
 from stackyard.auth.limits import Refusal
 from stackyard.auth.principal import Budget, Limit
-from stackyard.auth.shared import SharedOverspend
 
 REDIS_URL = os.environ.get("STACKYARD_TEST_REDIS_LEASES", "redis://127.0.0.1:6379/12")
 
@@ -49,7 +49,7 @@ async def test_budget_slices_are_given_back_or_forgotten(redis_ready: None) -> N
     assert isinstance(await crashed.admit([], 0, budget, 1.0), LeaseReservation)
     other = LeasedCounters(REDIS_URL, fraction=0.9)
     over = await other.admit([], 0, budget, 2.0)
-    assert isinstance(over, SharedOverspend)  # only $1 is not held by the first
+    assert isinstance(over, Overspend)  # only $1 is not held by the first
     # The first instance dies without a word: its heartbeat lapses, its slice is forgotten.
     assert crashed._heartbeat is not None
     crashed._heartbeat.cancel()

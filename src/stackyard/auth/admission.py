@@ -12,12 +12,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from stackyard.auth.budgets import BudgetBook
+from stackyard.auth.budgets import BudgetBook, Overspend
 from stackyard.auth.keys import hash_key
 from stackyard.auth.leases import LeasedCounters, LeaseReservation
 from stackyard.auth.limits import RateLimiter, Refusal, Reservation
 from stackyard.auth.principal import MASTER, OPEN, Budget, Principal
-from stackyard.auth.shared import SharedOverspend
 from stackyard.auth.snapshot import KeySnapshot
 from stackyard.errors import APIError
 from stackyard.gateway.costs import Price, price_for
@@ -188,7 +187,7 @@ class Governance:
             return
         if isinstance(outcome, Refusal):
             raise _rate_limited(outcome)
-        if isinstance(outcome, SharedOverspend):
+        if isinstance(outcome, Overspend):
             raise _over_budget(outcome.budget, outcome.spent)
         ticket.shared = outcome
         ticket.headers = outcome.headers

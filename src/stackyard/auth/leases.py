@@ -28,10 +28,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from stackyard.auth.budgets import period_start
+from stackyard.auth.budgets import Overspend, period_start
 from stackyard.auth.limits import WINDOW, Refusal
 from stackyard.auth.principal import Budget, Limit
-from stackyard.auth.shared import SharedOverspend
 
 log = logging.getLogger("stackyard.auth")
 
@@ -156,7 +155,7 @@ class LeasedCounters:
 
     async def admit(
         self, limits: Sequence[Limit], tokens: int, budgets: Sequence[Budget], most_usd: float
-    ) -> LeaseReservation | Refusal | SharedOverspend:
+    ) -> LeaseReservation | Refusal | Overspend:
         if self._heartbeat is None:
             await self.redis.set(self._beat_prefix + self.instance, 1, ex=HEARTBEAT_TTL)
             self._heartbeat = asyncio.ensure_future(self._beat())
@@ -226,7 +225,7 @@ class LeasedCounters:
         rates: list[tuple[Limit, str, int, _RateLease, float]],
         budgets: list[tuple[Budget, _BudgetLease, str, str]],
         most_usd: float,
-    ) -> Refusal | SharedOverspend | None:
+    ) -> Refusal | Overspend | None:
         keys: list[str] = []
         args: list[Any] = [len(rates), len(budgets), (now - start) / WINDOW, self.instance]
         args.append(self._beat_prefix)
@@ -244,7 +243,7 @@ class LeasedCounters:
             limit, kind, cap, _, _ = rates[int(result[1])]
             return Refusal(limit.scope, kind, cap, max(1, math.ceil(WINDOW - (now - start))))
         if int(result[0]) == 2:
-            return SharedOverspend(budgets[int(result[1])][0], float(result[2]))
+            return Overspend(budgets[int(result[1])][0], float(result[2]))
         grants = [float(g) for g in result[1:]]
         for (_, _, _, rate, _), grant in zip(rates, grants, strict=False):
             rate.remaining += grant
