@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import click
 
 from stackyard import __version__
+from stackyard.auth.notify import publish_change
 from stackyard.config import ConfigError, StackyardConfig, load
 from stackyard.config.defaults import embedded_default
 from stackyard.gateway.providers import registry
@@ -196,6 +197,12 @@ def _store(config_path: str | None) -> Database:
     return _database(loaded, file)
 
 
+def _changed(config_path: str | None) -> None:
+    """Tell running instances (through Redis, when configured) to reload their keys now."""
+    loaded, _ = _load(config_path)
+    publish_change(loaded.redis_url or os.environ.get("STACKYARD_REDIS_URL"))
+
+
 def _models(value: str | None) -> list[str] | None:
     return [m.strip() for m in value.split(",") if m.strip()] if value else None
 
@@ -261,6 +268,7 @@ def teams_create(
             db, name, models=_models(models), **_limits(rpm, tpm, budget, period)
         )
     )
+    _changed(config_path)
     click.echo(f"created team {team['name']} ({team['id']})")
 
 
@@ -296,6 +304,7 @@ def users_create(
     user = _admin_call(
         lambda: admin.create_user(db, email, team=team, **_limits(rpm, tpm, budget, period))
     )
+    _changed(config_path)
     click.echo(f"created user {user['email']} ({user['id']})")
 
 
@@ -345,6 +354,7 @@ def keys_create(
             expires_in=dt.timedelta(days=expires_in_days) if expires_in_days else None,
         )
     )
+    _changed(config_path)
     click.echo(created.key)
     click.echo(
         f"key {created.record['id']} for team {created.record['team']}: store it now, "
@@ -370,6 +380,7 @@ def keys_revoke(key_id: str, config_path: str | None) -> None:
     """Revoke a key (every running instance stops accepting it within a second)."""
     db = _store(config_path)
     _admin_call(lambda: admin.revoke_key(db, key_id))
+    _changed(config_path)
     click.echo(f"revoked {key_id}")
 
 

@@ -141,3 +141,45 @@ def test_revocation_reaches_the_other_instance_within_a_second(
             break
         time.sleep(0.05)
     assert status == 401
+
+
+def test_change_notifications_beat_the_poll(
+    fake_openai: FakeOpenAI, gateway_factory: Any, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """With a 30 s poll, only Redis pub/sub can make a revocation felt within a second."""
+    fresh_redis()
+    database = tmp_path_factory.mktemp("notify") / "stackyard.db"
+    config = {
+        "models": [
+            {
+                "name": "pricey",
+                "provider": "openai-compatible",
+                "api_base": fake_openai.base_url("shared-notify"),
+            }
+        ],
+        "auth": {"master_key": MASTER, "refresh_seconds": 30},
+        "database_url": f"sqlite:///{database}",
+        "redis_url": REDIS_URL,
+    }
+    first, second = gateway_factory(config), gateway_factory(config)
+    admin(first, "teams", name="notified")
+    created = admin(first, "keys", team="notified")
+    headers = {"authorization": f"Bearer {created['key']}"}
+    body = {"model": "pricey", "messages": USER, "max_tokens": 5}
+
+    def status_on(gateway: GatewayProcess) -> int:
+        return httpx.post(
+            f"{gateway.base_url}/chat/completions", json=body, headers=headers
+        ).status_code
+
+    def within_a_second(gateway: GatewayProcess, wanted: int) -> bool:
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            if status_on(gateway) == wanted:
+                return True
+            time.sleep(0.05)
+        return False
+
+    assert within_a_second(second, 200)  # the new key reached the other instance at once
+    admin(first, "keys/revoke", id=created["id"])
+    assert within_a_second(second, 401)

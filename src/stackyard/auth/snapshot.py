@@ -8,6 +8,7 @@ import asyncio
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -89,15 +90,47 @@ class KeySnapshot:
             self.on_change([b for p in keys.values() for b in p.budgets])
         return True
 
-    async def run(self) -> None:
+    async def run(self, redis_url: str | None = None) -> None:
+        """Reload on every change notification (Redis pub/sub), and poll in any case."""
+        pubsub = await _subscribe(redis_url) if redis_url else None
+        try:
+            await self._watch(pubsub)
+        finally:
+            if pubsub is not None:
+                await pubsub.aclose()
+
+    async def _watch(self, pubsub: Any) -> None:
         while True:
-            await asyncio.sleep(self.refresh_seconds)
+            if pubsub is None:
+                await asyncio.sleep(self.refresh_seconds)
+            else:
+                try:
+                    await pubsub.get_message(
+                        ignore_subscribe_messages=True, timeout=self.refresh_seconds
+                    )
+                except Exception:
+                    log.exception("lost the change notifications; polling only")
+                    pubsub = None
             try:
                 changed = await asyncio.to_thread(self.load)
                 if changed and self.after_change is not None:
                     await self.after_change([b for p in self.keys.values() for b in p.budgets])
             except Exception:
                 log.exception("could not refresh the key snapshot; serving the last one")
+
+
+async def _subscribe(redis_url: str) -> Any:
+    import redis.asyncio as aioredis
+
+    from stackyard.auth.notify import CHANNEL
+
+    try:
+        pubsub = aioredis.Redis.from_url(redis_url).pubsub()
+        await pubsub.subscribe(CHANNEL)
+    except Exception:
+        log.exception("cannot subscribe to change notifications; polling only")
+        return None
+    return pubsub
 
 
 def _aware(moment: dt.datetime) -> dt.datetime:

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from stackyard.auth.admission import Governance
+from stackyard.auth.notify import publish_change
 from stackyard.errors import APIError, invalid_request
 from stackyard.server.admin_openapi import DOCUMENT
 from stackyard.server.http import Request, Response
@@ -47,9 +48,12 @@ def _optional(body: dict[str, Any], name: str, kind: type) -> Any:
 
 
 class AdminAPI:
-    def __init__(self, db: Database, governance: Governance) -> None:
+    def __init__(
+        self, db: Database, governance: Governance, *, redis_url: str | None = None
+    ) -> None:
         self.db = db
         self.governance = governance
+        self.redis_url = redis_url
 
     def register(self, routes: Routes) -> None:
         routes.add("POST", ["/admin/teams"], self._guard(self.create_team))
@@ -74,6 +78,8 @@ class AdminAPI:
                 result = await handler(request)
             except admin.AdminError as exc:
                 raise APIError(400, str(exc)) from None
+            if request.method == "POST":  # a change: every instance reloads now
+                await asyncio.to_thread(publish_change, self.redis_url)
             return Response.json(result)
 
         return guarded

@@ -55,6 +55,7 @@ class Stackyard:
         self.writer = SpendWriter(self.db)
         self.budgets = BudgetBook(self.db)
         redis_url = config.redis_url or os.environ.get("STACKYARD_REDIS_URL") or None
+        self.redis_url = redis_url
         self.shared = LeasedCounters(redis_url) if redis_url else None
         self.gateway.governance = Governance(
             self.gateway.router,
@@ -93,7 +94,7 @@ class Stackyard:
         self.routes.add(
             "POST", ["/v1/messages/count_tokens", "/messages/count_tokens"], anthropic_count_tokens
         )
-        admin = AdminAPI(self.db, self.gateway.governance)
+        admin = AdminAPI(self.db, self.gateway.governance, redis_url=redis_url)
         admin.register(self.routes)
         self.routes.add("GET", ["/health"], self._health)
         self.routes.add("GET", ["/ready"], self._ready)
@@ -158,7 +159,7 @@ class Stackyard:
             await self._seed_shared(budgets)
             self.snapshot.after_change = self._seed_shared
         self.writer.start()
-        self._background.append(asyncio.ensure_future(self.snapshot.run()))
+        self._background.append(asyncio.ensure_future(self.snapshot.run(self.redis_url)))
         for deployment in self.gateway.router.all_deployments():
             await deployment.provider.start()
 
