@@ -26,15 +26,21 @@ def _check_period(period: str) -> str:
     return period
 
 
+def _limit_fields(owner: Team | User | VirtualKey) -> dict[str, Any]:
+    return {
+        "rpm": owner.rpm,
+        "tpm": owner.tpm,
+        "budget_usd": owner.budget_usd,
+        "budget_period": owner.budget_period,
+    }
+
+
 def team_row(team: Team) -> dict[str, Any]:
     return {
         "id": team.id,
         "name": team.name,
         "models": team.models,
-        "rpm": team.rpm,
-        "tpm": team.tpm,
-        "budget_usd": team.budget_usd,
-        "budget_period": team.budget_period,
+        **_limit_fields(team),
         "created_at": team.created_at.isoformat(),
     }
 
@@ -48,10 +54,7 @@ def key_row(key: VirtualKey, team_name: str | None = None) -> dict[str, Any]:
         "team": team_name,
         "user_id": key.user_id,
         "models": key.models,
-        "rpm": key.rpm,
-        "tpm": key.tpm,
-        "budget_usd": key.budget_usd,
-        "budget_period": key.budget_period,
+        **_limit_fields(key),
         "expires_at": key.expires_at.isoformat() if key.expires_at else None,
         "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
         "created_at": key.created_at.isoformat(),
@@ -91,11 +94,10 @@ def list_teams(db: Database) -> list[dict[str, Any]]:
 
 
 def _find_team(session: Any, team: str) -> Team:
-    found = session.scalar(select(Team).where((Team.id == team) | (Team.name == team)))
+    found: Team | None = session.scalar(select(Team).where((Team.id == team) | (Team.name == team)))
     if found is None:
         raise AdminError(f"no team '{team}'")
-    result: Team = found
-    return result
+    return found
 
 
 def user_row(user: User) -> dict[str, Any]:
@@ -103,10 +105,7 @@ def user_row(user: User) -> dict[str, Any]:
         "id": user.id,
         "email": user.email,
         "team_id": user.team_id,
-        "rpm": user.rpm,
-        "tpm": user.tpm,
-        "budget_usd": user.budget_usd,
-        "budget_period": user.budget_period,
+        **_limit_fields(user),
         "created_at": user.created_at.isoformat(),
     }
 
@@ -144,11 +143,12 @@ def list_users(db: Database) -> list[dict[str, Any]]:
 
 
 def _find_user(session: Any, user: str) -> User:
-    found = session.scalar(select(User).where((User.id == user) | (User.email == user)))
+    found: User | None = session.scalar(
+        select(User).where((User.id == user) | (User.email == user))
+    )
     if found is None:
         raise AdminError(f"no user '{user}'")
-    result: User = found
-    return result
+    return found
 
 
 @dataclass
