@@ -11,12 +11,12 @@ import anthropic
 import openai
 import pytest
 
-from tests.conformance.cases import (
+from tests.conformance.cases import TOOLS_Q
+from tests.conformance.recordings import (
     AN_TOOL_USES,
     ANTHROPIC_TOOLS,
     OA_TOOL_CALLS,
     OPENAI_TOOLS,
-    TOOLS_Q,
     an_message,
     oa_completion,
 )
