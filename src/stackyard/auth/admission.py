@@ -10,7 +10,7 @@ import hmac
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stackyard.auth.budgets import BudgetBook, Overspend
 from stackyard.auth.keys import hash_key
@@ -23,8 +23,13 @@ from stackyard.gateway.costs import Price, price_for
 from stackyard.gateway.deployment import Deployment
 from stackyard.gateway.router import Router
 from stackyard.gateway.translate.common import text_of
+from stackyard.observability.recorder import Recorder
+from stackyard.observability.spans import RequestTrace
 from stackyard.server.http import Request
 from stackyard.store.spend_writer import SpendWriter
+
+if TYPE_CHECKING:
+    from stackyard.gateway.router import RouteStats
 
 log = logging.getLogger("stackyard.auth")
 
@@ -70,6 +75,7 @@ class Ticket:
     reserved_usd: float = 0.0
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     done: bool = False
+    trace: RequestTrace | None = None
 
 
 class Governance:
@@ -82,8 +88,10 @@ class Governance:
         master_key: str | None,
         budgets: BudgetBook | None = None,
         shared: LeasedCounters | None = None,
+        recorder: Recorder | None = None,
     ) -> None:
         self.router = router
+        self.recorder = recorder
         self.shared = shared
         self.snapshot = snapshot
         self.writer = writer
@@ -136,7 +144,27 @@ class Governance:
             )
 
     async def admit(self, request: Request, body: dict[str, Any], *, endpoint: str) -> Ticket:
-        principal = self.authenticate(request)
+        """Admit the request (or raise the refusal), opening its trace."""
+        recorder = self.recorder
+        if recorder is None:
+            return await self._admit(self.authenticate(request), request, body, endpoint)
+        trace = recorder.start(request, body, endpoint)
+        started = time.time_ns()
+        principal = None
+        try:
+            principal = self.authenticate(request)
+            ticket = await self._admit(principal, request, body, endpoint)
+        except APIError as exc:
+            trace.child("gateway.admission", started).fail(exc.message, exc.code)
+            recorder.finish(trace, principal, status=exc.status, error=exc)
+            raise
+        trace.child("gateway.admission", started)
+        ticket.trace = trace
+        return ticket
+
+    async def _admit(
+        self, principal: Principal, request: Request, body: dict[str, Any], endpoint: str
+    ) -> Ticket:
         model = str(body.get("model"))
         if principal.models is not None and model not in principal.models:
             allowed = ", ".join(sorted(principal.models)) or "none"
@@ -200,12 +228,30 @@ class Governance:
         usage: dict[str, Any] | None,
         deployment: Deployment | None,
         cache_hit: bool = False,
+        stats: RouteStats | None = None,
+        error: APIError | None = None,
+        response: dict[str, Any] | None = None,
     ) -> float:
-        """Settle limits and budgets with the real usage, log the spend; return the cost."""
+        """Settle limits and budgets with the real usage, log the spend, close the trace;
+        return the cost."""
         if ticket.done:
             return 0.0
         ticket.done = True
         cost = self.price(deployment).cost(usage)
+        if ticket.trace is not None and self.recorder is not None:
+            if response is not None:
+                ticket.trace.response = response
+            self.recorder.finish(
+                ticket.trace,
+                ticket.principal,
+                status=status,
+                usage=usage,
+                deployment=deployment,
+                cost=cost,
+                stats=stats,
+                error=error,
+                cache_hit=cache_hit,
+            )
         prompt = int((usage or {}).get("prompt_tokens") or 0)
         completion = int((usage or {}).get("completion_tokens") or 0)
         principal = ticket.principal

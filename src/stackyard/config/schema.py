@@ -136,11 +136,92 @@ class AuthConfig(_Strict):
     refresh_seconds: Annotated[float, Field(gt=0)] = 0.5
 
 
+BodyMode = Literal["full", "metadata", "off"]
+
+
+class LoggingPolicy(_Strict):
+    """What is stored of a team's requests (metrics always count every request)."""
+
+    bodies: BodyMode | None = Field(
+        default=None,
+        description="full: traces with request and response bodies; metadata: traces without "
+        "bodies; off: nothing stored (metrics only). Default: the section's own setting.",
+    )
+    sample_rate: Annotated[float, Field(ge=0, le=1)] | None = Field(
+        default=None, description="Share of requests whose bodies are stored (0 to 1)."
+    )
+    retention_days: Annotated[float, Field(gt=0)] | None = Field(
+        default=None, description="Traces older than this are purged."
+    )
+
+
+class OTLPConfig(_Strict):
+    endpoint: str | None = Field(
+        default=None,
+        description="OTLP/HTTP traces URL of a collector, e.g. http://collector:4318/v1/traces "
+        "(JSON encoding). Unset: spans are stored locally only.",
+    )
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="Headers sent with each export (e.g. an API key)."
+    )
+    service_name: str = "stackyard"
+    timeout: Annotated[float, Field(gt=0)] = 10.0
+
+
+class ObservabilityConfig(_Strict):
+    bodies: BodyMode = Field(
+        default="full",
+        description="full: store request and response bodies with each trace; metadata: spans "
+        "and attributes only; off: store nothing (metrics only).",
+    )
+    sample_rate: Annotated[float, Field(ge=0, le=1)] = Field(
+        default=1.0, description="Share of requests whose bodies are stored (0 to 1)."
+    )
+    retention_days: Annotated[float, Field(gt=0)] = Field(
+        default=30.0, description="Traces older than this are purged by a background task."
+    )
+    redact_pii: bool = Field(
+        default=True,
+        description="Replace emails, phone numbers, card numbers and API keys in stored bodies.",
+    )
+    redact_patterns: list[str] = Field(
+        default_factory=list, description="More regular expressions to redact in stored bodies."
+    )
+    teams: dict[str, LoggingPolicy] = Field(
+        default_factory=dict, description="Per-team overrides, by team id or name."
+    )
+    queue_size: Annotated[int, Field(gt=0)] = Field(
+        default=50_000,
+        description="Traces waiting to be written; when full, new traces are dropped (counted "
+        "in stackyard_traces_dropped_total), never requests.",
+    )
+    flush_interval: Annotated[float, Field(gt=0)] = Field(
+        default=0.5, description="Seconds between batched writes of traces."
+    )
+    metrics_key_labels: bool = Field(
+        default=False, description="Label request metrics with the key id too (unbounded)."
+    )
+    otlp: OTLPConfig = OTLPConfig()
+
+    @field_validator("redact_patterns")
+    @classmethod
+    def _compiles(cls, patterns: list[str]) -> list[str]:
+        import re
+
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+        return patterns
+
+
 class StackyardConfig(_Strict):
     server: ServerConfig = ServerConfig()
     models: list[ModelEntry] = Field(default_factory=list)
     router: RouterConfig = RouterConfig()
     auth: AuthConfig = AuthConfig()
+    observability: ObservabilityConfig = ObservabilityConfig()
     database_url: str | None = Field(
         default=None,
         description="SQLAlchemy URL; default: SQLite file stackyard.db next to the config.",

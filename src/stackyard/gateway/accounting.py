@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from stackyard.gateway.deployment import Deployment
+from stackyard.observability.capture import ChunkCapture, EventCapture
 
 if TYPE_CHECKING:
     from stackyard.auth.admission import Governance, Ticket
+    from stackyard.errors import APIError
+    from stackyard.gateway.router import RouteStats
 
 
 def cost_header(cost: float) -> tuple[bytes, bytes]:
@@ -15,19 +19,57 @@ def cost_header(cost: float) -> tuple[bytes, bytes]:
 
 
 class Settlement:
-    """Collects a stream's usage as it passes, and settles the ticket when the stream ends
-    (whole, failed, or abandoned by its client)."""
+    """Collects a stream's usage (and, for its trace, the time of its first chunk and the
+    answer it assembles) as it passes, and settles the ticket when the stream ends (whole,
+    failed, or abandoned by its client)."""
 
-    __slots__ = ("deployment", "governance", "status", "ticket", "usage")
+    __slots__ = (
+        "capture",
+        "deployment",
+        "error",
+        "governance",
+        "stats",
+        "status",
+        "ticket",
+        "usage",
+    )
 
-    def __init__(self, governance: Governance, ticket: Ticket, deployment: Deployment) -> None:
+    def __init__(
+        self,
+        governance: Governance,
+        ticket: Ticket,
+        deployment: Deployment,
+        stats: RouteStats | None = None,
+        capture: ChunkCapture | EventCapture | None = None,
+    ) -> None:
         self.governance = governance
         self.ticket = ticket
         self.deployment = deployment
+        self.stats = stats
         self.usage: dict[str, Any] | None = None
         self.status = 200
+        self.error: APIError | None = None
+        #: Set only when the request is traced.
+        self.capture = capture if ticket.trace is not None else None
+
+    def first_chunk(self) -> None:
+        if self.ticket.trace is not None:
+            self.ticket.trace.first_chunk_ns = time.time_ns()
+
+    def failed(self, status: int, code: str, message: str) -> None:
+        from stackyard.errors import APIError
+
+        self.status = status
+        self.error = APIError(status, message, type="server_error", code=code)
 
     async def done(self) -> None:
+        capture = self.capture
         await self.governance.finish(
-            self.ticket, status=self.status, usage=self.usage, deployment=self.deployment
+            self.ticket,
+            status=self.status,
+            usage=self.usage,
+            deployment=self.deployment,
+            stats=self.stats,
+            error=self.error,
+            response=capture.result(self.usage) if capture is not None else None,
         )

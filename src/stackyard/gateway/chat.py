@@ -17,6 +17,7 @@ from stackyard.gateway.providers.base import Body, UpstreamError
 from stackyard.gateway.router import RouteStats
 from stackyard.gateway.service import Gateway
 from stackyard.gateway.wire import validate_chat
+from stackyard.observability.capture import ChunkCapture
 from stackyard.server.http import Request, Response
 from stackyard.server.streaming import EventStream
 
@@ -39,10 +40,17 @@ async def chat_completions(gateway: Gateway, request: Request) -> Response | Eve
             body["model"], lambda d: d.provider.chat(body), stats=stats
         )
     except APIError as exc:
-        await governance.finish(ticket, status=exc.status, usage=None, deployment=None)
+        await governance.finish(
+            ticket, status=exc.status, usage=None, deployment=None, stats=stats, error=exc
+        )
         raise with_route_headers(exc, request, stats) from None
     cost = await governance.finish(
-        ticket, status=200, usage=routed.result.get("usage"), deployment=routed.deployment
+        ticket,
+        status=200,
+        usage=routed.result.get("usage"),
+        deployment=routed.deployment,
+        stats=stats,
+        response=routed.result,
     )
     headers = [*route_headers(request, stats), *ticket.headers, cost_header(cost)]
     return Response.json(routed.result, headers=headers)
@@ -85,7 +93,7 @@ async def _stream(
     )
     first, chunks, hidden_usage = routed.result
     idle_timeout = gateway.config.router.stream_idle_timeout
-    settle = Settlement(gateway.governance, ticket, routed.deployment)
+    settle = Settlement(gateway.governance, ticket, routed.deployment, stats, ChunkCapture())
     events = _events(first, chunks, hidden_usage, idle_timeout, routed.deployment, settle)
     return EventStream(events, [*route_headers(request, stats), *ticket.headers])
 
@@ -100,11 +108,15 @@ async def _events(
 ) -> AsyncIterator[bytes]:
     """Encode chunks as SSE events; a failure after the first byte ends the stream with an
     error event (never a silent, truncated stream)."""
+    capture = settle.capture
+    settle.first_chunk()
     try:
         chunk: Body | None = first
         while True:
             if chunk is not None and chunk.get("usage"):
                 settle.usage = chunk["usage"]
+            if chunk is not None and capture is not None:
+                capture.feed(chunk)
             if chunk is not None:
                 if hidden_usage and "usage" in chunk:
                     chunk.pop("usage")
@@ -119,14 +131,15 @@ async def _events(
                 break
         yield DONE
     except UpstreamError as exc:
-        settle.status = 502
+        settle.failed(502, "upstream_error", exc.message)
         yield _error_event(exc.message)
     except TimeoutError:
-        settle.status = 504
-        yield _error_event(
+        message = (
             f"deployment {deployment.id} sent nothing for {idle_timeout:g} seconds; "
             "the stream was ended"
         )
+        settle.failed(504, "upstream_timeout", message)
+        yield _error_event(message)
     finally:
         await chunks.aclose()
         await settle.done()

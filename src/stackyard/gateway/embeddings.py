@@ -76,10 +76,28 @@ async def embeddings(gateway: Gateway, request: Request) -> Response:
             operation="embeddings",
         )
     except APIError as exc:
-        await governance.finish(ticket, status=exc.status, usage=None, deployment=None)
+        await governance.finish(
+            ticket, status=exc.status, usage=None, deployment=None, stats=stats, error=exc
+        )
         raise with_route_headers(exc, request, stats) from None
     cost = await governance.finish(
-        ticket, status=200, usage=routed.result.get("usage"), deployment=routed.deployment
+        ticket,
+        status=200,
+        usage=routed.result.get("usage"),
+        deployment=routed.deployment,
+        stats=stats,
+        response=_summary(routed.result) if ticket.trace is not None else None,
     )
     headers = [*route_headers(request, stats), *ticket.headers, cost_header(cost)]
     return Response.json(routed.result, headers=headers)
+
+
+def _summary(response: Body) -> Body:
+    """The response as a trace stores it: the vectors' sizes, not their numbers."""
+    data = []
+    for item in response.get("data") or ():
+        if isinstance(item, dict):
+            vector = item.get("embedding")
+            size = len(vector) if isinstance(vector, list) else None
+            data.append({"index": item.get("index"), "embedding": {"dimensions": size}})
+    return {**response, "data": data}

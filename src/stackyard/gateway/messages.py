@@ -16,7 +16,7 @@ import orjson
 
 from stackyard.auth.admission import Ticket
 from stackyard.errors import APIError
-from stackyard.gateway.accounting import Settlement
+from stackyard.gateway.accounting import Settlement, cost_header
 from stackyard.gateway.anthropic_wire import error_body, error_type, validate_messages
 from stackyard.gateway.deployment import Deployment
 from stackyard.gateway.headers import route_headers, with_route_headers
@@ -24,6 +24,7 @@ from stackyard.gateway.providers.base import Body, MessagesProvider, UpstreamErr
 from stackyard.gateway.router import RouteStats
 from stackyard.gateway.service import Gateway
 from stackyard.gateway.translate import anthropic_backend, anthropic_frontdoor
+from stackyard.observability.capture import EventCapture
 from stackyard.server.http import Request, Response
 from stackyard.server.streaming import EventStream
 
@@ -63,8 +64,23 @@ async def messages(gateway: Gateway, request: Request) -> Response | EventStream
 
         routed = await gateway.router.run(body["model"], attempt, stats=stats, operation="messages")
     except APIError as exc:
+        if ticket is not None:
+            await governance.finish(
+                ticket, status=exc.status, usage=None, deployment=None, stats=stats, error=exc
+            )
         return anthropic_error(with_route_headers(exc, request, stats))
-    return Response.json(routed.result, headers=route_headers(request, stats))
+    assert ticket is not None  # admitted before routing
+    usage = routed.result.get("usage")
+    cost = await governance.finish(
+        ticket,
+        status=200,
+        usage=anthropic_backend.usage(usage) if isinstance(usage, dict) else None,
+        deployment=routed.deployment,
+        stats=stats,
+        response=routed.result,
+    )
+    headers = [*route_headers(request, stats), *ticket.headers, cost_header(cost)]
+    return Response.json(routed.result, headers=headers)
 
 
 async def count_tokens(gateway: Gateway, request: Request) -> Response:
@@ -150,7 +166,7 @@ async def _stream(
     )
     first, events = routed.result
     idle = gateway.config.router.stream_idle_timeout
-    settle = Settlement(gateway.governance, ticket, routed.deployment)
+    settle = Settlement(gateway.governance, ticket, routed.deployment, stats, EventCapture())
     encoded = _encode(first, events, idle, routed.deployment, settle)
     return EventStream(encoded, [*route_headers(request, stats), *ticket.headers])
 
@@ -176,8 +192,12 @@ async def _encode(
     settle: Settlement,
 ) -> AsyncIterator[bytes]:
     usage: dict[str, Any] = {}
+    capture = settle.capture
+    settle.first_chunk()
     try:
         _track_usage(usage, first[1])
+        if capture is not None:
+            capture.feed(first[1])
         yield _sse(*first)
         while True:
             try:
@@ -186,16 +206,16 @@ async def _encode(
             except StopAsyncIteration:
                 break
             _track_usage(usage, data)
+            if capture is not None:
+                capture.feed(data)
             yield _sse(name, data)
     except UpstreamError as exc:
-        settle.status = 502
+        settle.failed(502, "upstream_error", exc.message)
         yield _error_event(exc.error_type or error_type(502), exc.message)
     except TimeoutError:
-        settle.status = 504
-        yield _error_event(
-            error_type(504),
-            f"deployment {deployment.id} sent nothing for {idle:g} seconds; stream ended",
-        )
+        message = f"deployment {deployment.id} sent nothing for {idle:g} seconds; stream ended"
+        settle.failed(504, "upstream_timeout", message)
+        yield _error_event(error_type(504), message)
     finally:
         await events.aclose()
         settle.usage = anthropic_backend.usage(usage)

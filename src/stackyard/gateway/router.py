@@ -31,6 +31,16 @@ T = TypeVar("T")
 
 
 @dataclass(slots=True)
+class Attempt:
+    """One upstream attempt, for the request's trace (times in epoch nanoseconds)."""
+
+    deployment: Deployment
+    start_ns: int
+    end_ns: int
+    error: UpstreamError | None = None
+
+
+@dataclass(slots=True)
 class RouteStats:
     """What routing one request did; filled in as it goes, also when it fails."""
 
@@ -39,6 +49,7 @@ class RouteStats:
     waited: float = 0.0
     deployment: Deployment | None = None
     errors: list[tuple[str, UpstreamError]] = field(default_factory=list)
+    tried: list[Attempt] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -184,6 +195,7 @@ class Router:
                     self.quotas.charge(quota[0], "requests", 1)
                 deployment.outstanding += 1
                 started = clock()
+                start_ns = time.time_ns()
                 try:
                     async with asyncio.timeout(min(left, self._timeout(deployment, stream))):
                         result = await attempt(deployment)
@@ -194,12 +206,14 @@ class Router:
                 else:
                     elapsed = clock() - started
                     stats.waited += elapsed
+                    stats.tried.append(Attempt(deployment, start_ns, time.time_ns()))
                     deployment.health.record_success(elapsed, config.latency_ewma_alpha)
                     return Routed(result, deployment)
                 finally:
                     deployment.outstanding -= 1
                 stats.waited += clock() - started
                 stats.errors.append((deployment.id, error))
+                stats.tried.append(Attempt(deployment, start_ns, time.time_ns(), error))
                 if error.kind == "client":
                     raise _client_error(error)
                 if error.cooldown:

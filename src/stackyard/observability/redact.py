@@ -1,0 +1,76 @@
+"""Redaction of stored request logs: emails, phone numbers, card numbers (Luhn-checked) and API
+keys, plus the operator's own patterns. Applied to string values only (never to JSON keys or
+structure), in the writer's thread, off the request path."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
+API_KEY = re.compile(
+    r"\b(?:sk-(?:ant-|proj-|sy-)?[A-Za-z0-9_-]{16,}"
+    r"|AKIA[0-9A-Z]{16}"
+    r"|gh[pousr]_[A-Za-z0-9]{36,}"
+    r"|xox[abprs]-[A-Za-z0-9-]{10,}"
+    r"|AIza[0-9A-Za-z_-]{35})"
+    r"|(?i:bearer)\s+[A-Za-z0-9._~+/-]{16,}=*"
+)
+PHONE = re.compile(
+    r"(?<![\w+])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,4}\)[\s.-]?)?\d{2,4}[\s.-]\d{3,4}(?:[\s.-]\d{2,4})?"
+    r"(?![\w])|(?<![\w+])\+\d{8,15}(?!\w)"
+)
+
+
+def luhn(digits: str) -> bool:
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = int(char)
+        if index % 2:
+            value *= 2
+            if value > 9:
+                value -= 9
+        total += value
+    return total % 10 == 0
+
+
+def _card(match: re.Match[str]) -> str:
+    digits = re.sub(r"\D", "", match[0])
+    return "[CARD]" if 13 <= len(digits) <= 19 and luhn(digits) else match[0]
+
+
+def _phone(match: re.Match[str]) -> str:
+    digits = sum(c.isdigit() for c in match[0])
+    return "[PHONE]" if digits >= 7 else match[0]
+
+
+class Redactor:
+    def __init__(self, *, pii: bool = True, patterns: Sequence[str] = ()) -> None:
+        self.pii = pii
+        self.patterns = [re.compile(p) for p in patterns]
+
+    @property
+    def active(self) -> bool:
+        return self.pii or bool(self.patterns)
+
+    def text(self, value: str) -> str:
+        for pattern in self.patterns:
+            value = pattern.sub("[REDACTED]", value)
+        if self.pii:
+            value = API_KEY.sub("[API_KEY]", value)
+            value = EMAIL.sub("[EMAIL]", value)
+            value = CARD.sub(_card, value)
+            value = PHONE.sub(_phone, value)
+        return value
+
+    def value(self, value: Any) -> Any:
+        """A copy of a JSON value with every string redacted."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {k: self.value(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.value(v) for v in value]
+        return value

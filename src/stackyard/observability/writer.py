@@ -1,0 +1,185 @@
+"""The trace writer: finished traces go on a bounded queue and are written in batches, with
+their spans, off the request path. Bodies are redacted and encoded here, in the worker
+thread. A full queue drops the trace (counted), never the request."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from stackyard.observability.redact import Redactor
+from stackyard.observability.spans import RequestTrace, Span
+from stackyard.store.batch_writer import BatchWriter
+from stackyard.store.spend_writer import db_time, insert_sql
+
+TRACE_COLUMNS = (
+    "id",
+    "request_id",
+    "trace_id",
+    "session_id",
+    "started_at",
+    "duration_ms",
+    "ttft_ms",
+    "endpoint",
+    "model",
+    "deployment",
+    "provider",
+    "response_model",
+    "key_id",
+    "team_id",
+    "user_id",
+    "status",
+    "error_type",
+    "stream",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "cache_hit",
+    "attempts",
+    "prompt_name",
+    "prompt_version",
+    "finish_reasons",
+    "tags",
+    "metadata_json",
+    "bodies",
+    "request_body",
+    "response_body",
+    "span_count",
+)
+SPAN_COLUMNS = (
+    "span_id",
+    "trace_id",
+    "root_id",
+    "parent_id",
+    "name",
+    "start_ns",
+    "end_ns",
+    "status",
+    "status_message",
+    "attributes",
+    "events",
+)
+
+
+@dataclass(slots=True)
+class Finished:
+    """A request's trace with what was learnt at its end."""
+
+    trace: RequestTrace
+    key_id: str | None
+    team_id: str | None
+    user_id: str | None
+    status: int
+    error_type: str | None
+    deployment: str | None
+    provider: str | None
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    cache_hit: bool
+    attempts: int
+    #: "full", "metadata" or "sampled-out"
+    bodies: str
+
+    @property
+    def duration_ms(self) -> float:
+        root = self.trace.root
+        return (root.end_ns - root.start_ns) / 1e6
+
+    @property
+    def ttft_ms(self) -> float | None:
+        first = self.trace.first_chunk_ns
+        return None if first is None else (first - self.trace.root.start_ns) / 1e6
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value, default=str).decode()
+
+
+def span_row(span: Span, trace: RequestTrace) -> tuple[Any, ...]:
+    events = [{"name": n, "time_ns": t, "attributes": a} for n, t, a in span.events] or None
+    return (
+        span.span_id,
+        trace.trace_id,
+        trace.root.span_id,
+        span.parent_id,
+        span.name[:200],
+        span.start_ns,
+        span.end_ns,
+        span.status,
+        span.status_message,
+        _json(span.attributes),
+        _json(events),
+    )
+
+
+class TraceWriter(BatchWriter[Finished]):
+    what = "traces"
+    spill_name = "traces"
+
+    def __init__(self, *args: Any, redactor: Redactor | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.redactor = redactor or Redactor(pii=False)
+
+    def body(self, value: Any) -> str | None:
+        if value is None:
+            return None
+        if self.redactor.active:
+            value = self.redactor.value(value)
+        return _json(value)
+
+    def trace_row(self, done: Finished, sqlite: bool) -> tuple[Any, ...]:
+        trace = done.trace
+        full = done.bodies == "full"
+        metadata = trace.metadata
+        if metadata is not None and self.redactor.active:
+            metadata = self.redactor.value(metadata)
+        return (
+            trace.root.span_id,
+            trace.request_id,
+            trace.trace_id,
+            trace.session_id,
+            db_time(trace.root.start_ns / 1e9, sqlite),
+            done.duration_ms,
+            done.ttft_ms,
+            trace.endpoint,
+            trace.model[:200],
+            done.deployment,
+            done.provider,
+            trace.response_model,
+            done.key_id,
+            done.team_id,
+            done.user_id,
+            done.status,
+            done.error_type,
+            trace.stream,
+            done.input_tokens,
+            done.output_tokens,
+            done.cost_usd,
+            done.cache_hit,
+            done.attempts,
+            trace.prompt_name,
+            trace.prompt_version,
+            _json(trace.finish_reasons),
+            _json(trace.tags),
+            _json(metadata),
+            done.bodies,
+            self.body(trace.body) if full else None,
+            self.body(trace.response) if full else None,
+            1 + len(trace.spans),
+        )
+
+    def insert(self, rows: Sequence[Finished]) -> None:
+        with self.db.engine.begin() as connection:
+            sqlite = connection.dialect.name == "sqlite"
+            style = connection.dialect.paramstyle
+            traces = [self.trace_row(done, sqlite) for done in rows]
+            spans = [span_row(s, done.trace) for done in rows for s in done.trace.all_spans()]
+            connection.exec_driver_sql(insert_sql("traces", TRACE_COLUMNS, style), traces)
+            connection.exec_driver_sql(insert_sql("spans", SPAN_COLUMNS, style), spans)
+
+    def spill_record(self, row: Finished) -> dict[str, Any]:
+        return dict(zip(TRACE_COLUMNS, self.trace_row(row, sqlite=True), strict=True))
