@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from stackyard.observability.metrics import GatewayMetrics
 from stackyard.observability.redact import Redactor
 from stackyard.observability.spans import RequestTrace, Span
 from stackyard.store.batch_writer import BatchWriter
@@ -120,9 +121,20 @@ class TraceWriter(BatchWriter[Finished]):
     what = "traces"
     spill_name = "traces"
 
-    def __init__(self, *args: Any, redactor: Redactor | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        redactor: Redactor | None = None,
+        metrics: GatewayMetrics | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.redactor = redactor or Redactor(pii=False)
+        self.metrics = metrics
+
+    def written_rows(self, rows: Sequence[Finished]) -> None:
+        if self.metrics is not None:
+            self.metrics.traces_written.inc(by=len(rows))
 
     def body(self, value: Any) -> str | None:
         if value is None:

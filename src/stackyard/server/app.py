@@ -26,6 +26,13 @@ from stackyard.gateway.messages import count_tokens, messages
 from stackyard.gateway.models import ModelsEndpoint
 from stackyard.gateway.providers import registry
 from stackyard.gateway.service import Gateway
+from stackyard.observability import query
+from stackyard.observability.api import TracesAPI
+from stackyard.observability.metrics import GatewayMetrics
+from stackyard.observability.otlp import OTLPExporter
+from stackyard.observability.recorder import Recorder
+from stackyard.observability.redact import Redactor
+from stackyard.observability.writer import TraceWriter
 from stackyard.server.admin import AdminAPI
 from stackyard.server.http import ClientDisconnected, Request, Response
 from stackyard.server.routing import Reply, Routes
@@ -36,6 +43,7 @@ from stackyard.store.spend_writer import SpendWriter
 log = logging.getLogger("stackyard")
 
 CONFIG_ENV = "STACKYARD_CONFIG"
+PURGE_EVERY = 3600.0  # seconds between retention purges
 
 
 class Stackyard:
@@ -57,6 +65,31 @@ class Stackyard:
         redis_url = config.redis_url or os.environ.get("STACKYARD_REDIS_URL") or None
         self.redis_url = redis_url
         self.shared = LeasedCounters(redis_url) if redis_url else None
+        observability = config.observability
+        self.metrics = GatewayMetrics()
+        self.traces = TraceWriter(
+            self.db,
+            max_queue=observability.queue_size,
+            interval=observability.flush_interval,
+            redactor=Redactor(pii=observability.redact_pii, patterns=observability.redact_patterns),
+            metrics=self.metrics,
+        )
+        self.exporter = (
+            OTLPExporter(observability.otlp, self.metrics) if observability.otlp.endpoint else None
+        )
+        self.recorder = Recorder(
+            observability, metrics=self.metrics, writer=self.traces, exporter=self.exporter
+        )
+        self.metrics.gauge(
+            "stackyard_trace_queue_depth",
+            "Traces waiting to be written.",
+            lambda: self.traces.depth,
+        )
+        self.metrics.gauge(
+            "stackyard_spend_queue_depth",
+            "Spend rows waiting to be written.",
+            lambda: self.writer.depth,
+        )
         self.gateway.governance = Governance(
             self.gateway.router,
             self.snapshot,
@@ -64,6 +97,7 @@ class Stackyard:
             master_key=master_key(config),
             budgets=self.budgets,
             shared=self.shared,
+            recorder=self.recorder,
         )
         self._background: list[asyncio.Task[None]] = []
         self.ready = False
@@ -96,6 +130,7 @@ class Stackyard:
         )
         admin = AdminAPI(self.db, self.gateway.governance, redis_url=redis_url)
         admin.register(self.routes)
+        TracesAPI(self.db, self.gateway.governance, self.metrics).register(self.routes)
         self.routes.add("GET", ["/health"], self._health)
         self.routes.add("GET", ["/ready"], self._ready)
         self.routes.add("GET", ["/"], self._index)
@@ -142,6 +177,9 @@ class Stackyard:
                 for task in self._background:
                     task.cancel()
                 await self.writer.close()  # every accepted spend row is written
+                await self.traces.close()  # and every queued trace
+                if self.exporter is not None:
+                    await self.exporter.close()
                 await self.gateway.aclose()
                 if self.shared is not None:
                     await self.shared.aclose()
@@ -159,9 +197,35 @@ class Stackyard:
             await self._seed_shared(budgets)
             self.snapshot.after_change = self._seed_shared
         self.writer.start()
+        self.traces.start()
+        if self.exporter is not None:
+            self.exporter.start()
         self._background.append(asyncio.ensure_future(self.snapshot.run(self.redis_url)))
+        self._background.append(asyncio.ensure_future(self._purge_forever()))
         for deployment in self.gateway.router.all_deployments():
             await deployment.provider.start()
+
+    async def _purge_forever(self) -> None:
+        """Delete traces past their retention, now and every hour."""
+        observability = self.config.observability
+        team_days = {
+            team: policy.retention_days
+            for team, policy in observability.teams.items()
+            if policy.retention_days is not None
+        }
+        while True:
+            try:
+                purged = await asyncio.to_thread(
+                    query.purge,
+                    self.db,
+                    default_days=observability.retention_days,
+                    team_days=team_days,
+                )
+                if purged:
+                    log.info("purged %d traces past their retention", purged)
+            except Exception:
+                log.exception("the trace purge failed; it runs again in an hour")
+            await asyncio.sleep(PURGE_EVERY)
 
     async def _seed_shared(self, budgets: list[Budget]) -> None:
         if self.shared is not None:

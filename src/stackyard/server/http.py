@@ -114,12 +114,23 @@ class ClientDisconnected(Exception):
 class Response:
     """A complete response, sent in one go."""
 
-    __slots__ = ("body", "headers", "status")
+    __slots__ = ("body", "content_type", "headers", "status")
 
-    def __init__(self, status: int, body: bytes, headers: Headers | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        body: bytes,
+        headers: Headers | None = None,
+        content_type: bytes = JSON,
+    ) -> None:
         self.status = status
         self.body = body
         self.headers = headers if headers is not None else []
+        self.content_type = content_type
+
+    @classmethod
+    def text(cls, text: str, content_type: str = "text/plain; charset=utf-8") -> Response:
+        return cls(200, text.encode(), content_type=content_type.encode())
 
     @classmethod
     def json(cls, data: object, status: int = 200, headers: Headers | None = None) -> Response:
@@ -133,7 +144,7 @@ class Response:
     async def __call__(self, send: Send, receive: Receive, request_id: str) -> None:
         body = self.body
         headers = [
-            (b"content-type", JSON),
+            (b"content-type", self.content_type),
             (b"content-length", str(len(body)).encode()),
             (b"x-request-id", request_id.encode("latin-1")),
             *self.headers,
