@@ -9,12 +9,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from sqlalchemy import create_engine, text
 
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fakes.replay_upstream import ReplayUpstream
@@ -91,6 +93,32 @@ class GatewayProcess:
                 self.process.kill()
                 self.process.wait()
         self._log.close()
+
+
+POSTGRES = os.environ.get(
+    "STACKYARD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def postgres_database() -> Iterator[str]:
+    """A fresh PostgreSQL database (dropped afterwards); skips when PostgreSQL is not
+    reachable, except under CI, where it fails."""
+    admin_url = POSTGRES.replace("postgresql://", "postgresql+psycopg://", 1)
+    try:
+        engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        with engine.connect() as connection:
+            name = f"stackyard_test_{uuid.uuid4().hex[:10]}"
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL is needed under CI: {exc}")
+        pytest.skip(f"PostgreSQL is not reachable: {exc}")
+    try:
+        yield POSTGRES.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with engine.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        engine.dispose()
 
 
 def require_local_models() -> None:

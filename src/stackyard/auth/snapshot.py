@@ -35,6 +35,8 @@ class KeySnapshot:
         self.db = db
         self.refresh_seconds = refresh_seconds
         self.keys: dict[str, Principal] = {}
+        #: Team id -> name (per-team settings in the config may name a team either way).
+        self.team_names: dict[str, str] = {}
         self._version: tuple[object, ...] | None = None
         #: Called (in the loading thread) with every budget after a reload.
         self.on_change: Callable[[list[Budget]], None] | None = None
@@ -85,6 +87,7 @@ class KeySnapshot:
                     expires_at=_aware(key.expires_at).timestamp() if key.expires_at else None,
                 )
         self.keys = keys
+        self.team_names = {team_id: team.name for team_id, team in teams.items()}
         self._version = version
         if self.on_change is not None:
             self.on_change([b for p in keys.values() for b in p.budgets])

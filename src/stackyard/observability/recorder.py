@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from stackyard.config.schema import ObservabilityConfig
@@ -40,8 +41,11 @@ class Recorder:
         writer: Sink | None = None,
         exporter: Sink | None = None,
         rng: random.Random | None = None,
+        team_names: Callable[[], dict[str, str]] | None = None,
     ) -> None:
         self.config = config or ObservabilityConfig()
+        #: Team id -> name, for per-team settings given by name.
+        self.team_names = team_names or dict
         self.metrics = metrics or GatewayMetrics()
         self.writer = writer
         self.exporter = exporter
@@ -84,7 +88,11 @@ class Recorder:
     def policy(self, team_id: str | None) -> tuple[str, float]:
         """(bodies mode, sample rate) for a team."""
         config = self.config
-        override = config.teams.get(team_id) if team_id else None
+        override = None
+        if team_id and config.teams:
+            override = config.teams.get(team_id) or config.teams.get(
+                self.team_names().get(team_id, "")
+            )
         bodies = (override.bodies if override else None) or config.bodies
         rate = override.sample_rate if override and override.sample_rate is not None else None
         return bodies, config.sample_rate if rate is None else rate

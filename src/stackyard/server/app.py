@@ -78,7 +78,11 @@ class Stackyard:
             OTLPExporter(observability.otlp, self.metrics) if observability.otlp.endpoint else None
         )
         self.recorder = Recorder(
-            observability, metrics=self.metrics, writer=self.traces, exporter=self.exporter
+            observability,
+            metrics=self.metrics,
+            writer=self.traces,
+            exporter=self.exporter,
+            team_names=lambda: self.snapshot.team_names,
         )
         self.metrics.gauge(
             "stackyard_trace_queue_depth",
@@ -208,12 +212,13 @@ class Stackyard:
     async def _purge_forever(self) -> None:
         """Delete traces past their retention, now and every hour."""
         observability = self.config.observability
-        team_days = {
-            team: policy.retention_days
-            for team, policy in observability.teams.items()
-            if policy.retention_days is not None
-        }
         while True:
+            ids = {name: team_id for team_id, name in self.snapshot.team_names.items()}
+            team_days = {
+                ids.get(team, team): policy.retention_days
+                for team, policy in observability.teams.items()
+                if policy.retention_days is not None
+            }
             try:
                 purged = await asyncio.to_thread(
                     query.purge,

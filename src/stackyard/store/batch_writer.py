@@ -11,6 +11,7 @@ database refuses a batch five times, the batch is appended to a JSON-lines spill
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from abc import ABC, abstractmethod
@@ -50,6 +51,7 @@ class BatchWriter(ABC, Generic[RowT]):
         self.retry_delay = retry_delay
         self.spill_path = spill_path or Path(f"stackyard-{self.spill_name}-unwritten.jsonl")
         self._task: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
 
     @abstractmethod
     def insert(self, rows: Sequence[RowT]) -> None:
@@ -114,7 +116,9 @@ class BatchWriter(ABC, Generic[RowT]):
                 stopping = True
             else:
                 rows.append(item)
-                await asyncio.sleep(self.interval)  # let a batch gather
+                # Let a batch gather (but a shutdown does not wait for it).
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._closing.wait(), self.interval)
             while not self.queue.empty() and (stopping or len(rows) < self.batch_size):
                 item = self.queue.get_nowait()
                 if item is None:
@@ -131,6 +135,7 @@ class BatchWriter(ABC, Generic[RowT]):
         """Write everything queued, then stop (no row is given up)."""
         if self._task is None:
             return
+        self._closing.set()
         await self.queue.put(None)
         await self._task
         self._task = None
