@@ -1,0 +1,72 @@
+"""Redaction of stored bodies: planted PII and secrets go, ordinary text stays."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from stackyard.observability.redact import Redactor, luhn
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("write to jane.doe+work@mail.example.co.uk today", "write to [EMAIL] today"),
+        ("card 4111 1111 1111 1111 thanks", "card [CARD] thanks"),
+        ("card 4111-1111-1111-1111", "card [CARD]"),
+        ("amex 378282246310005", "amex [CARD]"),
+        ("call +1 415 555 2671", "call [PHONE]"),
+        ("call (415) 555-2671", "call [PHONE]"),
+        ("call +447911123456", "call [PHONE]"),
+        ("key sk-proj-abcdefghijklmnopqrstu", "key [API_KEY]"),
+        ("key sk-ant-api03-abcdefghijklmnop", "key [API_KEY]"),
+        ("aws AKIAIOSFODNN7EXAMPLE", "aws [API_KEY]"),
+        ("Authorization: Bearer abcdefghijklmnopqrstuvwx", "Authorization: [API_KEY]"),
+    ],
+)
+def test_planted_pii_is_replaced(text: str, expected: str) -> None:
+    assert Redactor().text(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The year 2024 had 366 days.",
+        "version 1.2.3 of order 12345",
+        "temperature 0.7, top_p 0.9",
+        "an id like 0af7651916cd43dd8448eb211c80319c",
+    ],
+)
+def test_ordinary_text_is_kept(text: str) -> None:
+    assert Redactor().text(text) == text
+
+
+def test_luhn() -> None:
+    assert luhn("4111111111111111")
+    assert not luhn("4111111111111112")
+
+
+def test_values_are_redacted_in_nested_json_but_keys_and_numbers_are_not() -> None:
+    body: dict[str, Any] = {
+        "model": "m",
+        "max_tokens": 4111111111111111,
+        "messages": [{"role": "user", "content": "mail bob@example.com"}],
+        "bob@example.com": "key",
+    }
+    redacted = Redactor().value(body)
+    assert redacted == {
+        "model": "m",
+        "max_tokens": 4111111111111111,
+        "messages": [{"role": "user", "content": "mail [EMAIL]"}],
+        "bob@example.com": "key",
+    }
+    assert body["messages"][0]["content"] == "mail bob@example.com"  # the original is kept
+
+
+def test_operator_patterns_and_pii_off() -> None:
+    redactor = Redactor(pii=False, patterns=[r"ACME-\d{6}"])
+    assert redactor.text("order ACME-123456 for bob@example.com") == (
+        "order [REDACTED] for bob@example.com"
+    )
+    assert not Redactor(pii=False).active
