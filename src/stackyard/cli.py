@@ -403,3 +403,12 @@ def spend(by: str, since: str, config_path: str | None) -> None:
     _table(rows, [by, "requests", "prompt_tokens", "completion_tokens", "cost_usd"])
     total = sum(r["cost_usd"] for r in rows)
     click.echo(f"total: ${total:.6f} over {sum(r['requests'] for r in rows)} requests")
+
+
+def _register_pillars() -> None:
+    from stackyard.observability.cli import traces
+
+    main.add_command(traces)
+
+
+_register_pillars()
