@@ -9,24 +9,45 @@ import yaml
 from pydantic import BaseModel
 
 from stackyard.config import validate
-from stackyard.config.schema import AuthConfig, ModelEntry, RouterConfig, ServerConfig
+from stackyard.config.schema import (
+    AuthConfig,
+    LoggingPolicy,
+    ModelEntry,
+    ObservabilityConfig,
+    OTLPConfig,
+    RouterConfig,
+    ServerConfig,
+)
 from stackyard.gateway.providers import registry
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
-@pytest.mark.parametrize("section", [ServerConfig, ModelEntry, RouterConfig, AuthConfig])
+@pytest.mark.parametrize(
+    "section",
+    [
+        ServerConfig,
+        ModelEntry,
+        RouterConfig,
+        AuthConfig,
+        ObservabilityConfig,
+        LoggingPolicy,
+        OTLPConfig,
+    ],
+)
 def test_every_config_field_is_documented(section: type[BaseModel]) -> None:
     text = (DOCS / "configuration.md").read_text()
     missing = [name for name in section.model_fields if f"| `{name}` |" not in text]
     assert not missing, f"docs/configuration.md lacks {section.__name__} fields: {missing}"
 
 
-@pytest.mark.parametrize("page", ["../README.md", "configuration.md", "local-models.md"])
+@pytest.mark.parametrize(
+    "page", ["../README.md", "configuration.md", "local-models.md", "observability.md"]
+)
 def test_yaml_examples_are_valid_configs(page: str) -> None:
     text = (DOCS / page).read_text()
     blocks = re.findall(r"```yaml\n(.*?)```", text, re.S)
     assert blocks, f"{page} has no YAML example"
-    env = {"OPENAI_API_KEY": "sk-x", "ANTHROPIC_API_KEY": "sk-y"}
+    env = {"OPENAI_API_KEY": "sk-x", "ANTHROPIC_API_KEY": "sk-y", "HONEYCOMB_KEY": "h"}
     for block in blocks:
         validate(yaml.safe_load(block), source=page, env=env, known_providers=registry.names())
