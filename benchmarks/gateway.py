@@ -38,7 +38,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 LITELLM_VERSION = "1.108.7"
 PORTKEY_VERSION = "1.15.2"
-TARGETS = ("direct", "stackyard", "governed", "litellm", "portkey")
+TARGETS = ("direct", "stackyard", "logged", "governed", "litellm", "portkey")
 
 COMPLETION = (
     '{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,'
@@ -114,35 +114,23 @@ http {{
     return server, port
 
 
-def start_stackyard(workdir: Path, upstream: str) -> Target:
-    config = workdir / "stackyard.yaml"
-    config.write_text(
-        "models:\n"
-        "  - name: bench\n"
-        "    provider: openai-compatible\n"
-        "    model: bench\n"
-        f"    api_base: {upstream}\n"
-        "    api_key: sk-bench\n"
-    )
+def _start_ours(name: str, workdir: Path, config_text: str, headers: dict[str, str]) -> Target:
+    config = workdir / f"{name}.yaml"
+    config.write_text(config_text)
     port = free_port()
     binary = Path(sys.executable).parent / "stackyard"
     command = [str(binary), "serve", "--config", str(config), "--host", "127.0.0.1"]
     command += ["--port", str(port), "--workers", "1", "--log-level", "warning"]
-    server = Server("stackyard", command, log=workdir / "stackyard.log")
+    server = Server(name, command, log=workdir / f"{name}.log")
     server.wait_http(f"http://127.0.0.1:{port}/ready", 60)
     from stackyard import __version__
 
-    return Target(
-        "stackyard", f"http://127.0.0.1:{port}/v1/chat/completions", {}, server, __version__
-    )
+    url = f"http://127.0.0.1:{port}/v1/chat/completions"
+    return Target(name, url, headers, server, __version__)
 
 
-def start_governed(workdir: Path, upstream: str) -> Target:
-    """Stackyard with governance on: a virtual key with RPM, TPM and a budget, shared through
-    Redis, and the spend log written to SQLite."""
-    ensure_redis()
-    config = workdir / "governed.yaml"
-    config.write_text(
+def _model(upstream: str) -> str:
+    return (
         "models:\n"
         "  - name: bench\n"
         "    provider: openai-compatible\n"
@@ -151,6 +139,28 @@ def start_governed(workdir: Path, upstream: str) -> Target:
         "    api_key: sk-bench\n"
         "    input_cost_per_mtok: 0.15\n"
         "    output_cost_per_mtok: 0.60\n"
+    )
+
+
+def start_stackyard(workdir: Path, upstream: str) -> Target:
+    """The bare gateway: no keys, nothing stored (metrics still count every request)."""
+    config = _model(upstream) + "observability:\n  bodies: 'off'\n"
+    return _start_ours("stackyard", workdir, config, {})
+
+
+def start_logged(workdir: Path, upstream: str) -> Target:
+    """Full request logging: every trace with its spans and redacted bodies, to SQLite."""
+    config = _model(upstream) + f"database_url: sqlite:///{workdir / 'logged.db'}\n"
+    return _start_ours("logged", workdir, config, {})
+
+
+def start_governed(workdir: Path, upstream: str) -> Target:
+    """Stackyard with governance on: a virtual key with RPM, TPM and a budget, shared through
+    Redis, and the spend log written to SQLite."""
+    ensure_redis()
+    config = workdir / "governed.yaml"
+    config.write_text(
+        _model(upstream) + "observability:\n  bodies: 'off'\n"
         "auth:\n"
         "  master_key: sk-master-bench-0123456789\n"
         f"database_url: sqlite:///{workdir / 'governed.db'}\n"
@@ -196,20 +206,7 @@ def start_governed(workdir: Path, upstream: str) -> Target:
         capture_output=True,
         text=True,
     ).stdout.strip()
-    port = free_port()
-    command = [*base, "serve", "--config", str(config), "--host", "127.0.0.1", "--port"]
-    command += [str(port), "--workers", "1", "--log-level", "warning"]
-    server = Server("governed", command, log=workdir / "governed.log")
-    server.wait_http(f"http://127.0.0.1:{port}/ready", 60)
-    from stackyard import __version__
-
-    return Target(
-        "governed",
-        f"http://127.0.0.1:{port}/v1/chat/completions",
-        {"Authorization": f"Bearer {key}"},
-        server,
-        __version__,
-    )
+    return _start_ours("governed", workdir, config.read_text(), {"Authorization": f"Bearer {key}"})
 
 
 def ensure_redis() -> None:
@@ -411,6 +408,11 @@ def _checks(results: list[Measurement]) -> list[tuple[str, str]]:
         ratio = ours.rps_16 / other.rps_16
         text = f"stackyard / {anchor} requests/s = {ratio:.1f}x ({label})"
         out.append((text, verdict(ratio >= needed, ours, other)))
+    logged = by_name.get("logged")
+    if logged is not None and ours.rps_16:
+        share = logged.rps_16 / ours.rps_16
+        text = f"full logging / bare stackyard requests/s = {share:.0%} (at least 80%)"
+        out.append((text, verdict(share >= 0.80, ours, logged)))
     governed = by_name.get("governed")
     if governed is not None and ours.rps_16:
         share = governed.rps_16 / ours.rps_16
@@ -425,6 +427,7 @@ def _checks(results: list[Measurement]) -> list[tuple[str, str]]:
 
 STARTERS: dict[str, Callable[[Path, str], Target]] = {
     "stackyard": start_stackyard,
+    "logged": start_logged,
     "governed": start_governed,
     "litellm": start_litellm,
     "portkey": start_portkey,

@@ -90,16 +90,16 @@ class TracesAPI:
         identifier, _, tail = rest.partition("/")
         params = _params(request)
         if tail == "spans":
-            roots = await asyncio.to_thread(query.trace_roots, self.db, identifier, scope)
-            if not roots:
-                raise _not_found(identifier)
             page = await asyncio.to_thread(
                 query.spans_page,
                 self.db,
-                roots,
+                identifier,
                 offset=_int(params, "offset", 0),
                 limit=_int(params, "limit", 500),
+                scope_team=scope,
             )
+            if page is None:
+                raise _not_found(identifier)
             return Response.json(page)
         if tail:
             raise APIError(404, f"No route {request.scope['path']}", code="not_found")

@@ -17,12 +17,12 @@ from sqlalchemy import String, cast, delete, func, insert, or_, select
 from sqlalchemy.sql import Select
 
 from stackyard.store.db import Database
-from stackyard.store.tables import ScoreRecord, SpanRecord, TraceRecord
+from stackyard.store.tables import ScoreRecord, TraceRecord
 
 SUMMARY_COLUMNS = [
     c
     for c in TraceRecord.__table__.columns
-    if c.name not in ("request_body", "response_body", "metadata_json")
+    if c.name not in ("request_body", "response_body", "metadata_json", "spans")
 ]
 HEX = re.compile(r"^[0-9a-f]+$")
 MAX_LIMIT = 1000
@@ -127,21 +127,14 @@ def _loads(text: str | None) -> Any:
     return None if text is None else orjson.loads(text)
 
 
-def _span(row: Any) -> dict[str, Any]:
-    m = row._mapping
-    return {
-        "span_id": m["span_id"],
-        "parent_id": m["parent_id"],
-        "root_id": m["root_id"],
-        "name": m["name"],
-        "start_ns": m["start_ns"],
-        "end_ns": m["end_ns"],
-        "duration_ms": (m["end_ns"] - m["start_ns"]) / 1e6,
-        "status": m["status"],
-        "status_message": m["status_message"],
-        "attributes": m["attributes"],
-        "events": m["events"],
-    }
+def _spans(root_id: str, text: str) -> list[dict[str, Any]]:
+    spans: list[dict[str, Any]] = orjson.loads(text)
+    for span in spans:
+        span["root_id"] = root_id
+        span["duration_ms"] = (span["end_ns"] - span["start_ns"]) / 1e6
+        span.setdefault("status_message", None)
+        span.setdefault("events", None)
+    return spans
 
 
 def _matching(identifier: str, scope_team: str | None) -> Select[Any]:
@@ -170,6 +163,7 @@ def get_trace(
             return None
         roots = [r._mapping["id"] for r in records]
         requests = []
+        spans: list[dict[str, Any]] = []
         for record in records:
             m = record._mapping
             item = {c.name: _iso(m[c.name]) for c in SUMMARY_COLUMNS}
@@ -177,6 +171,7 @@ def get_trace(
             item["request_body"] = _loads(m["request_body"])
             item["response_body"] = _loads(m["response_body"])
             requests.append(item)
+            spans += _spans(m["id"], m["spans"])
         scores = connection.execute(
             select(ScoreRecord)
             .where(ScoreRecord.root_id.in_(roots))
@@ -187,34 +182,35 @@ def get_trace(
         "id": identifier,
         "trace_id": requests[0]["trace_id"],
         "requests": requests,
-        "spans": spans_page(db, roots, offset=0, limit=span_limit),
+        "spans": _page(spans, 0, span_limit),
         "scores": [_score(s) for s in scores],
     }
 
 
-def spans_page(db: Database, roots: list[str], *, offset: int, limit: int) -> dict[str, Any]:
+def _page(spans: list[dict[str, Any]], offset: int, limit: int) -> dict[str, Any]:
     limit = max(1, min(limit, 5000))
-    query = (
-        select(SpanRecord)
-        .where(SpanRecord.root_id.in_(roots))
-        .order_by(SpanRecord.start_ns, SpanRecord.span_id)
-        .offset(max(0, offset))
-        .limit(limit + 1)
-    )
-    with db.engine.connect() as connection:
-        rows = connection.execute(query).fetchall()
-    more = len(rows) > limit
+    offset = max(0, offset)
+    spans.sort(key=lambda s: (s["start_ns"], s["span_id"]))
+    more = len(spans) > offset + limit
     return {
-        "data": [_span(r) for r in rows[:limit]],
+        "data": spans[offset : offset + limit],
         "has_more": more,
         "next_offset": offset + limit if more else None,
     }
 
 
-def trace_roots(db: Database, identifier: str, scope_team: str | None = None) -> list[str]:
+def spans_page(
+    db: Database, identifier: str, *, offset: int, limit: int, scope_team: str | None = None
+) -> dict[str, Any] | None:
+    """A page of a trace's spans, in order of their start; None if there is no such trace."""
+    t = TraceRecord
+    query = _matching(identifier, scope_team).with_only_columns(t.id, t.spans)
     with db.engine.connect() as connection:
-        rows = connection.execute(_matching(identifier, scope_team)).fetchall()
-    return [r._mapping["id"] for r in rows]
+        rows = connection.execute(query).fetchall()
+    if not rows:
+        return None
+    spans = [span for root_id, text in rows for span in _spans(root_id, text)]
+    return _page(spans, offset, limit)
 
 
 def _score(row: Any) -> dict[str, Any]:
@@ -401,7 +397,7 @@ def aggregate(
 
 
 def purge(db: Database, *, default_days: float, team_days: dict[str, float] | None = None) -> int:
-    """Delete traces (with their spans and scores) older than their retention; return how
+    """Delete traces (with their scores) older than their retention; return how
     many traces went."""
     now = dt.datetime.now(dt.UTC)
     team_days = team_days or {}
@@ -416,7 +412,6 @@ def purge(db: Database, *, default_days: float, team_days: dict[str, float] | No
     with db.engine.begin() as connection:
         for rule in rules:
             doomed = select(t.id).where(rule)
-            connection.execute(delete(SpanRecord).where(SpanRecord.root_id.in_(doomed)))
             connection.execute(delete(ScoreRecord).where(ScoreRecord.root_id.in_(doomed)))
             total += connection.execute(delete(t).where(rule)).rowcount or 0
     return total

@@ -1,6 +1,6 @@
-"""The trace writer: finished traces go on a bounded queue and are written in batches, with
-their spans, off the request path. Bodies are redacted and encoded here, in the worker
-thread. A full queue drops the trace (counted), never the request."""
+"""The trace writer: finished traces go on a bounded queue and are written in batches, one
+row per request with its spans, off the request path. Bodies are redacted and encoded here,
+in the worker thread. A full queue drops the trace (counted), never the request."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from stackyard.observability.metrics import GatewayMetrics
 from stackyard.observability.redact import Redactor
 from stackyard.observability.spans import RequestTrace, Span
 from stackyard.store.batch_writer import BatchWriter
-from stackyard.store.spend_writer import db_time, insert_sql
+from stackyard.store.spend_writer import db_time, insert_rows
 
 TRACE_COLUMNS = (
     "id",
@@ -49,19 +49,7 @@ TRACE_COLUMNS = (
     "request_body",
     "response_body",
     "span_count",
-)
-SPAN_COLUMNS = (
-    "span_id",
-    "trace_id",
-    "root_id",
-    "parent_id",
-    "name",
-    "start_ns",
-    "end_ns",
-    "status",
-    "status_message",
-    "attributes",
-    "events",
+    "spans",
 )
 
 
@@ -100,21 +88,22 @@ def _json(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value, default=str).decode()
 
 
-def span_row(span: Span, trace: RequestTrace) -> tuple[Any, ...]:
-    events = [{"name": n, "time_ns": t, "attributes": a} for n, t, a in span.events] or None
-    return (
-        span.span_id,
-        trace.trace_id,
-        trace.root.span_id,
-        span.parent_id,
-        span.name[:200],
-        span.start_ns,
-        span.end_ns,
-        span.status,
-        span.status_message,
-        _json(span.attributes),
-        _json(events),
-    )
+def span_dict(span: Span) -> dict[str, Any]:
+    encoded: dict[str, Any] = {
+        "span_id": span.span_id,
+        "parent_id": span.parent_id,
+        "name": span.name,
+        "kind": span.kind,
+        "start_ns": span.start_ns,
+        "end_ns": span.end_ns,
+        "status": span.status,
+        "attributes": span.attributes,
+    }
+    if span.status_message is not None:
+        encoded["status_message"] = span.status_message
+    if span.events:
+        encoded["events"] = [{"name": n, "time_ns": t, "attributes": a} for n, t, a in span.events]
+    return encoded
 
 
 class TraceWriter(BatchWriter[Finished]):
@@ -182,16 +171,14 @@ class TraceWriter(BatchWriter[Finished]):
             self.body(trace.body) if full else None,
             self.body(trace.response) if full else None,
             1 + len(trace.spans),
+            orjson.dumps([span_dict(s) for s in trace.all_spans()], default=str).decode(),
         )
 
     def insert(self, rows: Sequence[Finished]) -> None:
+        sqlite = self.db.engine.dialect.name == "sqlite"
+        traces = [self.trace_row(done, sqlite) for done in rows]
         with self.db.engine.begin() as connection:
-            sqlite = connection.dialect.name == "sqlite"
-            style = connection.dialect.paramstyle
-            traces = [self.trace_row(done, sqlite) for done in rows]
-            spans = [span_row(s, done.trace) for done in rows for s in done.trace.all_spans()]
-            connection.exec_driver_sql(insert_sql("traces", TRACE_COLUMNS, style), traces)
-            connection.exec_driver_sql(insert_sql("spans", SPAN_COLUMNS, style), spans)
+            insert_rows(connection, "traces", TRACE_COLUMNS, traces)
 
     def spill_record(self, row: Finished) -> dict[str, Any]:
         return dict(zip(TRACE_COLUMNS, self.trace_row(row, sqlite=True), strict=True))

@@ -7,6 +7,7 @@ with its traceback and answered with a 500 that carries only the request id.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 from pathlib import Path
@@ -208,6 +209,11 @@ class Stackyard:
         self._background.append(asyncio.ensure_future(self._purge_forever()))
         for deployment in self.gateway.router.all_deployments():
             await deployment.provider.start()
+        # What start-up built (modules, config, models) lives as long as the process: keep it
+        # out of the collector's full passes, which otherwise rescan it every few hundred
+        # requests once traces queue up between writes.
+        gc.collect()
+        gc.freeze()
 
     async def _purge_forever(self) -> None:
         """Delete traces past their retention, now and every hour."""

@@ -7,6 +7,8 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy import Connection
+
 from stackyard.store.batch_writer import BatchWriter
 from stackyard.store.tables import SpendRecord
 
@@ -26,9 +28,25 @@ def db_time(epoch: float, sqlite: bool) -> dt.datetime | str:
     return moment.strftime(SQLITE_TIME) if sqlite else moment
 
 
-def insert_sql(table: str, columns: Sequence[str], paramstyle: str) -> str:
-    mark = "?" if paramstyle == "qmark" else "%s"
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
+#: Bound parameters in one statement: SQLite allows 32,766, PostgreSQL 65,535.
+MAX_PARAMETERS = 30_000
+
+
+def insert_rows(
+    connection: Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """Insert ``rows`` with as few multi-row ``INSERT ... VALUES (...), (...)`` statements as
+    the database allows. One statement per chunk rather than ``executemany``: the driver then
+    releases and retakes the GIL once per chunk, not once per row, which matters when the
+    event loop's thread is busy (retaking the GIL can wait a whole switch interval, 5 ms)."""
+    mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    one = "(" + ", ".join([mark] * len(columns)) + ")"
+    per_statement = max(1, MAX_PARAMETERS // len(columns))
+    head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+    for start in range(0, len(rows), per_statement):
+        chunk = rows[start : start + per_statement]
+        values = tuple(value for row in chunk for value in row)
+        connection.exec_driver_sql(head + ", ".join([one] * len(chunk)), values)
 
 
 class SpendWriter(BatchWriter[Row]):
@@ -36,7 +54,7 @@ class SpendWriter(BatchWriter[Row]):
     spill_name = "spend"
 
     def insert(self, rows: Sequence[Row]) -> None:
-        """One executemany through the driver, with the rows as tuples (the ORM's bulk insert
+        """Multi-row inserts through the driver, with the rows as tuples (the ORM's bulk insert
         cost several times as much, in a thread that competes with the event loop)."""
         with self.db.engine.begin() as connection:
             sqlite = connection.dialect.name == "sqlite"
@@ -45,8 +63,7 @@ class SpendWriter(BatchWriter[Row]):
                 record = list(row)
                 record[CREATED_AT] = db_time(row[CREATED_AT], sqlite)
                 values.append(tuple(record))
-            sql = insert_sql("spend_log", COLUMNS, connection.dialect.paramstyle)
-            connection.exec_driver_sql(sql, values)
+            insert_rows(connection, "spend_log", COLUMNS, values)
 
     def spill_record(self, row: Row) -> dict[str, Any]:
         return dict(zip(COLUMNS, row, strict=True))

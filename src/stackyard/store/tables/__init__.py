@@ -4,12 +4,11 @@ from stackyard.store.tables.base import Base
 from stackyard.store.tables.keys import VirtualKey
 from stackyard.store.tables.spend import SpendRecord
 from stackyard.store.tables.tenancy import Team, User
-from stackyard.store.tables.traces import ScoreRecord, SpanRecord, TraceRecord
+from stackyard.store.tables.traces import ScoreRecord, TraceRecord
 
 __all__ = [
     "Base",
     "ScoreRecord",
-    "SpanRecord",
     "SpendRecord",
     "Team",
     "TraceRecord",

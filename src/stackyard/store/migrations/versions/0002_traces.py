@@ -1,4 +1,4 @@
-"""Traces, spans and scores.
+"""Traces (with their spans) and scores.
 
 Revision ID: 0002
 Revises: 0001
@@ -48,6 +48,7 @@ def upgrade() -> None:
         sa.Column("request_body", sa.Text(), nullable=True),
         sa.Column("response_body", sa.Text(), nullable=True),
         sa.Column("span_count", sa.Integer(), nullable=False),
+        sa.Column("spans", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_traces"),
     )
     op.create_index("ix_traces_started", "traces", ["started_at"])
@@ -55,22 +56,6 @@ def upgrade() -> None:
     op.create_index("ix_traces_request", "traces", ["request_id"])
     op.create_index("ix_traces_session", "traces", ["session_id"])
     op.create_index("ix_traces_team_started", "traces", ["team_id", "started_at"])
-    op.create_table(
-        "spans",
-        sa.Column("span_id", sa.String(16), nullable=False),
-        sa.Column("trace_id", sa.String(32), nullable=False),
-        sa.Column("root_id", sa.String(16), nullable=False),
-        sa.Column("parent_id", sa.String(16), nullable=True),
-        sa.Column("name", sa.String(200), nullable=False),
-        sa.Column("start_ns", sa.BigInteger(), nullable=False),
-        sa.Column("end_ns", sa.BigInteger(), nullable=False),
-        sa.Column("status", sa.String(10), nullable=False),
-        sa.Column("status_message", sa.Text(), nullable=True),
-        sa.Column("attributes", sa.JSON(), nullable=False),
-        sa.Column("events", sa.JSON(), nullable=True),
-        sa.PrimaryKeyConstraint("span_id", name="pk_spans"),
-    )
-    op.create_index("ix_spans_root", "spans", ["root_id", "start_ns"])
     op.create_table(
         "scores",
         sa.Column("id", sa.String(40), nullable=False),
@@ -92,5 +77,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("scores")
-    op.drop_table("spans")
     op.drop_table("traces")
