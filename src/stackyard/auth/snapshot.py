@@ -42,6 +42,8 @@ class KeySnapshot:
         self.on_change: Callable[[list[Budget]], None] | None = None
         #: Awaited (on the event loop) with every budget after a reload.
         self.after_change: Callable[[list[Budget]], Awaitable[None]] | None = None
+        #: Other snapshots reloaded on the same notifications and polls (the prompt registry).
+        self.followers: list[Callable[[], bool]] = []
 
     def _current_version(self) -> tuple[object, ...]:
         with self.db.session() as session:
@@ -120,6 +122,11 @@ class KeySnapshot:
                     await self.after_change([b for p in self.keys.values() for b in p.budgets])
             except Exception:
                 log.exception("could not refresh the key snapshot; serving the last one")
+            for follower in self.followers:
+                try:
+                    await asyncio.to_thread(follower)
+                except Exception:
+                    log.exception("could not refresh a snapshot; serving the last one")
 
 
 async def _subscribe(redis_url: str) -> Any:

@@ -26,9 +26,21 @@ DONE = b"data: [DONE]\n\n"
 
 async def chat_completions(gateway: Gateway, request: Request) -> Response | EventStream:
     body = await request.json_object()
+    applied = None
+    if "prompt" in body:
+        session = request.header(b"x-stackyard-session-id")
+        user = body.get("user")
+        body, applied = gateway.prompts.apply(
+            body,
+            user=user if isinstance(user, str) else None,
+            session=session.decode("latin-1") if session else None,
+        )
     parsed = validate_chat(body)
     governance = gateway.governance
     ticket = await governance.admit(request, body, endpoint="chat")
+    if applied is not None and ticket.trace is not None:
+        ticket.trace.prompt_name = applied.name
+        ticket.trace.prompt_version = applied.version
     stats = RouteStats()
     try:
         if parsed.stream:

@@ -8,6 +8,7 @@ from stackyard.gateway.providers import registry
 from stackyard.gateway.providers.base import Provider
 from stackyard.gateway.providers.http import HttpClient
 from stackyard.gateway.router import Router
+from stackyard.prompts.snapshot import PromptSnapshot
 
 
 def build_providers(
@@ -34,6 +35,8 @@ class Gateway:
         )
         #: Open, with no store, until the server replaces it with a store-backed one.
         self.governance = Governance(self.router, None, None, master_key=None)
+        #: The prompt registry in memory (empty until the server gives it a store).
+        self.prompts = PromptSnapshot(None)
 
     async def aclose(self) -> None:
         await self.router.aclose()

@@ -34,6 +34,8 @@ from stackyard.observability.otlp import OTLPExporter
 from stackyard.observability.recorder import Recorder
 from stackyard.observability.redact import Redactor
 from stackyard.observability.writer import TraceWriter
+from stackyard.prompts.api import PromptsAPI
+from stackyard.prompts.snapshot import PromptSnapshot
 from stackyard.server.admin import AdminAPI
 from stackyard.server.http import ClientDisconnected, Request, Response
 from stackyard.server.routing import Reply, Routes
@@ -95,6 +97,8 @@ class Stackyard:
             "Spend rows waiting to be written.",
             lambda: self.writer.depth,
         )
+        self.gateway.prompts = PromptSnapshot(self.db)
+        self.snapshot.followers.append(self.gateway.prompts.load)
         self.gateway.governance = Governance(
             self.gateway.router,
             self.snapshot,
@@ -136,6 +140,9 @@ class Stackyard:
         admin = AdminAPI(self.db, self.gateway.governance, redis_url=redis_url)
         admin.register(self.routes)
         TracesAPI(self.db, self.gateway.governance, self.metrics).register(self.routes)
+        PromptsAPI(
+            self.db, self.gateway.governance, self.gateway.prompts, redis_url=redis_url
+        ).register(self.routes)
         self.routes.add("GET", ["/health"], self._health)
         self.routes.add("GET", ["/ready"], self._ready)
         self.routes.add("GET", ["/"], self._index)
@@ -195,6 +202,7 @@ class Stackyard:
     async def _startup(self) -> None:
         await asyncio.to_thread(self.db.migrate)
         await asyncio.to_thread(self.snapshot.load)
+        await asyncio.to_thread(self.gateway.prompts.load)
         budgets = [b for p in self.snapshot.keys.values() for b in p.budgets]
         await asyncio.to_thread(self.budgets.load, budgets)
         self.snapshot.on_change = self.budgets.load

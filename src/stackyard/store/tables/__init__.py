@@ -2,12 +2,17 @@
 
 from stackyard.store.tables.base import Base
 from stackyard.store.tables.keys import VirtualKey
+from stackyard.store.tables.prompts import Prompt, PromptAudit, PromptLabel, PromptVersion
 from stackyard.store.tables.spend import SpendRecord
 from stackyard.store.tables.tenancy import Team, User
 from stackyard.store.tables.traces import ScoreRecord, TraceRecord
 
 __all__ = [
     "Base",
+    "Prompt",
+    "PromptAudit",
+    "PromptLabel",
+    "PromptVersion",
     "ScoreRecord",
     "SpendRecord",
     "Team",

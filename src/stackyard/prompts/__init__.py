@@ -1,0 +1,2 @@
+"""The prompt registry: versioned prompts, labels that release them, and their use through the
+gateway."""
