@@ -407,8 +407,10 @@ def spend(by: str, since: str, config_path: str | None) -> None:
 
 def _register_pillars() -> None:
     from stackyard.observability.cli import traces
+    from stackyard.prompts.cli import prompts
 
     main.add_command(traces)
+    main.add_command(prompts)
 
 
 _register_pillars()
