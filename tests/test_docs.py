@@ -51,3 +51,16 @@ def test_yaml_examples_are_valid_configs(page: str) -> None:
     env = {"OPENAI_API_KEY": "sk-x", "ANTHROPIC_API_KEY": "sk-y", "HONEYCOMB_KEY": "h"}
     for block in blocks:
         validate(yaml.safe_load(block), source=page, env=env, known_providers=registry.names())
+
+
+def test_prompt_examples_are_valid_prompts() -> None:
+    from stackyard.prompts.model import PushRequest
+
+    text = (DOCS / "prompts.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", text, re.S)
+    markdown = re.findall(r"```markdown\n---\n(.*?)\n---\n(.*?)```", text, re.S)
+    assert blocks and markdown
+    for block in blocks:
+        PushRequest.model_validate(yaml.safe_load(block))
+    for front, body in markdown:
+        PushRequest.model_validate({**yaml.safe_load(front), "template": body})
