@@ -59,7 +59,8 @@ def test_prompt_examples_are_valid_prompts() -> None:
     text = (DOCS / "prompts.md").read_text()
     blocks = re.findall(r"```yaml\n(.*?)```", text, re.S)
     markdown = re.findall(r"```markdown\n---\n(.*?)\n---\n(.*?)```", text, re.S)
-    assert blocks and markdown
+    assert blocks
+    assert markdown
     for block in blocks:
         PushRequest.model_validate(yaml.safe_load(block))
     for front, body in markdown:
