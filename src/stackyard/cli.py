@@ -406,11 +406,13 @@ def spend(by: str, since: str, config_path: str | None) -> None:
 
 
 def _register_pillars() -> None:
+    from stackyard.evals.cli import eval_group
     from stackyard.observability.cli import traces
     from stackyard.prompts.cli import prompts
 
     main.add_command(traces)
     main.add_command(prompts)
+    main.add_command(eval_group)
 
 
 _register_pillars()

@@ -38,9 +38,12 @@ async def chat_completions(gateway: Gateway, request: Request) -> Response | Eve
     parsed = validate_chat(body)
     governance = gateway.governance
     ticket = await governance.admit(request, body, endpoint="chat")
-    if applied is not None and ticket.trace is not None:
-        ticket.trace.prompt_name = applied.name
-        ticket.trace.prompt_version = applied.version
+    if applied is not None:
+        served = f"{applied.name}@{applied.version}".encode()
+        ticket.headers = [*ticket.headers, (b"x-stackyard-prompt", served)]
+        if ticket.trace is not None:
+            ticket.trace.prompt_name = applied.name
+            ticket.trace.prompt_version = applied.version
     stats = RouteStats()
     try:
         if parsed.stream:

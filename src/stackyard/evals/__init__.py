@@ -1,0 +1,1 @@
+"""Evaluation: datasets, scorers, experiments through the gateway, and the CI gate."""

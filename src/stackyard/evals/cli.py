@@ -1,0 +1,126 @@
+"""``stackyard eval run CONFIG``: run an evaluation through the gateway, write its reports,
+and exit non-zero when it should stop a build."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from stackyard.evals import dataset, gate, report
+from stackyard.evals.config import EvalConfig, load_config
+from stackyard.evals.runner import GatewayClient, Run, Target, run_experiment
+from stackyard.evals.scorers.registry import build
+
+PASSED, FAILED, UNUSABLE = 0, 1, 2
+
+
+@click.group("eval")
+def eval_group() -> None:
+    """Evaluate prompts and models over datasets; gate CI on the result."""
+
+
+async def _run_all(
+    config: EvalConfig, items: list[dataset.Item], base_url: str, api_key: str | None
+) -> tuple[Run, Run | None]:
+    scorers = [build(spec) for spec in config.scorers]
+    candidate = config.candidate()
+    baseline_target: Target | None = None
+    saved: Run | None = None
+    if config.baseline is not None:
+        if config.baseline.run is not None:
+            saved = Run.from_json(json.loads(config.baseline.run.read_text()))
+        else:
+            baseline_target = config.baseline.target()
+            if baseline_target.prompt is None and baseline_target.model is None:
+                raise ValueError("baseline: name a 'prompt', a 'model' or a saved 'run'")
+            if baseline_target.model is None:
+                baseline_target.model = candidate.model
+    total = len(items) * (2 if baseline_target else 1)
+    async with GatewayClient(base_url, api_key) as gateway:
+        with click.progressbar(length=total, label="evaluating", file=sys.stderr) as bar:
+            run = await run_experiment(
+                config.name,
+                items,
+                candidate,
+                scorers,
+                gateway,
+                concurrency=config.concurrency,
+                progress=bar.update,
+            )
+            if baseline_target is not None:
+                saved = await run_experiment(
+                    f"{config.name} (baseline)",
+                    items,
+                    baseline_target,
+                    scorers,
+                    gateway,
+                    concurrency=config.concurrency,
+                    progress=bar.update,
+                )
+    return run, saved
+
+
+@eval_group.command("run")
+@click.argument("config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--gateway", help="The gateway's URL (overrides the file; default :8000).")
+@click.option("--api-key", envvar="STACKYARD_API_KEY", help="A key (or STACKYARD_API_KEY).")
+@click.option("--max-drop", type=click.FloatRange(0, 1), help="Overrides the file's max_drop.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Report folder.")
+def run_command(
+    config_file: Path,
+    gateway: str | None,
+    api_key: str | None,
+    max_drop: float | None,
+    out: Path | None,
+) -> None:
+    """Run CONFIG_FILE's evaluation. Exit 0 when every scorer meets its threshold and none
+    dropped significantly against the baseline, 1 when one did not, 2 when the evaluation
+    could not run."""
+    try:
+        config = load_config(config_file)
+        items = dataset.load(config.dataset)
+        config.candidate()
+    except ValueError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(UNUSABLE)
+    base_url = (
+        gateway or config.gateway or os.environ.get("STACKYARD_BASE_URL") or "http://127.0.0.1:8000"
+    )
+    try:
+        run, baseline = asyncio.run(_run_all(config, items, base_url, api_key))
+    except (ValueError, OSError) as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(UNUSABLE)
+    failed_items = sum(r.error is not None for r in run.results)
+    if failed_items == len(run.results):
+        click.echo(f"Error: every request failed; first: {run.results[0].error}", err=True)
+        sys.exit(UNUSABLE)
+    thresholds = {build(spec).name: build(spec).threshold for spec in config.scorers}
+    checks = gate.evaluate(
+        run,
+        thresholds,
+        baseline,
+        max_drop=config.max_drop if max_drop is None else max_drop,
+        alpha=config.alpha,
+    )
+    folder = out or (config_file.parent / config.out)
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    (folder / f"{stamp}-run.json").write_text(json.dumps(run.to_json(), indent=1))
+    (folder / "latest-run.json").write_text(json.dumps(run.to_json(), indent=1))
+    (folder / "report.md").write_text(report.markdown(run, checks, baseline))
+    (folder / "report.html").write_text(report.html_report(run, checks, baseline))
+    rows = report.summary_rows(run, checks)
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(report.HEADERS)]
+    click.echo("  ".join(h.ljust(w) for h, w in zip(report.HEADERS, widths, strict=True)))
+    for row in rows:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+    passed = all(c.passed for c in checks)
+    click.echo(f"{'PASSED' if passed else 'FAILED'}; reports in {folder}")
+    sys.exit(PASSED if passed else FAILED)

@@ -1,0 +1,1 @@
+"""Scorers, one module each, registered by name in :mod:`.registry`."""
