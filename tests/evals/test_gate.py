@@ -35,7 +35,7 @@ def test_a_clear_drop_fails_and_noise_does_not() -> None:
         noisy[i] = 1.0
     [check] = evaluate(run(noisy), {"s": None}, run(base), max_drop=0.0)
     assert check.delta == pytest.approx(-1 / 40)
-    assert check.p_value == pytest.approx(0.5)
+    assert check.p_value == pytest.approx(0.5, abs=0.03)  # by resampling: 40 items
     assert not check.failed_drop
 
 
