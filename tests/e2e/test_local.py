@@ -249,3 +249,66 @@ def test_a_full_engine_answers_429_with_retry_after(tight: GatewayProcess) -> No
         assert refused
         assert {r.headers["retry-after"] for r in refused} == {"1"}
         assert refused[0].json()["error"]["code"] == "engine_overloaded"
+
+
+def test_an_experiment_with_the_in_process_model_and_every_scorer(
+    gateway: GatewayProcess, tmp_path: Path
+) -> None:
+    import json
+
+    import yaml
+    from click.testing import CliRunner
+
+    from stackyard.cli import main
+    from stackyard.evals.scorers.registry import SCORERS
+
+    pushed = httpx.post(
+        f"{gateway.url}/api/prompts",
+        json={
+            "name": "quiz",
+            "template": "Answer in a few words: {{question}}",
+            "config": {"model": "smollm2", "temperature": 0, "max_tokens": 24},
+            "labels": ["production"],
+        },
+    )
+    assert pushed.status_code == 200, pushed.text
+    items = [
+        ("What is the capital of France?", "Paris"),
+        ("What is 2 + 2?", "4"),
+        ("What colour is the sky on a clear day?", "blue"),
+    ]
+    (tmp_path / "quiz.jsonl").write_text(
+        "".join(json.dumps({"input": {"question": q}, "expected": a}) + "\n" for q, a in items)
+    )
+    scorers: list[dict[str, Any]] = [
+        {"type": "exact_match"},
+        {"type": "contains"},
+        {"type": "regex", "pattern": r"\w"},
+        {"type": "json_valid"},
+        {"type": "json_schema", "schema": {"type": "object"}},
+        {"type": "numeric", "tolerance": 0.5},
+        {"type": "embedding_similarity", "model": "all-minilm-l6-v2"},
+        {"type": "llm_judge", "model": "smollm2", "rubric": "The answer is correct."},
+    ]
+    assert {s["type"] for s in scorers} == set(SCORERS)
+    config = {
+        "name": "quiz",
+        "gateway": gateway.url,
+        "dataset": "quiz.jsonl",
+        "prompt": {"name": "quiz"},
+        "scorers": scorers,
+        "concurrency": 3,
+    }
+    (tmp_path / "eval.yaml").write_text(yaml.safe_dump(config))
+    result = CliRunner().invoke(main, ["eval", "run", str(tmp_path / "eval.yaml")])
+    assert result.exit_code == 0, result.output
+    run = json.loads((tmp_path / "eval-reports" / "latest-run.json").read_text())
+    for item in run["results"]:
+        assert item["error"] is None
+        assert item["output"]
+        assert set(item["scores"]) == {s["type"] for s in scorers}
+        assert all(0.0 <= v <= 1.0 for v in item["scores"].values())
+        assert "scorer failed" not in " ".join(item["reasons"].values())
+        assert item["scores"]["regex"] == 1.0
+        assert item["scores"]["embedding_similarity"] > 0.0  # a real MiniLM vector
+        assert item["prompt_version"] == "quiz@1"

@@ -89,3 +89,9 @@ def test_bad_scorer_specs() -> None:
         build({"type": "psychic"})
     with pytest.raises(ValueError, match="scorer 'regex'"):
         build({"type": "regex", "colour": "red"})
+
+
+async def test_numeric_with_a_non_numeric_expectation_says_so() -> None:
+    result = await build({"type": "numeric"}).score("4", Item("1", "?", "four"), FakeJudge())
+    assert result.value == 0.0
+    assert "is not a number" in result.reason

@@ -118,7 +118,10 @@ class Numeric:
     threshold: float | None = None
 
     async def score(self, output: str, item: Item, judge: Judge) -> Score:
-        expected = float(expected_text(item))
+        try:
+            expected = float(expected_text(item))
+        except ValueError:
+            return Score(0.0, f"the expected output {item.expected!r} is not a number")
         match = re.search(r"-?\d+(?:[.,]\d+)?(?:e-?\d+)?", output.replace(",", ""))
         if match is None:
             return Score(0.0, "no number in the output")

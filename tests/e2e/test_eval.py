@@ -1,0 +1,142 @@
+"""``stackyard eval run`` against a real gateway: a prompt version that regresses fails the
+gate against the one behind ``production``; an unchanged one passes; reports are written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from stackyard.cli import main
+from tests.conftest import GatewayProcess
+from tests.fakes.openai_upstream import FakeOpenAI
+
+pytestmark = pytest.mark.e2e
+
+MASTER = "sk-master-eval-0123456789"
+CITIES = ["Paris", "Rome", "Lima", "Oslo", "Cairo", "Quito", "Hanoi", "Dakar", "Bern", "Riga"]
+
+
+@pytest.fixture(scope="module")
+def gateway(fake_openai: FakeOpenAI, gateway_factory: Any) -> GatewayProcess:
+    gw: GatewayProcess = gateway_factory(
+        {
+            "models": [
+                {
+                    "name": "echo",
+                    "provider": "openai-compatible",
+                    "api_base": fake_openai.base_url("eval-echo"),
+                    "input_cost_per_mtok": 1.0,
+                }
+            ],
+            "auth": {"master_key": MASTER},
+        }
+    )
+    headers = {"authorization": f"Bearer {MASTER}"}
+    for template, labels in (("The answer is {{city}}.", ["production"]), ("No idea.", [])):
+        pushed = httpx.post(
+            f"{gw.url}/api/prompts",
+            json={
+                "name": "capital",
+                "template": template,
+                "variables": {"city": {"type": "string"}},
+                "config": {"model": "echo"},
+                "labels": labels,
+            },
+            headers=headers,
+        )
+        assert pushed.status_code == 200, pushed.text
+    return gw
+
+
+def write_eval(tmp_path: Path, gateway: GatewayProcess, **overrides: Any) -> Path:
+    data = tmp_path / "capitals.jsonl"
+    data.write_text(
+        "".join(json.dumps({"input": {"city": c}, "expected": c}) + "\n" for c in CITIES)
+    )
+    config = {
+        "name": "capitals",
+        "gateway": gateway.url,
+        "dataset": "capitals.jsonl",
+        "prompt": {"name": "capital", "version": 1},
+        "scorers": [
+            {"type": "contains", "threshold": 0.9},
+            {"type": "regex", "pattern": r"\.$"},
+        ],
+        "baseline": {"prompt": {"name": "capital", "label": "production"}},
+        "concurrency": 4,
+        **overrides,
+    }
+    path = tmp_path / "eval.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def run(path: Path) -> tuple[int, str]:
+    result = CliRunner().invoke(main, ["eval", "run", str(path), "--api-key", MASTER])
+    return result.exit_code, result.output
+
+
+def test_an_unchanged_prompt_passes_and_writes_reports(
+    gateway: GatewayProcess, tmp_path: Path
+) -> None:
+    code, output = run(write_eval(tmp_path, gateway))
+    assert code == 0, output
+    assert "PASSED" in output
+    saved = json.loads((tmp_path / "eval-reports" / "latest-run.json").read_text())
+    assert len(saved["results"]) == 10
+    first = saved["results"][0]
+    assert first["prompt_version"] == "capital@1"
+    assert first["input_tokens"] > 0
+    assert first["cost_usd"] > 0
+    assert first["scores"] == {"contains": 1.0, "regex": 1.0}
+    assert (
+        "| contains | 1.000 | 0.900 | 1.000 | +0.000 |"
+        in (tmp_path / "eval-reports" / "report.md").read_text()
+    )
+    assert "<svg" in (tmp_path / "eval-reports" / "report.html").read_text()
+
+
+def test_a_regression_against_production_fails_the_gate(
+    gateway: GatewayProcess, tmp_path: Path
+) -> None:
+    path = write_eval(
+        tmp_path, gateway, prompt={"name": "capital", "version": 2}, scorers=[{"type": "contains"}]
+    )
+    code, output = run(path)
+    assert code == 1, output
+    assert "FAIL (significant drop)" in output
+
+
+def test_a_saved_run_as_the_baseline_and_a_threshold_failure(
+    gateway: GatewayProcess, tmp_path: Path
+) -> None:
+    code, _ = run(write_eval(tmp_path, gateway))
+    assert code == 0
+    saved = tmp_path / "eval-reports" / "latest-run.json"
+    baseline = tmp_path / "baseline.json"
+    baseline.write_text(saved.read_text())
+    path = write_eval(
+        tmp_path,
+        gateway,
+        prompt={"name": "capital", "version": 2},
+        baseline={"run": "baseline.json"},
+        scorers=[{"type": "contains", "threshold": 0.5}],
+    )
+    code, output = run(path)
+    assert code == 1
+    assert "FAIL (below threshold)" in output
+
+
+def test_an_unusable_evaluation_exits_2(gateway: GatewayProcess, tmp_path: Path) -> None:
+    code, output = run(write_eval(tmp_path, gateway, scorers=[{"type": "psychic"}]))
+    assert code == 2
+    assert "unknown scorer 'psychic'" in output
+    code, output = run(write_eval(tmp_path, gateway, prompt={"name": "missing"}, baseline=None))
+    assert code == 2
+    assert "every request failed" in output
