@@ -65,3 +65,11 @@ def test_prompt_examples_are_valid_prompts() -> None:
         PushRequest.model_validate(yaml.safe_load(block))
     for front, body in markdown:
         PushRequest.model_validate({**yaml.safe_load(front), "template": body})
+
+
+def test_the_evaluation_example_is_a_valid_evaluation() -> None:
+    from stackyard.evals.config import EvalConfig
+
+    text = (DOCS / "evals.md").read_text()
+    [block] = re.findall(r"```yaml\n(.*?)```", text, re.S)
+    EvalConfig.model_validate(yaml.safe_load(block))
