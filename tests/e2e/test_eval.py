@@ -140,3 +140,30 @@ def test_an_unusable_evaluation_exits_2(gateway: GatewayProcess, tmp_path: Path)
     code, output = run(write_eval(tmp_path, gateway, prompt={"name": "missing"}, baseline=None))
     assert code == 2
     assert "every request failed" in output
+
+
+def test_promote_releases_a_passing_version_and_not_a_failing_one(
+    gateway: GatewayProcess, tmp_path: Path
+) -> None:
+    headers = {"authorization": f"Bearer {MASTER}"}
+
+    def staging() -> int | None:
+        found = httpx.get(f"{gateway.url}/api/prompts/capital/labels/staging", headers=headers)
+        return found.json()["version"] if found.status_code == 200 else None
+
+    failing = write_eval(
+        tmp_path, gateway, prompt={"name": "capital", "version": 2}, scorers=[{"type": "contains"}]
+    )
+    result = CliRunner().invoke(
+        main, ["eval", "run", str(failing), "--api-key", MASTER, "--promote", "staging"]
+    )
+    assert result.exit_code == 1
+    assert "not promoted" in result.output
+    assert staging() is None
+    passing = write_eval(tmp_path, gateway, prompt={"name": "capital", "version": 1})
+    result = CliRunner().invoke(
+        main, ["eval", "run", str(passing), "--api-key", MASTER, "--promote", "staging"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "promoted capital@1 to staging" in result.output
+    assert staging() == 1

@@ -72,16 +72,22 @@ async def _run_all(
 @click.option("--api-key", envvar="STACKYARD_API_KEY", help="A key (or STACKYARD_API_KEY).")
 @click.option("--max-drop", type=click.FloatRange(0, 1), help="Overrides the file's max_drop.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Report folder.")
+@click.option(
+    "--promote",
+    metavar="LABEL",
+    help="When it passes, point LABEL of the candidate prompt at the version evaluated.",
+)
 def run_command(
     config_file: Path,
     gateway: str | None,
     api_key: str | None,
     max_drop: float | None,
     out: Path | None,
+    promote: str | None,
 ) -> None:
     """Run CONFIG_FILE's evaluation. Exit 0 when every scorer meets its threshold and none
     dropped significantly against the baseline, 1 when one did not, 2 when the evaluation
-    could not run."""
+    could not run. With --promote, a passing prompt version is released under that label."""
     try:
         config = load_config(config_file)
         items = dataset.load(config.dataset)
@@ -123,4 +129,31 @@ def run_command(
         click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
     passed = all(c.passed for c in checks)
     click.echo(f"{'PASSED' if passed else 'FAILED'}; reports in {folder}")
+    if passed and promote:
+        _promote(run, promote, base_url, api_key)
+    elif promote:
+        click.echo(f"not promoted: '{promote}' stays where it was")
     sys.exit(PASSED if passed else FAILED)
+
+
+def _promote(run: Run, label: str, base_url: str, api_key: str | None) -> None:
+    """Point ``label`` at the one prompt version every item was served (``name@version``)."""
+    from stackyard.client.base import Client, ClientError
+
+    served = {r.prompt_version for r in run.results if r.prompt_version}
+    if len(served) != 1:
+        click.echo(
+            "Error: nothing to promote: the candidate is not one registry prompt version "
+            f"(served: {', '.join(sorted(served)) or 'none'})",
+            err=True,
+        )
+        sys.exit(UNUSABLE)
+    name, _, version = served.pop().rpartition("@")
+    try:
+        Client(base_url, api_key).request(
+            "POST", f"/api/prompts/{name}/labels", {"label": label, "version": int(version)}
+        )
+    except ClientError as exc:
+        click.echo(f"Error: could not promote {name}@{version} to {label}: {exc}", err=True)
+        sys.exit(UNUSABLE)
+    click.echo(f"promoted {name}@{version} to {label}")
