@@ -237,3 +237,26 @@ def test_bad_pushes_are_400s_in_openai_shape(pair: tuple[GatewayProcess, Gateway
     assert "unknown parameter 'colour'" in response.json()["error"]["message"]
     assert httpx.get(f"{first.url}/api/prompts/none", headers=HEADERS).status_code == 404
     assert httpx.get(f"{first.url}/api/prompts").status_code == 401  # a key is needed
+
+
+def test_a_team_key_changes_its_own_prompts_only(
+    pair: tuple[GatewayProcess, GatewayProcess],
+) -> None:
+    first, _ = pair
+    httpx.post(f"{first.url}/admin/teams", json={"name": "growth"}, headers=HEADERS)
+    created = httpx.post(f"{first.url}/admin/keys", json={"team": "growth"}, headers=HEADERS)
+    key = {"authorization": f"Bearer {created.json()['key']}"}
+    time.sleep(0.5)  # the key snapshot refreshes every 0.2 s
+    api(first, "POST", "", name="company-wide", template="Hello")  # the master's
+    refused = httpx.post(
+        f"{first.url}/api/prompts", json={"name": "company-wide", "template": "Hi"}, headers=key
+    )
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "permission_denied"
+    ours = httpx.post(
+        f"{first.url}/api/prompts",
+        json={"name": "growth-email", "template": "Hi", "labels": ["production"]},
+        headers=key,
+    )
+    assert ours.status_code == 200, ours.text
+    assert httpx.get(f"{first.url}/api/prompts/growth-email", headers=key).status_code == 200

@@ -16,10 +16,16 @@ from stackyard.prompts.registry import RegistryError
 from stackyard.prompts.snapshot import PromptSnapshot, pick
 from stackyard.store.db import Database
 
+ADMIN = registry.Actor("key_1", admin=True)
 
-def push(db: Database, **fields: Any) -> tuple[dict[str, Any], bool]:
+
+def as_key(key: str, team: str | None = "team_a") -> registry.Actor:
+    return registry.Actor(key, team_id=team)
+
+
+def push(db: Database, actor: registry.Actor = ADMIN, **fields: Any) -> tuple[dict[str, Any], bool]:
     request = PushRequest.model_validate({"name": "support", **fields})
-    return registry.push(db, request, actor="key_1")
+    return registry.push(db, request, actor)
 
 
 def test_versions_are_numbered_and_identical_content_makes_none(db: Database) -> None:
@@ -49,9 +55,11 @@ def test_bad_pushes_are_refused() -> None:
 def test_labels_release_and_roll_back_with_an_audit_log(db: Database) -> None:
     push(db, template="v1", labels=["production"])
     push(db, template="v2")
-    registry.set_label(db, "support", "production", version=2, actor="key_2")
+    registry.set_label(
+        db, "support", "production", version=2, actor=registry.Actor("key_2", admin=True)
+    )
     assert registry.get_version(db, "support", label="production")["version"] == 2
-    registry.rollback(db, "support", "production", actor="key_3")
+    registry.rollback(db, "support", "production", actor=registry.Actor("key_3", admin=True))
     assert registry.get_version(db, "support", label="production")["version"] == 1
     log = registry.audit_log(db, "support")
     assert [(e["action"], e["label"], e["actor"]) for e in log] == [
@@ -64,14 +72,35 @@ def test_labels_release_and_roll_back_with_an_audit_log(db: Database) -> None:
     assert log[3]["from"] == [{"version": 1, "weight": 1}]
     assert log[3]["to"] == [{"version": 2, "weight": 1}]
     with pytest.raises(RegistryError) as info:
-        registry.set_label(db, "support", "production", version=9, actor="x")
+        registry.set_label(
+            db, "support", "production", version=9, actor=registry.Actor("x", admin=True)
+        )
     assert info.value.status == 404
+
+
+def test_a_teams_prompt_is_changed_by_that_team_alone(db: Database) -> None:
+    push(db, as_key("key_a", "team_a"), template="ours", labels=["production"])
+    push(db, as_key("key_a2", "team_a"), template="ours, better")  # a team mate may
+    for change in (
+        lambda: push(db, as_key("key_b", "team_b"), template="theirs"),
+        lambda: registry.set_label(
+            db, "support", "production", version=2, actor=as_key("key_b", "team_b")
+        ),
+        lambda: registry.rollback(db, "support", "production", actor=as_key("key_b", "team_b")),
+    ):
+        with pytest.raises(RegistryError) as info:
+            change()
+        assert info.value.status == 403
+    registry.set_label(db, "support", "production", version=2, actor=ADMIN)  # the master may
+    push(db, ADMIN, name="global", template="for all")
+    with pytest.raises(RegistryError, match="administrators"):
+        push(db, as_key("key_a", "team_a"), name="global", template="mine now")
 
 
 def test_a_label_without_history_cannot_roll_back(db: Database) -> None:
     push(db, template="v1", labels=["staging"])
     with pytest.raises(RegistryError) as info:
-        registry.rollback(db, "support", "staging", actor="x")
+        registry.rollback(db, "support", "staging", actor=registry.Actor("x", admin=True))
     assert info.value.status == 409
 
 
@@ -93,7 +122,7 @@ def test_weighted_splits_are_sticky_and_near_their_weights(db: Database) -> None
         "production",
         targets=[{"version": 1, "weight": 80}, {"version": 2, "weight": 20}],
         sticky="user",
-        actor="x",
+        actor=registry.Actor("x", admin=True),
     )
     snapshot = PromptSnapshot(db, rng=random.Random(1))
     assert snapshot.load()

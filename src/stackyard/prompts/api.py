@@ -65,19 +65,25 @@ class PromptsAPI:
         routes.add_prefix("GET", PREFIX, self._call(self.read))
         routes.add_prefix("POST", PREFIX, self._call(self.write, change=True))
 
-    def _actor(self, request: Request) -> str:
+    def _actor(self, request: Request) -> registry.Actor:
         principal = self.governance.authenticate(request)
-        return "master" if principal.master else principal.key_id or "open"
+        if principal.master:
+            return registry.Actor("master", admin=True)
+        if principal.key_id is None:  # an open gateway: no keys at all
+            return registry.Actor("open", admin=True)
+        return registry.Actor(principal.key_id, team_id=principal.team_id)
 
     def _call(
-        self, handler: Callable[[Request, str], Awaitable[Any]], *, change: bool = False
+        self, handler: Callable[[Request, registry.Actor], Awaitable[Any]], *, change: bool = False
     ) -> Callable[[Request], Awaitable[Reply]]:
         async def call(request: Request) -> Reply:
             actor = self._actor(request)
             try:
                 result = await handler(request, actor)
             except registry.RegistryError as exc:
-                code = "prompt_not_found" if exc.status == 404 else "invalid_prompt_request"
+                code = {404: "prompt_not_found", 403: "permission_denied"}.get(
+                    exc.status, "invalid_prompt_request"
+                )
                 raise APIError(exc.status, str(exc), param=exc.param, code=code) from None
             if change:  # every instance reloads now; this one before it answers
                 await asyncio.to_thread(publish_change, self.redis_url)
@@ -86,10 +92,10 @@ class PromptsAPI:
 
         return call
 
-    async def list_all(self, request: Request, actor: str) -> Any:
+    async def list_all(self, request: Request, actor: registry.Actor) -> Any:
         return {"object": "list", "data": await asyncio.to_thread(registry.list_prompts, self.db)}
 
-    async def push(self, request: Request, actor: str) -> Any:
+    async def push(self, request: Request, actor: registry.Actor) -> Any:
         body = await request.json_object()
         try:
             push = PushRequest.model_validate(body)
@@ -104,7 +110,7 @@ class PromptsAPI:
         raw = urllib.parse.parse_qs(request.scope.get("query_string", b"").decode("latin-1"))
         return name, tail, {k: v[-1] for k, v in raw.items()}
 
-    async def read(self, request: Request, actor: str) -> Any:
+    async def read(self, request: Request, actor: registry.Actor) -> Any:
         name, tail, params = self._path(request)
         db = self.db
         if not tail:
@@ -121,7 +127,7 @@ class PromptsAPI:
             return {"object": "list", "data": await asyncio.to_thread(registry.audit_log, db, name)}
         raise APIError(404, f"No route {request.scope['path']}", code="not_found")
 
-    async def write(self, request: Request, actor: str) -> Any:
+    async def write(self, request: Request, actor: registry.Actor) -> Any:
         name, tail, _ = self._path(request)
         body = await request.json_object()
         label = body.get("label")

@@ -26,11 +26,13 @@ config_option = click.option(
 REFERENCE = re.compile(r"^(?P<name>[^@:]+)(?:@(?P<version>\d+|latest)|:(?P<label>.+))?$")
 
 
-def _actor() -> str:
+def _actor() -> registry.Actor:
+    """The CLI works on the store directly, as an administrator would."""
     try:
-        return f"cli:{getpass.getuser()}"
+        label = f"cli:{getpass.getuser()}"
     except Exception:
-        return "cli"
+        label = "cli"
+    return registry.Actor(label, admin=True)
 
 
 def _store(config_path: str | None) -> Database:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -29,11 +30,30 @@ def _iso(moment: dt.datetime) -> str:
     return (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).isoformat()
 
 
+@dataclass(frozen=True)
+class Actor:
+    """Who changes the registry: a label for the audit log, and the team whose prompts it may
+    change (``admin``: every prompt; the master key, or an open gateway)."""
+
+    label: str
+    team_id: str | None = None
+    admin: bool = False
+
+
 def _prompt(session: Session, name: str) -> Prompt:
     prompt = session.scalar(select(Prompt).where(Prompt.name == name))
     if prompt is None:
         raise RegistryError(f"no prompt '{name}'", 404, "name")
     return prompt
+
+
+def _may_change(prompt: Prompt, actor: Actor) -> None:
+    if actor.admin or (prompt.team_id is not None and prompt.team_id == actor.team_id):
+        return
+    owner = "another team" if prompt.team_id else "the administrators (master key)"
+    raise RegistryError(
+        f"prompt '{prompt.name}' belongs to {owner}: this key may not change it", 403
+    )
 
 
 def _version_row(version: PromptVersion, name: str) -> dict[str, Any]:
@@ -71,7 +91,7 @@ def _audit(session: Session, prompt: Prompt, action: str, actor: str, **fields: 
     )
 
 
-def push(db: Database, request: PushRequest, actor: str) -> tuple[dict[str, Any], bool]:
+def push(db: Database, request: PushRequest, actor: Actor) -> tuple[dict[str, Any], bool]:
     """Store a new version, or find the identical one (same content hash); then set the
     labels asked for. Returns (the version, whether it is new)."""
     content = request.content()
@@ -81,9 +101,11 @@ def push(db: Database, request: PushRequest, actor: str) -> tuple[dict[str, Any]
             with db.session() as session:
                 prompt = session.scalar(select(Prompt).where(Prompt.name == request.name))
                 if prompt is None:
-                    prompt = Prompt(id=new_id("prm"), name=request.name)
+                    team = None if actor.admin else actor.team_id
+                    prompt = Prompt(id=new_id("prm"), name=request.name, team_id=team)
                     session.add(prompt)
                     session.flush()
+                _may_change(prompt, actor)
                 existing = session.scalar(
                     select(PromptVersion).where(
                         PromptVersion.prompt_id == prompt.id,
@@ -104,15 +126,19 @@ def push(db: Database, request: PushRequest, actor: str) -> tuple[dict[str, Any]
                         content=content.canonical(),
                         content_hash=digest,
                         message=request.message,
-                        author=actor,
+                        author=actor.label,
                         created_at=utcnow(),
                     )
                     session.add(existing)
                     prompt.updated_at = utcnow()
                     session.flush()
-                    _audit(session, prompt, "push", actor, after={"version": existing.version})
+                    _audit(
+                        session, prompt, "push", actor.label, after={"version": existing.version}
+                    )
                 for label in request.labels:
-                    _set_label(session, prompt, label, [{"version": existing.version}], None, actor)
+                    _set_label(
+                        session, prompt, label, [{"version": existing.version}], None, actor.label
+                    )
                 return _version_row(existing, request.name), created
         except IntegrityError:
             if attempt == 2:
@@ -182,7 +208,7 @@ def set_label(
     version: int | None = None,
     targets: list[dict[str, Any]] | None = None,
     sticky: str | None = None,
-    actor: str,
+    actor: Actor,
 ) -> dict[str, Any]:
     """Point ``label`` at ``version``, or split it between ``targets`` by weight (the
     release; its previous target is kept in the audit log for a rollback)."""
@@ -190,13 +216,15 @@ def set_label(
         targets = [{"version": version}]
     with db.session() as session:
         prompt = _prompt(session, name)
-        return _label_row(_set_label(session, prompt, label, targets, sticky, actor))
+        _may_change(prompt, actor)
+        return _label_row(_set_label(session, prompt, label, targets, sticky, actor.label))
 
 
-def rollback(db: Database, name: str, label: str, *, actor: str) -> dict[str, Any]:
+def rollback(db: Database, name: str, label: str, *, actor: Actor) -> dict[str, Any]:
     """Move ``label`` back to where it pointed before its last move."""
     with db.session() as session:
         prompt = _prompt(session, name)
+        _may_change(prompt, actor)
         last = session.scalar(
             select(PromptAudit)
             .where(
@@ -214,7 +242,7 @@ def rollback(db: Database, name: str, label: str, *, actor: str) -> dict[str, An
         row = session.get(PromptLabel, (prompt.id, label))
         sticky = row.sticky if row is not None else None
         return _label_row(
-            _set_label(session, prompt, label, last.before, sticky, actor, action="rollback")
+            _set_label(session, prompt, label, last.before, sticky, actor.label, action="rollback")
         )
 
 
@@ -233,6 +261,7 @@ def list_prompts(db: Database) -> list[dict[str, Any]]:
         return [
             {
                 "name": p.name,
+                "team_id": p.team_id,
                 "latest_version": latest.get(p.id),
                 "labels": labels.get(p.id, {}),
                 "updated_at": _iso(p.updated_at),

@@ -16,6 +16,8 @@ class Prompt(Timestamped, Base):
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
+    #: The team whose keys may change it (None: the master key's, changed by it alone).
+    team_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
 
 
 class PromptVersion(Base):

@@ -18,6 +18,7 @@ def upgrade() -> None:
         "prompts",
         sa.Column("id", sa.String(40), nullable=False),
         sa.Column("name", sa.String(200), nullable=False),
+        sa.Column("team_id", sa.String(40), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_prompts"),
