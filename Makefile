@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 export HF_HUB_OFFLINE := 1
 
-.PHONY: run test lint format bench-gateway bench-local bench-traces clean
+.PHONY: run test lint format bench-gateway bench-local bench-prompts bench-traces clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,9 @@ bench-gateway: $(VENV)/.dev-installed
 
 bench-local: $(VENV)/.dev-installed
 	$(BIN)/python -m benchmarks.local $(ARGS)
+
+bench-prompts: $(VENV)/.dev-installed
+	$(BIN)/python -m benchmarks.prompts $(ARGS)
 
 bench-traces: $(VENV)/.dev-installed
 	$(BIN)/python -m benchmarks.traces $(ARGS)
