@@ -4,6 +4,7 @@ gate against the one behind ``production``; an unchanged one passes; reports are
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -167,3 +168,58 @@ def test_promote_releases_a_passing_version_and_not_a_failing_one(
     assert result.exit_code == 0, result.output
     assert "promoted capital@1 to staging" in result.output
     assert staging() == 1
+
+
+def test_compare_two_saved_runs(gateway: GatewayProcess, tmp_path: Path) -> None:
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    good.mkdir()
+    bad.mkdir()
+    assert run(write_eval(good, gateway, baseline=None))[0] == 0
+    worse = write_eval(bad, gateway, prompt={"name": "capital", "version": 2}, baseline=None)
+    assert run(worse)[0] == 1  # below the contains threshold
+    before = good / "eval-reports" / "latest-run.json"
+    after = bad / "eval-reports" / "latest-run.json"
+    result = CliRunner().invoke(
+        main, ["eval", "compare", str(before), str(after), "--out", str(tmp_path / "cmp")]
+    )
+    assert result.exit_code == 1, result.output
+    assert "contains: 10 items changed" in result.output
+    assert "FAILED: a significant drop" in result.output
+    assert (tmp_path / "cmp" / "compare.html").exists()
+    same = CliRunner().invoke(main, ["eval", "compare", str(before), str(before)])
+    assert same.exit_code == 0
+    assert "no significant drop" in same.output
+
+
+def test_a_dataset_from_traces_replays_as_an_evaluation(
+    gateway: GatewayProcess, tmp_path: Path
+) -> None:
+    assert run(write_eval(tmp_path, gateway, baseline=None))[0] == 0  # traffic to learn from
+    time.sleep(1.0)  # the traces are written within a second
+    out = tmp_path / "from-traces.jsonl"
+    result = CliRunner().invoke(
+        main,
+        [
+            "eval",
+            "dataset",
+            "from-traces",
+            str(out),
+            "--prompt",
+            "capital",
+            "--version",
+            "1",
+            "--config",
+            str(gateway.config_path),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    items = [json.loads(line) for line in out.read_text().splitlines()]
+    assert {i["input"]["city"] for i in items} == set(CITIES)  # each input once
+    first = items[0]
+    assert first["expected"] == f"[eval-echo] echo: The answer is {first['input']['city']}."
+    assert first["metadata"]["prompt_version"] == 1
+    replay = write_eval(
+        tmp_path, gateway, dataset=str(out), baseline=None, scorers=[{"type": "exact_match"}]
+    )
+    code, output = run(replay)
+    assert code == 0, output

@@ -67,3 +67,35 @@ def test_push_show_label_diff_rollback(tmp_path: Path) -> None:
     refused = runner.invoke(main, ["prompts", "push", str(bad), "--config", str(config)])
     assert refused.exit_code == 2
     assert "unknown parameter 'colour'" in refused.output
+
+
+def test_pull_writes_files_that_push_back_unchanged(tmp_path: Path) -> None:
+    config = tmp_path / "stackyard.yaml"
+    config.write_text(yaml.safe_dump({"database_url": f"sqlite:///{tmp_path / 'p.db'}"}))
+    source = tmp_path / "source.yaml"
+    source.write_text(
+        yaml.safe_dump(
+            {
+                "name": "faq",
+                "messages": [
+                    {"role": "system", "content": "Answer from the FAQ."},
+                    {"type": "placeholder", "name": "history"},
+                    {"role": "user", "content": "{{question}}"},
+                ],
+                "variables": {"question": {"type": "string", "description": "the question"}},
+                "config": {"temperature": 0},
+                "engine": "jinja",
+            }
+        )
+    )
+    runner = CliRunner()
+
+    def run(*args: str) -> str:
+        result = runner.invoke(main, ["prompts", *args, "--config", str(config)])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    run("push", str(source), "--label", "production")
+    pulled = tmp_path / "pulled"
+    assert "faq:production -> version 1" in run("pull", str(pulled))
+    assert "unchanged, still version 1" in run("push", str(pulled / "faq.yaml"))

@@ -122,11 +122,7 @@ def run_command(
     (folder / "latest-run.json").write_text(json.dumps(run.to_json(), indent=1))
     (folder / "report.md").write_text(report.markdown(run, checks, baseline))
     (folder / "report.html").write_text(report.html_report(run, checks, baseline))
-    rows = report.summary_rows(run, checks)
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(report.HEADERS)]
-    click.echo("  ".join(h.ljust(w) for h, w in zip(report.HEADERS, widths, strict=True)))
-    for row in rows:
-        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+    _print_checks(run, checks)
     passed = all(c.passed for c in checks)
     click.echo(f"{'PASSED' if passed else 'FAILED'}; reports in {folder}")
     if passed and promote:
@@ -157,3 +153,105 @@ def _promote(run: Run, label: str, base_url: str, api_key: str | None) -> None:
         click.echo(f"Error: could not promote {name}@{version} to {label}: {exc}", err=True)
         sys.exit(UNUSABLE)
     click.echo(f"promoted {name}@{version} to {label}")
+
+
+@eval_group.command("compare")
+@click.argument("baseline_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("candidate_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--max-drop", type=click.FloatRange(0, 1), default=0.02, show_default=True)
+@click.option("--alpha", type=click.FloatRange(0, 1), default=0.05, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Report folder.")
+def compare_command(
+    baseline_file: Path,
+    candidate_file: Path,
+    max_drop: float,
+    alpha: float,
+    out: Path | None,
+) -> None:
+    """Compare two saved runs side by side: every scorer's mean, its change and whether the
+    change is significant, and the items that moved. Exit 1 when the candidate dropped
+    significantly."""
+    try:
+        baseline = Run.from_json(json.loads(baseline_file.read_text()))
+        candidate = Run.from_json(json.loads(candidate_file.read_text()))
+    except (ValueError, KeyError, TypeError) as exc:
+        click.echo(f"Error: not a saved run: {exc}", err=True)
+        sys.exit(UNUSABLE)
+    scorers = sorted({name for r in candidate.results for name in r.scores})
+    checks = gate.evaluate(
+        candidate, dict.fromkeys(scorers), baseline, max_drop=max_drop, alpha=alpha
+    )
+    _print_checks(candidate, checks)
+    for scorer in scorers:
+        ours, theirs = candidate.scores(scorer), baseline.scores(scorer)
+        moved = [
+            (i, theirs[i], ours[i]) for i in sorted(ours) if i in theirs and ours[i] != theirs[i]
+        ]
+        if moved:
+            click.echo(f"\n{scorer}: {len(moved)} items changed")
+            for item, before, after in sorted(moved, key=lambda m: m[2] - m[1])[:10]:
+                click.secho(
+                    f"  {item}: {before:.3f} -> {after:.3f}",
+                    fg="red" if after < before else "green",
+                )
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "compare.md").write_text(report.markdown(candidate, checks, baseline))
+        (out / "compare.html").write_text(report.html_report(candidate, checks, baseline))
+    passed = all(c.passed for c in checks)
+    click.echo(f"\n{'no significant drop' if passed else 'FAILED: a significant drop'}")
+    sys.exit(PASSED if passed else FAILED)
+
+
+def _print_checks(run: Run, checks: list[gate.Check]) -> None:
+    rows = report.summary_rows(run, checks)
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(report.HEADERS)]
+    click.echo("  ".join(h.ljust(w) for h, w in zip(report.HEADERS, widths, strict=True)))
+    for row in rows:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+
+
+@eval_group.group("dataset")
+def dataset_group() -> None:
+    """Build datasets."""
+
+
+@dataset_group.command("from-traces")
+@click.argument("output", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--prompt", "prompt_name", help="Requests that used this prompt (its variables).")
+@click.option("--version", "prompt_version", type=int, help="Only this version of the prompt.")
+@click.option("--model", help="Requests to this model (their last user message).")
+@click.option("--since", default="7d", show_default=True, help="7d, 24h, 30m or a date.")
+@click.option("--limit", default=200, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Config file.")
+def from_traces(
+    output: Path,
+    prompt_name: str | None,
+    prompt_version: int | None,
+    model: str | None,
+    since: str,
+    limit: int,
+    config_path: str | None,
+) -> None:
+    """Write a JSONL dataset from stored traces (with bodies): each answered request becomes
+    an item, its prompt variables (or last user message) the input and its answer the
+    expected output, to review and correct before use."""
+    from stackyard.cli import _store
+    from stackyard.evals.traces import items_from_traces
+    from stackyard.observability.cli import _since
+
+    if prompt_name is None and model is None:
+        raise click.UsageError("name a --prompt or a --model")
+    items = items_from_traces(
+        _store(config_path),
+        prompt_name=prompt_name,
+        prompt_version=prompt_version,
+        model=model,
+        since=_since(since, "--since"),
+        limit=limit,
+    )
+    if not items:
+        click.echo("no stored traces with bodies match", err=True)
+        sys.exit(1)
+    output.write_text("".join(json.dumps(item, ensure_ascii=False) + "\n" for item in items))
+    click.echo(f"{len(items)} items -> {output}")

@@ -27,7 +27,8 @@ DONE = b"data: [DONE]\n\n"
 async def chat_completions(gateway: Gateway, request: Request) -> Response | EventStream:
     body = await request.json_object()
     applied = None
-    if "prompt" in body:
+    spec = body.get("prompt")
+    if spec is not None:
         session = request.header(b"x-stackyard-session-id")
         user = body.get("user")
         body, applied = gateway.prompts.apply(
@@ -44,6 +45,8 @@ async def chat_completions(gateway: Gateway, request: Request) -> Response | Eve
         if ticket.trace is not None:
             ticket.trace.prompt_name = applied.name
             ticket.trace.prompt_version = applied.version
+            # Stored with the rendered request: the variables make a dataset item later.
+            ticket.trace.body = {**body, "prompt": spec}
     stats = RouteStats()
     try:
         if parsed.stream:

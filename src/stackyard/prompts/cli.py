@@ -100,6 +100,43 @@ def push(
     _changed(config_path)
 
 
+@prompts.command()
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--label",
+    default="production",
+    show_default=True,
+    help="Write the version behind this label (a prompt without it: its latest version).",
+)
+@config_option
+def pull(folder: Path, label: str, config_path: str | None) -> None:
+    """Write every prompt to FOLDER as NAME.yaml, ready to edit and push back (pushing an
+    unchanged file makes no new version)."""
+    import yaml
+
+    db = _store(config_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    for row in registry.list_prompts(db):
+        name = row["name"]
+        chosen = label if label in row["labels"] else None
+        version = _run(lambda n=name, c=chosen: registry.get_version(db, n, None, c))
+        content = {"name": name}
+        content.update(
+            {
+                key: version[key]
+                for key in ("template", "messages", "variables", "engine", "config")
+                if version.get(key) not in (None, {}, [])
+            }
+        )
+        if content.get("engine") == "mustache":
+            del content["engine"]
+        (folder / f"{name}.yaml").write_text(
+            yaml.safe_dump(content, sort_keys=False, allow_unicode=True)
+        )
+        where = f":{label}" if chosen else " (latest)"
+        click.echo(f"{name}{where} -> version {version['version']}")
+
+
 @prompts.command("list")
 @config_option
 def list_command(config_path: str | None) -> None:
