@@ -231,13 +231,15 @@ class Governance:
         stats: RouteStats | None = None,
         error: APIError | None = None,
         response: dict[str, Any] | None = None,
+        cost: float | None = None,
     ) -> float:
         """Settle limits and budgets with the real usage, log the spend, close the trace;
-        return the cost."""
+        return the cost (``cost`` when given: an answer from the cache has its own price)."""
         if ticket.done:
             return 0.0
         ticket.done = True
-        cost = self.price(deployment).cost(usage)
+        if cost is None:
+            cost = self.price(deployment).cost(usage)
         if ticket.trace is not None and self.recorder is not None:
             if response is not None:
                 ticket.trace.response = response

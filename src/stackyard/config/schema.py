@@ -6,6 +6,7 @@ embedded default. Field names follow the YAML file; see ``docs/configuration.md`
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -216,12 +217,48 @@ class ObservabilityConfig(_Strict):
         return patterns
 
 
+class CachePolicy(_Strict):
+    mode: Literal["exact", "off"] | None = Field(
+        default=None, description="This team's default mode (default: the section's)."
+    )
+    ttl: Annotated[float, Field(gt=0)] | None = Field(
+        default=None, description="This team's entries' lifetime in seconds."
+    )
+
+
+class CacheConfig(_Strict):
+    mode: Literal["exact", "off"] = Field(
+        default="off",
+        description="The default for requests that say nothing: exact (identical requests "
+        "are answered from the cache) or off. A request may choose with its 'cache' field or "
+        "x-stackyard-cache-mode.",
+    )
+    ttl: Annotated[float, Field(gt=0)] = Field(
+        default=3600.0, description="Seconds an entry lives (a request may ask for less)."
+    )
+    backend: Literal["memory", "redis"] = Field(
+        default="memory",
+        description="memory: this process (bounded, LRU); redis: shared by every instance "
+        "(needs redis_url).",
+    )
+    max_entries: Annotated[int, Field(gt=0)] = Field(
+        default=10_000, description="The in-process backend's bound (least recently used go)."
+    )
+    cost_per_hit: Annotated[float, Field(ge=0)] = Field(
+        default=0.0, description="USD charged to the caller for an answer from the cache."
+    )
+    teams: dict[str, CachePolicy] = Field(
+        default_factory=dict, description="Per-team defaults, by team name or id."
+    )
+
+
 class StackyardConfig(_Strict):
     server: ServerConfig = ServerConfig()
     models: list[ModelEntry] = Field(default_factory=list)
     router: RouterConfig = RouterConfig()
     auth: AuthConfig = AuthConfig()
     observability: ObservabilityConfig = ObservabilityConfig()
+    cache: CacheConfig = CacheConfig()
     database_url: str | None = Field(
         default=None,
         description="SQLAlchemy URL; default: SQLite file stackyard.db next to the config.",
@@ -275,6 +312,10 @@ class StackyardConfig(_Strict):
                 raise ValueError(
                     f"models.{index}.adapter: adapters are served by the 'local' provider"
                 )
+        if self.cache.backend == "redis" and not (
+            self.redis_url or os.environ.get("STACKYARD_REDIS_URL")
+        ):
+            raise ValueError("cache.backend: redis needs redis_url (or STACKYARD_REDIS_URL)")
         ids = [m.id for m in self.models if m.id]
         duplicates = {i for i in ids if ids.count(i) > 1}
         if duplicates:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from stackyard.gateway.deployment import Deployment
@@ -24,10 +25,14 @@ class Settlement:
     failed, or abandoned by its client)."""
 
     __slots__ = (
+        "cache_hit",
         "capture",
+        "complete",
+        "cost",
         "deployment",
         "error",
         "governance",
+        "on_complete",
         "stats",
         "status",
         "ticket",
@@ -38,9 +43,12 @@ class Settlement:
         self,
         governance: Governance,
         ticket: Ticket,
-        deployment: Deployment,
+        deployment: Deployment | None,
         stats: RouteStats | None = None,
         capture: ChunkCapture | EventCapture | None = None,
+        *,
+        cache_hit: bool = False,
+        cost: float | None = None,
     ) -> None:
         self.governance = governance
         self.ticket = ticket
@@ -51,6 +59,12 @@ class Settlement:
         self.error: APIError | None = None
         #: Set only when the request is traced.
         self.capture = capture if ticket.trace is not None else None
+        self.cache_hit = cache_hit
+        self.cost = cost
+        #: The stream reached its end (not an error, not a client that left).
+        self.complete = False
+        #: Called with the cost once a complete stream is settled (the cache keeps it).
+        self.on_complete: Callable[[float], None] | None = None
 
     def first_chunk(self) -> None:
         if self.ticket.trace is not None:
@@ -64,7 +78,7 @@ class Settlement:
 
     async def done(self) -> None:
         capture = self.capture
-        await self.governance.finish(
+        cost = await self.governance.finish(
             self.ticket,
             status=self.status,
             usage=self.usage,
@@ -72,4 +86,8 @@ class Settlement:
             stats=self.stats,
             error=self.error,
             response=capture.result(self.usage) if capture is not None else None,
+            cache_hit=self.cache_hit,
+            cost=self.cost,
         )
+        if self.complete and self.status == 200 and self.on_complete is not None:
+            self.on_complete(cost)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from stackyard.auth.admission import Ticket
+from stackyard.cache.entry import Entry
+from stackyard.cache.service import Cache, Control
 from stackyard.errors import APIError
 from stackyard.gateway.accounting import Settlement, cost_header
 from stackyard.gateway.deployment import Deployment
@@ -36,6 +39,7 @@ async def chat_completions(gateway: Gateway, request: Request) -> Response | Eve
             user=user if isinstance(user, str) else None,
             session=session.decode("latin-1") if session else None,
         )
+    cache_spec = body.pop("cache", None)  # ours: never sent upstream
     parsed = validate_chat(body)
     governance = gateway.governance
     ticket = await governance.admit(request, body, endpoint="chat")
@@ -48,12 +52,20 @@ async def chat_completions(gateway: Gateway, request: Request) -> Response | Eve
             # Stored with the rendered request: the variables make a dataset item later.
             ticket.trace.body = {**body, "prompt": spec}
     stats = RouteStats()
+    options = parsed.stream_options
+    wants_usage = bool(options and options.include_usage)
+    stored: Stored | None = None
     try:
+        cache = gateway.cache
+        control = cache.control(request, cache_spec, ticket.principal) if cache else None
+        if cache is not None and control is not None:
+            key, entry = await cache.lookup(control, ticket.principal, body)
+            if entry is not None:
+                return await _replay(gateway, ticket, entry, bool(parsed.stream), wants_usage)
+            if key is not None:
+                stored = Stored(cache, key, control, str(body["model"]))
         if parsed.stream:
-            options = parsed.stream_options
-            return await _stream(
-                gateway, request, body, stats, bool(options and options.include_usage), ticket
-            )
+            return await _stream(gateway, request, body, stats, wants_usage, ticket, stored)
         routed = await gateway.router.run(
             body["model"], lambda d: d.provider.chat(body), stats=stats
         )
@@ -62,16 +74,88 @@ async def chat_completions(gateway: Gateway, request: Request) -> Response | Eve
             ticket, status=exc.status, usage=None, deployment=None, stats=stats, error=exc
         )
         raise with_route_headers(exc, request, stats) from None
+    usage = routed.result.get("usage")
     cost = await governance.finish(
         ticket,
         status=200,
-        usage=routed.result.get("usage"),
+        usage=usage,
         deployment=routed.deployment,
         stats=stats,
         response=routed.result,
     )
     headers = [*route_headers(request, stats), *ticket.headers, cost_header(cost)]
+    if stored is not None:
+        stored.keep(cost, usage, response=routed.result)
+        headers.append(CACHE_MISS)
     return Response.json(routed.result, headers=headers)
+
+
+CACHE_MISS = (b"x-stackyard-cache", b"miss")
+
+
+@dataclass(slots=True)
+class Stored:
+    """Where a missed request's answer goes once it is complete."""
+
+    cache: Cache
+    key: str
+    control: Control
+    model: str
+
+    def keep(
+        self,
+        cost: float,
+        usage: dict[str, Any] | None,
+        *,
+        response: Body | None = None,
+        chunks: list[Body] | None = None,
+    ) -> None:
+        self.cache.store(
+            self.key,
+            self.control,
+            self.model,
+            cost=cost,
+            usage=usage,
+            response=response,
+            chunks=chunks,
+        )
+
+
+async def _replay(
+    gateway: Gateway, ticket: Ticket, entry: Entry, stream: bool, wants_usage: bool
+) -> Response | EventStream:
+    """An answer from the cache: whole, or streamed as the chunks the client would have
+    seen; charged at the configured price of a hit."""
+    price = gateway.config.cache.cost_per_hit
+    headers = [
+        *ticket.headers,
+        (b"x-stackyard-cache", b"exact"),
+        (b"x-stackyard-cache-id", entry.id.encode()),
+    ]
+    if stream:
+        chunks = entry.stream()
+
+        async def rest() -> AsyncGenerator[Body, None]:
+            for chunk in chunks[1:]:
+                yield chunk
+
+        settle = Settlement(
+            gateway.governance, ticket, None, None, ChunkCapture(), cache_hit=True, cost=price
+        )
+        idle = gateway.config.router.stream_idle_timeout
+        events = _events(chunks[0], rest(), not wants_usage, idle, None, settle)
+        return EventStream(events, headers)
+    completion = entry.completion()
+    cost = await gateway.governance.finish(
+        ticket,
+        status=200,
+        usage=entry.usage,
+        deployment=None,
+        cache_hit=True,
+        cost=price,
+        response=completion,
+    )
+    return Response.json(completion, headers=[*headers, cost_header(cost)])
 
 
 async def _stream(
@@ -81,6 +165,7 @@ async def _stream(
     stats: RouteStats,
     client_wants_usage: bool,
     ticket: Ticket,
+    stored: Stored | None = None,
 ) -> EventStream:
     async def attempt(deployment: Deployment) -> tuple[Body, AsyncGenerator[Body, None], bool]:
         hidden_usage = deployment.provider.capabilities.stream_usage and not client_wants_usage
@@ -112,8 +197,19 @@ async def _stream(
     first, chunks, hidden_usage = routed.result
     idle_timeout = gateway.config.router.stream_idle_timeout
     settle = Settlement(gateway.governance, ticket, routed.deployment, stats, ChunkCapture())
-    events = _events(first, chunks, hidden_usage, idle_timeout, routed.deployment, settle)
-    return EventStream(events, [*route_headers(request, stats), *ticket.headers])
+    headers = [*route_headers(request, stats), *ticket.headers]
+    record: list[Body] | None = None
+    if stored is not None:
+        record = []
+        kept = stored  # for the closure
+
+        def keep(cost: float) -> None:
+            kept.keep(cost, settle.usage, chunks=record)
+
+        settle.on_complete = keep
+        headers.append(CACHE_MISS)
+    events = _events(first, chunks, hidden_usage, idle_timeout, routed.deployment, settle, record)
+    return EventStream(events, headers)
 
 
 async def _events(
@@ -121,11 +217,13 @@ async def _events(
     chunks: AsyncGenerator[Body, None],
     hidden_usage: bool,
     idle_timeout: float,
-    deployment: Deployment,
+    deployment: Deployment | None,
     settle: Settlement,
+    record: list[Body] | None = None,
 ) -> AsyncIterator[bytes]:
     """Encode chunks as SSE events; a failure after the first byte ends the stream with an
-    error event (never a silent, truncated stream)."""
+    error event (never a silent, truncated stream). ``record`` keeps a copy of each chunk as
+    it came (for the cache)."""
     capture = settle.capture
     settle.first_chunk()
     try:
@@ -135,6 +233,8 @@ async def _events(
                 settle.usage = chunk["usage"]
             if chunk is not None and capture is not None:
                 capture.feed(chunk)
+            if chunk is not None and record is not None:
+                record.append(dict(chunk))
             if chunk is not None:
                 if hidden_usage and "usage" in chunk:
                     chunk.pop("usage")
@@ -148,14 +248,13 @@ async def _events(
             except StopAsyncIteration:
                 break
         yield DONE
+        settle.complete = True
     except UpstreamError as exc:
         settle.failed(502, "upstream_error", exc.message)
         yield _error_event(exc.message)
     except TimeoutError:
-        message = (
-            f"deployment {deployment.id} sent nothing for {idle_timeout:g} seconds; "
-            "the stream was ended"
-        )
+        source = f"deployment {deployment.id}" if deployment else "the cache"
+        message = f"{source} sent nothing for {idle_timeout:g} seconds; the stream was ended"
         settle.failed(504, "upstream_timeout", message)
         yield _error_event(message)
     finally:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from stackyard.config.loader import ConfigError
 from stackyard.config.schema import StackyardConfig
 from stackyard.gateway.providers import registry
@@ -9,6 +11,9 @@ from stackyard.gateway.providers.base import Provider
 from stackyard.gateway.providers.http import HttpClient
 from stackyard.gateway.router import Router
 from stackyard.prompts.snapshot import PromptSnapshot
+
+if TYPE_CHECKING:
+    from stackyard.cache.service import Cache
 
 
 def build_providers(
@@ -37,6 +42,8 @@ class Gateway:
         self.governance = Governance(self.router, None, None, master_key=None)
         #: The prompt registry in memory (empty until the server gives it a store).
         self.prompts = PromptSnapshot(None)
+        #: The LLM cache (None: off; the server builds it from the config).
+        self.cache: Cache | None = None
 
     async def aclose(self) -> None:
         await self.router.aclose()

@@ -19,7 +19,11 @@ from stackyard.auth.budgets import BudgetBook
 from stackyard.auth.leases import LeasedCounters
 from stackyard.auth.principal import Budget
 from stackyard.auth.snapshot import KeySnapshot
+from stackyard.cache.api import CacheAPI
+from stackyard.cache.backends import Backend, MemoryBackend, RedisBackend
+from stackyard.cache.service import Cache
 from stackyard.config import StackyardConfig, load
+from stackyard.config.loader import ConfigError
 from stackyard.errors import APIError, internal_error
 from stackyard.gateway.chat import chat_completions
 from stackyard.gateway.embeddings import embeddings
@@ -97,6 +101,13 @@ class Stackyard:
             "Spend rows waiting to be written.",
             lambda: self.writer.depth,
         )
+        self.gateway.cache = Cache(
+            config.cache,
+            _cache_backend(config, redis_url),
+            self.gateway.router,
+            self.metrics,
+            team_names=lambda: self.snapshot.team_names,
+        )
         self.gateway.prompts = PromptSnapshot(self.db)
         self.snapshot.followers.append(self.gateway.prompts.load)
         self.gateway.governance = Governance(
@@ -140,6 +151,7 @@ class Stackyard:
         admin = AdminAPI(self.db, self.gateway.governance, redis_url=redis_url)
         admin.register(self.routes)
         TracesAPI(self.db, self.gateway.governance, self.metrics).register(self.routes)
+        CacheAPI(self.gateway.cache, self.gateway.governance).register(self.routes)
         PromptsAPI(
             self.db, self.gateway.governance, self.gateway.prompts, redis_url=redis_url
         ).register(self.routes)
@@ -192,6 +204,8 @@ class Stackyard:
                 await self.traces.close()  # and every queued trace
                 if self.exporter is not None:
                     await self.exporter.close()
+                if self.gateway.cache is not None:
+                    await self.gateway.cache.aclose()
                 await self.gateway.aclose()
                 if self.shared is not None:
                     await self.shared.aclose()
@@ -273,6 +287,14 @@ class Stackyard:
                 "models": self.gateway.router.model_names,
             }
         )
+
+
+def _cache_backend(config: StackyardConfig, redis_url: str | None) -> Backend:
+    if config.cache.backend == "redis":
+        if not redis_url:
+            raise ConfigError("cache.backend is redis, but no redis_url is configured")
+        return RedisBackend(redis_url)
+    return MemoryBackend(config.cache.max_entries)
 
 
 def master_key(config: StackyardConfig) -> str | None:

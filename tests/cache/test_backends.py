@@ -1,0 +1,93 @@
+"""Both backends pass one suite: get and put, TTL, LRU bound, eviction by id and namespace."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from stackyard.cache.backends import Backend, MemoryBackend, RedisBackend
+from stackyard.cache.entry import Entry
+
+REDIS = os.environ.get("STACKYARD_TEST_REDIS", "redis://127.0.0.1:6379/11")
+
+
+def entry(key: str, *, ttl: float = 60, namespace: str = "default") -> Entry:
+    now = time.time()
+    return Entry(
+        id=f"cache_{key}",
+        key=key,
+        namespace=namespace,
+        model="m",
+        created=now,
+        expires=now + ttl,
+        cost_usd=0.01,
+        usage={"prompt_tokens": 1, "completion_tokens": 2},
+        response={"id": key, "choices": []},
+    )
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    if request.param == "memory":
+        memory = MemoryBackend(max_entries=3)
+        yield memory
+        await memory.aclose()
+        return
+    import redis.asyncio as aioredis
+
+    probe = aioredis.Redis.from_url(REDIS)
+    try:
+        await probe.flushdb()
+    except Exception as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"Redis is needed under CI: {exc}")
+        pytest.skip(f"Redis is not reachable: {exc}")
+    finally:
+        await probe.aclose(close_connection_pool=True)
+    shared = RedisBackend(REDIS)
+    yield shared
+    await shared.aclose()
+
+
+async def test_put_get_and_evict(backend: Backend) -> None:
+    assert await backend.get("a") is None
+    await backend.put(entry("a"))
+    found = await backend.get("a")
+    assert found is not None
+    assert found.response == {"id": "a", "choices": []}
+    assert found.usage == {"prompt_tokens": 1, "completion_tokens": 2}
+    assert await backend.evict("cache_a")
+    assert await backend.get("a") is None
+    assert not await backend.evict("cache_a")
+
+
+async def test_namespaces_are_evicted_whole(backend: Backend) -> None:
+    await backend.put(entry("a", namespace="faq"))
+    await backend.put(entry("b", namespace="faq"))
+    await backend.put(entry("c", namespace="other"))
+    assert await backend.evict_namespace("faq") == 2
+    assert await backend.get("a") is None
+    assert await backend.get("c") is not None
+
+
+async def test_expired_entries_are_not_served(backend: Backend) -> None:
+    await backend.put(entry("short", ttl=1))
+    assert await backend.get("short") is not None
+    await asyncio.sleep(1.1)
+    assert await backend.get("short") is None
+
+
+async def test_the_memory_backend_keeps_the_most_recently_used() -> None:
+    memory = MemoryBackend(max_entries=2)
+    await memory.put(entry("a"))
+    await memory.put(entry("b"))
+    assert await memory.get("a") is not None  # a is now the most recent
+    await memory.put(entry("c"))
+    assert await memory.get("b") is None
+    assert await memory.get("a") is not None
+    assert len(memory) == 2

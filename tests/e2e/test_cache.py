@@ -1,0 +1,233 @@
+"""The exact cache through real gateways: a repeat is answered without the upstream, a cached
+stream replays the same chunks, tenants never share, ``mode: off`` never touches it, TTL and
+eviction, and two instances share the Redis backend."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from tests.conftest import GatewayProcess
+from tests.fakes.openai_upstream import FakeOpenAI
+
+pytestmark = pytest.mark.e2e
+
+MASTER = "sk-master-cache-0123456789"
+HEADERS = {"authorization": f"Bearer {MASTER}"}
+REDIS = os.environ.get("STACKYARD_TEST_REDIS_CACHE", "redis://127.0.0.1:6379/10")
+
+
+def config(fake: FakeOpenAI, deployment: str, **cache: Any) -> dict[str, Any]:
+    return {
+        "models": [
+            {
+                "name": "cached",
+                "provider": "openai-compatible",
+                "api_base": fake.base_url(deployment),
+                "input_cost_per_mtok": 1000.0,
+                "output_cost_per_mtok": 1000.0,
+            }
+        ],
+        "auth": {"master_key": MASTER, "refresh_seconds": 0.2},
+        "cache": {"mode": "exact", **cache},
+    }
+
+
+@pytest.fixture(scope="module")
+def gateway(fake_openai: FakeOpenAI, gateway_factory: Any) -> GatewayProcess:
+    gw: GatewayProcess = gateway_factory(config(fake_openai, "cache-one", ttl=60))
+    return gw
+
+
+def chat(gateway: GatewayProcess, content: str, key: str = MASTER, **body: Any) -> httpx.Response:
+    response = httpx.post(
+        f"{gateway.base_url}/chat/completions",
+        json={"model": "cached", "messages": [{"role": "user", "content": content}], **body},
+        headers={"authorization": f"Bearer {key}"},
+    )
+    assert response.status_code == 200, response.text
+    return response
+
+
+def upstream_calls(fake: FakeOpenAI, deployment: str) -> int:
+    return len(fake.requests_for(deployment))
+
+
+def test_a_repeat_is_answered_from_the_cache_at_no_cost(
+    gateway: GatewayProcess, fake_openai: FakeOpenAI
+) -> None:
+    before = upstream_calls(fake_openai, "cache-one")
+    first = chat(gateway, "What is the capital of France?")
+    assert first.headers["x-stackyard-cache"] == "miss"
+    assert float(first.headers["x-stackyard-cost-usd"]) > 0
+    second = chat(gateway, "What is the capital of France?")
+    assert second.headers["x-stackyard-cache"] == "exact"
+    assert second.headers["x-stackyard-cache-id"].startswith("cache_")
+    assert float(second.headers["x-stackyard-cost-usd"]) == 0
+    assert second.json() == first.json()
+    assert upstream_calls(fake_openai, "cache-one") == before + 1
+    with openai.OpenAI(
+        base_url=gateway.base_url, api_key=MASTER, max_retries=0, _strict_response_validation=True
+    ) as client:
+        via_sdk = client.chat.completions.create(
+            model="cached", messages=[{"role": "user", "content": "What is the capital of France?"}]
+        )
+    assert via_sdk.choices[0].message.content == first.json()["choices"][0]["message"]["content"]
+    assert upstream_calls(fake_openai, "cache-one") == before + 1
+    metrics = httpx.get(f"{gateway.url}/metrics").text
+    assert 'stackyard_cache_lookups_total{result="hit"}' in metrics
+    assert "stackyard_cache_savings_usd_total" in metrics
+
+
+def sse_lines(response: httpx.Response) -> list[str]:
+    return [line for line in response.text.splitlines() if line.startswith("data: ")]
+
+
+def test_a_cached_stream_replays_the_same_chunks(
+    gateway: GatewayProcess, fake_openai: FakeOpenAI
+) -> None:
+    body: dict[str, Any] = {"stream": True, "stream_options": {"include_usage": True}}
+    first = chat(gateway, "Stream this answer, please", **body)
+    second = chat(gateway, "Stream this answer, please", **body)
+    assert (first.headers["x-stackyard-cache"], second.headers["x-stackyard-cache"]) == (
+        "miss",
+        "exact",
+    )
+    assert sse_lines(second) == sse_lines(first)
+    assert sse_lines(second)[-1] == "data: [DONE]"
+    # Without include_usage, the replay hides the usage chunk, as a live stream would.
+    plain = chat(gateway, "Stream this answer, please", stream=True)
+    assert plain.headers["x-stackyard-cache"] == "exact"
+    assert all('"usage"' not in line for line in sse_lines(plain))
+    # A whole answer cached from a stream, and a stream from a whole answer.
+    whole = chat(gateway, "Stream this answer, please")
+    assert whole.headers["x-stackyard-cache"] == "exact"
+    text = "".join(
+        part
+        for line in sse_lines(first)[:-1]
+        for choice in httpx.Response(200, content=line[6:]).json().get("choices", [])
+        for part in [choice["delta"].get("content") or ""]
+    )
+    assert whole.json()["choices"][0]["message"]["content"] == text
+    chat(gateway, "Answer whole, then stream")
+    with openai.OpenAI(
+        base_url=gateway.base_url, api_key=MASTER, max_retries=0, _strict_response_validation=True
+    ) as client:
+        streamed = client.chat.completions.create(
+            model="cached",
+            messages=[{"role": "user", "content": "Answer whole, then stream"}],
+            stream=True,
+        )
+        replayed = "".join(c.choices[0].delta.content or "" for c in streamed if c.choices)
+    assert replayed.endswith("Answer whole, then stream")
+
+
+def _key(gateway: GatewayProcess, team: str) -> str:
+    httpx.post(f"{gateway.url}/admin/teams", json={"name": team}, headers=HEADERS)
+    created = httpx.post(f"{gateway.url}/admin/keys", json={"team": team}, headers=HEADERS)
+    assert created.status_code == 200, created.text
+    key: str = created.json()["key"]
+    return key
+
+
+def test_tenants_never_share_entries(gateway: GatewayProcess) -> None:
+    red, blue = _key(gateway, "red"), _key(gateway, "blue")
+    red_too = _key(gateway, "red")
+    time.sleep(0.5)  # the key snapshot refreshes every 0.2 s
+    assert chat(gateway, "A team secret?", red).headers["x-stackyard-cache"] == "miss"
+    assert chat(gateway, "A team secret?", blue).headers["x-stackyard-cache"] == "miss"
+    assert chat(gateway, "A team secret?", red_too).headers["x-stackyard-cache"] == "exact"
+
+
+def test_what_differs_misses(gateway: GatewayProcess) -> None:
+    chat(gateway, "Same question")
+    assert chat(gateway, "Same question", temperature=0.9).headers["x-stackyard-cache"] == "miss"
+    other_system = httpx.post(
+        f"{gateway.base_url}/chat/completions",
+        json={
+            "model": "cached",
+            "messages": [
+                {"role": "system", "content": "Answer in French."},
+                {"role": "user", "content": "Same question"},
+            ],
+        },
+        headers=HEADERS,
+    )
+    assert other_system.headers["x-stackyard-cache"] == "miss"
+
+
+def test_mode_off_never_touches_the_cache(gateway: GatewayProcess, fake_openai: FakeOpenAI) -> None:
+    chat(gateway, "Not cached, please")
+    before = upstream_calls(fake_openai, "cache-one")
+    off = chat(gateway, "Not cached, please", cache={"mode": "off"})
+    assert "x-stackyard-cache" not in off.headers
+    header_off = httpx.post(
+        f"{gateway.base_url}/chat/completions",
+        json={"model": "cached", "messages": [{"role": "user", "content": "Not cached, please"}]},
+        headers={**HEADERS, "x-stackyard-cache-mode": "off"},
+    )
+    assert "x-stackyard-cache" not in header_off.headers
+    assert upstream_calls(fake_openai, "cache-one") == before + 2
+    # The 'cache' field never reaches the upstream.
+    assert all("cache" not in r.body for r in fake_openai.requests_for("cache-one"))
+    bad = httpx.post(
+        f"{gateway.base_url}/chat/completions",
+        json={
+            "model": "cached",
+            "messages": [{"role": "user", "content": "x"}],
+            "cache": {"mode": "sometimes"},
+        },
+        headers=HEADERS,
+    )
+    assert bad.status_code == 400
+    assert bad.json()["error"]["param"] == "cache.mode"
+
+
+def test_ttl_namespaces_and_eviction(gateway: GatewayProcess) -> None:
+    assert chat(gateway, "Short-lived", cache={"ttl": 1}).headers["x-stackyard-cache"] == "miss"
+    time.sleep(1.2)
+    assert chat(gateway, "Short-lived").headers["x-stackyard-cache"] == "miss"  # expired
+    hit = chat(gateway, "Short-lived")
+    assert hit.headers["x-stackyard-cache"] == "exact"
+    evicted = httpx.delete(
+        f"{gateway.url}/api/cache/entries/{hit.headers['x-stackyard-cache-id']}", headers=HEADERS
+    )
+    assert evicted.status_code == 200, evicted.text
+    assert chat(gateway, "Short-lived").headers["x-stackyard-cache"] == "miss"
+    chat(gateway, "In a namespace", cache={"namespace": "faq"})
+    assert chat(gateway, "In a namespace").headers["x-stackyard-cache"] == "miss"  # other ns
+    gone = httpx.delete(f"{gateway.url}/api/cache/namespaces/faq", headers=HEADERS)
+    assert gone.json()["deleted"] == 1
+    again = chat(gateway, "In a namespace", cache={"namespace": "faq"})
+    assert again.headers["x-stackyard-cache"] == "miss"
+    assert httpx.delete(f"{gateway.url}/api/cache/namespaces/faq").status_code == 401
+
+
+def test_two_instances_share_the_redis_backend(
+    fake_openai: FakeOpenAI, gateway_factory: Any
+) -> None:
+    import redis
+
+    client = redis.Redis.from_url(REDIS)
+    try:
+        client.flushdb()
+    except redis.ConnectionError as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"Redis is needed under CI: {exc}")
+        pytest.skip(f"Redis is not reachable: {exc}")
+    finally:
+        client.close()
+    shared = config(fake_openai, "cache-shared", backend="redis")
+    shared["redis_url"] = REDIS
+    first, second = gateway_factory(shared), gateway_factory(shared)
+    assert chat(first, "Shared answer").headers["x-stackyard-cache"] == "miss"
+    deadline = time.monotonic() + 5
+    while chat(second, "Shared answer").headers["x-stackyard-cache"] != "exact":
+        assert time.monotonic() < deadline  # stored in the background, within moments
+        time.sleep(0.05)
+    assert upstream_calls(fake_openai, "cache-shared") == 1
