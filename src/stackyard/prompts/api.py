@@ -63,7 +63,15 @@ class PromptsAPI:
         routes.add("GET", ["/api/prompts"], self._call(self.list_all))
         routes.add("POST", ["/api/prompts"], self._call(self.push, change=True))
         routes.add_prefix("GET", PREFIX, self._call(self.read))
-        routes.add_prefix("POST", PREFIX, self._call(self.write, change=True))
+        changes = self._call(self.write, change=True)
+        renders = self._call(self.render)
+
+        async def post(request: Request) -> Reply:
+            # Rendering reads the snapshot; everything else under the prefix changes it.
+            is_render = request.scope["path"].rstrip("/").endswith("/render")
+            return await (renders if is_render else changes)(request)
+
+        routes.add_prefix("POST", PREFIX, post)
 
     def _actor(self, request: Request) -> registry.Actor:
         principal = self.governance.authenticate(request)
@@ -131,8 +139,6 @@ class PromptsAPI:
         name, tail, _ = self._path(request)
         body = await request.json_object()
         label = body.get("label")
-        if tail == ["render"]:
-            return self._render(name, body)
         if not isinstance(label, str):
             raise invalid_request("'label' is required", param="label")
         if tail == ["labels"]:
@@ -160,6 +166,12 @@ class PromptsAPI:
         if tail == ["rollback"]:
             return await asyncio.to_thread(registry.rollback, self.db, name, label, actor=actor)
         raise APIError(404, f"No route {request.scope['path']}", code="not_found")
+
+    async def render(self, request: Request, actor: registry.Actor) -> Any:
+        name, tail, _ = self._path(request)
+        if tail != ["render"]:
+            raise APIError(404, f"No route {request.scope['path']}", code="not_found")
+        return self._render(name, await request.json_object())
 
     def _render(self, name: str, body: dict[str, Any]) -> Any:
         spec = {k: body[k] for k in ("label", "version", "variables") if k in body}
