@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from stackyard.config import validate
 from stackyard.config.schema import (
     AuthConfig,
+    CacheConfig,
     LoggingPolicy,
     ModelEntry,
     ObservabilityConfig,
@@ -33,6 +34,7 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
         ObservabilityConfig,
         LoggingPolicy,
         OTLPConfig,
+        CacheConfig,
     ],
 )
 def test_every_config_field_is_documented(section: type[BaseModel]) -> None:
