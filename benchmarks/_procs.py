@@ -8,6 +8,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -130,3 +131,32 @@ def post_json(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, byte
             return response.status, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
+
+
+def anchor_venv(
+    name: str, distribution: str, version: str, extras: str = "", more: tuple[str, ...] = ()
+) -> tuple[Path, str]:
+    """An anchor in its own venv under ``benchmarks/.venvs/NAME``, installed on first use: the
+    pinned ``version`` if installable, else the latest (with ``more`` packages beside it).
+    Returns the venv's python and the version installed."""
+    venv = Path(__file__).resolve().parent / ".venvs" / name
+    python = venv / "bin" / "python"
+    installed = venv / ".installed"  # written once everything installed
+    if not installed.exists():
+        print(f"installing {distribution}{extras}=={version} into {venv} ...", flush=True)
+        if not python.exists():
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        pip = [str(python), "-m", "pip", "install", "-q", "--progress-bar", "off"]
+        try:
+            subprocess.run([*pip, f"{distribution}{extras}=={version}", *more], check=True)
+        except subprocess.CalledProcessError:
+            print(f"{distribution} {version} is not installable; the latest", flush=True)
+            subprocess.run([*pip, f"{distribution}{extras}", *more], check=True)
+        installed.touch()
+    found = subprocess.run(
+        [str(python), "-c", f"import importlib.metadata as m; print(m.version({distribution!r}))"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    return python, found

@@ -32,7 +32,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from benchmarks import _wrk
-from benchmarks._procs import Server, ensure_debian_package, free_port, post_json, stop_all
+from benchmarks._procs import (
+    Server,
+    anchor_venv,
+    ensure_debian_package,
+    free_port,
+    post_json,
+    stop_all,
+)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -227,26 +234,8 @@ def ensure_redis() -> None:
 
 def _litellm_binary() -> tuple[Path, str]:
     """LiteLLM's proxy in its own venv (pinned version if installable, else the latest)."""
-    venv = HERE / ".venvs" / "litellm"
-    binary = venv / "bin" / "litellm"
-    python = venv / "bin" / "python"
-    if not binary.exists():
-        print(f"installing litellm[proxy]=={LITELLM_VERSION} into {venv} ...", flush=True)
-        if not python.exists():
-            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        pip = [str(python), "-m", "pip", "install", "--progress-bar", "off"]
-        try:
-            subprocess.run([*pip, f"litellm[proxy]=={LITELLM_VERSION}"], check=True)
-        except subprocess.CalledProcessError:
-            print(f"litellm {LITELLM_VERSION} not installable; installing the latest", flush=True)
-            subprocess.run([*pip, "litellm[proxy]"], check=True)
-    version = subprocess.run(
-        [str(python), "-c", "import importlib.metadata as m; print(m.version('litellm'))"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    return binary, version
+    python, version = anchor_venv("litellm", "litellm", LITELLM_VERSION, "[proxy]")
+    return python.parent / "litellm", version
 
 
 def start_litellm(workdir: Path, upstream: str) -> Target:

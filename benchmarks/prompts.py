@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import _wrk
-from benchmarks._procs import Server, ensure_debian_package, free_port, stop_all
+from benchmarks._procs import Server, anchor_venv, ensure_debian_package, free_port, stop_all
 
 HERE = Path(__file__).resolve().parent
 LANGFUSE_VERSION = "5.0.4"
@@ -122,23 +122,7 @@ def ours_get(url: str, n: int) -> dict[str, float]:
 
 
 def _langfuse_python() -> tuple[Path, str]:
-    venv = HERE / ".venvs" / "langfuse"
-    python = venv / "bin" / "python"
-    if not python.exists():
-        print(f"installing langfuse=={LANGFUSE_VERSION} into {venv} ...", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        pip = [str(python), "-m", "pip", "install", "-q", "--progress-bar", "off"]
-        try:
-            subprocess.run([*pip, f"langfuse=={LANGFUSE_VERSION}"], check=True)
-        except subprocess.CalledProcessError:
-            subprocess.run([*pip, "langfuse"], check=True)
-    version = subprocess.run(
-        [str(python), "-c", "import importlib.metadata as m; print(m.version('langfuse'))"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    return python, version
+    return anchor_venv("langfuse", "langfuse", LANGFUSE_VERSION)
 
 
 def langfuse_get(url: str, n: int) -> tuple[dict[str, float], str]:
