@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 export HF_HUB_OFFLINE := 1
 
-.PHONY: run test lint format bench-gateway bench-local bench-prompts bench-traces clean
+.PHONY: run test lint format bench-gateway bench-local bench-prompts bench-traces bench-cache clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,9 @@ bench-prompts: $(VENV)/.dev-installed
 
 bench-traces: $(VENV)/.dev-installed
 	$(BIN)/python -m benchmarks.traces $(ARGS)
+
+bench-cache: $(VENV)/.dev-installed
+	$(BIN)/python -m benchmarks.cache $(ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
