@@ -231,3 +231,25 @@ def test_two_instances_share_the_redis_backend(
         assert time.monotonic() < deadline  # stored in the background, within moments
         time.sleep(0.05)
     assert upstream_calls(fake_openai, "cache-shared") == 1
+
+
+def test_the_trace_of_a_hit_shows_the_lookup(gateway: GatewayProcess) -> None:
+    chat(gateway, "Traced question")
+    hit = chat(gateway, "Traced question")
+    assert hit.headers["x-stackyard-cache"] == "exact"
+    deadline = time.monotonic() + 5
+    while True:
+        found = httpx.get(
+            f"{gateway.url}/api/traces/{hit.headers['x-request-id']}", headers=HEADERS
+        )
+        if found.status_code == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    trace = found.json()
+    [record] = trace["requests"]
+    assert record["cache_hit"] is True
+    assert record["cost_usd"] == 0
+    spans = {s["name"]: s for s in trace["spans"]["data"]}
+    assert spans["cache.lookup"]["attributes"]["stackyard.cache.hit"] is True
+    assert spans["chat cached"]["attributes"]["stackyard.cache.hit"] is True
+    assert not any("stackyard.attempt" in s["attributes"] for s in spans.values())

@@ -118,6 +118,8 @@ def test_a_labelled_prompt_is_rendered_through_the_gateway(
         time.sleep(0.1)
     [record] = trace.json()["requests"]
     assert (record["prompt_name"], record["prompt_version"]) == ("support-reply", 1)
+    [render] = [s for s in trace.json()["spans"]["data"] if s["name"] == "prompt.render"]
+    assert render["attributes"]["stackyard.prompt.version"] == 1
     sent = record["request_body"]
     assert sent["temperature"] == 0.1  # the version's parameters
     assert [m["role"] for m in sent["messages"]] == ["system", "user", "user"]

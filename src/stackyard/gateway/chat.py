@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -31,14 +32,17 @@ async def chat_completions(gateway: Gateway, request: Request) -> Response | Eve
     body = await request.json_object()
     applied = None
     spec = body.get("prompt")
+    rendering = (0, 0)
     if spec is not None:
         session = request.header(b"x-stackyard-session-id")
         user = body.get("user")
+        started = time.time_ns()
         body, applied = gateway.prompts.apply(
             body,
             user=user if isinstance(user, str) else None,
             session=session.decode("latin-1") if session else None,
         )
+        rendering = (started, time.time_ns())
     cache_spec = body.pop("cache", None)  # ours: never sent upstream
     parsed = validate_chat(body)
     governance = gateway.governance
@@ -51,6 +55,9 @@ async def chat_completions(gateway: Gateway, request: Request) -> Response | Eve
             ticket.trace.prompt_version = applied.version
             # Stored with the rendered request: the variables make a dataset item later.
             ticket.trace.body = {**body, "prompt": spec}
+            span = ticket.trace.child("prompt.render", *rendering)
+            span.attributes["stackyard.prompt.name"] = applied.name
+            span.attributes["stackyard.prompt.version"] = applied.version
     stats = RouteStats()
     options = parsed.stream_options
     wants_usage = bool(options and options.include_usage)
@@ -59,7 +66,13 @@ async def chat_completions(gateway: Gateway, request: Request) -> Response | Eve
         cache = gateway.cache
         control = cache.control(request, cache_spec, ticket.principal) if cache else None
         if cache is not None and control is not None:
+            looked = time.time_ns()
             key, entry = await cache.lookup(control, ticket.principal, body)
+            if ticket.trace is not None:
+                span = ticket.trace.child("cache.lookup", looked)
+                span.attributes["stackyard.cache.mode"] = control.mode
+                span.attributes["stackyard.cache.hit"] = entry is not None
+                span.attributes["stackyard.cache.namespace"] = control.namespace
             if entry is not None:
                 return await _replay(gateway, ticket, entry, bool(parsed.stream), wants_usage)
             if key is not None:
