@@ -92,3 +92,21 @@ def test_teams_keys_and_spend_from_the_cli(tmp_path: Path) -> None:
     bad = runner.invoke(main, ["keys", "create", "--team", "nope", "--config", str(config)])
     assert bad.exit_code == 2
     assert "no team 'nope'" in bad.output
+
+
+def test_a_soft_budget_from_the_cli(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from stackyard.cli import main
+
+    config = tmp_path / "stackyard.yaml"
+    config.write_text(f"database_url: sqlite:///{tmp_path / 'soft.db'}\n")
+    runner = CliRunner()
+    made = runner.invoke(
+        main, ["teams", "create", "ops", "--budget", "5", "--soft", "--config", str(config)]
+    )
+    assert made.exit_code == 0, made.output
+    listed = runner.invoke(main, ["teams", "list", "--config", str(config)])
+    header, row = listed.output.splitlines()[:2]
+    assert header.split()[-1] == "budget_soft"
+    assert row.split()[-1] == "True"

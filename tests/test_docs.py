@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from stackyard.config import validate
 from stackyard.config.schema import (
+    AlertsConfig,
     AuthConfig,
     CacheConfig,
     LoggingPolicy,
@@ -35,6 +36,7 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
         LoggingPolicy,
         OTLPConfig,
         CacheConfig,
+        AlertsConfig,
     ],
 )
 def test_every_config_field_is_documented(section: type[BaseModel]) -> None:

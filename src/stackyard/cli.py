@@ -232,14 +232,27 @@ def limit_options(command: Callable[..., None]) -> Callable[..., None]:
             click.option(
                 "--period", type=click.Choice(admin.PERIODS), default="month", show_default=True
             ),
+            click.option(
+                "--soft",
+                is_flag=True,
+                help="The budget alerts when spent instead of refusing requests.",
+            ),
         ]
     ):
         command = option(command)
     return command
 
 
-def _limits(rpm: int | None, tpm: int | None, budget: float | None, period: str) -> dict[str, Any]:
-    return {"rpm": rpm, "tpm": tpm, "budget_usd": budget, "budget_period": period}
+def _limits(
+    rpm: int | None, tpm: int | None, budget: float | None, period: str, soft: bool = False
+) -> dict[str, Any]:
+    return {
+        "rpm": rpm,
+        "tpm": tpm,
+        "budget_usd": budget,
+        "budget_period": period,
+        "budget_soft": soft,
+    }
 
 
 @main.group()
@@ -259,13 +272,14 @@ def teams_create(
     tpm: int | None,
     budget: float | None,
     period: str,
+    soft: bool,
     config_path: str | None,
 ) -> None:
     """Create a team."""
     db = _store(config_path)
     team = _admin_call(
         lambda: admin.create_team(
-            db, name, models=_models(models), **_limits(rpm, tpm, budget, period)
+            db, name, models=_models(models), **_limits(rpm, tpm, budget, period, soft)
         )
     )
     _changed(config_path)
@@ -277,7 +291,9 @@ def teams_create(
 def teams_list(config_path: str | None) -> None:
     """List teams with their limits."""
     rows = admin.list_teams(_store(config_path))
-    _table(rows, ["id", "name", "models", "rpm", "tpm", "budget_usd", "budget_period"])
+    _table(
+        rows, ["id", "name", "models", "rpm", "tpm", "budget_usd", "budget_period", "budget_soft"]
+    )
 
 
 @main.group()
@@ -297,12 +313,13 @@ def users_create(
     tpm: int | None,
     budget: float | None,
     period: str,
+    soft: bool,
     config_path: str | None,
 ) -> None:
     """Create a user."""
     db = _store(config_path)
     user = _admin_call(
-        lambda: admin.create_user(db, email, team=team, **_limits(rpm, tpm, budget, period))
+        lambda: admin.create_user(db, email, team=team, **_limits(rpm, tpm, budget, period, soft))
     )
     _changed(config_path)
     click.echo(f"created user {user['email']} ({user['id']})")
@@ -313,7 +330,9 @@ def users_create(
 def users_list(config_path: str | None) -> None:
     """List users with their limits."""
     rows = admin.list_users(_store(config_path))
-    _table(rows, ["id", "email", "team_id", "rpm", "tpm", "budget_usd", "budget_period"])
+    _table(
+        rows, ["id", "email", "team_id", "rpm", "tpm", "budget_usd", "budget_period", "budget_soft"]
+    )
 
 
 @main.group()
@@ -338,6 +357,7 @@ def keys_create(
     tpm: int | None,
     budget: float | None,
     period: str,
+    soft: bool,
     expires_in_days: float | None,
     config_path: str | None,
 ) -> None:
@@ -350,7 +370,7 @@ def keys_create(
             user=user,
             name=name,
             models=_models(models),
-            **_limits(rpm, tpm, budget, period),
+            **_limits(rpm, tpm, budget, period, soft),
             expires_in=dt.timedelta(days=expires_in_days) if expires_in_days else None,
         )
     )

@@ -323,3 +323,62 @@ def test_the_admin_api_documents_every_route(gateway: GatewayProcess) -> None:
     }
     documented = {(m, p) for p, ops in document["paths"].items() for m in ops}
     assert served == documented
+
+
+def test_a_soft_budget_alerts_a_webhook_and_keeps_serving(
+    fake_openai: FakeOpenAI, gateway_factory: Any
+) -> None:
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received: list[dict[str, Any]] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        gw: GatewayProcess = gateway_factory(
+            {
+                "models": [
+                    {
+                        "name": "pricey",
+                        "provider": "openai-compatible",
+                        "api_base": fake_openai.base_url("gov-soft"),
+                        "input_cost_per_mtok": 1_000_000.0,  # $1 per prompt token
+                    }
+                ],
+                "auth": {"master_key": MASTER, "refresh_seconds": 0.2},
+                "alerts": {
+                    "budget_thresholds": [0.5, 1.0],
+                    "webhook_url": f"http://127.0.0.1:{server.server_address[1]}/hook",
+                },
+            }
+        )
+        admin(gw, "POST", "teams", name="soft-team", budget_usd=5.0, budget_soft=True)
+        created = admin(gw, "POST", "keys", team="soft-team")
+        assert admin(gw, "GET", "teams")["data"][0]["budget_soft"] is True
+        time.sleep(0.5)  # the snapshot refreshes every 0.2 s
+        with sdk(gw, created["key"]) as client:
+            for _ in range(6):  # a few dollars each: well past the $5 budget
+                client.chat.completions.create(model="pricey", messages=USER)
+        deadline = time.monotonic() + 5
+        while len(received) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [(a["threshold"], a["soft"], a["scope"]) for a in received] == [
+            (0.5, True, "team"),
+            (1.0, True, "team"),
+        ]
+        metrics = httpx.get(f"{gw.url}/metrics").text
+        assert 'stackyard_budget_alerts_total{scope="team",threshold="1",kind="soft"} 1' in metrics
+    finally:
+        server.shutdown()
+        server.server_close()

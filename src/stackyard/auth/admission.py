@@ -204,12 +204,13 @@ class Governance:
         assert self.shared is not None
         principal = ticket.principal
         most = 0.0
-        if principal.budgets:
+        hard = tuple(b for b in principal.budgets if not b.soft)  # soft ones never refuse
+        if not principal.limits and not hard:
+            return
+        if hard:
             most = self._model_prices.get(ticket.model, Price()).most(prompt, most_out)
         try:
-            outcome = await self.shared.admit(
-                principal.limits, prompt + most_out, principal.budgets, most
-            )
+            outcome = await self.shared.admit(principal.limits, prompt + most_out, hard, most)
         except Exception:  # Redis away: serve rather than fail every request (logged)
             log.exception("shared limits unavailable; admitting request %s", ticket.request_id)
             return
@@ -265,6 +266,9 @@ class Governance:
                 await self.shared.settle(ticket.shared, prompt + completion, cost)
             except Exception:
                 log.exception("could not settle request %s in Redis", ticket.request_id)
+            soft = [b for b in principal.budgets if b.soft]
+            if soft:  # tracked here, for their alerts (per instance)
+                self.budgets.settle(soft, 0.0, cost)
         elif principal.budgets:
             self.budgets.settle(principal.budgets, ticket.reserved_usd, cost)
         if self.writer is not None:

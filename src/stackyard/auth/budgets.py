@@ -8,7 +8,7 @@ Spend so far is loaded from the spend log at start and kept up to date in memory
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -43,6 +43,8 @@ class BudgetBook:
         self.db = db
         self._spent: dict[tuple[str, str, str, dt.datetime], float] = {}
         self._reserved: dict[tuple[str, str], float] = {}
+        #: Told of every settled cost: (budget, spent before, spent after). The alerts.
+        self.on_spend: Callable[[Budget, float, float], None] | None = None
 
     def _key(self, budget: Budget, now: dt.datetime) -> tuple[str, str, str, dt.datetime]:
         return (budget.scope, budget.id, budget.period, period_start(budget.period, now))
@@ -69,6 +71,9 @@ class BudgetBook:
         return self._spent.get(self._key(budget, dt.datetime.now(dt.UTC)), 0.0)
 
     def reserve(self, budgets: Sequence[Budget], amount: float) -> Overspend | None:
+        """Hold ``amount`` against every hard budget, or say which one it would overspend
+        (soft budgets never refuse)."""
+        budgets = [b for b in budgets if not b.soft]
         now = dt.datetime.now(dt.UTC)
         for budget in budgets:
             spent = self._spent.get(self._key(budget, now), 0.0)
@@ -86,4 +91,7 @@ class BudgetBook:
             slot = (budget.scope, budget.id)
             self._reserved[slot] = max(0.0, self._reserved.get(slot, 0.0) - reserved)
             key = self._key(budget, now)
-            self._spent[key] = self._spent.get(key, 0.0) + cost
+            before = self._spent.get(key, 0.0)
+            self._spent[key] = before + cost
+            if self.on_spend is not None and cost:
+                self.on_spend(budget, before, before + cost)

@@ -19,6 +19,8 @@ class Budget:
     id: str
     usd: float
     period: str  # "day", "month" or "total"
+    #: A soft budget never refuses a request; it alerts as it is spent.
+    soft: bool = False
 
 
 @dataclass(frozen=True, slots=True)

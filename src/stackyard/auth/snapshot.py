@@ -70,15 +70,33 @@ class KeySnapshot:
                 limits = [Limit("key", key.id, key.rpm, key.tpm)]
                 budgets = []
                 if key.budget_usd is not None:
-                    budgets.append(Budget("key", key.id, key.budget_usd, key.budget_period))
+                    budgets.append(
+                        Budget("key", key.id, key.budget_usd, key.budget_period, key.budget_soft)
+                    )
                 if user is not None:
                     limits.append(Limit("user", user.id, user.rpm, user.tpm))
                     if user.budget_usd is not None:
-                        budgets.append(Budget("user", user.id, user.budget_usd, user.budget_period))
+                        budgets.append(
+                            Budget(
+                                "user",
+                                user.id,
+                                user.budget_usd,
+                                user.budget_period,
+                                user.budget_soft,
+                            )
+                        )
                 if team is not None:
                     limits.append(Limit("team", team.id, team.rpm, team.tpm))
                     if team.budget_usd is not None:
-                        budgets.append(Budget("team", team.id, team.budget_usd, team.budget_period))
+                        budgets.append(
+                            Budget(
+                                "team",
+                                team.id,
+                                team.budget_usd,
+                                team.budget_period,
+                                team.budget_soft,
+                            )
+                        )
                 keys[key.key_hash] = Principal(
                     key_id=key.id,
                     team_id=key.team_id,

@@ -252,6 +252,19 @@ class CacheConfig(_Strict):
     )
 
 
+class AlertsConfig(_Strict):
+    budget_thresholds: list[Annotated[float, Field(gt=0)]] = Field(
+        default_factory=lambda: [0.8, 1.0],
+        description="Shares of a budget whose crossing raises an alert (soft and hard budgets).",
+    )
+    webhook_url: str | None = Field(
+        default=None, description="Each alert is POSTed here as JSON (Slack, PagerDuty, ...)."
+    )
+    webhook_headers: dict[str, str] = Field(
+        default_factory=dict, description="Headers sent with each alert (an auth token, say)."
+    )
+
+
 class StackyardConfig(_Strict):
     server: ServerConfig = ServerConfig()
     models: list[ModelEntry] = Field(default_factory=list)
@@ -259,6 +272,7 @@ class StackyardConfig(_Strict):
     auth: AuthConfig = AuthConfig()
     observability: ObservabilityConfig = ObservabilityConfig()
     cache: CacheConfig = CacheConfig()
+    alerts: AlertsConfig = AlertsConfig()
     database_url: str | None = Field(
         default=None,
         description="SQLAlchemy URL; default: SQLite file stackyard.db next to the config.",

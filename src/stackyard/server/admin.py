@@ -98,6 +98,7 @@ class AdminAPI:
             tpm=_optional(body, "tpm", int),
             budget_usd=_optional(body, "budget_usd", (int, float)),  # type: ignore[arg-type]
             budget_period=_optional(body, "budget_period", str) or "month",
+            budget_soft=bool(_optional(body, "budget_soft", bool)),
         )
 
     async def teams(self, request: Request) -> Any:
@@ -117,6 +118,7 @@ class AdminAPI:
             tpm=_optional(body, "tpm", int),
             budget_usd=_optional(body, "budget_usd", (int, float)),  # type: ignore[arg-type]
             budget_period=_optional(body, "budget_period", str) or "month",
+            budget_soft=bool(_optional(body, "budget_soft", bool)),
         )
 
     async def users(self, request: Request) -> Any:
@@ -139,6 +141,7 @@ class AdminAPI:
             tpm=_optional(body, "tpm", int),
             budget_usd=_optional(body, "budget_usd", (int, float)),  # type: ignore[arg-type]
             budget_period=_optional(body, "budget_period", str) or "month",
+            budget_soft=bool(_optional(body, "budget_soft", bool)),
             expires_in=dt.timedelta(days=days) if days else None,
         )
         return {"key": created.key, **created.record}

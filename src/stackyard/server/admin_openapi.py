@@ -9,6 +9,11 @@ LIMITS: dict[str, Any] = {
     "tpm": {"type": ["integer", "null"], "minimum": 1, "description": "Tokens per minute."},
     "budget_usd": {"type": ["number", "null"], "minimum": 0, "description": "USD per period."},
     "budget_period": {"type": "string", "enum": ["day", "month", "total"], "default": "month"},
+    "budget_soft": {
+        "type": "boolean",
+        "default": False,
+        "description": "The budget alerts when spent instead of refusing requests.",
+    },
 }
 MODELS: dict[str, Any] = {
     "type": ["array", "null"],

@@ -15,6 +15,7 @@ from typing import Any
 
 from stackyard import __version__
 from stackyard.auth.admission import Governance
+from stackyard.auth.alerts import BudgetAlerts
 from stackyard.auth.budgets import BudgetBook
 from stackyard.auth.leases import LeasedCounters
 from stackyard.auth.principal import Budget
@@ -101,6 +102,13 @@ class Stackyard:
             "Spend rows waiting to be written.",
             lambda: self.writer.depth,
         )
+        self.alerts = BudgetAlerts(
+            config.alerts.budget_thresholds,
+            webhook_url=config.alerts.webhook_url,
+            webhook_headers=config.alerts.webhook_headers,
+            metrics=self.metrics,
+        )
+        self.budgets.on_spend = self.alerts.spent
         self.gateway.cache = Cache(
             config.cache,
             _cache_backend(config, redis_url),
@@ -206,6 +214,7 @@ class Stackyard:
                     await self.exporter.close()
                 if self.gateway.cache is not None:
                     await self.gateway.cache.aclose()
+                await self.alerts.aclose()
                 await self.gateway.aclose()
                 if self.shared is not None:
                     await self.shared.aclose()

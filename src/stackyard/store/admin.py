@@ -32,6 +32,7 @@ def _limit_fields(owner: Team | User | VirtualKey) -> dict[str, Any]:
         "tpm": owner.tpm,
         "budget_usd": owner.budget_usd,
         "budget_period": owner.budget_period,
+        "budget_soft": owner.budget_soft,
     }
 
 
@@ -70,6 +71,7 @@ def create_team(
     tpm: int | None = None,
     budget_usd: float | None = None,
     budget_period: str = "month",
+    budget_soft: bool = False,
 ) -> dict[str, Any]:
     with db.session() as session:
         if session.scalar(select(Team).where(Team.name == name)) is not None:
@@ -82,6 +84,7 @@ def create_team(
             tpm=tpm,
             budget_usd=budget_usd,
             budget_period=_check_period(budget_period),
+            budget_soft=budget_soft,
         )
         session.add(team)
         session.flush()
@@ -119,6 +122,7 @@ def create_user(
     tpm: int | None = None,
     budget_usd: float | None = None,
     budget_period: str = "month",
+    budget_soft: bool = False,
 ) -> dict[str, Any]:
     with db.session() as session:
         if session.scalar(select(User).where(User.email == email)) is not None:
@@ -131,6 +135,7 @@ def create_user(
             tpm=tpm,
             budget_usd=budget_usd,
             budget_period=_check_period(budget_period),
+            budget_soft=budget_soft,
         )
         session.add(user)
         session.flush()
@@ -168,6 +173,7 @@ def create_key(
     tpm: int | None = None,
     budget_usd: float | None = None,
     budget_period: str = "month",
+    budget_soft: bool = False,
     expires_in: dt.timedelta | None = None,
 ) -> CreatedKey:
     plaintext, prefix, digest = generate_key()
@@ -185,6 +191,7 @@ def create_key(
             tpm=tpm,
             budget_usd=budget_usd,
             budget_period=_check_period(budget_period),
+            budget_soft=budget_soft,
             expires_at=utcnow() + expires_in if expires_in else None,
         )
         session.add(key)

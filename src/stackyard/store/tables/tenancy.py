@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Float, ForeignKey, Integer, String
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from stackyard.store.tables.base import Base, Timestamped
@@ -19,6 +19,8 @@ class Team(Timestamped, Base):
     tpm: Mapped[int | None] = mapped_column(Integer, nullable=True)
     budget_usd: Mapped[float | None] = mapped_column(Float, nullable=True)
     budget_period: Mapped[str] = mapped_column(String(10), default="month")
+    #: A soft budget alerts when it is spent, instead of refusing requests.
+    budget_soft: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class User(Timestamped, Base):
@@ -31,3 +33,5 @@ class User(Timestamped, Base):
     tpm: Mapped[int | None] = mapped_column(Integer, nullable=True)
     budget_usd: Mapped[float | None] = mapped_column(Float, nullable=True)
     budget_period: Mapped[str] = mapped_column(String(10), default="month")
+    #: A soft budget alerts when it is spent, instead of refusing requests.
+    budget_soft: Mapped[bool] = mapped_column(Boolean, default=False)
