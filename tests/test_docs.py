@@ -13,10 +13,12 @@ from stackyard.config.schema import (
     AlertsConfig,
     AuthConfig,
     CacheConfig,
+    GuardrailsConfig,
     LoggingPolicy,
     ModelEntry,
     ObservabilityConfig,
     OTLPConfig,
+    PIIPolicy,
     RouterConfig,
     ServerConfig,
 )
@@ -37,6 +39,8 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
         OTLPConfig,
         CacheConfig,
         AlertsConfig,
+        GuardrailsConfig,
+        PIIPolicy,
     ],
 )
 def test_every_config_field_is_documented(section: type[BaseModel]) -> None:

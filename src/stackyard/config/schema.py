@@ -265,6 +265,34 @@ class AlertsConfig(_Strict):
     )
 
 
+class PIIPolicy(_Strict):
+    redact: Literal["off", "external", "all"] = Field(
+        default="off",
+        description="Replace PII with placeholders before a chat request leaves: for "
+        "deployments marked external (OpenAI, Anthropic, or external: true), for all, or off. "
+        "Answers are restored before the client sees them.",
+    )
+    kinds: list[str] | None = Field(
+        default=None,
+        description="Which kinds to redact (default all): API_KEY, CARD, EMAIL, IBAN, IP, "
+        "PHONE, SSN.",
+    )
+
+    @field_validator("kinds")
+    @classmethod
+    def _known(cls, kinds: list[str] | None) -> list[str] | None:
+        from stackyard.guardrails.pii import KINDS
+
+        for kind in kinds or ():
+            if kind not in KINDS:
+                raise ValueError(f"unknown kind '{kind}' (known: {', '.join(KINDS)})")
+        return kinds
+
+
+class GuardrailsConfig(_Strict):
+    pii: PIIPolicy = PIIPolicy()
+
+
 class StackyardConfig(_Strict):
     server: ServerConfig = ServerConfig()
     models: list[ModelEntry] = Field(default_factory=list)
@@ -273,6 +301,7 @@ class StackyardConfig(_Strict):
     observability: ObservabilityConfig = ObservabilityConfig()
     cache: CacheConfig = CacheConfig()
     alerts: AlertsConfig = AlertsConfig()
+    guardrails: GuardrailsConfig = GuardrailsConfig()
     database_url: str | None = Field(
         default=None,
         description="SQLAlchemy URL; default: SQLite file stackyard.db next to the config.",

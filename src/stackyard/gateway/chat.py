@@ -21,6 +21,8 @@ from stackyard.gateway.providers.base import Body, UpstreamError
 from stackyard.gateway.router import RouteStats
 from stackyard.gateway.service import Gateway
 from stackyard.gateway.wire import validate_chat
+from stackyard.guardrails.redaction import redact_request, restore_response, restore_stream
+from stackyard.guardrails.vault import Vault
 from stackyard.observability.capture import ChunkCapture
 from stackyard.server.http import Request, Response
 from stackyard.server.streaming import EventStream
@@ -80,7 +82,7 @@ async def chat_completions(gateway: Gateway, request: Request) -> Response | Eve
         if parsed.stream:
             return await _stream(gateway, request, body, stats, wants_usage, ticket, stored)
         routed = await gateway.router.run(
-            body["model"], lambda d: d.provider.chat(body), stats=stats
+            body["model"], lambda d: _chat(gateway, d, body, ticket), stats=stats
         )
     except APIError as exc:
         await governance.finish(
@@ -104,6 +106,25 @@ async def chat_completions(gateway: Gateway, request: Request) -> Response | Eve
 
 
 CACHE_MISS = (b"x-stackyard-cache", b"miss")
+
+
+def _pii_vault(gateway: Gateway, deployment: Deployment, ticket: Ticket) -> Vault | None:
+    """A vault when this deployment's requests must leave without PII (the guardrails'
+    policy), else None."""
+    policy = gateway.config.guardrails.pii
+    if policy.redact == "off" or (policy.redact == "external" and not deployment.external):
+        return None
+    if ticket.trace is not None:
+        ticket.trace.root.attributes["stackyard.guardrails.pii"] = "redacted"
+    return Vault(frozenset(policy.kinds) if policy.kinds else None)
+
+
+async def _chat(gateway: Gateway, deployment: Deployment, body: Body, ticket: Ticket) -> Body:
+    vault = _pii_vault(gateway, deployment, ticket)
+    if vault is None:
+        return await deployment.provider.chat(body)
+    result = await deployment.provider.chat(redact_request(body, vault))
+    return restore_response(result, vault)
 
 
 @dataclass(slots=True)
@@ -187,7 +208,12 @@ async def _stream(
             # Always learn the usage (for cost accounting); the client does not see it.
             options = {**(body.get("stream_options") or {}), "include_usage": True}
             upstream_body = {**body, "stream_options": options}
+        vault = _pii_vault(gateway, deployment, ticket)
+        if vault is not None:
+            upstream_body = redact_request(upstream_body, vault)
         chunks = deployment.provider.chat_stream(upstream_body)
+        if vault is not None:
+            chunks = restore_stream(chunks, vault)
         try:
             first = await anext(chunks)
         except StopAsyncIteration:

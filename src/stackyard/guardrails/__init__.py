@@ -1,0 +1,2 @@
+"""Guardrails: today, reversible PII redaction before a request leaves for an external
+provider (injection, secrets, topics and output validation are to come)."""

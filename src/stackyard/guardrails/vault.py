@@ -1,0 +1,73 @@
+"""Placeholders for one request: each value found becomes a typed placeholder (``<EMAIL_1>``),
+the same value always the same one, and the answer is restored before the client sees it. The
+mapping lives in this object only (never logged, never stored)."""
+
+from __future__ import annotations
+
+import re
+
+from stackyard.guardrails.pii import find
+
+PLACEHOLDER = re.compile(r"<([A-Z_]+)_(\d+)>")
+#: The longest placeholder ("<API_KEY_9999>"): how much of a stream's tail may be held back.
+LONGEST = 16
+
+
+class Vault:
+    def __init__(self, kinds: frozenset[str] | None = None) -> None:
+        self.kinds = kinds
+        self._by_value: dict[str, str] = {}
+        self._by_placeholder: dict[str, str] = {}
+        self._counts: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._by_placeholder)
+
+    def redact(self, text: str) -> str:
+        found = find(text, self.kinds)
+        if not found:
+            return text
+        out, last = [], 0
+        for item in found:
+            out.append(text[last : item.start])
+            out.append(self._placeholder(item.kind, item.value))
+            last = item.end
+        out.append(text[last:])
+        return "".join(out)
+
+    def _placeholder(self, kind: str, value: str) -> str:
+        existing = self._by_value.get(value)
+        if existing is not None:
+            return existing
+        self._counts[kind] = self._counts.get(kind, 0) + 1
+        placeholder = f"<{kind}_{self._counts[kind]}>"
+        self._by_value[value] = placeholder
+        self._by_placeholder[placeholder] = value
+        return placeholder
+
+    def restore(self, text: str) -> str:
+        if not self._by_placeholder or "<" not in text:
+            return text
+        return PLACEHOLDER.sub(lambda m: self._by_placeholder.get(m[0], m[0]), text)
+
+
+class StreamRestorer:
+    """Restores placeholders in text that arrives in pieces: a placeholder split across two
+    chunks is held back until it is whole (at most ``LONGEST`` characters)."""
+
+    def __init__(self, vault: Vault) -> None:
+        self.vault = vault
+        self.pending = ""
+
+    def feed(self, piece: str) -> str:
+        text = self.pending + piece
+        cut = text.rfind("<")
+        if cut != -1 and ">" not in text[cut:] and len(text) - cut < LONGEST:
+            self.pending, text = text[cut:], text[:cut]
+        else:
+            self.pending = ""
+        return self.vault.restore(text)
+
+    def flush(self) -> str:
+        rest, self.pending = self.pending, ""
+        return self.vault.restore(rest)

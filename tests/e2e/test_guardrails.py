@@ -1,0 +1,128 @@
+"""PII redaction for external providers through a real gateway: the upstream never sees the
+values, the client gets them back (whole, streamed, in tool calls), and an in-house model gets
+the request as it was."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import openai
+import pytest
+
+from tests.conftest import GatewayProcess
+from tests.fakes.openai_upstream import FakeOpenAI
+
+pytestmark = pytest.mark.e2e
+
+EMAIL = "ada.lovelace@example.org"
+CARD = "4111 1111 1111 1111"
+SECRET_TEXT = f"My email is {EMAIL} and my card is {CARD}."
+
+
+@pytest.fixture(scope="module")
+def gateway(fake_openai: FakeOpenAI, gateway_factory: Any) -> GatewayProcess:
+    gw: GatewayProcess = gateway_factory(
+        {
+            "models": [
+                {
+                    "name": "outside",
+                    "provider": "openai-compatible",
+                    "api_base": fake_openai.base_url("pii-outside"),
+                    "external": True,
+                },
+                {
+                    "name": "inside",
+                    "provider": "openai-compatible",
+                    "api_base": fake_openai.base_url("pii-inside"),
+                },
+            ],
+            "guardrails": {"pii": {"redact": "external"}},
+        }
+    )
+    return gw
+
+
+def sdk(gateway: GatewayProcess) -> openai.OpenAI:
+    return openai.OpenAI(
+        base_url=gateway.base_url, api_key="unused", max_retries=0, _strict_response_validation=True
+    )
+
+
+def seen_upstream(fake: FakeOpenAI, deployment: str) -> str:
+    return str(fake.requests_for(deployment)[-1].body)
+
+
+def test_an_external_provider_sees_placeholders_and_the_client_the_values(
+    gateway: GatewayProcess, fake_openai: FakeOpenAI
+) -> None:
+    with sdk(gateway) as client:
+        reply = client.chat.completions.create(
+            model="outside", messages=[{"role": "user", "content": SECRET_TEXT}]
+        )
+    upstream = seen_upstream(fake_openai, "pii-outside")
+    assert EMAIL not in upstream
+    assert "4111" not in upstream
+    assert "<EMAIL_1>" in upstream
+    assert "<CARD_1>" in upstream
+    assert reply.choices[0].message.content == f"[pii-outside] echo: {SECRET_TEXT}"
+
+
+def test_a_stream_is_restored(gateway: GatewayProcess, fake_openai: FakeOpenAI) -> None:
+    with sdk(gateway) as client:
+        stream = client.chat.completions.create(
+            model="outside", messages=[{"role": "user", "content": SECRET_TEXT}], stream=True
+        )
+        text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert EMAIL not in seen_upstream(fake_openai, "pii-outside")
+    assert text == f"[pii-outside] echo: {SECRET_TEXT}"
+
+
+def test_tool_calls_and_tool_messages_round_trip(
+    gateway: GatewayProcess, fake_openai: FakeOpenAI
+) -> None:
+    tools: Any = [
+        {
+            "type": "function",
+            "function": {
+                "name": "send_mail",
+                "parameters": {
+                    "type": "object",
+                    "properties": {"to": {"type": "string"}},
+                    "required": ["to"],
+                },
+            },
+        }
+    ]
+    messages: Any = [
+        {"role": "user", "content": f"Please call a tool to mail {EMAIL}"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "send_mail", "arguments": f'{{"to": "{EMAIL}"}}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": f"sent to {EMAIL}"},
+        {"role": "user", "content": f"Please call a tool again for {EMAIL}"},
+    ]
+    with sdk(gateway) as client:
+        reply = client.chat.completions.create(
+            model="outside", messages=messages, tools=tools, tool_choice="required"
+        )
+    assert EMAIL not in seen_upstream(fake_openai, "pii-outside")
+    [call] = reply.choices[0].message.tool_calls or []
+    assert EMAIL in call.function.arguments  # type: ignore[union-attr]
+
+
+def test_an_inside_model_gets_the_request_unchanged(
+    gateway: GatewayProcess, fake_openai: FakeOpenAI
+) -> None:
+    with sdk(gateway) as client:
+        client.chat.completions.create(
+            model="inside", messages=[{"role": "user", "content": SECRET_TEXT}]
+        )
+    assert EMAIL in seen_upstream(fake_openai, "pii-inside")

@@ -1,0 +1,44 @@
+"""The recognisers, on planted values and on look-alikes that are not PII."""
+
+from __future__ import annotations
+
+import pytest
+
+from stackyard.guardrails.pii import find
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "value"),
+    [
+        ("write to ada@example.org", "EMAIL", "ada@example.org"),
+        ("IBAN GB82 WEST 1234 5698 7654 32 please", "IBAN", "GB82 WEST 1234 5698 7654 32"),
+        ("IBAN DE89370400440532013000.", "IBAN", "DE89370400440532013000"),
+        ("card 4111 1111 1111 1111", "CARD", "4111 1111 1111 1111"),
+        ("SSN 123-45-6789", "SSN", "123-45-6789"),
+        ("from 192.168.1.20 today", "IP", "192.168.1.20"),
+        ("host 2001:db8:85a3::8a2e:370:7334", "IP", "2001:db8:85a3::8a2e:370:7334"),
+        ("call +44 20 7946 0958", "PHONE", "+44 20 7946 0958"),
+        ("key sk-proj-abcdefghijklmnopqrstuv", "API_KEY", "sk-proj-abcdefghijklmnopqrstuv"),
+    ],
+)
+def test_planted_values_are_found(text: str, kind: str, value: str) -> None:
+    assert [(f.kind, f.value) for f in find(text)] == [(kind, value)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "IBAN GB82 WEST 1234 5698 7654 33",  # a wrong check digit
+        "SSN 000-12-3456 and 666-12-3456",  # never issued
+        "version 999.1.1.1",  # no such address
+        "card 4111 1111 1111 1112",  # fails Luhn
+        "in 2024 we sold 12 units",
+    ],
+)
+def test_look_alikes_are_not(text: str) -> None:
+    assert [f for f in find(text) if f.kind != "PHONE"] == []
+
+
+def test_kinds_can_be_chosen() -> None:
+    text = "ada@example.org from 10.0.0.1"
+    assert [f.kind for f in find(text, frozenset({"IP"}))] == ["IP"]
