@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from stackyard.observability.redact import Redactor, luhn
+from stackyard.guardrails.pii import luhn
+from stackyard.observability.redact import Redactor
 
 
 @pytest.mark.parametrize(
@@ -70,3 +71,8 @@ def test_operator_patterns_and_pii_off() -> None:
         "order [REDACTED] for bob@example.com"
     )
     assert not Redactor(pii=False).active
+
+
+def test_the_guardrails_recognisers_are_reused() -> None:
+    text = "IBAN GB82 WEST 1234 5698 7654 32, SSN 123-45-6789, from 192.168.1.20 and ::1"
+    assert Redactor().text(text) == "IBAN [IBAN], SSN [SSN], from [IP] and [IP]"

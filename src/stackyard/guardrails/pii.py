@@ -9,7 +9,32 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from stackyard.observability.redact import API_KEY, CARD, EMAIL, PHONE, luhn
+EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
+API_KEY = re.compile(
+    r"\b(?:sk-(?:ant-|proj-|sy-)?[A-Za-z0-9_-]{16,}"
+    r"|AKIA[0-9A-Z]{16}"
+    r"|gh[pousr]_[A-Za-z0-9]{36,}"
+    r"|xox[abprs]-[A-Za-z0-9-]{10,}"
+    r"|AIza[0-9A-Za-z_-]{35})"
+    r"|(?i:bearer)\s+[A-Za-z0-9._~+/-]{16,}=*"
+)
+PHONE = re.compile(
+    r"(?<![\w+])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,4}\)[\s.-]?)?\d{2,4}[\s.-]\d{3,4}(?:[\s.-]\d{2,4})?"
+    r"(?![\w])|(?<![\w+])\+\d{8,15}(?!\w)"
+)
+
+
+def luhn(digits: str) -> bool:
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = int(char)
+        if index % 2:
+            value *= 2
+            if value > 9:
+                value -= 9
+        total += value
+    return total % 10 == 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +51,7 @@ IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])")
 IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
 
 
-def _iban_ok(text: str) -> bool:
+def iban_ok(text: str) -> bool:
     compact = text.replace(" ", "")
     if not 15 <= len(compact) <= 34:
         return False
@@ -40,7 +65,7 @@ def _card_ok(text: str) -> bool:
     return 13 <= len(digits) <= 19 and luhn(digits)
 
 
-def _ip_ok(text: str) -> bool:
+def ip_ok(text: str) -> bool:
     try:
         ipaddress.ip_address(text)
     except ValueError:
@@ -55,11 +80,11 @@ def _phone_ok(text: str) -> bool:
 RECOGNISERS: list[tuple[str, re.Pattern[str], Callable[[str], bool] | None]] = [
     ("API_KEY", API_KEY, None),
     ("EMAIL", EMAIL, None),
-    ("IBAN", IBAN, _iban_ok),
+    ("IBAN", IBAN, iban_ok),
     ("CARD", CARD, _card_ok),
     ("SSN", SSN, None),
-    ("IP", IPV4, _ip_ok),
-    ("IP", IPV6, _ip_ok),
+    ("IP", IPV4, ip_ok),
+    ("IP", IPV6, ip_ok),
     ("PHONE", PHONE, _phone_ok),
 ]
 KINDS = sorted({kind for kind, _, _ in RECOGNISERS})

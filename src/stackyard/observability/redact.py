@@ -1,28 +1,27 @@
-"""Redaction of stored request logs: emails, phone numbers, card numbers (Luhn-checked) and API
-keys, plus the operator's own patterns. Applied to string values only (never to JSON keys or
+"""Redaction of stored request logs, with the guardrails' recognisers: emails, phone numbers,
+card numbers (Luhn-checked), IBANs, US social security numbers, IP addresses and API keys,
+plus the operator's own patterns. Applied to string values only (never to JSON keys or
 structure), in the writer's thread, off the request path."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
-CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
-API_KEY = re.compile(
-    r"\b(?:sk-(?:ant-|proj-|sy-)?[A-Za-z0-9_-]{16,}"
-    r"|AKIA[0-9A-Z]{16}"
-    r"|gh[pousr]_[A-Za-z0-9]{36,}"
-    r"|xox[abprs]-[A-Za-z0-9-]{10,}"
-    r"|AIza[0-9A-Za-z_-]{35})"
-    r"|(?i:bearer)\s+[A-Za-z0-9._~+/-]{16,}=*"
+from stackyard.guardrails.pii import (
+    API_KEY,
+    CARD,
+    EMAIL,
+    IBAN,
+    IPV4,
+    IPV6,
+    PHONE,
+    SSN,
+    iban_ok,
+    ip_ok,
+    luhn,
 )
-PHONE = re.compile(
-    r"(?<![\w+])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,4}\)[\s.-]?)?\d{2,4}[\s.-]\d{3,4}(?:[\s.-]\d{2,4})?"
-    r"(?![\w])|(?<![\w+])\+\d{8,15}(?!\w)"
-)
-
 
 #: Cheap tests that a string may hold a match at all (most strings hold none, and the full
 #: patterns cost several microseconds for every hundred characters they scan).
@@ -43,16 +42,11 @@ def _may_hold_key(value: str) -> bool:
     )
 
 
-def luhn(digits: str) -> bool:
-    total = 0
-    for index, char in enumerate(reversed(digits)):
-        value = int(char)
-        if index % 2:
-            value *= 2
-            if value > 9:
-                value -= 9
-        total += value
-    return total % 10 == 0
+def _checked(token: str, valid: Callable[[str], bool]) -> Callable[[re.Match[str]], str]:
+    def replace(match: re.Match[str]) -> str:
+        return token if valid(match[0]) else match[0]
+
+    return replace
 
 
 def _card(match: re.Match[str]) -> str:
@@ -82,8 +76,13 @@ class Redactor:
             if "@" in value:
                 value = EMAIL.sub("[EMAIL]", value)
             if DIGIT_RUN.search(value):
+                value = IBAN.sub(_checked("[IBAN]", iban_ok), value)
                 value = CARD.sub(_card, value)
+                value = SSN.sub("[SSN]", value)
                 value = PHONE.sub(_phone, value)
+            if value.count(".") >= 3 or "::" in value or value.count(":") >= 4:
+                value = IPV4.sub(_checked("[IP]", ip_ok), value)
+                value = IPV6.sub(_checked("[IP]", ip_ok), value)
         return value
 
     def value(self, value: Any) -> Any:
