@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
-CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
+CARD = re.compile(r"(?<![\d+-])\d(?:[ -]?\d){11,18}(?![\d-])")  # 12 (Maestro) to 19 digits
 API_KEY = re.compile(
     r"\b(?:sk-(?:ant-|proj-|sy-)?[A-Za-z0-9_-]{16,}"
     r"|AKIA[0-9A-Z]{16}"
@@ -20,8 +20,9 @@ API_KEY = re.compile(
     r"|(?i:bearer)\s+[A-Za-z0-9._~+/-]{16,}=*"
 )
 PHONE = re.compile(
-    r"(?<![\w+])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,4}\)[\s.-]?)?\d{2,4}[\s.-]\d{3,4}(?:[\s.-]\d{2,4})?"
-    r"(?![\w])|(?<![\w+])\+\d{8,15}(?!\w)"
+    r"(?<![\w+])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,4}\)[\s.-]?)?\d{2,5}(?:[\s.-]\d{2,5}){1,4}"
+    r"(?:\s?(?:x|ext\.?)\s?\d{1,5})?(?!\w)"
+    r"|(?<![\w+])\+?\d{9,15}(?!\w)"
 )
 
 
@@ -45,14 +46,14 @@ class Found:
     value: str
 
 
-IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b")
+IBAN = re.compile(r"\b[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]{4}){2,7}(?: ?[A-Za-z0-9]{1,3})?\b")
 SSN = re.compile(r"(?<![\d-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\d-])")
 IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])")
 IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
 
 
 def iban_ok(text: str) -> bool:
-    compact = text.replace(" ", "")
+    compact = text.replace(" ", "").upper()
     if not 15 <= len(compact) <= 34:
         return False
     moved = compact[4:] + compact[:4]
@@ -62,7 +63,7 @@ def iban_ok(text: str) -> bool:
 
 def _card_ok(text: str) -> bool:
     digits = re.sub(r"\D", "", text)
-    return 13 <= len(digits) <= 19 and luhn(digits)
+    return 12 <= len(digits) <= 19 and luhn(digits)
 
 
 def ip_ok(text: str) -> bool:
@@ -74,7 +75,7 @@ def ip_ok(text: str) -> bool:
 
 
 def _phone_ok(text: str) -> bool:
-    return sum(c.isdigit() for c in text) >= 7
+    return 8 <= sum(c.isdigit() for c in text) <= 15
 
 
 RECOGNISERS: list[tuple[str, re.Pattern[str], Callable[[str], bool] | None]] = [

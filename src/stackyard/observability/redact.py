@@ -51,11 +51,11 @@ def _checked(token: str, valid: Callable[[str], bool]) -> Callable[[re.Match[str
 
 def _card(match: re.Match[str]) -> str:
     digits = "".join(c for c in match[0] if c.isdigit())
-    return "[CARD]" if 13 <= len(digits) <= 19 and luhn(digits) else match[0]
+    return "[CARD]" if 12 <= len(digits) <= 19 and luhn(digits) else match[0]
 
 
 def _phone(match: re.Match[str]) -> str:
-    return "[PHONE]" if sum(c.isdigit() for c in match[0]) >= 7 else match[0]
+    return "[PHONE]" if 8 <= sum(c.isdigit() for c in match[0]) <= 15 else match[0]
 
 
 class Redactor:
