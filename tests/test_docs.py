@@ -20,6 +20,7 @@ from stackyard.config.schema import (
     OTLPConfig,
     PIIPolicy,
     RouterConfig,
+    SecretsPolicy,
     ServerConfig,
 )
 from stackyard.gateway.providers import registry
@@ -41,6 +42,7 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
         AlertsConfig,
         GuardrailsConfig,
         PIIPolicy,
+        SecretsPolicy,
     ],
 )
 def test_every_config_field_is_documented(section: type[BaseModel]) -> None:

@@ -126,3 +126,42 @@ def test_an_inside_model_gets_the_request_unchanged(
             model="inside", messages=[{"role": "user", "content": SECRET_TEXT}]
         )
     assert EMAIL in seen_upstream(fake_openai, "pii-inside")
+
+
+@pytest.fixture(scope="module")
+def strict(fake_openai: FakeOpenAI, gateway_factory: Any) -> GatewayProcess:
+    gw: GatewayProcess = gateway_factory(
+        {
+            "models": [
+                {
+                    "name": "m",
+                    "provider": "openai-compatible",
+                    "api_base": fake_openai.base_url("secrets-strict"),
+                }
+            ],
+            "guardrails": {"secrets": {"action": "block"}},
+        }
+    )
+    return gw
+
+
+def test_a_request_carrying_a_secret_is_refused_and_never_sent(
+    strict: GatewayProcess, fake_openai: FakeOpenAI
+) -> None:
+    before = len(fake_openai.requests_for("secrets-strict"))
+    leaked = "connect with postgresql://admin:hunter22@db.internal:5432/app please"
+    with sdk(strict) as client, pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(
+            model="m",
+            messages=[
+                {"role": "system", "content": "Help."},
+                {"role": "user", "content": leaked},
+            ],
+        )
+    assert info.value.body["code"] == "secret_detected"  # type: ignore[index]
+    assert info.value.body["param"] == "messages[1].content"  # type: ignore[index]
+    assert "connection_string_password" in info.value.message
+    assert len(fake_openai.requests_for("secrets-strict")) == before
+    with sdk(strict) as client:  # a clean request still goes through
+        client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+    assert len(fake_openai.requests_for("secrets-strict")) == before + 1

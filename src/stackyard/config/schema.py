@@ -289,8 +289,18 @@ class PIIPolicy(_Strict):
         return kinds
 
 
+class SecretsPolicy(_Strict):
+    action: Literal["off", "block", "redact"] = Field(
+        default="off",
+        description="A chat request carrying a secret (API key, private key, JWT, cloud "
+        "credential, password in a connection string): block it (a 400 naming the detector), "
+        "send it with the secret replaced by [SECRET], or off.",
+    )
+
+
 class GuardrailsConfig(_Strict):
     pii: PIIPolicy = PIIPolicy()
+    secrets: SecretsPolicy = SecretsPolicy()
 
 
 class StackyardConfig(_Strict):

@@ -22,6 +22,7 @@ from stackyard.gateway.router import RouteStats
 from stackyard.gateway.service import Gateway
 from stackyard.gateway.wire import validate_chat
 from stackyard.guardrails.redaction import redact_request, restore_response, restore_stream
+from stackyard.guardrails.secrets import mask_request, scan_request
 from stackyard.guardrails.vault import Vault
 from stackyard.observability.capture import ChunkCapture
 from stackyard.server.http import Request, Response
@@ -65,6 +66,7 @@ async def chat_completions(gateway: Gateway, request: Request) -> Response | Eve
     wants_usage = bool(options and options.include_usage)
     stored: Stored | None = None
     try:
+        body = _check_secrets(gateway, body, ticket)
         cache = gateway.cache
         control = cache.control(request, cache_spec, ticket.principal) if cache else None
         if cache is not None and control is not None:
@@ -106,6 +108,32 @@ async def chat_completions(gateway: Gateway, request: Request) -> Response | Eve
 
 
 CACHE_MISS = (b"x-stackyard-cache", b"miss")
+
+
+def _check_secrets(gateway: Gateway, body: Body, ticket: Ticket) -> Body:
+    """Refuse, or mask, a request carrying a secret (the guardrails' secrets policy)."""
+    action = gateway.config.guardrails.secrets.action
+    if action == "off":
+        return body
+    found = scan_request(body)
+    if not found:
+        return body
+    if ticket.trace is not None:
+        ticket.trace.root.attributes["stackyard.guardrails.secrets"] = sorted(
+            {s.detector for s in found}
+        )
+    if action == "redact":
+        return mask_request(body)
+    first = found[0]
+    raise APIError(
+        400,
+        f"The request carries a secret ({first.detector}) in {first.where}, characters "
+        f"{first.start}-{first.end}; it was not sent. Remove it, or ask an administrator "
+        "about guardrails.secrets.",
+        type="invalid_request_error",
+        param=first.where,
+        code="secret_detected",
+    )
 
 
 def _pii_vault(gateway: Gateway, deployment: Deployment, ticket: Ticket) -> Vault | None:

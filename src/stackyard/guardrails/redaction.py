@@ -3,7 +3,7 @@ its answer: in message text, in tool messages and in tool-call arguments, whole 
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 from stackyard.guardrails.vault import StreamRestorer, Vault
@@ -11,12 +11,30 @@ from stackyard.guardrails.vault import StreamRestorer, Vault
 Body = dict[str, Any]
 
 
-def _content(value: Any, vault: Vault) -> Any:
+def change_texts(body: Body, change: Callable[[str], str]) -> Body:
+    """A copy of a chat request with ``change`` applied to every message's text, every tool
+    result and every tool call's arguments."""
+    messages = []
+    for message in body.get("messages") or ():
+        if not isinstance(message, dict):
+            messages.append(message)
+            continue
+        copy = dict(message)
+        if "content" in copy:
+            copy["content"] = _content(copy["content"], change)
+        calls = copy.get("tool_calls")
+        if isinstance(calls, list):
+            copy["tool_calls"] = [_call(call, change) for call in calls]
+        messages.append(copy)
+    return {**body, "messages": messages}
+
+
+def _content(value: Any, change: Callable[[str], str]) -> Any:
     if isinstance(value, str):
-        return vault.redact(value)
+        return change(value)
     if isinstance(value, list):
         return [
-            {**part, "text": vault.redact(part["text"])}
+            {**part, "text": change(part["text"])}
             if isinstance(part, dict) and isinstance(part.get("text"), str)
             else part
             for part in value
@@ -27,22 +45,10 @@ def _content(value: Any, vault: Vault) -> Any:
 def redact_request(body: Body, vault: Vault) -> Body:
     """A copy of ``body`` with every message's text, every tool result and every tool call's
     arguments redacted."""
-    messages = []
-    for message in body.get("messages") or ():
-        if not isinstance(message, dict):
-            messages.append(message)
-            continue
-        copy = dict(message)
-        if "content" in copy:
-            copy["content"] = _content(copy["content"], vault)
-        calls = copy.get("tool_calls")
-        if isinstance(calls, list):
-            copy["tool_calls"] = [_call(call, vault.redact) for call in calls]
-        messages.append(copy)
-    return {**body, "messages": messages}
+    return change_texts(body, vault.redact)
 
 
-def _call(call: Any, change: Any) -> Any:
+def _call(call: Any, change: Callable[[str], str]) -> Any:
     if not isinstance(call, dict) or not isinstance(call.get("function"), dict):
         return call
     function = call["function"]
