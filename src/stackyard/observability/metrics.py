@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
@@ -32,7 +33,7 @@ def _number(value: float) -> str:
     return repr(float(value)) if not float(value).is_integer() else str(int(value))
 
 
-class Metric:
+class Metric(ABC):
     kind = ""
 
     def __init__(self, name: str, help: str, labels: Sequence[str] = ()) -> None:
@@ -40,8 +41,9 @@ class Metric:
         self.help = help
         self.label_names = tuple(labels)
 
+    @abstractmethod
     def samples(self) -> Iterable[str]:
-        raise NotImplementedError
+        """The metric's lines, one per label set, in the text exposition format."""
 
     def render(self) -> str:
         head = f"# HELP {self.name} {self.help}\n# TYPE {self.name} {self.kind}\n"
