@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import urllib.parse
+from dataclasses import replace
 from typing import Any
 
 from stackyard.auth.admission import Governance
@@ -161,17 +162,11 @@ class TracesAPI:
             )
         f = _filter(params, scope)
         if f.since is None:
-            f = _replace_since(f, parse_since("24h"))
+            f = replace(f, since=parse_since("24h"))
         rows = await asyncio.to_thread(
             query.aggregate, self.db, f, group_by=group_by, bucket=bucket
         )
         return Response.json({"object": "list", "data": rows})
-
-
-def _replace_since(f: query.TraceFilter, since: dt.datetime) -> query.TraceFilter:
-    from dataclasses import replace
-
-    return replace(f, since=since)
 
 
 def _params(request: Request) -> dict[str, str]:

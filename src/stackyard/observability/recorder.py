@@ -13,7 +13,7 @@ from stackyard.config.schema import ObservabilityConfig
 from stackyard.errors import APIError
 from stackyard.observability import semconv
 from stackyard.observability.context import client_context
-from stackyard.observability.metrics import GatewayMetrics
+from stackyard.observability.metrics import Counter, GatewayMetrics
 from stackyard.observability.spans import CLIENT, SERVER, RequestTrace, Span, new_span_id
 from stackyard.observability.spans import new_trace_id as _new_trace_id
 from stackyard.observability.writer import Finished
@@ -52,8 +52,6 @@ class Recorder:
         self.rng = rng or random.Random()
         self.key_requests = None
         if self.config.metrics_key_labels:
-            from stackyard.observability.metrics import Counter
-
             self.key_requests = Counter(
                 "stackyard_key_requests_total", "Requests answered, by key.", ("key", "status")
             )
