@@ -121,6 +121,22 @@ def postgres_database() -> Iterator[str]:
         engine.dispose()
 
 
+def fresh_redis(url: str) -> None:
+    """Empty the Redis database at ``url`` for a test; skip when Redis is not reachable,
+    except under CI, where it fails."""
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=5)
+    try:
+        client.flushdb()
+    except redis.RedisError as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"Redis is needed under CI: {exc}")
+        pytest.skip(f"Redis is not reachable: {exc}")
+    finally:
+        client.close()
+
+
 def require_local_models() -> None:
     """Skip when the in-process models are not installed; under CI that is a failure."""
     from stackyard.config.defaults import missing_local_packages

@@ -13,23 +13,14 @@ from stackyard.auth.budgets import Overspend
 from stackyard.auth.leases import LeasedCounters, LeaseReservation
 from stackyard.auth.limits import Refusal
 from stackyard.auth.principal import Budget, Limit
+from tests.conftest import fresh_redis
 
 REDIS_URL = os.environ.get("STACKYARD_TEST_REDIS_LEASES", "redis://127.0.0.1:6379/12")
 
 
 @pytest.fixture
-async def redis_ready() -> None:
-    import redis.asyncio as aioredis
-
-    client = aioredis.from_url(REDIS_URL)
-    try:
-        await client.flushdb()
-    except Exception as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"Redis is needed under CI: {exc}")
-        pytest.skip(f"Redis is not reachable: {exc}")
-    finally:
-        await client.aclose()
+def redis_ready() -> None:
+    fresh_redis(REDIS_URL)
 
 
 async def test_two_instances_never_admit_past_a_limit(redis_ready: None) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from stackyard.cache.backends import Backend, MemoryBackend, RedisBackend
 from stackyard.cache.entry import Entry
+from tests.conftest import fresh_redis
 
 REDIS = os.environ.get("STACKYARD_TEST_REDIS", "redis://127.0.0.1:6379/11")
 
@@ -38,17 +39,7 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
         yield memory
         await memory.aclose()
         return
-    import redis.asyncio as aioredis
-
-    probe = aioredis.Redis.from_url(REDIS)
-    try:
-        await probe.flushdb()
-    except Exception as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"Redis is needed under CI: {exc}")
-        pytest.skip(f"Redis is not reachable: {exc}")
-    finally:
-        await probe.aclose(close_connection_pool=True)
+    fresh_redis(REDIS)
     shared = RedisBackend(REDIS)
     yield shared
     await shared.aclose()

@@ -12,7 +12,7 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import GatewayProcess
+from tests.conftest import GatewayProcess, fresh_redis
 from tests.fakes.openai_upstream import FakeOpenAI
 
 pytestmark = pytest.mark.e2e
@@ -211,17 +211,7 @@ def test_ttl_namespaces_and_eviction(gateway: GatewayProcess) -> None:
 def test_two_instances_share_the_redis_backend(
     fake_openai: FakeOpenAI, gateway_factory: Any
 ) -> None:
-    import redis
-
-    client = redis.Redis.from_url(REDIS)
-    try:
-        client.flushdb()
-    except redis.ConnectionError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"Redis is needed under CI: {exc}")
-        pytest.skip(f"Redis is not reachable: {exc}")
-    finally:
-        client.close()
+    fresh_redis(REDIS)
     shared = config(fake_openai, "cache-shared", backend="redis")
     shared["redis_url"] = REDIS
     first, second = gateway_factory(shared), gateway_factory(shared)

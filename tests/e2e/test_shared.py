@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import GatewayProcess
+from tests.conftest import GatewayProcess, fresh_redis
 from tests.fakes.openai_upstream import FakeOpenAI
 
 pytestmark = pytest.mark.e2e
@@ -21,24 +21,11 @@ REDIS_URL = os.environ.get("STACKYARD_TEST_REDIS", "redis://127.0.0.1:6379/15")
 USER = [{"role": "user", "content": "Hello there"}]
 
 
-def fresh_redis() -> None:
-    import redis
-
-    try:
-        client = redis.Redis.from_url(REDIS_URL)
-        client.flushdb()
-        client.close()
-    except Exception as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"Redis is needed under CI: {exc}")
-        pytest.skip(f"Redis is not reachable: {exc}")
-
-
 @pytest.fixture(scope="module")
 def pair(
     fake_openai: FakeOpenAI, gateway_factory: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[GatewayProcess, GatewayProcess]:
-    fresh_redis()
+    fresh_redis(REDIS_URL)
     database = tmp_path_factory.mktemp("shared") / "stackyard.db"
     config = {
         "models": [
@@ -147,7 +134,7 @@ def test_change_notifications_beat_the_poll(
     fake_openai: FakeOpenAI, gateway_factory: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     """With a 30 s poll, only Redis pub/sub can make a revocation felt within a second."""
-    fresh_redis()
+    fresh_redis(REDIS_URL)
     database = tmp_path_factory.mktemp("notify") / "stackyard.db"
     config = {
         "models": [
