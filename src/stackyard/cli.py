@@ -203,6 +203,16 @@ def _changed(config_path: str | None) -> None:
     publish_change(loaded.redis_url or os.environ.get("STACKYARD_REDIS_URL"))
 
 
+def since_value(value: str, option: str) -> dt.datetime:
+    """A ``--since``-like option's value (7d, 24h, 30m or a date), or a usage error."""
+    from stackyard.server.admin import parse_since
+
+    try:
+        return parse_since(value)
+    except Exception as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from None
+
+
 def _models(value: str | None) -> list[str] | None:
     return [m.strip() for m in value.split(",") if m.strip()] if value else None
 
@@ -410,12 +420,7 @@ def keys_revoke(key_id: str, config_path: str | None) -> None:
 @config_option
 def spend(by: str, since: str, config_path: str | None) -> None:
     """Spend per team, key or model, most expensive first."""
-    from stackyard.server.admin import parse_since
-
-    try:
-        start = parse_since(since)
-    except Exception as exc:
-        raise click.BadParameter(str(exc), param_hint="--since") from None
+    start = since_value(since, "--since")
     rows = admin.spend(_store(config_path), by=by, since=start)
     if not rows:
         click.echo(f"no requests since {start:%Y-%m-%d %H:%M} UTC")

@@ -236,9 +236,8 @@ def from_traces(
     """Write a JSONL dataset from stored traces (with bodies): each answered request becomes
     an item, its prompt variables (or last user message) the input and its answer the
     expected output, to review and correct before use."""
-    from stackyard.cli import _store
+    from stackyard.cli import _store, since_value
     from stackyard.evals.traces import items_from_traces
-    from stackyard.observability.cli import _since
 
     if prompt_name is None and model is None:
         raise click.UsageError("name a --prompt or a --model")
@@ -247,7 +246,7 @@ def from_traces(
         prompt_name=prompt_name,
         prompt_version=prompt_version,
         model=model,
-        since=_since(since, "--since"),
+        since=since_value(since, "--since"),
         limit=limit,
     )
     if not items:

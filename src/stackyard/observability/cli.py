@@ -28,17 +28,6 @@ LIST_COLUMNS = [
 ]
 
 
-def _since(value: str | None, option: str) -> dt.datetime | None:
-    from stackyard.server.admin import parse_since
-
-    if value is None:
-        return None
-    try:
-        return parse_since(value)
-    except Exception as exc:
-        raise click.BadParameter(str(exc), param_hint=option) from None
-
-
 def _row(trace: dict[str, Any]) -> dict[str, Any]:
     started = dt.datetime.fromisoformat(trace["started_at"])
     return {
@@ -106,10 +95,10 @@ def list_command(
     since: str, limit: int, as_json: bool, config_path: str | None, **options: Any
 ) -> None:
     """The latest traces, newest first."""
-    from stackyard.cli import _store, _table
+    from stackyard.cli import _store, _table, since_value
 
     found = query.list_traces(
-        _store(config_path), _filter(_since(since, "--since"), **options), limit=limit
+        _store(config_path), _filter(since_value(since, "--since"), **options), limit=limit
     )
     if as_json:
         for trace in found["data"]:
