@@ -303,6 +303,45 @@ class GuardrailsConfig(_Strict):
     secrets: SecretsPolicy = SecretsPolicy()
 
 
+class VectorStoreConfig(_Strict):
+    kind: Literal["embedded", "pgvector"] = Field(
+        default="embedded",
+        description="embedded: SQLite plus in-process HNSW and BM25 indexes; pgvector: "
+        "PostgreSQL with pgvector 0.8 or later (needs url).",
+    )
+    path: str | None = Field(
+        default=None,
+        description="embedded: the SQLite file (default: rag.db next to the config).",
+    )
+    url: str | None = Field(default=None, description="pgvector: the PostgreSQL URL.")
+
+    @model_validator(mode="after")
+    def _url(self) -> VectorStoreConfig:
+        if self.kind == "pgvector" and not self.url:
+            raise ValueError("a pgvector store needs url")
+        return self
+
+
+class RagConfig(_Strict):
+    stores: dict[str, VectorStoreConfig] = Field(
+        default_factory=lambda: {"default": VectorStoreConfig()},
+        description="Vector stores by name; a collection names one (default: 'default').",
+    )
+    embedding_model: str | None = Field(
+        default=None,
+        description="The embedding model of new collections that name none (default: the "
+        "first model that does embeddings).",
+    )
+    top_k: Annotated[int, Field(ge=1, le=50)] = Field(
+        default=5, description="Passages a RAG chat request gets when it says nothing."
+    )
+    context_template: str | None = Field(
+        default=None,
+        description="The system message that carries the passages in a RAG chat request; "
+        "{passages} marks where they go (default: answer from the passages, cite them as [n]).",
+    )
+
+
 class StackyardConfig(_Strict):
     server: ServerConfig = ServerConfig()
     models: list[ModelEntry] = Field(default_factory=list)
@@ -312,6 +351,7 @@ class StackyardConfig(_Strict):
     cache: CacheConfig = CacheConfig()
     alerts: AlertsConfig = AlertsConfig()
     guardrails: GuardrailsConfig = GuardrailsConfig()
+    rag: RagConfig = RagConfig()
     database_url: str | None = Field(
         default=None,
         description="SQLAlchemy URL; default: SQLite file stackyard.db next to the config.",

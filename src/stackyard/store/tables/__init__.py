@@ -3,12 +3,14 @@
 from stackyard.store.tables.base import Base
 from stackyard.store.tables.keys import VirtualKey
 from stackyard.store.tables.prompts import Prompt, PromptAudit, PromptLabel, PromptVersion
+from stackyard.store.tables.rag import CollectionRecord
 from stackyard.store.tables.spend import SpendRecord
 from stackyard.store.tables.tenancy import Team, User
 from stackyard.store.tables.traces import ScoreRecord, TraceRecord
 
 __all__ = [
     "Base",
+    "CollectionRecord",
     "Prompt",
     "PromptAudit",
     "PromptLabel",

@@ -1,0 +1,197 @@
+"""Collections: named sets of documents with their own embedding model, chunking, vector
+store and sources. The registry lives in the main database; the server serves it from a
+snapshot reloaded on change notifications."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import threading
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from sqlalchemy import func, select
+
+from stackyard.store.db import Database
+from stackyard.store.tables.base import new_id
+from stackyard.store.tables.rag import CollectionRecord
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+class RagError(Exception):
+    def __init__(self, status: int, message: str, *, code: str, param: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.param = param
+
+
+class SourceSpec(BaseModel):
+    """A folder (or one file) whose files are the collection's documents."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: Annotated[str, Field(min_length=1)]
+    glob: str = Field(default="**/*", description="Which files under the folder.")
+    text_field: str = Field(default="text", description="CSV and JSONL: the text's field.")
+    id_field: str | None = Field(default=None, description="CSV and JSONL: a row's id field.")
+
+
+class CollectionSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    embedding_model: Annotated[str, Field(min_length=1)]
+    chunk_size: Annotated[int, Field(ge=16, le=8192)] = 200
+    chunk_overlap: Annotated[int, Field(ge=0)] = 40
+    store: str = "default"
+    sources: list[SourceSpec] = Field(default_factory=list)
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _overlap(self) -> CollectionSettings:
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError("chunk_overlap must be smaller than chunk_size")
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class Collection:
+    id: str
+    name: str
+    team_id: str | None
+    settings: CollectionSettings
+    active_index: str | None
+    building_index: str | None
+    last_sync: dict[str, Any] | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "object": "collection",
+            "id": self.id,
+            "name": self.name,
+            "team_id": self.team_id,
+            **self.settings.model_dump(),
+            "active_index": self.active_index,
+            "building_index": self.building_index,
+            "last_sync": self.last_sync,
+            "created_at": int(self.created_at.timestamp()),
+            "updated_at": int(self.updated_at.timestamp()),
+        }
+
+
+def settings_from(
+    body: dict[str, Any], base: CollectionSettings | None = None
+) -> CollectionSettings:
+    merged = {**(base.model_dump() if base else {}), **body}
+    try:
+        return CollectionSettings.model_validate(merged)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or None
+        message = first["msg"].removeprefix("Value error, ")
+        raise RagError(
+            400,
+            f"{where}: {message}" if where else message,
+            code="invalid_collection",
+            param=where,
+        ) from None
+
+
+def _collection(record: CollectionRecord) -> Collection:
+    return Collection(
+        record.id,
+        record.name,
+        record.team_id,
+        CollectionSettings.model_validate(record.settings),
+        record.active_index,
+        record.building_index,
+        record.last_sync,
+        record.created_at,
+        record.updated_at,
+    )
+
+
+class Collections:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.by_name: dict[str, Collection] = {}
+        self._version: tuple[object, ...] | None = None
+        self._lock = threading.Lock()
+
+    def load(self) -> bool:
+        """Reload the snapshot if anything changed; return whether it did."""
+        with self._lock, self.db.session() as session:
+            version = tuple(
+                session.execute(select(func.count(), func.max(CollectionRecord.updated_at))).one()
+            )
+            if version == self._version:
+                return False
+            records = session.scalars(select(CollectionRecord)).all()
+            self.by_name = {r.name: _collection(r) for r in records}
+            self._version = version
+            return True
+
+    def get(self, name: str) -> Collection:
+        """From the database (for writers, which must not act on a stale snapshot)."""
+        with self.db.session() as session:
+            record = self._record(session, name)
+            return _collection(record)
+
+    def create(
+        self, name: str, settings: CollectionSettings, team_id: str | None = None
+    ) -> Collection:
+        if not NAME.match(name):
+            raise RagError(
+                400,
+                f"'{name}' is not a collection name (letters, digits, '_', '-', '.')",
+                code="invalid_collection",
+                param="name",
+            )
+        with self.db.session() as session:
+            exists = session.scalar(select(CollectionRecord).where(CollectionRecord.name == name))
+            if exists is not None:
+                raise RagError(409, f"a collection named '{name}' exists", code="collection_exists")
+            record = CollectionRecord(
+                id=new_id("col"),
+                name=name,
+                team_id=team_id,
+                settings=settings.model_dump(),
+            )
+            session.add(record)
+            session.flush()
+            created = _collection(record)
+        self.load()
+        return created
+
+    def update(self, name: str, **fields: Any) -> Collection:
+        """Change columns (``settings`` as a CollectionSettings)."""
+        with self.db.session() as session:
+            record = self._record(session, name)
+            for field, value in fields.items():
+                if isinstance(value, CollectionSettings):
+                    value = value.model_dump()
+                setattr(record, field, value)
+            record.updated_at = dt.datetime.now(dt.UTC)
+            session.flush()
+            updated = _collection(record)
+        self.load()
+        return updated
+
+    def delete(self, name: str) -> Collection:
+        with self.db.session() as session:
+            record = self._record(session, name)
+            gone = _collection(record)
+            session.delete(record)
+        self.load()
+        return gone
+
+    @staticmethod
+    def _record(session: Any, name: str) -> CollectionRecord:
+        record = session.scalar(select(CollectionRecord).where(CollectionRecord.name == name))
+        if record is None:
+            raise RagError(404, f"no collection named '{name}'", code="collection_not_found")
+        return record  # type: ignore[no-any-return]

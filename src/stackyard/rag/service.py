@@ -1,0 +1,165 @@
+"""RAG as one object for the API, the chat endpoint and the CLI: the collection registry, the
+vector stores (opened on first use) and an embedder per model."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+from typing import Any
+
+from stackyard.config.schema import RagConfig, VectorStoreConfig
+from stackyard.gateway.router import Router
+from stackyard.rag import sync as syncing
+from stackyard.rag.collections import Collection, Collections, CollectionSettings, RagError
+from stackyard.rag.embedder import RouterEmbedder
+from stackyard.rag.loaders import Document
+from stackyard.rag.retrieve import QuerySpec, Result, retrieve
+from stackyard.rag.stores.base import StoreError, VectorStore
+from stackyard.store.db import Database
+
+
+def open_store(config: VectorStoreConfig, base_dir: Path) -> VectorStore:
+    if config.kind == "pgvector":
+        from stackyard.rag.stores.pgvector import PgVectorStore
+
+        assert config.url is not None  # the config's validator says so
+        return PgVectorStore(config.url)
+    from stackyard.rag.stores.embedded import EmbeddedStore
+
+    path = Path(config.path) if config.path else base_dir / "rag.db"
+    return EmbeddedStore(path if path.is_absolute() else base_dir / path)
+
+
+class RAG:
+    def __init__(self, config: RagConfig, db: Database, router: Router, *, base_dir: Path) -> None:
+        self.config = config
+        self.router = router
+        self.base_dir = base_dir
+        self.collections = Collections(db)
+        self._stores: dict[str, VectorStore] = {}
+        self._embedders: dict[str, RouterEmbedder] = {}
+        self._lock = threading.Lock()
+
+    # -- parts -----------------------------------------------------------------------------
+
+    def store(self, name: str) -> VectorStore:
+        with self._lock:
+            store = self._stores.get(name)
+            if store is None:
+                config = self.config.stores.get(name)
+                if config is None:
+                    known = ", ".join(sorted(self.config.stores)) or "none"
+                    raise RagError(
+                        400, f"no vector store '{name}' (stores: {known})", code="invalid_store"
+                    )
+                store = self._stores[name] = open_store(config, self.base_dir)
+            return store
+
+    def embedder(self, model: str) -> RouterEmbedder:
+        embedder = self._embedders.get(model)
+        if embedder is None:
+            embedder = self._embedders[model] = RouterEmbedder(self.router, model)
+        return embedder
+
+    def default_model(self) -> str:
+        if self.config.embedding_model:
+            return self.config.embedding_model
+        for deployment in self.router.all_deployments():
+            if deployment.provider.capabilities.embeddings:
+                return deployment.name
+        raise RagError(
+            400,
+            "no model does embeddings here; name one with embedding_model",
+            code="invalid_collection",
+            param="embedding_model",
+        )
+
+    def check_settings(self, settings: CollectionSettings) -> None:
+        names = self.router.model_names
+        if settings.embedding_model not in names:
+            raise RagError(
+                400,
+                f"no model '{settings.embedding_model}' (models: {', '.join(names) or 'none'})",
+                code="invalid_collection",
+                param="embedding_model",
+            )
+        self.store(settings.store)
+
+    # -- operations ------------------------------------------------------------------------
+
+    def create(self, name: str, body: dict[str, Any], team_id: str | None = None) -> Collection:
+        from stackyard.rag.collections import settings_from
+
+        settings = settings_from({"embedding_model": self.default_model(), **body})
+        self.check_settings(settings)
+        return self.collections.create(name, settings, team_id)
+
+    async def sync(self, name: str, progress: syncing.Progress | None = None) -> syncing.SyncReport:
+        collection = await asyncio.to_thread(self.collections.get, name)
+        settings = collection.settings
+        return await syncing.sync(
+            collection,
+            self.store(settings.store),
+            self.embedder(settings.embedding_model),
+            self.collections,
+            base_dir=self.base_dir,
+            progress=progress,
+        )
+
+    async def upsert(self, name: str, documents: list[Document]) -> syncing.SyncReport:
+        collection = await asyncio.to_thread(self.collections.get, name)
+        settings = collection.settings
+        return await syncing.upsert(
+            collection,
+            self.store(settings.store),
+            self.embedder(settings.embedding_model),
+            self.collections,
+            documents,
+        )
+
+    async def delete_documents(self, name: str, source_ids: list[str]) -> int:
+        collection = await asyncio.to_thread(self.collections.get, name)
+        store = self.store(collection.settings.store)
+        deleted = 0
+        for index in filter(None, (collection.active_index, collection.building_index)):
+            deleted = max(
+                deleted, await asyncio.to_thread(store.delete_documents, index, source_ids)
+            )
+        return deleted
+
+    async def drop(self, name: str) -> Collection:
+        collection = await asyncio.to_thread(self.collections.delete, name)
+        store = self.store(collection.settings.store)
+        for index in filter(None, (collection.active_index, collection.building_index)):
+            await asyncio.to_thread(store.drop_index, index)
+        return collection
+
+    async def query(self, collection: Collection, spec: QuerySpec) -> list[Result]:
+        if collection.active_index is None:
+            return []  # nothing synced yet
+        settings = collection.settings
+        try:
+            return await retrieve(
+                self.store(settings.store),
+                collection.active_index,
+                self.embedder(settings.embedding_model),
+                spec,
+            )
+        except StoreError as exc:
+            raise RagError(400, str(exc), code="invalid_query") from None
+
+    def counts(self, collection: Collection) -> dict[str, int]:
+        if collection.active_index is None:
+            return {"documents": 0, "chunks": 0}
+        try:
+            documents, chunks = self.store(collection.settings.store).count(collection.active_index)
+        except StoreError:
+            return {"documents": 0, "chunks": 0}
+        return {"documents": documents, "chunks": chunks}
+
+    def close(self) -> None:
+        with self._lock:
+            for store in self._stores.values():
+                store.close()
+            self._stores.clear()

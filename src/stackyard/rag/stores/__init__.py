@@ -1,0 +1,1 @@
+"""Vector stores: where a collection's documents, chunks and vectors live."""

@@ -1,0 +1,289 @@
+"""Keeping a collection's index in step with its sources.
+
+A sync reads only what changed: a file whose modification time and size match what the index
+recorded is not even opened; a document whose content hash matches is not re-chunked; a chunk
+whose text is already in the index (in this document or another) reuses its vector. So the
+texts sent to the embedding model are exactly the new or changed chunks, each once. Each
+document is replaced in one transaction, and vanished documents are deleted last.
+
+When the collection's embedding model (or its revision) changes, the sync builds a new index
+beside the old one, which keeps serving queries, and swaps it in once complete; a sync that
+stops half-way resumes the build next time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stackyard.rag.chunking import chunk_sections
+from stackyard.rag.collections import Collection, Collections
+from stackyard.rag.embedder import Embedder, index_name
+from stackyard.rag.loaders import LOADERS, Document, Fields, LoadError, load
+from stackyard.rag.stores.base import DocState, NewChunk, VectorStore
+
+DOCS_PER_BATCH = 32
+Progress = Callable[[str, int, int], None]  # stage, done, total
+
+
+@dataclass
+class SyncReport:
+    index: str
+    scanned: int = 0
+    unchanged: int = 0
+    added: int = 0
+    changed: int = 0
+    deleted: int = 0
+    chunks_embedded: int = 0
+    chunks_reused: int = 0
+    chunks_written: int = 0
+    swapped: bool = False
+    seconds: float = 0.0
+    failed: list[dict[str, str]] = field(default_factory=list)
+
+    def public(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class _Pending:
+    document: Document
+    stamp: str
+    new: bool
+
+
+def chunk_digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def target_index(collection: Collection, embedder: Embedder) -> str:
+    return index_name(collection.name, embedder.model, embedder.revision())
+
+
+class Ingest:
+    """Writes documents into one index, embedding only what the index lacks."""
+
+    def __init__(
+        self,
+        collection: Collection,
+        store: VectorStore,
+        embedder: Embedder,
+        index: str,
+        report: SyncReport,
+        progress: Progress | None = None,
+    ) -> None:
+        self.collection = collection
+        self.store = store
+        self.embedder = embedder
+        self.index = index
+        self.report = report
+        self.progress = progress
+        self._created = False
+
+    async def write(self, pending: list[_Pending]) -> None:
+        settings = self.collection.settings
+        total = len(pending)
+        for i in range(0, total, DOCS_PER_BATCH):
+            batch = pending[i : i + DOCS_PER_BATCH]
+            chunked = [
+                (
+                    p,
+                    chunk_sections(
+                        p.document.sections, settings.chunk_size, settings.chunk_overlap
+                    ),
+                )
+                for p in batch
+            ]
+            digests = {chunk_digest(c.text): c.text for _, chunks in chunked for c in chunks}
+            known = (
+                await asyncio.to_thread(self.store.vectors_for, self.index, list(digests))
+                if self._exists()
+                else {}
+            )
+            missing = [d for d in digests if d not in known]
+            if missing:
+                vectors = await self.embedder.embed([digests[d] for d in missing])
+                known.update(zip(missing, vectors, strict=True))
+                self.report.chunks_embedded += len(missing)
+                if not self._created:
+                    await asyncio.to_thread(
+                        self.store.create_index, self.index, int(vectors[0].shape[0])
+                    )
+                    self._created = True
+            self.report.chunks_reused += sum(len(c) for _, c in chunked) - len(missing)
+            for item, chunks in chunked:
+                doc = item.document
+                base = {**doc.metadata, "source": doc.source_id}
+                rows = [
+                    NewChunk(
+                        c.text,
+                        c.position,
+                        c.start,
+                        c.end,
+                        chunk_digest(c.text),
+                        known[chunk_digest(c.text)],
+                        {**base, **c.metadata},
+                    )
+                    for c in chunks
+                ]
+                if not rows and not self._exists():
+                    continue  # an empty document in an index not created yet
+                state = DocState(doc.source_id, doc.digest, item.stamp)
+                await asyncio.to_thread(
+                    self.store.write_document, self.index, state, rows, doc.metadata
+                )
+                self.report.chunks_written += len(rows)
+                if item.new:
+                    self.report.added += 1
+                else:
+                    self.report.changed += 1
+            if self.progress is not None:
+                self.progress("embedding", min(i + len(batch), total), total)
+
+    def _exists(self) -> bool:
+        if not self._created:
+            try:
+                self.store.count(self.index)
+                self._created = True
+            except ValueError:
+                return False
+        return True
+
+
+def _files(spec_path: Path, glob: str) -> Iterator[tuple[Path, str]]:
+    if spec_path.is_file():
+        yield spec_path, spec_path.name
+        return
+    for path in sorted(spec_path.glob(glob)):
+        if path.is_file() and path.suffix.lower() in LOADERS and not path.name.startswith("."):
+            yield path, f"{spec_path.name}/{path.relative_to(spec_path).as_posix()}"
+
+
+async def sync(
+    collection: Collection,
+    store: VectorStore,
+    embedder: Embedder,
+    collections: Collections,
+    *,
+    base_dir: Path | None = None,
+    progress: Progress | None = None,
+) -> SyncReport:
+    """Bring the collection's index up to date with its sources."""
+    started = time.monotonic()
+    target = target_index(collection, embedder)
+    shadow = collection.active_index is not None and collection.active_index != target
+    if shadow and collection.building_index != target:
+        collection = collections.update(collection.name, building_index=target)
+    report = SyncReport(index=target)
+    try:
+        known = await asyncio.to_thread(store.documents, target)
+    except ValueError:
+        known = {}
+    rows_of: dict[str, list[str]] = {}  # CSV and JSONL files: their rows' documents
+    for source_id in known:
+        if "#" in source_id:
+            rows_of.setdefault(source_id.split("#", 1)[0], []).append(source_id)
+    seen: set[str] = set()
+    pending: list[_Pending] = []
+    for spec in collection.settings.sources:
+        root = Path(spec.path)
+        if not root.is_absolute() and base_dir is not None:
+            root = base_dir / root
+        if not root.exists():
+            report.failed.append({"source": spec.path, "error": "no such file or folder"})
+            continue
+        fields = Fields(spec.text_field, spec.id_field)
+        for path, source_id in _files(root, spec.glob):
+            stat = path.stat()
+            stamp = f"{stat.st_mtime_ns}:{stat.st_size}"
+            previous = (
+                [known[source_id]]
+                if source_id in known
+                else [known[s] for s in rows_of.get(source_id, ())]
+            )
+            if previous and all(p.stamp == stamp for p in previous):
+                seen.update(p.source_id for p in previous)
+                report.scanned += len(previous)
+                report.unchanged += len(previous)
+                continue
+            try:
+                documents = list(load(path, source_id, fields))
+            except (LoadError, OSError) as exc:
+                report.failed.append({"source": source_id, "error": str(exc)})
+                seen.update(p.source_id for p in previous)  # keep what was there
+                continue
+            for document in documents:
+                seen.add(document.source_id)
+                report.scanned += 1
+                old = known.get(document.source_id)
+                if old is not None and old.digest == document.digest:
+                    report.unchanged += 1
+                    await asyncio.to_thread(store.restamp, target, document.source_id, stamp)
+                else:
+                    pending.append(_Pending(document, stamp, old is None))
+            if progress is not None:
+                progress("scanning", report.scanned, 0)
+    ingest = Ingest(collection, store, embedder, target, report, progress)
+    await ingest.write(pending)
+    vanished = sorted(set(known) - seen)
+    if vanished:
+        report.deleted = await asyncio.to_thread(store.delete_documents, target, vanished)
+    await _finish(collection, store, collections, target, report, ingest)
+    report.seconds = round(time.monotonic() - started, 3)
+    collections.update(collection.name, last_sync=report.public())
+    return report
+
+
+async def _finish(
+    collection: Collection,
+    store: VectorStore,
+    collections: Collections,
+    target: str,
+    report: SyncReport,
+    ingest: Ingest,
+) -> None:
+    """Make ``target`` the active index (swapping out an old model's index)."""
+    if collection.active_index == target or not ingest._exists():
+        return
+    old = collection.active_index
+    collections.update(collection.name, active_index=target, building_index=None)
+    report.swapped = old is not None
+    if old is not None:
+        await asyncio.to_thread(store.drop_index, old)
+
+
+async def upsert(
+    collection: Collection,
+    store: VectorStore,
+    embedder: Embedder,
+    collections: Collections,
+    documents: list[Document],
+) -> SyncReport:
+    """Write documents pushed through the API (no sources to scan, nothing deleted)."""
+    started = time.monotonic()
+    target = collection.active_index or target_index(collection, embedder)
+    report = SyncReport(index=target)
+    try:
+        known = await asyncio.to_thread(
+            store.find_documents, target, [d.source_id for d in documents]
+        )
+    except ValueError:
+        known = {}
+    pending = []
+    for document in documents:
+        report.scanned += 1
+        old = known.get(document.source_id)
+        if old is not None and old.digest == document.digest:
+            report.unchanged += 1
+        else:
+            pending.append(_Pending(document, "", old is None))
+    ingest = Ingest(collection, store, embedder, target, report)
+    await ingest.write(pending)
+    await _finish(collection, store, collections, target, report, ingest)
+    report.seconds = round(time.monotonic() - started, 3)
+    return report

@@ -1,0 +1,64 @@
+"""Shared pieces for the RAG tests: a small, deterministic embedding model (words hashed into
+64 dimensions: similar texts get similar vectors), collections on a fresh SQLite store."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from stackyard.rag.collections import Collections
+from stackyard.rag.stores.base import Vector
+from stackyard.rag.stores.embedded import EmbeddedStore
+from stackyard.store.db import Database
+
+WORD = re.compile(r"\w+")
+
+
+class HashingEmbedder:
+    """Bag of hashed words, normalised. Counts every text it embeds."""
+
+    def __init__(self, model: str = "hashing", dimension: int = 64, revision: str = "r1"):
+        self.model = model
+        self.dimension = dimension
+        self._revision = revision
+        self.texts: list[str] = []
+
+    def revision(self) -> str:
+        return self._revision
+
+    async def embed(self, texts: list[str]) -> list[Vector]:
+        self.texts.extend(texts)
+        return [self.vector(t) for t in texts]
+
+    def vector(self, text: str) -> Vector:
+        v = np.zeros(self.dimension, dtype=np.float32)
+        for word in WORD.findall(text.lower()):
+            h = int(hashlib.md5(word.encode()).hexdigest()[:8], 16)
+            v[h % self.dimension] += 1.0
+        norm = float(np.linalg.norm(v))
+        return v / norm if norm else v
+
+
+@pytest.fixture
+def embedder() -> HashingEmbedder:
+    return HashingEmbedder()
+
+
+@pytest.fixture
+def collections(tmp_path: Path) -> Iterator[Collections]:
+    db = Database(f"sqlite:///{tmp_path / 'main.db'}")
+    db.migrate()
+    yield Collections(db)
+    db.dispose()
+
+
+@pytest.fixture
+def embedded(tmp_path: Path) -> Iterator[EmbeddedStore]:
+    store = EmbeddedStore(tmp_path / "rag.db")
+    yield store
+    store.close()
