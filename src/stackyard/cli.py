@@ -438,6 +438,23 @@ def _register_pillars() -> None:
     main.add_command(traces)
     main.add_command(prompts)
     main.add_command(eval_group)
+    try:
+        from stackyard.rag.cli import rag as rag_group
+    except ImportError:  # the gateway alone installs without the rag extra
+
+        @main.command("rag", context_settings={"ignore_unknown_options": True})
+        @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+        def rag_group(args: tuple[str, ...]) -> None:
+            """Collections for RAG (needs: pip install 'stackyard[rag]')."""
+            click.echo(
+                f"Error: RAG needs the rag extra ({missing} is missing): "
+                "pip install 'stackyard[rag]'",
+                err=True,
+            )
+            sys.exit(2)
+
+        return
+    main.add_command(rag_group)
 
 
 _register_pillars()

@@ -47,6 +47,7 @@ async def chat_completions(gateway: Gateway, request: Request) -> Response | Eve
         )
         rendering = (started, time.time_ns())
     cache_spec = body.pop("cache", None)  # ours: never sent upstream
+    rag_spec = body.pop("rag", None)  # ours too
     parsed = validate_chat(body)
     governance = gateway.governance
     ticket = await governance.admit(request, body, endpoint="chat")
@@ -65,7 +66,10 @@ async def chat_completions(gateway: Gateway, request: Request) -> Response | Eve
     options = parsed.stream_options
     wants_usage = bool(options and options.include_usage)
     stored: Stored | None = None
+    citations: list[dict[str, Any]] | None = None
     try:
+        if rag_spec is not None:
+            body, citations = await _retrieve(gateway, body, rag_spec, ticket)
         body = _check_secrets(gateway, body, ticket)
         cache = gateway.cache
         control = cache.control(request, cache_spec, ticket.principal) if cache else None
@@ -82,7 +86,9 @@ async def chat_completions(gateway: Gateway, request: Request) -> Response | Eve
             if key is not None:
                 stored = Stored(cache, key, control, str(body["model"]))
         if parsed.stream:
-            return await _stream(gateway, request, body, stats, wants_usage, ticket, stored)
+            return await _stream(
+                gateway, request, body, stats, wants_usage, ticket, stored, citations
+            )
         routed = await gateway.router.run(
             body["model"], lambda d: _chat(gateway, d, body, ticket), stats=stats
         )
@@ -101,6 +107,8 @@ async def chat_completions(gateway: Gateway, request: Request) -> Response | Eve
         response=routed.result,
     )
     headers = [*route_headers(request, stats), *ticket.headers, cost_header(cost)]
+    if citations is not None:
+        routed.result["citations"] = citations
     if stored is not None:
         stored.keep(cost, usage, response=routed.result)
         headers.append(CACHE_MISS)
@@ -108,6 +116,32 @@ async def chat_completions(gateway: Gateway, request: Request) -> Response | Eve
 
 
 CACHE_MISS = (b"x-stackyard-cache", b"miss")
+
+
+async def _retrieve(
+    gateway: Gateway, body: Body, spec: object, ticket: Ticket
+) -> tuple[Body, list[dict[str, Any]]]:
+    """Passages from the collections the request names, in a system message (RAG)."""
+    if gateway.rag is None:
+        raise APIError(
+            400,
+            "This gateway does not serve RAG (install the 'rag' extra).",
+            param="rag",
+            code="rag_unavailable",
+        )
+    from stackyard.rag.augment import augment
+
+    body, retrieval = await augment(gateway.rag, body, spec, ticket.principal)
+    ticket.headers = [
+        *ticket.headers,
+        (b"x-stackyard-rag-citations", str(len(retrieval.citations)).encode()),
+    ]
+    if ticket.trace is not None:
+        span = ticket.trace.child("rag.retrieve", retrieval.started_ns)
+        span.attributes["stackyard.rag.collections"] = retrieval.collections
+        span.attributes["stackyard.rag.passages"] = len(retrieval.citations)
+        span.attributes["stackyard.rag.sources"] = [c["source"] for c in retrieval.citations]
+    return body, retrieval.citations
 
 
 def _check_secrets(gateway: Gateway, body: Body, ticket: Ticket) -> Body:
@@ -228,6 +262,7 @@ async def _stream(
     client_wants_usage: bool,
     ticket: Ticket,
     stored: Stored | None = None,
+    citations: list[dict[str, Any]] | None = None,
 ) -> EventStream:
     async def attempt(deployment: Deployment) -> tuple[Body, AsyncGenerator[Body, None], bool]:
         hidden_usage = deployment.provider.capabilities.stream_usage and not client_wants_usage
@@ -262,6 +297,8 @@ async def _stream(
         operation="streaming",
     )
     first, chunks, hidden_usage = routed.result
+    if citations is not None:
+        first = {**first, "citations": citations}
     idle_timeout = gateway.config.router.stream_idle_timeout
     settle = Settlement(gateway.governance, ticket, routed.deployment, stats, ChunkCapture())
     headers = [*route_headers(request, stats), *ticket.headers]

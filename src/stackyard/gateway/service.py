@@ -14,6 +14,7 @@ from stackyard.prompts.snapshot import PromptSnapshot
 
 if TYPE_CHECKING:
     from stackyard.cache.service import Cache
+    from stackyard.rag.service import RAG
 
 
 def build_providers(
@@ -44,6 +45,8 @@ class Gateway:
         self.prompts = PromptSnapshot(None)
         #: The LLM cache (None: off; the server builds it from the config).
         self.cache: Cache | None = None
+        #: Collections and retrieval (None: the rag extra is not installed).
+        self.rag: RAG | None = None
 
     async def aclose(self) -> None:
         await self.router.aclose()

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import importlib.util
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stackyard import __version__
 from stackyard.auth.admission import Governance
@@ -48,7 +49,11 @@ from stackyard.server.types import Receive, Scope, Send
 from stackyard.store.db import Database, default_url
 from stackyard.store.spend_writer import SpendWriter
 
+if TYPE_CHECKING:
+    from stackyard.rag.service import RAG
+
 log = logging.getLogger("stackyard")
+RAG_MODULES = ("numpy", "usearch", "snowballstemmer")
 
 CONFIG_ENV = "STACKYARD_CONFIG"
 PURGE_EVERY = 3600.0  # seconds between retention purges
@@ -118,6 +123,9 @@ class Stackyard:
         )
         self.gateway.prompts = PromptSnapshot(self.db)
         self.snapshot.followers.append(self.gateway.prompts.load)
+        self.gateway.rag = _rag(config, self.db, self.gateway, config_file)
+        if self.gateway.rag is not None:
+            self.snapshot.followers.append(self.gateway.rag.collections.load)
         self.gateway.governance = Governance(
             self.gateway.router,
             self.snapshot,
@@ -163,6 +171,10 @@ class Stackyard:
         PromptsAPI(
             self.db, self.gateway.governance, self.gateway.prompts, redis_url=redis_url
         ).register(self.routes)
+        if self.gateway.rag is not None:
+            from stackyard.rag.api import CollectionsAPI
+
+            CollectionsAPI(self.gateway.rag, self.gateway.governance).register(self.routes)
         self.routes.add("GET", ["/health"], self._health)
         self.routes.add("GET", ["/ready"], self._ready)
         self.routes.add("GET", ["/"], self._index)
@@ -215,6 +227,8 @@ class Stackyard:
                 if self.gateway.cache is not None:
                     await self.gateway.cache.aclose()
                 await self.alerts.aclose()
+                if self.gateway.rag is not None:
+                    self.gateway.rag.close()
                 await self.gateway.aclose()
                 if self.shared is not None:
                     await self.shared.aclose()
@@ -226,6 +240,8 @@ class Stackyard:
         await asyncio.to_thread(self.db.migrate)
         await asyncio.to_thread(self.snapshot.load)
         await asyncio.to_thread(self.gateway.prompts.load)
+        if self.gateway.rag is not None:
+            await asyncio.to_thread(self.gateway.rag.collections.load)
         budgets = [b for p in self.snapshot.keys.values() for b in p.budgets]
         await asyncio.to_thread(self.budgets.load, budgets)
         self.snapshot.on_change = self.budgets.load
@@ -304,6 +320,18 @@ def _cache_backend(config: StackyardConfig, redis_url: str | None) -> Backend:
             raise ConfigError("cache.backend is redis, but no redis_url is configured")
         return RedisBackend(redis_url)
     return MemoryBackend(config.cache.max_entries)
+
+
+def _rag(
+    config: StackyardConfig, db: Database, gateway: Gateway, config_file: Path | None
+) -> RAG | None:
+    """Collections and retrieval, when the rag extra is installed."""
+    if any(importlib.util.find_spec(m) is None for m in RAG_MODULES):
+        return None
+    from stackyard.rag.service import RAG
+
+    base_dir = config_file.resolve().parent if config_file else Path.cwd()
+    return RAG(config.rag, db, gateway.router, base_dir=base_dir)
 
 
 def master_key(config: StackyardConfig) -> str | None:

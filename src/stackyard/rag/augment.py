@@ -1,0 +1,117 @@
+"""RAG in a chat request: ``"rag": {"collections": [...], "top_k": 5}`` retrieves passages for
+the last user message, gives them to the model in a system message, and returns them as
+``citations`` (numbered as the model was told to cite them)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from stackyard.auth.principal import Principal
+from stackyard.errors import APIError, invalid_request
+from stackyard.rag.api import describe, may_use
+from stackyard.rag.collections import RagError
+from stackyard.rag.retrieve import QuerySpec, Result
+from stackyard.rag.service import RAG
+from stackyard.rag.stores.base import Where
+
+DEFAULT_TEMPLATE = (
+    "Answer the question using the numbered passages below. Cite each passage you use by its "
+    "number in square brackets, like [1]. If the passages do not hold the answer, say so.\n\n"
+    "{passages}"
+)
+
+
+class RagSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    collections: Annotated[list[str], Field(min_length=1, max_length=8)]
+    top_k: Annotated[int, Field(ge=1, le=50)] | None = None
+    mode: Literal["hybrid", "dense", "keyword"] = "hybrid"
+    filter: Where | None = None
+    min_score: float | None = Field(
+        default=None, description="Drop passages scoring below this (the mode's own scale)."
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Retrieval:
+    citations: list[dict[str, Any]]
+    started_ns: int
+    collections: list[str]
+
+
+def last_user_text(body: dict[str, Any]) -> str:
+    for message in reversed(body.get("messages") or []):
+        if isinstance(message, dict) and message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, str):
+                return content
+            if isinstance(content, list):
+                return " ".join(
+                    part.get("text", "")
+                    for part in content
+                    if isinstance(part, dict) and part.get("type") == "text"
+                )
+    return ""
+
+
+async def augment(
+    rag: RAG, body: dict[str, Any], raw: object, principal: Principal
+) -> tuple[dict[str, Any], Retrieval]:
+    """The request with the passages in a system message, and what was retrieved."""
+    started = time.time_ns()
+    try:
+        spec = RagSpec.model_validate(raw)
+    except ValidationError as exc:
+        message, where = describe(exc)
+        raise invalid_request(f"rag.{message}", param=f"rag.{where}", code="invalid_rag") from None
+    question = last_user_text(body)
+    if not question.strip():
+        raise invalid_request(
+            "rag needs a user message to search with", param="messages", code="invalid_rag"
+        )
+    top_k = spec.top_k or rag.config.top_k
+    found: list[tuple[str, Result]] = []
+    for name in dict.fromkeys(spec.collections):
+        collection = rag.collections.by_name.get(name)
+        if collection is None or not may_use(principal, collection):
+            raise APIError(
+                404,
+                f"no collection named '{name}'",
+                param="rag.collections",
+                code="collection_not_found",
+            )
+        query = QuerySpec(query=question[:20_000], top_k=top_k, mode=spec.mode, filter=spec.filter)
+        try:
+            results = await rag.query(collection, query)
+        except RagError as exc:
+            raise APIError(exc.status, str(exc), param="rag", code=exc.code) from None
+        found.extend((name, r) for r in results)
+    found.sort(key=lambda item: -item[1].score)
+    if spec.min_score is not None:
+        found = [f for f in found if f[1].score >= spec.min_score]
+    found = found[:top_k]
+    citations = [
+        {"index": i, **result.public(name)} for i, (name, result) in enumerate(found, start=1)
+    ]
+    passages = (
+        "\n\n".join(f"[{c['index']}] (source: {c['source']})\n{c['text']}" for c in citations)
+        or "(no passages were found)"
+    )
+    template = rag.config.context_template or DEFAULT_TEMPLATE
+    context = {"role": "system", "content": template.replace("{passages}", passages)}
+    messages = list(body.get("messages") or [])
+    at = next(
+        (
+            i
+            for i, m in enumerate(messages)
+            if not (isinstance(m, dict) and m.get("role") in ("system", "developer"))
+        ),
+        len(messages),
+    )
+    messages.insert(at, context)
+    return {**body, "messages": messages}, Retrieval(citations, started, list(spec.collections))

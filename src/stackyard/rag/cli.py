@@ -1,0 +1,318 @@
+"""``stackyard rag``: create collections, sync them with their folders (once, or watching),
+query them, against the store of the config given. Syncs run here, with the config's
+embedding models loaded in this process; a running server sees the result at once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from stackyard.rag.collections import RagError, SourceSpec, settings_from
+from stackyard.rag.retrieve import QuerySpec
+from stackyard.rag.service import RAG
+from stackyard.rag.sync import SyncReport
+
+T = TypeVar("T")
+config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="YAML config file (default: ./stackyard.yaml if present, else the embedded default).",
+)
+
+
+def _open(config_path: str | None) -> tuple[RAG, Callable[[], Awaitable[None]]]:
+    from stackyard.cli import _load
+    from stackyard.gateway.service import Gateway
+    from stackyard.store.db import Database, default_url
+
+    config, file = _load(config_path)
+    gateway = Gateway(config, source=str(file or "<embedded default>"))
+    db = Database(config.database_url or default_url(file))
+    db.migrate()
+    base_dir = file.resolve().parent if file else Path.cwd()
+    rag = RAG(config.rag, db, gateway.router, base_dir=base_dir)
+    rag.collections.load()
+
+    async def close() -> None:
+        rag.close()
+        await gateway.aclose()
+        db.dispose()
+
+    return rag, close
+
+
+def _run(config_path: str | None, action: Callable[[RAG], Awaitable[T]]) -> T:
+    rag, close = _open(config_path)
+
+    async def main() -> T:
+        try:
+            return await action(rag)
+        finally:
+            await close()
+
+    try:
+        return asyncio.run(main())
+    except RagError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1 if exc.status == 404 else 2)
+
+
+@click.group()
+def rag() -> None:
+    """Collections of documents for retrieval-augmented generation."""
+
+
+@rag.command("create")
+@click.argument("name")
+@click.option("--source", "sources", multiple=True, help="A folder or file to ingest (repeatable).")
+@click.option("--glob", default="**/*", show_default=True, help="Which files under a folder.")
+@click.option("--model", help="The embedding model (default: the first that embeds).")
+@click.option("--chunk-size", type=int, help="Tokens (words and marks) per chunk (200).")
+@click.option("--chunk-overlap", type=int, help="Tokens shared by neighbouring chunks (40).")
+@click.option("--store", help="A vector store named in the config's rag.stores (default).")
+@click.option("--text-field", default="text", show_default=True, help="CSV/JSONL text field.")
+@click.option("--id-field", help="CSV/JSONL: the field that identifies a row.")
+@click.option("--description", default="", help="What the collection holds.")
+@config_option
+def create(
+    name: str,
+    sources: tuple[str, ...],
+    glob: str,
+    model: str | None,
+    chunk_size: int | None,
+    chunk_overlap: int | None,
+    store: str | None,
+    text_field: str,
+    id_field: str | None,
+    description: str,
+    config_path: str | None,
+) -> None:
+    """Create a collection NAME over folders or files (then run `stackyard rag sync NAME`)."""
+    body: dict[str, Any] = {
+        "sources": [
+            SourceSpec(
+                path=str(Path(s).resolve()), glob=glob, text_field=text_field, id_field=id_field
+            ).model_dump()
+            for s in sources
+        ],
+        "description": description,
+    }
+    for key, value in (
+        ("embedding_model", model),
+        ("chunk_size", chunk_size),
+        ("chunk_overlap", chunk_overlap),
+        ("store", store),
+    ):
+        if value is not None:
+            body[key] = value
+
+    async def action(rag: RAG) -> None:
+        created = rag.create(name, body)
+        settings = created.settings
+        click.echo(
+            f"Created {name}: {settings.embedding_model}, {settings.chunk_size}-token chunks, "
+            f"store {settings.store}, {len(settings.sources)} source(s). "
+            f"Next: stackyard rag sync {name}"
+        )
+
+    _run(config_path, action)
+
+
+@rag.command("set")
+@click.argument("name")
+@click.option("--model", help="A new embedding model: the next sync builds and swaps an index.")
+@click.option("--chunk-size", type=int)
+@click.option("--chunk-overlap", type=int)
+@click.option("--description")
+@config_option
+def set_(
+    name: str,
+    model: str | None,
+    chunk_size: int | None,
+    chunk_overlap: int | None,
+    description: str | None,
+    config_path: str | None,
+) -> None:
+    """Change a collection's settings."""
+    changes = {
+        k: v
+        for k, v in (
+            ("embedding_model", model),
+            ("chunk_size", chunk_size),
+            ("chunk_overlap", chunk_overlap),
+            ("description", description),
+        )
+        if v is not None
+    }
+
+    async def action(rag: RAG) -> None:
+        collection = rag.collections.get(name)
+        settings = settings_from(changes, collection.settings)
+        rag.check_settings(settings)
+        rag.collections.update(name, settings=settings)
+        click.echo(f"Updated {name}. Run `stackyard rag sync {name}` to apply it.")
+
+    _run(config_path, action)
+
+
+@rag.command("list")
+@config_option
+def list_(config_path: str | None) -> None:
+    """Every collection, with its model, size and last sync."""
+    from stackyard.cli import _table
+
+    async def action(rag: RAG) -> None:
+        rows = []
+        for c in sorted(rag.collections.by_name.values(), key=lambda c: c.name):
+            counts = rag.counts(c)
+            last = c.last_sync or {}
+            rows.append(
+                {
+                    "name": c.name,
+                    "model": c.settings.embedding_model,
+                    "store": c.settings.store,
+                    "documents": counts["documents"],
+                    "chunks": counts["chunks"],
+                    "last sync": f"{last.get('seconds', '-')} s" if last else "never",
+                }
+            )
+        if rows:
+            _table(rows, list(rows[0]))
+        else:
+            click.echo("No collections yet: stackyard rag create NAME --source FOLDER")
+
+    _run(config_path, action)
+
+
+@rag.command("show")
+@click.argument("name")
+@config_option
+def show(name: str, config_path: str | None) -> None:
+    """A collection's settings, size and last sync report."""
+    import json
+
+    async def action(rag: RAG) -> None:
+        collection = rag.collections.get(name)
+        click.echo(json.dumps({**collection.public(), **rag.counts(collection)}, indent=2))
+
+    _run(config_path, action)
+
+
+@rag.command("delete")
+@click.argument("name")
+@click.confirmation_option(prompt="Delete the collection and its indexes?")
+@config_option
+def delete(name: str, config_path: str | None) -> None:
+    """Delete a collection and its indexes (the sources are not touched)."""
+
+    async def action(rag: RAG) -> None:
+        await rag.drop(name)
+        click.echo(f"Deleted {name}.")
+
+    _run(config_path, action)
+
+
+class _Bar:
+    """A progress line on the terminal (stderr): the stage, a bar, counts and the rate."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.started = time.monotonic()
+        self._last = 0.0
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if not self.enabled or (now - self._last < 0.1 and done != total):
+            return
+        self._last = now
+        rate = done / max(now - self.started, 1e-6)
+        if total:
+            filled = int(30 * done / total)
+            bar = "#" * filled + "-" * (30 - filled)
+            line = f"{stage:<9} [{bar}] {done}/{total} docs ({rate:.0f}/s)"
+        else:
+            line = f"{stage:<9} {done} docs ({rate:.0f}/s)"
+        click.echo("\r" + line, nl=False, err=True)
+
+    def end(self) -> None:
+        if self.enabled:
+            click.echo("", err=True)
+
+
+def _summary(name: str, report: SyncReport) -> str:
+    text = (
+        f"{name}: {report.added} added, {report.changed} changed, {report.deleted} deleted, "
+        f"{report.unchanged} unchanged; {report.chunks_embedded} chunks embedded, "
+        f"{report.chunks_reused} reused, in {report.seconds:.2f} s"
+    )
+    if report.swapped:
+        text += " (new embedding model: index swapped)"
+    for failure in report.failed:
+        text += f"\n  skipped {failure['source']}: {failure['error']}"
+    return text
+
+
+@rag.command("sync")
+@click.argument("name")
+@click.option("--watch", is_flag=True, help="Keep syncing whenever the sources change.")
+@click.option(
+    "--interval", default=2.0, show_default=True, help="Seconds between checks with --watch."
+)
+@config_option
+def sync_(name: str, watch: bool, interval: float, config_path: str | None) -> None:
+    """Bring a collection up to date with its sources: only new or changed chunks are
+    embedded; vanished documents are removed."""
+
+    async def action(rag: RAG) -> None:
+        while True:
+            bar = _Bar(sys.stderr.isatty())
+            report = await rag.sync(name, progress=bar)
+            bar.end()
+            if not watch or report.added or report.changed or report.deleted or report.failed:
+                click.echo(_summary(name, report))
+            if not watch:
+                return
+            await asyncio.sleep(interval)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        _run(config_path, action)
+
+
+@rag.command("query")
+@click.argument("name")
+@click.argument("text")
+@click.option("--top-k", default=5, show_default=True)
+@click.option("--mode", type=click.Choice(["hybrid", "dense", "keyword"]), default="hybrid")
+@click.option("--filter", "filters", multiple=True, help="FIELD=VALUE on metadata (repeatable).")
+@config_option
+def query(
+    name: str, text: str, top_k: int, mode: str, filters: tuple[str, ...], config_path: str | None
+) -> None:
+    """Search a collection; print the passages with their scores."""
+    where: dict[str, Any] = {}
+    for item in filters:
+        field, sep, value = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"'{item}' is not FIELD=VALUE", param_hint="--filter")
+        where[field] = value
+    spec = QuerySpec(query=text, top_k=top_k, mode=mode, filter=where or None)  # type: ignore[arg-type]
+
+    async def action(rag: RAG) -> None:
+        collection = rag.collections.get(name)
+        results = await rag.query(collection, spec)
+        if not results:
+            click.echo("No passages (has the collection been synced?).")
+        for i, result in enumerate(results, start=1):
+            hit = result.hit
+            click.secho(f"[{i}] {hit.source_id}  score {result.score:.4f}", bold=True)
+            click.echo("    " + " ".join(hit.text.split())[:300])
+
+    _run(config_path, action)
