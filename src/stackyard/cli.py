@@ -447,8 +447,7 @@ def _register_pillars() -> None:
         def rag_group(args: tuple[str, ...]) -> None:
             """Collections for RAG (needs: pip install 'stackyard[rag]')."""
             click.echo(
-                f"Error: RAG needs the rag extra ({missing} is missing): "
-                "pip install 'stackyard[rag]'",
+                "Error: RAG needs the rag extra: pip install 'stackyard[rag]'",
                 err=True,
             )
             sys.exit(2)
