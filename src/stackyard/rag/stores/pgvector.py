@@ -232,7 +232,8 @@ class PgVectorStore:
         match = "tsv @@ q"
         sql = (
             "SELECT id, source_id, position, text, metadata, ts_rank_cd(tsv, q) AS score "
-            f"FROM {table}, replace(plainto_tsquery('english', %s)::text, '&', '|')::tsquery q "
+            f"FROM {table}, to_tsquery('simple', "
+            "replace(plainto_tsquery('english', %s)::text, '&', '|')) q "
             f"{clause + ' AND ' + match if clause else 'WHERE ' + match} "
             "ORDER BY score DESC LIMIT %s"
         )
