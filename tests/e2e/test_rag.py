@@ -1,0 +1,256 @@
+"""RAG through real gateways, on the embedded store and on PostgreSQL with pgvector: create a
+collection over a folder, sync it through the API, query it, push and delete documents, and
+answer a chat request (whole and streamed) with citations through the OpenAI SDK. A team key
+sees only its team's collections."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from tests.conftest import GatewayProcess
+from tests.fakes.openai_upstream import FakeOpenAI
+
+pytestmark = pytest.mark.e2e
+
+MASTER = "sk-master-rag-0123456789"
+HEADERS = {"authorization": f"Bearer {MASTER}"}
+HANDBOOK = {
+    "holidays.md": "# Holidays\n\nEvery employee gets 27 days of paid holiday a year.\n",
+    "expenses.md": "# Expenses\n\nTaxi receipts are refunded within 14 days of the trip.\n",
+    "security.md": "# Security\n\nLaptops must use full-disk encryption at all times.\n",
+}
+
+
+@pytest.fixture(scope="module", params=["embedded", "pgvector"])
+def gateway(
+    request: pytest.FixtureRequest,
+    fake_openai: FakeOpenAI,
+    gateway_factory: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> GatewayProcess:
+    store: dict[str, Any] = {"kind": "embedded"}
+    if request.param == "pgvector":
+        store = {"kind": "pgvector", "url": request.getfixturevalue("pgvector_server")}
+    gw: GatewayProcess = gateway_factory(
+        {
+            "models": [
+                {
+                    "name": "chat",
+                    "provider": "openai-compatible",
+                    "api_base": fake_openai.base_url(f"rag-chat-{request.param}"),
+                },
+                {
+                    "name": "embed",
+                    "provider": "openai-compatible",
+                    "model": "text-embedding-3-small",
+                    "api_base": fake_openai.base_url(f"rag-embed-{request.param}"),
+                },
+            ],
+            "auth": {"master_key": MASTER, "refresh_seconds": 0.2},
+            "rag": {"stores": {"default": store}, "embedding_model": "embed"},
+        }
+    )
+    gw.kind = request.param  # type: ignore[attr-defined]
+    return gw
+
+
+@pytest.fixture(scope="module")
+def handbook(gateway: GatewayProcess, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("rag") / "handbook"
+    folder.mkdir()
+    for name, text in HANDBOOK.items():
+        (folder / name).write_text(text)
+    created = api(gateway, "POST", "", name="handbook", sources=[{"path": str(folder)}])
+    assert created["embedding_model"] == "embed"
+    report = api(gateway, "POST", "/handbook/sync")
+    assert (report["added"], report["chunks_embedded"]) == (3, 3)
+    return folder
+
+
+def api(gateway: GatewayProcess, method: str, path: str, *, key: str = MASTER, **body: Any) -> Any:
+    response = httpx.request(
+        method,
+        f"{gateway.url}/api/collections{path}",
+        json=body or None,
+        headers={"authorization": f"Bearer {key}"},
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def sdk(gateway: GatewayProcess, key: str = MASTER) -> openai.OpenAI:
+    return openai.OpenAI(
+        base_url=gateway.base_url, api_key=key, max_retries=0, _strict_response_validation=True
+    )
+
+
+def embedded_texts(fake: FakeOpenAI, gateway: GatewayProcess) -> int:
+    requests = fake.requests_for(f"rag-embed-{gateway.kind}")  # type: ignore[attr-defined]
+    return sum(len(r.body["input"]) for r in requests)
+
+
+def test_a_query_finds_the_passage(gateway: GatewayProcess, handbook: Path) -> None:
+    found = api(gateway, "POST", "/handbook/query", query="taxi receipts", mode="keyword")
+    assert found["data"][0]["source"] == "handbook/expenses.md"
+    assert found["data"][0]["metadata"]["section"] == "Expenses"
+    hybrid = api(gateway, "POST", "/handbook/query", query="taxi receipts refunded", top_k=3)
+    assert len(hybrid["data"]) == 3
+    assert {h["source"] for h in hybrid["data"]} == {f"handbook/{n}" for n in HANDBOOK}
+    shown = api(gateway, "GET", "/handbook")
+    assert (shown["documents"], shown["chunks"]) == (3, 3)
+
+
+def test_a_resync_embeds_only_the_changed_file(
+    gateway: GatewayProcess, handbook: Path, fake_openai: FakeOpenAI
+) -> None:
+    before = embedded_texts(fake_openai, gateway)
+    path = handbook / "holidays.md"
+    path.write_text("# Holidays\n\nEvery employee gets 30 days of paid holiday a year.\n")
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    report = api(gateway, "POST", "/handbook/sync")
+    assert (report["changed"], report["unchanged"], report["chunks_embedded"]) == (1, 2, 1)
+    assert embedded_texts(fake_openai, gateway) == before + 1
+    found = api(gateway, "POST", "/handbook/query", query="paid holiday days", mode="keyword")
+    assert "30 days" in found["data"][0]["text"]
+    assert not any("27 days" in h["text"] for h in found["data"])
+
+
+def test_a_chat_request_answers_with_citations(
+    gateway: GatewayProcess, handbook: Path, fake_openai: FakeOpenAI
+) -> None:
+    rag = {"collections": ["handbook"], "top_k": 2, "mode": "keyword"}
+    with sdk(gateway) as client:
+        raw = client.chat.completions.with_raw_response.create(
+            model="chat",
+            messages=[{"role": "user", "content": "How do I get taxi receipts refunded?"}],
+            extra_body={"rag": rag},
+        )
+        reply = raw.parse()
+    assert raw.headers["x-stackyard-rag-citations"] == "2"
+    citations = (reply.model_extra or {})["citations"]
+    assert citations[0]["index"] == 1
+    assert citations[0]["source"] == "handbook/expenses.md"
+    assert "Taxi receipts" in citations[0]["text"]
+    upstream = fake_openai.requests_for(f"rag-chat-{gateway.kind}")[-1].body  # type: ignore[attr-defined]
+    assert "rag" not in upstream
+    system = upstream["messages"][0]
+    assert system["role"] == "system"
+    assert "[1] (source: handbook/expenses.md)" in system["content"]
+    assert upstream["messages"][1]["content"] == "How do I get taxi receipts refunded?"
+
+
+def test_a_streamed_chat_request_carries_citations_in_its_first_chunk(
+    gateway: GatewayProcess, handbook: Path
+) -> None:
+    with sdk(gateway) as client:
+        stream = client.chat.completions.create(
+            model="chat",
+            messages=[{"role": "user", "content": "Which laptops need encryption?"}],
+            stream=True,
+            extra_body={"rag": {"collections": ["handbook"], "top_k": 1, "mode": "keyword"}},
+        )
+        chunks = list(stream)
+    first = (chunks[0].model_extra or {})["citations"]
+    assert [c["source"] for c in first] == ["handbook/security.md"]
+    assert all("citations" not in (c.model_extra or {}) for c in chunks[1:])
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+
+
+def test_pushed_documents_are_searchable_and_deletable(gateway: GatewayProcess) -> None:
+    api(gateway, "POST", "", name="notes")
+    pushed = api(
+        gateway,
+        "POST",
+        "/notes/documents",
+        documents=[
+            {"id": "n1", "text": "The wifi password rotates monthly.", "metadata": {"t": "it"}},
+            {"id": "n2", "text": "Lunch is served at noon.", "metadata": {"t": "office"}},
+        ],
+    )
+    assert pushed["added"] == 2
+    found = api(gateway, "POST", "/notes/query", query="wifi lunch", filter={"t": "office"})
+    assert [h["source"] for h in found["data"]] == ["n2"]
+    api(gateway, "DELETE", "/notes/documents/n2")
+    found = api(gateway, "POST", "/notes/query", query="lunch noon", mode="keyword")
+    assert found["data"] == []
+    api(gateway, "DELETE", "/notes")
+    missing = httpx.get(f"{gateway.url}/api/collections/notes", headers=HEADERS)
+    assert missing.status_code == 404
+
+
+def test_mistakes_get_openai_shaped_errors(gateway: GatewayProcess, handbook: Path) -> None:
+    with sdk(gateway) as client:
+        with pytest.raises(openai.NotFoundError) as missing:
+            client.chat.completions.create(
+                model="chat",
+                messages=[{"role": "user", "content": "hi"}],
+                extra_body={"rag": {"collections": ["nope"]}},
+            )
+        assert missing.value.code == "collection_not_found"
+        with pytest.raises(openai.BadRequestError) as bad:
+            client.chat.completions.create(
+                model="chat",
+                messages=[{"role": "user", "content": "hi"}],
+                extra_body={"rag": {"collections": ["handbook"], "top_k": 0}},
+            )
+        assert bad.value.code == "invalid_rag"
+    for body, code in [
+        ({"name": "bad name!"}, "invalid_collection"),
+        ({"name": "x", "embedding_model": "chat-typo"}, "invalid_collection"),
+        ({"name": "x", "chunk_size": 10, "chunk_overlap": 20}, "invalid_collection"),
+        ({"name": "handbook"}, "collection_exists"),
+    ]:
+        response = httpx.post(f"{gateway.url}/api/collections", json=body, headers=HEADERS)
+        assert response.status_code in (400, 409), response.text
+        assert response.json()["error"]["code"] == code
+    response = httpx.post(
+        f"{gateway.url}/api/collections/handbook/query",
+        json={"query": "x", "filter": {"bad field'": 1}},
+        headers=HEADERS,
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_query"
+
+
+def test_a_team_key_sees_only_its_team(gateway: GatewayProcess, handbook: Path) -> None:
+    team = httpx.post(
+        f"{gateway.url}/admin/teams",
+        json={"name": f"support-{gateway.kind}"},
+        headers=HEADERS,  # type: ignore[attr-defined]
+    ).json()
+    key = httpx.post(
+        f"{gateway.url}/admin/keys", json={"team": team["id"]}, headers=HEADERS
+    ).json()["key"]
+    deadline = time.monotonic() + 5  # the instance learns of the key at its next poll
+    while (
+        httpx.get(
+            f"{gateway.url}/api/collections", headers={"authorization": f"Bearer {key}"}
+        ).status_code
+        == 401
+    ):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    mine = api(gateway, "POST", "", key=key, name=f"support-notes-{gateway.kind}")  # type: ignore[attr-defined]
+    assert mine["team_id"] == team["id"]
+    listed = api(gateway, "GET", "", key=key)
+    assert [c["name"] for c in listed["data"]] == [mine["name"]]
+    hidden = httpx.post(
+        f"{gateway.url}/api/collections/handbook/query",
+        json={"query": "taxi"},
+        headers={"authorization": f"Bearer {key}"},
+    )
+    assert hidden.status_code == 404
+    folders = httpx.post(
+        f"{gateway.url}/api/collections",
+        json={"name": "sneaky", "sources": [{"path": "/etc"}]},
+        headers={"authorization": f"Bearer {key}"},
+    )
+    assert folders.status_code == 403
