@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,21 @@ from tests.conftest import GatewayProcess
 from tests.fakes.openai_upstream import FakeOpenAI
 
 pytestmark = pytest.mark.e2e
+
+
+@dataclass(frozen=True)
+class Served:
+    process: GatewayProcess
+    kind: str  # the vector store
+
+    @property
+    def url(self) -> str:
+        return self.process.url
+
+    @property
+    def base_url(self) -> str:
+        return self.process.base_url
+
 
 MASTER = "sk-master-rag-0123456789"
 HEADERS = {"authorization": f"Bearer {MASTER}"}
@@ -34,7 +50,7 @@ def gateway(
     fake_openai: FakeOpenAI,
     gateway_factory: Any,
     tmp_path_factory: pytest.TempPathFactory,
-) -> GatewayProcess:
+) -> Served:
     store: dict[str, Any] = {"kind": "embedded"}
     if request.param == "pgvector":
         store = {"kind": "pgvector", "url": request.getfixturevalue("pgvector_server")}
@@ -57,12 +73,11 @@ def gateway(
             "rag": {"stores": {"default": store}, "embedding_model": "embed"},
         }
     )
-    gw.kind = request.param  # type: ignore[attr-defined]
-    return gw
+    return Served(gw, request.param)
 
 
 @pytest.fixture(scope="module")
-def handbook(gateway: GatewayProcess, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def handbook(gateway: Served, tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("rag") / "handbook"
     folder.mkdir()
     for name, text in HANDBOOK.items():
@@ -74,7 +89,7 @@ def handbook(gateway: GatewayProcess, tmp_path_factory: pytest.TempPathFactory) 
     return folder
 
 
-def api(gateway: GatewayProcess, method: str, path: str, *, key: str = MASTER, **body: Any) -> Any:
+def api(gateway: Served, method: str, path: str, *, key: str = MASTER, **body: Any) -> Any:
     response = httpx.request(
         method,
         f"{gateway.url}/api/collections{path}",
@@ -85,18 +100,18 @@ def api(gateway: GatewayProcess, method: str, path: str, *, key: str = MASTER, *
     return response.json()
 
 
-def sdk(gateway: GatewayProcess, key: str = MASTER) -> openai.OpenAI:
+def sdk(gateway: Served, key: str = MASTER) -> openai.OpenAI:
     return openai.OpenAI(
         base_url=gateway.base_url, api_key=key, max_retries=0, _strict_response_validation=True
     )
 
 
-def embedded_texts(fake: FakeOpenAI, gateway: GatewayProcess) -> int:
-    requests = fake.requests_for(f"rag-embed-{gateway.kind}")  # type: ignore[attr-defined]
+def embedded_texts(fake: FakeOpenAI, gateway: Served) -> int:
+    requests = fake.requests_for(f"rag-embed-{gateway.kind}")
     return sum(len(r.body["input"]) for r in requests)
 
 
-def test_a_query_finds_the_passage(gateway: GatewayProcess, handbook: Path) -> None:
+def test_a_query_finds_the_passage(gateway: Served, handbook: Path) -> None:
     found = api(gateway, "POST", "/handbook/query", query="taxi receipts", mode="keyword")
     assert found["data"][0]["source"] == "handbook/expenses.md"
     assert found["data"][0]["metadata"]["section"] == "Expenses"
@@ -108,7 +123,7 @@ def test_a_query_finds_the_passage(gateway: GatewayProcess, handbook: Path) -> N
 
 
 def test_a_resync_embeds_only_the_changed_file(
-    gateway: GatewayProcess, handbook: Path, fake_openai: FakeOpenAI
+    gateway: Served, handbook: Path, fake_openai: FakeOpenAI
 ) -> None:
     before = embedded_texts(fake_openai, gateway)
     path = handbook / "holidays.md"
@@ -124,7 +139,7 @@ def test_a_resync_embeds_only_the_changed_file(
 
 
 def test_a_chat_request_answers_with_citations(
-    gateway: GatewayProcess, handbook: Path, fake_openai: FakeOpenAI
+    gateway: Served, handbook: Path, fake_openai: FakeOpenAI
 ) -> None:
     rag = {"collections": ["handbook"], "top_k": 2, "mode": "keyword"}
     with sdk(gateway) as client:
@@ -139,7 +154,7 @@ def test_a_chat_request_answers_with_citations(
     assert citations[0]["index"] == 1
     assert citations[0]["source"] == "handbook/expenses.md"
     assert "Taxi receipts" in citations[0]["text"]
-    upstream = fake_openai.requests_for(f"rag-chat-{gateway.kind}")[-1].body  # type: ignore[attr-defined]
+    upstream = fake_openai.requests_for(f"rag-chat-{gateway.kind}")[-1].body
     assert "rag" not in upstream
     system = upstream["messages"][0]
     assert system["role"] == "system"
@@ -148,7 +163,7 @@ def test_a_chat_request_answers_with_citations(
 
 
 def test_a_streamed_chat_request_carries_citations_in_its_first_chunk(
-    gateway: GatewayProcess, handbook: Path
+    gateway: Served, handbook: Path
 ) -> None:
     with sdk(gateway) as client:
         stream = client.chat.completions.create(
@@ -164,7 +179,7 @@ def test_a_streamed_chat_request_carries_citations_in_its_first_chunk(
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
 
 
-def test_pushed_documents_are_searchable_and_deletable(gateway: GatewayProcess) -> None:
+def test_pushed_documents_are_searchable_and_deletable(gateway: Served) -> None:
     api(gateway, "POST", "", name="notes")
     pushed = api(
         gateway,
@@ -186,7 +201,7 @@ def test_pushed_documents_are_searchable_and_deletable(gateway: GatewayProcess) 
     assert missing.status_code == 404
 
 
-def test_mistakes_get_openai_shaped_errors(gateway: GatewayProcess, handbook: Path) -> None:
+def test_mistakes_get_openai_shaped_errors(gateway: Served, handbook: Path) -> None:
     with sdk(gateway) as client:
         with pytest.raises(openai.NotFoundError) as missing:
             client.chat.completions.create(
@@ -220,11 +235,11 @@ def test_mistakes_get_openai_shaped_errors(gateway: GatewayProcess, handbook: Pa
     assert response.json()["error"]["code"] == "invalid_query"
 
 
-def test_a_team_key_sees_only_its_team(gateway: GatewayProcess, handbook: Path) -> None:
+def test_a_team_key_sees_only_its_team(gateway: Served, handbook: Path) -> None:
     team = httpx.post(
         f"{gateway.url}/admin/teams",
         json={"name": f"support-{gateway.kind}"},
-        headers=HEADERS,  # type: ignore[attr-defined]
+        headers=HEADERS,
     ).json()
     key = httpx.post(
         f"{gateway.url}/admin/keys", json={"team": team["id"]}, headers=HEADERS
@@ -238,7 +253,7 @@ def test_a_team_key_sees_only_its_team(gateway: GatewayProcess, handbook: Path) 
     ):
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    mine = api(gateway, "POST", "", key=key, name=f"support-notes-{gateway.kind}")  # type: ignore[attr-defined]
+    mine = api(gateway, "POST", "", key=key, name=f"support-notes-{gateway.kind}")
     assert mine["team_id"] == team["id"]
     listed = api(gateway, "GET", "", key=key)
     assert [c["name"] for c in listed["data"]] == [mine["name"]]
