@@ -109,6 +109,39 @@ def test_paraphrases_are_closer_than_unrelated_sentences(client: openai.OpenAI) 
     assert result.usage.prompt_tokens > 10
 
 
+def test_rag_with_the_in_process_models(
+    gateway: GatewayProcess, client: openai.OpenAI, tmp_path: Path
+) -> None:
+    """A folder becomes a collection embedded by all-MiniLM-L6-v2; SmolLM2 answers from the
+    passage that matches the question's meaning, and cites it."""
+    folder = tmp_path / "facts"
+    folder.mkdir()
+    (folder / "tower.txt").write_text("The Eiffel Tower stands in Paris and is 330 metres tall.")
+    (folder / "penguins.txt").write_text("Emperor penguins breed on the sea ice of Antarctica.")
+    (folder / "plants.txt").write_text("Photosynthesis turns sunlight, water and CO2 into sugar.")
+    url = f"{gateway.url}/api/collections"
+    created = httpx.post(url, json={"name": "facts", "sources": [{"path": str(folder)}]}).json()
+    assert created["embedding_model"] == "all-minilm-l6-v2"
+    report = httpx.post(f"{url}/facts/sync", timeout=60).json()
+    assert (report["added"], report["chunks_embedded"]) == (3, 3)
+    found = httpx.post(
+        f"{url}/facts/query", json={"query": "Where do these birds raise chicks?", "mode": "dense"}
+    ).json()
+    assert found["data"][0]["source"] == "facts/penguins.txt"  # meaning, not shared words
+
+    reply = client.chat.completions.create(
+        model="smollm2",
+        messages=[{"role": "user", "content": "Where do emperor penguins breed?"}],
+        temperature=0,
+        max_tokens=30,
+        extra_body={"rag": {"collections": ["facts"], "top_k": 1}},
+    )
+    citations = (reply.model_extra or {})["citations"]
+    assert [c["source"] for c in citations] == ["facts/penguins.txt"]
+    assert reply.choices[0].message.content
+    assert reply.usage is not None and reply.usage.prompt_tokens > 40  # the passage was sent
+
+
 def test_concurrent_requests_are_batched_without_changing_answers(
     client: openai.OpenAI, gateway: GatewayProcess
 ) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from stackyard.rag.chunking import chunk_sections
-from stackyard.rag.collections import Collection, Collections
+from stackyard.rag.collections import Collection, Collections, CollectionSettings
 from stackyard.rag.embedder import Embedder, index_name
 from stackyard.rag.loaders import LOADERS, Document, Fields, LoadError, load
 from stackyard.rag.stores.base import DocState, NewChunk, VectorStore
@@ -59,6 +59,13 @@ class _Pending:
 
 def chunk_digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def document_digest(document: Document, settings: CollectionSettings) -> str:
+    """The content hash and the chunking settings: new settings re-chunk every document
+    (unchanged chunks keep their vectors)."""
+    chunking = f"{document.digest}:{settings.chunk_size}:{settings.chunk_overlap}"
+    return hashlib.sha256(chunking.encode()).hexdigest()
 
 
 def target_index(collection: Collection, embedder: Embedder) -> str:
@@ -133,7 +140,7 @@ class Ingest:
                 ]
                 if not rows and not self._exists():
                     continue  # an empty document in an index not created yet
-                state = DocState(doc.source_id, doc.digest, item.stamp)
+                state = DocState(doc.source_id, document_digest(doc, settings), item.stamp)
                 await asyncio.to_thread(
                     self.store.write_document, self.index, state, rows, doc.metadata
                 )
@@ -190,6 +197,7 @@ async def sync(
             rows_of.setdefault(source_id.split("#", 1)[0], []).append(source_id)
     seen: set[str] = set()
     pending: list[_Pending] = []
+    chunking = f"{collection.settings.chunk_size}/{collection.settings.chunk_overlap}"
     for spec in collection.settings.sources:
         root = Path(spec.path)
         if not root.is_absolute() and base_dir is not None:
@@ -200,7 +208,8 @@ async def sync(
         fields = Fields(spec.text_field, spec.id_field)
         for path, source_id in _files(root, spec.glob):
             stat = path.stat()
-            stamp = f"{stat.st_mtime_ns}:{stat.st_size}"
+            # The chunking is in the stamp too: new settings make every file read again.
+            stamp = f"{stat.st_mtime_ns}:{stat.st_size}:{chunking}"
             previous = (
                 [known[source_id]]
                 if source_id in known
@@ -221,7 +230,7 @@ async def sync(
                 seen.add(document.source_id)
                 report.scanned += 1
                 old = known.get(document.source_id)
-                if old is not None and old.digest == document.digest:
+                if old is not None and old.digest == document_digest(document, collection.settings):
                     report.unchanged += 1
                     await asyncio.to_thread(store.restamp, target, document.source_id, stamp)
                 else:
@@ -278,7 +287,7 @@ async def upsert(
     for document in documents:
         report.scanned += 1
         old = known.get(document.source_id)
-        if old is not None and old.digest == document.digest:
+        if old is not None and old.digest == document_digest(document, collection.settings):
             report.unchanged += 1
         else:
             pending.append(_Pending(document, "", old is None))

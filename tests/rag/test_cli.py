@@ -1,0 +1,72 @@
+"""``stackyard rag``: create, sync (only what changed), list, show, query, set, delete, with an
+embedding model behind the gateway's router (the fake OpenAI upstream)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+from click.testing import CliRunner
+
+from stackyard.cli import main
+from tests.fakes.openai_upstream import FakeOpenAI
+
+
+def test_a_collection_from_the_terminal(tmp_path: Path, fake_openai: FakeOpenAI) -> None:
+    config = tmp_path / "stackyard.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "models": [
+                    {
+                        "name": "embed",
+                        "provider": "openai-compatible",
+                        "model": "text-embedding-3-small",
+                        "api_base": fake_openai.base_url("rag-cli"),
+                    }
+                ],
+                "database_url": f"sqlite:///{tmp_path / 'main.db'}",
+            }
+        )
+    )
+    folder = tmp_path / "wiki"
+    folder.mkdir()
+    (folder / "deploy.md").write_text("# Deploy\n\nRun make release to deploy on Fridays.\n")
+    (folder / "oncall.txt").write_text("The on-call rota changes every Monday.")
+    runner = CliRunner()
+
+    def run(*args: str, code: int = 0) -> str:
+        result = runner.invoke(main, ["rag", *args, "--config", str(config)])
+        assert result.exit_code == code, result.output
+        return result.output
+
+    created = run("create", "wiki", "--source", str(folder), "--chunk-size", "64")
+    assert "Created wiki: embed, 64-token chunks" in created
+    out = run("sync", "wiki")
+    assert "2 added, 0 changed, 0 deleted, 0 unchanged; 2 chunks embedded" in out
+    (folder / "oncall.txt").write_text("The on-call rota changes every Tuesday.")
+    stat = (folder / "oncall.txt").stat()
+    os.utime(folder / "oncall.txt", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    out = run("sync", "wiki")
+    assert "0 added, 1 changed, 0 deleted, 1 unchanged; 1 chunks embedded" in out
+    assert (tmp_path / "rag.db").exists()  # the embedded store, next to the config
+
+    listed = run("list")
+    assert "wiki" in listed
+    assert "embed" in listed
+    shown = run("show", "wiki")
+    assert '"documents": 2' in shown
+    found = run("query", "wiki", "when does the rota change", "--mode", "keyword")
+    assert found.splitlines()[0].startswith("[1] wiki/oncall.txt")
+    assert "Tuesday" in found
+    assert "chunk_overlap must be smaller" in run("set", "wiki", "--chunk-size", "32", code=2)
+    assert "Updated wiki" in run("set", "wiki", "--chunk-size", "48")
+    out = run("sync", "wiki")  # new chunking: re-chunked, but the same chunks keep vectors
+    assert "0 added, 2 changed, 0 deleted, 0 unchanged; 0 chunks embedded, 2 reused" in out
+
+    assert "no collection named 'nope'" in run("sync", "nope", code=1)
+    refused = run("create", "other", "--model", "missing", code=2)
+    assert "no model 'missing'" in refused
+    assert "Deleted wiki" in run("delete", "wiki", "--yes")
+    assert "No collections yet" in run("list")
