@@ -19,9 +19,11 @@ from stackyard.config.schema import (
     ObservabilityConfig,
     OTLPConfig,
     PIIPolicy,
+    RagConfig,
     RouterConfig,
     SecretsPolicy,
     ServerConfig,
+    VectorStoreConfig,
 )
 from stackyard.gateway.providers import registry
 
@@ -43,6 +45,8 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
         GuardrailsConfig,
         PIIPolicy,
         SecretsPolicy,
+        RagConfig,
+        VectorStoreConfig,
     ],
 )
 def test_every_config_field_is_documented(section: type[BaseModel]) -> None:
