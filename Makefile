@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 export HF_HUB_OFFLINE := 1
 
-.PHONY: run test lint format bench-gateway bench-local bench-prompts bench-traces bench-cache clean
+.PHONY: run test lint format bench-gateway bench-local bench-prompts bench-traces bench-cache bench-rag clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,9 @@ bench-traces: $(VENV)/.dev-installed
 
 bench-cache: $(VENV)/.dev-installed
 	$(BIN)/python -m benchmarks.cache $(ARGS)
+
+bench-rag: $(VENV)/.dev-installed
+	$(BIN)/python -m benchmarks.rag $(ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
