@@ -15,6 +15,8 @@ import httpx
 import openai
 import pytest
 
+from stackyard.client import Client
+from stackyard.client.base import ClientError
 from tests.conftest import GatewayProcess
 from tests.fakes.openai_upstream import FakeOpenAI
 
@@ -269,3 +271,21 @@ def test_a_team_key_sees_only_its_team(gateway: Served, handbook: Path) -> None:
         headers={"authorization": f"Bearer {key}"},
     )
     assert folders.status_code == 403
+
+
+def test_the_python_client(gateway: Served) -> None:
+    docs = Client(gateway.url, MASTER).collections
+    docs.create("client-notes", chunk_size=50, chunk_overlap=5)
+    report = docs.push("client-notes", [{"id": "a", "text": "Backups run nightly at 2am."}])
+    assert report["added"] == 1
+    assert docs.get("client-notes")["documents"] == 1
+    assert "client-notes" in [c["name"] for c in docs.list()]
+    found = docs.query("client-notes", "when do backups run", mode="keyword")
+    assert found[0]["source"] == "a"
+    docs.remove("client-notes", "a")
+    assert docs.query("client-notes", "backups", mode="keyword") == []
+    assert docs.update("client-notes", description="ops")["description"] == "ops"
+    with pytest.raises(ClientError) as missing:
+        docs.get("nope")
+    assert missing.value.status == 404
+    docs.delete("client-notes")

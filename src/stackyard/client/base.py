@@ -1,5 +1,5 @@
 """The client: a base URL, a key, and JSON over HTTP with the standard library (no extra
-dependency for applications that only want their prompts)."""
+dependency for applications that only want their prompts or passages)."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ class Client:
         cache_dir: str | Path | None = None,
         label_ttl: float = 10.0,
     ) -> None:
+        from stackyard.client.collections import CollectionsClient
         from stackyard.client.prompts import PromptsClient
 
         url = base_url or os.environ.get("STACKYARD_BASE_URL") or "http://127.0.0.1:8000"
@@ -39,15 +40,18 @@ class Client:
         )
         self.timeout = timeout
         self.prompts = PromptsClient(self, cache_dir=cache_dir, label_ttl=label_ttl)
+        self.collections = CollectionsClient(self)
 
-    def request(self, method: str, path: str, body: Any = None) -> Any:
+    def request(
+        self, method: str, path: str, body: Any = None, *, timeout: float | None = None
+    ) -> Any:
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(f"{self.base_url}{path}", data=data, method=method)
         request.add_header("content-type", "application/json")
         if self.api_key:
             request.add_header("authorization", f"Bearer {self.api_key}")
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            with urllib.request.urlopen(request, timeout=timeout or self.timeout) as response:
                 return json.loads(response.read())
         except urllib.error.HTTPError as exc:
             try:
