@@ -26,6 +26,9 @@ class FakeJudge:
 CASES: list[tuple[dict[str, Any], str, Any, float]] = [
     ({"type": "exact_match"}, "  Paris ", "paris", 1.0),
     ({"type": "exact_match", "case_sensitive": True}, "paris", "Paris", 0.0),
+    ({"type": "f1"}, "The Eiffel Tower!", "eiffel tower", 1.0),
+    ({"type": "f1"}, "in Paris France", "Paris", 0.5),
+    ({"type": "f1"}, "London", "Paris", 0.0),
     ({"type": "contains"}, "The capital is Paris.", "paris", 1.0),
     ({"type": "contains"}, "Paris and Lyon", ["Paris", "Nice"], 0.5),
     ({"type": "regex", "pattern": r"^\d{4}-\d{2}-\d{2}$"}, "2024-05-01", None, 1.0),

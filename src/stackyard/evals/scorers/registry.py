@@ -7,10 +7,11 @@ from typing import Any
 from stackyard.evals.scorers.base import Scorer
 from stackyard.evals.scorers.model_based import EmbeddingSimilarity, LLMJudge
 from stackyard.evals.scorers.structured import JsonSchema, JsonValid, Numeric
-from stackyard.evals.scorers.text import Contains, ExactMatch, Regex
+from stackyard.evals.scorers.text import Contains, ExactMatch, Regex, TokenF1
 
 SCORERS: dict[str, type[Any]] = {
     "exact_match": ExactMatch,
+    "f1": TokenF1,
     "contains": Contains,
     "regex": Regex,
     "json_valid": JsonValid,

@@ -1,4 +1,4 @@
-"""Scorers on text: exact match, contains, regex."""
+"""Scorers on text: exact match, token F1, contains, regex."""
 
 from __future__ import annotations
 
@@ -23,6 +23,34 @@ class ExactMatch:
     async def score(self, output: str, item: Item, judge: Judge) -> Score:
         same = _norm(output, self.case_sensitive) == _norm(expected_text(item), self.case_sensitive)
         return Score(1.0 if same else 0.0)
+
+
+def _tokens(text: str) -> list[str]:
+    """SQuAD's normalisation: lower case, no punctuation, no articles."""
+    text = re.sub(r"[^\w\s]", " ", text.lower())
+    return [w for w in text.split() if w not in ("a", "an", "the")]
+
+
+def token_f1(output: str, expected: str) -> float:
+    got, want = _tokens(output), _tokens(expected)
+    if not got or not want:
+        return float(got == want)
+    common = sum(min(got.count(w), want.count(w)) for w in set(got) & set(want))
+    if not common:
+        return 0.0
+    precision, recall = common / len(got), common / len(want)
+    return 2 * precision * recall / (precision + recall)
+
+
+@dataclass
+class TokenF1:
+    """Word overlap with the expected answer, as SQuAD scores it (partial credit)."""
+
+    name: str = "f1"
+    threshold: float | None = None
+
+    async def score(self, output: str, item: Item, judge: Judge) -> Score:
+        return Score(token_f1(output, expected_text(item)))
 
 
 @dataclass
