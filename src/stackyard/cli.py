@@ -438,6 +438,9 @@ def _register_pillars() -> None:
     main.add_command(traces)
     main.add_command(prompts)
     main.add_command(eval_group)
+    from stackyard.finetune.cli import finetune
+
+    main.add_command(finetune)
     try:
         from stackyard.rag.cli import rag as rag_group
     except ImportError:  # the gateway alone installs without the rag extra
