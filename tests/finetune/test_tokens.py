@@ -21,7 +21,8 @@ def tokenizer() -> Any:
 
 
 def trained_spans(tokenizer: Any, ids: list[int], labels: list[int]) -> list[str]:
-    spans, current = [], []
+    spans: list[str] = []
+    current: list[int] = []
     for token, label in zip(ids, labels, strict=True):
         if label == IGNORE:
             if current:

@@ -342,6 +342,19 @@ class RagConfig(_Strict):
     )
 
 
+class FinetuneConfig(_Strict):
+    data_dir: str | None = Field(
+        default=None,
+        description="Where jobs keep checkpoints and adapters (default: finetune-jobs/ next "
+        "to the config).",
+    )
+    max_workers: Annotated[int, Field(ge=0, le=64)] = Field(
+        default=1,
+        description="Jobs this instance trains at once, each in its own process (0: none; "
+        "another instance trains them).",
+    )
+
+
 class StackyardConfig(_Strict):
     server: ServerConfig = ServerConfig()
     models: list[ModelEntry] = Field(default_factory=list)
@@ -352,6 +365,7 @@ class StackyardConfig(_Strict):
     alerts: AlertsConfig = AlertsConfig()
     guardrails: GuardrailsConfig = GuardrailsConfig()
     rag: RagConfig = RagConfig()
+    finetune: FinetuneConfig = FinetuneConfig()
     database_url: str | None = Field(
         default=None,
         description="SQLAlchemy URL; default: SQLite file stackyard.db next to the config.",

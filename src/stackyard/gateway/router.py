@@ -104,6 +104,27 @@ class Router:
             if d.entry.rpm or d.entry.tpm
         }
 
+    def add(self, entry: ModelEntry, provider: Provider) -> Deployment:
+        """Serve a new model from now on (a fine-tuned model, say), without a restart."""
+        if entry.name in self.deployments:
+            raise ValueError(f"a model named '{entry.name}' exists")
+        config = self.config
+        deployment = Deployment(
+            id=entry.id or f"{entry.name}#0",
+            name=entry.name,
+            entry=entry,
+            provider=provider,
+            health=Health(
+                allowed_fails=config.cooldown.allowed_fails,
+                window=config.cooldown.window,
+                cooldown=config.cooldown.duration,
+            ),
+            weight=entry.weight,
+        )
+        self.deployments[entry.name] = [deployment]
+        self._chains[entry.name] = self._chain(entry.name)
+        return deployment
+
     @property
     def model_names(self) -> list[str]:
         return list(self.deployments)

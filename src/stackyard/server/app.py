@@ -50,10 +50,12 @@ from stackyard.store.db import Database, default_url
 from stackyard.store.spend_writer import SpendWriter
 
 if TYPE_CHECKING:
+    from stackyard.finetune.supervisor import Supervisor
     from stackyard.rag.service import RAG
 
 log = logging.getLogger("stackyard")
 RAG_MODULES = ("numpy", "usearch", "snowballstemmer")
+FINETUNE_MODULES = ("torch", "transformers", "peft")
 
 CONFIG_ENV = "STACKYARD_CONFIG"
 PURGE_EVERY = 3600.0  # seconds between retention purges
@@ -171,6 +173,7 @@ class Stackyard:
         PromptsAPI(
             self.db, self.gateway.governance, self.gateway.prompts, redis_url=redis_url
         ).register(self.routes)
+        self.supervisor = _finetuning(self, config, config_file)
         if self.gateway.rag is not None:
             from stackyard.rag.api import CollectionsAPI
 
@@ -220,6 +223,8 @@ class Stackyard:
                 self.ready = False
                 for task in self._background:
                     task.cancel()
+                if self.supervisor is not None:
+                    await self.supervisor.aclose()  # workers checkpoint and stop
                 await self.writer.close()  # every accepted spend row is written
                 await self.traces.close()  # and every queued trace
                 if self.exporter is not None:
@@ -254,6 +259,8 @@ class Stackyard:
             self.exporter.start()
         self._background.append(asyncio.ensure_future(self.snapshot.run(self.redis_url)))
         self._background.append(asyncio.ensure_future(self._purge_forever()))
+        if self.supervisor is not None:
+            self._background.append(asyncio.ensure_future(self.supervisor.run()))
         for deployment in self.gateway.router.all_deployments():
             await deployment.provider.start()
         # What start-up built (modules, config, models) lives as long as the process: keep it
@@ -332,6 +339,35 @@ def _rag(
 
     base_dir = config_file.resolve().parent if config_file else Path.cwd()
     return RAG(config.rag, db, gateway.router, base_dir=base_dir)
+
+
+def _finetuning(
+    app: Stackyard, config: StackyardConfig, config_file: Path | None
+) -> Supervisor | None:
+    """The files and fine-tuning APIs, and (when training can run here) the supervisor that
+    starts job workers and serves their models."""
+    from stackyard.finetune.api import FineTuningAPI
+    from stackyard.finetune.files import Files
+    from stackyard.finetune.jobs import Jobs
+
+    base_dir = config_file.resolve().parent if config_file else Path.cwd()
+    data_dir = Path(config.finetune.data_dir or "finetune-jobs")
+    jobs = Jobs(app.db, data_dir if data_dir.is_absolute() else base_dir / data_dir)
+    trainable = all(importlib.util.find_spec(m) is not None for m in FINETUNE_MODULES)
+    FineTuningAPI(
+        Files(app.db), jobs, app.gateway.router, app.gateway.governance, trainable=trainable
+    ).register(app.routes)
+    if not trainable or config.finetune.max_workers == 0:
+        return None
+    from stackyard.finetune.supervisor import Supervisor
+
+    return Supervisor(
+        jobs,
+        app.db.url,
+        app.gateway.router,
+        app.gateway.http,
+        max_workers=config.finetune.max_workers,
+    )
 
 
 def master_key(config: StackyardConfig) -> str | None:

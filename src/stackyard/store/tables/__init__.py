@@ -1,6 +1,7 @@
 """Tables, one module per entity group; importing this package registers them all."""
 
 from stackyard.store.tables.base import Base
+from stackyard.store.tables.finetune import FileRecord, JobEvent, JobRecord
 from stackyard.store.tables.keys import VirtualKey
 from stackyard.store.tables.prompts import Prompt, PromptAudit, PromptLabel, PromptVersion
 from stackyard.store.tables.rag import CollectionRecord
@@ -11,6 +12,9 @@ from stackyard.store.tables.traces import ScoreRecord, TraceRecord
 __all__ = [
     "Base",
     "CollectionRecord",
+    "FileRecord",
+    "JobEvent",
+    "JobRecord",
     "Prompt",
     "PromptAudit",
     "PromptLabel",

@@ -1,0 +1,190 @@
+"""Fine-tuning through the official OpenAI SDK against a real gateway: upload a dataset, run a
+job on SmolLM2 that lowers the loss and evaluates against the base, call the tuned model; pause
+and resume; a server restart mid-job resumes from the checkpoint; cancel; clear errors."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+
+from tests.conftest import GatewayProcess, require_local_models
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+MASTER = "sk-master-finetune-0123456789"
+ALPACA = Path(__file__).resolve().parents[3] / "shared" / "data" / "alpaca" / "alpaca_5000.json"
+
+
+def dataset(count: int) -> bytes:
+    """Short Alpaca examples, every answer ending the same odd way (easy to learn, easy to
+    see in an answer)."""
+    if ALPACA.exists():
+        records = json.loads(ALPACA.read_text())[:300]
+        rows = [r for r in records if len(r["output"]) < 60 and len(r["instruction"]) < 100]
+    else:
+        rows = [
+            {"instruction": f"Name the number {i}.", "input": "", "output": str(i)}
+            for i in range(40)
+        ]
+    lines = [json.dumps({**r, "output": r["output"] + " Quack quack."}) for r in rows[:count]]
+    return ("\n".join(lines) + "\n").encode()
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    require_local_models()
+    shared = tmp_path_factory.mktemp("finetune")
+    return {
+        "models": [{"name": "smollm2", "provider": "local", "model": "smollm2"}],
+        "auth": {"master_key": MASTER},
+        "database_url": f"sqlite:///{shared / 'stackyard.db'}",
+        "finetune": {"data_dir": str(shared / "jobs")},
+    }
+
+
+@pytest.fixture(scope="module")
+def gateway(config: dict[str, Any], gateway_factory: Any) -> GatewayProcess:
+    gw: GatewayProcess = gateway_factory(config, ready_timeout=240)
+    return gw
+
+
+def sdk(gateway: GatewayProcess) -> openai.OpenAI:
+    return openai.OpenAI(
+        base_url=gateway.base_url, api_key=MASTER, max_retries=0, _strict_response_validation=True
+    )
+
+
+def wait_for(client: openai.OpenAI, job_id: str, statuses: set[str], timeout: float = 300) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        job = client.fine_tuning.jobs.retrieve(job_id)
+        if job.status in statuses:
+            return job
+        assert job.status not in {"failed", "cancelled"} - statuses, job.error
+        assert time.monotonic() < deadline, f"{job_id} is still {job.status}"
+        time.sleep(0.5)
+
+
+def messages(client: openai.OpenAI, job_id: str) -> list[str]:
+    events = client.fine_tuning.jobs.list_events(job_id, limit=100).data
+    return [e.message for e in reversed(events)]
+
+
+def test_a_job_trains_evaluates_and_serves_its_model(gateway: GatewayProcess) -> None:
+    with sdk(gateway) as client:
+        uploaded = client.files.create(file=("train.jsonl", dataset(10)), purpose="fine-tune")
+        assert uploaded.purpose == "fine-tune"
+        job = client.fine_tuning.jobs.create(
+            model="smollm2",
+            training_file=uploaded.id,
+            suffix="quack",
+            seed=7,
+            hyperparameters={"n_epochs": 4, "batch_size": 4, "learning_rate_multiplier": 10},
+            extra_body={
+                "method": {
+                    "type": "supervised",
+                    "lora": {"checkpoint_every": 3, "eval_examples": 2, "eval_max_new_tokens": 24},
+                }
+            },
+        )
+        assert job.status == "validating_files"
+        done = wait_for(client, job.id, {"succeeded"})
+        assert done.fine_tuned_model == f"ft:smollm2:quack:{job.id.removeprefix('ftjob-')[:12]}"
+        assert done.trained_tokens
+        assert done.trained_tokens > 0
+        events = client.fine_tuning.jobs.list_events(job.id, limit=100).data
+        metrics = [e.data for e in reversed(events) if e.type == "metrics"]
+        assert len(metrics) == 12  # 9 training examples (one held out), batches of 4, 4 epochs
+        first, last = metrics[0]["train_loss"], metrics[-1]["train_loss"]  # type: ignore[index]
+        assert last < first
+        evaluation = (done.model_extra or {})["evaluation"]
+        assert evaluation["tuned"]["validation_loss"] < evaluation["base"]["validation_loss"]
+        checkpoints = client.fine_tuning.jobs.checkpoints.list(job.id).data
+        assert [c.step_number for c in checkpoints] == [9, 6, 3]
+        results = client.files.content(done.result_files[0]).text
+        assert results.startswith("step,train_loss")
+        assert done.fine_tuned_model in [m.id for m in client.models.list().data]
+
+        question: list[Any] = [{"role": "user", "content": "Name a primary colour."}]
+        tuned = client.chat.completions.create(
+            model=done.fine_tuned_model, messages=question, temperature=0, max_tokens=24
+        )
+        base = client.chat.completions.create(
+            model="smollm2", messages=question, temperature=0, max_tokens=24
+        )
+        assert tuned.choices[0].message.content != base.choices[0].message.content
+        assert "quack" in (tuned.choices[0].message.content or "").lower()
+
+
+def test_pause_resume_restart_and_cancel(
+    config: dict[str, Any], gateway: GatewayProcess, gateway_factory: Any
+) -> None:
+    with sdk(gateway) as client:
+        uploaded = client.files.create(file=("long.jsonl", dataset(12)), purpose="fine-tune")
+        job = client.fine_tuning.jobs.create(
+            model="smollm2",
+            training_file=uploaded.id,
+            hyperparameters={"n_epochs": 4, "batch_size": 1},
+            extra_body={
+                "method": {
+                    "lora": {"checkpoint_every": 2, "eval_examples": 1, "eval_max_new_tokens": 8}
+                }
+            },
+        )
+        deadline = time.monotonic() + 300
+        while not any(m.startswith("Checkpoint written") for m in messages(client, job.id)):
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+        paused = client.fine_tuning.jobs.pause(job.id)
+        assert (paused.model_extra or {})["paused"]
+        wait_for(client, job.id, {"queued"})
+        assert any(m.startswith("Paused at step") for m in messages(client, job.id))
+        client.fine_tuning.jobs.resume(job.id)
+        wait_for(client, job.id, {"running"})
+    gateway.stop()  # mid-job: the worker checkpoints and stops; the job stays running
+
+    restarted: GatewayProcess = gateway_factory(config, ready_timeout=240)
+    with sdk(restarted) as client:
+        done = wait_for(client, job.id, {"succeeded"})
+        said = messages(client, done.id)
+        assert any(m.startswith("Interrupted at step") for m in said)
+        resumed = [m for m in said if m.startswith("Resumed from the checkpoint")]
+        assert len(resumed) >= 2  # after the pause, and after the restart
+
+        doomed = client.fine_tuning.jobs.create(model="smollm2", training_file=uploaded.id)
+        cancelled = client.fine_tuning.jobs.cancel(doomed.id)
+        assert wait_for(client, cancelled.id, {"cancelled"}).status == "cancelled"
+        with pytest.raises(openai.BadRequestError) as again:
+            client.fine_tuning.jobs.cancel(doomed.id)
+        assert again.value.code == "invalid_job_state"
+        listed = client.fine_tuning.jobs.list(limit=2)
+        assert [j.id for j in listed.data] == [doomed.id, job.id]
+
+
+def test_mistakes_are_refused_clearly(gateway_factory: Any, config: dict[str, Any]) -> None:
+    gateway: GatewayProcess = gateway_factory({**config, "finetune": {"max_workers": 0}})
+    with sdk(gateway) as client:
+        with pytest.raises(openai.BadRequestError) as bad_file:
+            client.files.create(
+                file=("bad.jsonl", b'{"prompt": "x"}\nnot json\n'), purpose="fine-tune"
+            )
+        assert "line 1" in str(bad_file.value)
+        assert "line 2" in str(bad_file.value)
+        good = client.files.create(file=("ok.jsonl", dataset(3)), purpose="fine-tune")
+        with pytest.raises(openai.BadRequestError) as bad_model:
+            client.fine_tuning.jobs.create(model="gpt-4o", training_file=good.id)
+        assert bad_model.value.code == "model_not_available"
+        with pytest.raises(openai.NotFoundError):
+            client.fine_tuning.jobs.create(model="smollm2", training_file="file-missing")
+        with pytest.raises(openai.BadRequestError) as bad_hyper:
+            client.fine_tuning.jobs.create(
+                model="smollm2", training_file=good.id, hyperparameters={"n_epochs": 0}
+            )
+        assert bad_hyper.value.code == "invalid_hyperparameters"
+        with pytest.raises(openai.NotFoundError):
+            client.fine_tuning.jobs.retrieve("ftjob-nope")
