@@ -18,7 +18,7 @@ from stackyard.gateway.providers.base import Body, UpstreamError
 from stackyard.gateway.router import Router, RouteStats
 from stackyard.rag.stores.base import Vector
 
-BATCH = 64
+BATCH = 32
 
 
 class Embedder(Protocol):

@@ -27,7 +27,7 @@ from stackyard.rag.embedder import Embedder, index_name
 from stackyard.rag.loaders import LOADERS, Document, Fields, LoadError, load
 from stackyard.rag.stores.base import DocState, NewChunk, VectorStore
 
-DOCS_PER_BATCH = 32
+DOCS_PER_BATCH = 128
 Progress = Callable[[str, int, int], None]  # stage, done, total
 
 
@@ -112,7 +112,9 @@ class Ingest:
                 if self._exists()
                 else {}
             )
-            missing = [d for d in digests if d not in known]
+            # Longest first, so that each batch the model sees holds texts of similar lengths
+            # (little padding).
+            missing = sorted((d for d in digests if d not in known), key=lambda d: -len(digests[d]))
             if missing:
                 vectors = await self.embedder.embed([digests[d] for d in missing])
                 known.update(zip(missing, vectors, strict=True))
