@@ -198,7 +198,7 @@ class Trainer:
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
             done_tokens += batch.tokens
             trained_tokens += batch.trained
             elapsed = time.monotonic() - started
@@ -210,7 +210,7 @@ class Trainer:
                     "step": step + 1,
                     "total_steps": total,
                     "epoch": step // per_epoch + 1,
-                    "train_loss": round(float(loss), 5),
+                    "train_loss": round(float(loss.detach()), 5),
                     "learning_rate": scheduler.get_last_lr()[0],
                     "tokens_per_second": round(rate, 1),
                     "eta_seconds": round(left, 1),
@@ -220,7 +220,7 @@ class Trainer:
                 self._checkpoint(step + 1, optimizer, scheduler)
         self.model.eval()
         adapter = self.out_dir / "adapter"
-        self.model.save_pretrained(str(adapter))
+        self.model.save_pretrained(str(adapter), save_embedding_layers=False)
         tail = losses[-max(1, len(losses) // 10) :] if losses else [float("nan")]
         return Result(
             steps=total,
@@ -238,7 +238,7 @@ class Trainer:
         folder = self.out_dir / "checkpoints" / f"step-{step:06d}"
         partial = folder.with_name(folder.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
-        self.model.save_pretrained(str(partial))
+        self.model.save_pretrained(str(partial), save_embedding_layers=False)
         torch.save(
             {
                 "step": step,
