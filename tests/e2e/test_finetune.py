@@ -108,8 +108,6 @@ def test_a_job_trains_evaluates_and_serves_its_model(gateway: GatewayProcess) ->
         assert [c.step_number for c in checkpoints] == [9, 6, 3]
         results = client.files.content(done.result_files[0]).text
         assert results.startswith("step,train_loss")
-        assert done.fine_tuned_model in [m.id for m in client.models.list().data]
-
         question: list[Any] = [{"role": "user", "content": "Name a primary colour."}]
         tuned = client.chat.completions.create(
             model=done.fine_tuned_model, messages=question, temperature=0, max_tokens=24
@@ -119,6 +117,7 @@ def test_a_job_trains_evaluates_and_serves_its_model(gateway: GatewayProcess) ->
         )
         assert tuned.choices[0].message.content != base.choices[0].message.content
         assert "quack" in (tuned.choices[0].message.content or "").lower()
+        assert done.fine_tuned_model in [m.id for m in client.models.list().data]
 
 
 def test_pause_resume_restart_and_cancel(

@@ -75,7 +75,8 @@ def public(job: JobRecord) -> dict[str, Any]:
         # Ours: the LoRA settings, the evaluation against the base, and a paused flag.
         "settings": job.settings,
         "evaluation": (job.result or {}).get("evaluation"),
-        "paused": job.control == "pause" and job.status == "queued",
+        # True from the pause request on; the job is queued once it took effect.
+        "paused": job.control == "pause",
     }
 
 

@@ -40,6 +40,7 @@ class Supervisor:
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self.workers: dict[str, asyncio.subprocess.Process] = {}
         self.served: set[str] = set()
+        router.discover = self.discover
 
     async def run(self) -> None:
         while True:
@@ -83,6 +84,13 @@ class Supervisor:
         finally:
             log_file.close()
         log.info("fine-tuning job %s started (worker pid %d)", job_id, self.workers[job_id].pid)
+
+    def discover(self, model: str) -> bool:
+        """A fine-tuned model asked for before the next poll served it."""
+        if not model.startswith("ft:") or model in self.served:
+            return False
+        self.serve_succeeded()
+        return model in self.router.deployments
 
     def serve_succeeded(self) -> None:
         """Add the models of succeeded jobs (from any instance) to the router."""

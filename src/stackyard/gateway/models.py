@@ -27,10 +27,14 @@ def models_listing(gateway: Gateway) -> bytes:
 
 
 class ModelsEndpoint:
-    """The listing is computed once: the model list only changes with the config."""
+    """The listing is computed again only when models were added (fine-tuned ones)."""
 
     def __init__(self, gateway: Gateway) -> None:
+        self._count = len(gateway.router.deployments)
         self._body = models_listing(gateway)
 
     async def __call__(self, gateway: Gateway, request: Request) -> Response:
+        count = len(gateway.router.deployments)
+        if count != self._count:
+            self._count, self._body = count, models_listing(gateway)
         return Response(200, self._body)

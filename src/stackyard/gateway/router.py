@@ -96,6 +96,8 @@ class Router:
             )
             self.deployments.setdefault(entry.name, []).append(deployment)
         self._chains = {name: self._chain(name) for name in self.deployments}
+        #: Asked about a model name no deployment serves; True if it added one.
+        self.discover: Callable[[str], bool] | None = None
         #: Deployment quotas (``rpm``/``tpm`` in the config), counted in this worker.
         self.quotas = RateLimiter(clock=clock)
         self._quota: dict[int, list[Limit]] = {
@@ -152,6 +154,11 @@ class Router:
     def chain(self, model: object) -> tuple[str, ...]:
         """The models to try for ``model``, in order. Raises 404 for an unknown model."""
         found = self._chains.get(model) if isinstance(model, str) else None
+        if found is None and isinstance(model, str) and self.discover is not None:
+            # A model that may have appeared since (a fine-tuning job that just succeeded):
+            # only unknown names pay for the look.
+            if self.discover(model):
+                found = self._chains.get(model)
         if found is None:
             raise model_not_found(model, self.model_names)
         return found
