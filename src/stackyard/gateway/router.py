@@ -154,11 +154,11 @@ class Router:
     def chain(self, model: object) -> tuple[str, ...]:
         """The models to try for ``model``, in order. Raises 404 for an unknown model."""
         found = self._chains.get(model) if isinstance(model, str) else None
-        if found is None and isinstance(model, str) and self.discover is not None:
-            # A model that may have appeared since (a fine-tuning job that just succeeded):
-            # only unknown names pay for the look.
-            if self.discover(model):
-                found = self._chains.get(model)
+        # A model that may have appeared since (a fine-tuning job that just succeeded): only
+        # unknown names pay for the look.
+        discover = self.discover
+        if found is None and isinstance(model, str) and discover is not None and discover(model):
+            found = self._chains.get(model)
         if found is None:
             raise model_not_found(model, self.model_names)
         return found
