@@ -291,7 +291,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 llama["docs_per_s"] = len(documents) / float(llama["seconds"])  # type: ignore[arg-type]
                 results["llamaindex_ingest"] = llama
                 print(f"  LlamaIndex {llama['version']}: {llama['docs_per_s']:.1f} docs/s")
-            if not args.docs:
+            if not args.docs and not args.skip_quality:
                 print("retrieval quality (300 test claims) ...", flush=True)
                 results["ndcg"] = await quality(harness, texts)
             print("indexes ...", flush=True)
@@ -364,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--docs", type=int, help="only the first N abstracts (no nDCG)")
     parser.add_argument("--skip-anchors", action="store_true", help="Stackyard alone")
+    parser.add_argument("--skip-quality", action="store_true", help="no nDCG (ingest and indexes)")
     parser.add_argument("--json", type=Path, help="write the results as JSON here")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
