@@ -316,6 +316,7 @@ def test_an_experiment_with_the_in_process_model_and_every_scorer(
     )
     scorers: list[dict[str, Any]] = [
         {"type": "exact_match"},
+        {"type": "f1"},
         {"type": "contains"},
         {"type": "regex", "pattern": r"\w"},
         {"type": "json_valid"},
