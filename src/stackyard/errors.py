@@ -7,8 +7,12 @@ Every error the gateway returns is ``{"error": {"message", "type", "param", "cod
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import orjson
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 
 class APIError(Exception):
@@ -44,6 +48,14 @@ class APIError(Exception):
 
     def to_json(self) -> bytes:
         return orjson.dumps(self.body())
+
+
+def describe_validation(exc: ValidationError) -> tuple[str, str | None]:
+    """A pydantic error as one line (``field.path: what is wrong``), and the field's path."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or None
+    message = str(first["msg"]).removeprefix("Value error, ")
+    return (f"{where}: {message}" if where else message), where
 
 
 def invalid_request(message: str, *, param: str | None = None, code: str | None = None) -> APIError:

@@ -35,6 +35,11 @@ class Principal:
     expires_at: float | None = None  # epoch seconds
     master: bool = False
 
+    @property
+    def admin(self) -> bool:
+        """The master key, or anyone on a gateway with no keys at all."""
+        return self.master or self.key_id is None
+
 
 MASTER = Principal(master=True)
 OPEN = Principal()

@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import asyncio
 import re
-import urllib.parse
 from typing import Any
 
 from pydantic import ValidationError
 
 from stackyard.auth.admission import Governance
 from stackyard.auth.principal import Principal
-from stackyard.errors import APIError, invalid_request
+from stackyard.errors import APIError, describe_validation, invalid_request
 from stackyard.finetune.data import DataError, read_jsonl
 from stackyard.finetune.files import PURPOSES, FileNotFound, Files
 from stackyard.finetune.jobs import JobNotFound, Jobs
@@ -45,13 +44,7 @@ JOBS = "/v1/fine_tuning/jobs/"
 
 
 def _scope(principal: Principal) -> dict[str, Any]:
-    admin = principal.master or principal.key_id is None
-    return {"team_id": principal.team_id, "admin": admin}
-
-
-def _query(request: Request) -> dict[str, str]:
-    raw = request.scope.get("query_string", b"").decode("latin-1")
-    return {k: v[-1] for k, v in urllib.parse.parse_qs(raw).items()}
+    return {"team_id": principal.team_id, "admin": principal.admin}
 
 
 def _limit(value: str | None) -> int:
@@ -120,7 +113,7 @@ class FineTuningAPI:
 
     async def list_files(self, request: Request) -> Reply:
         scope = _scope(self.governance.authenticate(request))
-        purpose = _query(request).get("purpose")
+        purpose = request.query.get("purpose")
         data = await asyncio.to_thread(self.files.all, purpose=purpose, **scope)
         return Response.json({"object": "list", "data": data, "has_more": False})
 
@@ -216,7 +209,7 @@ class FineTuningAPI:
 
     async def list_jobs(self, request: Request) -> Reply:
         scope = _scope(self.governance.authenticate(request))
-        query = _query(request)
+        query = request.query
         data, more = await asyncio.to_thread(
             self.jobs.page, after=query.get("after"), limit=_limit(query.get("limit")), **scope
         )
@@ -225,7 +218,7 @@ class FineTuningAPI:
     async def read_job(self, request: Request) -> Reply:
         scope = _scope(self.governance.authenticate(request))
         job_id, _, rest = request.path[len(JOBS) :].partition("/")
-        query = _query(request)
+        query = request.query
         try:
             if rest == "":
                 return Response.json(await asyncio.to_thread(self.jobs.get, job_id, **scope))
@@ -305,12 +298,9 @@ def _settings(body: dict[str, Any], base: str) -> Settings:
     try:
         return Settings.model_validate({**values, **lora})
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
+        message, where = describe_validation(exc)
         raise invalid_request(
-            f"{where}: {first['msg']}",
-            param=f"hyperparameters.{where}",
-            code="invalid_hyperparameters",
+            message, param=f"hyperparameters.{where}", code="invalid_hyperparameters"
         ) from None
 
 

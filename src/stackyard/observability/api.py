@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import urllib.parse
 from dataclasses import replace
 from typing import Any
 
@@ -68,13 +67,13 @@ class TracesAPI:
     def _scope(self, request: Request) -> str | None:
         """The team whose traces the caller may see (None: all)."""
         principal = self.governance.authenticate(request)
-        if principal.master or principal.key_id is None:
+        if principal.admin:
             return None
         return principal.team_id or "-"
 
     async def list(self, request: Request) -> Reply:
         scope = self._scope(request)
-        params = _params(request)
+        params = request.query
         found = await asyncio.to_thread(
             query.list_traces,
             self.db,
@@ -89,7 +88,7 @@ class TracesAPI:
         scope = self._scope(request)
         rest = request.scope["path"][len(PREFIX) :].strip("/")
         identifier, _, tail = rest.partition("/")
-        params = _params(request)
+        params = request.query
         if tail == "spans":
             page = await asyncio.to_thread(
                 query.spans_page,
@@ -137,7 +136,7 @@ class TracesAPI:
 
     async def scores(self, request: Request) -> Reply:
         scope = self._scope(request)
-        params = _params(request)
+        params = request.query
         summary = await asyncio.to_thread(
             query.score_summary,
             self.db,
@@ -149,7 +148,7 @@ class TracesAPI:
 
     async def stats(self, request: Request) -> Reply:
         scope = self._scope(request)
-        params = _params(request)
+        params = request.query
         group_by = params.get("group_by")
         if group_by is not None and group_by not in query.GROUPS:
             raise invalid_request(
@@ -167,11 +166,6 @@ class TracesAPI:
             query.aggregate, self.db, f, group_by=group_by, bucket=bucket
         )
         return Response.json({"object": "list", "data": rows})
-
-
-def _params(request: Request) -> dict[str, str]:
-    raw = urllib.parse.parse_qs(request.scope.get("query_string", b"").decode("latin-1"))
-    return {k: v[-1] for k, v in raw.items()}
 
 
 def _int(params: dict[str, str], name: str, default: int) -> int:

@@ -11,6 +11,7 @@ import orjson
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from stackyard.errors import describe_validation
 from stackyard.prompts.template import MUSTACHE
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
@@ -168,7 +169,4 @@ def read_prompt_file(path: Path) -> dict[str, Any]:
 
 
 def describe_error(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"])
-    message = str(first["msg"]).removeprefix("Value error, ")
-    return f"{where}: {message}" if where else message
+    return describe_validation(exc)[0]

@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from stackyard.auth.admission import Governance
 from stackyard.auth.principal import Principal
-from stackyard.errors import APIError, invalid_request
+from stackyard.errors import APIError, describe_validation, invalid_request
 from stackyard.rag.chunking import Section
 from stackyard.rag.collections import Collection, RagError, settings_from
 from stackyard.rag.loaders import Document
@@ -40,21 +40,10 @@ PREFIX = "/api/collections/"
 MAX_DOCUMENTS = 1000  # per request
 
 
-def is_admin(principal: Principal) -> bool:
-    return principal.master or principal.key_id is None
-
-
 def may_use(principal: Principal, collection: Collection) -> bool:
-    return is_admin(principal) or (
+    return principal.admin or (
         collection.team_id is not None and collection.team_id == principal.team_id
     )
-
-
-def describe(exc: ValidationError) -> tuple[str, str | None]:
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or None
-    message = first["msg"].removeprefix("Value error, ")
-    return (f"{where}: {message}" if where else message), where
 
 
 class CollectionsAPI:
@@ -110,8 +99,8 @@ class CollectionsAPI:
         name = body.pop("name", None)
         if not isinstance(name, str):
             raise invalid_request("'name' is required: the collection's name", param="name")
-        team_id = body.pop("team_id", None) if is_admin(principal) else principal.team_id
-        if body.get("sources") and not is_admin(principal):
+        team_id = body.pop("team_id", None) if principal.admin else principal.team_id
+        if body.get("sources") and not principal.admin:
             raise _forbidden("only the master key may point a collection at server folders")
         created = await asyncio.to_thread(self.rag.create, name, body, team_id)
         return self._show(created)
@@ -129,7 +118,7 @@ class CollectionsAPI:
             raise RagError(404, "no such path", code="not_found")
         collection = self._collection(name, principal)
         body = await request.json_object()
-        if "sources" in body and not is_admin(principal):
+        if "sources" in body and not principal.admin:
             raise _forbidden("only the master key may point a collection at server folders")
         settings = settings_from(body, collection.settings)
         self.rag.check_settings(settings)
@@ -164,7 +153,7 @@ class CollectionsAPI:
         try:
             spec = QuerySpec.model_validate(await request.json_object())
         except ValidationError as exc:
-            message, where = describe(exc)
+            message, where = describe_validation(exc)
             raise invalid_request(message, param=where, code="invalid_query") from None
         results = await self.rag.query(collection, spec)
         return {"object": "list", "data": [r.public(collection.name) for r in results]}

@@ -11,8 +11,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from stackyard.auth.principal import Principal
-from stackyard.errors import APIError, invalid_request
-from stackyard.rag.api import describe, may_use
+from stackyard.errors import APIError, describe_validation, invalid_request
+from stackyard.rag.api import may_use
 from stackyard.rag.collections import RagError
 from stackyard.rag.retrieve import QuerySpec, Result
 from stackyard.rag.service import RAG
@@ -67,7 +67,7 @@ async def augment(
     try:
         spec = RagSpec.model_validate(raw)
     except ValidationError as exc:
-        message, where = describe(exc)
+        message, where = describe_validation(exc)
         raise invalid_request(f"rag.{message}", param=f"rag.{where}", code="invalid_rag") from None
     question = last_user_text(body)
     if not question.strip():

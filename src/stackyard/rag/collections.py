@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sqlalchemy import func, select
 
+from stackyard.errors import describe_validation
 from stackyard.store.db import Database
 from stackyard.store.tables.base import new_id
 from stackyard.store.tables.rag import CollectionRecord
@@ -90,15 +91,8 @@ def settings_from(
     try:
         return CollectionSettings.model_validate(merged)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or None
-        message = first["msg"].removeprefix("Value error, ")
-        raise RagError(
-            400,
-            f"{where}: {message}" if where else message,
-            code="invalid_collection",
-            param=where,
-        ) from None
+        message, where = describe_validation(exc)
+        raise RagError(400, message, code="invalid_collection", param=where) from None
 
 
 def _collection(record: CollectionRecord) -> Collection:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+import urllib.parse
 from typing import Any
 
 import orjson
@@ -57,6 +58,12 @@ class Request:
     def path(self) -> str:
         path: str = self.scope["path"]
         return path
+
+    @property
+    def query(self) -> dict[str, str]:
+        """The query string's parameters (the last value of a repeated one)."""
+        raw = self.scope.get("query_string", b"").decode("latin-1")
+        return {k: v[-1] for k, v in urllib.parse.parse_qs(raw).items()}
 
     def header(self, name: bytes) -> bytes | None:
         headers = self._headers
