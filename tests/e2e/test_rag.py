@@ -289,3 +289,41 @@ def test_the_python_client(gateway: Served) -> None:
         docs.get("nope")
     assert missing.value.status == 404
     docs.delete("client-notes")
+
+
+def test_a_registry_prompt_can_carry_the_passages(
+    gateway: Served, handbook: Path, fake_openai: FakeOpenAI
+) -> None:
+    pushed = httpx.post(
+        f"{gateway.url}/api/prompts",
+        json={
+            "name": f"handbook-context-{gateway.kind}",
+            "template": "Notes:\n{{passages}}\nAnswer this from the notes: {{question}}",
+            "variables": {"passages": {"type": "string"}, "question": {"type": "string"}},
+            "labels": ["production"],
+        },
+        headers=HEADERS,
+    )
+    assert pushed.status_code == 200, pushed.text
+    rag = {
+        "collections": ["handbook"],
+        "top_k": 1,
+        "mode": "keyword",
+        "prompt": f"handbook-context-{gateway.kind}:production",
+    }
+    with sdk(gateway) as client:
+        client.chat.completions.create(
+            model="chat",
+            messages=[{"role": "user", "content": "Is disk encryption required?"}],
+            extra_body={"rag": rag},
+        )
+        with pytest.raises(openai.NotFoundError):
+            client.chat.completions.create(
+                model="chat",
+                messages=[{"role": "user", "content": "hi"}],
+                extra_body={"rag": {**rag, "prompt": "no-such-prompt"}},
+            )
+    upstream = fake_openai.requests_for(f"rag-chat-{gateway.kind}")[-1].body
+    system = upstream["messages"][0]["content"]
+    assert system.startswith("Notes:\n[1] (source: handbook/security.md)")
+    assert system.endswith("Answer this from the notes: Is disk encryption required?")

@@ -131,7 +131,7 @@ async def _retrieve(
         )
     from stackyard.rag.augment import augment
 
-    body, retrieval = await augment(gateway.rag, body, spec, ticket.principal)
+    body, retrieval = await augment(gateway.rag, body, spec, ticket.principal, gateway.prompts)
     ticket.headers = [
         *ticket.headers,
         (b"x-stackyard-rag-citations", str(len(retrieval.citations)).encode()),
@@ -141,6 +141,8 @@ async def _retrieve(
         span.attributes["stackyard.rag.collections"] = retrieval.collections
         span.attributes["stackyard.rag.passages"] = len(retrieval.citations)
         span.attributes["stackyard.rag.sources"] = [c["source"] for c in retrieval.citations]
+        if retrieval.prompt is not None:
+            span.attributes["stackyard.rag.prompt"] = retrieval.prompt
     return body, retrieval.citations
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import getpass
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ import click
 from pydantic import ValidationError
 
 from stackyard.prompts import registry
-from stackyard.prompts.model import PushRequest, describe_error, read_prompt_file
+from stackyard.prompts.model import REFERENCE, PushRequest, describe_error, read_prompt_file
 from stackyard.store.db import Database
 
 config_option = click.option(
@@ -23,7 +22,6 @@ config_option = click.option(
     type=click.Path(dir_okay=False),
     help="YAML config file (default: ./stackyard.yaml if present, else the embedded default).",
 )
-REFERENCE = re.compile(r"^(?P<name>[^@:]+)(?:@(?P<version>\d+|latest)|:(?P<label>.+))?$")
 
 
 def _actor() -> registry.Actor:

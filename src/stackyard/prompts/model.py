@@ -33,6 +33,9 @@ CONFIG_KEYS = (
     "tool_choice",
 )
 
+#: A prompt named in text: NAME (the latest or the default label), NAME@VERSION, NAME:LABEL.
+REFERENCE = re.compile(r"^(?P<name>[^@:]+)(?:@(?P<version>\d+|latest)|:(?P<label>.+))?$")
+
 
 class Variable(BaseModel):
     model_config = ConfigDict(extra="forbid")

@@ -12,6 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from stackyard.auth.principal import Principal
 from stackyard.errors import APIError, describe_validation, invalid_request
+from stackyard.prompts.model import REFERENCE
+from stackyard.prompts.snapshot import PromptSnapshot
+from stackyard.prompts.template import RenderError, check_variables, render_messages, render_text
 from stackyard.rag.api import may_use
 from stackyard.rag.collections import RagError
 from stackyard.rag.retrieve import QuerySpec, Result
@@ -35,6 +38,12 @@ class RagSpec(BaseModel):
     min_score: float | None = Field(
         default=None, description="Drop passages scoring below this (the mode's own scale)."
     )
+    prompt: str | None = Field(
+        default=None,
+        description="A registry prompt that carries the passages instead of the default "
+        "system message: NAME, NAME:LABEL or NAME@VERSION. It gets the variables it declares "
+        "of 'passages' and 'question'.",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +51,7 @@ class Retrieval:
     citations: list[dict[str, Any]]
     started_ns: int
     collections: list[str]
+    prompt: str | None = None  # NAME@VERSION of a registry prompt used
 
 
 def last_user_text(body: dict[str, Any]) -> str:
@@ -60,7 +70,11 @@ def last_user_text(body: dict[str, Any]) -> str:
 
 
 async def augment(
-    rag: RAG, body: dict[str, Any], raw: object, principal: Principal
+    rag: RAG,
+    body: dict[str, Any],
+    raw: object,
+    principal: Principal,
+    prompts: PromptSnapshot | None = None,
 ) -> tuple[dict[str, Any], Retrieval]:
     """The request with the passages in a system message, and what was retrieved."""
     started = time.time_ns()
@@ -102,8 +116,12 @@ async def augment(
         "\n\n".join(f"[{c['index']}] (source: {c['source']})\n{c['text']}" for c in citations)
         or "(no passages were found)"
     )
-    template = rag.config.context_template or DEFAULT_TEMPLATE
-    context = {"role": "system", "content": template.replace("{passages}", passages)}
+    used = None
+    if spec.prompt is not None and prompts is not None:
+        context, used = _from_registry(prompts, spec.prompt, passages, question)
+    else:
+        template = rag.config.context_template or DEFAULT_TEMPLATE
+        context = [{"role": "system", "content": template.replace("{passages}", passages)}]
     messages = list(body.get("messages") or [])
     at = next(
         (
@@ -113,5 +131,43 @@ async def augment(
         ),
         len(messages),
     )
-    messages.insert(at, context)
-    return {**body, "messages": messages}, Retrieval(citations, started, list(spec.collections))
+    messages[at:at] = context
+    retrieval = Retrieval(citations, started, list(spec.collections), used)
+    return {**body, "messages": messages}, retrieval
+
+
+def _from_registry(
+    prompts: PromptSnapshot, reference: str, passages: str, question: str
+) -> tuple[list[dict[str, Any]], str]:
+    """The messages of a registry prompt rendered with the passages, and its NAME@VERSION."""
+    match = REFERENCE.match(reference)
+    if match is None:
+        raise invalid_request(
+            "rag.prompt must be NAME, NAME:LABEL or NAME@VERSION",
+            param="rag.prompt",
+            code="invalid_rag",
+        )
+    version = match["version"]
+    number, content = prompts.resolve(
+        match["name"],
+        label=match["label"],
+        version=int(version) if version and version != "latest" else None,
+    )
+    declared = content.get("variables") or {}
+    given = {"passages": passages, "question": question}
+    engine = content.get("engine", "mustache")
+    try:
+        values = check_variables(declared, {k: v for k, v in given.items() if k in declared})
+        if content["type"] == "text":
+            rendered = [
+                {"role": "system", "content": render_text(content["template"], values, engine)}
+            ]
+        else:
+            rendered = render_messages(content["messages"], values, engine)
+    except RenderError as exc:
+        raise invalid_request(
+            f"rag.prompt {match['name']} version {number}: {exc}",
+            param="rag.prompt",
+            code="invalid_rag",
+        ) from None
+    return rendered, f"{match['name']}@{number}"
