@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 export HF_HUB_OFFLINE := 1
 
-.PHONY: run test lint format bench-gateway bench-local bench-prompts bench-traces bench-cache bench-rag clean
+.PHONY: run test lint format bench-gateway bench-local bench-prompts bench-traces bench-cache bench-rag bench-finetune clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,9 @@ bench-cache: $(VENV)/.dev-installed
 
 bench-rag: $(VENV)/.dev-installed
 	$(BIN)/python -m benchmarks.rag $(ARGS)
+
+bench-finetune: $(VENV)/.dev-installed
+	$(BIN)/python -m benchmarks.finetune $(ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
