@@ -24,6 +24,10 @@ tokenizer = transformers.AutoTokenizer.from_pretrained(directory, gguf_file=gguf
 model = transformers.AutoModelForCausalLM.from_pretrained(
     directory, gguf_file=gguf, dtype=torch.float32
 )
+# The GGUF weights are dequantized to fp32 on load (as for Stackyard); only the marker remains,
+# and the Trainer refuses "quantized" models without it cleared.
+model.hf_quantizer = None
+model.is_quantized = False
 rows = [json.loads(line) for line in open(data_path)]
 dataset = Dataset.from_list(rows)  # conversational prompt/completion: loss on the completion
 config = SFTConfig(
@@ -31,6 +35,7 @@ config = SFTConfig(
     learning_rate=float(lr), lr_scheduler_type="linear", max_length=int(max_length),
     logging_steps=1000, save_strategy="no", report_to=[], use_cpu=True, seed=int(seed),
     dataloader_num_workers=0, bf16=False, fp16=False,
+    gradient_checkpointing=False,  # Stackyard does not checkpoint activations either
 )
 peft = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, task_type="CAUSAL_LM",
                   target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
@@ -60,6 +65,8 @@ def python() -> Path:
 
 def run(*args: str) -> str:
     result = subprocess.run(
-        [str(python()), "-c", SCRIPT, *args], check=True, capture_output=True, text=True
+        [str(python()), "-c", SCRIPT, *args], check=False, capture_output=True, text=True
     )
+    if result.returncode:
+        raise RuntimeError(f"TRL failed:\n{result.stderr[-3000:]}")
     return result.stdout.strip().splitlines()[-1]
