@@ -167,7 +167,11 @@ def test_pause_resume_restart_and_cancel(
 
 
 def test_mistakes_are_refused_clearly(gateway_factory: Any, config: dict[str, Any]) -> None:
-    gateway: GatewayProcess = gateway_factory({**config, "finetune": {"max_workers": 0}})
+    # Nothing here needs the model loaded, or a worker.
+    lazy = [{**config["models"][0], "options": {"load": "lazy"}}]
+    gateway: GatewayProcess = gateway_factory(
+        {**config, "models": lazy, "finetune": {"max_workers": 0}}, ready_timeout=240
+    )
     with sdk(gateway) as client:
         with pytest.raises(openai.BadRequestError) as bad_file:
             client.files.create(
