@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
-VENV = Path(__file__).resolve().parent / ".venvs" / "trl"
+from benchmarks._procs import torch_venv
+
 PACKAGES = ("trl", "peft", "transformers>=5.24,<6", "gguf", "accelerate", "datasets")
 
 SCRIPT = r"""
@@ -51,16 +51,7 @@ print(json.dumps({"seconds": seconds, "version": trl.__version__,
 
 
 def python() -> Path:
-    interpreter = VENV / "bin" / "python"
-    if not (VENV / ".ok").exists():
-        print(f"installing TRL into {VENV} ...", flush=True)
-        if not interpreter.exists():
-            subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-        pip = [str(interpreter), "-m", "pip", "install", "-q", "--progress-bar", "off"]
-        subprocess.run([*pip, "torch==2.13.0"], check=True)
-        subprocess.run([*pip, *PACKAGES], check=True)
-        (VENV / ".ok").touch()
-    return interpreter
+    return torch_venv("trl", PACKAGES)
 
 
 def run(*args: str) -> str:

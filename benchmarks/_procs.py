@@ -160,3 +160,21 @@ def anchor_venv(
         text=True,
     ).stdout.strip()
     return python, found
+
+
+def torch_venv(name: str, packages: tuple[str, ...]) -> Path:
+    """The python of an anchor venv under ``benchmarks/.venvs/NAME`` that needs torch:
+    installed on first use, the CPU build of torch first (so nothing pulls a CUDA build),
+    then ``packages``."""
+    venv = Path(__file__).resolve().parent / ".venvs" / name
+    python = venv / "bin" / "python"
+    done = venv / ".ok"
+    if not done.exists():
+        print(f"installing {', '.join(packages)} into {venv} ...", flush=True)
+        if not python.exists():
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        pip = [str(python), "-m", "pip", "install", "-q", "--progress-bar", "off"]
+        subprocess.run([*pip, "torch==2.13.0"], check=True)
+        subprocess.run([*pip, *packages], check=True)
+        done.touch()
+    return python

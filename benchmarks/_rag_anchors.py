@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
-VENV = Path(__file__).resolve().parent / ".venvs" / "llamaindex"
+from benchmarks._procs import torch_venv
+
 PACKAGES = ("llama-index-core", "llama-index-embeddings-huggingface", "hnswlib")
 
 LLAMAINDEX = r"""
@@ -71,18 +71,7 @@ print(json.dumps({"recall": recall, "qps": len(queries) / seconds, "build_s": bu
 
 
 def python() -> Path:
-    """The anchor venv's python, installed on first use (torch first: the CPU build)."""
-    interpreter = VENV / "bin" / "python"
-    done = VENV / ".ok"
-    if not done.exists():
-        print(f"installing the anchors into {VENV} ...", flush=True)
-        if not interpreter.exists():
-            subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-        pip = [str(interpreter), "-m", "pip", "install", "-q", "--progress-bar", "off"]
-        subprocess.run([*pip, "torch==2.13.0"], check=True)
-        subprocess.run([*pip, *PACKAGES], check=True)
-        done.touch()
-    return interpreter
+    return torch_venv("llamaindex", PACKAGES)
 
 
 def run(script: str, *args: str) -> dict[str, object]:
