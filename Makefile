@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 export HF_HUB_OFFLINE := 1
 
-.PHONY: run test lint format bench-gateway bench-local bench-prompts bench-traces bench-cache bench-rag bench-finetune clean
+.PHONY: run test lint format cache-verifier bench-gateway bench-local bench-prompts bench-traces bench-cache bench-rag bench-finetune clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,11 @@ bench-prompts: $(VENV)/.dev-installed
 
 bench-traces: $(VENV)/.dev-installed
 	$(BIN)/python -m benchmarks.traces $(ARGS)
+
+# The semantic cache's pair classifier (src/stackyard/cache/verifier.safetensors, shipped):
+# trained on the QQP and MRPC training pairs in ../shared/data, about 25 minutes on 2 cores.
+cache-verifier: $(VENV)/.dev-installed
+	$(BIN)/python -m stackyard.cache.training $(ARGS)
 
 bench-cache: $(VENV)/.dev-installed
 	$(BIN)/python -m benchmarks.cache $(ARGS)

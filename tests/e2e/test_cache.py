@@ -80,7 +80,7 @@ def test_a_repeat_is_answered_from_the_cache_at_no_cost(
     assert via_sdk.choices[0].message.content == first.json()["choices"][0]["message"]["content"]
     assert upstream_calls(fake_openai, "cache-one") == before + 1
     metrics = httpx.get(f"{gateway.url}/metrics").text
-    assert 'stackyard_cache_lookups_total{result="hit"}' in metrics
+    assert 'stackyard_cache_lookups_total{result="exact"}' in metrics
     assert "stackyard_cache_savings_usd_total" in metrics
 
 

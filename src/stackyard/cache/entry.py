@@ -9,6 +9,15 @@ from typing import Any
 from stackyard.observability.capture import ChunkCapture
 
 
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A cached question near a new one: its entry's key, cosine similarity and text."""
+
+    key: str
+    similarity: float
+    question: str
+
+
 @dataclass
 class Entry:
     id: str

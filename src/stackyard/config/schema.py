@@ -217,8 +217,31 @@ class ObservabilityConfig(_Strict):
         return patterns
 
 
+class SemanticCacheConfig(_Strict):
+    error_budget: Annotated[float, Field(gt=0, lt=0.5)] = Field(
+        default=0.02,
+        description="The share of semantic hits allowed to answer a different question: the "
+        "pair classifier's threshold is the lowest that met it on held-out question pairs.",
+    )
+    max_temperature: Annotated[float, Field(ge=0)] = Field(
+        default=0.0,
+        description="Requests sampled hotter than this (OpenAI's default temperature is 1) "
+        "use the exact tier only.",
+    )
+    min_similarity: Annotated[float, Field(ge=-1, le=1)] = Field(
+        default=0.5, description="Cached questions less similar than this are not considered."
+    )
+    top_k: Annotated[int, Field(gt=0, le=64)] = Field(
+        default=4, description="How many nearest cached questions the classifier weighs."
+    )
+    embedding_model: str = Field(
+        default="all-minilm-l6-v2",
+        description="The in-process embedding model for questions (an alias or a directory).",
+    )
+
+
 class CachePolicy(_Strict):
-    mode: Literal["exact", "off"] | None = Field(
+    mode: Literal["exact", "semantic", "off"] | None = Field(
         default=None, description="This team's default mode (default: the section's)."
     )
     ttl: Annotated[float, Field(gt=0)] | None = Field(
@@ -227,11 +250,11 @@ class CachePolicy(_Strict):
 
 
 class CacheConfig(_Strict):
-    mode: Literal["exact", "off"] = Field(
+    mode: Literal["exact", "semantic", "off"] = Field(
         default="off",
         description="The default for requests that say nothing: exact (identical requests "
-        "are answered from the cache) or off. A request may choose with its 'cache' field or "
-        "x-stackyard-cache-mode.",
+        "are answered from the cache), semantic (so are questions that mean the same), or "
+        "off. A request may choose with its 'cache' field or x-stackyard-cache-mode.",
     )
     ttl: Annotated[float, Field(gt=0)] = Field(
         default=3600.0, description="Seconds an entry lives (a request may ask for less)."
@@ -250,6 +273,7 @@ class CacheConfig(_Strict):
     teams: dict[str, CachePolicy] = Field(
         default_factory=dict, description="Per-team defaults, by team name or id."
     )
+    semantic: SemanticCacheConfig = SemanticCacheConfig()
 
 
 class AlertsConfig(_Strict):

@@ -11,8 +11,7 @@ from typing import Any
 import orjson
 
 from stackyard.auth.admission import Ticket
-from stackyard.cache.entry import Entry
-from stackyard.cache.service import Cache, Control
+from stackyard.cache.service import Cache, Control, Lookup
 from stackyard.errors import APIError
 from stackyard.gateway.accounting import Settlement, cost_header
 from stackyard.gateway.deployment import Deployment
@@ -75,16 +74,22 @@ async def chat_completions(gateway: Gateway, request: Request) -> Response | Eve
         control = cache.control(request, cache_spec, ticket.principal) if cache else None
         if cache is not None and control is not None:
             looked = time.time_ns()
-            key, entry = await cache.lookup(control, ticket.principal, body)
+            found = await cache.lookup(control, ticket.principal, body)
             if ticket.trace is not None:
                 span = ticket.trace.child("cache.lookup", looked)
                 span.attributes["stackyard.cache.mode"] = control.mode
-                span.attributes["stackyard.cache.hit"] = entry is not None
+                span.attributes["stackyard.cache.hit"] = found.entry is not None
+                span.attributes["stackyard.cache.tier"] = found.tier
                 span.attributes["stackyard.cache.namespace"] = control.namespace
-            if entry is not None:
-                return await _replay(gateway, ticket, entry, bool(parsed.stream), wants_usage)
-            if key is not None:
-                stored = Stored(cache, key, control, str(body["model"]))
+                if found.similarity is not None:
+                    span.attributes["stackyard.cache.similarity"] = round(found.similarity, 4)
+                    span.attributes["stackyard.cache.verifier_score"] = round(found.score or 0, 4)
+                if found.skipped:
+                    span.attributes["stackyard.cache.semantic_skipped"] = found.skipped
+            if found.entry is not None:
+                return await _replay(gateway, ticket, found, bool(parsed.stream), wants_usage)
+            if found.key is not None:
+                stored = Stored(cache, found, control, str(body["model"]))
         if parsed.stream:
             return await _stream(
                 gateway, request, body, stats, wants_usage, ticket, stored, citations
@@ -111,11 +116,22 @@ async def chat_completions(gateway: Gateway, request: Request) -> Response | Eve
         routed.result["citations"] = citations
     if stored is not None:
         stored.keep(cost, usage, response=routed.result)
-        headers.append(CACHE_MISS)
+        headers.extend(miss_headers(stored))
     return Response.json(routed.result, headers=headers)
 
 
 CACHE_MISS = (b"x-stackyard-cache", b"miss")
+
+
+def miss_headers(stored: Stored) -> list[tuple[bytes, bytes]]:
+    """``x-stackyard-cache: miss``, and why the semantic tier was not asked, if it was not."""
+    skipped = stored.found.skipped
+    if skipped is None:
+        return [CACHE_MISS]
+    return [
+        CACHE_MISS,
+        (b"x-stackyard-cache-semantic-skipped", skipped.encode("latin-1", "replace")),
+    ]
 
 
 async def _retrieve(
@@ -196,7 +212,7 @@ class Stored:
     """Where a missed request's answer goes once it is complete."""
 
     cache: Cache
-    key: str
+    found: Lookup
     control: Control
     model: str
 
@@ -208,28 +224,36 @@ class Stored:
         response: Body | None = None,
         chunks: list[Body] | None = None,
     ) -> None:
+        assert self.found.key is not None
         self.cache.store(
-            self.key,
+            self.found.key,
             self.control,
             self.model,
             cost=cost,
             usage=usage,
             response=response,
             chunks=chunks,
+            asked=self.found.question,
+            vector=self.found.vector,
         )
 
 
 async def _replay(
-    gateway: Gateway, ticket: Ticket, entry: Entry, stream: bool, wants_usage: bool
+    gateway: Gateway, ticket: Ticket, found: Lookup, stream: bool, wants_usage: bool
 ) -> Response | EventStream:
     """An answer from the cache: whole, or streamed as the chunks the client would have
     seen; charged at the configured price of a hit."""
+    entry = found.entry
+    assert entry is not None
     price = gateway.config.cache.cost_per_hit
     headers = [
         *ticket.headers,
-        (b"x-stackyard-cache", b"exact"),
+        (b"x-stackyard-cache", found.tier.encode()),
         (b"x-stackyard-cache-id", entry.id.encode()),
     ]
+    if found.similarity is not None:
+        headers.append((b"x-stackyard-cache-similarity", b"%.4f" % found.similarity))
+        headers.append((b"x-stackyard-cache-verifier-score", b"%.4f" % (found.score or 0.0)))
     if stream:
         chunks = entry.stream()
 
@@ -313,7 +337,7 @@ async def _stream(
             kept.keep(cost, settle.usage, chunks=record)
 
         settle.on_complete = keep
-        headers.append(CACHE_MISS)
+        headers.extend(miss_headers(stored))
     events = _events(first, chunks, hidden_usage, idle_timeout, routed.deployment, settle, record)
     return EventStream(events, headers)
 

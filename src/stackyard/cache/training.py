@@ -1,0 +1,209 @@
+"""Train the semantic tier's pair classifier (:mod:`stackyard.cache.pairs`): ``make
+cache-verifier``, or ``python -m stackyard.cache.training --data ../shared/data``.
+
+Data (from the project's ``../shared/data/``; a user's clone has none, and the trained weights
+ship with the package): GPTCache's copy of Quora Question Pairs, split by position, every fifth
+pair held out for the benchmark (``benchmarks/cache.py``), every twenty-fifth of the others kept
+apart to calibrate the thresholds, the rest for training; and the MRPC training file. One epoch,
+a few minutes a thousand steps on two CPU cores; the adapters and head are written to
+``verifier.safetensors`` beside :mod:`stackyard.cache.pairs`, with the calibration table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import math
+import random
+import sys
+import tarfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from stackyard.cache import pairs as pairmodel
+
+Pair = tuple[str, str, bool]
+
+
+def qqp_records(data: Path) -> list[dict[str, Any]]:
+    path = data / "qqp" / "similiar_qqp_full.json.gz"
+    with tarfile.open(fileobj=gzip.open(path)) as archive:  # a tar inside gzip, despite the name
+        handle = archive.extractfile(archive.getmembers()[0])
+        assert handle is not None
+        records: list[dict[str, Any]] = json.load(handle)
+    return records
+
+
+def qqp_split(data: Path, part: str) -> list[Pair]:
+    """``test`` (every fifth pair), ``calibration`` (every twenty-fifth of the rest), ``train``."""
+    chosen = []
+    for i, r in enumerate(qqp_records(data)):
+        where = "test" if i % 5 == 0 else "calibration" if i % 25 == 1 else "train"
+        if where == part:
+            chosen.append((r["text_a"], r["text_b"], r["label"] == 1))
+    return chosen
+
+
+def mrpc_split(data: Path, part: str) -> list[Pair]:
+    name = "msr_paraphrase_test.txt" if part == "test" else "msr_paraphrase_train_backup.txt"
+    lines = (data / "mrpc" / name).read_text(encoding="utf-8-sig").splitlines()[1:]
+    found = []
+    for line in lines:
+        quality, _, _, a, b = line.split("\t")
+        found.append((a, b, quality == "1"))
+    return found
+
+
+def batches(
+    examples: list[Pair], size: int, tokenizer: Any, rng: random.Random
+) -> Iterator[tuple[dict[str, Any], Any]]:
+    """Batches of similar length (less padding), in random order, each pair in a random order."""
+    import torch
+
+    order = examples[:]
+    rng.shuffle(order)
+    groups: list[list[Pair]] = []
+    for start in range(0, len(order), size * 50):
+        window = sorted(order[start : start + size * 50], key=lambda p: len(p[0]) + len(p[1]))
+        groups.extend(window[i : i + size] for i in range(0, len(window), size))
+    rng.shuffle(groups)
+    for group in groups:
+        swapped = [(b, a, s) if rng.random() < 0.5 else (a, b, s) for a, b, s in group]
+        batch = tokenizer(
+            [a for a, _, _ in swapped],
+            [b for _, b, _ in swapped],
+            truncation=True,
+            max_length=pairmodel.MAX_LENGTH,
+            padding=True,
+            return_tensors="pt",
+        )
+        yield dict(batch), torch.tensor([float(s) for _, _, s in swapped])
+
+
+def score(model: Any, tokenizer: Any, examples: list[Pair]) -> list[float]:
+    import torch
+
+    found: list[float] = []
+    model.eval()
+    with torch.inference_mode():
+        for start in range(0, len(examples), 64):
+            chunk = examples[start : start + 64]
+            batch = tokenizer(
+                [a for a, _, _ in chunk],
+                [b for _, b, _ in chunk],
+                truncation=True,
+                max_length=pairmodel.MAX_LENGTH,
+                padding=True,
+                return_tensors="pt",
+            )
+            found.extend(torch.sigmoid(pairmodel.logits(model, dict(batch))).tolist())
+    model.train()
+    return found
+
+
+def train(
+    data: Path,
+    out: Path,
+    *,
+    epochs: float = 1.0,
+    batch_size: int = 32,
+    lr: float = 5e-4,
+    limit: int | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    import torch
+    from safetensors.torch import save_file
+    from transformers import AutoModel, AutoTokenizer
+
+    from stackyard.engine.sources import resolve
+
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    directory = resolve("all-minilm-l6-v2", "embeddings").directory
+    tokenizer = AutoTokenizer.from_pretrained(str(directory))
+    model = pairmodel.build(AutoModel.from_pretrained(str(directory)))
+    examples = qqp_split(data, "train") + mrpc_split(data, "train")
+    rng.shuffle(examples)
+    if limit:
+        examples = examples[:limit]
+    calibration = qqp_split(data, "calibration")
+    steps = int(math.ceil(len(examples) / batch_size) * epochs)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=0.01)
+    warmup = max(1, steps // 20)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / (steps - warmup)))
+    )
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    started = time.monotonic()
+    step = 0
+    running = 0.0
+    model.train()
+    while step < steps:
+        for batch, labels in batches(examples, batch_size, tokenizer, rng):
+            loss = loss_fn(pairmodel.logits(model, batch), labels)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            running = 0.98 * running + 0.02 * loss.item() if step > 1 else loss.item()
+            if step % 50 == 0 or step == steps:
+                rate = step / (time.monotonic() - started)
+                left = (steps - step) / rate
+                print(
+                    f"step {step}/{steps}  loss {running:.4f}  {rate:.2f} steps/s  "
+                    f"{left / 60:.1f} min left",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            if step >= steps:
+                break
+    scores = score(model, tokenizer, calibration)
+    labels = [s for _, _, s in calibration]
+    accuracy = sum((p >= 0.5) == y for p, y in zip(scores, labels, strict=True)) / len(labels)
+    table = pairmodel.calibrate(scores, labels)
+    state = {k: v.to(torch.float16) for k, v in pairmodel.adapter_state(model).items()}
+    meta = {
+        "rank": str(pairmodel.RANK),
+        "alpha": str(pairmodel.ALPHA),
+        "base": "all-minilm-l6-v2",
+        "trained_on": f"{len(examples)} pairs (QQP train split, MRPC train), {steps} steps",
+        "calibration_accuracy": f"{accuracy:.4f}",
+        "calibration": json.dumps(table),
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_file(state, str(out), metadata=meta)
+    report = {"steps": steps, "seconds": round(time.monotonic() - started), "accuracy": accuracy}
+    print(json.dumps(report), file=sys.stderr)
+    return report
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    default = Path(__file__).resolve().parents[3].parent / "shared" / "data"
+    parser.add_argument("--data", type=Path, default=default, help="the shared data folder")
+    parser.add_argument("--out", type=Path, default=pairmodel.WEIGHTS)
+    parser.add_argument("--epochs", type=float, default=1.0)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--limit", type=int, help="train on at most this many pairs")
+    args = parser.parse_args(argv)
+    if not (args.data / "qqp").exists():
+        parser.error(f"{args.data}/qqp is missing: the training pairs come from ../shared/data")
+    train(
+        args.data,
+        args.out,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        limit=args.limit,
+    )
+
+
+if __name__ == "__main__":
+    main()
