@@ -46,7 +46,8 @@ def test_removal_replaces_the_row_with_the_last() -> None:
     assert table.remove("0")
     assert not table.remove("0")
     assert [c.key for c in table.nearest("p", unit(1, 0), 5)] == ["2", "1"]
-    assert table.remove("1") and table.remove("2")
+    assert table.remove("1")
+    assert table.remove("2")
     assert table.nearest("p", unit(1, 0), 5) == []
     assert len(table) == 0
 
