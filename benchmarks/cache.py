@@ -1,29 +1,37 @@
-"""The semantic cache's accuracy on labelled question pairs (groundwork: the semantic tier is
-not wired into the gateway yet): precision and recall of a hit decided by MiniLM's cosine
-similarity alone, at the static thresholds other caches use (0.8 GPTCache, 0.9 RedisVL, 0.95
-Portkey), against the same similarity with Stackyard's verifier in front
-(:mod:`stackyard.cache.verifier`), on QQP (a held-out fifth of GPTCache's copy) and the MRPC
-test set from ``../shared/data/``.
+"""The semantic cache, measured.
 
-Run: ``make bench-cache`` (or ``python -m benchmarks.cache --pairs 4000``).
+Accuracy, on labelled question pairs from ``../shared/data/`` (QQP: the held-out fifth of
+GPTCache's copy, never trained on; MRPC: its test set): precision and recall of a hit decided
+by all-MiniLM-L6-v2's cosine similarity alone at the static thresholds other caches use (0.8
+GPTCache, 0.9 RedisVL, 0.95 Portkey), against Stackyard's decision with the same embedder
+(:mod:`stackyard.cache.semantic`: similarity floor, numbers and negation, then the pair
+classifier), swept over its threshold and at the threshold an error budget picks.
+
+Latency, with 100,000 entries cached (distinct QQP questions, one partition, the worst case):
+an exact hit, and a semantic lookup with the embedding included, through
+:class:`stackyard.cache.service.Cache` on the in-process and the Redis backends.
+
+Run: ``make bench-cache`` (or ``python -m benchmarks.cache``; ``--skip-latency``,
+``--skip-accuracy``).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
-import gzip
 import json
 import os
 import shlex
 import sys
-import tarfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+VECTORS = Path(__file__).resolve().parent / ".cache"
 STATIC = (0.8, 0.9, 0.95)
+BUDGETS = (0.01, 0.02, 0.05)
 
 
 @dataclass
@@ -34,41 +42,37 @@ class Pair:
 
 
 def qqp(limit: int) -> list[Pair]:
-    """Every fifth pair of GPTCache's QQP copy (the held-out split; a verifier trained later
-    learns from the other four fifths)."""
-    path = DATA / "qqp" / "similiar_qqp_full.json.gz"
-    with tarfile.open(fileobj=gzip.open(path)) as archive:
-        member = archive.getmembers()[0]
-        handle = archive.extractfile(member)
-        assert handle is not None
-        records = json.load(handle)
-    held_out = [r for i, r in enumerate(records) if i % 5 == 0]
-    return [Pair(r["text_a"], r["text_b"], r["label"] == 1) for r in held_out[:limit]]
+    """The held-out split of GPTCache's QQP copy (every fifth pair; the classifier is trained
+    on the others: :mod:`stackyard.cache.training`)."""
+    from stackyard.cache.training import qqp_split
+
+    return [Pair(a, b, same) for a, b, same in qqp_split(DATA, "test")[:limit]]
 
 
 def mrpc(limit: int) -> list[Pair]:
-    path = DATA / "mrpc" / "msr_paraphrase_test.txt"
-    pairs = []
-    for line in path.read_text(encoding="utf-8-sig").splitlines()[1:]:
-        quality, _, _, a, b = line.split("\t")
-        pairs.append(Pair(a, b, quality == "1"))
-    return pairs[:limit]
+    from stackyard.cache.training import mrpc_split
+
+    return [Pair(a, b, same) for a, b, same in mrpc_split(DATA, "test")[:limit]]
 
 
-def similarities(pairs: list[Pair]) -> list[float]:
+def embedder() -> Any:
     from stackyard.engine.loading import load_embedder
     from stackyard.engine.sources import resolve
 
-    model = load_embedder(resolve("all-minilm-l6-v2", "embeddings"), "cpu")
+    return load_embedder(resolve("all-minilm-l6-v2", "embeddings"), "cpu")
+
+
+def similarities(pairs: list[Pair]) -> list[float]:
+    model = embedder()
     first = model.encode([p.a for p in pairs], batch_size=64, normalize_embeddings=True)
     second = model.encode([p.b for p in pairs], batch_size=64, normalize_embeddings=True)
     return [float((x * y).sum()) for x, y in zip(first, second, strict=True)]
 
 
 def precision_recall(
-    pairs: list[Pair], scores: list[float], threshold: float, verified: list[bool] | None
+    pairs: list[Pair], scores: list[float], threshold: float
 ) -> tuple[float, float, int]:
-    hits = [s >= threshold and (verified is None or verified[i]) for i, s in enumerate(scores)]
+    hits = [s >= threshold for s in scores]
     true_hits = sum(h and p.same for h, p in zip(hits, pairs, strict=True))
     positives = sum(p.same for p in pairs)
     predicted = sum(hits)
@@ -77,16 +81,19 @@ def precision_recall(
 
 
 def best_recall(
-    pairs: list[Pair], scores: list[float], verified: list[bool] | None, target: float
+    pairs: list[Pair], scores: list[float], target: float
 ) -> tuple[float, float, float]:
-    """The lowest threshold (in steps of 0.005) whose precision is at least ``target``:
-    (threshold, precision, recall)."""
+    """The highest recall at a precision of at least ``target``, over every threshold that
+    is a score: (threshold, precision, recall)."""
+    ranked = sorted(zip(scores, pairs, strict=True), key=lambda x: -x[0])
+    positives = sum(p.same for p in pairs) or 1
     best = (1.0, 1.0, 0.0)
-    for step in range(100, 201):
-        threshold = step / 200
-        precision, recall, predicted = precision_recall(pairs, scores, threshold, verified)
-        if predicted and precision >= target and recall > best[2]:
-            best = (threshold, precision, recall)
+    right = 0
+    for hits, (score, pair) in enumerate(ranked, 1):
+        right += pair.same
+        ties = hits < len(ranked) and ranked[hits][0] == score
+        if not ties and right / hits >= target and right / positives > best[2]:
+            best = (score, right / hits, right / positives)
     return best
 
 
@@ -95,72 +102,293 @@ class Evaluation:
     pairs: int
     positives: int
     #: (decision, threshold, precision, recall)
-    static: list[tuple[str, float, float, float]]
+    rows: list[tuple[str, float, float, float]]
     best_cosine: tuple[float, float, float]
-    best_verified: tuple[float, float, float]
-    rejected: int
-    rejected_paraphrases: int
+    best_stackyard: tuple[float, float, float]
+    #: (error budget, threshold, precision, recall, observed wrong-hit rate)
+    budgets: list[tuple[float, float, float, float, float]]
     embed_s: float
+    score_s: float
+
+
+def decisions(pairs: list[Pair], cosine: list[float]) -> tuple[list[float], float]:
+    """Stackyard's score for each pair (0 where an earlier stage already said no), as
+    :meth:`stackyard.cache.semantic.Semantic.choose_sync` decides, and the seconds it took."""
+    from stackyard.cache.semantic import rejects
+
+    semantic = semantic_tier()
+    kept = [
+        i
+        for i, p in enumerate(pairs)
+        if cosine[i] >= semantic.min_similarity and not rejects(p.a, p.b)
+    ]
+    started = time.perf_counter()
+    model = semantic._pairs
+    scored = model.scores([(pairs[i].a, pairs[i].b) for i in kept], batch_size=64)
+    elapsed = time.perf_counter() - started
+    found = [0.0] * len(pairs)
+    for i, score in zip(kept, scored, strict=True):
+        found[i] = score
+    return found, elapsed
+
+
+_SEMANTIC: Any = None
+
+
+def semantic_tier() -> Any:
+    global _SEMANTIC
+    if _SEMANTIC is None:
+        from stackyard.cache.semantic import Semantic
+
+        _SEMANTIC = Semantic()
+        _SEMANTIC._load()
+    return _SEMANTIC
 
 
 def evaluate(name: str, pairs: list[Pair]) -> Evaluation:
-    from stackyard.cache.verifier import same_question
-
     started = time.perf_counter()
-    scores = similarities(pairs)
+    cosine = similarities(pairs)
     embed_s = time.perf_counter() - started
-    verified = [same_question(p.a, p.b) is None for p in pairs]
+    ours, score_s = decisions(pairs, cosine)
     rows = []
     for threshold in STATIC:
-        for label, check in (("cosine", None), ("cosine + verifier", verified)):
-            precision, recall, _ = precision_recall(pairs, scores, threshold, check)
-            rows.append((label, threshold, precision, recall))
-    print(f"{name}: {len(pairs)} pairs embedded in {embed_s:.1f} s", flush=True)
+        precision, recall, _ = precision_recall(pairs, cosine, threshold)
+        rows.append(("cosine", threshold, precision, recall))
+    model = semantic_tier()._pairs
+    budgets = []
+    for budget in BUDGETS:
+        threshold = model.threshold(budget)
+        precision, recall, _ = precision_recall(pairs, ours, threshold)
+        budgets.append((budget, threshold, precision, recall, 1 - precision))
+    print(f"{name}: {len(pairs)} pairs embedded in {embed_s:.1f} s, scored in {score_s:.1f} s")
     return Evaluation(
         pairs=len(pairs),
         positives=sum(p.same for p in pairs),
-        static=rows,
-        best_cosine=best_recall(pairs, scores, None, 0.95),
-        best_verified=best_recall(pairs, scores, verified, 0.95),
-        rejected=sum(not v for v in verified),
-        rejected_paraphrases=sum(not v and p.same for v, p in zip(verified, pairs, strict=True)),
+        rows=rows,
+        best_cosine=best_recall(pairs, cosine, 0.95),
+        best_stackyard=best_recall(pairs, ours, 0.95),
+        budgets=budgets,
         embed_s=embed_s,
+        score_s=score_s,
     )
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+@dataclass
+class Latency:
+    backend: str
+    entries: int
+    exact_p50_ms: float
+    exact_p99_ms: float
+    semantic_p50_ms: float
+    semantic_p99_ms: float
+    semantic_hits: int
+    lookups: int
+
+
+def latency(backend_name: str, entries: int, lookups: int, redis_url: str) -> Latency:
+    """Fill a cache with ``entries`` distinct questions (one partition), then time lookups."""
+    import asyncio
+    import secrets
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from stackyard.auth.principal import MASTER
+    from stackyard.cache.backends import MemoryBackend, RedisBackend
+    from stackyard.cache.entry import Entry
+    from stackyard.cache.semantic import question
+    from stackyard.cache.service import Cache, Control
+    from stackyard.config.schema import CacheConfig
+    from stackyard.observability.metrics import GatewayMetrics
+
+    questions, vectors, probes = corpus(entries, lookups)
+    upstream = SimpleNamespace(entry=SimpleNamespace(provider="openai", upstream_model="gpt"))
+    router: Any = SimpleNamespace(deployments={"m": [upstream]})
+
+    def body(text: str) -> dict[str, Any]:
+        return {"model": "m", "temperature": 0, "messages": [{"role": "user", "content": text}]}
+
+    async def run() -> Latency:
+        if backend_name == "redis":
+            import redis
+
+            redis.Redis.from_url(redis_url).flushdb()
+            backend: Any = RedisBackend(redis_url)
+        else:
+            backend = MemoryBackend(max_entries=entries + lookups)
+        cache = Cache(CacheConfig(mode="semantic"), backend, router, GatewayMetrics())
+        await cache.prepare()
+        control = Control("semantic", 3600.0, "default")
+        fingerprint = "m=openai/gpt"
+        now = time.time()
+        for i, text in enumerate(questions):
+            request = body(text)
+            key = (await cache.lookup(Control("exact", 3600, "default"), MASTER, request)).key
+            assert key is not None
+            asked = question("master", fingerprint, "default", request, 0.0)
+            assert not isinstance(asked, str)
+            entry = Entry(
+                id=f"cache_{secrets.token_hex(8)}",
+                key=key,
+                namespace="default",
+                model="m",
+                created=now,
+                expires=now + 3600,
+                cost_usd=0.001,
+                usage=None,
+                response={"choices": [{"message": {"content": text}}]},
+            )
+            await backend.put(entry)
+            await backend.add_vector(asked.partition, key, vectors[i], asked.text, entry.expires)
+        await backend.nearest("x", np.zeros(vectors.shape[1], dtype=np.float32), 1)  # catch up
+        exact = []
+        for text in questions[:: max(1, len(questions) // 5000)]:
+            started = time.perf_counter()
+            found = await cache.lookup(control, MASTER, body(text))
+            exact.append((time.perf_counter() - started) * 1000)
+            assert found.tier == "exact"
+        semantic = []
+        hits = 0
+        for text in probes:
+            started = time.perf_counter()
+            found = await cache.lookup(control, MASTER, body(text))
+            semantic.append((time.perf_counter() - started) * 1000)
+            hits += found.tier == "semantic"
+        await cache.aclose()
+        return Latency(
+            backend=backend_name,
+            entries=len(questions),
+            exact_p50_ms=percentile(exact, 0.5),
+            exact_p99_ms=percentile(exact, 0.99),
+            semantic_p50_ms=percentile(semantic, 0.5),
+            semantic_p99_ms=percentile(semantic, 0.99),
+            semantic_hits=hits,
+            lookups=len(probes),
+        )
+
+    return asyncio.run(run())
+
+
+def corpus(entries: int, lookups: int) -> tuple[list[str], Any, list[str]]:
+    """``entries`` distinct questions (QQP training split) with their vectors, cached on disk
+    after the first run, and ``lookups`` probes: the paraphrase of a cached question from a
+    labelled pair (misses in the exact tier, mostly hits in the semantic one)."""
+    import numpy as np
+
+    from stackyard.cache.training import qqp_split
+
+    train = qqp_split(DATA, "train")
+    seen: dict[str, None] = {}
+    for a, b, _ in train:
+        seen.setdefault(a.strip())
+        seen.setdefault(b.strip())
+    questions = list(seen)[:entries]
+    store = VECTORS / f"qqp-{len(questions)}.npy"
+    if store.exists():
+        vectors = np.load(store)
+    else:
+        started = time.perf_counter()
+        vectors = (
+            embedder()
+            .encode(questions, batch_size=128, normalize_embeddings=True, show_progress_bar=True)
+            .astype(np.float32)
+        )
+        print(f"embedded {len(questions)} questions in {time.perf_counter() - started:.0f} s")
+        VECTORS.mkdir(parents=True, exist_ok=True)
+        np.save(store, vectors)
+    cached = set(questions)
+    probes = [b for a, b, same in qqp_split(DATA, "test") if same and a.strip() in cached]
+    probes += [a for a, b, same in qqp_split(DATA, "test") if same and b.strip() in cached]
+    probes = [p for p in probes if p.strip() not in cached][:lookups]
+    return questions, vectors, probes
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pairs", type=int, default=4000, help="QQP pairs (held out)")
+    parser.add_argument("--pairs", type=int, default=100_000, help="QQP pairs (held out)")
+    parser.add_argument("--entries", type=int, default=100_000, help="entries for the latency")
+    parser.add_argument("--lookups", type=int, default=500, help="semantic lookups timed")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/13")
+    parser.add_argument("--skip-accuracy", action="store_true")
+    parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--json", type=Path, help="write the results as JSON here")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if not DATA.exists():
         print(f"the data sets are not here: {DATA}", file=sys.stderr)
         return 2
-    results = {"qqp": evaluate("qqp", qqp(args.pairs)), "mrpc": evaluate("mrpc", mrpc(10_000))}
     command = "python -m benchmarks.cache " + " ".join(
         shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
     )
-    print(f"\n{datetime.date.today().isoformat()}; command: `{command.strip()}`\n")
-    for name, result in results.items():
-        print(f"{name}: {result.pairs} pairs, {result.positives} paraphrases")
-        print("| decision | threshold | precision | recall |")
-        print("| --- | ---: | ---: | ---: |")
-        for label, threshold, precision, recall in result.static:
-            print(f"| {label} | {threshold} | {precision:.3f} | {recall:.3f} |")
-        for best, label in ((result.best_cosine, "cosine"), (result.best_verified, "+ verifier")):
-            threshold, precision, recall = best
-            print(
-                f"best recall at precision >= 0.95, {label}: recall {recall:.3f} "
-                f"(threshold {threshold}, precision {precision:.3f})"
-            )
-        print(
-            f"the verifier rejected {result.rejected} pairs, {result.rejected_paraphrases} of "
-            "them paraphrases\n"
-        )
+    out: dict[str, Any] = {}
+    lines = [f"{datetime.date.today().isoformat()}; command: `{command.strip()}`", ""]
+    if not args.skip_accuracy:
+        results = {"QQP": evaluate("qqp", qqp(args.pairs)), "MRPC": evaluate("mrpc", mrpc(10_000))}
+        out["accuracy"] = {k: asdict(v) for k, v in results.items()}
+        lines += accuracy_table(results)
+    if not args.skip_latency:
+        timed = [latency("memory", args.entries, args.lookups, args.redis_url)]
+        try:
+            timed.append(latency("redis", args.entries, args.lookups, args.redis_url))
+        except Exception as exc:  # no Redis here
+            print(f"Redis skipped: {exc}", file=sys.stderr)
+        out["latency"] = [asdict(t) for t in timed]
+        lines += latency_table(timed)
+    print("\n" + "\n".join(lines))
     if args.json:
-        args.json.write_text(json.dumps({k: asdict(v) for k, v in results.items()}, indent=2))
+        args.json.write_text(json.dumps(out, indent=2))
     return 0
+
+
+def accuracy_table(results: dict[str, Evaluation]) -> list[str]:
+    lines = [
+        "| data | decision | threshold | precision | recall | wrong hits |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for name, result in results.items():
+        label = f"{name} ({result.pairs:,} pairs, {result.positives:,} paraphrases)"
+        for _decision, threshold, precision, recall in result.rows:
+            lines.append(
+                f"| {label} | cosine (static) | {threshold} | {precision:.3f} | {recall:.3f} "
+                f"| {1 - precision:.1%} |"
+            )
+            label = ""
+        threshold, precision, recall = result.best_cosine
+        lines.append(
+            f"| | cosine, best recall at precision >= 0.95 | {threshold:.3f} | {precision:.3f} "
+            f"| {recall:.3f} | {1 - precision:.1%} |"
+        )
+        threshold, precision, recall = result.best_stackyard
+        lines.append(
+            f"| | **Stackyard**, best recall at precision >= 0.95 | {threshold:.3f} "
+            f"| {precision:.3f} | **{recall:.3f}** | {1 - precision:.1%} |"
+        )
+        for budget, threshold, precision, recall, wrong in result.budgets:
+            lines.append(
+                f"| | **Stackyard**, error budget {budget:.0%} | {threshold:.3f} | {precision:.3f} "
+                f"| {recall:.3f} | **{wrong:.1%}** |"
+            )
+    return [*lines, ""]
+
+
+def latency_table(timed: list[Latency]) -> list[str]:
+    lines = [
+        "| backend | entries | exact hit p50 / p99 (ms) | semantic lookup p50 / p99 (ms) "
+        "| semantic hits |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for t in timed:
+        lines.append(
+            f"| {t.backend} | {t.entries:,} | {t.exact_p50_ms:.3f} / {t.exact_p99_ms:.3f} "
+            f"| {t.semantic_p50_ms:.1f} / {t.semantic_p99_ms:.1f} "
+            f"| {t.semantic_hits} of {t.lookups} |"
+        )
+    return [*lines, ""]
 
 
 if __name__ == "__main__":

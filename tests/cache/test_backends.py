@@ -82,3 +82,59 @@ async def test_the_memory_backend_keeps_the_most_recently_used() -> None:
     assert await memory.get("b") is None
     assert await memory.get("a") is not None
     assert len(memory) == 2
+
+
+def vector(*values: float) -> Any:
+    import numpy as np
+
+    found = np.array(values, dtype=np.float32)
+    return found / np.linalg.norm(found)
+
+
+async def test_questions_are_found_by_vector_within_their_partition(backend: Backend) -> None:
+    for key in ("a", "b"):
+        await backend.put(entry(key))
+    expires = time.time() + 60
+    await backend.add_vector("p1", "a", vector(1, 0, 0), "How old is the moon?", expires)
+    await backend.add_vector("p2", "b", vector(1, 0, 0), "How old is the sun?", expires)
+    [found] = await backend.nearest("p1", vector(1, 0.1, 0), 4)
+    assert (found.key, found.question) == ("a", "How old is the moon?")
+    assert found.similarity == pytest.approx(0.995, abs=1e-3)
+    assert [c.key for c in await backend.nearest("p2", vector(0, 1, 0), 4)] == ["b"]
+    assert await backend.nearest("p3", vector(1, 0, 0), 4) == []
+
+
+async def test_an_evicted_entry_is_never_served_by_vector(backend: Backend) -> None:
+    await backend.put(entry("a"))
+    await backend.add_vector("p", "a", vector(1, 0), "q", time.time() + 60)
+    assert await backend.evict("cache_a")
+    # The memory backend forgets the vector; Redis' other instances may still hold it, but the
+    # entry it points to is gone.
+    for candidate in await backend.nearest("p", vector(1, 0), 4):
+        assert await backend.get(candidate.key) is None
+
+
+async def test_the_memory_backend_drops_vectors_with_their_entries() -> None:
+    memory = MemoryBackend(max_entries=1)
+    await memory.put(entry("a"))
+    await memory.add_vector("p", "a", vector(1, 0), "q", time.time() + 60)
+    await memory.put(entry("b"))  # a is pushed out
+    assert await memory.nearest("p", vector(1, 0), 4) == []
+    await memory.add_vector("p", "gone", vector(1, 0), "q", time.time() + 60)
+    assert await memory.nearest("p", vector(1, 0), 4) == []
+
+
+async def test_redis_instances_share_vectors_but_not_expired_ones() -> None:
+    fresh_redis(REDIS)
+    one, two = RedisBackend(REDIS), RedisBackend(REDIS)
+    try:
+        await one.put(entry("a"))
+        await one.add_vector("p", "a", vector(1, 0), "fresh", time.time() + 60)
+        await one.add_vector("p", "old", vector(1, 0), "expired", time.time() - 1)
+        assert [c.question for c in await two.nearest("p", vector(1, 0), 4)] == ["fresh"]
+        await two.put(entry("b"))
+        await two.add_vector("p", "b", vector(0, 1), "second", time.time() + 60)
+        assert [c.key for c in await one.nearest("p", vector(0, 1), 4)] == ["b", "a"]
+    finally:
+        await one.aclose()
+        await two.aclose()
