@@ -1,4 +1,5 @@
-"""Both backends pass one suite: get and put, TTL, LRU bound, eviction by id and namespace."""
+"""Every backend passes one suite: get and put, TTL, eviction by id and namespace, questions
+found by vector within their partition only; then what is particular to each."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import psycopg
 import pytest
 
 from stackyard.cache.backends import Backend, MemoryBackend, RedisBackend
 from stackyard.cache.entry import Entry
+from stackyard.cache.pgvector import PgVectorBackend
 from tests.conftest import fresh_redis
 
 REDIS = os.environ.get("STACKYARD_TEST_REDIS", "redis://127.0.0.1:6379/11")
@@ -32,12 +35,24 @@ def entry(key: str, *, ttl: float = 60, namespace: str = "default") -> Entry:
     )
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "pgvector"])
 async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
     if request.param == "memory":
         memory = MemoryBackend(max_entries=3)
         yield memory
         await memory.aclose()
+        return
+    if request.param == "pgvector":
+        url = request.getfixturevalue("pgvector_server")
+        with psycopg.connect(url, autocommit=True) as db:
+            db.execute("DROP TABLE IF EXISTS stackyard_cache_entries CASCADE")
+            for (table,) in db.execute(
+                "SELECT tablename FROM pg_tables WHERE tablename LIKE 'stackyard_cache_vectors%'"
+            ).fetchall():
+                db.execute(f"DROP TABLE {table}")
+        database = PgVectorBackend(url)
+        yield database
+        await database.aclose()
         return
     fresh_redis(REDIS)
     shared = RedisBackend(REDIS)

@@ -180,13 +180,17 @@ def test_mode_off_and_exact_never_use_the_semantic_tier(gateway: GatewayProcess)
     assert "x-stackyard-cache" not in off.headers
 
 
-def test_two_instances_share_the_semantic_tier_through_redis(
-    fake_openai: FakeOpenAI, gateway_factory: Any
+@pytest.mark.parametrize("backend", ["redis", "pgvector"])
+def test_two_instances_share_the_semantic_tier(
+    fake_openai: FakeOpenAI, gateway_factory: Any, backend: str, request: pytest.FixtureRequest
 ) -> None:
     pytest.importorskip("torch")
-    fresh_redis(REDIS)
-    shared = config(fake_openai, "semantic-shared", backend="redis")
-    shared["redis_url"] = REDIS
+    shared = config(fake_openai, f"semantic-{backend}", backend=backend)
+    if backend == "redis":
+        fresh_redis(REDIS)
+        shared["redis_url"] = REDIS
+    else:
+        shared["cache"]["database_url"] = request.getfixturevalue("pgvector_database")
     first = gateway_factory(shared, ready_timeout=90)
     second = gateway_factory(shared, ready_timeout=90)
     assert tier(ask(first, ASKED)) == "miss"

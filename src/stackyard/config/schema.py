@@ -259,10 +259,16 @@ class CacheConfig(_Strict):
     ttl: Annotated[float, Field(gt=0)] = Field(
         default=3600.0, description="Seconds an entry lives (a request may ask for less)."
     )
-    backend: Literal["memory", "redis"] = Field(
+    backend: Literal["memory", "redis", "pgvector"] = Field(
         default="memory",
         description="memory: this process (bounded, LRU); redis: shared by every instance "
-        "(needs redis_url).",
+        "(needs redis_url); pgvector: shared, in PostgreSQL with pgvector (cache.database_url, "
+        "else database_url).",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="The PostgreSQL (with pgvector) of the pgvector backend, if not the "
+        "gateway's own database.",
     )
     max_entries: Annotated[int, Field(gt=0)] = Field(
         default=10_000, description="The in-process backend's bound (least recently used go)."
@@ -447,6 +453,13 @@ class StackyardConfig(_Strict):
             self.redis_url or os.environ.get("STACKYARD_REDIS_URL")
         ):
             raise ValueError("cache.backend: redis needs redis_url (or STACKYARD_REDIS_URL)")
+        if self.cache.backend == "pgvector":
+            url = self.cache.database_url or self.database_url or ""
+            if not url.startswith("postgresql"):
+                raise ValueError(
+                    "cache.backend: pgvector needs a PostgreSQL cache.database_url "
+                    "(or database_url)"
+                )
         ids = [m.id for m in self.models if m.id]
         duplicates = {i for i in ids if ids.count(i) > 1}
         if duplicates:

@@ -328,6 +328,10 @@ def _cache_backend(config: StackyardConfig, redis_url: str | None) -> Backend:
         if not redis_url:
             raise ConfigError("cache.backend is redis, but no redis_url is configured")
         return RedisBackend(redis_url)
+    if config.cache.backend == "pgvector":
+        from stackyard.cache.pgvector import PgVectorBackend
+
+        return PgVectorBackend(str(config.cache.database_url or config.database_url))
     return MemoryBackend(config.cache.max_entries)
 
 
