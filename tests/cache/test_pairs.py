@@ -60,16 +60,21 @@ def test_missing_weights_say_how_to_train_them(tmp_path: Path) -> None:
 
 
 def test_calibration_is_precision_above_each_score() -> None:
-    scores = [0.99, 0.98, 0.97, 0.96, 0.5, 0.4]
-    labels = [True, True, False, True, False, False]
-    table = pairmodel.calibrate(scores, labels, points=6)
-    assert [s for s, _ in table] == sorted((s for s, _ in table), reverse=True)
-    assert table[0] == [0.99, 1.0]
-    assert table[1] == [0.98, 1.0]
-    assert table[2][1] == pytest.approx(2 / 3, abs=1e-6)
-    # Never rises again as the score falls (0.96 has 3/4, but 0.97 already had 2/3).
-    assert table[3][1] == pytest.approx(2 / 3, abs=1e-6)
-    assert table[-1][1] == pytest.approx(0.5, abs=1e-6)
+    scores = [0.99, 0.98, 0.97, 0.96, 0.5, 0.4, 0.0]
+    labels = [True, True, False, True, False, False, True]
+    table = pairmodel.calibrate(scores, labels, points=7)
+    assert [s for s, _ in table] == [0.99, 0.98, 0.97, 0.96, 0.5, 0.4]  # 0: never a hit
+    assert [p for _, p in table] == pytest.approx([1.0, 1.0, 2 / 3, 0.75, 0.6, 0.5], abs=1e-6)
+
+
+def test_the_threshold_is_the_lowest_score_that_met_the_budget(tmp_path: Path) -> None:
+    model = object.__new__(pairmodel.PairModel)
+    model.calibration = [(0.99, 1.0), (0.98, 0.95), (0.97, 0.99), (0.5, 0.9)]
+    assert model.threshold(0.02) == 0.97  # the dip at 0.98 is noise among few pairs
+    assert model.threshold(0.1) == 0.5
+    assert model.threshold(0.0001) == 0.99
+    model.calibration = []
+    assert model.threshold(0.5) == 1.0
 
 
 def test_the_shipped_classifier_tells_paraphrases_from_near_misses() -> None:

