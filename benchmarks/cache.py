@@ -32,6 +32,7 @@ from typing import Any
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 VECTORS = Path(__file__).resolve().parent / ".cache"
+PLOTS = Path(__file__).resolve().parent.parent / "docs" / "img"
 STATIC = (0.8, 0.9, 0.95)
 BUDGETS = (0.01, 0.02, 0.05)
 
@@ -99,6 +100,75 @@ def best_recall(
     return best
 
 
+def curve(pairs: list[Pair], scores: list[float], points: int = 200) -> list[tuple[float, float]]:
+    """(recall, precision) as the threshold falls through the scores (0 is never a hit)."""
+    ranked = sorted(zip(scores, pairs, strict=True), key=lambda x: -x[0])
+    positives = sum(p.same for p in pairs) or 1
+    found = []
+    right = 0
+    step = max(1, len(ranked) // points)
+    for hits, (score, pair) in enumerate(ranked, 1):
+        if score <= 0:
+            break
+        right += pair.same
+        if hits % step == 0:
+            found.append((right / positives, right / hits))
+    return found
+
+
+def plot(path: Path, title: str, curves: dict[str, list[tuple[float, float]]]) -> None:
+    """A precision-recall chart as SVG (no plotting library needed)."""
+    width, height, left, bottom, top, right = 560, 380, 60, 50, 30, 20
+    plot_w, plot_h = width - left - right, height - top - bottom
+    low = 0.5  # precision axis from 0.5 to 1
+
+    def xy(recall: float, precision: float) -> str:
+        x = left + recall * plot_w
+        y = top + (1 - (max(precision, low) - low) / (1 - low)) * plot_h
+        return f"{x:.1f},{y:.1f}"
+
+    colours = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"]
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        'font-family="sans-serif" font-size="12">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+        f'<text x="{width / 2}" y="18" text-anchor="middle" font-size="14">{title}</text>',
+    ]
+    for tick in range(6):
+        recall = tick / 5
+        precision = low + tick * (1 - low) / 5
+        x, y = xy(recall, low).split(",")[0], xy(0, precision).split(",")[1]
+        parts.append(
+            f'<line x1="{x}" y1="{top}" x2="{x}" y2="{top + plot_h}" stroke="#eee"/>'
+            f'<text x="{x}" y="{top + plot_h + 16}" text-anchor="middle">{recall:.1f}</text>'
+            f'<line x1="{left}" y1="{y}" x2="{left + plot_w}" y2="{y}" stroke="#eee"/>'
+            f'<text x="{left - 6}" y="{float(y) + 4}" text-anchor="end">{precision:.1f}</text>'
+        )
+    target = xy(0, 0.95).split(",")[1]
+    parts.append(
+        f'<line x1="{left}" y1="{target}" x2="{left + plot_w}" y2="{target}" '
+        'stroke="#999" stroke-dasharray="4 3"/>'
+        f'<text x="{left + plot_w - 4}" y="{float(target) - 4}" text-anchor="end" '
+        'fill="#666">precision 0.95</text>'
+        f'<text x="{left + plot_w / 2}" y="{height - 8}" text-anchor="middle">recall</text>'
+        f'<text x="14" y="{top + plot_h / 2}" text-anchor="middle" '
+        f'transform="rotate(-90 14 {top + plot_h / 2})">precision</text>'
+    )
+    for index, (label, points) in enumerate(curves.items()):
+        colour = colours[index % len(colours)]
+        line = " ".join(xy(r, p) for r, p in points)
+        parts.append(f'<polyline points="{line}" fill="none" stroke="{colour}" stroke-width="2"/>')
+        row = top + 20 + 18 * index
+        parts.append(
+            f'<line x1="{left + plot_w - 230}" y1="{row}" x2="{left + plot_w - 205}" y2="{row}" '
+            f'stroke="{colour}" stroke-width="2"/>'
+            f'<text x="{left + plot_w - 200}" y="{row + 4}">{label}</text>'
+        )
+    parts.append("</svg>")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(parts) + "\n")
+
+
 @dataclass
 class Evaluation:
     pairs: int
@@ -111,6 +181,7 @@ class Evaluation:
     budgets: list[tuple[float, float, float, float, float]]
     embed_s: float
     score_s: float
+    curves: dict[str, list[tuple[float, float]]]
 
 
 def decisions(pairs: list[Pair], cosine: list[float]) -> tuple[list[float], float]:
@@ -172,6 +243,10 @@ def evaluate(name: str, pairs: list[Pair]) -> Evaluation:
         budgets=budgets,
         embed_s=embed_s,
         score_s=score_s,
+        curves={
+            "all-MiniLM-L6-v2 cosine": curve(pairs, cosine),
+            "Stackyard (cosine, rules, pair classifier)": curve(pairs, ours),
+        },
     )
 
 
@@ -337,6 +412,11 @@ def main(argv: list[str] | None = None) -> int:
         results = {"QQP": evaluate("qqp", qqp(args.pairs)), "MRPC": evaluate("mrpc", mrpc(10_000))}
         out["accuracy"] = {k: asdict(v) for k, v in results.items()}
         lines += accuracy_table(results)
+        for name, result in results.items():
+            chart = PLOTS / f"cache-pr-{name.lower()}.svg"
+            plot(chart, f"Semantic cache hits on {name} (held out)", result.curves)
+            lines.append(f"![{name}]({chart.relative_to(PLOTS.parent.parent)})")
+        lines.append("")
     if not args.skip_latency:
         timed = [latency("memory", args.entries, args.lookups, "")]
         try:
