@@ -328,9 +328,38 @@ class SecretsPolicy(_Strict):
     )
 
 
+Scanned = Literal["user", "tool", "rag"]
+
+
+def _everything_scanned() -> list[Scanned]:
+    return ["user", "tool", "rag"]
+
+
+class InjectionPolicy(_Strict):
+    action: Literal["off", "block", "warn", "log"] = Field(
+        default="off",
+        description="A chat request that looks like a prompt injection or a jailbreak: block "
+        "it (a 400 naming the detector), let it through with an x-stackyard-guardrails-warning "
+        "header, log it (trace and log only), or off.",
+    )
+    scan: list[Scanned] = Field(
+        default_factory=_everything_scanned,
+        description="What is scanned: user messages, tool results, retrieved RAG passages.",
+    )
+    threshold: Annotated[float, Field(gt=0, le=1)] | None = Field(
+        default=None,
+        description="The classifier's threshold (default: the one shipped with its weights, "
+        "chosen for 1% false positives).",
+    )
+    embedding_model: str = Field(
+        default="all-minilm-l6-v2", description="The in-process model the classifier reads."
+    )
+
+
 class GuardrailsConfig(_Strict):
     pii: PIIPolicy = PIIPolicy()
     secrets: SecretsPolicy = SecretsPolicy()
+    injection: InjectionPolicy = InjectionPolicy()
 
 
 class VectorStoreConfig(_Strict):

@@ -70,6 +70,8 @@ async def chat_completions(gateway: Gateway, request: Request) -> Response | Eve
         if rag_spec is not None:
             body, citations = await _retrieve(gateway, body, rag_spec, ticket)
         body = _check_secrets(gateway, body, ticket)
+        if gateway.injection is not None:
+            await gateway.injection.check(body, citations, ticket)
         cache = gateway.cache
         control = cache.control(request, cache_spec, ticket.principal) if cache else None
         if cache is not None and control is not None:

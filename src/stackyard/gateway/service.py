@@ -10,6 +10,7 @@ from stackyard.gateway.providers import registry
 from stackyard.gateway.providers.base import Provider
 from stackyard.gateway.providers.http import HttpClient
 from stackyard.gateway.router import Router
+from stackyard.guardrails.screen import InjectionScreen
 from stackyard.prompts.snapshot import PromptSnapshot
 
 if TYPE_CHECKING:
@@ -47,6 +48,10 @@ class Gateway:
         self.cache: Cache | None = None
         #: Collections and retrieval (None: the rag extra is not installed).
         self.rag: RAG | None = None
+        #: The injection rail (None: off).
+        self.injection: InjectionScreen | None = None
+        if config.guardrails.injection.action != "off":
+            self.injection = InjectionScreen(config.guardrails.injection)
 
     async def aclose(self) -> None:
         await self.router.aclose()

@@ -96,11 +96,15 @@ def features(vectors: Any, length: int) -> Any:
 
 class InjectionDetector:
     def __init__(self, embedder: Any | None, weights: Path = WEIGHTS) -> None:
-        import numpy as np
-
+        """``embedder`` None: heuristics only (the 'local' extra is not installed)."""
         self.embedder = embedder
-        data = json.loads(weights.read_text()) if weights.exists() else None
-        self.weights = np.asarray(data["weights"], dtype=np.float32) if data else None
+        data = None
+        self.weights: Any = None
+        if embedder is not None and weights.exists():
+            import numpy as np
+
+            data = json.loads(weights.read_text())
+            self.weights = np.asarray(data["weights"], dtype=np.float32)
         self.bias = float(data["bias"]) if data else 0.0
         self.threshold = float(data["threshold"]) if data else 1.0
         self.info: dict[str, Any] = (data or {}).get("meta", {})

@@ -263,6 +263,8 @@ class Stackyard:
             self._background.append(asyncio.ensure_future(self.supervisor.run()))
         for deployment in self.gateway.router.all_deployments():
             await deployment.provider.start()
+        if self.gateway.injection is not None:
+            await asyncio.to_thread(self.gateway.injection.load)
         if self.gateway.cache is not None and self.gateway.cache.semantic_configured():
             await self.gateway.cache.prepare()  # the semantic tier's models, before traffic
         # What start-up built (modules, config, models) lives as long as the process: keep it

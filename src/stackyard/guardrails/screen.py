@@ -1,0 +1,99 @@
+"""The injection rail of a chat request: what it scans (user messages, tool results,
+retrieved passages), and what the policy does with a finding: ``block`` (a 400 naming the
+detector, its score and where), ``warn`` (the request goes on, with a header and the trace
+saying why) or ``log`` (the trace and the log only)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from stackyard.errors import APIError
+from stackyard.guardrails.injection import Finding, InjectionDetector, request_texts
+
+if TYPE_CHECKING:
+    from stackyard.auth.admission import Ticket
+    from stackyard.config.schema import InjectionPolicy
+
+log = logging.getLogger("stackyard.guardrails")
+WARNING = b"x-stackyard-guardrails-warning"
+
+
+class InjectionScreen:
+    def __init__(self, policy: InjectionPolicy) -> None:
+        self.policy = policy
+        self.detector = InjectionDetector(None)  # heuristics, until load() adds the classifier
+
+    def load(self) -> None:
+        """Load the embedding model for the classifier (at start-up; heuristics only if the
+        'local' extra is missing)."""
+        try:
+            from stackyard.engine.loading import load_embedder
+            from stackyard.engine.sources import resolve
+
+            embedder = load_embedder(resolve(self.policy.embedding_model, "embeddings"), "cpu")
+            self.detector = InjectionDetector(embedder)
+        except Exception as exc:
+            log.warning("injection detection uses heuristics only: %s", exc)
+            return
+        if self.policy.threshold is not None:
+            self.detector.threshold = self.policy.threshold
+        if not self.detector.classifier:
+            log.warning("injection detection uses heuristics only: no classifier weights")
+
+    def items(
+        self, body: dict[str, Any], passages: list[dict[str, Any]] | None
+    ) -> list[tuple[str, str]]:
+        roles = set(self.policy.scan)
+        found = []
+        for where, text in request_texts(body):
+            index = int(where.split("[", 1)[1].split("]", 1)[0])
+            if body["messages"][index].get("role") in roles:
+                found.append((where, text))
+        if "rag" in roles:
+            for passage in passages or ():
+                found.append((f"rag passage [{passage.get('index')}]", str(passage.get("text"))))
+        return found
+
+    async def check(
+        self, body: dict[str, Any], passages: list[dict[str, Any]] | None, ticket: Ticket
+    ) -> None:
+        items = self.items(body, passages)
+        if not items:
+            return
+        found = await asyncio.to_thread(self.detector.scan, items)
+        if not found:
+            return
+        first = found[0]
+        action = self.policy.action
+        if ticket.trace is not None:
+            attributes = ticket.trace.root.attributes
+            attributes["stackyard.guardrails.injection"] = sorted(
+                {f"{f.detector} in {f.where}" for f in found}
+            )
+            attributes["stackyard.guardrails.injection.action"] = action
+            attributes["stackyard.guardrails.injection.score"] = max(f.score for f in found)
+        if action == "block":
+            raise APIError(
+                400,
+                f"The request looks like a prompt injection ({describe(first)}); it was not "
+                "sent. If this is a mistake, ask an administrator about "
+                "guardrails.injection.",
+                type="invalid_request_error",
+                param=first.where,
+                code="prompt_injection_detected",
+            )
+        if action == "warn":
+            ticket.headers = [
+                *ticket.headers,
+                (WARNING, describe(first).encode("latin-1", "replace")),
+            ]
+        log.info("prompt injection (%s): %s", action, describe(first))
+
+
+def describe(finding: Finding) -> str:
+    return (
+        f"{finding.detector}, score {finding.score:.2f}, in {finding.where}, characters "
+        f"{finding.start}-{finding.end}"
+    )
