@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 export HF_HUB_OFFLINE := 1
 
-.PHONY: run test lint format cache-verifier bench-gateway bench-local bench-prompts bench-traces bench-cache bench-rag bench-finetune clean
+.PHONY: run test lint format cache-verifier guardrails-injection bench-gateway bench-local bench-prompts bench-traces bench-cache bench-rag bench-finetune clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,11 @@ bench-traces: $(VENV)/.dev-installed
 # trained on the QQP and MRPC training pairs in ../shared/data, about 25 minutes on 2 cores.
 cache-verifier: $(VENV)/.dev-installed
 	$(BIN)/python -m stackyard.cache.training $(ARGS)
+
+# The injection classifier (src/stackyard/guardrails/injection.json, shipped): trained on the
+# llm-warden training split in ../shared/data, about two minutes.
+guardrails-injection: $(VENV)/.dev-installed
+	$(BIN)/python -m stackyard.guardrails.training $(ARGS)
 
 bench-cache: $(VENV)/.dev-installed
 	$(BIN)/python -m benchmarks.cache $(ARGS)
