@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 export HF_HUB_OFFLINE := 1
 
-.PHONY: run test lint format cache-verifier guardrails-injection bench-gateway bench-local bench-prompts bench-traces bench-cache bench-rag bench-finetune clean
+.PHONY: run test lint format cache-verifier guardrails-injection bench-gateway bench-local bench-prompts bench-traces bench-cache bench-guardrails bench-rag bench-finetune clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +65,9 @@ guardrails-injection: $(VENV)/.dev-installed
 
 bench-cache: $(VENV)/.dev-installed
 	$(BIN)/python -m benchmarks.cache $(ARGS)
+
+bench-guardrails: $(VENV)/.dev-installed
+	$(BIN)/python -m benchmarks.guardrails $(ARGS)
 
 bench-rag: $(VENV)/.dev-installed
 	$(BIN)/python -m benchmarks.rag $(ARGS)
