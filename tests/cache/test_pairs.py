@@ -54,6 +54,38 @@ def test_merged_adapters_score_as_the_trained_model(tmp_path: Path) -> None:
     assert loaded.threshold(0.1) == 0.5
 
 
+def test_fully_trained_layers_ship_as_8_bit_differences(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    directory = minilm()
+    torch.manual_seed(2)
+    encoder = transformers.AutoModel.from_pretrained(str(directory))
+    base = {k: v.detach().clone() for k, v in encoder.named_parameters()}
+    model = pairmodel.build_full(encoder)
+    with torch.no_grad():  # as if trained: every layer moved a little, the embeddings not
+        for parameter in model["encoder"].parameters():
+            if parameter.requires_grad:
+                parameter += torch.randn_like(parameter) * 0.01
+    assert not any(
+        p.requires_grad for n, p in model["encoder"].named_parameters() if "embeddings" in n
+    )
+    model.eval()
+    state = pairmodel.full_state(model, base)
+    assert not any("embeddings" in k for k in state)
+    assert state["delta.encoder.layer.0.attention.self.query.weight.q"].dtype == torch.int8
+    weights = tmp_path / "full.safetensors"
+    save_file(state, str(weights), {"mode": "full", "calibration": "[]"})
+    pairs = [("How old is the moon?", "What is the age of the moon?"), ("a b", "c")]
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(directory))
+    batch = tokenizer(
+        [a for a, _ in pairs], [b for _, b in pairs], padding=True, return_tensors="pt"
+    )
+    with torch.inference_mode():
+        expected = torch.sigmoid(pairmodel.logits(model, dict(batch))).tolist()
+    loaded = pairmodel.PairModel(directory, weights)
+    assert loaded.scores(pairs) == pytest.approx(expected, abs=2e-3)
+
+
 def test_missing_weights_say_how_to_train_them(tmp_path: Path) -> None:
     with pytest.raises(pairmodel.PairModelMissing, match="make cache-verifier"):
         pairmodel.PairModel(tmp_path, tmp_path / "none.safetensors")

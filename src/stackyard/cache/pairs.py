@@ -77,6 +77,36 @@ def build(encoder: Any, rank: int = RANK, alpha: int = ALPHA) -> Any:
     return nn.ModuleDict({"encoder": encoder, "head": nn.Linear(2 * hidden, 1)})
 
 
+def build_full(encoder: Any) -> Any:
+    """Wrap ``encoder`` for training every weight of its layers (the embeddings stay frozen,
+    so that only the layers' differences need to ship), with a head."""
+    torch = _torch()
+    for name, parameter in encoder.named_parameters():
+        parameter.requires_grad_(not name.startswith("embeddings."))
+    hidden = encoder.config.hidden_size
+    return torch.nn.ModuleDict({"encoder": encoder, "head": torch.nn.Linear(2 * hidden, 1)})
+
+
+def full_state(model: Any, base: dict[str, Any]) -> dict[str, Any]:
+    """What is saved of a fully trained encoder: each layer weight's difference from the base
+    model, in 8 bits with a scale per row (vectors in 16 bits), and the head."""
+    torch = _torch()
+    state = {}
+    for name, parameter in model["encoder"].named_parameters():
+        if name.startswith("embeddings."):
+            continue
+        delta = (parameter.detach() - base[name]).float()
+        if delta.dim() == 2:
+            scale = delta.abs().amax(dim=1, keepdim=True).clamp(min=1e-12) / 127
+            state[f"delta.{name}.q"] = torch.round(delta / scale).to(torch.int8).contiguous()
+            state[f"delta.{name}.s"] = scale.squeeze(1).contiguous()
+        else:
+            state[f"delta.{name}"] = delta.to(torch.float16).contiguous()
+    state["head.weight"] = model["head"].weight.detach().contiguous()
+    state["head.bias"] = model["head"].bias.detach().contiguous()
+    return state
+
+
 def logits(model: Any, batch: dict[str, Any]) -> Any:
     """One logit per pair: the head on the [CLS] vector and the mean of the pair's tokens."""
     torch = _torch()
@@ -115,12 +145,20 @@ class PairModel:
         with safe_open(str(weights), framework="pt") as handle:
             meta = handle.metadata() or {}
             tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
-        scale = float(meta.get("alpha", ALPHA)) / float(meta.get("rank", RANK))
         with torch.no_grad():
-            for name, module in _targets(encoder):
-                a = tensors[f"lora.{name}.a"].float()
-                b = tensors[f"lora.{name}.b"].float()
-                module.weight += (b @ a) * scale
+            if meta.get("mode") == "full":
+                for name, parameter in encoder.named_parameters():
+                    if f"delta.{name}.q" in tensors:
+                        q = tensors[f"delta.{name}.q"].float()
+                        parameter += q * tensors[f"delta.{name}.s"].float().unsqueeze(1)
+                    elif f"delta.{name}" in tensors:
+                        parameter += tensors[f"delta.{name}"].float()
+            else:
+                scale = float(meta.get("alpha", ALPHA)) / float(meta.get("rank", RANK))
+                for name, module in _targets(encoder):
+                    a = tensors[f"lora.{name}.a"].float()
+                    b = tensors[f"lora.{name}.b"].float()
+                    module.weight += (b @ a) * scale
         head = torch.nn.Linear(2 * encoder.config.hidden_size, 1)
         head.load_state_dict({"weight": tensors["head.weight"], "bias": tensors["head.bias"]})
         self.model = torch.nn.ModuleDict({"encoder": encoder, "head": head}).eval().to(device)

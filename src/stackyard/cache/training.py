@@ -92,6 +92,8 @@ def train(
     lr: float = 5e-4,
     limit: int | None = None,
     seed: int = 0,
+    full: bool = False,
+    head_lr: float = 1e-3,
 ) -> dict[str, Any]:
     import torch
     from safetensors.torch import save_file
@@ -103,14 +105,20 @@ def train(
     rng = random.Random(seed)
     directory = resolve("all-minilm-l6-v2", "embeddings").directory
     tokenizer = AutoTokenizer.from_pretrained(str(directory))
-    model = pairmodel.build(AutoModel.from_pretrained(str(directory)))
+    encoder = AutoModel.from_pretrained(str(directory))
+    base = {k: v.detach().clone() for k, v in encoder.named_parameters()}
+    model = pairmodel.build_full(encoder) if full else pairmodel.build(encoder)
     examples = qqp_split(data, "train") + mrpc_split(data, "train")
     rng.shuffle(examples)
     if limit:
         examples = examples[:limit]
     steps = int(math.ceil(len(examples) / batch_size) * epochs)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=0.01)
+    head = list(model["head"].parameters())
+    body = [p for p in model["encoder"].parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(
+        [{"params": body, "lr": lr}, {"params": head, "lr": head_lr}], weight_decay=0.01
+    )
     warmup = max(1, steps // 20)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / (steps - warmup)))
@@ -141,10 +149,14 @@ def train(
                 )
             if step >= steps:
                 break
-    state = {k: v.to(torch.float16) for k, v in pairmodel.adapter_state(model).items()}
+    if full:
+        state = pairmodel.full_state(model, base)
+        meta = {"mode": "full"}
+    else:
+        state = {k: v.to(torch.float16) for k, v in pairmodel.adapter_state(model).items()}
+        meta = {"mode": "lora", "rank": str(pairmodel.RANK), "alpha": str(pairmodel.ALPHA)}
     meta = {
-        "rank": str(pairmodel.RANK),
-        "alpha": str(pairmodel.ALPHA),
+        **meta,
         "base": "all-minilm-l6-v2",
         "trained_on": f"{len(examples)} pairs (QQP train split, MRPC train), {steps} steps",
     }
@@ -202,8 +214,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=pairmodel.WEIGHTS)
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--lr", type=float, default=4e-5, help="the encoder's learning rate")
     parser.add_argument("--limit", type=int, help="train on at most this many pairs")
+    parser.add_argument(
+        "--lora", action="store_true", help="train low-rank adapters instead of every layer"
+    )
     parser.add_argument(
         "--calibrate-only", action="store_true", help="recalibrate the weights in --out"
     )
@@ -220,6 +235,7 @@ def main(argv: list[str] | None = None) -> None:
         batch_size=args.batch_size,
         lr=args.lr,
         limit=args.limit,
+        full=not args.lora,
     )
 
 
