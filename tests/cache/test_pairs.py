@@ -36,7 +36,7 @@ def test_merged_adapters_score_as_the_trained_model(tmp_path: Path) -> None:
                 module.lora_b.normal_(0, 0.02)
     model.eval()
     weights = tmp_path / "verifier.safetensors"
-    table = [[0.9, 0.99], [0.5, 0.9]]
+    table = [[0.9, 0.99, 60], [0.5, 0.9, 120]]
     meta = {"rank": str(pairmodel.RANK), "alpha": str(pairmodel.ALPHA)}
     save_file(
         pairmodel.adapter_state(model), str(weights), {**meta, "calibration": json.dumps(table)}
@@ -49,7 +49,7 @@ def test_merged_adapters_score_as_the_trained_model(tmp_path: Path) -> None:
     with torch.inference_mode():
         expected = torch.sigmoid(pairmodel.logits(model, dict(batch))).tolist()
     loaded = pairmodel.PairModel(directory, weights)
-    assert loaded.scores(pairs) == pytest.approx(expected, abs=1e-4)
+    assert loaded.scores(pairs, symmetric=False) == pytest.approx(expected, abs=1e-4)
     assert loaded.threshold(0.02) == 0.9
     assert loaded.threshold(0.1) == 0.5
 
@@ -83,7 +83,9 @@ def test_fully_trained_layers_ship_as_8_bit_differences(tmp_path: Path) -> None:
     with torch.inference_mode():
         expected = torch.sigmoid(pairmodel.logits(model, dict(batch))).tolist()
     loaded = pairmodel.PairModel(directory, weights)
-    assert loaded.scores(pairs) == pytest.approx(expected, abs=2e-3)
+    assert loaded.scores(pairs, symmetric=False) == pytest.approx(expected, abs=2e-3)
+    one_way, other_way = loaded.scores([*pairs[:1], pairs[0][::-1]], symmetric=False)
+    assert loaded.scores(pairs[:1]) == pytest.approx([(one_way + other_way) / 2], abs=1e-5)
 
 
 def test_missing_weights_say_how_to_train_them(tmp_path: Path) -> None:
@@ -95,16 +97,26 @@ def test_calibration_is_precision_above_each_score() -> None:
     scores = [0.99, 0.98, 0.97, 0.96, 0.5, 0.4, 0.0]
     labels = [True, True, False, True, False, False, True]
     table = pairmodel.calibrate(scores, labels, points=7)
-    assert [s for s, _ in table] == [0.99, 0.98, 0.97, 0.96, 0.5, 0.4]  # 0: never a hit
-    assert [p for _, p in table] == pytest.approx([1.0, 1.0, 2 / 3, 0.75, 0.6, 0.5], abs=1e-6)
+    assert [s for s, _, _ in table] == [0.99, 0.98, 0.97, 0.96, 0.5, 0.4]  # 0: never a hit
+    assert [p for _, p, _ in table] == pytest.approx([1.0, 1.0, 2 / 3, 0.75, 0.6, 0.5], abs=1e-6)
+    assert [n for _, _, n in table] == [1, 2, 3, 4, 5, 6]
 
 
-def test_the_threshold_is_the_lowest_score_that_met_the_budget(tmp_path: Path) -> None:
+def test_the_threshold_stops_where_the_budget_is_first_broken() -> None:
     model = object.__new__(pairmodel.PairModel)
-    model.calibration = [(0.99, 1.0), (0.98, 0.95), (0.97, 0.99), (0.5, 0.9)]
-    assert model.threshold(0.02) == 0.97  # the dip at 0.98 is noise among few pairs
-    assert model.threshold(0.1) == 0.5
-    assert model.threshold(0.0001) == 0.99
+    few = pairmodel.MIN_HITS - 1
+    model.calibration = [
+        (0.999, 0.5, few),  # a chance error among the first few: not trusted yet
+        (0.99, 1.0, 100),
+        (0.98, 0.985, 200),
+        (0.97, 0.97, 300),
+        (0.5, 0.99, 900),  # recovers lower down: not reached
+    ]
+    assert model.threshold(0.02) == 0.98
+    assert model.threshold(0.05) == 0.5
+    assert model.threshold(0.001) == 0.99
+    model.calibration = [(0.99, 0.9, 100)]
+    assert model.threshold(0.02) == 1.0
     model.calibration = []
     assert model.threshold(0.5) == 1.0
 

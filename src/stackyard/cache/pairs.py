@@ -26,6 +26,9 @@ WEIGHTS = Path(__file__).with_name("verifier.safetensors")
 RANK = 8
 ALPHA = 16
 MAX_LENGTH = 128
+#: Hits needed before a calibrated precision is trusted (above them, the threshold search
+#: does not stop at a chance error among the few highest scores).
+MIN_HITS = 50
 #: Linear layers of a BERT block that get adapters.
 TARGETS = ("query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense")
 
@@ -164,19 +167,25 @@ class PairModel:
         self.model = torch.nn.ModuleDict({"encoder": encoder, "head": head}).eval().to(device)
         self.device = device
         #: (score, precision of pairs scoring at least it) on held-out pairs, by score.
-        self.calibration: list[tuple[float, float]] = [
-            (float(s), float(p)) for s, p in json.loads(meta.get("calibration", "[]"))
+        self.calibration: list[tuple[float, ...]] = [
+            tuple(float(x) for x in row) for row in json.loads(meta.get("calibration", "[]"))
         ]
         self.info = {k: v for k, v in meta.items() if k != "calibration"}
         self._lock = threading.Lock()
 
-    def scores(self, pairs: Sequence[tuple[str, str]], batch_size: int = 32) -> list[float]:
-        """The probability that each pair asks the same thing."""
+    def scores(
+        self, pairs: Sequence[tuple[str, str]], batch_size: int = 32, symmetric: bool = True
+    ) -> list[float]:
+        """The probability that each pair asks the same thing; by default the mean of both
+        orders (the encoder reads the first question first)."""
         torch = _torch()
+        asked = list(pairs)
+        if symmetric:
+            asked += [(b, a) for a, b in pairs]
         found: list[float] = []
         with self._lock, torch.inference_mode():
-            for start in range(0, len(pairs), batch_size):
-                chunk = pairs[start : start + batch_size]
+            for start in range(0, len(asked), batch_size):
+                chunk = asked[start : start + batch_size]
                 batch = self.tokenizer(
                     [a for a, _ in chunk],
                     [b for _, b in chunk],
@@ -186,18 +195,30 @@ class PairModel:
                     return_tensors="pt",
                 ).to(self.device)
                 found.extend(torch.sigmoid(logits(self.model, dict(batch))).tolist())
+        if symmetric:
+            half = len(pairs)
+            return [(x + y) / 2 for x, y in zip(found[:half], found[half:], strict=True)]
         return found
 
     def threshold(self, budget: float) -> float:
-        """The lowest score at which held-out hits were wrong at most ``budget`` of the time
-        (1.0, no semantic hit at all, when no score met it)."""
-        met = [score for score, precision in self.calibration if precision >= 1.0 - budget]
-        return min(met, default=1.0)
+        """The lowest score down to which the held-out hits were never wrong more than
+        ``budget`` of the time, once there were enough of them to tell (``MIN_HITS``); 1.0, no
+        semantic hit at all, when no score met it."""
+        best = 1.0
+        for row in self.calibration:
+            score, precision, hits = row if len(row) == 3 else (*row, MIN_HITS)
+            if hits < MIN_HITS:
+                continue
+            if precision < 1.0 - budget:
+                break
+            best = score
+        return best
 
 
 def calibrate(scores: Sequence[float], labels: Sequence[bool], points: int = 400) -> list[Any]:
-    """(score, precision among pairs scoring at least it), at about ``points`` steps down the
-    ranked scores, highest first. A pair that an earlier stage rejects scores 0."""
+    """(score, precision among pairs scoring at least it, how many there are), at about
+    ``points`` steps down the ranked scores, highest first. A pair that an earlier stage
+    rejects scores 0 and is never a hit."""
     ranked = sorted(zip(scores, labels, strict=True), key=lambda p: -p[0])
     table = []
     right = 0
@@ -208,5 +229,5 @@ def calibrate(scores: Sequence[float], labels: Sequence[bool], points: int = 400
             break
         last = hits == len(ranked) or ranked[hits][0] != score
         if last and (hits % step == 0 or hits == len(ranked)):
-            table.append([round(score, 6), round(right / hits, 6)])
+            table.append([round(score, 6), round(right / hits, 6), hits])
     return table
