@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -111,7 +112,7 @@ class Semantic:
         *,
         error_budget: float = 0.02,
         min_similarity: float = 0.5,
-        top_k: int = 4,
+        top_k: int = 2,
         device: str = "cpu",
     ) -> None:
         self.embedding_model = embedding_model
@@ -124,6 +125,9 @@ class Semantic:
         self._threshold = 1.0
         self._load_lock = threading.Lock()
         self.problem: str | None = None
+        # One thread runs the models: torch keeps its worker threads per calling thread, and
+        # hopping between a pool's threads costs more than the work at this size.
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="stackyard-semantic")
 
     def _load(self) -> None:
         with self._load_lock:
@@ -160,7 +164,8 @@ class Semantic:
         )
 
     async def embed(self, text: str) -> Any:
-        vectors = await asyncio.to_thread(self.embed_sync, [text])
+        loop = asyncio.get_running_loop()
+        vectors = await loop.run_in_executor(self._thread, self.embed_sync, [text])
         return vectors[0]
 
     def choose_sync(self, text: str, candidates: Sequence[Candidate]) -> Match | None:
@@ -182,4 +187,5 @@ class Semantic:
     async def choose(self, text: str, candidates: Sequence[Candidate]) -> Match | None:
         if not candidates:
             return None
-        return await asyncio.to_thread(self.choose_sync, text, candidates)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, self.choose_sync, text, candidates)

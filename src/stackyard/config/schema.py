@@ -232,7 +232,7 @@ class SemanticCacheConfig(_Strict):
         default=0.5, description="Cached questions less similar than this are not considered."
     )
     top_k: Annotated[int, Field(gt=0, le=64)] = Field(
-        default=4, description="How many nearest cached questions the classifier weighs."
+        default=2, description="How many nearest cached questions the classifier weighs."
     )
     embedding_model: str = Field(
         default="all-minilm-l6-v2",
