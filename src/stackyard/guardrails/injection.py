@@ -46,7 +46,7 @@ HEURISTICS: dict[str, re.Pattern[str]] = {
         re.IGNORECASE,
     ),
     "new_instructions": re.compile(
-        r"(^|\n)\s*(new|updated|real) (system )?instructions?\s*:|\[(system|admin)\]\s*:|"
+        r"(^|\n|[.!?]\s)\s*(new|updated|real) (system )?instructions?\s*:|\[(system|admin)\]\s*:|"
         r"<\|?(system|im_start)\|?>",
         re.IGNORECASE,
     ),
