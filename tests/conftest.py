@@ -121,6 +121,18 @@ def postgres_database() -> Iterator[str]:
         engine.dispose()
 
 
+def team_key(gateway: GatewayProcess, team: str, master_key: str) -> str:
+    """A new virtual key for ``team`` (created if it is new), made with the master key."""
+    import httpx
+
+    headers = {"authorization": f"Bearer {master_key}"}
+    httpx.post(f"{gateway.url}/admin/teams", json={"name": team}, headers=headers)
+    created = httpx.post(f"{gateway.url}/admin/keys", json={"team": team}, headers=headers)
+    assert created.status_code == 200, created.text
+    key: str = created.json()["key"]
+    return key
+
+
 def fresh_redis(url: str) -> None:
     """Empty the Redis database at ``url`` for a test; skip when Redis is not reachable,
     except under CI, where it fails."""

@@ -12,7 +12,7 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import GatewayProcess, fresh_redis
+from tests.conftest import GatewayProcess, fresh_redis, team_key
 from tests.fakes.openai_upstream import FakeOpenAI
 
 pytestmark = pytest.mark.e2e
@@ -128,11 +128,7 @@ def test_a_cached_stream_replays_the_same_chunks(
 
 
 def _key(gateway: GatewayProcess, team: str) -> str:
-    httpx.post(f"{gateway.url}/admin/teams", json={"name": team}, headers=HEADERS)
-    created = httpx.post(f"{gateway.url}/admin/keys", json={"team": team}, headers=HEADERS)
-    assert created.status_code == 200, created.text
-    key: str = created.json()["key"]
-    return key
+    return team_key(gateway, team, MASTER)
 
 
 def test_tenants_never_share_entries(gateway: GatewayProcess) -> None:

@@ -14,7 +14,7 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import GatewayProcess, fresh_redis
+from tests.conftest import GatewayProcess, fresh_redis, team_key
 from tests.fakes.openai_upstream import FakeOpenAI
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -120,11 +120,7 @@ def test_a_near_miss_is_not_a_hit(gateway: GatewayProcess, cached: str, near_mis
 
 
 def _key(gateway: GatewayProcess, team: str) -> str:
-    httpx.post(f"{gateway.url}/admin/teams", json={"name": team}, headers=HEADERS)
-    created = httpx.post(f"{gateway.url}/admin/keys", json={"team": team}, headers=HEADERS)
-    assert created.status_code == 200, created.text
-    key: str = created.json()["key"]
-    return key
+    return team_key(gateway, team, MASTER)
 
 
 def test_nothing_crosses_a_partition(gateway: GatewayProcess) -> None:
