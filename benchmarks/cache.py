@@ -187,14 +187,10 @@ class Evaluation:
 def decisions(pairs: list[Pair], cosine: list[float]) -> tuple[list[float], float]:
     """Stackyard's score for each pair (0 where an earlier stage already said no), as
     :meth:`stackyard.cache.semantic.Semantic.choose_sync` decides, and the seconds it took."""
-    from stackyard.cache.semantic import rejects
+    from stackyard.cache.semantic import admits
 
     semantic = semantic_tier()
-    kept = [
-        i
-        for i, p in enumerate(pairs)
-        if cosine[i] >= semantic.min_similarity and not rejects(p.a, p.b)
-    ]
+    kept = [i for i, p in enumerate(pairs) if admits(p.a, p.b, cosine[i], semantic.min_similarity)]
     started = time.perf_counter()
     model = semantic._pairs
     scored = model.scores([(pairs[i].a, pairs[i].b) for i in kept], batch_size=64)

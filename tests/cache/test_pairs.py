@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,6 +23,17 @@ def minilm() -> Path:
         return resolve("all-minilm-l6-v2", "embeddings").directory
     except ModelSourceError as exc:
         pytest.skip(str(exc))
+
+
+def trained_scores(model: Any, directory: Path, pairs: list[tuple[str, str]]) -> list[float]:
+    """The scores of the model as trained (before it is saved and loaded), one order only."""
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(directory))
+    batch = tokenizer(
+        [a for a, _ in pairs], [b for _, b in pairs], padding=True, return_tensors="pt"
+    )
+    with torch.inference_mode():
+        found: list[float] = torch.sigmoid(pairmodel.logits(model, dict(batch))).tolist()
+    return found
 
 
 def test_merged_adapters_score_as_the_trained_model(tmp_path: Path) -> None:
@@ -42,12 +54,7 @@ def test_merged_adapters_score_as_the_trained_model(tmp_path: Path) -> None:
         pairmodel.adapter_state(model), str(weights), {**meta, "calibration": json.dumps(table)}
     )
     pairs = [("How old is the moon?", "What is the age of the moon?"), ("a", "b c d")]
-    tokenizer = transformers.AutoTokenizer.from_pretrained(str(directory))
-    batch = tokenizer(
-        [a for a, _ in pairs], [b for _, b in pairs], padding=True, return_tensors="pt"
-    )
-    with torch.inference_mode():
-        expected = torch.sigmoid(pairmodel.logits(model, dict(batch))).tolist()
+    expected = trained_scores(model, directory, pairs)
     loaded = pairmodel.PairModel(directory, weights)
     assert loaded.scores(pairs, symmetric=False) == pytest.approx(expected, abs=1e-4)
     assert loaded.threshold(0.02) == 0.9
@@ -76,12 +83,7 @@ def test_fully_trained_layers_ship_as_8_bit_differences(tmp_path: Path) -> None:
     weights = tmp_path / "full.safetensors"
     save_file(state, str(weights), {"mode": "full", "calibration": "[]"})
     pairs = [("How old is the moon?", "What is the age of the moon?"), ("a b", "c")]
-    tokenizer = transformers.AutoTokenizer.from_pretrained(str(directory))
-    batch = tokenizer(
-        [a for a, _ in pairs], [b for _, b in pairs], padding=True, return_tensors="pt"
-    )
-    with torch.inference_mode():
-        expected = torch.sigmoid(pairmodel.logits(model, dict(batch))).tolist()
+    expected = trained_scores(model, directory, pairs)
     loaded = pairmodel.PairModel(directory, weights)
     assert loaded.scores(pairs, symmetric=False) == pytest.approx(expected, abs=2e-3)
     one_way, other_way = loaded.scores([*pairs[:1], pairs[0][::-1]], symmetric=False)

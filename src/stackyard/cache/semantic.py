@@ -103,6 +103,12 @@ def rejects(first: str, second: str) -> bool:
     return a.numbers != b.numbers or a.negated != b.negated
 
 
+def admits(first: str, second: str, similarity: float, floor: float) -> bool:
+    """The stages before the classifier: similar enough, and not rejected outright. The
+    calibration and the benchmark call this too, so that they judge what the tier decides."""
+    return similarity >= floor and not rejects(first, second)
+
+
 class Semantic:
     """The models of the semantic tier, loaded once (lazily, or by :meth:`warm`)."""
 
@@ -172,9 +178,7 @@ class Semantic:
         """The best candidate that passes every stage, if any."""
         self._load()
         kept = [
-            c
-            for c in candidates
-            if c.similarity >= self.min_similarity and not rejects(text, c.question)
+            c for c in candidates if admits(text, c.question, c.similarity, self.min_similarity)
         ]
         if not kept:
             return None

@@ -174,7 +174,7 @@ def recalibrate(data: Path, weights: Path) -> dict[str, Any]:
     from safetensors import safe_open
     from safetensors.torch import save_file
 
-    from stackyard.cache.semantic import Semantic, rejects
+    from stackyard.cache.semantic import Semantic, admits
     from stackyard.engine.loading import load_embedder
     from stackyard.engine.sources import resolve
 
@@ -188,7 +188,7 @@ def recalibrate(data: Path, weights: Path) -> dict[str, Any]:
     kept = [
         i
         for i, (a, b, _) in enumerate(calibration)
-        if float(first[i] @ second[i]) >= floor and not rejects(a, b)
+        if admits(a, b, float(first[i] @ second[i]), floor)
     ]
     scored = model.scores([calibration[i][:2] for i in kept], batch_size=64)
     scores = [0.0] * len(calibration)
