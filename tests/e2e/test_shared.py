@@ -35,7 +35,13 @@ def pair(
                 "api_base": fake_openai.base_url("shared-pricey"),
                 "input_cost_per_mtok": 1_000_000.0,  # $1 a prompt token
                 "output_cost_per_mtok": 0.0,
-            }
+            },
+            {
+                "name": "quota",
+                "provider": "openai-compatible",
+                "api_base": fake_openai.base_url("shared-quota"),
+                "rpm": 10,  # the deployment's own quota, shared by both instances
+            },
         ],
         "auth": {"master_key": MASTER, "refresh_seconds": 0.2},
         "database_url": f"sqlite:///{database}",
@@ -52,14 +58,16 @@ def admin(gateway: GatewayProcess, path: str, **body: Any) -> Any:
     return response.json()
 
 
-async def burst(pair: tuple[GatewayProcess, GatewayProcess], key: str, n: int) -> list[int]:
+async def burst(
+    pair: tuple[GatewayProcess, GatewayProcess], key: str, n: int, model: str = "pricey"
+) -> list[int]:
     headers = {"authorization": f"Bearer {key}"}
     async with httpx.AsyncClient(headers=headers, timeout=30) as client:
         responses = await asyncio.gather(
             *(
                 client.post(
                     f"{pair[i % 2].base_url}/chat/completions",
-                    json={"model": "pricey", "messages": USER, "max_tokens": 5},
+                    json={"model": model, "messages": USER, "max_tokens": 5},
                 )
                 for i in range(n)
             )
@@ -78,6 +86,24 @@ def test_one_rate_limit_across_instances(pair: tuple[GatewayProcess, GatewayProc
     assert statuses.count(429) == 50 - statuses.count(200)
 
 
+def test_one_deployment_quota_across_instances(
+    pair: tuple[GatewayProcess, GatewayProcess],
+) -> None:
+    statuses = asyncio.run(burst(pair, MASTER, 40, model="quota"))
+    # Never more than the deployment's 10 a minute; each instance may strand part of its last
+    # slice (a tenth: 1).
+    assert 8 <= statuses.count(200) <= 10
+    assert statuses.count(429) == 40 - statuses.count(200)
+    refused = httpx.post(
+        f"{pair[1].base_url}/chat/completions",
+        json={"model": "quota", "messages": USER, "max_tokens": 5},
+        headers={"authorization": f"Bearer {MASTER}"},
+    )
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "deployment_quota_exceeded"
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+
+
 def test_one_budget_across_instances(pair: tuple[GatewayProcess, GatewayProcess]) -> None:
     admin(pair[0], "teams", name="budgeted", budget_usd=30, budget_period="day")
     key = admin(pair[0], "keys", team="budgeted")["key"]
@@ -86,7 +112,8 @@ def test_one_budget_across_instances(pair: tuple[GatewayProcess, GatewayProcess]
     served = statuses.count(200)
     assert served > 0
     assert statuses.count(429) == 50 - served
-    # Each request costs $2 (two prompt tokens) and may reserve up to $7 (its estimate):
+    # Each request costs $2 (two prompt tokens) and may reserve up to $9 (its count with
+    # the message overhead):
     # together they never spend more than the budget.
     assert served * 2 <= 30
     spend = httpx.get(

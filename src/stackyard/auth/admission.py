@@ -22,7 +22,7 @@ from stackyard.errors import APIError
 from stackyard.gateway.costs import Price, price_for
 from stackyard.gateway.deployment import Deployment
 from stackyard.gateway.router import Router
-from stackyard.gateway.translate.common import text_of
+from stackyard.gateway.token_counts import count_prompt, counter_for
 from stackyard.observability.recorder import Recorder
 from stackyard.observability.spans import RequestTrace
 from stackyard.server.http import Request
@@ -34,26 +34,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("stackyard.auth")
 
 DEFAULT_MAX_TOKENS = 1024  # assumed for budgets and token limits when a request sets none
-
-
-def estimate_prompt_tokens(body: dict[str, Any]) -> int:
-    """About four characters a token, plus a few per message (a cheap, deliberately generous
-    estimate; the real count replaces it once the upstream reports usage)."""
-    messages = body.get("messages")
-    if isinstance(messages, list):
-        chars = sum(len(text_of(m.get("content"))) for m in messages if isinstance(m, dict))
-        system = body.get("system")
-        chars += len(system) if isinstance(system, str) else 0
-        return chars // 4 + 4 * len(messages) + 1
-    inputs = body.get("input")
-    if isinstance(inputs, str):
-        return len(inputs) // 4 + 1
-    if isinstance(inputs, list):
-        return sum(
-            len(i) // 4 + 1 if isinstance(i, str) else len(i) if isinstance(i, list) else 1
-            for i in inputs
-        )
-    return 1
 
 
 def requested_max_tokens(body: dict[str, Any], endpoint: str) -> int:
@@ -99,6 +79,10 @@ class Governance:
         self.limiter = RateLimiter()
         self.budgets = budgets or BudgetBook()
         self._prices = {d.id: price_for(d.entry) for d in router.all_deployments()}
+        #: Each model's prompt counter: its first deployment's tokenizer, or tiktoken's.
+        self._counters = {
+            name: counter_for(group[0].provider) for name, group in router.deployments.items()
+        }
         self._model_prices = {
             name: max((self._prices[d.id] for d in group), key=lambda p: (p.input, p.output))
             for name, group in router.deployments.items()
@@ -178,7 +162,7 @@ class Governance:
         ticket = Ticket(principal, model, endpoint, request.request_id, time.perf_counter())
         if not principal.limits and not principal.budgets:
             return ticket
-        prompt = estimate_prompt_tokens(body)
+        prompt = self._count_prompt(model, body)
         most_out = requested_max_tokens(body, endpoint)
         if self.shared is not None:
             await self._admit_shared(ticket, prompt, most_out)
@@ -199,6 +183,15 @@ class Governance:
                 raise _over_budget(over.budget, over.spent)
             ticket.reserved_usd = most
         return ticket
+
+    def _count_prompt(self, model: str, body: dict[str, Any]) -> int:
+        counter = self._counters.get(model)
+        if counter is None:  # a model added since (a fine-tuned one): count as its provider does
+            group = self.router.deployments.get(model)
+            if not group:
+                return count_prompt(body)
+            counter = self._counters[model] = counter_for(group[0].provider)
+        return counter(body)
 
     async def _admit_shared(self, ticket: Ticket, prompt: int, most_out: int) -> None:
         assert self.shared is not None

@@ -144,9 +144,10 @@ class LeasedCounters:
         self._flusher: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self._closing = False
 
     async def _beat(self) -> None:
-        while True:
+        while not self._closing:
             try:
                 await self.redis.set(self._beat_prefix + self.instance, 1, ex=HEARTBEAT_TTL)
             except Exception:
@@ -252,7 +253,8 @@ class LeasedCounters:
         return None
 
     async def settle(self, reservation: LeaseReservation, actual_tokens: int, cost: float) -> None:
-        window = time.time() - time.time() % WINDOW
+        now = time.time()
+        window = now - now % WINDOW
         for rate, _ in reservation.token_leases:
             if rate.window == window:
                 rate.remaining += reservation.tokens - actual_tokens
@@ -262,6 +264,18 @@ class LeasedCounters:
                 self._pending.append((spent_key, slices_key, cost))
         if self._pending and (self._flusher is None or self._flusher.done()):
             self._flusher = asyncio.ensure_future(self._flush_soon())
+
+    def charge(self, limit: Limit, kind: str, amount: float) -> None:
+        """Count ``amount`` against this instance's slice of a limit, after the fact (a
+        deployment's tokens). A slice run below zero is topped up by the deficit, from the
+        shared counter, at the next admission; if the counter has no room for it, that
+        admission is refused until the minute frees some."""
+        now = time.time()
+        window = now - now % WINDOW
+        lease = self._rates.setdefault((limit.scope, limit.id, kind), _RateLease())
+        if lease.window != window:
+            lease.window, lease.remaining = window, 0.0
+        lease.remaining -= amount
 
     async def _flush_soon(self) -> None:
         await asyncio.sleep(0.05)
@@ -294,10 +308,12 @@ class LeasedCounters:
     async def aclose(self) -> None:
         """Report what is pending and give back every unused budget slice."""
         await self.flush()
+        self._closing = True
         if self._heartbeat is not None:
+            # redis-py can swallow a cancellation that lands inside a command, so the loop
+            # also checks ``_closing``, and the wait is bounded.
             self._heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._heartbeat
+            await asyncio.wait([self._heartbeat], timeout=2.0)
         with contextlib.suppress(Exception):
             for _, slices_key in self._budget_keys.values():
                 await self.redis.hdel(slices_key, self.instance)

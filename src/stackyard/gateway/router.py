@@ -25,6 +25,7 @@ from stackyard.errors import APIError, invalid_request, model_not_found
 from stackyard.gateway.deployment import Deployment
 from stackyard.gateway.health import Health
 from stackyard.gateway.providers.base import Provider, UpstreamError
+from stackyard.gateway.quotas import LocalQuotas, Quotas
 from stackyard.gateway.strategies import STRATEGIES
 
 T = TypeVar("T")
@@ -98,13 +99,18 @@ class Router:
         self._chains = {name: self._chain(name) for name in self.deployments}
         #: Asked about a model name no deployment serves; True if it added one.
         self.discover: Callable[[str], bool] | None = None
-        #: Deployment quotas (``rpm``/``tpm`` in the config), counted in this worker.
-        self.quotas = RateLimiter(clock=clock)
-        self._quota: dict[int, list[Limit]] = {
-            id(d): [Limit("deployment", d.id, d.entry.rpm, d.entry.tpm)]
+        #: Deployment quotas (``rpm``/``tpm`` in the config): counted in this worker until
+        #: :meth:`share_quotas` hands them to Redis.
+        self.quotas: Quotas = LocalQuotas(RateLimiter(clock=clock))
+        self._quota: dict[int, Limit] = {
+            id(d): Limit("deployment", d.id, d.entry.rpm, d.entry.tpm)
             for d in self.all_deployments()
             if d.entry.rpm or d.entry.tpm
         }
+
+    def share_quotas(self, quotas: Quotas) -> None:
+        """Count deployment quotas with ``quotas`` (shared by every instance) from now on."""
+        self.quotas = quotas
 
     def add(self, entry: ModelEntry, provider: Provider) -> Deployment:
         """Serve a new model from now on (a fine-tuned model, say), without a restart."""
@@ -134,8 +140,8 @@ class Router:
     def count_tokens(self, deployment: Deployment | None, tokens: int) -> None:
         """Charge a deployment's tokens-per-minute quota with what a request really used."""
         quota = self._quota.get(id(deployment)) if deployment is not None else None
-        if quota is not None and quota[0].tpm and tokens:
-            self.quotas.charge(quota[0], "tokens", tokens)
+        if quota is not None and tokens:
+            self.quotas.charge_tokens(quota, tokens)
 
     def all_deployments(self) -> Iterable[Deployment]:
         for group in self.deployments.values():
@@ -190,6 +196,7 @@ class Router:
         clock = self.clock
         deadline = clock() + config.timeout
         supported_anywhere = False
+        full: dict[int, tuple[str, int]] = {}  # deployments out of quota: id, seconds to wait
         for name in chain:
             group = self.deployments[name]
             if supports is not None:
@@ -205,9 +212,7 @@ class Router:
                 ready = [
                     d
                     for d in group
-                    if id(d) not in excluded
-                    and d.health.available(now)
-                    and (id(d) not in self._quota or self.quotas.room(self._quota[id(d)]))
+                    if id(d) not in excluded and id(d) not in full and d.health.available(now)
                 ]
                 if not ready:
                     break
@@ -216,11 +221,14 @@ class Router:
                 left = deadline - now
                 if left <= 0:
                     break
-                stats.attempts += 1
-                stats.deployment = deployment
                 quota = self._quota.get(id(deployment))
                 if quota is not None:
-                    self.quotas.charge(quota[0], "requests", 1)
+                    refill = await self.quotas.take(quota)
+                    if refill is not None:  # this minute's quota is used: another one, or on
+                        full[id(deployment)] = (deployment.id, refill)
+                        continue
+                stats.attempts += 1
+                stats.deployment = deployment
                 deployment.outstanding += 1
                 started = clock()
                 start_ns = time.time_ns()
@@ -270,13 +278,14 @@ class Router:
                 param="model",
                 code="unsupported_operation",
             )
-        raise self._exhausted(chain, stats, supports)
+        raise self._exhausted(chain, stats, supports, list(full.values()))
 
     def _exhausted(
         self,
         chain: tuple[str, ...],
         stats: RouteStats,
         supports: Callable[[Deployment], bool] | None,
+        full: list[tuple[str, int]],
     ) -> APIError:
         route = " -> ".join(chain)
         now = self.clock()
@@ -287,20 +296,14 @@ class Router:
             if (supports is None or supports(d)) and not d.health.available(now)
         ]
         retry_after = [("retry-after", str(max(1, math.ceil(min(cooling)))))] if cooling else []
-        full = [
-            d.id
-            for name in chain
-            for d in self.deployments[name]
-            if id(d) in self._quota and not self.quotas.room(self._quota[id(d)])
-        ]
         if not stats.errors and full and not cooling:
             return APIError(
                 429,
                 f"Every deployment of {route} has used its quota for this minute "
-                f"({', '.join(full)}).",
+                f"({', '.join(name for name, _ in full)}).",
                 type="requests",
                 code="deployment_quota_exceeded",
-                headers=[("retry-after", str(self.quotas.wait()))],
+                headers=[("retry-after", str(min(wait for _, wait in full)))],
             )
         if not stats.errors:
             return APIError(

@@ -32,7 +32,9 @@ from stackyard.gateway.embeddings import embeddings
 from stackyard.gateway.messages import count_tokens, messages
 from stackyard.gateway.models import ModelsEndpoint
 from stackyard.gateway.providers import registry
+from stackyard.gateway.quotas import SharedQuotas
 from stackyard.gateway.service import Gateway
+from stackyard.gateway.token_counts import TIKTOKEN
 from stackyard.observability import query
 from stackyard.observability.api import TracesAPI
 from stackyard.observability.metrics import GatewayMetrics
@@ -80,6 +82,8 @@ class Stackyard:
         redis_url = config.redis_url or os.environ.get("STACKYARD_REDIS_URL") or None
         self.redis_url = redis_url
         self.shared = LeasedCounters(redis_url) if redis_url else None
+        if self.shared is not None:  # deployment quotas are shared by every instance too
+            self.gateway.router.share_quotas(SharedQuotas(self.shared))
         observability = config.observability
         self.metrics = GatewayMetrics()
         self.traces = TraceWriter(
@@ -249,6 +253,7 @@ class Stackyard:
             await asyncio.to_thread(self.gateway.rag.collections.load)
         budgets = [b for p in self.snapshot.keys.values() for b in p.budgets]
         await asyncio.to_thread(self.budgets.load, budgets)
+        await asyncio.to_thread(TIKTOKEN.load)  # admission's prompt counts (a fraction of a s)
         self.snapshot.on_change = self.budgets.load
         if self.shared is not None:
             await self._seed_shared(budgets)

@@ -118,6 +118,17 @@ class LocalProvider:
         ids = encoded["input_ids"] if hasattr(encoded, "keys") else encoded
         return [int(t) for t in ids]
 
+    def prompt_tokens(self, body: Body) -> int | None:
+        """The prompt's length in this model's tokens, chat template included (admission's
+        token count); None until the model has loaded, or for embeddings."""
+        engine = self._engine
+        if engine is None:
+            return None
+        try:
+            return len(self._prompt(engine, body))
+        except Exception:  # a body the template cannot take: the caller estimates instead
+            return None
+
     def _params(self, engine: Engine, body: Body, prompt: list[int]) -> SamplingParams:
         room = engine.context_length - len(prompt)
         if room <= 0:
