@@ -94,6 +94,68 @@ def test_teams_keys_and_spend_from_the_cli(tmp_path: Path) -> None:
     assert "no team 'nope'" in bad.output
 
 
+def test_organisations_and_the_daily_report_from_the_cli(tmp_path: Path) -> None:
+    import time
+
+    from stackyard.store.db import Database
+    from stackyard.store.spend_writer import SpendWriter, spend_row
+
+    config = tmp_path / "stackyard.yaml"
+    config.write_text("models: []\n")
+    runner = CliRunner()
+
+    def run(*args: str) -> str:
+        result = runner.invoke(main, [*args, "--config", str(config)])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    assert "created organisation acme" in run("orgs", "create", "acme", "--budget", "100")
+    assert "acme" in run("orgs", "list")
+    assert "created team search" in run("teams", "create", "search", "--org", "acme")
+    org_id = run("orgs", "list").splitlines()[1].split()[0]
+    assert org_id in run("teams", "list")
+    bad = runner.invoke(main, ["teams", "create", "x", "--org", "nope", "--config", str(config)])
+    assert bad.exit_code == 2
+    assert "no organisation 'nope'" in bad.output
+    db = Database(f"sqlite:///{tmp_path / 'stackyard.db'}")
+    now = time.time()
+    SpendWriter(db).insert(
+        [
+            spend_row(
+                request_id=f"r{i}",
+                created_at=now - 86400 * (i % 2),  # today and yesterday
+                organization_id=org_id,
+                model="m",
+                endpoint="chat",
+                cost_usd=1.0 + i,
+                latency_ms=10.0,
+                status=200,
+                cache_hit=False,
+                prompt_tokens=1,
+                completion_tokens=1,
+            )
+            for i in range(4)
+        ]
+    )
+    db.dispose()
+    report = run("spend", "--by", "organization", "--since", "2d", "--daily")
+    header, yesterday, today = report.splitlines()[:3]
+    assert header.split() == [
+        "day",
+        "organization",
+        "requests",
+        "errors",
+        "cache_hits",
+        "mean_latency_ms",
+        "cost_usd",
+        "cost",
+    ]
+    assert yesterday.split()[1:3] == ["acme", "2"]
+    assert yesterday.split()[-2] == "6"
+    assert today.split()[-2:] == ["4", "#" * round(20 * 4 / 6)]  # a bar scaled to the max
+    assert "total: $10.000000 over 4 requests" in report
+
+
 def test_a_soft_budget_from_the_cli(tmp_path: Path) -> None:
     from click.testing import CliRunner
 

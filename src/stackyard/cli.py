@@ -266,17 +266,61 @@ def _limits(
 
 
 @main.group()
+def orgs() -> None:
+    """Create and list organisations (a team may belong to one; its limits apply too)."""
+
+
+@orgs.command("create")
+@click.argument("name")
+@click.option("--models", help="Comma-separated models its teams may use (default: all).")
+@limit_options
+@config_option
+def orgs_create(
+    name: str,
+    models: str | None,
+    rpm: int | None,
+    tpm: int | None,
+    budget: float | None,
+    period: str,
+    soft: bool,
+    config_path: str | None,
+) -> None:
+    """Create an organisation."""
+    db = _store(config_path)
+    organization = _admin_call(
+        lambda: admin.create_organization(
+            db, name, models=_models(models), **_limits(rpm, tpm, budget, period, soft)
+        )
+    )
+    _changed(config_path)
+    click.echo(f"created organisation {organization['name']} ({organization['id']})")
+
+
+@orgs.command("list")
+@config_option
+def orgs_list(config_path: str | None) -> None:
+    """List organisations with their limits."""
+    rows = admin.list_organizations(_store(config_path))
+    _table(rows, ["id", "name", *CONTROLS])
+
+
+CONTROLS = ["models", "rpm", "tpm", "budget_usd", "budget_period", "budget_soft"]
+
+
+@main.group()
 def teams() -> None:
     """Create and list teams."""
 
 
 @teams.command("create")
 @click.argument("name")
+@click.option("--org", help="The organisation (name or id) the team belongs to.")
 @click.option("--models", help="Comma-separated models the team may use (default: all).")
 @limit_options
 @config_option
 def teams_create(
     name: str,
+    org: str | None,
     models: str | None,
     rpm: int | None,
     tpm: int | None,
@@ -289,7 +333,11 @@ def teams_create(
     db = _store(config_path)
     team = _admin_call(
         lambda: admin.create_team(
-            db, name, models=_models(models), **_limits(rpm, tpm, budget, period, soft)
+            db,
+            name,
+            organization=org,
+            models=_models(models),
+            **_limits(rpm, tpm, budget, period, soft),
         )
     )
     _changed(config_path)
@@ -301,9 +349,7 @@ def teams_create(
 def teams_list(config_path: str | None) -> None:
     """List teams with their limits."""
     rows = admin.list_teams(_store(config_path))
-    _table(
-        rows, ["id", "name", "models", "rpm", "tpm", "budget_usd", "budget_period", "budget_soft"]
-    )
+    _table(rows, ["id", "name", "organization_id", *CONTROLS])
 
 
 @main.group()
@@ -314,11 +360,13 @@ def users() -> None:
 @users.command("create")
 @click.argument("email")
 @click.option("--team", help="The team (name or id) the user belongs to.")
+@click.option("--models", help="Comma-separated models the user may use (default: all).")
 @limit_options
 @config_option
 def users_create(
     email: str,
     team: str | None,
+    models: str | None,
     rpm: int | None,
     tpm: int | None,
     budget: float | None,
@@ -329,7 +377,13 @@ def users_create(
     """Create a user."""
     db = _store(config_path)
     user = _admin_call(
-        lambda: admin.create_user(db, email, team=team, **_limits(rpm, tpm, budget, period, soft))
+        lambda: admin.create_user(
+            db,
+            email,
+            team=team,
+            models=_models(models),
+            **_limits(rpm, tpm, budget, period, soft),
+        )
     )
     _changed(config_path)
     click.echo(f"created user {user['email']} ({user['id']})")
@@ -340,9 +394,7 @@ def users_create(
 def users_list(config_path: str | None) -> None:
     """List users with their limits."""
     rows = admin.list_users(_store(config_path))
-    _table(
-        rows, ["id", "email", "team_id", "rpm", "tpm", "budget_usd", "budget_period", "budget_soft"]
-    )
+    _table(rows, ["id", "email", "team_id", *CONTROLS])
 
 
 @main.group()
@@ -417,15 +469,33 @@ def keys_revoke(key_id: str, config_path: str | None) -> None:
 @main.command()
 @click.option("--by", type=click.Choice(list(admin.GROUPS)), default="team", show_default=True)
 @click.option("--since", default="7d", show_default=True, help="7d, 24h, 30m or a date.")
+@click.option(
+    "--daily",
+    is_flag=True,
+    help="One line per UTC day and group, from the daily rollup (whole days from --since's).",
+)
 @config_option
-def spend(by: str, since: str, config_path: str | None) -> None:
-    """Spend per team, key or model, most expensive first."""
+def spend(by: str, since: str, daily: bool, config_path: str | None) -> None:
+    """Spend per organisation, team, user, key or model, most expensive first."""
     start = since_value(since, "--since")
-    rows = admin.spend(_store(config_path), by=by, since=start)
-    if not rows:
-        click.echo(f"no requests since {start:%Y-%m-%d %H:%M} UTC")
-        return
-    _table(rows, [by, "requests", "prompt_tokens", "completion_tokens", "cost_usd"])
+    if daily:
+        rows = admin.daily_spend(_store(config_path), by=by, since=start.date())
+        if not rows:
+            click.echo(f"no requests since {start:%Y-%m-%d} UTC")
+            return
+        most = max(r["cost_usd"] for r in rows) or 1.0
+        for row in rows:  # a bar per line: the days worth a look stand out
+            row["cost"] = "#" * round(20 * row["cost_usd"] / most)
+        _table(
+            rows,
+            ["day", by, "requests", "errors", "cache_hits", "mean_latency_ms", "cost_usd", "cost"],
+        )
+    else:
+        rows = admin.spend(_store(config_path), by=by, since=start)
+        if not rows:
+            click.echo(f"no requests since {start:%Y-%m-%d %H:%M} UTC")
+            return
+        _table(rows, [by, "requests", "prompt_tokens", "completion_tokens", "cost_usd"])
     total = sum(r["cost_usd"] for r in rows)
     click.echo(f"total: ${total:.6f} over {sum(r['requests'] for r in rows)} requests")
 

@@ -311,6 +311,67 @@ def test_a_users_limit_holds_across_their_keys(gateway: GatewayProcess) -> None:
     assert [u["email"] for u in users] == ["ada@example.com"]
 
 
+def test_an_organisations_limit_and_budget_hold_across_its_teams(
+    gateway: GatewayProcess,
+) -> None:
+    org = admin(gateway, "POST", "organizations", name="acme", rpm=3, budget_usd=4)
+    for team in ("acme-a", "acme-b"):
+        assert (
+            admin(gateway, "POST", "teams", name=team, organization="acme")["organization_id"]
+            == org["id"]
+        )
+    keys = [admin(gateway, "POST", "keys", team=t)["key"] for t in ("acme-a", "acme-b")]
+    time.sleep(0.5)
+    served = 0
+    with sdk(gateway, keys[0]) as first, sdk(gateway, keys[1]) as second:
+        for client in (first, second, first):
+            client.chat.completions.create(model="cheap", messages=USER)
+            served += 1
+        with pytest.raises(openai.RateLimitError) as info:  # the fourth, on either team
+            second.chat.completions.create(model="cheap", messages=USER)
+    assert "Rate limit reached for organization" in info.value.message
+    rows: list[dict[str, Any]] = []
+    for _ in range(50):  # the spend log is written a fraction of a second later
+        rows = admin(gateway, "GET", "spend?by=organization&since=1h")["data"]
+        if any(r["organization"] == "acme" and r["requests"] == served for r in rows):
+            break
+        time.sleep(0.1)
+    assert any(r["organization"] == "acme" and r["requests"] == served for r in rows)
+    daily = admin(gateway, "GET", "spend/daily?by=organization&days=1")["data"]
+    [today] = [r for r in daily if r["organization"] == "acme"]
+    assert today["day"] == time.strftime("%Y-%m-%d", time.gmtime())
+    assert today["requests"] == served
+    bad = httpx.get(
+        f"{gateway.url}/admin/spend/daily?days=0", headers={"authorization": f"Bearer {MASTER}"}
+    )
+    assert bad.status_code == 400
+    assert bad.json()["error"]["param"] == "days"
+
+
+def test_an_organisations_budget_stops_every_team(gateway: GatewayProcess) -> None:
+    admin(gateway, "POST", "organizations", name="thrifty", budget_usd=20, budget_period="day")
+    for team in ("thrifty-a", "thrifty-b"):
+        admin(gateway, "POST", "teams", name=team, organization="thrifty")
+    keys = [admin(gateway, "POST", "keys", team=t)["key"] for t in ("thrifty-a", "thrifty-b")]
+    time.sleep(0.5)
+    refusal: openai.RateLimitError | None = None
+    served = 0
+    with sdk(gateway, keys[0]) as first, sdk(gateway, keys[1]) as second:
+        for i in range(12):  # $2 each (two prompt tokens at $1), alternating teams
+            try:
+                (first if i % 2 else second).chat.completions.create(
+                    model="pricey", messages=USER, max_tokens=5
+                )
+            except openai.RateLimitError as exc:
+                refusal = exc
+                break
+            served += 1
+    assert refusal is not None
+    assert refusal.code == "budget_exceeded"
+    assert "organization" in refusal.message
+    assert 0 < served * 2 <= 20
+
+
 def test_the_admin_api_documents_every_route(gateway: GatewayProcess) -> None:
     document = httpx.get(f"{gateway.url}/admin/openapi.json").json()
     assert document["openapi"] == "3.1.0"

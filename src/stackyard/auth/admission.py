@@ -272,6 +272,7 @@ class Governance:
                     principal.key_id,
                     principal.team_id,
                     principal.user_id,
+                    principal.organization_id,
                     ticket.model,
                     deployment.id if deployment else None,
                     ticket.endpoint,

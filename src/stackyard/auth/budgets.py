@@ -1,8 +1,9 @@
-"""Budgets in USD per key, user and team over a day, a month or all time.
+"""Budgets in USD per key, user, team and organisation over a day, a month or all time.
 
 At admission a request reserves its largest possible cost; it settles with the real cost. So
 concurrent requests cannot together overspend a budget by more than one request's maximum.
-Spend so far is loaded from the spend log at start and kept up to date in memory.
+Spend so far is loaded at start from the spend log's daily rollup (every period starts at
+midnight UTC, so whole days sum it exactly) and kept up to date in memory.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from sqlalchemy import func, select
 
 from stackyard.auth.principal import Budget
 from stackyard.store.db import Database
-from stackyard.store.tables import SpendRecord
+from stackyard.store.tables import SpendDaily
 
 SCOPE_COLUMNS = {
-    "key": SpendRecord.key_id,
-    "user": SpendRecord.user_id,
-    "team": SpendRecord.team_id,
+    "key": SpendDaily.key_id,
+    "user": SpendDaily.user_id,
+    "team": SpendDaily.team_id,
+    "organization": SpendDaily.organization_id,
 }
 
 
@@ -61,8 +63,8 @@ class BudgetBook:
                     continue
                 column = SCOPE_COLUMNS[budget.scope]
                 total = session.scalar(
-                    select(func.coalesce(func.sum(SpendRecord.cost_usd), 0.0)).where(
-                        column == budget.id, SpendRecord.created_at >= key[3]
+                    select(func.coalesce(func.sum(SpendDaily.cost_usd), 0.0)).where(
+                        column == budget.id, SpendDaily.day >= key[3].date()
                     )
                 )
                 self._spent[key] = float(total or 0.0)

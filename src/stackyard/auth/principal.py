@@ -1,4 +1,5 @@
-"""Who is calling: a virtual key (with its team and user), the master key, or nobody (open)."""
+"""Who is calling: a virtual key (with its user, team and organisation), the master key, or
+nobody (open)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class Limit:
-    scope: str  # "key", "user", "team" or "deployment"
+    scope: str  # "key", "user", "team", "organization" or "deployment"
     id: str
     rpm: int | None
     tpm: int | None
@@ -28,7 +29,9 @@ class Principal:
     key_id: str | None = None
     team_id: str | None = None
     user_id: str | None = None
-    #: Models this caller may use (None: all). A key's list is narrowed by its team's.
+    organization_id: str | None = None
+    #: Models this caller may use (None: all). A key's list is narrowed by its user's, its
+    #: team's and its organisation's.
     models: frozenset[str] | None = None
     limits: tuple[Limit, ...] = ()
     budgets: tuple[Budget, ...] = ()

@@ -1,6 +1,6 @@
-"""Keys, teams and users as an in-memory snapshot: the request path reads a dict, never the
-database. A background task reloads the snapshot when the tables change (polled twice a
-second, so a revocation reaches every instance within a second)."""
+"""Keys, users, teams and organisations as an in-memory snapshot: the request path reads a
+dict, never the database. A background task reloads the snapshot when the tables change
+(polled twice a second, so a revocation reaches every instance within a second)."""
 
 from __future__ import annotations
 
@@ -14,20 +14,34 @@ from sqlalchemy import func, select
 
 from stackyard.auth.principal import Budget, Limit, Principal
 from stackyard.store.db import Database
-from stackyard.store.tables import Team, User, VirtualKey
-from stackyard.store.tables.base import utcnow
+from stackyard.store.tables import Organization, Team, User, VirtualKey
+from stackyard.store.tables.base import Governed, utcnow
 
 log = logging.getLogger("stackyard.auth")
 
 
-def _narrow(key_models: list[str] | None, team_models: list[str] | None) -> frozenset[str] | None:
-    if key_models is None and team_models is None:
-        return None
-    if key_models is None:
-        return frozenset(team_models or ())
-    if team_models is None:
-        return frozenset(key_models)
-    return frozenset(key_models) & frozenset(team_models)
+def _narrow(*lists: list[str] | None) -> frozenset[str] | None:
+    """The models every level allows (None: every level allows all)."""
+    allowed: frozenset[str] | None = None
+    for models in lists:
+        if models is not None:
+            allowed = frozenset(models) if allowed is None else allowed & frozenset(models)
+    return allowed
+
+
+def _controls(
+    scope: str, owner: Governed | None, owner_id: str | None
+) -> tuple[list[Limit], list[Budget]]:
+    """One level's rate limits and budget."""
+    if owner is None or owner_id is None:
+        return [], []
+    limits = [Limit(scope, owner_id, owner.rpm, owner.tpm)] if owner.rpm or owner.tpm else []
+    budgets = []
+    if owner.budget_usd is not None:
+        budgets.append(
+            Budget(scope, owner_id, owner.budget_usd, owner.budget_period, owner.budget_soft)
+        )
+    return limits, budgets
 
 
 class KeySnapshot:
@@ -49,7 +63,7 @@ class KeySnapshot:
         with self.db.session() as session:
             return tuple(
                 session.execute(select(func.count(), func.max(table.updated_at))).one()
-                for table in (VirtualKey, Team, User)
+                for table in (VirtualKey, Team, User, Organization)
             )
 
     def load(self) -> bool:
@@ -60,6 +74,7 @@ class KeySnapshot:
         keys: dict[str, Principal] = {}
         now = utcnow()
         with self.db.session() as session:
+            organizations = {o.id: o for o in session.scalars(select(Organization))}
             teams = {t.id: t for t in session.scalars(select(Team))}
             users = {u.id: u for u in session.scalars(select(User))}
             for key in session.scalars(select(VirtualKey).where(VirtualKey.revoked_at.is_(None))):
@@ -67,42 +82,31 @@ class KeySnapshot:
                     continue
                 team = teams.get(key.team_id)
                 user = users.get(key.user_id) if key.user_id else None
-                limits = [Limit("key", key.id, key.rpm, key.tpm)]
-                budgets = []
-                if key.budget_usd is not None:
-                    budgets.append(
-                        Budget("key", key.id, key.budget_usd, key.budget_period, key.budget_soft)
-                    )
-                if user is not None:
-                    limits.append(Limit("user", user.id, user.rpm, user.tpm))
-                    if user.budget_usd is not None:
-                        budgets.append(
-                            Budget(
-                                "user",
-                                user.id,
-                                user.budget_usd,
-                                user.budget_period,
-                                user.budget_soft,
-                            )
-                        )
-                if team is not None:
-                    limits.append(Limit("team", team.id, team.rpm, team.tpm))
-                    if team.budget_usd is not None:
-                        budgets.append(
-                            Budget(
-                                "team",
-                                team.id,
-                                team.budget_usd,
-                                team.budget_period,
-                                team.budget_soft,
-                            )
-                        )
+                org_id = team.organization_id if team else None
+                organization = organizations.get(org_id) if org_id else None
+                limits: list[Limit] = []
+                budgets: list[Budget] = []
+                for scope, owner, owner_id in (
+                    ("key", key, key.id),
+                    ("user", user, key.user_id),
+                    ("team", team, key.team_id),
+                    ("organization", organization, org_id),
+                ):
+                    level_limits, level_budgets = _controls(scope, owner, owner_id)
+                    limits += level_limits
+                    budgets += level_budgets
                 keys[key.key_hash] = Principal(
                     key_id=key.id,
                     team_id=key.team_id,
                     user_id=key.user_id,
-                    models=_narrow(key.models, team.models if team else None),
-                    limits=tuple(x for x in limits if x.rpm or x.tpm),
+                    organization_id=org_id,
+                    models=_narrow(
+                        key.models,
+                        user.models if user else None,
+                        team.models if team else None,
+                        organization.models if organization else None,
+                    ),
+                    limits=tuple(limits),
                     budgets=tuple(budgets),
                     expires_at=_aware(key.expires_at).timestamp() if key.expires_at else None,
                 )

@@ -1,12 +1,16 @@
-"""The admin API under ``/admin`` (master key only): teams, keys and spend.
+"""The admin API under ``/admin`` (master key only): organisations, teams, users, keys and
+spend.
 
-POST /admin/teams          {"name", "models"?, "rpm"?, "tpm"?, "budget_usd"?, "budget_period"?}
+POST /admin/organizations  {"name", "models"?, "rpm"?, "tpm"?, "budget_usd"?, "budget_period"?}
+GET  /admin/organizations
+POST /admin/teams          {"name", "organization"?, "models"?, "rpm"?, ...}
 GET  /admin/teams
 POST /admin/keys           {"team", "name"?, "models"?, "rpm"?, "tpm"?, "budget_usd"?,
                             "budget_period"?, "expires_in_days"?}  -> the key, shown once
 GET  /admin/keys
 POST /admin/keys/revoke    {"id"}
-GET  /admin/spend?by=team|key|model&since=7d
+GET  /admin/spend?by=organization|team|user|key|model&since=7d
+GET  /admin/spend/daily?by=team&days=30
 """
 
 from __future__ import annotations
@@ -47,6 +51,18 @@ def _optional(body: dict[str, Any], name: str, kind: type) -> Any:
     return value
 
 
+def _controls(body: dict[str, Any]) -> dict[str, Any]:
+    """The models, limits and budget any level (organisation to key) may be given."""
+    return {
+        "models": _optional(body, "models", list),
+        "rpm": _optional(body, "rpm", int),
+        "tpm": _optional(body, "tpm", int),
+        "budget_usd": _optional(body, "budget_usd", (int, float)),  # type: ignore[arg-type]
+        "budget_period": _optional(body, "budget_period", str) or "month",
+        "budget_soft": bool(_optional(body, "budget_soft", bool)),
+    }
+
+
 class AdminAPI:
     def __init__(
         self, db: Database, governance: Governance, *, redis_url: str | None = None
@@ -56,6 +72,8 @@ class AdminAPI:
         self.redis_url = redis_url
 
     def register(self, routes: Routes) -> None:
+        routes.add("POST", ["/admin/organizations"], self._guard(self.create_organization))
+        routes.add("GET", ["/admin/organizations"], self._guard(self.organizations))
         routes.add("POST", ["/admin/teams"], self._guard(self.create_team))
         routes.add("GET", ["/admin/teams"], self._guard(self.teams))
         routes.add("POST", ["/admin/users"], self._guard(self.create_user))
@@ -64,6 +82,7 @@ class AdminAPI:
         routes.add("GET", ["/admin/keys"], self._guard(self.keys))
         routes.add("POST", ["/admin/keys/revoke"], self._guard(self.revoke))
         routes.add("GET", ["/admin/spend"], self._guard(self.spend))
+        routes.add("GET", ["/admin/spend/daily"], self._guard(self.daily_spend))
         routes.add("GET", ["/admin/openapi.json"], self._openapi)
 
     async def _openapi(self, request: Request) -> Reply:
@@ -84,6 +103,16 @@ class AdminAPI:
 
         return guarded
 
+    async def create_organization(self, request: Request) -> Any:
+        body = await request.json_object()
+        name = body.get("name")
+        if not isinstance(name, str) or not name:
+            raise invalid_request("'name' is required", param="name")
+        return await asyncio.to_thread(admin.create_organization, self.db, name, **_controls(body))
+
+    async def organizations(self, request: Request) -> Any:
+        return {"data": await asyncio.to_thread(admin.list_organizations, self.db)}
+
     async def create_team(self, request: Request) -> Any:
         body = await request.json_object()
         name = body.get("name")
@@ -93,12 +122,8 @@ class AdminAPI:
             admin.create_team,
             self.db,
             name,
-            models=_optional(body, "models", list),
-            rpm=_optional(body, "rpm", int),
-            tpm=_optional(body, "tpm", int),
-            budget_usd=_optional(body, "budget_usd", (int, float)),  # type: ignore[arg-type]
-            budget_period=_optional(body, "budget_period", str) or "month",
-            budget_soft=bool(_optional(body, "budget_soft", bool)),
+            organization=_optional(body, "organization", str),
+            **_controls(body),
         )
 
     async def teams(self, request: Request) -> Any:
@@ -114,11 +139,7 @@ class AdminAPI:
             self.db,
             email,
             team=_optional(body, "team", str),
-            rpm=_optional(body, "rpm", int),
-            tpm=_optional(body, "tpm", int),
-            budget_usd=_optional(body, "budget_usd", (int, float)),  # type: ignore[arg-type]
-            budget_period=_optional(body, "budget_period", str) or "month",
-            budget_soft=bool(_optional(body, "budget_soft", bool)),
+            **_controls(body),
         )
 
     async def users(self, request: Request) -> Any:
@@ -136,12 +157,7 @@ class AdminAPI:
             team,
             user=_optional(body, "user", str),
             name=_optional(body, "name", str) or "",
-            models=_optional(body, "models", list),
-            rpm=_optional(body, "rpm", int),
-            tpm=_optional(body, "tpm", int),
-            budget_usd=_optional(body, "budget_usd", (int, float)),  # type: ignore[arg-type]
-            budget_period=_optional(body, "budget_period", str) or "month",
-            budget_soft=bool(_optional(body, "budget_soft", bool)),
+            **_controls(body),
             expires_in=dt.timedelta(days=days) if days else None,
         )
         return {"key": created.key, **created.record}
@@ -161,3 +177,13 @@ class AdminAPI:
         by = query.get("by", ["team"])[0]
         since = parse_since(query.get("since", ["30d"])[0])
         return {"data": await asyncio.to_thread(admin.spend, self.db, by=by, since=since)}
+
+    async def daily_spend(self, request: Request) -> Any:
+        query = urllib.parse.parse_qs(request.scope.get("query_string", b"").decode())
+        by = query.get("by", ["team"])[0]
+        days = query.get("days", ["30"])[0]
+        if not days.isdigit() or int(days) < 1:
+            raise invalid_request(f"days: expected a positive integer, not '{days}'", param="days")
+        since = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=int(days) - 1)
+        rows = await asyncio.to_thread(admin.daily_spend, self.db, by=by, since=since)
+        return {"data": rows}

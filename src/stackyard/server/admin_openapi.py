@@ -30,9 +30,19 @@ def _obj(required: list[str], properties: dict[str, Any]) -> dict[str, Any]:
     return {"type": "object", "required": required, "properties": properties}
 
 
-TEAM = _obj(
+ORGANIZATION = _obj(
     ["id", "name"],
     {"id": {"type": "string"}, "name": {"type": "string"}, "models": MODELS, **LIMITS},
+)
+TEAM = _obj(
+    ["id", "name"],
+    {
+        "id": {"type": "string"},
+        "name": {"type": "string"},
+        "organization_id": {"type": ["string", "null"]},
+        "models": MODELS,
+        **LIMITS,
+    },
 )
 USER = _obj(
     ["id", "email"],
@@ -40,9 +50,15 @@ USER = _obj(
         "id": {"type": "string"},
         "email": {"type": "string"},
         "team_id": {"type": ["string", "null"]},
+        "models": MODELS,
         **LIMITS,
     },
 )
+GROUP_BY = {
+    "name": "by",
+    "in": "query",
+    "schema": {"enum": ["organization", "team", "user", "key", "model"], "default": "team"},
+}
 KEY = _obj(
     ["id", "prefix", "team_id"],
     {
@@ -98,12 +114,31 @@ DOCUMENT: dict[str, Any] = {
     "info": {"title": "Stackyard admin API", "version": "1"},
     "components": {"securitySchemes": {"masterKey": {"type": "http", "scheme": "bearer"}}},
     "paths": {
+        "/admin/organizations": {
+            "get": _operation("List organisations", _list(ORGANIZATION)),
+            "post": _operation(
+                "Create an organisation",
+                ORGANIZATION,
+                _obj(["name"], {"name": {"type": "string"}, "models": MODELS, **LIMITS}),
+            ),
+        },
         "/admin/teams": {
             "get": _operation("List teams", _list(TEAM)),
             "post": _operation(
                 "Create a team",
                 TEAM,
-                _obj(["name"], {"name": {"type": "string"}, "models": MODELS, **LIMITS}),
+                _obj(
+                    ["name"],
+                    {
+                        "name": {"type": "string"},
+                        "organization": {
+                            "type": "string",
+                            "description": "Organisation name or id.",
+                        },
+                        "models": MODELS,
+                        **LIMITS,
+                    },
+                ),
             ),
         },
         "/admin/users": {
@@ -112,7 +147,13 @@ DOCUMENT: dict[str, Any] = {
                 "Create a user",
                 USER,
                 _obj(
-                    ["email"], {"email": {"type": "string"}, "team": {"type": "string"}, **LIMITS}
+                    ["email"],
+                    {
+                        "email": {"type": "string"},
+                        "team": {"type": "string"},
+                        "models": MODELS,
+                        **LIMITS,
+                    },
                 ),
             ),
         },
@@ -140,7 +181,7 @@ DOCUMENT: dict[str, Any] = {
         "/admin/spend": {
             "get": {
                 **_operation(
-                    "Spend per team, user, key or model",
+                    "Spend per organisation, team, user, key or model",
                     _list(
                         _obj(
                             ["requests", "cost_usd"],
@@ -154,16 +195,44 @@ DOCUMENT: dict[str, Any] = {
                     ),
                 ),
                 "parameters": [
-                    {
-                        "name": "by",
-                        "in": "query",
-                        "schema": {"enum": ["team", "user", "key", "model"], "default": "team"},
-                    },
+                    GROUP_BY,
                     {
                         "name": "since",
                         "in": "query",
                         "schema": {"type": "string", "default": "30d"},
                         "description": "7d, 24h, 30m or an ISO date.",
+                    },
+                ],
+            }
+        },
+        "/admin/spend/daily": {
+            "get": {
+                **_operation(
+                    "Spend per UTC day and organisation, team, user, key or model (from the "
+                    "daily rollup)",
+                    _list(
+                        _obj(
+                            ["day", "requests", "cost_usd"],
+                            {
+                                "day": {"type": "string", "format": "date"},
+                                "requests": {"type": "integer"},
+                                "errors": {"type": "integer"},
+                                "cache_hits": {"type": "integer"},
+                                "prompt_tokens": {"type": "integer"},
+                                "completion_tokens": {"type": "integer"},
+                                "cost_usd": {"type": "number"},
+                                "mean_latency_ms": {"type": "number"},
+                            },
+                        )
+                    ),
+                ),
+                "parameters": [
+                    GROUP_BY,
+                    {
+                        "name": "days",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "default": 30},
+                        "description": "How many days back, today included.",
                     },
                 ],
             }

@@ -1,4 +1,5 @@
-"""Administration of teams, users and keys, and spend reports (used by the CLI and /admin)."""
+"""Administration of organisations, teams, users and keys, and spend reports (used by the CLI
+and /admin)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from sqlalchemy import func, select
 
 from stackyard.auth.keys import generate_key
 from stackyard.store.db import Database
-from stackyard.store.tables import SpendRecord, Team, User, VirtualKey
-from stackyard.store.tables.base import new_id, utcnow
+from stackyard.store.tables import Organization, SpendDaily, SpendRecord, Team, User, VirtualKey
+from stackyard.store.tables.base import Governed, new_id, utcnow
 
 PERIODS = ("day", "month", "total")
 
@@ -26,8 +27,9 @@ def _check_period(period: str) -> str:
     return period
 
 
-def _limit_fields(owner: Team | User | VirtualKey) -> dict[str, Any]:
+def _limit_fields(owner: Governed) -> dict[str, Any]:
     return {
+        "models": owner.models,
         "rpm": owner.rpm,
         "tpm": owner.tpm,
         "budget_usd": owner.budget_usd,
@@ -36,11 +38,66 @@ def _limit_fields(owner: Team | User | VirtualKey) -> dict[str, Any]:
     }
 
 
+def organization_row(organization: Organization) -> dict[str, Any]:
+    return {
+        "id": organization.id,
+        "name": organization.name,
+        **_limit_fields(organization),
+        "created_at": organization.created_at.isoformat(),
+    }
+
+
+def create_organization(
+    db: Database,
+    name: str,
+    *,
+    models: list[str] | None = None,
+    rpm: int | None = None,
+    tpm: int | None = None,
+    budget_usd: float | None = None,
+    budget_period: str = "month",
+    budget_soft: bool = False,
+) -> dict[str, Any]:
+    with db.session() as session:
+        if session.scalar(select(Organization).where(Organization.name == name)) is not None:
+            raise AdminError(f"an organisation named '{name}' exists already")
+        organization = Organization(
+            id=new_id("org"),
+            name=name,
+            models=models,
+            rpm=rpm,
+            tpm=tpm,
+            budget_usd=budget_usd,
+            budget_period=_check_period(budget_period),
+            budget_soft=budget_soft,
+        )
+        session.add(organization)
+        session.flush()
+        return organization_row(organization)
+
+
+def list_organizations(db: Database) -> list[dict[str, Any]]:
+    with db.session() as session:
+        query = select(Organization).order_by(Organization.created_at)
+        return [organization_row(o) for o in session.scalars(query)]
+
+
+def _find_organization(session: Any, organization: str) -> Organization:
+    found: Organization | None = session.scalar(
+        select(Organization).where(
+            (Organization.id == organization) | (Organization.name == organization)
+        )
+    )
+    if found is None:
+        raise AdminError(f"no organisation '{organization}'")
+    return found
+
+
 def team_row(team: Team) -> dict[str, Any]:
     return {
         "id": team.id,
         "name": team.name,
-        "models": team.models,
+        "organization_id": team.organization_id,
         **_limit_fields(team),
         "created_at": team.created_at.isoformat(),
     }
@@ -54,7 +111,6 @@ def key_row(key: VirtualKey, team_name: str | None = None) -> dict[str, Any]:
         "team_id": key.team_id,
         "team": team_name,
         "user_id": key.user_id,
-        "models": key.models,
         **_limit_fields(key),
         "expires_at": key.expires_at.isoformat() if key.expires_at else None,
         "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
@@ -66,6 +122,7 @@ def create_team(
     db: Database,
     name: str,
     *,
+    organization: str | None = None,
     models: list[str] | None = None,
     rpm: int | None = None,
     tpm: int | None = None,
@@ -79,6 +136,7 @@ def create_team(
         team = Team(
             id=new_id("team"),
             name=name,
+            organization_id=_find_organization(session, organization).id if organization else None,
             models=models,
             rpm=rpm,
             tpm=tpm,
@@ -118,6 +176,7 @@ def create_user(
     email: str,
     *,
     team: str | None = None,
+    models: list[str] | None = None,
     rpm: int | None = None,
     tpm: int | None = None,
     budget_usd: float | None = None,
@@ -131,6 +190,7 @@ def create_user(
             id=new_id("user"),
             email=email,
             team_id=_find_team(session, team).id if team else None,
+            models=models,
             rpm=rpm,
             tpm=tpm,
             budget_usd=budget_usd,
@@ -219,17 +279,41 @@ def revoke_key(db: Database, key_id: str) -> dict[str, Any]:
 
 
 GROUPS = {
+    "organization": SpendRecord.organization_id,
     "team": SpendRecord.team_id,
     "user": SpendRecord.user_id,
     "key": SpendRecord.key_id,
     "model": SpendRecord.model,
 }
+DAILY_GROUPS = {
+    "organization": SpendDaily.organization_id,
+    "team": SpendDaily.team_id,
+    "user": SpendDaily.user_id,
+    "key": SpendDaily.key_id,
+    "model": SpendDaily.model,
+}
+
+
+def _names(session: Any, by: str) -> dict[str, str]:
+    """Display names for a report's groups (ids otherwise)."""
+    if by == "organization":
+        return {o.id: o.name for o in session.scalars(select(Organization))}
+    if by == "team":
+        return {t.id: t.name for t in session.scalars(select(Team))}
+    if by == "user":
+        return {u.id: u.email for u in session.scalars(select(User))}
+    return {}
+
+
+def _check_group(by: str) -> None:
+    if by not in GROUPS:
+        raise AdminError(f"--by must be one of {', '.join(GROUPS)}")
 
 
 def spend(db: Database, *, by: str, since: dt.datetime) -> list[dict[str, Any]]:
-    """Requests, tokens and cost per team, key or model since a time, most expensive first."""
-    if by not in GROUPS:
-        raise AdminError(f"--by must be one of {', '.join(GROUPS)}")
+    """Requests, tokens and cost per organisation, team, user, key or model since a moment
+    (from the spend log: exact to the second), most expensive first."""
+    _check_group(by)
     column = GROUPS[by]
     cost = func.sum(SpendRecord.cost_usd)
     query = (
@@ -245,11 +329,7 @@ def spend(db: Database, *, by: str, since: dt.datetime) -> list[dict[str, Any]]:
         .order_by(cost.desc())
     )
     with db.session() as session:
-        names: dict[str, str] = {}
-        if by == "team":
-            names = {t.id: t.name for t in session.scalars(select(Team))}
-        elif by == "user":
-            names = {u.id: u.email for u in session.scalars(select(User))}
+        names = _names(session, by)
         return [
             {
                 by: names.get(group, group) if group is not None else "(none)",
@@ -259,4 +339,47 @@ def spend(db: Database, *, by: str, since: dt.datetime) -> list[dict[str, Any]]:
                 "cost_usd": float(total or 0.0),
             }
             for group, count, prompt, completion, total in session.execute(query)
+        ]
+
+
+def daily_spend(db: Database, *, by: str, since: dt.date) -> list[dict[str, Any]]:
+    """The same per UTC day from ``since`` on, from the daily rollup (no scan of the log),
+    by day and then most expensive first; with errors, cache hits and mean latency."""
+    _check_group(by)
+    column = DAILY_GROUPS[by]
+    cost = func.sum(SpendDaily.cost_usd)
+    requests = func.sum(SpendDaily.requests)
+    query = (
+        select(
+            SpendDaily.day,
+            column,
+            requests,
+            func.sum(SpendDaily.errors),
+            func.sum(SpendDaily.cache_hits),
+            func.sum(SpendDaily.prompt_tokens),
+            func.sum(SpendDaily.completion_tokens),
+            cost,
+            func.sum(SpendDaily.latency_ms),
+        )
+        .where(SpendDaily.day >= since)
+        .group_by(SpendDaily.day, column)
+        .order_by(SpendDaily.day, cost.desc())
+    )
+    with db.session() as session:
+        names = _names(session, by)
+        return [
+            {
+                "day": day.isoformat(),
+                by: names.get(group, group) if group else "(none)",
+                "requests": int(count),
+                "errors": int(errors or 0),
+                "cache_hits": int(hits or 0),
+                "prompt_tokens": int(prompt or 0),
+                "completion_tokens": int(completion or 0),
+                "cost_usd": float(total or 0.0),
+                "mean_latency_ms": round(float(latency or 0.0) / int(count), 2) if count else 0.0,
+            }
+            for day, group, count, errors, hits, prompt, completion, total, latency in (
+                session.execute(query)
+            )
         ]

@@ -1,5 +1,6 @@
 """The spend log's writer: every accepted request's row, never dropped (see
-:class:`~stackyard.store.batch_writer.BatchWriter`)."""
+:class:`~stackyard.store.batch_writer.BatchWriter`), and the daily rollup of those rows, kept
+in the same transaction."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from stackyard.store.batch_writer import BatchWriter
-from stackyard.store.tables import SpendRecord
+from stackyard.store.tables import SpendDaily, SpendRecord
 
 #: The columns a row carries, in order (``id`` is assigned by the database).
 COLUMNS = [c.name for c in SpendRecord.__table__.columns if c.name != "id"]
@@ -18,6 +19,65 @@ CREATED_AT = COLUMNS.index("created_at")
 
 #: One spend row: values in ``COLUMNS`` order; ``created_at`` as epoch seconds.
 Row = tuple[Any, ...]
+
+#: The rollup's key (after the day) and sums, and where each comes from in a row.
+OWNERS = ("organization_id", "team_id", "user_id", "key_id", "model")
+_OWNER_AT = [COLUMNS.index(name) for name in OWNERS]
+_AT = {name: COLUMNS.index(name) for name in COLUMNS}
+DAILY_COLUMNS = [c.name for c in SpendDaily.__table__.columns]
+_SUMS = DAILY_COLUMNS[1 + len(OWNERS) :]
+
+
+def spend_row(**values: Any) -> Row:
+    """A row from named values (the rest: None), for callers off the hot path."""
+    return tuple(values.get(name) for name in COLUMNS)
+
+
+def rollup(rows: Sequence[Row]) -> dict[tuple[Any, ...], list[float]]:
+    """The rows' sums per UTC day and owners (``_SUMS`` order)."""
+    groups: dict[tuple[Any, ...], list[float]] = {}
+    for row in rows:
+        day = dt.datetime.fromtimestamp(row[CREATED_AT], dt.UTC).date()
+        key = (day, *(row[i] or "" for i in _OWNER_AT))
+        sums = groups.get(key)
+        if sums is None:
+            sums = groups[key] = [0, 0, 0, 0, 0, 0.0, 0.0]
+        sums[0] += 1
+        sums[1] += row[_AT["status"]] >= 400
+        sums[2] += bool(row[_AT["cache_hit"]])
+        sums[3] += row[_AT["prompt_tokens"]] or 0
+        sums[4] += row[_AT["completion_tokens"]] or 0
+        sums[5] += row[_AT["cost_usd"]] or 0.0
+        sums[6] += row[_AT["latency_ms"]] or 0.0
+    return groups
+
+
+def upsert_daily(connection: Connection, rows: Sequence[Row]) -> None:
+    """Add the rows to their days' rollups: one ``INSERT ... ON CONFLICT DO UPDATE`` (the same
+    statement on SQLite and PostgreSQL), its groups in key order so that two instances
+    updating the same days lock them in the same order."""
+    groups = rollup(rows)
+    if not groups:
+        return
+    sqlite = connection.dialect.name == "sqlite"
+    mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    one = "(" + ", ".join([mark] * len(DAILY_COLUMNS)) + ")"
+    keys = ", ".join(DAILY_COLUMNS[: 1 + len(OWNERS)])
+    updates = ", ".join(f"{c} = spend_daily.{c} + excluded.{c}" for c in _SUMS)
+    ordered = sorted(groups.items())
+    per_statement = max(1, MAX_PARAMETERS // len(DAILY_COLUMNS))
+    for start in range(0, len(ordered), per_statement):
+        chunk = ordered[start : start + per_statement]
+        values: list[Any] = []
+        for (day, *owners), sums in chunk:
+            values += [day.isoformat() if sqlite else day, *owners, *sums]
+        connection.exec_driver_sql(
+            f"INSERT INTO spend_daily ({', '.join(DAILY_COLUMNS)}) VALUES "
+            + ", ".join([one] * len(chunk))
+            + f" ON CONFLICT ({keys}) DO UPDATE SET {updates}",
+            tuple(values),
+        )
+
 
 SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
 
@@ -76,6 +136,7 @@ class SpendWriter(BatchWriter[Row]):
                 record[CREATED_AT] = db_time(row[CREATED_AT], sqlite)
                 values.append(tuple(record))
             insert_rows(connection, "spend_log", COLUMNS, values)
+            upsert_daily(connection, rows)
 
     def spill_record(self, row: Row) -> dict[str, Any]:
         return dict(zip(COLUMNS, row, strict=True))

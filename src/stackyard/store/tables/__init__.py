@@ -5,8 +5,8 @@ from stackyard.store.tables.finetune import FileRecord, JobEvent, JobRecord
 from stackyard.store.tables.keys import VirtualKey
 from stackyard.store.tables.prompts import Prompt, PromptAudit, PromptLabel, PromptVersion
 from stackyard.store.tables.rag import CollectionRecord
-from stackyard.store.tables.spend import SpendRecord
-from stackyard.store.tables.tenancy import Team, User
+from stackyard.store.tables.spend import SpendDaily, SpendRecord
+from stackyard.store.tables.tenancy import Organization, Team, User
 from stackyard.store.tables.traces import ScoreRecord, TraceRecord
 
 __all__ = [
@@ -15,11 +15,13 @@ __all__ = [
     "FileRecord",
     "JobEvent",
     "JobRecord",
+    "Organization",
     "Prompt",
     "PromptAudit",
     "PromptLabel",
     "PromptVersion",
     "ScoreRecord",
+    "SpendDaily",
     "SpendRecord",
     "Team",
     "TraceRecord",

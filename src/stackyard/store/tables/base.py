@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import DateTime, MetaData
+from sqlalchemy import JSON, Boolean, DateTime, Float, Integer, MetaData, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING = {
@@ -33,3 +33,16 @@ class Timestamped:
     updated_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
+
+
+class Governed:
+    """What an organisation, a team, a user and a key each may have: a list of models (None:
+    all), rate limits and a budget."""
+
+    models: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    rpm: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    tpm: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    budget_usd: Mapped[float | None] = mapped_column(Float, nullable=True)
+    budget_period: Mapped[str] = mapped_column(String(10), default="month")
+    #: A soft budget alerts when it is spent, instead of refusing requests.
+    budget_soft: Mapped[bool] = mapped_column(Boolean, default=False)

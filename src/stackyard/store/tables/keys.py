@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String
+from sqlalchemy import DateTime, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from stackyard.store.tables.base import Base, Timestamped
+from stackyard.store.tables.base import Base, Governed, Timestamped
 
 
-class VirtualKey(Timestamped, Base):
+class VirtualKey(Timestamped, Governed, Base):
     __tablename__ = "virtual_keys"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -19,12 +19,5 @@ class VirtualKey(Timestamped, Base):
     prefix: Mapped[str] = mapped_column(String(16))
     team_id: Mapped[str] = mapped_column(ForeignKey("teams.id"))
     user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), nullable=True)
-    models: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
-    rpm: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    tpm: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    budget_usd: Mapped[float | None] = mapped_column(Float, nullable=True)
-    budget_period: Mapped[str] = mapped_column(String(10), default="month")
-    #: A soft budget alerts when it is spent, instead of refusing requests.
-    budget_soft: Mapped[bool] = mapped_column(Boolean, default=False)
     expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

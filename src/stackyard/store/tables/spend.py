@@ -1,10 +1,12 @@
-"""The spend log: one row per request, written in batches off the request path."""
+"""The spend log (one row per request, written in batches off the request path) and its daily
+rollup (one row per day, organisation, team, user, key and model, kept in the same
+transaction as the rows it sums, so reports and budgets never scan the log)."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Float, Index, Integer, String
+from sqlalchemy import BigInteger, Boolean, Date, DateTime, Float, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from stackyard.store.tables.base import Base
@@ -23,6 +25,7 @@ class SpendRecord(Base):
     key_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     team_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     user_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    organization_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     model: Mapped[str] = mapped_column(String(200))
     deployment: Mapped[str | None] = mapped_column(String(200), nullable=True)
     endpoint: Mapped[str] = mapped_column(String(40))
@@ -32,3 +35,24 @@ class SpendRecord(Base):
     latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
     status: Mapped[int] = mapped_column(Integer)
     cache_hit: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class SpendDaily(Base):
+    """Sums of the spend log per UTC day. Owners a request did not have are stored as ''
+    (a primary key cannot hold NULL)."""
+
+    __tablename__ = "spend_daily"
+
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    organization_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    model: Mapped[str] = mapped_column(String(200), primary_key=True)
+    requests: Mapped[int] = mapped_column(BigInteger, default=0)
+    errors: Mapped[int] = mapped_column(BigInteger, default=0)
+    cache_hits: Mapped[int] = mapped_column(BigInteger, default=0)
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    latency_ms: Mapped[float] = mapped_column(Float, default=0.0)  # summed: / requests
