@@ -38,7 +38,7 @@ def test_system_tools_and_tool_calls_count() -> None:
     plain = {"messages": [{"role": "user", "content": "Weather in Paris?"}]}
     tools = [{"type": "function", "function": {"name": "weather", "parameters": {}}}]
     assert count_prompt({**plain, "tools": tools}) > count_prompt(plain)
-    assert count_prompt({**plain, "system": "Be brief."}) == count_prompt(plain) + 3 + 3
+    assert count_prompt({**plain, "system": "Be brief."}) == count_prompt(plain) + 4 + 3
     call = {
         "role": "assistant",
         "content": None,

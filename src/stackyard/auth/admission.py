@@ -197,7 +197,7 @@ class Governance:
         assert self.shared is not None
         principal = ticket.principal
         most = 0.0
-        hard = tuple(b for b in principal.budgets if not b.soft)  # soft ones never refuse
+        hard = principal.hard_budgets  # soft ones never refuse
         if not principal.limits and not hard:
             return
         if hard:

