@@ -5,6 +5,7 @@ in the same transaction."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,11 +34,14 @@ def spend_row(**values: Any) -> Row:
     return tuple(values.get(name) for name in COLUMNS)
 
 
+EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
+
+
 def rollup(rows: Sequence[Row]) -> dict[tuple[Any, ...], list[float]]:
-    """The rows' sums per UTC day and owners (``_SUMS`` order)."""
+    """The rows' sums per UTC day (a date ordinal) and owners (``_SUMS`` order)."""
     groups: dict[tuple[Any, ...], list[float]] = {}
     for row in rows:
-        day = dt.datetime.fromtimestamp(row[CREATED_AT], dt.UTC).date()
+        day = EPOCH_ORDINAL + int(row[CREATED_AT] // 86400)  # a UTC day, as an ordinal
         key = (day, *(row[i] or "" for i in _OWNER_AT))
         sums = groups.get(key)
         if sums is None:
@@ -69,7 +73,8 @@ def upsert_daily(connection: Connection, rows: Sequence[Row]) -> None:
     for start in range(0, len(ordered), per_statement):
         chunk = ordered[start : start + per_statement]
         values: list[Any] = []
-        for (day, *owners), sums in chunk:
+        for (ordinal, *owners), sums in chunk:
+            day = dt.date.fromordinal(ordinal)
             values += [day.isoformat() if sqlite else day, *owners, *sums]
         connection.exec_driver_sql(
             f"INSERT INTO spend_daily ({', '.join(DAILY_COLUMNS)}) VALUES "
@@ -84,8 +89,20 @@ SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
 
 def db_time(epoch: float, sqlite: bool) -> dt.datetime | str:
     """A timestamp as the driver takes it (SQLite: the text SQLAlchemy stores there)."""
-    moment = dt.datetime.fromtimestamp(epoch, dt.UTC)
-    return moment.strftime(SQLITE_TIME) if sqlite else moment
+    if not sqlite:
+        return dt.datetime.fromtimestamp(epoch, dt.UTC)
+    second = int(epoch)
+    micros = round((epoch - second) * 1_000_000)
+    if micros == 1_000_000:
+        second, micros = second + 1, 0
+    return f"{_second_text(second)}.{micros:06d}"
+
+
+@functools.lru_cache(maxsize=4)
+def _second_text(second: int) -> str:
+    """``YYYY-MM-DD HH:MM:SS`` of one second: a batch's rows share a few, so strftime runs
+    once per second rather than once per row."""
+    return dt.datetime.fromtimestamp(second, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 #: Bound parameters in one statement: SQLite allows 32,766, PostgreSQL 65,535.
