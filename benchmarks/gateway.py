@@ -23,6 +23,7 @@ import os
 import secrets
 import shlex
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -463,12 +464,36 @@ def _run_targets(
                             server.stop()
 
 
+def _medians(rounds: list[list[Measurement]]) -> list[Measurement]:
+    """Each target's median figures over the rounds (the first round's order)."""
+    if len(rounds) == 1:
+        return rounds[0]
+    out = []
+    for first in rounds[0]:
+        runs = [m for r in rounds for m in r if m.name == first.name]
+        merged = Measurement(**asdict(first))
+        for name in ("rps_16", "p50_1", "p99_1", "p50_16", "p99_16", "rss_mib"):
+            values = [getattr(m, name) for m in runs if getattr(m, name) is not None]
+            setattr(merged, name, statistics.median(values) if values else None)
+        merged.non_2xx = sum(m.non_2xx for m in runs)
+        merged.errors = sum(m.errors for m in runs)
+        out.append(merged)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
     parser.add_argument("--only", default=",".join(TARGETS), help="comma-separated targets")
     parser.add_argument("--json", type=Path, help="write the results as JSON here")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="measure every target this many times, in turn, and report the median of each "
+        "figure (this machine's noise moves single runs by several per cent)",
+    )
     args = parser.parse_args(argv)
     chosen = [t.strip() for t in args.only.split(",") if t.strip()]
     unknown = set(chosen) - set(TARGETS)
@@ -483,7 +508,13 @@ def main(argv: list[str] | None = None) -> int:
     results: list[Measurement] = []
     skipped: dict[str, str] = {}
     try:
-        _run_targets(chosen, args.duration, results, skipped)
+        rounds: list[list[Measurement]] = []
+        for round_ in range(max(1, args.repeat)):
+            if args.repeat > 1:
+                print(f"round {round_ + 1} of {args.repeat}", flush=True)
+            rounds.append([])
+            _run_targets(chosen, args.duration, rounds[-1], skipped)
+        results = _medians(rounds)
     except KeyboardInterrupt:
         print("\ninterrupted: every server this run started is stopped", file=sys.stderr)
         return 130

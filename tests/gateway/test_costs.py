@@ -29,3 +29,19 @@ def test_cost_counts_cached_tokens_at_their_price() -> None:
     }
     assert price.cost(usage) == pytest.approx(0.6 * 2.0 + 0.4 * 0.5 + 0.5 * 8.0)
     assert price.cost(None) == 0.0
+
+
+def test_a_price_per_second_charges_the_requests_time() -> None:
+    entry = ModelEntry(name="m", provider="local", model="smollm2", cost_per_second=0.002)
+    price = price_for(entry, attempt_timeout=30.0)
+    assert price.cost({"prompt_tokens": 100, "completion_tokens": 10}, 2.5) == pytest.approx(0.005)
+    assert price.cost(None, 1.0) == pytest.approx(0.002)
+    # A budget reserves the longest an attempt may take: the deployment's own timeout first.
+    assert price.most(100, 10) == pytest.approx(0.06)
+    timed = ModelEntry(
+        name="m", provider="local", model="smollm2", cost_per_second=0.002, timeout=5.0
+    )
+    assert price_for(timed).most(100, 10) == pytest.approx(0.01)
+    untimed = price_for(ModelEntry(name="m", provider="local", model="smollm2"))
+    assert untimed.most(100, 10) == 0.0
+    assert untimed.cost(None, 60.0) == 0.0

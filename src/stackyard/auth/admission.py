@@ -78,13 +78,17 @@ class Governance:
         self.master_key = master_key or None
         self.limiter = RateLimiter()
         self.budgets = budgets or BudgetBook()
-        self._prices = {d.id: price_for(d.entry) for d in router.all_deployments()}
+        timeout = router.config.attempt_timeout
+        self._prices = {d.id: price_for(d.entry, timeout) for d in router.all_deployments()}
         #: Each model's prompt counter: its first deployment's tokenizer, or tiktoken's.
         self._counters = {
             name: counter_for(group[0].provider) for name, group in router.deployments.items()
         }
-        self._model_prices = {
-            name: max((self._prices[d.id] for d in group), key=lambda p: (p.input, p.output))
+        self._model_prices = {  # a model's dearest deployment, for budget reservations
+            name: max(
+                (self._prices[d.id] for d in group),
+                key=lambda p: (p.input, p.output, p.per_second * p.most_seconds),
+            )
             for name, group in router.deployments.items()
         }
 
@@ -232,8 +236,8 @@ class Governance:
         if ticket.done:
             return 0.0
         ticket.done = True
-        if cost is None:
-            cost = self.price(deployment).cost(usage)
+        if cost is None:  # a price by time charges the request's whole time on the gateway
+            cost = self.price(deployment).cost(usage, time.perf_counter() - ticket.started)
         if ticket.trace is not None and self.recorder is not None:
             if response is not None:
                 ticket.trace.response = response

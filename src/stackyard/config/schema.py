@@ -48,6 +48,11 @@ class ModelEntry(_Strict):
     input_cost_per_mtok: Annotated[float, Field(ge=0)] | None = None
     output_cost_per_mtok: Annotated[float, Field(ge=0)] | None = None
     cached_input_cost_per_mtok: Annotated[float, Field(ge=0)] | None = None
+    cost_per_second: Annotated[float, Field(ge=0)] | None = Field(
+        default=None,
+        description="USD per second a request spends on this deployment (for in-process and "
+        "self-hosted models: their GPU or CPU time), on top of any token prices.",
+    )
     external: bool | None = Field(
         default=None,
         description="Whether requests leave the organisation (defaults by provider).",

@@ -2,7 +2,9 @@
 
 Prices are USD per million tokens (input, output, cached input), from the providers' public
 price lists; a dated snapshot (``gpt-4o-mini-2024-07-18``) takes its family's price. In-process
-models cost nothing unless the config gives them a price.
+models cost nothing unless the config gives them a price: per token, or per second of the
+request's time on the deployment (``cost_per_second``: GPU or CPU time, as hosted inference is
+billed).
 """
 
 from __future__ import annotations
@@ -18,20 +20,27 @@ class Price:
     input: float = 0.0
     output: float = 0.0
     cached_input: float = 0.0
+    per_second: float = 0.0
+    #: The longest a request is charged for at admission (the deployment's attempt timeout).
+    most_seconds: float = 0.0
 
-    def cost(self, usage: dict[str, Any] | None) -> float:
+    def cost(self, usage: dict[str, Any] | None, seconds: float = 0.0) -> float:
+        timed = self.per_second * seconds
         if not usage:
-            return 0.0
+            return timed
         prompt = int(usage.get("prompt_tokens") or 0)
         completion = int(usage.get("completion_tokens") or 0)
         details = usage.get("prompt_tokens_details") or {}
         cached = int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0
         fresh = max(0, prompt - cached)
-        return (fresh * self.input + cached * self.cached_input + completion * self.output) / 1e6
+        tokens = fresh * self.input + cached * self.cached_input + completion * self.output
+        return tokens / 1e6 + timed
 
     def most(self, prompt_tokens: int, max_tokens: int) -> float:
-        """The most a request can cost: every prompt token fresh, every output token used."""
-        return (prompt_tokens * self.input + max_tokens * self.output) / 1e6
+        """The most a request can cost: every prompt token fresh, every output token used,
+        and, when priced by time, the longest an attempt may take."""
+        tokens = prompt_tokens * self.input + max_tokens * self.output
+        return tokens / 1e6 + self.per_second * self.most_seconds
 
 
 PRICES: dict[str, Price] = {
@@ -56,7 +65,7 @@ PRICES: dict[str, Price] = {
 }
 
 
-def price_for(entry: ModelEntry) -> Price:
+def price_for(entry: ModelEntry, attempt_timeout: float = 120.0) -> Price:
     """The config's prices where given, else the table's for the provider's model id."""
     listed = PRICES.get(entry.upstream_model)
     if listed is None:
@@ -74,4 +83,6 @@ def price_for(entry: ModelEntry) -> Price:
         entry.cached_input_cost_per_mtok
         if entry.cached_input_cost_per_mtok is not None
         else listed.cached_input,
+        entry.cost_per_second or 0.0,
+        (entry.timeout or attempt_timeout) if entry.cost_per_second else 0.0,
     )
