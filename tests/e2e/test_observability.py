@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from stackyard.store.db import normalise_url
-from tests.conftest import GatewayProcess, postgres_database
+from tests.conftest import GatewayProcess, postgres_database, team_key
 from tests.fakes.openai_upstream import FakeOpenAI, Fault
 from tests.fakes.otlp_receiver import OTLPReceiver
 
@@ -281,18 +281,9 @@ def test_stored_bodies_are_redacted(gateway: GatewayProcess) -> None:
         assert placeholder in stored
 
 
-def _team_key(gateway: GatewayProcess, team: str) -> str:
-    headers = master(gateway)
-    httpx.post(f"{gateway.url}/admin/teams", json={"name": team}, headers=headers)
-    created = httpx.post(f"{gateway.url}/admin/keys", json={"team": team}, headers=headers)
-    assert created.status_code == 200, created.text
-    time.sleep(0.5)  # the key snapshot refreshes every 0.2 s
-    key: str = created.json()["key"]
-    return key
-
-
 def test_per_team_modes_metadata_only_and_off(gateway: GatewayProcess) -> None:
-    terse, quiet = _team_key(gateway, "terse"), _team_key(gateway, "quiet")
+    terse, quiet = team_key(gateway, "terse", MASTER), team_key(gateway, "quiet", MASTER)
+    time.sleep(0.5)  # the key snapshot refreshes every 0.2 s
     with sdk(gateway, terse) as client:
         terse_id = client.chat.completions.with_raw_response.create(
             model="primary", messages=[{"role": "user", "content": "metadata only"}]
