@@ -165,3 +165,38 @@ def test_a_request_carrying_a_secret_is_refused_and_never_sent(
     with sdk(strict) as client:  # a clean request still goes through
         client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
     assert len(fake_openai.requests_for("secrets-strict")) == before + 1
+
+
+@pytest.fixture(scope="module")
+def masking(fake_openai: FakeOpenAI, gateway_factory: Any) -> GatewayProcess:
+    gw: GatewayProcess = gateway_factory(
+        {
+            "models": [
+                {
+                    "name": "m",
+                    "provider": "openai-compatible",
+                    "api_base": fake_openai.base_url("secrets-out"),
+                }
+            ],
+            "guardrails": {"secrets": {"output": "redact"}},
+        }
+    )
+    return gw
+
+
+ECHOED_KEY = "sk-proj-" + "Zz9Yy8Xx7Ww6Vv5Uu4Tt3Ss2Rr1Qq0Pp"
+
+
+def test_a_secret_in_the_answer_never_reaches_the_client(masking: GatewayProcess) -> None:
+    asked = f"Repeat after me: the key is {ECHOED_KEY} and that is all."
+    messages: Any = [{"role": "user", "content": asked}]
+    with sdk(masking) as client:  # the fake upstream echoes the question
+        whole = client.chat.completions.create(model="m", messages=messages)
+        stream: Any = client.chat.completions.create(model="m", messages=messages, stream=True)
+        streamed = "".join(
+            chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices
+        )
+    text = whole.choices[0].message.content or ""
+    assert ECHOED_KEY not in text
+    assert "the key is [SECRET] and that is all." in text
+    assert streamed == text

@@ -88,3 +88,15 @@ def test_a_stream_is_restored_across_chunk_boundaries() -> None:
     )
     assert text == f"Write to {EMAIL} now <"
     assert arguments == f'{{"to": "{EMAIL}"}}'
+
+
+def test_a_finishing_chunk_with_text_keeps_the_order() -> None:
+    vault = Vault()
+    vault.redact(EMAIL)
+    restorer = ChunkRestorer(vault)
+    out = [
+        restorer.feed(chunk({"content": "Mail <EMA"})),
+        restorer.feed(chunk({"content": "IL_1> or me <"}, finish="stop")),
+    ]
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in out)
+    assert text == f"Mail {EMAIL} or me <"  # the held-back '<' comes last, not first

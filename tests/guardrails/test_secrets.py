@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
+from typing import Any
+
 import pytest
 
-from stackyard.guardrails.secrets import mask, mask_request, scan_request, scan_text
+from stackyard.guardrails.secrets import (
+    MaskedStream,
+    SecretWindow,
+    mask,
+    mask_answer,
+    mask_request,
+    mask_response,
+    scan_request,
+    scan_text,
+)
 
 JWT = (
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkFkYSJ9."
@@ -75,3 +87,103 @@ def test_a_request_is_scanned_everywhere_text_can_hide() -> None:
     masked = mask_request(body)
     assert JWT not in str(masked)
     assert "AKIA" not in str(masked)
+
+
+# -- secrets in answers -------------------------------------------------------------------
+
+KEY = "sk-proj-" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6"
+JWT_TOKEN = (
+    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
+)
+PEM_BODY = "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gunVTLw"
+PASSWORD = "hunter2pass"
+AWS_VALUE = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+ANSWER = (
+    f"Here is the key {KEY} and a token {JWT_TOKEN}.\nThe key:\n"
+    f"-----BEGIN RSA PRIVATE KEY-----\n{PEM_BODY}\n-----END RSA PRIVATE KEY-----\n"
+    f"Connect with postgres://admin:{PASSWORD}@db.internal:5432/app and "
+    f'aws_secret_access_key = "{AWS_VALUE}" ok. Nothing else here to see at all, really.'
+)
+VALUES = [KEY, JWT_TOKEN, PEM_BODY, PASSWORD, AWS_VALUE]
+
+
+def test_an_answer_is_masked_whole_key_blocks_included() -> None:
+    masked, count = mask_answer(ANSWER)
+    assert count == 5
+    assert not any(value in masked for value in VALUES)
+    assert masked.startswith("Here is the key [SECRET] and a token [SECRET].")
+    assert masked.endswith("ok. Nothing else here to see at all, really.")
+    assert mask_answer("A plain answer about sk-learn and eyJ-less tokens.") == (
+        "A plain answer about sk-learn and eyJ-less tokens.",
+        0,
+    )
+
+
+def test_a_stream_is_masked_the_same_however_it_is_split() -> None:
+    whole, _ = mask_answer(ANSWER)
+    for first in range(len(ANSWER) + 1):
+        for second in range(first, len(ANSWER) + 1, 5):
+            window = SecretWindow()
+            pieces = [ANSWER[:first], ANSWER[first:second], ANSWER[second:]]
+            out = "".join(window.feed(p) for p in pieces) + window.flush()
+            assert out == whole, (first, second)
+
+
+def test_a_stream_token_by_token_never_releases_part_of_a_secret() -> None:
+    window = SecretWindow()
+    released = ""
+    for i in range(0, len(ANSWER), 3):
+        released += window.feed(ANSWER[i : i + 3])
+        for value in VALUES:  # not even a long prefix of a secret gets out early
+            assert value[: len(value) // 2] not in released
+    assert released + window.flush() == mask_answer(ANSWER)[0]
+
+
+def test_plain_text_is_held_back_only_by_the_window() -> None:
+    window = SecretWindow()
+    text = "word " * 100
+    released = window.feed(text)
+    assert released == text[: len(text) - 128]
+    assert window.flush() == text[len(text) - 128 :]
+
+
+def test_a_private_key_cut_short_is_masked_at_the_end() -> None:
+    window = SecretWindow()
+    out = window.feed(f"oops -----BEGIN PRIVATE KEY-----\n{PEM_BODY}") + window.flush()
+    assert out == "oops [SECRET]"
+
+
+def test_a_completions_choices_and_tool_calls_are_masked() -> None:
+    result: dict[str, Any] = {
+        "choices": [
+            {
+                "message": {
+                    "content": f"use {KEY}",
+                    "tool_calls": [
+                        {"function": {"name": "f", "arguments": f'{{"token": "{JWT_TOKEN}"}}'}}
+                    ],
+                }
+            }
+        ]
+    }
+    assert mask_response(result) == 2
+    message = result["choices"][0]["message"]
+    assert message["content"] == "use [SECRET]"
+    assert message["tool_calls"][0]["function"]["arguments"] == '{"token": "[SECRET]"}'
+
+
+async def test_a_chunk_stream_is_masked_per_choice_and_released_at_its_end() -> None:
+    pieces = [ANSWER[i : i + 7] for i in range(0, len(ANSWER), 7)]
+
+    async def chunks() -> AsyncGenerator[dict[str, Any], None]:
+        yield {"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}
+        for piece in pieces:
+            yield {"choices": [{"index": 0, "delta": {"content": piece}}]}
+        yield {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+
+    stream = MaskedStream()
+    text = "".join(
+        [chunk["choices"][0]["delta"].get("content") or "" async for chunk in stream.wrap(chunks())]
+    )
+    assert text == mask_answer(ANSWER)[0]
+    assert stream.masked == 5

@@ -331,6 +331,12 @@ class SecretsPolicy(_Strict):
         "credential, password in a connection string): block it (a 400 naming the detector), "
         "send it with the secret replaced by [SECRET], or off.",
     )
+    output: Literal["off", "redact"] = Field(
+        default="off",
+        description="Secrets in answers (text, tool-call arguments, streams included) replaced "
+        "by [SECRET] before the client sees them. A stream then holds back its last 128 "
+        "characters (and any word or secret that may still grow) until more text arrives.",
+    )
 
 
 Scanned = Literal["user", "tool", "rag"]

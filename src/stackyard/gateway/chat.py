@@ -21,7 +21,7 @@ from stackyard.gateway.router import RouteStats
 from stackyard.gateway.service import Gateway
 from stackyard.gateway.wire import validate_chat
 from stackyard.guardrails.redaction import redact_request, restore_response, restore_stream
-from stackyard.guardrails.secrets import mask_request, scan_request
+from stackyard.guardrails.secrets import MaskedStream, mask_request, mask_response, scan_request
 from stackyard.guardrails.vault import Vault
 from stackyard.observability.capture import ChunkCapture
 from stackyard.server.http import Request, Response
@@ -204,9 +204,30 @@ def _pii_vault(gateway: Gateway, deployment: Deployment, ticket: Ticket) -> Vaul
 async def _chat(gateway: Gateway, deployment: Deployment, body: Body, ticket: Ticket) -> Body:
     vault = _pii_vault(gateway, deployment, ticket)
     if vault is None:
-        return await deployment.provider.chat(body)
-    result = await deployment.provider.chat(redact_request(body, vault))
-    return restore_response(result, vault)
+        result = await deployment.provider.chat(body)
+    else:
+        result = restore_response(
+            await deployment.provider.chat(redact_request(body, vault)), vault
+        )
+    if gateway.config.guardrails.secrets.output == "redact":
+        _secrets_out(ticket, mask_response(result))
+    return result
+
+
+def _secrets_out(ticket: Ticket, masked: int) -> None:
+    """Record on the trace how many secrets an answer carried (masked)."""
+    if masked and ticket.trace is not None:
+        ticket.trace.root.attributes["stackyard.guardrails.secrets_output"] = masked
+
+
+async def _masked(chunks: AsyncGenerator[Body, None], ticket: Ticket) -> AsyncGenerator[Body, None]:
+    """The stream with secrets masked (the guardrails' secrets output policy)."""
+    stream = MaskedStream()
+    try:
+        async for chunk in stream.wrap(chunks):
+            yield chunk
+    finally:
+        _secrets_out(ticket, stream.masked)
 
 
 @dataclass(slots=True)
@@ -305,6 +326,8 @@ async def _stream(
         chunks = deployment.provider.chat_stream(upstream_body)
         if vault is not None:
             chunks = restore_stream(chunks, vault)
+        if gateway.config.guardrails.secrets.output == "redact":
+            chunks = _masked(chunks, ticket)
         try:
             first = await anext(chunks)
         except StopAsyncIteration:

@@ -4,7 +4,7 @@ its answer: in message text, in tool messages and in tool-call arguments, whole 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from stackyard.guardrails.vault import StreamRestorer, Vault
 
@@ -58,45 +58,65 @@ def _call(call: Any, change: Callable[[str], str]) -> Any:
     return {**call, "function": {**function, "arguments": change(arguments)}}
 
 
-def restore_response(result: Body, vault: Vault) -> Body:
-    """The answer with every placeholder put back (in place)."""
-    if not len(vault):
-        return result
+def change_response(result: Body, change: Callable[[str], str]) -> Body:
+    """The answer with ``change`` applied to each choice's text and tool-call arguments (in
+    place)."""
     for choice in result.get("choices") or ():
         message = choice.get("message") if isinstance(choice, dict) else None
         if not isinstance(message, dict):
             continue
         if isinstance(message.get("content"), str):
-            message["content"] = vault.restore(message["content"])
+            message["content"] = change(message["content"])
         calls = message.get("tool_calls")
         if isinstance(calls, list):
-            message["tool_calls"] = [_call(call, vault.restore) for call in calls]
+            message["tool_calls"] = [_call(call, change) for call in calls]
     return result
 
 
-class ChunkRestorer:
-    """Restores placeholders in stream chunks: each choice's text and each tool call's
-    arguments, across chunk boundaries. Held-back text is released with the choice's
+def restore_response(result: Body, vault: Vault) -> Body:
+    """The answer with every placeholder put back (in place)."""
+    if not len(vault):
+        return result
+    return change_response(result, vault.restore)
+
+
+class TextStream(Protocol):
+    """Changes text that arrives in pieces, holding back what it cannot decide yet."""
+
+    pending: str
+
+    def feed(self, piece: str) -> str: ...
+
+    def flush(self) -> str: ...
+
+
+class ChunkTransformer:
+    """Applies a :class:`TextStream` to stream chunks: one per choice's text and per tool
+    call's arguments, across chunk boundaries. Held-back text is released with the choice's
     finishing chunk."""
 
-    def __init__(self, vault: Vault) -> None:
-        self.vault = vault
-        self.text: dict[int, StreamRestorer] = {}
-        self.arguments: dict[tuple[int, int], StreamRestorer] = {}
+    def __init__(self, make: Callable[[], TextStream]) -> None:
+        self.make = make
+        self.text: dict[int, TextStream] = {}
+        self.arguments: dict[tuple[int, int], TextStream] = {}
 
     def feed(self, chunk: Body) -> Body:
         for choice in chunk.get("choices") or ():
             index = choice.get("index", 0)
             delta = choice.get("delta") or {}
             if isinstance(delta.get("content"), str):
-                restorer = self.text.setdefault(index, StreamRestorer(self.vault))
-                delta["content"] = restorer.feed(delta["content"])
+                stream = self.text.get(index)
+                if stream is None:
+                    stream = self.text[index] = self.make()
+                delta["content"] = stream.feed(delta["content"])
             for call in delta.get("tool_calls") or ():
                 function = call.get("function") or {}
                 if isinstance(function.get("arguments"), str):
                     key = (index, call.get("index", 0))
-                    restorer = self.arguments.setdefault(key, StreamRestorer(self.vault))
-                    function["arguments"] = restorer.feed(function["arguments"])
+                    stream = self.arguments.get(key)
+                    if stream is None:
+                        stream = self.arguments[key] = self.make()
+                    function["arguments"] = stream.feed(function["arguments"])
             if choice.get("finish_reason"):
                 self._release(index, delta)
                 choice["delta"] = delta
@@ -105,7 +125,8 @@ class ChunkRestorer:
     def _release(self, index: int, delta: Body) -> None:
         held = self.text.pop(index, None)
         if held is not None and held.pending:
-            delta["content"] = held.flush() + (delta.get("content") or "")
+            # After what this chunk released: the held-back text is the end of the choice.
+            delta["content"] = (delta.get("content") or "") + held.flush()
         for key in [k for k in self.arguments if k[0] == index]:
             rest = self.arguments.pop(key).flush()
             if rest:
@@ -114,12 +135,22 @@ class ChunkRestorer:
                 )
 
 
-async def restore_stream(
-    chunks: AsyncGenerator[Body, None], vault: Vault
+class ChunkRestorer(ChunkTransformer):
+    """Restores placeholders in stream chunks."""
+
+    def __init__(self, vault: Vault) -> None:
+        super().__init__(lambda: StreamRestorer(vault))
+
+
+async def transform_stream(
+    chunks: AsyncGenerator[Body, None], transformer: ChunkTransformer
 ) -> AsyncGenerator[Body, None]:
-    restorer = ChunkRestorer(vault)
     try:
         async for chunk in chunks:
-            yield restorer.feed(chunk)
+            yield transformer.feed(chunk)
     finally:
         await chunks.aclose()
+
+
+def restore_stream(chunks: AsyncGenerator[Body, None], vault: Vault) -> AsyncGenerator[Body, None]:
+    return transform_stream(chunks, ChunkRestorer(vault))

@@ -1,10 +1,12 @@
 """Secrets in what is about to leave: provider API keys, cloud credentials, private keys, JSON
 Web Tokens and passwords in connection strings. A request carrying one can be refused (a 400
-naming the detector and where it was found), or sent with the secret replaced."""
+naming the detector and where it was found), or sent with the secret replaced; an answer
+carrying one reaches the client with the secret replaced, streams included."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,3 +83,143 @@ def mask_request(body: dict[str, Any]) -> dict[str, Any]:
     from stackyard.guardrails.redaction import change_texts
 
     return change_texts(body, mask)
+
+
+#: A whole PEM private key, header to footer (in answers the key itself must go, not only its
+#: header).
+PEM_BLOCK = re.compile(
+    r"-----BEGIN (?:[A-Z]+ )*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?"
+    r"-----END (?:[A-Z]+ )*PRIVATE KEY(?: BLOCK)?-----"
+)
+PEM_BEGIN = "-----BEGIN"
+OUTPUT_DETECTORS: list[tuple[str, re.Pattern[str]]] = [
+    ("private_key", PEM_BLOCK),
+    *((name, pattern) for name, pattern in DETECTORS if name != "private_key"),
+]
+#: At least this much of a stream's tail is held back until more text shows whether it
+#: starts a secret (a cloud credential's name and value fit in it).
+WINDOW = 128
+#: Held text past this is released (masked) even if it might still grow: a bound on delay.
+MOST_HELD = 16_384
+MASK = "[SECRET]"
+
+
+def _spans(text: str) -> list[tuple[int, int]]:
+    """Where secrets are in ``text``, overlapping ones merged."""
+    found = sorted(
+        (match.start(), match.end())
+        for _, pattern in OUTPUT_DETECTORS
+        for match in pattern.finditer(text)
+    )
+    merged: list[tuple[int, int]] = []
+    for start, end in found:
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+class SecretWindow:
+    """Masks secrets in text that arrives in pieces (a :class:`TextStream`): the output is the
+    same however the text is split. Text that may still be part of a secret is held back:
+    the last ``WINDOW`` characters, the whole of a word longer than that, a secret that
+    reaches the end of what has arrived (it may grow), and an unfinished PEM block."""
+
+    def __init__(self) -> None:
+        self.pending = ""
+        self.masked = 0
+
+    def feed(self, piece: str) -> str:
+        text = self.pending + piece
+        if len(text) > MOST_HELD:
+            self.pending = ""
+            return self._mask(text, _spans(text))
+        spans = _spans(text)
+        cut = len(text) - WINDOW
+        if cut > 0:
+            word = max(text.rfind(" ", 0, cut), text.rfind("\n", 0, cut)) + 1
+            if not any(ch.isspace() for ch in text[cut:]):  # one long word: hold all of it
+                cut = word
+        begin = text.rfind(PEM_BEGIN)
+        if begin != -1 and not any(s <= begin < e for s, e in spans):
+            cut = min(cut, begin)
+        for start, end in reversed(spans):
+            if end >= len(text) or start < cut < end:
+                cut = min(cut, start)
+        if cut <= 0:
+            self.pending = text
+            return ""
+        self.pending = text[cut:]
+        return self._mask(text[:cut], [(s, e) for s, e in spans if e <= cut])
+
+    def flush(self) -> str:
+        text, self.pending = self.pending, ""
+        spans = _spans(text)
+        begin = text.rfind(PEM_BEGIN)
+        if begin != -1 and not any(s <= begin < e for s, e in spans):
+            spans.append((begin, len(text)))  # a key cut short: mask what came of it
+        return self._mask(text, spans)
+
+    def _mask(self, text: str, spans: list[tuple[int, int]]) -> str:
+        if not spans:
+            return text
+        self.masked += len(spans)
+        out, last = [], 0
+        for start, end in spans:
+            out.append(text[last:start])
+            out.append(MASK)
+            last = end
+        out.append(text[last:])
+        return "".join(out)
+
+
+def mask_answer(text: str) -> tuple[str, int]:
+    """A whole answer's text with every secret masked, and how many were."""
+    window = SecretWindow()
+    masked = window.feed(text) + window.flush()
+    return masked, window.masked
+
+
+def mask_response(result: dict[str, Any]) -> int:
+    """Mask secrets in a chat completion's choices (in place); return how many."""
+    from stackyard.guardrails.redaction import change_response
+
+    count = 0
+
+    def change(text: str) -> str:
+        nonlocal count
+        masked, found = mask_answer(text)
+        count += found
+        return masked
+
+    change_response(result, change)
+    return count
+
+
+class MaskedStream:
+    """A chat stream with secrets masked in its text and tool-call arguments; ``masked``
+    counts them once the stream has ended."""
+
+    def __init__(self) -> None:
+        from stackyard.guardrails.redaction import ChunkTransformer
+
+        self.windows: list[SecretWindow] = []
+        self.transformer = ChunkTransformer(self._window)
+
+    def _window(self) -> SecretWindow:
+        window = SecretWindow()
+        self.windows.append(window)
+        return window
+
+    @property
+    def masked(self) -> int:
+        return sum(w.masked for w in self.windows)
+
+    async def wrap(
+        self, chunks: AsyncGenerator[dict[str, Any], None]
+    ) -> AsyncGenerator[dict[str, Any], None]:
+        from stackyard.guardrails.redaction import transform_stream
+
+        async for chunk in transform_stream(chunks, self.transformer):
+            yield chunk
