@@ -6,11 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import anthropic
 import openai
 import pytest
 
+from tests.conformance.recordings import an_message
 from tests.conftest import GatewayProcess
 from tests.fakes.openai_upstream import FakeOpenAI
+from tests.fakes.replay_upstream import ReplayUpstream
 
 pytestmark = pytest.mark.e2e
 
@@ -200,3 +203,105 @@ def test_a_secret_in_the_answer_never_reaches_the_client(masking: GatewayProcess
     assert ECHOED_KEY not in text
     assert "the key is [SECRET] and that is all." in text
     assert streamed == text
+
+
+# -- the Messages door (/v1/messages): the same guardrails -----------------------------------
+
+
+@pytest.fixture(scope="module")
+def messages_door(
+    fake_openai: FakeOpenAI, replay: ReplayUpstream, gateway_factory: Any
+) -> GatewayProcess:
+    gw: GatewayProcess = gateway_factory(
+        {
+            "models": [
+                {
+                    "name": "echo",  # an OpenAI-shaped upstream: translated both ways
+                    "provider": "openai-compatible",
+                    "api_base": fake_openai.base_url("pii-messages"),
+                    "external": True,
+                },
+                {
+                    "name": "claude",  # Anthropic itself: passed through
+                    "provider": "anthropic",
+                    "model": "claude-sonnet-4-5",
+                    "api_base": replay.base_url("pii-claude"),
+                    "api_key": "sk-ant",
+                },
+            ],
+            "guardrails": {"pii": {"redact": "external"}, "secrets": {"action": "block"}},
+        }
+    )
+    return gw
+
+
+def anthropic_sdk(gateway: GatewayProcess) -> anthropic.Anthropic:
+    return anthropic.Anthropic(
+        base_url=gateway.url, api_key="unused", max_retries=0, _strict_response_validation=True
+    )
+
+
+def test_the_messages_door_redacts_and_restores_through_a_translated_model(
+    messages_door: GatewayProcess, fake_openai: FakeOpenAI
+) -> None:
+    with anthropic_sdk(messages_door) as client:
+        whole = client.messages.create(
+            model="echo", max_tokens=50, messages=[{"role": "user", "content": SECRET_TEXT}]
+        )
+        assert EMAIL not in seen_upstream(fake_openai, "pii-messages")
+        with client.messages.stream(
+            model="echo", max_tokens=50, messages=[{"role": "user", "content": SECRET_TEXT}]
+        ) as stream:
+            streamed = "".join(stream.text_stream)
+    assert EMAIL not in seen_upstream(fake_openai, "pii-messages")
+    [block] = whole.content
+    assert block.type == "text"
+    assert block.text == f"[pii-messages] echo: {SECRET_TEXT}"
+    assert streamed == block.text
+
+
+def test_the_messages_door_redacts_and_restores_for_anthropic_itself(
+    messages_door: GatewayProcess, replay: ReplayUpstream
+) -> None:
+    replay.script(
+        "pii-claude",
+        an_message(
+            [
+                {"type": "text", "text": "I will write to <EMAIL_1>."},
+                {
+                    "type": "tool_use",
+                    "id": "toolu_1",
+                    "name": "send",
+                    "input": {"to": "<EMAIL_1>", "cc": ["<EMAIL_1>"]},
+                },
+            ],
+            "tool_use",
+        ),
+    )
+    with anthropic_sdk(messages_door) as client:
+        reply = client.messages.create(
+            model="claude",
+            max_tokens=50,
+            system=f"The user is {EMAIL}.",
+            messages=[{"role": "user", "content": SECRET_TEXT}],
+        )
+    [sent] = replay.take("pii-claude")
+    assert EMAIL not in str(sent.body)
+    assert "<EMAIL_1>" in str(sent.body["system"])
+    text, tool = reply.content
+    assert text.type == "text"
+    assert text.text == f"I will write to {EMAIL}."
+    assert tool.type == "tool_use"
+    assert tool.input == {"to": EMAIL, "cc": [EMAIL]}
+
+
+def test_the_messages_door_refuses_a_secret(
+    messages_door: GatewayProcess, replay: ReplayUpstream
+) -> None:
+    leaked = "connect with postgresql://admin:hunter22@db.internal:5432/app please"
+    with anthropic_sdk(messages_door) as client, pytest.raises(anthropic.BadRequestError) as info:
+        client.messages.create(
+            model="claude", max_tokens=50, messages=[{"role": "user", "content": leaked}]
+        )
+    assert "connection_string_password" in info.value.message
+    assert replay.take("pii-claude") == []

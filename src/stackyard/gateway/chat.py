@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +21,13 @@ from stackyard.gateway.router import RouteStats
 from stackyard.gateway.service import Gateway
 from stackyard.gateway.wire import validate_chat
 from stackyard.guardrails.redaction import redact_request, restore_response, restore_stream
-from stackyard.guardrails.secrets import MaskedStream, mask_request, mask_response, scan_request
+from stackyard.guardrails.secrets import (
+    MaskedStream,
+    Secret,
+    mask_request,
+    mask_response,
+    scan_request,
+)
 from stackyard.guardrails.vault import Vault
 from stackyard.observability.capture import ChunkCapture
 from stackyard.server.http import Request, Response
@@ -69,7 +75,7 @@ async def chat_completions(gateway: Gateway, request: Request) -> Response | Eve
     try:
         if rag_spec is not None:
             body, citations = await _retrieve(gateway, body, rag_spec, ticket)
-        body = _check_secrets(gateway, body, ticket)
+        body = check_secrets(gateway, body, ticket)
         if gateway.injection is not None:
             await gateway.injection.check(body, citations, ticket)
         cache = gateway.cache
@@ -164,12 +170,19 @@ async def _retrieve(
     return body, retrieval.citations
 
 
-def _check_secrets(gateway: Gateway, body: Body, ticket: Ticket) -> Body:
-    """Refuse, or mask, a request carrying a secret (the guardrails' secrets policy)."""
+def check_secrets(
+    gateway: Gateway,
+    body: Body,
+    ticket: Ticket,
+    scan: Callable[[Body], list[Secret]] = scan_request,
+    masked: Callable[[Body], Body] = mask_request,
+) -> Body:
+    """Refuse, or mask, a request carrying a secret (the guardrails' secrets policy); ``scan``
+    and ``masked`` read and change the request's shape."""
     action = gateway.config.guardrails.secrets.action
     if action == "off":
         return body
-    found = scan_request(body)
+    found = scan(body)
     if not found:
         return body
     if ticket.trace is not None:
@@ -177,7 +190,7 @@ def _check_secrets(gateway: Gateway, body: Body, ticket: Ticket) -> Body:
             {s.detector for s in found}
         )
     if action == "redact":
-        return mask_request(body)
+        return masked(body)
     first = found[0]
     raise APIError(
         400,
@@ -190,7 +203,7 @@ def _check_secrets(gateway: Gateway, body: Body, ticket: Ticket) -> Body:
     )
 
 
-def _pii_vault(gateway: Gateway, deployment: Deployment, ticket: Ticket) -> Vault | None:
+def pii_vault(gateway: Gateway, deployment: Deployment, ticket: Ticket) -> Vault | None:
     """A vault when this deployment's requests must leave without PII (the guardrails'
     policy), else None."""
     policy = gateway.config.guardrails.pii
@@ -202,7 +215,7 @@ def _pii_vault(gateway: Gateway, deployment: Deployment, ticket: Ticket) -> Vaul
 
 
 async def _chat(gateway: Gateway, deployment: Deployment, body: Body, ticket: Ticket) -> Body:
-    vault = _pii_vault(gateway, deployment, ticket)
+    vault = pii_vault(gateway, deployment, ticket)
     if vault is None:
         result = await deployment.provider.chat(body)
     else:
@@ -210,11 +223,11 @@ async def _chat(gateway: Gateway, deployment: Deployment, body: Body, ticket: Ti
             await deployment.provider.chat(redact_request(body, vault)), vault
         )
     if gateway.config.guardrails.secrets.output == "redact":
-        _secrets_out(ticket, mask_response(result))
+        secrets_out(ticket, mask_response(result))
     return result
 
 
-def _secrets_out(ticket: Ticket, masked: int) -> None:
+def secrets_out(ticket: Ticket, masked: int) -> None:
     """Record on the trace how many secrets an answer carried (masked)."""
     if masked and ticket.trace is not None:
         ticket.trace.root.attributes["stackyard.guardrails.secrets_output"] = masked
@@ -227,7 +240,7 @@ async def _masked(chunks: AsyncGenerator[Body, None], ticket: Ticket) -> AsyncGe
         async for chunk in stream.wrap(chunks):
             yield chunk
     finally:
-        _secrets_out(ticket, stream.masked)
+        secrets_out(ticket, stream.masked)
 
 
 @dataclass(slots=True)
@@ -320,7 +333,7 @@ async def _stream(
             # Always learn the usage (for cost accounting); the client does not see it.
             options = {**(body.get("stream_options") or {}), "include_usage": True}
             upstream_body = {**body, "stream_options": options}
-        vault = _pii_vault(gateway, deployment, ticket)
+        vault = pii_vault(gateway, deployment, ticket)
         if vault is not None:
             upstream_body = redact_request(upstream_body, vault)
         chunks = deployment.provider.chat_stream(upstream_body)

@@ -1,9 +1,11 @@
 """``POST /v1/messages``: Anthropic's Messages API as a second door into the gateway.
 
-A request for a model served by Anthropic passes through untouched; a request for any other
-model (OpenAI, self-hosted, in-process) is translated to chat completions and back, streaming
-included. Routing, retries and fallback are the same as for ``/v1/chat/completions``, so a
-Claude model can fall back to an open-source one and the other way round.
+A request for a model served by Anthropic passes through untouched (but for the guardrails:
+secrets, PII redaction and restoration, secrets in answers, as on chat completions); a request
+for any other model (OpenAI, self-hosted, in-process) is translated to chat completions and
+back, streaming included. Routing, retries and fallback are the same as for
+``/v1/chat/completions``, so a Claude model can fall back to an open-source one and the other
+way round.
 """
 
 from __future__ import annotations
@@ -18,12 +20,21 @@ from stackyard.auth.admission import Ticket
 from stackyard.errors import APIError
 from stackyard.gateway.accounting import Settlement, cost_header
 from stackyard.gateway.anthropic_wire import error_body, error_type, validate_messages
+from stackyard.gateway.chat import check_secrets, pii_vault, secrets_out
 from stackyard.gateway.deployment import Deployment
 from stackyard.gateway.headers import route_headers, with_route_headers
 from stackyard.gateway.providers.base import Body, MessagesProvider, UpstreamError
 from stackyard.gateway.router import RouteStats
 from stackyard.gateway.service import Gateway
 from stackyard.gateway.translate import anthropic_backend, anthropic_frontdoor
+from stackyard.guardrails.anthropic_shape import (
+    EventTransformer,
+    change_message,
+    change_request,
+    transform_events,
+)
+from stackyard.guardrails.secrets import SecretWindow, mask, mask_answer, scan_messages
+from stackyard.guardrails.vault import StreamRestorer
 from stackyard.observability.capture import EventCapture
 from stackyard.server.http import Request, Response
 from stackyard.server.streaming import EventStream
@@ -53,14 +64,32 @@ async def messages(gateway: Gateway, request: Request) -> Response | EventStream
         body = await request.json_object()
         validate_messages(body)
         ticket = await governance.admit(request, body, endpoint="messages")
+        body = check_secrets(gateway, body, ticket, scan_messages, _masked_request)
         if body.get("stream"):
             return await _stream(gateway, request, body, stats, ticket)
+        guarded = ticket
 
         async def attempt(deployment: Deployment) -> Body:
+            vault = pii_vault(gateway, deployment, guarded)
+            sent = change_request(body, vault.redact) if vault is not None else body
             if _native(deployment):
-                return await _messages_provider(deployment).messages(body)
-            completion = await deployment.provider.chat(anthropic_frontdoor.request(body))
-            return anthropic_frontdoor.message(completion, model=body["model"])
+                result = await _messages_provider(deployment).messages(sent)
+            else:
+                completion = await deployment.provider.chat(anthropic_frontdoor.request(sent))
+                result = anthropic_frontdoor.message(completion, model=body["model"])
+            if vault is not None and len(vault):
+                change_message(result, vault.restore)
+            if gateway.config.guardrails.secrets.output == "redact":
+                found = [0]
+
+                def mask(text: str) -> str:
+                    masked, count = mask_answer(text)
+                    found[0] += count
+                    return masked
+
+                change_message(result, mask)
+                secrets_out(guarded, found[0])
+            return result
 
         routed = await gateway.router.run(body["model"], attempt, stats=stats, operation="messages")
     except APIError as exc:
@@ -140,11 +169,17 @@ async def _stream(
     gateway: Gateway, request: Request, body: Body, stats: RouteStats, ticket: Ticket
 ) -> EventStream:
     async def attempt(deployment: Deployment) -> tuple[tuple[str | None, Body], Events]:
+        vault = pii_vault(gateway, deployment, ticket)
+        sent = change_request(body, vault.redact) if vault is not None else body
         events = (
-            _native_events(deployment, body)
+            _native_events(deployment, sent)
             if _native(deployment)
-            else (_translated_events(deployment, body))
+            else (_translated_events(deployment, sent))
         )
+        if vault is not None:
+            events = transform_events(events, EventTransformer(lambda: StreamRestorer(vault)))
+        if gateway.config.guardrails.secrets.output == "redact":
+            events = transform_events(events, EventTransformer(SecretWindow))
         try:
             first = await anext(events)
         except StopAsyncIteration:
@@ -169,6 +204,10 @@ async def _stream(
     settle = Settlement(gateway.governance, ticket, routed.deployment, stats, EventCapture())
     encoded = _encode(first, events, idle, routed.deployment, settle)
     return EventStream(encoded, [*route_headers(request, stats), *ticket.headers])
+
+
+def _masked_request(body: Body) -> Body:
+    return change_request(body, mask)
 
 
 def _sse(name: str | None, data: Any) -> bytes:

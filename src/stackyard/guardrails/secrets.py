@@ -71,6 +71,21 @@ def scan_request(body: dict[str, Any]) -> list[Secret]:
     return found
 
 
+def scan_messages(body: dict[str, Any]) -> list[Secret]:
+    """Every secret in an Anthropic Messages request (system, text, tool results, tool
+    inputs); ``where`` is ``messages``."""
+    from stackyard.guardrails.anthropic_shape import change_request
+
+    found: list[Secret] = []
+
+    def look(text: str) -> str:
+        found.extend(scan_text(text, "messages"))
+        return text
+
+    change_request(body, look)
+    return found
+
+
 def mask(text: str) -> str:
     """The text with every secret replaced by ``[SECRET]``."""
     for _, pattern in DETECTORS:

@@ -1,0 +1,119 @@
+"""The guardrails' text changes in Anthropic's Messages shape, for ``/v1/messages``: every text
+a request carries (``system``, text blocks, tool results, tool-use inputs), every text of an
+answer (text blocks and tool-use inputs), and a stream's text and tool-input deltas, across
+event boundaries."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Callable
+from typing import Any
+
+from stackyard.guardrails.redaction import TextStream
+
+Body = dict[str, Any]
+Change = Callable[[str], str]
+Event = tuple[str | None, Body]
+
+
+def json_strings(value: Any, change: Change) -> Any:
+    """A copy of a JSON value with ``change`` applied to each string in it (not to keys)."""
+    if isinstance(value, str):
+        return change(value)
+    if isinstance(value, list):
+        return [json_strings(item, change) for item in value]
+    if isinstance(value, dict):
+        return {key: json_strings(item, change) for key, item in value.items()}
+    return value
+
+
+def _block(block: Any, change: Change) -> Any:
+    if not isinstance(block, dict):
+        return block
+    kind = block.get("type")
+    if kind == "text" and isinstance(block.get("text"), str):
+        return {**block, "text": change(block["text"])}
+    if kind == "tool_use" and "input" in block:
+        return {**block, "input": json_strings(block["input"], change)}
+    if kind == "tool_result" and "content" in block:
+        return {**block, "content": _content(block["content"], change)}
+    return block
+
+
+def _content(value: Any, change: Change) -> Any:
+    if isinstance(value, str):
+        return change(value)
+    if isinstance(value, list):
+        return [_block(block, change) for block in value]
+    return value
+
+
+def change_request(body: Body, change: Change) -> Body:
+    """A copy of a Messages request with ``change`` applied to every text it carries."""
+    out = dict(body)
+    if "system" in body:
+        out["system"] = _content(body["system"], change)
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        out["messages"] = [
+            {**m, "content": _content(m["content"], change)}
+            if isinstance(m, dict) and "content" in m
+            else m
+            for m in messages
+        ]
+    return out
+
+
+def change_message(message: Body, change: Change) -> Body:
+    """A Messages answer with ``change`` applied to its text and tool inputs (in place)."""
+    content = message.get("content")
+    if isinstance(content, list):
+        message["content"] = [_block(block, change) for block in content]
+    return message
+
+
+class EventTransformer:
+    """Applies a :class:`TextStream` to a Messages stream: one per content block, on its
+    ``text_delta`` or ``input_json_delta`` pieces. What a block holds back is released in
+    one more delta just before its ``content_block_stop``."""
+
+    def __init__(self, make: Callable[[], TextStream]) -> None:
+        self.make = make
+        self.blocks: dict[int, tuple[str, str, TextStream]] = {}  # index: delta type, field
+
+    def feed(self, event: Event) -> list[Event]:
+        name, data = event
+        kind = data.get("type") or name
+        index = data.get("index", 0)
+        if kind == "content_block_delta":
+            delta = data.get("delta") or {}
+            field = {"text_delta": "text", "input_json_delta": "partial_json"}.get(
+                delta.get("type", "")
+            )
+            if field is not None and isinstance(delta.get(field), str):
+                held = self.blocks.get(index)
+                if held is None:
+                    held = self.blocks[index] = (delta["type"], field, self.make())
+                delta[field] = held[2].feed(delta[field])
+            return [event]
+        if kind == "content_block_stop" and index in self.blocks:
+            delta_type, field, stream = self.blocks.pop(index)
+            rest = stream.flush()
+            if rest:
+                released = {
+                    "type": "content_block_delta",
+                    "index": index,
+                    "delta": {"type": delta_type, field: rest},
+                }
+                return [("content_block_delta", released), event]
+        return [event]
+
+
+async def transform_events(
+    events: AsyncGenerator[Event, None], transformer: EventTransformer
+) -> AsyncGenerator[Event, None]:
+    try:
+        async for event in events:
+            for out in transformer.feed(event):
+                yield out
+    finally:
+        await events.aclose()
