@@ -38,6 +38,12 @@ def gateway(fake_openai: FakeOpenAI, gateway_factory: Any) -> GatewayProcess:
                     "provider": "openai-compatible",
                     "api_base": fake_openai.base_url("pii-inside"),
                 },
+                {
+                    "name": "outside-embed",
+                    "provider": "openai-compatible",
+                    "api_base": fake_openai.base_url("pii-embed"),
+                    "external": True,
+                },
             ],
             "guardrails": {"pii": {"redact": "external"}},
         }
@@ -119,6 +125,20 @@ def test_tool_calls_and_tool_messages_round_trip(
     assert EMAIL not in seen_upstream(fake_openai, "pii-outside")
     [call] = reply.choices[0].message.tool_calls or []
     assert EMAIL in call.function.arguments  # type: ignore[union-attr]
+
+
+def test_embedding_inputs_leave_without_pii_or_secrets(
+    gateway: GatewayProcess, fake_openai: FakeOpenAI
+) -> None:
+    with sdk(gateway) as client:
+        result = client.embeddings.create(
+            model="outside-embed", input=[SECRET_TEXT, "nothing here"], encoding_format="float"
+        )
+    assert len(result.data) == 2
+    upstream = seen_upstream(fake_openai, "pii-embed")
+    assert EMAIL not in upstream
+    assert "<EMAIL_1>" in upstream
+    assert "nothing here" in upstream
 
 
 def test_an_inside_model_gets_the_request_unchanged(
@@ -293,6 +313,20 @@ def test_the_messages_door_redacts_and_restores_for_anthropic_itself(
     assert text.text == f"I will write to {EMAIL}."
     assert tool.type == "tool_use"
     assert tool.input == {"to": EMAIL, "cc": [EMAIL]}
+
+
+def test_an_embedding_input_with_a_secret_is_refused(
+    strict: GatewayProcess, fake_openai: FakeOpenAI
+) -> None:
+    before = len(fake_openai.requests_for("secrets-strict"))
+    with sdk(strict) as client, pytest.raises(openai.BadRequestError) as info:
+        client.embeddings.create(
+            model="m",
+            input=["fine", "token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlX2hlcmU"],
+        )
+    assert info.value.body["param"] == "input[1]"  # type: ignore[index]
+    assert info.value.body["code"] == "secret_detected"  # type: ignore[index]
+    assert len(fake_openai.requests_for("secrets-strict")) == before
 
 
 def test_the_messages_door_refuses_a_secret(

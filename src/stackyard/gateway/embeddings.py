@@ -1,4 +1,6 @@
-"""``POST /v1/embeddings``: float and base64 encodings, whatever the upstream supports."""
+"""``POST /v1/embeddings``: float and base64 encodings, whatever the upstream supports. The
+guardrails apply to text inputs: secrets are refused or masked, and PII is redacted before
+the inputs leave for an external provider (there is nothing to restore in vectors)."""
 
 from __future__ import annotations
 
@@ -9,12 +11,15 @@ from typing import Any
 
 from stackyard.errors import APIError
 from stackyard.gateway.accounting import cost_header
+from stackyard.gateway.chat import check_secrets, pii_vault
 from stackyard.gateway.deployment import Deployment
 from stackyard.gateway.headers import route_headers, with_route_headers
 from stackyard.gateway.providers.base import Body, UpstreamError
 from stackyard.gateway.router import RouteStats
 from stackyard.gateway.service import Gateway
 from stackyard.gateway.wire import validate_embeddings
+from stackyard.guardrails.redaction import change_inputs
+from stackyard.guardrails.secrets import mask_inputs, scan_inputs
 from stackyard.server.http import Request, Response
 
 
@@ -57,6 +62,9 @@ async def embeddings(gateway: Gateway, request: Request) -> Response:
 
     async def attempt(deployment: Deployment) -> Body:
         upstream_body = body
+        vault = pii_vault(gateway, deployment, ticket)
+        if vault is not None:  # nothing to restore: the answer is vectors
+            upstream_body = change_inputs(upstream_body, vault.redact)
         if wanted == "base64" and not deployment.provider.capabilities.base64_embeddings:
             upstream_body = {**body, "encoding_format": "float"}
         result = await deployment.provider.embeddings(upstream_body)
@@ -68,6 +76,7 @@ async def embeddings(gateway: Gateway, request: Request) -> Response:
             ) from None
 
     try:
+        body = check_secrets(gateway, body, ticket, scan_inputs, mask_inputs)
         routed = await gateway.router.run(
             body["model"],
             attempt,

@@ -29,6 +29,17 @@ def change_texts(body: Body, change: Callable[[str], str]) -> Body:
     return {**body, "messages": messages}
 
 
+def change_inputs(body: Body, change: Callable[[str], str]) -> Body:
+    """A copy of an embeddings request with ``change`` applied to each text input (token
+    arrays are left as they are: there is no text in them to find anything in)."""
+    value = body.get("input")
+    if isinstance(value, str):
+        return {**body, "input": change(value)}
+    if isinstance(value, list):
+        return {**body, "input": [change(v) if isinstance(v, str) else v for v in value]}
+    return body
+
+
 def _content(value: Any, change: Callable[[str], str]) -> Any:
     if isinstance(value, str):
         return change(value)

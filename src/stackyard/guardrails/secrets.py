@@ -86,6 +86,24 @@ def scan_messages(body: dict[str, Any]) -> list[Secret]:
     return found
 
 
+def scan_inputs(body: dict[str, Any]) -> list[Secret]:
+    """Every secret in an embeddings request's text inputs."""
+    value = body.get("input")
+    if isinstance(value, str):
+        return scan_text(value, "input")
+    found: list[Secret] = []
+    for index, item in enumerate(value if isinstance(value, list) else ()):
+        if isinstance(item, str):
+            found += scan_text(item, f"input[{index}]")
+    return found
+
+
+def mask_inputs(body: dict[str, Any]) -> dict[str, Any]:
+    from stackyard.guardrails.redaction import change_inputs
+
+    return change_inputs(body, mask)
+
+
 def mask(text: str) -> str:
     """The text with every secret replaced by ``[SECRET]``."""
     for _, pattern in DETECTORS:
