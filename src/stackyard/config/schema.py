@@ -367,10 +367,22 @@ class InjectionPolicy(_Strict):
     )
 
 
+class JSONPolicy(_Strict):
+    action: Literal["off", "error", "repair", "reask"] = Field(
+        default="off",
+        description="Answers to requests with a JSON response_format (json_object or "
+        "json_schema) must parse and match the schema: error (a 502 naming the problem), "
+        "repair (local fixes first: code fences, prose around the JSON, trailing commas), "
+        "reask (repair, then ask the model once more with the error), or off. Streams are "
+        "not checked.",
+    )
+
+
 class GuardrailsConfig(_Strict):
     pii: PIIPolicy = PIIPolicy()
     secrets: SecretsPolicy = SecretsPolicy()
     injection: InjectionPolicy = InjectionPolicy()
+    json_output: JSONPolicy = JSONPolicy()
 
 
 class VectorStoreConfig(_Strict):

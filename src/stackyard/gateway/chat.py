@@ -17,9 +17,11 @@ from stackyard.gateway.accounting import Settlement, cost_header
 from stackyard.gateway.deployment import Deployment
 from stackyard.gateway.headers import route_headers, with_route_headers
 from stackyard.gateway.providers.base import Body, UpstreamError
-from stackyard.gateway.router import RouteStats
+from stackyard.gateway.router import Routed, RouteStats
 from stackyard.gateway.service import Gateway
+from stackyard.gateway.validation import InvalidOutput, validate
 from stackyard.gateway.wire import validate_chat
+from stackyard.guardrails.output_json import expected
 from stackyard.guardrails.redaction import redact_request, restore_response, restore_stream
 from stackyard.guardrails.secrets import (
     MaskedStream,
@@ -105,9 +107,16 @@ async def chat_completions(gateway: Gateway, request: Request) -> Response | Eve
         routed = await gateway.router.run(
             body["model"], lambda d: _chat(gateway, d, body, ticket), stats=stats
         )
+        checked = await _check_json(gateway, body, routed, ticket)
     except APIError as exc:
+        failed = exc if isinstance(exc, InvalidOutput) else None  # what its calls used counts
         await governance.finish(
-            ticket, status=exc.status, usage=None, deployment=None, stats=stats, error=exc
+            ticket,
+            status=exc.status,
+            usage=failed.usage if failed else None,
+            deployment=failed.deployment if failed else None,
+            stats=stats,
+            error=exc,
         )
         raise with_route_headers(exc, request, stats) from None
     usage = routed.result.get("usage")
@@ -120,12 +129,39 @@ async def chat_completions(gateway: Gateway, request: Request) -> Response | Eve
         response=routed.result,
     )
     headers = [*route_headers(request, stats), *ticket.headers, cost_header(cost)]
+    if checked is not None:
+        headers.append((b"x-stackyard-guardrails-json", checked.encode()))
     if citations is not None:
         routed.result["citations"] = citations
     if stored is not None:
         stored.keep(cost, usage, response=routed.result)
         headers.extend(miss_headers(stored))
     return Response.json(routed.result, headers=headers)
+
+
+async def _check_json(
+    gateway: Gateway, body: Body, routed: Routed[Body], ticket: Ticket
+) -> str | None:
+    """The output-validation rail (guardrails.json_output), for answers asked for as JSON."""
+    action = gateway.config.guardrails.json_output.action
+    wanted = expected(body) if action != "off" else None
+    if wanted is None:
+        return None
+
+    async def ask(again: Body, stats: RouteStats) -> Routed[Body]:
+        return await gateway.router.run(
+            again["model"], lambda d: _chat(gateway, d, again, ticket), stats=stats
+        )
+
+    try:
+        outcome = await validate(routed, body, wanted, action, ask)
+    except InvalidOutput:
+        if ticket.trace is not None:
+            ticket.trace.root.attributes["stackyard.guardrails.json"] = "failed"
+        raise
+    if ticket.trace is not None:
+        ticket.trace.root.attributes["stackyard.guardrails.json"] = outcome
+    return outcome
 
 
 CACHE_MISS = (b"x-stackyard-cache", b"miss")
