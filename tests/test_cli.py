@@ -172,3 +172,42 @@ def test_a_soft_budget_from_the_cli(tmp_path: Path) -> None:
     header, row = listed.output.splitlines()[:2]
     assert header.split()[-1] == "budget_soft"
     assert row.split()[-1] == "True"
+
+
+def test_the_guardrails_audit_from_the_cli(tmp_path: Path) -> None:
+    import time
+
+    from stackyard.store import admin
+    from stackyard.store.audit_writer import AuditWriter
+    from stackyard.store.db import Database
+
+    config = tmp_path / "stackyard.yaml"
+    config.write_text("models: []\n")
+    runner = CliRunner()
+    empty = runner.invoke(main, ["guardrails", "audit", "--config", str(config)])
+    assert empty.exit_code == 0, empty.output
+    assert "no guardrail decisions since" in empty.output
+    db = Database(f"sqlite:///{tmp_path / 'stackyard.db'}")
+    team = admin.create_team(db, "search")
+    AuditWriter(db).insert(
+        [
+            ("req-1", time.time(), team["id"], "key_1", "m", "chat", "secrets", "block", {"n": 1}),
+            ("req-2", time.time(), None, None, "m", "chat", "pii", "redact", {"n": 2}),
+        ]
+    )
+    db.dispose()
+    listed = runner.invoke(
+        main, ["guardrails", "audit", "--team", "search", "--config", str(config)]
+    )
+    assert listed.exit_code == 0, listed.output
+    header, row = listed.output.splitlines()
+    assert header.split() == [
+        "created_at",
+        "team",
+        "model",
+        "rail",
+        "action",
+        "detail",
+        "request_id",
+    ]
+    assert row.split()[1:] == ["search", "m", "secrets", "block", '{"n":1}', "req-1"]

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+import orjson
 
 from stackyard import __version__
 from stackyard.auth.notify import publish_change
@@ -498,6 +499,30 @@ def spend(by: str, since: str, daily: bool, config_path: str | None) -> None:
         _table(rows, [by, "requests", "prompt_tokens", "completion_tokens", "cost_usd"])
     total = sum(r["cost_usd"] for r in rows)
     click.echo(f"total: ${total:.6f} over {sum(r['requests'] for r in rows)} requests")
+
+
+@main.group()
+def guardrails() -> None:
+    """What the guardrails decided."""
+
+
+@guardrails.command("audit")
+@click.option("--team", help="Only this team's requests (name or id).")
+@click.option("--since", default="1d", show_default=True, help="7d, 24h, 30m or a date.")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=100, show_default=True)
+@config_option
+def guardrails_audit(team: str | None, since: str, limit: int, config_path: str | None) -> None:
+    """The guardrails' decisions, newest first: what each rail found and did (never the
+    values it found)."""
+    start = since_value(since, "--since")
+    db = _store(config_path)
+    rows = _admin_call(lambda: admin.guardrail_decisions(db, since=start, team=team, limit=limit))
+    if not rows:
+        click.echo(f"no guardrail decisions since {start:%Y-%m-%d %H:%M} UTC")
+        return
+    for row in rows:
+        row["detail"] = orjson.dumps(row["detail"]).decode()
+    _table(rows, ["created_at", "team", "model", "rail", "action", "detail", "request_id"])
 
 
 def _register_pillars() -> None:

@@ -4,14 +4,16 @@ the request as it was."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import anthropic
+import httpx
 import openai
 import pytest
 
 from tests.conformance.recordings import an_message, oa_completion
-from tests.conftest import GatewayProcess
+from tests.conftest import GatewayProcess, team_key
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fakes.replay_upstream import ReplayUpstream
 
@@ -431,3 +433,65 @@ def test_a_second_wrong_answer_is_a_clear_error(
     assert body["param"] == "response_format"
     assert "not valid JSON" in body["message"]
     assert len(replay.take("json-out")) == 2  # asked once more, not again and again
+
+
+# -- the audit log ------------------------------------------------------------------------------
+
+AUDIT_MASTER = "sk-master-audit-0123456789"
+
+
+@pytest.fixture(scope="module")
+def audited(fake_openai: FakeOpenAI, gateway_factory: Any) -> GatewayProcess:
+    gw: GatewayProcess = gateway_factory(
+        {
+            "models": [
+                {
+                    "name": "outside",
+                    "provider": "openai-compatible",
+                    "api_base": fake_openai.base_url("audit-outside"),
+                    "external": True,
+                }
+            ],
+            "auth": {"master_key": AUDIT_MASTER, "refresh_seconds": 0.2},
+            "guardrails": {"pii": {"redact": "external"}, "secrets": {"action": "block"}},
+        }
+    )
+    return gw
+
+
+def test_every_decision_is_audited_per_team_without_the_values(audited: GatewayProcess) -> None:
+    key = team_key(audited, "auditors", AUDIT_MASTER)
+    time.sleep(0.5)  # the key snapshot refreshes every 0.2 s
+    leaked = "connect with postgresql://admin:hunter22@db.internal:5432/app please"
+    with openai.OpenAI(base_url=audited.base_url, api_key=key, max_retries=0) as client:
+        with pytest.raises(openai.BadRequestError):
+            client.chat.completions.create(
+                model="outside", messages=[{"role": "user", "content": leaked}]
+            )
+        client.chat.completions.create(
+            model="outside", messages=[{"role": "user", "content": SECRET_TEXT}]
+        )
+        client.chat.completions.create(
+            model="outside", messages=[{"role": "user", "content": "nothing to hide"}]
+        )
+    headers = {"authorization": f"Bearer {AUDIT_MASTER}"}
+    rows: list[dict[str, Any]] = []
+    for _ in range(50):  # written in batches, a fraction of a second later
+        rows = httpx.get(
+            f"{audited.url}/admin/guardrails/audit?team=auditors", headers=headers
+        ).json()["data"]
+        if len(rows) >= 2:
+            break
+        time.sleep(0.1)
+    assert [(r["rail"], r["action"]) for r in rows] == [("pii", "redact"), ("secrets", "block")]
+    pii, secret = rows
+    assert pii["team"] == secret["team"] == "auditors"
+    assert pii["detail"] == {"deployment": "outside#0", "found": {"EMAIL": 1, "CARD": 1}}
+    assert secret["detail"] == {
+        "detectors": ["connection_string_password"],
+        "where": ["messages[0].content"],
+    }
+    assert EMAIL not in str(rows)  # the audit names kinds and places, never values
+    assert "hunter22" not in str(rows)
+    other = httpx.get(f"{audited.url}/admin/guardrails/audit?team=nobody", headers=headers)
+    assert other.status_code == 400  # an unknown team is an error, not an empty list

@@ -23,9 +23,11 @@ from stackyard.gateway.costs import Price, price_for
 from stackyard.gateway.deployment import Deployment
 from stackyard.gateway.router import Router
 from stackyard.gateway.token_counts import count_prompt, counter_for
+from stackyard.guardrails.audit import details
 from stackyard.observability.recorder import Recorder
 from stackyard.observability.spans import RequestTrace
 from stackyard.server.http import Request
+from stackyard.store.audit_writer import AuditWriter
 from stackyard.store.spend_writer import SpendWriter
 
 if TYPE_CHECKING:
@@ -56,6 +58,8 @@ class Ticket:
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     done: bool = False
     trace: RequestTrace | None = None
+    #: What the guardrails decided: (rail, action, detail or a function giving it).
+    decisions: list[tuple[str, str, Any]] = field(default_factory=list)
 
 
 class Governance:
@@ -69,7 +73,9 @@ class Governance:
         budgets: BudgetBook | None = None,
         shared: LeasedCounters | None = None,
         recorder: Recorder | None = None,
+        audit: AuditWriter | None = None,
     ) -> None:
+        self.audit = audit
         self.router = router
         self.recorder = recorder
         self.shared = shared
@@ -268,6 +274,8 @@ class Governance:
                 self.budgets.settle(soft, 0.0, cost)
         elif principal.budgets:
             self.budgets.settle(principal.budgets, ticket.reserved_usd, cost)
+        if ticket.decisions and self.audit is not None:
+            await self._audit(ticket, principal)
         if self.writer is not None:
             await self.writer.put(
                 (  # in SpendWriter's COLUMNS order
@@ -289,6 +297,25 @@ class Governance:
                 )
             )
         return cost
+
+    async def _audit(self, ticket: Ticket, principal: Principal) -> None:
+        """The guardrails' decisions on this request, to the audit log."""
+        assert self.audit is not None
+        now = time.time()
+        for rail, action, detail in details(ticket):
+            await self.audit.put(
+                (  # in AuditWriter's COLUMNS order
+                    ticket.request_id,
+                    now,
+                    principal.team_id,
+                    principal.key_id,
+                    ticket.model,
+                    ticket.endpoint,
+                    rail,
+                    action,
+                    detail,
+                )
+            )
 
 
 def _rate_limited(refusal: Refusal) -> APIError:

@@ -21,6 +21,7 @@ from stackyard.gateway.router import Routed, RouteStats
 from stackyard.gateway.service import Gateway
 from stackyard.gateway.validation import InvalidOutput, validate
 from stackyard.gateway.wire import validate_chat
+from stackyard.guardrails.audit import decide
 from stackyard.guardrails.output_json import expected
 from stackyard.guardrails.redaction import redact_request, restore_response, restore_stream
 from stackyard.guardrails.secrets import (
@@ -156,9 +157,12 @@ async def _check_json(
     try:
         outcome = await validate(routed, body, wanted, action, ask)
     except InvalidOutput:
+        decide(ticket, "json", "failed", {"policy": action})
         if ticket.trace is not None:
             ticket.trace.root.attributes["stackyard.guardrails.json"] = "failed"
         raise
+    if outcome != "valid":
+        decide(ticket, "json", outcome, {"policy": action})
     if ticket.trace is not None:
         ticket.trace.root.attributes["stackyard.guardrails.json"] = outcome
     return outcome
@@ -221,10 +225,15 @@ def check_secrets(
     found = scan(body)
     if not found:
         return body
+    detectors = sorted({s.detector for s in found})
+    decide(
+        ticket,
+        "secrets",
+        "redact" if action == "redact" else "block",
+        {"detectors": detectors, "where": sorted({s.where for s in found})},
+    )
     if ticket.trace is not None:
-        ticket.trace.root.attributes["stackyard.guardrails.secrets"] = sorted(
-            {s.detector for s in found}
-        )
+        ticket.trace.root.attributes["stackyard.guardrails.secrets"] = detectors
     if action == "redact":
         return masked(body)
     first = found[0]
@@ -247,7 +256,16 @@ def pii_vault(gateway: Gateway, deployment: Deployment, ticket: Ticket) -> Vault
         return None
     if ticket.trace is not None:
         ticket.trace.root.attributes["stackyard.guardrails.pii"] = "redacted"
-    return Vault(frozenset(policy.kinds) if policy.kinds else None)
+    vault = Vault(frozenset(policy.kinds) if policy.kinds else None)
+    # Audited once the answer is back, and only if something was found: the kinds and
+    # counts, never the values.
+    decide(
+        ticket,
+        "pii",
+        "redact",
+        lambda: {"deployment": deployment.id, "found": vault.counts()} if len(vault) else None,
+    )
+    return vault
 
 
 async def _chat(gateway: Gateway, deployment: Deployment, body: Body, ticket: Ticket) -> Body:
@@ -265,8 +283,10 @@ async def _chat(gateway: Gateway, deployment: Deployment, body: Body, ticket: Ti
 
 def secrets_out(ticket: Ticket, masked: int) -> None:
     """Record on the trace how many secrets an answer carried (masked)."""
-    if masked and ticket.trace is not None:
-        ticket.trace.root.attributes["stackyard.guardrails.secrets_output"] = masked
+    if masked:
+        decide(ticket, "secrets_output", "redact", {"count": masked})
+        if ticket.trace is not None:
+            ticket.trace.root.attributes["stackyard.guardrails.secrets_output"] = masked
 
 
 async def _masked(chunks: AsyncGenerator[Body, None], ticket: Ticket) -> AsyncGenerator[Body, None]:

@@ -10,6 +10,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from stackyard.errors import APIError
+from stackyard.guardrails.audit import decide
 from stackyard.guardrails.injection import Finding, InjectionDetector, request_texts
 
 if TYPE_CHECKING:
@@ -67,6 +68,15 @@ class InjectionScreen:
             return
         first = found[0]
         action = self.policy.action
+        decide(
+            ticket,
+            "injection",
+            action,
+            {
+                "detectors": sorted({f"{f.detector} in {f.where}" for f in found}),
+                "score": round(max(f.score for f in found), 4),
+            },
+        )
         if ticket.trace is not None:
             attributes = ticket.trace.root.attributes
             attributes["stackyard.guardrails.injection"] = sorted(

@@ -23,6 +23,10 @@ class Vault:
     def __len__(self) -> int:
         return len(self._by_placeholder)
 
+    def counts(self) -> dict[str, int]:
+        """How many distinct values of each kind were replaced (for the audit log)."""
+        return dict(self._counts)
+
     def redact(self, text: str) -> str:
         found = find(text, self.kinds)
         if not found:

@@ -11,6 +11,7 @@ GET  /admin/keys
 POST /admin/keys/revoke    {"id"}
 GET  /admin/spend?by=organization|team|user|key|model&since=7d
 GET  /admin/spend/daily?by=team&days=30
+GET  /admin/guardrails/audit?team=search&since=1d&limit=100
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ class AdminAPI:
         routes.add("POST", ["/admin/keys/revoke"], self._guard(self.revoke))
         routes.add("GET", ["/admin/spend"], self._guard(self.spend))
         routes.add("GET", ["/admin/spend/daily"], self._guard(self.daily_spend))
+        routes.add("GET", ["/admin/guardrails/audit"], self._guard(self.guardrail_audit))
         routes.add("GET", ["/admin/openapi.json"], self._openapi)
 
     async def _openapi(self, request: Request) -> Reply:
@@ -186,4 +188,21 @@ class AdminAPI:
             raise invalid_request(f"days: expected a positive integer, not '{days}'", param="days")
         since = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=int(days) - 1)
         rows = await asyncio.to_thread(admin.daily_spend, self.db, by=by, since=since)
+        return {"data": rows}
+
+    async def guardrail_audit(self, request: Request) -> Any:
+        query = urllib.parse.parse_qs(request.scope.get("query_string", b"").decode())
+        since = parse_since(query.get("since", ["1d"])[0])
+        limit = query.get("limit", ["100"])[0]
+        if not limit.isdigit() or not 1 <= int(limit) <= 10_000:
+            raise invalid_request(
+                f"limit: expected an integer from 1 to 10000, not '{limit}'", param="limit"
+            )
+        rows = await asyncio.to_thread(
+            admin.guardrail_decisions,
+            self.db,
+            since=since,
+            team=query.get("team", [None])[0],
+            limit=int(limit),
+        )
         return {"data": rows}

@@ -205,6 +205,52 @@ DOCUMENT: dict[str, Any] = {
                 ],
             }
         },
+        "/admin/guardrails/audit": {
+            "get": {
+                **_operation(
+                    "The guardrails' decisions, newest first (what was found and done, never "
+                    "the values)",
+                    _list(
+                        _obj(
+                            ["created_at", "request_id", "rail", "action"],
+                            {
+                                "created_at": {"type": "string", "format": "date-time"},
+                                "request_id": {"type": "string"},
+                                "team": {"type": ["string", "null"]},
+                                "key_id": {"type": ["string", "null"]},
+                                "model": {"type": "string"},
+                                "endpoint": {"type": "string"},
+                                "rail": {
+                                    "enum": [
+                                        "pii",
+                                        "secrets",
+                                        "secrets_output",
+                                        "injection",
+                                        "json",
+                                    ]
+                                },
+                                "action": {"type": "string"},
+                                "detail": {"type": "object"},
+                            },
+                        )
+                    ),
+                ),
+                "parameters": [
+                    {"name": "team", "in": "query", "schema": {"type": "string"}},
+                    {
+                        "name": "since",
+                        "in": "query",
+                        "schema": {"type": "string", "default": "1d"},
+                        "description": "7d, 24h, 30m or an ISO date.",
+                    },
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 10000},
+                    },
+                ],
+            }
+        },
         "/admin/spend/daily": {
             "get": {
                 **_operation(

@@ -48,6 +48,7 @@ from stackyard.server.admin import AdminAPI
 from stackyard.server.http import ClientDisconnected, Request, Response
 from stackyard.server.routing import Reply, Routes
 from stackyard.server.types import Receive, Scope, Send
+from stackyard.store.audit_writer import AuditWriter
 from stackyard.store.db import Database, default_url
 from stackyard.store.spend_writer import SpendWriter
 
@@ -78,6 +79,7 @@ class Stackyard:
         self.db = Database(config.database_url or default_url(config_file))
         self.snapshot = KeySnapshot(self.db, refresh_seconds=config.auth.refresh_seconds)
         self.writer = SpendWriter(self.db)
+        self.audit = AuditWriter(self.db)  # the guardrails' decisions
         self.budgets = BudgetBook(self.db)
         redis_url = config.redis_url or os.environ.get("STACKYARD_REDIS_URL") or None
         self.redis_url = redis_url
@@ -140,6 +142,7 @@ class Stackyard:
             budgets=self.budgets,
             shared=self.shared,
             recorder=self.recorder,
+            audit=self.audit,
         )
         self._background: list[asyncio.Task[None]] = []
         self.ready = False
@@ -230,6 +233,7 @@ class Stackyard:
                 if self.supervisor is not None:
                     await self.supervisor.aclose()  # workers checkpoint and stop
                 await self.writer.close()  # every accepted spend row is written
+                await self.audit.close()  # and every guardrail decision
                 await self.traces.close()  # and every queued trace
                 if self.exporter is not None:
                     await self.exporter.close()
@@ -259,6 +263,7 @@ class Stackyard:
             await self._seed_shared(budgets)
             self.snapshot.after_change = self._seed_shared
         self.writer.start()
+        self.audit.start()
         self.traces.start()
         if self.exporter is not None:
             self.exporter.start()

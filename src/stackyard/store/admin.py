@@ -11,7 +11,15 @@ from sqlalchemy import func, select
 
 from stackyard.auth.keys import generate_key
 from stackyard.store.db import Database
-from stackyard.store.tables import Organization, SpendDaily, SpendRecord, Team, User, VirtualKey
+from stackyard.store.tables import (
+    GuardrailDecision,
+    Organization,
+    SpendDaily,
+    SpendRecord,
+    Team,
+    User,
+    VirtualKey,
+)
 from stackyard.store.tables.base import Governed, new_id, utcnow
 
 PERIODS = ("day", "month", "total")
@@ -383,3 +391,33 @@ def daily_spend(db: Database, *, by: str, since: dt.date) -> list[dict[str, Any]
                 session.execute(query)
             )
         ]
+
+
+def guardrail_decisions(
+    db: Database, *, since: dt.datetime, team: str | None = None, limit: int = 100
+) -> list[dict[str, Any]]:
+    """The guardrails' audit log, newest first; ``team`` is a name or an id."""
+    with db.session() as session:
+        query = select(GuardrailDecision).where(GuardrailDecision.created_at >= since)
+        if team is not None:
+            query = query.where(GuardrailDecision.team_id == _find_team(session, team).id)
+        query = query.order_by(GuardrailDecision.created_at.desc(), GuardrailDecision.id.desc())
+        names = {t.id: t.name for t in session.scalars(select(Team))}
+        return [
+            {
+                "created_at": _aware(row.created_at).isoformat(),
+                "request_id": row.request_id,
+                "team": names.get(row.team_id, row.team_id) if row.team_id else None,
+                "key_id": row.key_id,
+                "model": row.model,
+                "endpoint": row.endpoint,
+                "rail": row.rail,
+                "action": row.action,
+                "detail": row.detail,
+            }
+            for row in session.scalars(query.limit(limit))
+        ]
+
+
+def _aware(moment: dt.datetime) -> dt.datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)  # SQLite: naive

@@ -1,5 +1,6 @@
 """Tables, one module per entity group; importing this package registers them all."""
 
+from stackyard.store.tables.audit import GuardrailDecision
 from stackyard.store.tables.base import Base
 from stackyard.store.tables.finetune import FileRecord, JobEvent, JobRecord
 from stackyard.store.tables.keys import VirtualKey
@@ -13,6 +14,7 @@ __all__ = [
     "Base",
     "CollectionRecord",
     "FileRecord",
+    "GuardrailDecision",
     "JobEvent",
     "JobRecord",
     "Organization",
