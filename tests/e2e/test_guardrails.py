@@ -453,7 +453,11 @@ def audited(fake_openai: FakeOpenAI, gateway_factory: Any) -> GatewayProcess:
                 }
             ],
             "auth": {"master_key": AUDIT_MASTER, "refresh_seconds": 0.2},
-            "guardrails": {"pii": {"redact": "external"}, "secrets": {"action": "block"}},
+            "guardrails": {
+                "pii": {"redact": "external"},
+                "secrets": {"action": "block"},
+                "teams": {"relaxed": {"pii": {"redact": "off"}, "secrets": {"action": "off"}}},
+            },
         }
     )
     return gw
@@ -495,3 +499,29 @@ def test_every_decision_is_audited_per_team_without_the_values(audited: GatewayP
     assert "hunter22" not in str(rows)
     other = httpx.get(f"{audited.url}/admin/guardrails/audit?team=nobody", headers=headers)
     assert other.status_code == 400  # an unknown team is an error, not an empty list
+
+
+def test_a_teams_own_policies_replace_the_gateways(
+    audited: GatewayProcess, fake_openai: FakeOpenAI
+) -> None:
+    strict_key = team_key(audited, "by-the-book", AUDIT_MASTER)
+    relaxed_key = team_key(audited, "relaxed", AUDIT_MASTER)
+    time.sleep(0.5)
+    leaked = "connect with postgresql://admin:hunter22@db.internal:5432/app please"
+    with openai.OpenAI(base_url=audited.base_url, api_key=strict_key, max_retries=0) as client:
+        client.chat.completions.create(
+            model="outside", messages=[{"role": "user", "content": SECRET_TEXT}]
+        )
+        assert EMAIL not in seen_upstream(fake_openai, "audit-outside")
+        with pytest.raises(openai.BadRequestError):
+            client.chat.completions.create(
+                model="outside", messages=[{"role": "user", "content": leaked}]
+            )
+    with openai.OpenAI(base_url=audited.base_url, api_key=relaxed_key, max_retries=0) as client:
+        client.chat.completions.create(
+            model="outside", messages=[{"role": "user", "content": SECRET_TEXT}]
+        )
+        assert EMAIL in seen_upstream(fake_openai, "audit-outside")  # its policy: no redaction
+        client.chat.completions.create(
+            model="outside", messages=[{"role": "user", "content": leaked}]
+        )  # and secrets let through

@@ -378,11 +378,30 @@ class JSONPolicy(_Strict):
     )
 
 
+class GuardrailsOverride(_Strict):
+    """A team's or a model's own policies: each one given replaces the gateway's whole."""
+
+    pii: PIIPolicy | None = None
+    secrets: SecretsPolicy | None = None
+    injection: InjectionPolicy | None = None
+    json_output: JSONPolicy | None = None
+
+
 class GuardrailsConfig(_Strict):
     pii: PIIPolicy = PIIPolicy()
     secrets: SecretsPolicy = SecretsPolicy()
     injection: InjectionPolicy = InjectionPolicy()
     json_output: JSONPolicy = JSONPolicy()
+    models: dict[str, GuardrailsOverride] = Field(
+        default_factory=dict,
+        description="Policies for requests to a model (by the name clients use), replacing "
+        "the ones above that they set.",
+    )
+    teams: dict[str, GuardrailsOverride] = Field(
+        default_factory=dict,
+        description="Policies for a team's requests (by team name or id), replacing the "
+        "model's and the ones above that they set.",
+    )
 
 
 class VectorStoreConfig(_Strict):

@@ -12,6 +12,7 @@ import orjson
 
 from stackyard.auth.admission import Ticket
 from stackyard.cache.service import Cache, Control, Lookup
+from stackyard.config.schema import GuardrailsConfig
 from stackyard.errors import APIError
 from stackyard.gateway.accounting import Settlement, cost_header
 from stackyard.gateway.deployment import Deployment
@@ -80,7 +81,7 @@ async def chat_completions(gateway: Gateway, request: Request) -> Response | Eve
             body, citations = await _retrieve(gateway, body, rag_spec, ticket)
         body = check_secrets(gateway, body, ticket)
         if gateway.injection is not None:
-            await gateway.injection.check(body, citations, ticket)
+            await gateway.injection.check(body, citations, ticket, rails(gateway, ticket).injection)
         cache = gateway.cache
         control = cache.control(request, cache_spec, ticket.principal) if cache else None
         if cache is not None and control is not None:
@@ -144,7 +145,7 @@ async def _check_json(
     gateway: Gateway, body: Body, routed: Routed[Body], ticket: Ticket
 ) -> str | None:
     """The output-validation rail (guardrails.json_output), for answers asked for as JSON."""
-    action = gateway.config.guardrails.json_output.action
+    action = rails(gateway, ticket).json_output.action
     wanted = expected(body) if action != "off" else None
     if wanted is None:
         return None
@@ -210,6 +211,11 @@ async def _retrieve(
     return body, retrieval.citations
 
 
+def rails(gateway: Gateway, ticket: Ticket) -> GuardrailsConfig:
+    """The guardrail policies for this request: the gateway's, its model's, its team's."""
+    return gateway.policies.for_request(ticket.principal.team_id, ticket.model)
+
+
 def check_secrets(
     gateway: Gateway,
     body: Body,
@@ -219,7 +225,7 @@ def check_secrets(
 ) -> Body:
     """Refuse, or mask, a request carrying a secret (the guardrails' secrets policy); ``scan``
     and ``masked`` read and change the request's shape."""
-    action = gateway.config.guardrails.secrets.action
+    action = rails(gateway, ticket).secrets.action
     if action == "off":
         return body
     found = scan(body)
@@ -251,7 +257,7 @@ def check_secrets(
 def pii_vault(gateway: Gateway, deployment: Deployment, ticket: Ticket) -> Vault | None:
     """A vault when this deployment's requests must leave without PII (the guardrails'
     policy), else None."""
-    policy = gateway.config.guardrails.pii
+    policy = rails(gateway, ticket).pii
     if policy.redact == "off" or (policy.redact == "external" and not deployment.external):
         return None
     if ticket.trace is not None:
@@ -276,7 +282,7 @@ async def _chat(gateway: Gateway, deployment: Deployment, body: Body, ticket: Ti
         result = restore_response(
             await deployment.provider.chat(redact_request(body, vault)), vault
         )
-    if gateway.config.guardrails.secrets.output == "redact":
+    if rails(gateway, ticket).secrets.output == "redact":
         secrets_out(ticket, mask_response(result))
     return result
 
@@ -395,7 +401,7 @@ async def _stream(
         chunks = deployment.provider.chat_stream(upstream_body)
         if vault is not None:
             chunks = restore_stream(chunks, vault)
-        if gateway.config.guardrails.secrets.output == "redact":
+        if rails(gateway, ticket).secrets.output == "redact":
             chunks = _masked(chunks, ticket)
         try:
             first = await anext(chunks)

@@ -20,7 +20,7 @@ from stackyard.auth.admission import Ticket
 from stackyard.errors import APIError
 from stackyard.gateway.accounting import Settlement, cost_header
 from stackyard.gateway.anthropic_wire import error_body, error_type, validate_messages
-from stackyard.gateway.chat import check_secrets, pii_vault, secrets_out
+from stackyard.gateway.chat import check_secrets, pii_vault, rails, secrets_out
 from stackyard.gateway.deployment import Deployment
 from stackyard.gateway.headers import route_headers, with_route_headers
 from stackyard.gateway.providers.base import Body, MessagesProvider, UpstreamError
@@ -79,7 +79,7 @@ async def messages(gateway: Gateway, request: Request) -> Response | EventStream
                 result = anthropic_frontdoor.message(completion, model=body["model"])
             if vault is not None and len(vault):
                 change_message(result, vault.restore)
-            if gateway.config.guardrails.secrets.output == "redact":
+            if rails(gateway, guarded).secrets.output == "redact":
                 found = [0]
 
                 def mask(text: str) -> str:
@@ -178,7 +178,7 @@ async def _stream(
         )
         if vault is not None:
             events = transform_events(events, EventTransformer(lambda: StreamRestorer(vault)))
-        if gateway.config.guardrails.secrets.output == "redact":
+        if rails(gateway, ticket).secrets.output == "redact":
             events = transform_events(events, EventTransformer(SecretWindow))
         try:
             first = await anext(events)

@@ -10,6 +10,7 @@ from stackyard.gateway.providers import registry
 from stackyard.gateway.providers.base import Provider
 from stackyard.gateway.providers.http import HttpClient
 from stackyard.gateway.router import Router
+from stackyard.guardrails.policy import Policies
 from stackyard.guardrails.screen import InjectionScreen
 from stackyard.prompts.snapshot import PromptSnapshot
 
@@ -48,9 +49,11 @@ class Gateway:
         self.cache: Cache | None = None
         #: Collections and retrieval (None: the rag extra is not installed).
         self.rag: RAG | None = None
-        #: The injection rail (None: off).
+        #: Which guardrail policies apply to a request (the gateway's, a model's, a team's).
+        self.policies = Policies(config.guardrails)
+        #: The injection rail (None: no policy turns it on).
         self.injection: InjectionScreen | None = None
-        if config.guardrails.injection.action != "off":
+        if self.policies.any_injection():
             self.injection = InjectionScreen(config.guardrails.injection)
 
     async def aclose(self) -> None:

@@ -44,9 +44,12 @@ class InjectionScreen:
             log.warning("injection detection uses heuristics only: no classifier weights")
 
     def items(
-        self, body: dict[str, Any], passages: list[dict[str, Any]] | None
+        self,
+        body: dict[str, Any],
+        passages: list[dict[str, Any]] | None,
+        policy: InjectionPolicy | None = None,
     ) -> list[tuple[str, str]]:
-        roles = set(self.policy.scan)
+        roles = set((policy or self.policy).scan)
         found = []
         for where, text in request_texts(body):
             index = int(where.split("[", 1)[1].split("]", 1)[0])
@@ -58,16 +61,25 @@ class InjectionScreen:
         return found
 
     async def check(
-        self, body: dict[str, Any], passages: list[dict[str, Any]] | None, ticket: Ticket
+        self,
+        body: dict[str, Any],
+        passages: list[dict[str, Any]] | None,
+        ticket: Ticket,
+        policy: InjectionPolicy | None = None,
     ) -> None:
-        items = self.items(body, passages)
+        """Screen a request under ``policy`` (a team's or a model's; the gateway's by
+        default). The classifier's model and threshold are the gateway's."""
+        policy = policy or self.policy
+        if policy.action == "off":
+            return
+        items = self.items(body, passages, policy)
         if not items:
             return
         found = await asyncio.to_thread(self.detector.scan, items)
         if not found:
             return
         first = found[0]
-        action = self.policy.action
+        action = policy.action
         decide(
             ticket,
             "injection",

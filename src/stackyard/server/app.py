@@ -129,6 +129,7 @@ class Stackyard:
             self.metrics,
             team_names=lambda: self.snapshot.team_names,
         )
+        self.gateway.policies.team_names = lambda: self.snapshot.team_names
         self.gateway.prompts = PromptSnapshot(self.db)
         self.snapshot.followers.append(self.gateway.prompts.load)
         self.gateway.rag = _rag(config, self.db, self.gateway, config_file)

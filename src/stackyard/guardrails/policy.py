@@ -1,0 +1,49 @@
+"""Which policies apply to a request: the gateway's, then its model's, then its team's (the
+most specific wins, policy by policy). Worked out once per team and model, then served from
+memory."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from stackyard.config.schema import GuardrailsConfig, GuardrailsOverride
+
+POLICIES = ("pii", "secrets", "injection", "json_output")
+
+
+def _apply(rails: GuardrailsConfig, override: GuardrailsOverride | None) -> GuardrailsConfig:
+    if override is None:
+        return rails
+    given = {name: getattr(override, name) for name in POLICIES if getattr(override, name)}
+    return rails.model_copy(update=given) if given else rails
+
+
+class Policies:
+    def __init__(
+        self, config: GuardrailsConfig, team_names: Callable[[], dict[str, str]] = dict
+    ) -> None:
+        self.config = config
+        self.team_names = team_names
+        self._resolved: dict[tuple[str | None, str, str], GuardrailsConfig] = {}
+
+    def for_request(self, team_id: str | None, model: str) -> GuardrailsConfig:
+        name = self.team_names().get(team_id, "") if team_id is not None else ""
+        key = (team_id, name, model)  # the name too: a renamed team gets its new policies
+        found = self._resolved.get(key)
+        if found is None:
+            found = self._resolved[key] = self._resolve(team_id, name, model)
+        return found
+
+    def _resolve(self, team_id: str | None, name: str, model: str) -> GuardrailsConfig:
+        config = self.config
+        rails = _apply(config, config.models.get(model))
+        if team_id is not None:
+            rails = _apply(rails, config.teams.get(team_id) or config.teams.get(name))
+        return rails
+
+    def any_injection(self) -> bool:
+        """Whether any request may be screened for injections (the screen must be loaded)."""
+        overrides = [*self.config.models.values(), *self.config.teams.values()]
+        return self.config.injection.action != "off" or any(
+            o.injection is not None and o.injection.action != "off" for o in overrides
+        )
