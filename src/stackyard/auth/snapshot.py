@@ -5,7 +5,6 @@ dict, never the database. A background task reloads the snapshot when the tables
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -15,7 +14,7 @@ from sqlalchemy import func, select
 from stackyard.auth.principal import Budget, Limit, Principal
 from stackyard.store.db import Database
 from stackyard.store.tables import Organization, Team, User, VirtualKey
-from stackyard.store.tables.base import Governed, utcnow
+from stackyard.store.tables.base import Governed, aware, utcnow
 
 log = logging.getLogger("stackyard.auth")
 
@@ -80,7 +79,7 @@ class KeySnapshot:
             teams = {t.id: t for t in session.scalars(select(Team))}
             users = {u.id: u for u in session.scalars(select(User))}
             for key in session.scalars(select(VirtualKey).where(VirtualKey.revoked_at.is_(None))):
-                if key.expires_at is not None and _aware(key.expires_at) <= now:
+                if key.expires_at is not None and aware(key.expires_at) <= now:
                     continue
                 team = teams.get(key.team_id)
                 user = users.get(key.user_id) if key.user_id else None
@@ -111,7 +110,7 @@ class KeySnapshot:
                     limits=tuple(limits),
                     budgets=tuple(budgets),
                     hard_budgets=tuple(b for b in budgets if not b.soft),
-                    expires_at=_aware(key.expires_at).timestamp() if key.expires_at else None,
+                    expires_at=aware(key.expires_at).timestamp() if key.expires_at else None,
                 )
         self.keys = keys
         self.team_names = {team_id: team.name for team_id, team in teams.items()}
@@ -166,9 +165,3 @@ async def _subscribe(redis_url: str) -> Any:
         log.exception("cannot subscribe to change notifications; polling only")
         return None
     return pubsub
-
-
-def _aware(moment: dt.datetime) -> dt.datetime:
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=dt.UTC)  # SQLite gives naive datetimes back
-    return moment

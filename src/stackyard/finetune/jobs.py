@@ -16,6 +16,7 @@ from sqlalchemy import or_, select, update
 
 from stackyard.finetune.settings import BASE_LEARNING_RATE, Settings
 from stackyard.store.db import Database
+from stackyard.store.tables.base import aware
 from stackyard.store.tables.finetune import JobEvent, JobRecord
 
 ACTIVE = ("validating_files", "queued", "running")
@@ -32,9 +33,7 @@ class JobNotFound(LookupError):
 def _ts(moment: dt.datetime | None) -> int | None:
     if moment is None:
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return int(moment.timestamp())
+    return int(aware(moment).timestamp())
 
 
 def now() -> dt.datetime:

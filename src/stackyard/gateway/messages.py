@@ -33,7 +33,7 @@ from stackyard.guardrails.anthropic_shape import (
     change_request,
     transform_events,
 )
-from stackyard.guardrails.secrets import SecretWindow, mask, mask_answer, scan_messages
+from stackyard.guardrails.secrets import Masker, SecretWindow, mask, scan_messages
 from stackyard.guardrails.vault import StreamRestorer
 from stackyard.observability.capture import EventCapture
 from stackyard.server.http import Request, Response
@@ -80,15 +80,9 @@ async def messages(gateway: Gateway, request: Request) -> Response | EventStream
             if vault is not None and len(vault):
                 change_message(result, vault.restore)
             if rails(gateway, guarded).secrets.output == "redact":
-                found = [0]
-
-                def mask(text: str) -> str:
-                    masked, count = mask_answer(text)
-                    found[0] += count
-                    return masked
-
-                change_message(result, mask)
-                secrets_out(guarded, found[0])
+                masker = Masker()
+                change_message(result, masker)
+                secrets_out(guarded, masker.count)
             return result
 
         routed = await gateway.router.run(body["model"], attempt, stats=stats, operation="messages")

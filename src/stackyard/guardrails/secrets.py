@@ -214,20 +214,25 @@ def mask_answer(text: str) -> tuple[str, int]:
     return masked, window.masked
 
 
+class Masker:
+    """A text change that masks secrets in whole answers and counts them."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, text: str) -> str:
+        masked, found = mask_answer(text)
+        self.count += found
+        return masked
+
+
 def mask_response(result: dict[str, Any]) -> int:
     """Mask secrets in a chat completion's choices (in place); return how many."""
     from stackyard.guardrails.redaction import change_response
 
-    count = 0
-
-    def change(text: str) -> str:
-        nonlocal count
-        masked, found = mask_answer(text)
-        count += found
-        return masked
-
-    change_response(result, change)
-    return count
+    masker = Masker()
+    change_response(result, masker)
+    return masker.count
 
 
 class MaskedStream:

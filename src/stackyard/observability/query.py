@@ -18,6 +18,7 @@ from sqlalchemy.sql import Select
 
 from stackyard.store.db import Database
 from stackyard.store.tables import ScoreRecord, TraceRecord
+from stackyard.store.tables.base import aware
 
 SUMMARY_COLUMNS = [
     c
@@ -51,8 +52,7 @@ class TraceFilter:
 
 def _iso(value: Any) -> Any:
     if isinstance(value, dt.datetime):
-        moment = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-        return moment.isoformat()
+        return aware(value).isoformat()
     return value
 
 
@@ -352,7 +352,7 @@ def aggregate(
     cells: dict[tuple[Any, ...], dict[str, Any]] = {}
     with db.engine.connect() as connection:
         for row in connection.execute(query):
-            started = row[0] if row[0].tzinfo else row[0].replace(tzinfo=dt.UTC)
+            started = aware(row[0])
             start = None
             if width is not None:
                 epoch = started.timestamp()

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from stackyard.prompts.model import LABEL, PushRequest
 from stackyard.store.db import Database
 from stackyard.store.tables import Prompt, PromptAudit, PromptLabel, PromptVersion
-from stackyard.store.tables.base import new_id, utcnow
+from stackyard.store.tables.base import aware, new_id, utcnow
 
 
 class RegistryError(Exception):
@@ -27,7 +27,7 @@ class RegistryError(Exception):
 
 
 def _iso(moment: dt.datetime) -> str:
-    return (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).isoformat()
+    return aware(moment).isoformat()
 
 
 @dataclass(frozen=True)

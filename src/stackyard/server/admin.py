@@ -30,6 +30,7 @@ from stackyard.server.http import Request, Response
 from stackyard.server.routing import Reply, Routes
 from stackyard.store import admin
 from stackyard.store.db import Database
+from stackyard.store.tables.base import aware
 
 
 def parse_since(text: str) -> dt.datetime:
@@ -42,7 +43,7 @@ def parse_since(text: str) -> dt.datetime:
         moment = dt.datetime.fromisoformat(text)
     except ValueError:
         raise invalid_request(f"since: expected 7d, 24h, 30m or a date, not '{text}'") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+    return aware(moment)
 
 
 def _optional(body: dict[str, Any], name: str, kind: type) -> Any:

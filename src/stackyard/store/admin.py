@@ -20,7 +20,7 @@ from stackyard.store.tables import (
     User,
     VirtualKey,
 )
-from stackyard.store.tables.base import Governed, new_id, utcnow
+from stackyard.store.tables.base import Governed, aware, new_id, utcnow
 
 PERIODS = ("day", "month", "total")
 
@@ -405,7 +405,7 @@ def guardrail_decisions(
         names = {t.id: t.name for t in session.scalars(select(Team))}
         return [
             {
-                "created_at": _aware(row.created_at).isoformat(),
+                "created_at": aware(row.created_at).isoformat(),
                 "request_id": row.request_id,
                 "team": names.get(row.team_id, row.team_id) if row.team_id else None,
                 "key_id": row.key_id,
@@ -417,7 +417,3 @@ def guardrail_decisions(
             }
             for row in session.scalars(query.limit(limit))
         ]
-
-
-def _aware(moment: dt.datetime) -> dt.datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)  # SQLite: naive
