@@ -27,6 +27,7 @@ from stackyard.config.schema import (
     SecretsPolicy,
     SemanticCacheConfig,
     ServerConfig,
+    TopicsPolicy,
     VectorStoreConfig,
 )
 from stackyard.gateway.providers import registry
@@ -52,6 +53,7 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
         SecretsPolicy,
         InjectionPolicy,
         JSONPolicy,
+        TopicsPolicy,
         RagConfig,
         VectorStoreConfig,
         FinetuneConfig,

@@ -525,3 +525,42 @@ def test_a_teams_own_policies_replace_the_gateways(
         client.chat.completions.create(
             model="outside", messages=[{"role": "user", "content": leaked}]
         )  # and secrets let through
+
+
+# -- topics and denied words -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def topical(fake_openai: FakeOpenAI, gateway_factory: Any) -> GatewayProcess:
+    gw: GatewayProcess = gateway_factory(
+        {
+            "models": [
+                {
+                    "name": "m",
+                    "provider": "openai-compatible",
+                    "api_base": fake_openai.base_url("topics"),
+                }
+            ],
+            "guardrails": {"topics": {"action": "block", "deny_words": ["Project Falcon"]}},
+        },
+        ready_timeout=90,
+    )
+    return gw
+
+
+def test_a_denied_word_is_refused_before_it_leaves(
+    topical: GatewayProcess, fake_openai: FakeOpenAI
+) -> None:
+    before = len(fake_openai.requests_for("topics"))
+    with sdk(topical) as client:
+        with pytest.raises(openai.BadRequestError) as info:
+            client.chat.completions.create(
+                model="m", messages=[{"role": "user", "content": "Any news on project falcon?"}]
+            )
+        client.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "Any news on the falcon project?"}]
+        )
+    body: Any = info.value.body
+    assert body["code"] == "topic_not_allowed"
+    assert "deny_word:project falcon" in body["message"]
+    assert len(fake_openai.requests_for("topics")) == before + 1  # only the second was sent

@@ -54,5 +54,5 @@ def test_a_renamed_team_gets_its_new_names_policies() -> None:
 
 
 def test_the_injection_screen_loads_when_any_policy_needs_it() -> None:
-    assert Policies(CONFIG).any_injection()
-    assert not Policies(GuardrailsConfig()).any_injection()
+    assert Policies(CONFIG).any_on("injection")
+    assert not Policies(GuardrailsConfig()).any_on("injection")

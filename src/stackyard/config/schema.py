@@ -378,6 +378,31 @@ class JSONPolicy(_Strict):
     )
 
 
+class TopicsPolicy(_Strict):
+    action: Literal["off", "block", "warn", "log"] = Field(
+        default="off",
+        description="A user message with a denied word or on a banned topic: block it (a 400 "
+        "naming the word or topic), warn (a header), log, or off.",
+    )
+    deny_words: list[str] = Field(
+        default_factory=list,
+        description="Words or phrases never sent (whole words, any case).",
+    )
+    banned: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Banned topics, each described by a few example sentences; a message as "
+        "similar as threshold to one of them is on the topic.",
+    )
+    threshold: Annotated[float, Field(gt=0, le=1)] = Field(
+        default=0.45,
+        description="The cosine similarity (in-process embedding model) at which a message is "
+        "on a banned topic.",
+    )
+    embedding_model: str = Field(
+        default="all-minilm-l6-v2", description="The in-process model that compares them."
+    )
+
+
 class GuardrailsOverride(_Strict):
     """A team's or a model's own policies: each one given replaces the gateway's whole."""
 
@@ -385,6 +410,7 @@ class GuardrailsOverride(_Strict):
     secrets: SecretsPolicy | None = None
     injection: InjectionPolicy | None = None
     json_output: JSONPolicy | None = None
+    topics: TopicsPolicy | None = None
 
 
 class GuardrailsConfig(_Strict):
@@ -392,6 +418,7 @@ class GuardrailsConfig(_Strict):
     secrets: SecretsPolicy = SecretsPolicy()
     injection: InjectionPolicy = InjectionPolicy()
     json_output: JSONPolicy = JSONPolicy()
+    topics: TopicsPolicy = TopicsPolicy()
     models: dict[str, GuardrailsOverride] = Field(
         default_factory=dict,
         description="Policies for requests to a model (by the name clients use), replacing "

@@ -82,6 +82,8 @@ async def chat_completions(gateway: Gateway, request: Request) -> Response | Eve
         body = check_secrets(gateway, body, ticket)
         if gateway.injection is not None:
             await gateway.injection.check(body, citations, ticket, rails(gateway, ticket).injection)
+        if gateway.topics is not None:
+            await gateway.topics.check(body, ticket, rails(gateway, ticket).topics)
         cache = gateway.cache
         control = cache.control(request, cache_spec, ticket.principal) if cache else None
         if cache is not None and control is not None:

@@ -12,6 +12,7 @@ from stackyard.gateway.providers.http import HttpClient
 from stackyard.gateway.router import Router
 from stackyard.guardrails.policy import Policies
 from stackyard.guardrails.screen import InjectionScreen
+from stackyard.guardrails.topics import TopicScreen
 from stackyard.prompts.snapshot import PromptSnapshot
 
 if TYPE_CHECKING:
@@ -53,8 +54,12 @@ class Gateway:
         self.policies = Policies(config.guardrails)
         #: The injection rail (None: no policy turns it on).
         self.injection: InjectionScreen | None = None
-        if self.policies.any_injection():
+        if self.policies.any_on("injection"):
             self.injection = InjectionScreen(config.guardrails.injection)
+        #: The topics rail (None: no policy turns it on).
+        self.topics: TopicScreen | None = None
+        if self.policies.any_on("topics"):
+            self.topics = TopicScreen(config.guardrails.topics.embedding_model)
 
     async def aclose(self) -> None:
         await self.router.aclose()

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from stackyard.config.schema import GuardrailsConfig, GuardrailsOverride
 
-POLICIES = ("pii", "secrets", "injection", "json_output")
+POLICIES = ("pii", "secrets", "injection", "json_output", "topics")
 
 
 def _apply(rails: GuardrailsConfig, override: GuardrailsOverride | None) -> GuardrailsConfig:
@@ -41,9 +41,10 @@ class Policies:
             rails = _apply(rails, config.teams.get(team_id) or config.teams.get(name))
         return rails
 
-    def any_injection(self) -> bool:
-        """Whether any request may be screened for injections (the screen must be loaded)."""
-        overrides = [*self.config.models.values(), *self.config.teams.values()]
-        return self.config.injection.action != "off" or any(
-            o.injection is not None and o.injection.action != "off" for o in overrides
-        )
+    def any_on(self, rail: str) -> bool:
+        """Whether any request may go through ``rail`` (``injection`` or ``topics``: their
+        screens must be loaded at start)."""
+        policies = [getattr(self.config, rail)]
+        for override in [*self.config.models.values(), *self.config.teams.values()]:
+            policies.append(getattr(override, rail))
+        return any(p is not None and p.action != "off" for p in policies)

@@ -276,6 +276,8 @@ class Stackyard:
             await deployment.provider.start()
         if self.gateway.injection is not None:
             await asyncio.to_thread(self.gateway.injection.load)
+        if self.gateway.topics is not None:
+            await asyncio.to_thread(self.gateway.topics.load)
         if self.gateway.cache is not None and self.gateway.cache.semantic_configured():
             await self.gateway.cache.prepare()  # the semantic tier's models, before traffic
         # What start-up built (modules, config, models) lives as long as the process: keep it
