@@ -149,12 +149,14 @@ class InjectionDetector:
         return found
 
 
-def request_texts(body: dict[str, Any]) -> list[tuple[str, str]]:
-    """What a chat request's injection scan reads: user messages and tool results (text
-    parts included), by where they are."""
+def request_texts(
+    body: dict[str, Any], roles: tuple[str, ...] = ("user", "tool")
+) -> list[tuple[str, str]]:
+    """The texts of a chat request's messages from ``roles`` (by default what the injection
+    scan reads: user messages and tool results), text parts included, by where they are."""
     items = []
     for index, message in enumerate(body.get("messages") or ()):
-        if not isinstance(message, dict) or message.get("role") not in ("user", "tool"):
+        if not isinstance(message, dict) or message.get("role") not in roles:
             continue
         content = message.get("content")
         if isinstance(content, str):

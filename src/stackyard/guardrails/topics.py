@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from stackyard.errors import APIError
 from stackyard.guardrails.audit import decide
-from stackyard.guardrails.injection import windows
+from stackyard.guardrails.injection import request_texts, windows
 from stackyard.guardrails.screen import WARNING
 
 if TYPE_CHECKING:
@@ -33,18 +33,7 @@ class TopicFinding:
 
 def user_texts(body: dict[str, Any]) -> list[tuple[str, str]]:
     """The user messages' texts (text parts included), by where they are."""
-    items = []
-    for index, message in enumerate(body.get("messages") or ()):
-        if not isinstance(message, dict) or message.get("role") != "user":
-            continue
-        content = message.get("content")
-        if isinstance(content, str):
-            items.append((f"messages[{index}].content", content))
-        elif isinstance(content, list):
-            for part_index, part in enumerate(content):
-                if isinstance(part, dict) and isinstance(part.get("text"), str):
-                    items.append((f"messages[{index}].content[{part_index}]", part["text"]))
-    return items
+    return request_texts(body, ("user",))
 
 
 def deny_pattern(words: list[str]) -> re.Pattern[str] | None:
