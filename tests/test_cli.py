@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import sys
 from pathlib import Path
@@ -60,15 +61,19 @@ def test_serve_refuses_an_invalid_config_before_listening(tmp_path: Path) -> Non
     assert "Traceback" not in done.stderr
 
 
+def succeed(config: Path, *args: str) -> str:
+    """The output of a CLI command run with ``config``, which must succeed."""
+    result = CliRunner().invoke(main, [*args, "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
 def test_teams_keys_and_spend_from_the_cli(tmp_path: Path) -> None:
     config = tmp_path / "stackyard.yaml"
     config.write_text("models: []\n")
     runner = CliRunner()
 
-    def run(*args: str) -> str:
-        result = runner.invoke(main, [*args, "--config", str(config)])
-        assert result.exit_code == 0, result.output
-        return result.output
+    run = functools.partial(succeed, config)
 
     assert "created team search" in run("teams", "create", "search", "--rpm", "60", "--budget", "5")
     assert "created user ada@example.com" in run(
@@ -104,10 +109,7 @@ def test_organisations_and_the_daily_report_from_the_cli(tmp_path: Path) -> None
     config.write_text("models: []\n")
     runner = CliRunner()
 
-    def run(*args: str) -> str:
-        result = runner.invoke(main, [*args, "--config", str(config)])
-        assert result.exit_code == 0, result.output
-        return result.output
+    run = functools.partial(succeed, config)
 
     assert "created organisation acme" in run("orgs", "create", "acme", "--budget", "100")
     assert "acme" in run("orgs", "list")

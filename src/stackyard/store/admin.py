@@ -35,6 +35,25 @@ def _check_period(period: str) -> str:
     return period
 
 
+def _controls(
+    models: list[str] | None,
+    rpm: int | None,
+    tpm: int | None,
+    budget_usd: float | None,
+    budget_period: str,
+    budget_soft: bool,
+) -> dict[str, Any]:
+    """The columns any level (organisation, team, user, key) gets its controls in."""
+    return {
+        "models": models,
+        "rpm": rpm,
+        "tpm": tpm,
+        "budget_usd": budget_usd,
+        "budget_period": _check_period(budget_period),
+        "budget_soft": budget_soft,
+    }
+
+
 def _limit_fields(owner: Governed) -> dict[str, Any]:
     return {
         "models": owner.models,
@@ -72,12 +91,7 @@ def create_organization(
         organization = Organization(
             id=new_id("org"),
             name=name,
-            models=models,
-            rpm=rpm,
-            tpm=tpm,
-            budget_usd=budget_usd,
-            budget_period=_check_period(budget_period),
-            budget_soft=budget_soft,
+            **_controls(models, rpm, tpm, budget_usd, budget_period, budget_soft),
         )
         session.add(organization)
         session.flush()
@@ -145,12 +159,7 @@ def create_team(
             id=new_id("team"),
             name=name,
             organization_id=_find_organization(session, organization).id if organization else None,
-            models=models,
-            rpm=rpm,
-            tpm=tpm,
-            budget_usd=budget_usd,
-            budget_period=_check_period(budget_period),
-            budget_soft=budget_soft,
+            **_controls(models, rpm, tpm, budget_usd, budget_period, budget_soft),
         )
         session.add(team)
         session.flush()
@@ -198,12 +207,7 @@ def create_user(
             id=new_id("user"),
             email=email,
             team_id=_find_team(session, team).id if team else None,
-            models=models,
-            rpm=rpm,
-            tpm=tpm,
-            budget_usd=budget_usd,
-            budget_period=_check_period(budget_period),
-            budget_soft=budget_soft,
+            **_controls(models, rpm, tpm, budget_usd, budget_period, budget_soft),
         )
         session.add(user)
         session.flush()
@@ -254,12 +258,7 @@ def create_key(
             prefix=prefix,
             team_id=owner.id,
             user_id=_find_user(session, user).id if user else None,
-            models=models,
-            rpm=rpm,
-            tpm=tpm,
-            budget_usd=budget_usd,
-            budget_period=_check_period(budget_period),
-            budget_soft=budget_soft,
+            **_controls(models, rpm, tpm, budget_usd, budget_period, budget_soft),
             expires_at=utcnow() + expires_in if expires_in else None,
         )
         session.add(key)

@@ -138,22 +138,42 @@ def insert_rows(
         connection.exec_driver_sql(head + ", ".join([one] * len(chunk)), values)
 
 
-class SpendWriter(BatchWriter[Row]):
-    what = "spend rows"
-    spill_name = "spend"
+class TupleWriter(BatchWriter[Row]):
+    """Rows as tuples in ``columns`` order, with ``created_at`` in epoch seconds, inserted in
+    bulk through the driver (the ORM's bulk insert cost several times as much, in a thread
+    that competes with the event loop)."""
+
+    table = ""
+    columns: list[str] = []
 
     def insert(self, rows: Sequence[Row]) -> None:
-        """Multi-row inserts through the driver, with the rows as tuples (the ORM's bulk insert
-        cost several times as much, in a thread that competes with the event loop)."""
+        created = self.columns.index("created_at")
         with self.db.engine.begin() as connection:
             sqlite = connection.dialect.name == "sqlite"
             values = []
             for row in rows:
                 record = list(row)
-                record[CREATED_AT] = db_time(row[CREATED_AT], sqlite)
+                record[created] = db_time(row[created], sqlite)
+                self.prepare(record)
                 values.append(tuple(record))
-            insert_rows(connection, "spend_log", COLUMNS, values)
-            upsert_daily(connection, rows)
+            insert_rows(connection, self.table, self.columns, values)
+            self.also(connection, rows)
+
+    def prepare(self, record: list[Any]) -> None:
+        """Turn a row's values into what the driver takes (in place)."""
+
+    def also(self, connection: Connection, rows: Sequence[Row]) -> None:
+        """More writes in the same transaction."""
 
     def spill_record(self, row: Row) -> dict[str, Any]:
-        return dict(zip(COLUMNS, row, strict=True))
+        return dict(zip(self.columns, row, strict=True))
+
+
+class SpendWriter(TupleWriter):
+    what = "spend rows"
+    spill_name = "spend"
+    table = "spend_log"
+    columns = COLUMNS
+
+    def also(self, connection: Connection, rows: Sequence[Row]) -> None:
+        upsert_daily(connection, rows)  # the rollup, in the same transaction
