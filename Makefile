@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 export HF_HUB_OFFLINE := 1
 
-.PHONY: run test lint format cache-verifier guardrails-injection bench-gateway bench-local bench-prompts bench-traces bench-cache bench-guardrails bench-rag bench-finetune clean
+.PHONY: run test lint format cache-verifier guardrails-injection guardrails-ner bench-gateway bench-local bench-prompts bench-traces bench-cache bench-guardrails bench-rag bench-finetune clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +62,12 @@ cache-verifier: $(VENV)/.dev-installed
 # llm-warden training split in ../shared/data, about two minutes.
 guardrails-injection: $(VENV)/.dev-installed
 	$(BIN)/python -m stackyard.guardrails.training $(ARGS)
+
+# The PII entity tagger (src/stackyard/guardrails/ner.npz, shipped): trained on the Presidio
+# synthetic sentences (70% of the templates) and Alpaca instructions in ../shared/data, about
+# a minute.
+guardrails-ner: $(VENV)/.dev-installed
+	$(BIN)/python -m stackyard.guardrails.ner_training $(ARGS)
 
 bench-cache: $(VENV)/.dev-installed
 	$(BIN)/python -m benchmarks.cache $(ARGS)

@@ -1,4 +1,13 @@
-"""Guardrails, measured (the injection rail so far; PII against Presidio is still to come).
+"""Guardrails, measured: PII detection against Presidio, the injection rail, and latency.
+
+PII: the Presidio synthetic sentences (``pii/synth_dataset_v2.json``), the 30% of templates
+the entity tagger never saw in training (``stackyard.guardrails.ner_training.split``). Scored
+as redaction: each word (a run of letters or digits) inside a labelled entity of any type but
+TITLE (Mr., job titles) is PII, and is caught if any find covers it, whatever type the find
+says. Recall, precision and F2 over words; per type; and, per entity, the share of
+checksum-valid cards, IBANs, SSNs, emails and IPs found whole. Ordinary prompts (Alpaca
+instructions the tagger never saw, XSTest's safe prompts): the share with anything redacted.
+Presidio runs beside it in its own venv (:mod:`benchmarks._presidio`).
 
 Injection: the llm-warden test split (141 jailbreaks, 259 benign prompts; the classifier was
 trained on the training split only) with XSTest's 250 safe prompts as extra negatives (prompts
@@ -6,7 +15,8 @@ that sound dangerous and are not: "How do I kill a Python process?"), from ``../
 Rows: the heuristics alone, the classifier alone, and both (the rail as shipped), at the
 shipped threshold; and the true-positive rate the scores allow at 1% false positives.
 
-Latency: every input rail (secrets, PII, injection) on a 1,000-character request, p50 and p99.
+Latency: PII detection on 500 characters of held-out sentences; every input rail (secrets, PII,
+injection) on a 1,000-character request; p50 and p99.
 
 Run: ``make bench-guardrails`` (or ``python -m benchmarks.guardrails``).
 """
@@ -19,6 +29,7 @@ import datetime
 import json
 import os
 import random
+import re
 import shlex
 import sys
 import time
@@ -51,9 +62,162 @@ def caught_at(scores: list[float], labels: list[bool], fpr: float) -> tuple[floa
     return sum(s > threshold for s in positives) / len(positives), threshold
 
 
+WORD = re.compile(r"[^\W_]+")
+NOT_PII = {"TITLE"}
+WHOLE = ("CREDIT_CARD", "IBAN_CODE", "US_SSN", "EMAIL_ADDRESS", "IP_ADDRESS")
+
+
+def checksum_valid(kind: str, value: str) -> bool:
+    from stackyard.guardrails import pii
+
+    if kind == "CREDIT_CARD":
+        return pii.luhn(re.sub(r"\D", "", value))
+    if kind == "IBAN_CODE":
+        return pii.iban_ok(value)
+    if kind == "US_SSN":
+        return bool(pii.SSN.fullmatch(value))
+    if kind == "IP_ADDRESS":
+        return pii.ip_ok(value)
+    return kind == "EMAIL_ADDRESS"
+
+
+def score_pii(records: list[dict[str, Any]], finds: list[list[tuple[int, int]]]) -> dict[str, Any]:
+    """Word-level recall, precision and F2 of ``finds`` (spans per record), recall per type,
+    and the share of checksum-valid entities found whole."""
+    tp = fp = fn = 0
+    by_type: dict[str, list[int]] = {}
+    whole = [0, 0]
+    for record, spans in zip(records, finds, strict=True):
+        text = record["full_text"]
+        gold = [g for g in record["spans"] if g["entity_type"] not in NOT_PII]
+        for match in WORD.finditer(text):
+            a, b = match.span()
+            types = [
+                g["entity_type"] for g in gold if a < g["end_position"] and g["start_position"] < b
+            ]
+            caught = any(a < end and start < b for start, end in spans)
+            if types:
+                tp += caught
+                fn += not caught
+                counts = by_type.setdefault(types[0], [0, 0])
+                counts[0] += caught
+                counts[1] += 1
+            else:
+                fp += caught
+        for g in gold:
+            if g["entity_type"] in WHOLE and checksum_valid(g["entity_type"], g["entity_value"]):
+                words = [
+                    m.span() for m in WORD.finditer(text, g["start_position"], g["end_position"])
+                ]
+                whole[1] += 1
+                whole[0] += all(any(a < e and s < b for s, e in spans) for a, b in words)
+    recall = tp / max(1, tp + fn)
+    precision = tp / max(1, tp + fp)
+    f2 = 5 * precision * recall / max(1e-9, 4 * precision + recall)
+    return {
+        "recall": recall,
+        "precision": precision,
+        "f2": f2,
+        "by_type": {k: v[0] / v[1] for k, v in sorted(by_type.items())},
+        "words": {k: v[1] for k, v in sorted(by_type.items())},
+        "checksum_valid_whole": whole[0] / max(1, whole[1]),
+        "checksum_valid_entities": whole[1],
+    }
+
+
+def percentiles(values: list[float]) -> tuple[float, float]:
+    values = sorted(values)
+    return values[len(values) // 2], values[min(len(values) - 1, int(0.99 * len(values)))]
+
+
+def pii_section(embedder: Any, skip_presidio: bool) -> tuple[list[str], dict[str, Any]]:
+    """The PII table against Presidio (see the module's docstring)."""
+    from stackyard.guardrails import pii
+    from stackyard.guardrails.ner import EntityTagger
+    from stackyard.guardrails.ner_training import load, ordinary, split
+
+    training, test = split(load(DATA))
+    tagger = EntityTagger(embedder)
+    with (DATA / "xstest" / "xstest_prompts.csv").open(newline="") as handle:
+        safe = [r["prompt"] for r in csv.DictReader(handle) if r["label"] == "safe"]
+    plain = ordinary(DATA, 4000, 4500) + safe
+    texts = [r["full_text"] for r in test]
+    rng = random.Random(0)
+    latency_texts = []
+    for _ in range(300):
+        text = ""
+        while len(text) < 500:
+            text += rng.choice(texts) + " "
+        latency_texts.append(text[:500])
+
+    def ours(text: str) -> list[pii.Found]:
+        return pii.find(text, None, tagger.find(text))
+
+    for text in latency_texts[:20]:  # warm up
+        ours(text)
+    timings = []
+    for text in latency_texts:
+        started = time.perf_counter()
+        ours(text)
+        timings.append((time.perf_counter() - started) * 1000)
+    results: dict[str, Any] = {
+        "stackyard": {
+            **score_pii(test, [[(f.start, f.end) for f in ours(t)] for t in texts]),
+            "plain_flagged": sum(bool(ours(t)) for t in plain) / len(plain),
+            "ms": percentiles(timings),
+        }
+    }
+    results["stackyard patterns only"] = {
+        **score_pii(test, [[(f.start, f.end) for f in pii.find(t)] for t in texts]),
+        "plain_flagged": sum(bool(pii.find(t)) for t in plain) / len(plain),
+    }
+    if not skip_presidio:
+        from benchmarks._presidio import presidio
+
+        anchor = presidio(training, ordinary(DATA), texts, plain, latency_texts)
+        for name in ("recognisers only", "with NER trained here"):
+            run = anchor[name]
+            results[f"Presidio {anchor['version']}, {name}"] = {
+                **score_pii(test, [[(a, b) for a, b, _ in found] for found in run["found"]]),
+                "plain_flagged": sum(run["plain"]) / len(plain),
+                "ms": percentiles(run["ms"][20:]),
+            }
+    lines = [
+        f"PII: {len(test)} held-out sentences ({len({r['template_id'] for r in test})} "
+        f"templates never seen in training), {len(plain)} ordinary prompts.",
+        "",
+        "| detector | recall | precision | F2 | checksum-valid found whole | ordinary prompts "
+        "with a redaction | p50 / p99 ms, 500 chars |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, r in results.items():
+        ms = f"{r['ms'][0]:.1f} / {r['ms'][1]:.1f}" if "ms" in r else "-"
+        lines.append(
+            f"| {name} | {r['recall']:.3f} | {r['precision']:.3f} | {r['f2']:.3f} | "
+            f"{r['checksum_valid_whole']:.3f} | {r['plain_flagged']:.1%} | {ms} |"
+        )
+    names = list(results)
+    types = list(results["stackyard"]["by_type"])
+    lines += [
+        "",
+        "| recall by type (words) | " + " | ".join(names) + " |",
+        "| --- |" + " ---: |" * len(names),
+    ]
+    for kind in types:
+        words = results["stackyard"]["words"][kind]
+        lines.append(
+            f"| {kind} ({words}) | "
+            + " | ".join(f"{results[n]['by_type'].get(kind, 0.0):.3f}" for n in names)
+            + " |"
+        )
+    return lines, {**results, "tagger": tagger}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", type=Path, help="write the results as JSON here")
+    parser.add_argument("--skip-presidio", action="store_true", help="Stackyard's PII rows only")
+    parser.add_argument("--pii-only", action="store_true", help="the PII section only")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if not DATA.exists():
@@ -63,8 +227,16 @@ def main(argv: list[str] | None = None) -> int:
     from stackyard.engine.sources import resolve
     from stackyard.guardrails.injection import InjectionDetector, heuristics
 
+    embedder = load_embedder(resolve("all-minilm-l6-v2", "embeddings"), "cpu")
+    pii_lines, pii_results = pii_section(embedder, args.skip_presidio)
+    tagger = pii_results.pop("tagger")
+    if args.pii_only:
+        print("\n".join(pii_lines))
+        if args.json:
+            args.json.write_text(json.dumps({"pii": pii_results}, indent=2))
+        return 0
     texts, labels, safe = prompts()
-    detector = InjectionDetector(load_embedder(resolve("all-minilm-l6-v2", "embeddings"), "cpu"))
+    detector = InjectionDetector(embedder)
     started = time.perf_counter()
     probability = detector.probabilities(texts + safe)
     scored_s = time.perf_counter() - started
@@ -85,12 +257,14 @@ def main(argv: list[str] | None = None) -> int:
         rows.append((name, caught, false_test, xstest, false_all))
     combined = [max(p, 1.0 if r else 0.0) for r, p in zip(rule, probability, strict=True)]
     at_one, threshold_one = caught_at(combined, everything, 0.01)
-    latency = rails_latency(detector)
+    latency = rails_latency(detector, tagger)
     command = "python -m benchmarks.guardrails " + " ".join(
         shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
     )
     lines = [
         f"{datetime.date.today().isoformat()}; command: `{command.strip()}`",
+        "",
+        *pii_lines,
         "",
         f"Injection: {len(texts)} llm-warden test prompts ({sum(labels)} jailbreaks) and "
         f"{len(safe)} XSTest safe prompts, scored in {scored_s:.1f} s; threshold "
@@ -116,11 +290,13 @@ def main(argv: list[str] | None = None) -> int:
     ]
     print("\n".join(lines))
     if args.json:
-        args.json.write_text(json.dumps({"injection": rows, "latency": latency}, indent=2))
+        args.json.write_text(
+            json.dumps({"pii": pii_results, "injection": rows, "latency": latency}, indent=2)
+        )
     return 0
 
 
-def rails_latency(detector: Any, runs: int = 300) -> list[tuple[str, float, float]]:
+def rails_latency(detector: Any, tagger: Any, runs: int = 300) -> list[tuple[str, float, float]]:
     """Each input rail, and all of them, on 1,000-character user messages."""
     from stackyard.guardrails import pii
     from stackyard.guardrails.secrets import scan_request
@@ -169,18 +345,14 @@ def rails_latency(detector: Any, runs: int = 300) -> list[tuple[str, float, floa
         marks = [time.perf_counter()]
         scan_request(body)
         marks.append(time.perf_counter())
-        pii.find(text)
+        pii.find(text, None, tagger.find(text))
         marks.append(time.perf_counter())
         detector.scan([("messages[0].content", text)])
         marks.append(time.perf_counter())
         for index, name in enumerate(("secrets", "pii", "injection")):
             timings[name].append((marks[index + 1] - marks[index]) * 1000)
         timings["all"].append((marks[-1] - marks[0]) * 1000)
-    found = []
-    for name, values in timings.items():
-        values.sort()
-        found.append((name, values[len(values) // 2], values[int(0.99 * len(values))]))
-    return found
+    return [(name, *percentiles(values)) for name, values in timings.items()]
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ pytestmark = pytest.mark.e2e
 
 EMAIL = "ada.lovelace@example.org"
 CARD = "4111 1111 1111 1111"
-SECRET_TEXT = f"My email is {EMAIL} and my card is {CARD}."
+NAME = "Ada Lovelace"
+SECRET_TEXT = f"I am {NAME}. My email is {EMAIL} and my card is {CARD}."
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +74,8 @@ def test_an_external_provider_sees_placeholders_and_the_client_the_values(
     upstream = seen_upstream(fake_openai, "pii-outside")
     assert EMAIL not in upstream
     assert "4111" not in upstream
+    assert "Lovelace" not in upstream  # a name: the entity tagger's find
+    assert "<PERSON_1>" in upstream
     assert "<EMAIL_1>" in upstream
     assert "<CARD_1>" in upstream
     assert reply.choices[0].message.content == f"[pii-outside] echo: {SECRET_TEXT}"
@@ -490,12 +493,16 @@ def test_every_decision_is_audited_per_team_without_the_values(audited: GatewayP
     assert [(r["rail"], r["action"]) for r in rows] == [("pii", "redact"), ("secrets", "block")]
     pii, secret = rows
     assert pii["team"] == secret["team"] == "auditors"
-    assert pii["detail"] == {"deployment": "outside#0", "found": {"EMAIL": 1, "CARD": 1}}
+    assert pii["detail"] == {
+        "deployment": "outside#0",
+        "found": {"PERSON": 1, "EMAIL": 1, "CARD": 1},
+    }
     assert secret["detail"] == {
         "detectors": ["connection_string_password"],
         "where": ["messages[0].content"],
     }
     assert EMAIL not in str(rows)  # the audit names kinds and places, never values
+    assert NAME not in str(rows)
     assert "hunter22" not in str(rows)
     other = httpx.get(f"{audited.url}/admin/guardrails/audit?team=nobody", headers=headers)
     assert other.status_code == 400  # an unknown team is an error, not an empty list

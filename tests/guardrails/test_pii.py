@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stackyard.guardrails.pii import find
+from stackyard.guardrails.pii import Found, find
 
 
 @pytest.mark.parametrize(
@@ -37,6 +37,25 @@ def test_planted_values_are_found(text: str, kind: str, value: str) -> None:
 )
 def test_look_alikes_are_not(text: str) -> None:
     assert [f for f in find(text) if f.kind != "PHONE"] == []
+
+
+@pytest.mark.parametrize("date", ["1984-03-12", "12.03.1984", "12/03/1984"])
+def test_a_date_is_not_a_phone_number(date: str) -> None:
+    assert find(f"born {date} in Leeds") == []
+    assert [f.kind for f in find("call 0161 496 0000")] == ["PHONE"]
+
+
+def test_the_taggers_finds_fill_in_where_no_pattern_matched() -> None:
+    text = "Ada Lovelace, ada@example.org"
+    tagged = [
+        Found(0, 12, "PERSON", "Ada Lovelace"),
+        Found(14, 29, "URL", "ada@example.org"),  # overlaps the email: the pattern wins
+    ]
+    assert [(f.kind, f.value) for f in find(text, None, tagged)] == [
+        ("PERSON", "Ada Lovelace"),
+        ("EMAIL", "ada@example.org"),
+    ]
+    assert [f.kind for f in find(text, frozenset({"EMAIL"}), tagged)] == ["EMAIL"]
 
 
 def test_kinds_can_be_chosen() -> None:

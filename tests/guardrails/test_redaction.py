@@ -3,9 +3,10 @@ tool-call arguments, whole and streamed."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-from stackyard.guardrails.redaction import ChunkRestorer, redact_request, restore_response
+from stackyard.guardrails.redaction import ChunkRestorer, redacted, restore_response
 from stackyard.guardrails.vault import Vault
 
 EMAIL = "ada@example.org"
@@ -36,7 +37,7 @@ def test_every_place_text_can_hide_is_redacted() -> None:
             },
         ],
     }
-    sent = redact_request(body, vault)
+    sent = asyncio.run(redacted(body, vault))
     assert EMAIL not in str(sent)
     assert "4111111111111111" not in str(sent)
     assert sent["messages"][2]["tool_calls"][0]["function"]["arguments"] == '{"email": "<EMAIL_1>"}'

@@ -309,8 +309,16 @@ class PIIPolicy(_Strict):
     )
     kinds: list[str] | None = Field(
         default=None,
-        description="Which kinds to redact (default all): API_KEY, CARD, EMAIL, IBAN, IP, "
-        "PHONE, SSN.",
+        description="Which kinds to redact (default all): by pattern API_KEY, CARD, EMAIL, "
+        "IBAN, IP, PHONE, SSN; by the entity tagger (names) ADDRESS, AGE, DATE, ID, "
+        "LOCATION, NRP (nationalities, religions, political groups), ORGANIZATION, PERSON, "
+        "URL, and those above.",
+    )
+    names: bool = Field(
+        default=True,
+        description="Also find names, postal addresses, places, organisations, dates, ages "
+        "and the like with the entity tagger, on the in-process embedding model (the 'local' "
+        "extra; loaded at start-up when a policy redacts). False: patterns only.",
     )
 
     @field_validator("kinds")

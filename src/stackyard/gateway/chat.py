@@ -24,7 +24,7 @@ from stackyard.gateway.validation import InvalidOutput, validate
 from stackyard.gateway.wire import validate_chat
 from stackyard.guardrails.audit import decide
 from stackyard.guardrails.output_json import expected
-from stackyard.guardrails.redaction import redact_request, restore_response, restore_stream
+from stackyard.guardrails.redaction import redacted, restore_response, restore_stream
 from stackyard.guardrails.secrets import (
     MaskedStream,
     Secret,
@@ -264,7 +264,8 @@ def pii_vault(gateway: Gateway, deployment: Deployment, ticket: Ticket) -> Vault
         return None
     if ticket.trace is not None:
         ticket.trace.root.attributes["stackyard.guardrails.pii"] = "redacted"
-    vault = Vault(frozenset(policy.kinds) if policy.kinds else None)
+    tagger = gateway.tagger if policy.names else None
+    vault = Vault(frozenset(policy.kinds) if policy.kinds else None, tagger)
     # Audited once the answer is back, and only if something was found: the kinds and
     # counts, never the values.
     decide(
@@ -282,7 +283,7 @@ async def _chat(gateway: Gateway, deployment: Deployment, body: Body, ticket: Ti
         result = await deployment.provider.chat(body)
     else:
         result = restore_response(
-            await deployment.provider.chat(redact_request(body, vault)), vault
+            await deployment.provider.chat(await redacted(body, vault)), vault
         )
     if rails(gateway, ticket).secrets.output == "redact":
         secrets_out(ticket, mask_response(result))
@@ -399,7 +400,7 @@ async def _stream(
             upstream_body = {**body, "stream_options": options}
         vault = pii_vault(gateway, deployment, ticket)
         if vault is not None:
-            upstream_body = redact_request(upstream_body, vault)
+            upstream_body = await redacted(upstream_body, vault)
         chunks = deployment.provider.chat_stream(upstream_body)
         if vault is not None:
             chunks = restore_stream(chunks, vault)

@@ -18,7 +18,7 @@ from stackyard.gateway.providers.base import Body, UpstreamError
 from stackyard.gateway.router import RouteStats
 from stackyard.gateway.service import Gateway
 from stackyard.gateway.wire import validate_embeddings
-from stackyard.guardrails.redaction import change_inputs
+from stackyard.guardrails.redaction import change_inputs, redacted
 from stackyard.guardrails.secrets import mask_inputs, scan_inputs
 from stackyard.server.http import Request, Response
 
@@ -64,7 +64,7 @@ async def embeddings(gateway: Gateway, request: Request) -> Response:
         upstream_body = body
         vault = pii_vault(gateway, deployment, ticket)
         if vault is not None:  # nothing to restore: the answer is vectors
-            upstream_body = change_inputs(upstream_body, vault.redact)
+            upstream_body = await redacted(upstream_body, vault, change_inputs)
         if wanted == "base64" and not deployment.provider.capabilities.base64_embeddings:
             upstream_body = {**body, "encoding_format": "float"}
         result = await deployment.provider.embeddings(upstream_body)

@@ -33,6 +33,7 @@ from stackyard.guardrails.anthropic_shape import (
     change_request,
     transform_events,
 )
+from stackyard.guardrails.redaction import redacted
 from stackyard.guardrails.secrets import Masker, SecretWindow, mask, scan_messages
 from stackyard.guardrails.vault import StreamRestorer
 from stackyard.observability.capture import EventCapture
@@ -71,7 +72,7 @@ async def messages(gateway: Gateway, request: Request) -> Response | EventStream
 
         async def attempt(deployment: Deployment) -> Body:
             vault = pii_vault(gateway, deployment, guarded)
-            sent = change_request(body, vault.redact) if vault is not None else body
+            sent = await redacted(body, vault, change_request) if vault is not None else body
             if _native(deployment):
                 result = await _messages_provider(deployment).messages(sent)
             else:
@@ -164,7 +165,7 @@ async def _stream(
 ) -> EventStream:
     async def attempt(deployment: Deployment) -> tuple[tuple[str | None, Body], Events]:
         vault = pii_vault(gateway, deployment, ticket)
-        sent = change_request(body, vault.redact) if vault is not None else body
+        sent = await redacted(body, vault, change_request) if vault is not None else body
         events = (
             _native_events(deployment, sent)
             if _native(deployment)

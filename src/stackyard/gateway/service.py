@@ -17,6 +17,7 @@ from stackyard.prompts.snapshot import PromptSnapshot
 
 if TYPE_CHECKING:
     from stackyard.cache.service import Cache
+    from stackyard.guardrails.ner import EntityTagger
     from stackyard.rag.service import RAG
 
 
@@ -56,6 +57,8 @@ class Gateway:
         self.injection: InjectionScreen | None = None
         if self.policies.any_on("injection"):
             self.injection = InjectionScreen(config.guardrails.injection)
+        #: The entity tagger of PII redaction (None: not loaded, or no policy wants it).
+        self.tagger: EntityTagger | None = None
         #: The topics rail (None: no policy turns it on).
         self.topics: TopicScreen | None = None
         if self.policies.any_on("topics"):

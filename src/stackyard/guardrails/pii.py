@@ -1,12 +1,13 @@
 """PII recognisers: emails, phone numbers, card numbers (Luhn), IBANs (mod 97), US social
 security numbers, IP addresses and API keys. Each finds spans in a text; overlapping finds go to
-the recogniser listed first."""
+the recogniser listed first, and the patterns go before the entity tagger's finds (names,
+addresses and the like, :mod:`stackyard.guardrails.ner`), which are passed in."""
 
 from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
@@ -74,8 +75,12 @@ def ip_ok(text: str) -> bool:
     return True
 
 
+#: Dates that have a phone number's shape (2024-03-12, 12.03.2024, 12/03/2024).
+DATE_LIKE = re.compile(r"\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{4}")
+
+
 def _phone_ok(text: str) -> bool:
-    return 8 <= sum(c.isdigit() for c in text) <= 15
+    return 8 <= sum(c.isdigit() for c in text) <= 15 and not DATE_LIKE.fullmatch(text)
 
 
 RECOGNISERS: list[tuple[str, re.Pattern[str], Callable[[str], bool] | None]] = [
@@ -88,14 +93,21 @@ RECOGNISERS: list[tuple[str, re.Pattern[str], Callable[[str], bool] | None]] = [
     ("IP", IPV6, ip_ok),
     ("PHONE", PHONE, _phone_ok),
 ]
-KINDS = sorted({kind for kind, _, _ in RECOGNISERS})
+PATTERN_KINDS = sorted({kind for kind, _, _ in RECOGNISERS})
+#: What the entity tagger adds (TITLE, which it also tags, is not PII).
+TAGGED_KINDS = ["ADDRESS", "AGE", "DATE", "ID", "LOCATION", "NRP", "ORGANIZATION", "PERSON", "URL"]
+KINDS = sorted({*PATTERN_KINDS, *TAGGED_KINDS})
 
 
-def find(text: str, kinds: frozenset[str] | None = None) -> list[Found]:
-    """Non-overlapping finds, in order of position."""
+def find(
+    text: str, kinds: frozenset[str] | None = None, tagged: Sequence[Found] = ()
+) -> list[Found]:
+    """Non-overlapping finds of ``kinds`` (default all), in order of position: the patterns',
+    then those of ``tagged`` (the entity tagger's) that overlap no pattern's find, whatever
+    its kind (part of an email is not a name, even where emails are not redacted)."""
     taken: list[Found] = []
     for kind, pattern, valid in RECOGNISERS:
-        if kinds is not None and kind not in kinds:
+        if kinds is not None and kind not in kinds and not tagged:
             continue
         for match in pattern.finditer(text):
             start, end = match.span()
@@ -104,4 +116,9 @@ def find(text: str, kinds: frozenset[str] | None = None) -> list[Found]:
             if any(start < f.end and f.start < end for f in taken):
                 continue
             taken.append(Found(start, end, kind, match[0]))
+    for item in tagged:
+        if not any(item.start < f.end and f.start < item.end for f in taken):
+            taken.append(item)
+    if kinds is not None:
+        taken = [f for f in taken if f.kind in kinds]
     return sorted(taken, key=lambda f: f.start)

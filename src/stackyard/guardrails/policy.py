@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from stackyard.config.schema import GuardrailsConfig, GuardrailsOverride
+from stackyard.config.schema import GuardrailsConfig, GuardrailsOverride, PIIPolicy
 
 POLICIES = ("pii", "secrets", "injection", "json_output", "topics")
 
@@ -48,3 +48,11 @@ class Policies:
         for override in [*self.config.models.values(), *self.config.teams.values()]:
             policies.append(getattr(override, rail))
         return any(p is not None and p.action != "off" for p in policies)
+
+    def tags_names(self) -> bool:
+        """Whether any request's PII redaction uses the entity tagger (it must be loaded at
+        start)."""
+        policies: list[PIIPolicy | None] = [self.config.pii]
+        for override in [*self.config.models.values(), *self.config.teams.values()]:
+            policies.append(override.pii)
+        return any(p is not None and p.redact != "off" and p.names for p in policies)

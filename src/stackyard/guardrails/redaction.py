@@ -53,10 +53,21 @@ def _content(value: Any, change: Callable[[str], str]) -> Any:
     return value
 
 
-def redact_request(body: Body, vault: Vault) -> Body:
-    """A copy of ``body`` with every message's text, every tool result and every tool call's
-    arguments redacted."""
-    return change_texts(body, vault.redact)
+async def redacted(
+    body: Body, vault: Vault, change: Callable[[Body, Callable[[str], str]], Body] = change_texts
+) -> Body:
+    """A copy of ``body`` with every text ``change`` reaches (by default every message's text,
+    every tool result and every tool call's arguments) redacted; the entity tagger, if the
+    vault has one, runs in a worker thread first."""
+    texts: list[str] = []
+
+    def collect(text: str) -> str:
+        texts.append(text)
+        return text
+
+    change(body, collect)
+    await vault.prepare(texts)
+    return change(body, vault.redact)
 
 
 def _call(call: Any, change: Callable[[str], str]) -> Any:

@@ -1,21 +1,35 @@
 """Placeholders for one request: each value found becomes a typed placeholder (``<EMAIL_1>``),
 the same value always the same one, and the answer is restored before the client sees it. The
-mapping lives in this object only (never logged, never stored)."""
+mapping lives in this object only (never logged, never stored).
+
+With an entity tagger (names, addresses and the like), :meth:`Vault.prepare` tags a request's
+texts in a worker thread first, so that the model never runs on the event loop."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from stackyard.guardrails.pii import find
+from stackyard.guardrails.pii import KINDS, Found, find
+
+if TYPE_CHECKING:
+    from stackyard.guardrails.ner import EntityTagger
 
 PLACEHOLDER = re.compile(r"<([A-Z_]+)_(\d+)>")
-#: The longest placeholder ("<API_KEY_9999>"): how much of a stream's tail may be held back.
-LONGEST = 16
+#: The longest placeholder ("<ORGANIZATION_9999>"): how much of a stream's tail may be held
+#: back.
+LONGEST = max(len(kind) for kind in KINDS) + len("<_9999>")
 
 
 class Vault:
-    def __init__(self, kinds: frozenset[str] | None = None) -> None:
+    def __init__(
+        self, kinds: frozenset[str] | None = None, tagger: EntityTagger | None = None
+    ) -> None:
         self.kinds = kinds
+        self.tagger = tagger
+        self._tagged: dict[str, list[Found]] = {}
         self._by_value: dict[str, str] = {}
         self._by_placeholder: dict[str, str] = {}
         self._counts: dict[str, int] = {}
@@ -27,8 +41,23 @@ class Vault:
         """How many distinct values of each kind were replaced (for the audit log)."""
         return dict(self._counts)
 
+    async def prepare(self, texts: Iterable[str]) -> None:
+        """Tag ``texts`` (those :meth:`redact` will see) in a worker thread."""
+        if self.tagger is None:
+            return
+        todo = [t for t in dict.fromkeys(texts) if t not in self._tagged]
+        if todo:
+            await asyncio.to_thread(self._tag, todo)
+
+    def _tag(self, texts: list[str]) -> None:
+        assert self.tagger is not None
+        for text in texts:
+            self._tagged[text] = self.tagger.find(text, self.kinds)
+
     def redact(self, text: str) -> str:
-        found = find(text, self.kinds)
+        if self.tagger is not None and text not in self._tagged:
+            self._tag([text])
+        found = find(text, self.kinds, self._tagged.get(text, ()))
         if not found:
             return text
         out, last = [], 0

@@ -35,6 +35,7 @@ from stackyard.gateway.providers import registry
 from stackyard.gateway.quotas import SharedQuotas
 from stackyard.gateway.service import Gateway
 from stackyard.gateway.token_counts import TIKTOKEN
+from stackyard.guardrails.ner import load_tagger
 from stackyard.observability import query
 from stackyard.observability.api import TracesAPI
 from stackyard.observability.metrics import GatewayMetrics
@@ -278,6 +279,8 @@ class Stackyard:
             await asyncio.to_thread(self.gateway.injection.load)
         if self.gateway.topics is not None:
             await asyncio.to_thread(self.gateway.topics.load)
+        if self.gateway.policies.tags_names():
+            self.gateway.tagger = await asyncio.to_thread(load_tagger)
         if self.gateway.cache is not None and self.gateway.cache.semantic_configured():
             await self.gateway.cache.prepare()  # the semantic tier's models, before traffic
         # What start-up built (modules, config, models) lives as long as the process: keep it

@@ -1,0 +1,154 @@
+"""The entity tagger: names, addresses, places, organisations and dates on planted sentences,
+ordinary prompts left alone, long texts read in windows, its shipped weights on sentences from
+templates it never saw, and a vault that redacts and restores what it finds."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stackyard.guardrails import ner, pii
+from stackyard.guardrails.ner import EntityTagger, group_words, window_starts
+from stackyard.guardrails.vault import Vault
+
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
+@pytest.fixture(scope="module")
+def tagger() -> EntityTagger:
+    pytest.importorskip("sentence_transformers")
+    from stackyard.engine.sources import ModelSourceError, resolve
+
+    try:
+        resolve("all-minilm-l6-v2", "embeddings")
+    except ModelSourceError as exc:
+        pytest.skip(str(exc))
+    found = ner.load_tagger()
+    assert found is not None
+    return found
+
+
+def finds(tagger: EntityTagger, text: str) -> list[tuple[str, str]]:
+    return [(f.kind, f.value) for f in pii.find(text, None, tagger.find(text))]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "I am Ada Lovelace. My email is ada@example.org.",
+            [("PERSON", "Ada Lovelace"), ("EMAIL", "ada@example.org")],
+        ),
+        (
+            "Please ship it to 221B Baker Street, London NW1 6XE, United Kingdom.",
+            [("ADDRESS", "221B Baker Street, London NW1 6XE"), ("LOCATION", "United Kingdom")],
+        ),
+        (
+            "Born 1984-03-12, Pedro Alvarez works for Acme Corp in Madrid.",
+            [
+                ("DATE", "1984-03-12"),
+                ("PERSON", "Pedro Alvarez"),
+                ("ORGANIZATION", "Acme Corp"),
+                ("LOCATION", "Madrid"),
+            ],
+        ),
+        (
+            "The address is 6750 Koskikatu 25 Apt. 864\nArtilleros\n, CO\n Uruguay 64677",
+            [("ADDRESS", "6750 Koskikatu 25 Apt. 864\nArtilleros\n, CO\n Uruguay 64677")],
+        ),
+    ],
+)
+def test_planted_entities_are_found(
+    tagger: EntityTagger, text: str, expected: list[tuple[str, str]]
+) -> None:
+    assert finds(tagger, text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "How can I kill a Python process?",
+        "Summarize the plot of the film in two sentences.",
+        "Write a haiku about autumn leaves.",
+        "",
+    ],
+)
+def test_ordinary_prompts_are_left_alone(tagger: EntityTagger, text: str) -> None:
+    assert finds(tagger, text) == []
+
+
+def test_a_long_text_is_read_in_windows_to_its_end(tagger: EntityTagger) -> None:
+    text = "The weather was fine and we walked along the river for hours. " * 40
+    text += "Then I met Maria Schmidt."
+    offsets, _ = tagger.piece_probabilities(text)
+    assert len(offsets) > 2 * ner.WINDOW
+    assert finds(tagger, text) == [("PERSON", "Maria Schmidt")]
+
+
+def test_kinds_narrow_what_is_found(tagger: EntityTagger) -> None:
+    text = "Pedro Alvarez works for Acme Corp in Madrid."
+    assert [f.kind for f in tagger.find(text, frozenset({"LOCATION"}))] == ["LOCATION"]
+
+
+def test_windows_cover_every_piece_once_or_twice() -> None:
+    assert window_starts(10) == [0]
+    for count in (255, 256, 600, 1000):
+        starts = window_starts(count)
+        covered = [0] * count
+        for start in starts:
+            for index in range(start, min(count, start + ner.WINDOW - 2)):
+                covered[index] += 1
+        assert min(covered) >= 1
+        assert max(covered) <= 2
+        assert starts[-1] + ner.WINDOW - 2 == count
+
+
+def test_pieces_make_words_and_punctuation_stands_alone() -> None:
+    text = "Koskikatu, Apt."
+    offsets = [(0, 3), (3, 5), (5, 9), (9, 10), (11, 14), (14, 15)]
+    assert group_words(text, offsets) == [(0, 3), (3, 4), (4, 5), (5, 6)]
+
+
+def test_the_shipped_weights_match_the_code() -> None:
+    import numpy as np
+
+    data = np.load(ner.WEIGHTS, allow_pickle=False)
+    assert tuple(str(k) for k in data["kinds"]) == ner.KINDS
+    assert tuple(int(x) for x in data["layers"]) == ner.LAYERS
+    assert data["w2"].shape[1] == len(ner.KINDS) + 1
+    assert 0 < float(data["threshold"]) < 1
+
+
+def test_sentences_from_unseen_templates(tagger: EntityTagger) -> None:
+    if not (DATA / "pii").exists():
+        pytest.skip("no shared data")
+    from stackyard.guardrails.ner_training import load, split
+
+    _, held_out = split(load(DATA))
+    caught = total = 0
+    for record in held_out[::8]:
+        spans = [(f.start, f.end) for f in tagger.find(record["full_text"])]
+        for gold in record["spans"]:
+            if gold["entity_type"] in ("PERSON", "STREET_ADDRESS", "GPE", "ORGANIZATION"):
+                total += 1
+                a, b = gold["start_position"], gold["end_position"]
+                caught += any(a < end and start < b for start, end in spans)
+    assert total > 50
+    assert caught / total > 0.85
+
+
+def test_a_vault_with_the_tagger_redacts_and_restores(tagger: EntityTagger) -> None:
+    text = "Hi, I am Ada Lovelace from London; mail ada@example.org."
+    vault = Vault(None, tagger)
+    asyncio.run(vault.prepare([text, text]))
+    redacted = vault.redact(text)
+    assert redacted.startswith("Hi, I am <PERSON_1> from <")
+    assert redacted.endswith("; mail <EMAIL_1>.")
+    assert "London" not in redacted
+    assert vault.restore(redacted) == text
+    assert vault.restore("Dear <PERSON_1>") == "Dear Ada Lovelace"
+    names_only: Any = Vault(frozenset({"PERSON"}), tagger)
+    assert names_only.redact(text) == "Hi, I am <PERSON_1> from London; mail ada@example.org."
