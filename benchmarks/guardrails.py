@@ -213,16 +213,70 @@ def pii_section(embedder: Any, skip_presidio: bool) -> tuple[list[str], dict[str
     return lines, {**results, "tagger": tagger}
 
 
+def secrets_section() -> tuple[list[str], dict[str, Any]]:
+    """Planted secrets by format (caught: any finding on it; masked: gone from the masked
+    text), and the share of texts without a secret that get a finding."""
+    from benchmarks._secrets_corpus import FORMATS, look_alikes, planted
+    from stackyard.guardrails.secrets import mask, scan_text
+
+    cases = planted()
+    by_format: dict[str, list[int]] = {name: [0, 0, 0] for name in FORMATS}
+    for name, text, value in cases:
+        at = text.index(value)
+        found = scan_text(text, "text")
+        counts = by_format[name]
+        counts[0] += any(s.start < at + len(value) and at < s.end for s in found)
+        counts[1] += value not in mask(text)
+        counts[2] += 1
+    with (DATA / "alpaca" / "alpaca_5000.json").open() as handle:
+        alpaca = [f"{r['instruction']}\n{r['input']}" for r in json.load(handle)]
+    with (DATA / "xstest" / "xstest_prompts.csv").open(newline="") as handle:
+        xstest = [r["prompt"] for r in csv.DictReader(handle)]
+    warden, _, _ = prompts()
+    plain = alpaca + xstest + warden
+    similar = look_alikes()
+    flagged_plain = [t for t in plain if scan_text(t, "text")]
+    flagged_similar = [t for t in similar if scan_text(t, "text")]
+    caught = sum(c[0] for c in by_format.values()) / len(cases)
+    masked = sum(c[1] for c in by_format.values()) / len(cases)
+    false = (len(flagged_plain) + len(flagged_similar)) / (len(plain) + len(similar))
+    lines = [
+        f"Secrets: {len(cases)} planted in {len(FORMATS)} formats; {len(similar)} look-alikes "
+        f"and {len(plain)} real prompts without one (Alpaca, XSTest, llm-warden).",
+        "",
+        f"Caught {caught:.3f}, masked whole {masked:.3f}; false positives {false:.2%} "
+        f"({len(flagged_similar)} of the look-alikes, {len(flagged_plain)} of the real prompts).",
+        "",
+        "| format | caught | masked whole |",
+        "| --- | ---: | ---: |",
+        *(f"| {n} | {c[0] / c[2]:.3f} | {c[1] / c[2]:.3f} |" for n, c in by_format.items()),
+    ]
+    examples = [t[:80] for t in (flagged_similar + flagged_plain)[:5]]
+    return lines, {
+        "caught": caught,
+        "masked": masked,
+        "false_positive_rate": false,
+        "by_format": by_format,
+        "false_positive_examples": examples,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", type=Path, help="write the results as JSON here")
     parser.add_argument("--skip-presidio", action="store_true", help="Stackyard's PII rows only")
     parser.add_argument("--pii-only", action="store_true", help="the PII section only")
+    parser.add_argument("--secrets-only", action="store_true", help="the secrets section only")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if not DATA.exists():
         print(f"the data sets are not here: {DATA}", file=sys.stderr)
         return 2
+    secrets_lines, secrets_results = secrets_section()
+    if args.secrets_only:
+        print("\n".join(secrets_lines))
+        print(json.dumps(secrets_results["false_positive_examples"], indent=1))
+        return 0
     from stackyard.engine.loading import load_embedder
     from stackyard.engine.sources import resolve
     from stackyard.guardrails.injection import InjectionDetector, heuristics
@@ -266,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
         "",
         *pii_lines,
         "",
+        *secrets_lines,
+        "",
         f"Injection: {len(texts)} llm-warden test prompts ({sum(labels)} jailbreaks) and "
         f"{len(safe)} XSTest safe prompts, scored in {scored_s:.1f} s; threshold "
         f"{detector.threshold:.3f} (shipped).",
@@ -291,7 +347,15 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(lines))
     if args.json:
         args.json.write_text(
-            json.dumps({"pii": pii_results, "injection": rows, "latency": latency}, indent=2)
+            json.dumps(
+                {
+                    "pii": pii_results,
+                    "secrets": secrets_results,
+                    "injection": rows,
+                    "latency": latency,
+                },
+                indent=2,
+            )
         )
     return 0
 

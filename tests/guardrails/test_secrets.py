@@ -35,6 +35,14 @@ JWT = (
         ('aws_secret_access_key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"', "aws_secret"),
         ("postgresql://admin:s3cr3t-pw@db.internal:5432/app", "connection_string_password"),
         ("https://hooks.slack.com/services/T000/B000/XXXXXXXXXXXXXXXXXXXXXXXX", "slack_webhook"),
+        ("GITHUB_TOKEN=github_pat_11ABCDEFG0123456789abc_" + "x" * 59, "api_key"),
+        ("token glpat-abcdefghij0123456789", "api_key"),
+        ("STRIPE_SECRET_KEY=sk_live_" + "4eC39HqLyjWDarjtT1zdp7dc" * 2, "api_key"),
+        ("HF_TOKEN=hf_" + "abcdefghij" * 3 + "abcd", "api_key"),
+        ("//registry.npmjs.org/:_authToken=npm_" + "a1B2c3D4e5" * 3 + "a1B2c3", "api_key"),
+        ("SG." + "a" * 22 + "." + "b" * 43, "api_key"),
+        ("ASIAIOSFODNN7EXAMPLE is a temporary key id", "api_key"),
+        ('{"aws_secret_access_key": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKE+"}', "aws_secret"),
     ],
 )
 def test_secrets_are_found(text: str, detector: str) -> None:
@@ -50,6 +58,10 @@ def test_secrets_are_found(text: str, detector: str) -> None:
         "see https://example.com/path?a=b",
         "the word eyJ alone",
         "sk-short",
+        "DATABASE_URL=postgres://app:${DB_PASSWORD}@db.internal/prod",
+        "postgres://app:<password>@db.internal/prod",
+        "redis://default:{password}@cache:6379/0",
+        "Use scikit-learn (sk-learn is not its name) and a sk_user_count variable.",
     ],
 )
 def test_look_alikes_are_not_secrets(text: str) -> None:

@@ -12,12 +12,22 @@ from dataclasses import dataclass
 
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 CARD = re.compile(r"(?<![\d+-])\d(?:[ -]?\d){11,18}(?![\d-])")  # 12 (Maestro) to 19 digits
+#: Provider keys by their documented prefixes: OpenAI and Anthropic (sk-), AWS access key
+#: ids (AKIA, ASIA), GitHub (ghp_ and kin, github_pat_), GitLab (glpat-), Slack (xox?-),
+#: Google (AIza), Stripe (sk_/rk_ live or test), Hugging Face (hf_), npm (npm_), SendGrid
+#: (SG.), and bearer tokens.
 API_KEY = re.compile(
     r"\b(?:sk-(?:ant-|proj-|sy-)?[A-Za-z0-9_-]{16,}"
-    r"|AKIA[0-9A-Z]{16}"
+    r"|(?:AKIA|ASIA)[0-9A-Z]{16}"
     r"|gh[pousr]_[A-Za-z0-9]{36,}"
+    r"|github_pat_[A-Za-z0-9_]{40,}"
+    r"|glpat-[A-Za-z0-9_-]{20,}"
     r"|xox[abprs]-[A-Za-z0-9-]{10,}"
-    r"|AIza[0-9A-Za-z_-]{35})"
+    r"|AIza[0-9A-Za-z_-]{35}"
+    r"|[sr]k_(?:live|test)_[A-Za-z0-9]{20,}"
+    r"|hf_[A-Za-z]{30,}"
+    r"|npm_[A-Za-z0-9]{36}"
+    r"|SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43})"
     r"|(?i:bearer)\s+[A-Za-z0-9._~+/-]{16,}=*"
 )
 PHONE = re.compile(

@@ -16,8 +16,14 @@ PRIVATE_KEY = re.compile(
     r"-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY( BLOCK)?-----"
 )
 JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
-AWS_SECRET = re.compile(r"(?i)aws.{0,20}(?:secret|key).{0,20}[\"':= ]+[A-Za-z0-9/+=]{40}\b")
-CONNECTION = re.compile(r"\b[a-z][a-z0-9+.-]{1,20}://[^\s:/@]{1,100}:([^\s@/]{3,100})@[^\s/]+")
+AWS_SECRET = re.compile(
+    r"(?i)aws.{0,20}(?:secret|key).{0,20}[\"':= ]+[A-Za-z0-9/+=]{40}(?![A-Za-z0-9/+=])"
+)
+#: A password in a URL; not a placeholder (${DB_PASSWORD}, <password>, {password}, %s, ***).
+CONNECTION = re.compile(
+    r"\b[a-z][a-z0-9+.-]{1,20}://[^\s:/@]{1,100}:"
+    r"(?!\$|<|\{|%s|%\(|\*{3})([^\s@/]{3,100})@[^\s/]+"
+)
 SLACK_WEBHOOK = re.compile(r"https://hooks\.slack\.com/services/[A-Za-z0-9/]{20,}")
 
 DETECTORS: list[tuple[str, re.Pattern[str]]] = [
