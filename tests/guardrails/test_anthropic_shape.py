@@ -9,6 +9,7 @@ from stackyard.guardrails.anthropic_shape import (
     change_message,
     change_request,
     json_strings,
+    request_texts,
 )
 from stackyard.guardrails.secrets import SecretWindow
 from stackyard.guardrails.vault import StreamRestorer, Vault
@@ -118,3 +119,37 @@ def test_secrets_are_masked_in_a_messages_stream() -> None:
     out = [e for event in events(f"the key is {key}.", "{}", 14) for e in transformer.feed(event)]
     text = "".join(d.get("delta", {}).get("text", "") for _, d in out if d.get("index") == 0)
     assert text == "the key is [SECRET]."
+
+
+def test_the_rails_read_user_texts_and_tool_results_by_where_they_are() -> None:
+    body = {
+        "system": "You are careful.",
+        "messages": [
+            {"role": "user", "content": "plain"},
+            {"role": "assistant", "content": [{"type": "text", "text": "not read"}]},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "a block"},
+                    {"type": "tool_result", "tool_use_id": "t", "content": "a result"},
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": "u",
+                        "content": [{"type": "text", "text": "a part"}],
+                    },
+                    {"type": "image", "source": {}},
+                ],
+            },
+        ],
+    }
+    assert request_texts(body) == [
+        ("messages[0].content", "plain"),
+        ("messages[2].content[0].text", "a block"),
+        ("messages[2].content[1].content", "a result"),
+        ("messages[2].content[2].content[0].text", "a part"),
+    ]
+    assert [where for where, _ in request_texts(body, ("tool",))] == [
+        "messages[2].content[1].content",
+        "messages[2].content[2].content[0].text",
+    ]
+    assert [text for _, text in request_texts(body, ("user",))] == ["plain", "a block"]

@@ -9,8 +9,9 @@ from stackyard.auth.admission import Ticket
 from stackyard.auth.principal import Principal
 from stackyard.config.schema import TopicsPolicy
 from stackyard.errors import APIError
+from stackyard.guardrails.injection import request_texts
 from stackyard.guardrails.screen import WARNING
-from stackyard.guardrails.topics import TopicScreen, deny_pattern, user_texts
+from stackyard.guardrails.topics import TopicScreen, deny_pattern
 
 INVESTING = [
     "Which stocks should I buy this year?",
@@ -43,7 +44,10 @@ def test_only_user_messages_are_read() -> None:
             {"role": "user", "content": "there"},
         ]
     }
-    assert user_texts(body) == [("messages[1].content[0]", "hi"), ("messages[3].content", "there")]
+    assert request_texts(body, ("user",)) == [
+        ("messages[1].content[0]", "hi"),
+        ("messages[3].content", "there"),
+    ]
 
 
 async def test_block_and_warn_on_a_denied_word_without_a_model() -> None:

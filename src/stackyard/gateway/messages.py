@@ -31,6 +31,7 @@ from stackyard.guardrails.anthropic_shape import (
     EventTransformer,
     change_message,
     change_request,
+    request_texts,
     transform_events,
 )
 from stackyard.guardrails.redaction import redacted
@@ -52,6 +53,15 @@ def _messages_provider(deployment: Deployment) -> MessagesProvider:
     return cast(MessagesProvider, deployment.provider)
 
 
+async def screen(gateway: Gateway, body: Body, ticket: Ticket) -> None:
+    """The injection and topics rails, on the Messages shape's user texts and tool results."""
+    if gateway.injection is not None:
+        policy = rails(gateway, ticket).injection
+        await gateway.injection.check(body, None, ticket, policy, request_texts)
+    if gateway.topics is not None:
+        await gateway.topics.check(body, ticket, rails(gateway, ticket).topics, request_texts)
+
+
 def anthropic_error(error: APIError) -> Response:
     headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in error.headers]
     return Response(error.status, error_body(error), headers)
@@ -66,6 +76,7 @@ async def messages(gateway: Gateway, request: Request) -> Response | EventStream
         validate_messages(body)
         ticket = await governance.admit(request, body, endpoint="messages")
         body = check_secrets(gateway, body, ticket, scan_messages, _masked_request)
+        await screen(gateway, body, ticket)
         if body.get("stream"):
             return await _stream(gateway, request, body, stats, ticket)
         guarded = ticket

@@ -63,6 +63,37 @@ def change_request(body: Body, change: Change) -> Body:
     return out
 
 
+def request_texts(body: Body, roles: tuple[str, ...] = ("user", "tool")) -> list[tuple[str, str]]:
+    """The texts of a Messages request that the injection and topics rails read, by where
+    they are: a user's text (``user``) and tool results (``tool``, which Messages carries in
+    user turns as ``tool_result`` blocks). The shape of
+    :func:`stackyard.guardrails.injection.request_texts` for ``/v1/messages``."""
+    items: list[tuple[str, str]] = []
+    for index, message in enumerate(body.get("messages") or ()):
+        if not isinstance(message, dict) or message.get("role") != "user":
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            if "user" in roles:
+                items.append((f"messages[{index}].content", content))
+            continue
+        for number, block in enumerate(content if isinstance(content, list) else ()):
+            if not isinstance(block, dict):
+                continue
+            where = f"messages[{index}].content[{number}]"
+            if block.get("type") == "text" and isinstance(block.get("text"), str):
+                if "user" in roles:
+                    items.append((f"{where}.text", block["text"]))
+            elif block.get("type") == "tool_result" and "tool" in roles:
+                result = block.get("content")
+                if isinstance(result, str):
+                    items.append((f"{where}.content", result))
+                for part, piece in enumerate(result if isinstance(result, list) else ()):
+                    if isinstance(piece, dict) and isinstance(piece.get("text"), str):
+                        items.append((f"{where}.content[{part}].text", piece["text"]))
+    return items
+
+
 def change_message(message: Body, change: Change) -> Body:
     """A Messages answer with ``change`` applied to its text and tool inputs (in place)."""
     content = message.get("content")

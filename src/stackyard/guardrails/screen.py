@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from stackyard.errors import APIError
@@ -18,6 +19,8 @@ if TYPE_CHECKING:
     from stackyard.config.schema import InjectionPolicy
 
 log = logging.getLogger("stackyard.guardrails")
+#: A request's texts by role: (body, roles) -> [(where, text)].
+Texts = Callable[[dict[str, Any], tuple[str, ...]], list[tuple[str, str]]]
 WARNING = b"x-stackyard-guardrails-warning"
 
 
@@ -48,14 +51,13 @@ class InjectionScreen:
         body: dict[str, Any],
         passages: list[dict[str, Any]] | None,
         policy: InjectionPolicy | None = None,
+        texts: Texts = request_texts,
     ) -> list[tuple[str, str]]:
-        roles = set((policy or self.policy).scan)
-        found = []
-        for where, text in request_texts(body):
-            index = int(where.split("[", 1)[1].split("]", 1)[0])
-            if body["messages"][index].get("role") in roles:
-                found.append((where, text))
-        if "rag" in roles:
+        """What ``policy`` scans: the request's ``texts`` (user messages and tool results, by
+        default in the chat shape) and retrieved passages."""
+        scanned = (policy or self.policy).scan
+        found = texts(body, tuple(role for role in scanned if role != "rag"))
+        if "rag" in scanned:
             for passage in passages or ():
                 found.append((f"rag passage [{passage.get('index')}]", str(passage.get("text"))))
         return found
@@ -66,13 +68,15 @@ class InjectionScreen:
         passages: list[dict[str, Any]] | None,
         ticket: Ticket,
         policy: InjectionPolicy | None = None,
+        texts: Texts = request_texts,
     ) -> None:
         """Screen a request under ``policy`` (a team's or a model's; the gateway's by
-        default). The classifier's model and threshold are the gateway's."""
+        default). The classifier's model and threshold are the gateway's. ``texts`` reads the
+        request's shape (chat by default; Messages for ``/v1/messages``)."""
         policy = policy or self.policy
         if policy.action == "off":
             return
-        items = self.items(body, passages, policy)
+        items = self.items(body, passages, policy, texts)
         if not items:
             return
         found = await asyncio.to_thread(self.detector.scan, items)

@@ -9,6 +9,7 @@ import asyncio
 import logging
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -29,11 +30,6 @@ class TopicFinding:
     where: str
     detector: str  # "deny_word:WORD" or "topic:NAME"
     score: float
-
-
-def user_texts(body: dict[str, Any]) -> list[tuple[str, str]]:
-    """The user messages' texts (text parts included), by where they are."""
-    return request_texts(body, ("user",))
 
 
 def deny_pattern(words: list[str]) -> re.Pattern[str] | None:
@@ -103,10 +99,17 @@ class TopicScreen:
                     found.append(TopicFinding(where, f"topic:{name}", round(score, 4)))
         return found
 
-    async def check(self, body: dict[str, Any], ticket: Ticket, policy: TopicsPolicy) -> None:
+    async def check(
+        self,
+        body: dict[str, Any],
+        ticket: Ticket,
+        policy: TopicsPolicy,
+        texts: Callable[[dict[str, Any], tuple[str, ...]], list[tuple[str, str]]] = request_texts,
+    ) -> None:
+        """Screen the user's texts (``texts`` reads the request's shape: chat by default)."""
         if policy.action == "off":
             return
-        items = user_texts(body)
+        items = texts(body, ("user",))
         if not items:
             return
         found = await asyncio.to_thread(self.scan, items, policy)
