@@ -403,19 +403,31 @@ def rails_latency(detector: Any, tagger: Any, runs: int = 300) -> list[tuple[str
         while len(text) < 1000:
             text += rng.choice(words) + " "
         bodies.append({"messages": [{"role": "user", "content": text[:1000]}]})
-    timings: dict[str, list[float]] = {"secrets": [], "pii": [], "injection": [], "all": []}
+    names = (
+        "secrets",
+        "PII alone (patterns and the entity tagger)",
+        "injection (heuristics and classifier)",
+        "all three, as the gateway runs them (the tagger reuses the injection rail's read)",
+    )
+    timings: dict[str, list[float]] = {name: [] for name in names}
     for body in bodies:
         text = body["messages"][0]["content"]
-        marks = [time.perf_counter()]
+        started = time.perf_counter()
         scan_request(body)
-        marks.append(time.perf_counter())
+        secrets_done = time.perf_counter()
         pii.find(text, None, tagger.find(text))
-        marks.append(time.perf_counter())
+        pii_done = time.perf_counter()
         detector.scan([("messages[0].content", text)])
-        marks.append(time.perf_counter())
-        for index, name in enumerate(("secrets", "pii", "injection")):
-            timings[name].append((marks[index + 1] - marks[index]) * 1000)
-        timings["all"].append((marks[-1] - marks[0]) * 1000)
+        injection_done = time.perf_counter()
+        timings[names[0]].append((secrets_done - started) * 1000)
+        timings[names[1]].append((pii_done - secrets_done) * 1000)
+        timings[names[2]].append((injection_done - pii_done) * 1000)
+        started = time.perf_counter()
+        scan_request(body)
+        kept: dict[str, Any] = {}
+        detector.scan([("messages[0].content", text)], kept)
+        pii.find(text, None, tagger.find(text, None, kept.pop(text)))
+        timings[names[3]].append((time.perf_counter() - started) * 1000)
     return [(name, *percentiles(values)) for name, values in timings.items()]
 
 

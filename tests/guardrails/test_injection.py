@@ -3,13 +3,12 @@ texts, what a request offers to the scan, and the shipped classifier on prompts 
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 
 import pytest
 
 from stackyard.guardrails import injection
-from stackyard.guardrails.injection import InjectionDetector, heuristics, request_texts, windows
+from stackyard.guardrails.injection import InjectionDetector, heuristics, request_texts
 
 
 @pytest.mark.parametrize(
@@ -44,14 +43,6 @@ def test_heuristics_catch_planted_injections(text: str, name: str) -> None:
 )
 def test_look_alikes_are_not_injections(text: str) -> None:
     assert heuristics(text) == []
-
-
-def test_long_texts_are_read_in_overlapping_windows() -> None:
-    assert windows("short") == [(0, 5)]
-    spans = windows("x" * 2500)
-    assert spans[0] == (0, injection.WINDOW)
-    assert spans[-1][1] == 2500
-    assert all(b[0] < a[1] for a, b in itertools.pairwise(spans))  # they overlap
 
 
 def test_the_scan_reads_user_and_tool_messages() -> None:

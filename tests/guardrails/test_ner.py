@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from stackyard.guardrails import ner, pii
-from stackyard.guardrails.ner import EntityTagger, group_words, window_starts
+from stackyard.guardrails.ner import EntityTagger, group_words
+from stackyard.guardrails.reading import WINDOW, read
 from stackyard.guardrails.vault import Vault
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
@@ -84,26 +85,13 @@ def test_a_long_text_is_read_in_windows_to_its_end(tagger: EntityTagger) -> None
     text = "The weather was fine and we walked along the river for hours. " * 40
     text += "Then I met Maria Schmidt."
     offsets, _ = tagger.piece_probabilities(text)
-    assert len(offsets) > 2 * ner.WINDOW
+    assert len(offsets) > 2 * WINDOW
     assert finds(tagger, text) == [("PERSON", "Maria Schmidt")]
 
 
 def test_kinds_narrow_what_is_found(tagger: EntityTagger) -> None:
     text = "Pedro Alvarez works for Acme Corp in Madrid."
     assert [f.kind for f in tagger.find(text, frozenset({"LOCATION"}))] == ["LOCATION"]
-
-
-def test_windows_cover_every_piece_once_or_twice() -> None:
-    assert window_starts(10) == [0]
-    for count in (255, 256, 600, 1000):
-        starts = window_starts(count)
-        covered = [0] * count
-        for start in starts:
-            for index in range(start, min(count, start + ner.WINDOW - 2)):
-                covered[index] += 1
-        assert min(covered) >= 1
-        assert max(covered) <= 2
-        assert starts[-1] + ner.WINDOW - 2 == count
 
 
 def test_pieces_make_words_and_punctuation_stands_alone() -> None:
@@ -152,3 +140,13 @@ def test_a_vault_with_the_tagger_redacts_and_restores(tagger: EntityTagger) -> N
     assert vault.restore("Dear <PERSON_1>") == "Dear Ada Lovelace"
     names_only: Any = Vault(frozenset({"PERSON"}), tagger)
     assert names_only.redact(text) == "Hi, I am <PERSON_1> from London; mail ada@example.org."
+
+
+def test_a_vault_uses_what_the_injection_rail_read_and_lets_it_go(tagger: EntityTagger) -> None:
+    text = "Please call Maria Schmidt in Vienna."
+    readings = {text: read(tagger.embedder, text, whole=True)}
+    vault = Vault(None, tagger, readings)
+    asyncio.run(vault.prepare([text]))
+    assert readings == {}  # used once, then dropped with the request's other state
+    assert vault.redact(text) == Vault(None, tagger).redact(text)
+    assert "Maria" not in vault.redact(text)

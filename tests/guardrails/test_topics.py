@@ -3,15 +3,18 @@ example sentences (the real in-process embedding model)."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from stackyard.auth.admission import Ticket
 from stackyard.auth.principal import Principal
 from stackyard.config.schema import TopicsPolicy
 from stackyard.errors import APIError
+from stackyard.guardrails import topics
 from stackyard.guardrails.injection import request_texts
 from stackyard.guardrails.screen import WARNING
-from stackyard.guardrails.topics import TopicScreen, deny_pattern
+from stackyard.guardrails.topics import TopicScreen, deny_pattern, windows
 
 INVESTING = [
     "Which stocks should I buy this year?",
@@ -97,3 +100,11 @@ def test_a_banned_topic_is_found_by_meaning_and_others_pass() -> None:
     assert all(f.score >= policy.threshold for f in found)
     off_topic.append(("messages[3].content", "What's the interest rate on my mortgage?"))
     assert screen.scan(off_topic, policy) == []
+
+
+def test_long_texts_are_read_in_overlapping_windows() -> None:
+    assert windows("short") == [(0, 5)]
+    spans = windows("x" * 2500)
+    assert spans[0] == (0, topics.WINDOW)
+    assert spans[-1][1] == 2500
+    assert all(b[0] < a[1] for a, b in itertools.pairwise(spans))  # they overlap

@@ -60,6 +60,9 @@ class Ticket:
     trace: RequestTrace | None = None
     #: What the guardrails decided: (rail, action, detail or a function giving it).
     decisions: list[tuple[str, str, Any]] = field(default_factory=list)
+    #: Texts the injection rail read with the embedding model, kept for PII redaction's
+    #: entity tagger (only when it will run), so that the model reads each text once.
+    readings: dict[str, Any] = field(default_factory=dict)
 
 
 class Governance:

@@ -81,7 +81,9 @@ async def chat_completions(gateway: Gateway, request: Request) -> Response | Eve
             body, citations = await _retrieve(gateway, body, rag_spec, ticket)
         body = check_secrets(gateway, body, ticket)
         if gateway.injection is not None:
-            await gateway.injection.check(body, citations, ticket, rails(gateway, ticket).injection)
+            policy = rails(gateway, ticket).injection
+            keep = tags_names(gateway, ticket)
+            await gateway.injection.check(body, citations, ticket, policy, keep=keep)
         if gateway.topics is not None:
             await gateway.topics.check(body, ticket, rails(gateway, ticket).topics)
         cache = gateway.cache
@@ -256,6 +258,12 @@ def check_secrets(
     )
 
 
+def tags_names(gateway: Gateway, ticket: Ticket) -> bool:
+    """Whether this request's PII redaction may run the entity tagger."""
+    policy = rails(gateway, ticket).pii
+    return gateway.tagger is not None and policy.redact != "off" and policy.names
+
+
 def pii_vault(gateway: Gateway, deployment: Deployment, ticket: Ticket) -> Vault | None:
     """A vault when this deployment's requests must leave without PII (the guardrails'
     policy), else None."""
@@ -265,7 +273,7 @@ def pii_vault(gateway: Gateway, deployment: Deployment, ticket: Ticket) -> Vault
     if ticket.trace is not None:
         ticket.trace.root.attributes["stackyard.guardrails.pii"] = "redacted"
     tagger = gateway.tagger if policy.names else None
-    vault = Vault(frozenset(policy.kinds) if policy.kinds else None, tagger)
+    vault = Vault(frozenset(policy.kinds) if policy.kinds else None, tagger, ticket.readings)
     # Audited once the answer is back, and only if something was found: the kinds and
     # counts, never the values.
     decide(

@@ -20,7 +20,7 @@ from stackyard.auth.admission import Ticket
 from stackyard.errors import APIError
 from stackyard.gateway.accounting import Settlement, cost_header
 from stackyard.gateway.anthropic_wire import error_body, error_type, validate_messages
-from stackyard.gateway.chat import check_secrets, pii_vault, rails, secrets_out
+from stackyard.gateway.chat import check_secrets, pii_vault, rails, secrets_out, tags_names
 from stackyard.gateway.deployment import Deployment
 from stackyard.gateway.headers import route_headers, with_route_headers
 from stackyard.gateway.providers.base import Body, MessagesProvider, UpstreamError
@@ -57,7 +57,8 @@ async def screen(gateway: Gateway, body: Body, ticket: Ticket) -> None:
     """The injection and topics rails, on the Messages shape's user texts and tool results."""
     if gateway.injection is not None:
         policy = rails(gateway, ticket).injection
-        await gateway.injection.check(body, None, ticket, policy, request_texts)
+        keep = tags_names(gateway, ticket)
+        await gateway.injection.check(body, None, ticket, policy, request_texts, keep)
     if gateway.topics is not None:
         await gateway.topics.check(body, ticket, rails(gateway, ticket).topics, request_texts)
 

@@ -1,11 +1,13 @@
 """Prompt injection and jailbreak detection, offline: phrases that give the game away
 (heuristics), and a small classifier on the in-process embedding model.
 
-The classifier is a logistic regression over a text's windows (about 1,000 characters each,
-overlapping), embedded with all-MiniLM-L6-v2: the mean and the element-wise maximum of the
-window vectors, and the length. Its weights (``injection.json`` beside this module, 6 KB) were
-trained by ``make guardrails-injection`` on the llm-warden training split; the file also holds
-the threshold that kept false positives at 1% in cross-validation.
+The classifier is a logistic regression over a text's windows (256 word pieces each,
+overlapping: :mod:`stackyard.guardrails.reading`), embedded with all-MiniLM-L6-v2: the mean
+and the element-wise maximum of the window vectors, and the length. The same read gives the
+PII entity tagger what it needs, so a request screened for both runs the model once. The
+weights (``injection.json`` beside this module, 6 KB) were trained by ``make
+guardrails-injection`` on the llm-warden training split; the file also holds the threshold
+that kept false positives at 1% in cross-validation.
 
 It scans what can carry an injection: user messages, tool results, and retrieved passages
 (indirect injection). No rail calls an LLM.
@@ -22,10 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-WEIGHTS = Path(__file__).with_name("injection.json")
-WINDOW = 1000
-STRIDE = 800
+from stackyard.guardrails.reading import Reading, read
 
+WEIGHTS = Path(__file__).with_name("injection.json")
 #: Phrases that ask a model to drop its instructions or its rules, by name.
 HEURISTICS: dict[str, re.Pattern[str]] = {
     "ignore_instructions": re.compile(
@@ -60,21 +61,6 @@ class Finding:
     score: float
     start: int
     end: int
-
-
-def windows(text: str) -> list[tuple[int, int]]:
-    """(start, end) of each window; short texts are one window."""
-    if len(text) <= WINDOW:
-        return [(0, len(text))]
-    spans = []
-    start = 0
-    while start < len(text):
-        end = min(len(text), start + WINDOW)
-        spans.append((start, end))
-        if end == len(text):
-            break
-        start += STRIDE
-    return spans
 
 
 def heuristics(text: str) -> list[tuple[str, int, int]]:
@@ -114,36 +100,37 @@ class InjectionDetector:
     def classifier(self) -> bool:
         return self.embedder is not None and self.weights is not None
 
-    def probabilities(self, texts: Sequence[str]) -> list[float]:
-        """The classifier's probability that each text is an injection or a jailbreak."""
+    def probabilities(
+        self, texts: Sequence[str], keep: dict[str, Reading] | None = None
+    ) -> list[float]:
+        """The classifier's probability that each text is an injection or a jailbreak;
+        ``keep`` receives each text's reading (for the entity tagger)."""
         import numpy as np
 
         if not self.classifier or not texts:
             return [0.0] * len(texts)
-        spans = [windows(t) for t in texts]
-        flat = [t[a:b] for t, s in zip(texts, spans, strict=True) for a, b in s]
-        assert self.embedder is not None
-        with self._lock:
-            vectors = self.embedder.encode(
-                flat, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-            )
         rows = []
-        at = 0
-        for text, s in zip(texts, spans, strict=True):
-            rows.append(features(vectors[at : at + len(s)], len(text)))
-            at += len(s)
+        for text in texts:
+            with self._lock:
+                reading = read(self.embedder, text, whole=True)
+            if keep is not None:
+                keep[text] = reading
+            rows.append(features(reading.vectors, len(text)))
         assert self.weights is not None
         logits = np.stack(rows) @ self.weights + self.bias
         return [float(1 / (1 + math.exp(-x))) for x in logits]
 
-    def scan(self, items: Sequence[tuple[str, str]]) -> list[Finding]:
+    def scan(
+        self, items: Sequence[tuple[str, str]], keep: dict[str, Reading] | None = None
+    ) -> list[Finding]:
         """Findings for (where, text) pairs: every heuristic match, and each text the
-        classifier scores at or above its threshold."""
+        classifier scores at or above its threshold. ``keep``: see :meth:`probabilities`."""
         found = []
         for where, text in items:
             for name, start, end in heuristics(text):
                 found.append(Finding(where, f"heuristic:{name}", 1.0, start, end))
-        for (where, text), p in zip(items, self.probabilities([t for _, t in items]), strict=True):
+        texts = [t for _, t in items]
+        for (where, text), p in zip(items, self.probabilities(texts, keep), strict=True):
             if p >= self.threshold:
                 found.append(Finding(where, "classifier", round(p, 4), 0, len(text)))
         return found

@@ -2,7 +2,8 @@
 in-process embedding model, for what no pattern can find.
 
 The first two of all-MiniLM-L6-v2's six layers read the text (in windows of 256 word pieces;
-a third of the model's cost, about 12 ms for 500 characters on two cores); each word piece's
+a third of the model's cost, about 12 ms for 500 characters on two cores; nothing, when the
+injection rail has read the text already: :mod:`stackyard.guardrails.reading`); each word piece's
 hidden state goes through a small two-layer network that says which kind of entity the piece
 belongs to, if any. The network's weights (``ner.npz`` beside this module, 200 KB)
 were trained by ``make guardrails-ner`` on the Presidio synthetic PII sentences, holding out
@@ -20,18 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from stackyard.guardrails.pii import Found
+from stackyard.guardrails.reading import PIECE_LAYERS, Reading, read
 
 log = logging.getLogger("stackyard.guardrails")
 
 WEIGHTS = Path(__file__).with_name("ner.npz")
-#: Hidden states read by the tagger (0 is the embeddings, 6 the last layer); the layers after
-#: the deepest of them are never run. The second layer alone tagged as well as the third or
-#: the last (held-out word pieces: recall 0.980, precision 0.967; 0.983 and 0.971 for the
-#: third), for two thirds of the cost of the third.
-LAYERS = (2,)
-#: Word pieces per window (the model's own limit is 512; 256 is what it was trained on).
-WINDOW = 256
-OVERLAP = 64
+#: Hidden states read by the tagger (see :data:`stackyard.guardrails.reading.PIECE_LAYERS`).
+LAYERS = PIECE_LAYERS
 #: What the tagger knows. TITLE (Mr., job titles) is tagged so that it is not confused with a
 #: name, but it is not PII and is not redacted unless asked for.
 KINDS = (
@@ -98,22 +94,28 @@ class EntityTagger:
         self.b2 = torch.from_numpy(data["b2"].astype(np.float32))
         self._lock = threading.Lock()
 
-    def piece_probabilities(self, text: str) -> tuple[list[tuple[int, int]], Any]:
+    def piece_probabilities(
+        self, text: str, reading: Reading | None = None
+    ) -> tuple[list[tuple[int, int]], Any]:
         """The word pieces' character offsets, and for each piece the probability of each
-        label (column 0: no entity; then ``self.kinds``)."""
+        label (column 0: no entity; then ``self.kinds``). ``reading``: the text as another
+        rail already read it (the model is not run again)."""
         import torch
 
-        with self._lock:
-            offsets, states = piece_states(self.embedder, text, self.layers)
+        if reading is None or reading.layers != self.layers:
+            with self._lock:
+                reading = read(self.embedder, text, self.layers)
         with torch.inference_mode():
-            hidden = torch.nn.functional.gelu(states @ self.w1 + self.b1)
-            return offsets, (hidden @ self.w2 + self.b2).softmax(-1).numpy()
+            hidden = torch.nn.functional.gelu(reading.states @ self.w1 + self.b1)
+            return reading.offsets, (hidden @ self.w2 + self.b2).softmax(-1).numpy()
 
-    def find(self, text: str, kinds: frozenset[str] | None = None) -> list[Found]:
+    def find(
+        self, text: str, kinds: frozenset[str] | None = None, reading: Reading | None = None
+    ) -> list[Found]:
         """Entities in ``text`` (by default every kind but TITLE), in order of position."""
         if not text.strip():
             return []
-        offsets, probs = self.piece_probabilities(text)
+        offsets, probs = self.piece_probabilities(text, reading)
         wanted = kinds if kinds is not None else frozenset(self.kinds) - NOT_PII
         words = []  # (start, end, likeliest kind, probability of any entity)
         for first, last in group_words(text, offsets):
@@ -135,77 +137,6 @@ class EntityTagger:
             and SHAPES.get(kind, ANY).search(text, a, b)
             and not FILLER.issuperset(w.lower() for w in WORDS.findall(text, a, b))
         ]
-
-
-def piece_states(
-    embedder: Any, text: str, layers: tuple[int, ...] = LAYERS
-) -> tuple[list[tuple[int, int]], Any]:
-    """The word pieces' character offsets and hidden states (``layers`` side by side; a
-    piece in two windows gets the mean of both)."""
-    import torch
-
-    tokenizer = embedder.tokenizer
-    model = shallow(embedder[0].auto_model, max(layers))
-    encoded = tokenizer(
-        text, add_special_tokens=False, return_offsets_mapping=True, truncation=False
-    )
-    ids: list[int] = encoded["input_ids"]
-    offsets = [(int(a), int(b)) for a, b in encoded["offset_mapping"]]
-    width = model.config.hidden_size * len(layers)
-    if not ids:
-        return [], torch.zeros((0, width))
-    starts = window_starts(len(ids))
-    size = min(WINDOW - 2, len(ids))
-    batch = torch.zeros((len(starts), size + 2), dtype=torch.long)
-    mask = torch.zeros_like(batch)
-    for row, start in enumerate(starts):
-        piece = ids[start : start + size]
-        batch[row, : len(piece) + 2] = torch.tensor(
-            [tokenizer.cls_token_id, *piece, tokenizer.sep_token_id]
-        )
-        mask[row, : len(piece) + 2] = 1
-    with torch.inference_mode():
-        out = model(input_ids=batch, attention_mask=mask, output_hidden_states=True)
-        states = torch.cat([out.hidden_states[layer] for layer in layers], dim=-1)
-    if len(starts) == 1:
-        return offsets, states[0, 1 : len(ids) + 1]
-    total = torch.zeros((len(ids), width))
-    seen = torch.zeros((len(ids), 1))
-    for row, start in enumerate(starts):
-        n = min(size, len(ids) - start)
-        total[start : start + n] += states[row, 1 : n + 1]
-        seen[start : start + n] += 1
-    return offsets, total / seen
-
-
-_shallow: dict[tuple[int, int], Any] = {}
-
-
-def shallow(model: Any, depth: int) -> Any:
-    """The model with its first ``depth`` layers only (the same weights, not a copy)."""
-    key = (id(model), depth)
-    found = _shallow.get(key)
-    if found is None:
-        import copy
-
-        import torch
-
-        encoder = copy.copy(model.encoder)
-        encoder._modules = {**model.encoder._modules}
-        encoder.layer = torch.nn.ModuleList(list(model.encoder.layer)[:depth])
-        found = copy.copy(model)
-        found._modules = {**model._modules, "encoder": encoder}
-        _shallow[key] = found
-    return found
-
-
-def window_starts(count: int) -> list[int]:
-    """Where each window of word pieces starts (they overlap by ``OVERLAP``)."""
-    size = WINDOW - 2
-    if count <= size:
-        return [0]
-    starts = list(range(0, count - size, size - OVERLAP))
-    return [*starts, count - size]
 
 
 def group_words(text: str, offsets: list[tuple[int, int]]) -> list[tuple[int, int]]:

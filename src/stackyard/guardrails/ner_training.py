@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from stackyard.guardrails import ner
+from stackyard.guardrails.reading import read
 
 #: The data set's entity types, as the tagger's kinds.
 TYPE_KINDS = {
@@ -90,7 +91,8 @@ def featurise(records: list[dict[str, Any]], embedder: Any) -> list[tuple[Any, A
 
     rows = []
     for record in records:
-        offsets, states = ner.piece_states(embedder, record["full_text"])
+        reading = read(embedder, record["full_text"], ner.LAYERS)
+        offsets, states = reading.offsets, reading.states
         labels = torch.tensor(piece_labels(record, offsets), dtype=torch.long)
         rows.append((states, labels, record["template_id"]))
     return rows

@@ -69,17 +69,20 @@ class InjectionScreen:
         ticket: Ticket,
         policy: InjectionPolicy | None = None,
         texts: Texts = request_texts,
+        keep: bool = False,
     ) -> None:
         """Screen a request under ``policy`` (a team's or a model's; the gateway's by
         default). The classifier's model and threshold are the gateway's. ``texts`` reads the
-        request's shape (chat by default; Messages for ``/v1/messages``)."""
+        request's shape (chat by default; Messages for ``/v1/messages``). ``keep``: leave the
+        texts' readings on the ticket, for the PII entity tagger."""
         policy = policy or self.policy
         if policy.action == "off":
             return
         items = self.items(body, passages, policy, texts)
         if not items:
             return
-        found = await asyncio.to_thread(self.detector.scan, items)
+        readings = ticket.readings if keep else None
+        found = await asyncio.to_thread(self.detector.scan, items, readings)
         if not found:
             return
         first = found[0]

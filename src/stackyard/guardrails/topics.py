@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from stackyard.errors import APIError
 from stackyard.guardrails.audit import decide
-from stackyard.guardrails.injection import request_texts, windows
+from stackyard.guardrails.injection import request_texts
 from stackyard.guardrails.screen import WARNING
 
 if TYPE_CHECKING:
@@ -23,6 +23,26 @@ if TYPE_CHECKING:
     from stackyard.config.schema import TopicsPolicy
 
 log = logging.getLogger("stackyard.guardrails")
+
+
+#: Characters per window of a long text (about 250 word pieces), and the step between them.
+WINDOW = 1000
+STRIDE = 800
+
+
+def windows(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each window; short texts are one window."""
+    if len(text) <= WINDOW:
+        return [(0, len(text))]
+    spans = []
+    start = 0
+    while start < len(text):
+        end = min(len(text), start + WINDOW)
+        spans.append((start, end))
+        if end == len(text):
+            break
+        start += STRIDE
+    return spans
 
 
 @dataclass(frozen=True, slots=True)

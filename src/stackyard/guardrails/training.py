@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from stackyard.guardrails import injection
+from stackyard.guardrails.reading import read
 
 
 def load(path: Path) -> tuple[list[str], list[bool]]:
@@ -29,22 +30,15 @@ def load(path: Path) -> tuple[list[str], list[bool]]:
 
 
 def embed_all(texts: list[str], embedder: Any) -> Any:
+    """Each text's features, read as the rail reads it (windows of word pieces)."""
     import numpy as np
 
-    spans = [injection.windows(t) for t in texts]
-    flat = [t[a:b] for t, s in zip(texts, spans, strict=True) for a, b in s]
-    vectors = embedder.encode(
-        flat,
-        batch_size=32,
-        normalize_embeddings=True,
-        convert_to_numpy=True,
-        show_progress_bar=sys.stderr.isatty(),
-    )
     rows = []
-    at = 0
-    for text, s in zip(texts, spans, strict=True):
-        rows.append(injection.features(vectors[at : at + len(s)], len(text)))
-        at += len(s)
+    for number, text in enumerate(texts):
+        reading = read(embedder, text, whole=True)
+        rows.append(injection.features(reading.vectors, len(text)))
+        if sys.stderr.isatty() and number % 100 == 0:
+            print(f"\r{number}/{len(texts)}", end="", file=sys.stderr)
     return np.stack(rows).astype(np.float64)
 
 

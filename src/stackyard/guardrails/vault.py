@@ -16,6 +16,7 @@ from stackyard.guardrails.pii import KINDS, Found, find
 
 if TYPE_CHECKING:
     from stackyard.guardrails.ner import EntityTagger
+    from stackyard.guardrails.reading import Reading
 
 PLACEHOLDER = re.compile(r"<([A-Z_]+)_(\d+)>")
 #: The longest placeholder ("<ORGANIZATION_9999>"): how much of a stream's tail may be held
@@ -25,10 +26,16 @@ LONGEST = max(len(kind) for kind in KINDS) + len("<_9999>")
 
 class Vault:
     def __init__(
-        self, kinds: frozenset[str] | None = None, tagger: EntityTagger | None = None
+        self,
+        kinds: frozenset[str] | None = None,
+        tagger: EntityTagger | None = None,
+        readings: dict[str, Reading] | None = None,
     ) -> None:
+        """``readings``: texts another rail has read with the embedding model already (the
+        tagger uses them instead of reading again, and drops them once used)."""
         self.kinds = kinds
         self.tagger = tagger
+        self.readings = readings if readings is not None else {}
         self._tagged: dict[str, list[Found]] = {}
         self._by_value: dict[str, str] = {}
         self._by_placeholder: dict[str, str] = {}
@@ -52,7 +59,8 @@ class Vault:
     def _tag(self, texts: list[str]) -> None:
         assert self.tagger is not None
         for text in texts:
-            self._tagged[text] = self.tagger.find(text, self.kinds)
+            reading = self.readings.pop(text, None)
+            self._tagged[text] = self.tagger.find(text, self.kinds, reading)
 
     def redact(self, text: str) -> str:
         if self.tagger is not None and text not in self._tagged:

@@ -1,0 +1,64 @@
+"""One read of a text by the embedding model: windows over every word piece, the pieces'
+states shared by a shallow read and a whole one, and the windows' sentence embeddings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from stackyard.guardrails.reading import WINDOW, read, window_starts
+
+
+@pytest.fixture(scope="module")
+def embedder() -> Any:
+    pytest.importorskip("sentence_transformers")
+    from stackyard.engine.loading import load_embedder
+    from stackyard.engine.sources import ModelSourceError, resolve
+
+    try:
+        return load_embedder(resolve("all-minilm-l6-v2", "embeddings"), "cpu")
+    except ModelSourceError as exc:
+        pytest.skip(str(exc))
+
+
+def test_windows_cover_every_piece_once_or_twice() -> None:
+    assert window_starts(10) == [0]
+    for count in (255, 256, 600, 1000):
+        starts = window_starts(count)
+        covered = [0] * count
+        for start in starts:
+            for index in range(start, min(count, start + WINDOW - 2)):
+                covered[index] += 1
+        assert min(covered) >= 1
+        assert max(covered) <= 2
+        assert starts[-1] + WINDOW - 2 == count
+
+
+def test_a_shallow_read_and_a_whole_one_agree_on_the_pieces(embedder: Any) -> None:
+    import torch
+
+    text = "Ada Lovelace wrote the first program. " * 60  # several windows
+    shallow, whole = read(embedder, text), read(embedder, text, whole=True)
+    assert shallow.vectors is None
+    assert shallow.offsets == whole.offsets
+    assert len(shallow.offsets) > WINDOW
+    assert shallow.states.shape == (len(shallow.offsets), 384)
+    assert torch.allclose(shallow.states, whole.states, atol=1e-4)
+    assert whole.vectors.shape == (len(window_starts(len(whole.offsets))), 384)
+
+
+def test_a_short_texts_vector_is_its_sentence_embedding(embedder: Any) -> None:
+    import numpy as np
+
+    text = "How do I reset my password on the intranet?"
+    [vector] = read(embedder, text, whole=True).vectors
+    expected = embedder.encode([text], normalize_embeddings=True, convert_to_numpy=True)[0]
+    assert np.allclose(vector, expected, atol=1e-4)
+
+
+def test_an_empty_text_is_read(embedder: Any) -> None:
+    reading = read(embedder, "", whole=True)
+    assert reading.offsets == []
+    assert reading.states.shape[0] == 0
+    assert reading.vectors.shape == (1, 384)
