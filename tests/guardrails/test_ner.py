@@ -105,7 +105,7 @@ def test_the_shipped_weights_match_the_code() -> None:
 
     data = np.load(ner.WEIGHTS, allow_pickle=False)
     assert tuple(str(k) for k in data["kinds"]) == ner.KINDS
-    assert tuple(int(x) for x in data["layers"]) == ner.LAYERS
+    assert int(data["layer"]) == ner.LAYER
     assert data["w2"].shape[1] == len(ner.KINDS) + 1
     assert 0 < float(data["threshold"]) < 1
 

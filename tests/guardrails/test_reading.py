@@ -3,11 +3,12 @@ states shared by a shallow read and a whole one, and the windows' sentence embed
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
 
-from stackyard.guardrails.reading import WINDOW, read, window_starts
+from stackyard.guardrails.reading import OVERLAP, WINDOW, read, window_starts
 
 
 @pytest.fixture(scope="module")
@@ -22,17 +23,21 @@ def embedder() -> Any:
         pytest.skip(str(exc))
 
 
-def test_windows_cover_every_piece_once_or_twice() -> None:
-    assert window_starts(10) == [0]
-    for count in (255, 256, 600, 1000):
-        starts = window_starts(count)
+def test_windows_cover_every_piece_once_or_twice_and_no_more_than_needed() -> None:
+    assert window_starts(10) == ([0], 10)
+    assert window_starts(300) == ([0, 134], 166)
+    for count in (255, 256, 300, 600, 1000, 5000):
+        starts, length = window_starts(count)
+        assert length <= WINDOW - 2
         covered = [0] * count
         for start in starts:
-            for index in range(start, min(count, start + WINDOW - 2)):
+            for index in range(start, start + length):
                 covered[index] += 1
         assert min(covered) >= 1
         assert max(covered) <= 2
-        assert starts[-1] + WINDOW - 2 == count
+        assert starts[-1] + length == count
+        shared = [a + length - b for a, b in itertools.pairwise(starts)]
+        assert min(shared) >= OVERLAP - 1
 
 
 def test_a_shallow_read_and_a_whole_one_agree_on_the_pieces(embedder: Any) -> None:
@@ -45,7 +50,7 @@ def test_a_shallow_read_and_a_whole_one_agree_on_the_pieces(embedder: Any) -> No
     assert len(shallow.offsets) > WINDOW
     assert shallow.states.shape == (len(shallow.offsets), 384)
     assert torch.allclose(shallow.states, whole.states, atol=1e-4)
-    assert whole.vectors.shape == (len(window_starts(len(whole.offsets))), 384)
+    assert whole.vectors.shape == (len(window_starts(len(whole.offsets))[0]), 384)
 
 
 def test_a_short_texts_vector_is_its_sentence_embedding(embedder: Any) -> None:

@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from stackyard.guardrails.pii import Found
-from stackyard.guardrails.reading import PIECE_LAYERS, Reading, read
+from stackyard.guardrails.reading import PIECE_LAYER, Reading, read
 
 log = logging.getLogger("stackyard.guardrails")
 
 WEIGHTS = Path(__file__).with_name("ner.npz")
-#: Hidden states read by the tagger (see :data:`stackyard.guardrails.reading.PIECE_LAYERS`).
-LAYERS = PIECE_LAYERS
+#: The hidden states read by the tagger (see :data:`stackyard.guardrails.reading.PIECE_LAYER`).
+LAYER = PIECE_LAYER
 #: What the tagger knows. TITLE (Mr., job titles) is tagged so that it is not confused with a
 #: name, but it is not PII and is not redacted unless asked for.
 KINDS = (
@@ -86,7 +86,7 @@ class EntityTagger:
         self.embedder = embedder
         data = np.load(weights, allow_pickle=False)
         self.kinds = tuple(str(k) for k in data["kinds"])
-        self.layers = tuple(int(x) for x in data["layers"])
+        self.layer = int(data["layer"])
         self.threshold = float(data["threshold"])
         self.w1 = torch.from_numpy(data["w1"].astype(np.float32))
         self.b1 = torch.from_numpy(data["b1"].astype(np.float32))
@@ -102,9 +102,9 @@ class EntityTagger:
         rail already read it (the model is not run again)."""
         import torch
 
-        if reading is None or reading.layers != self.layers:
+        if reading is None or reading.layer != self.layer:
             with self._lock:
-                reading = read(self.embedder, text, self.layers)
+                reading = read(self.embedder, text, self.layer)
         with torch.inference_mode():
             hidden = torch.nn.functional.gelu(reading.states @ self.w1 + self.b1)
             return reading.offsets, (hidden @ self.w2 + self.b2).softmax(-1).numpy()

@@ -91,7 +91,7 @@ def featurise(records: list[dict[str, Any]], embedder: Any) -> list[tuple[Any, A
 
     rows = []
     for record in records:
-        reading = read(embedder, record["full_text"], ner.LAYERS)
+        reading = read(embedder, record["full_text"], ner.LAYER)
         offsets, states = reading.offsets, reading.states
         labels = torch.tensor(piece_labels(record, offsets), dtype=torch.long)
         rows.append((states, labels, record["template_id"]))
@@ -190,7 +190,7 @@ def train(data: Path, out: Path, seed: int = 0) -> dict[str, Any]:
         w2=w2.numpy().astype(np.float32),
         b2=b2.numpy().astype(np.float32),
         kinds=np.array(ner.KINDS),
-        layers=np.array(ner.LAYERS),
+        layer=np.array(ner.LAYER),
         threshold=np.array(threshold),
     )
     report = {

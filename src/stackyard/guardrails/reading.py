@@ -4,65 +4,69 @@ entity tagger each word piece's hidden state after the second layer. When both r
 the model runs once per text: the injection rail reads the whole model and keeps the pieces'
 states for the tagger.
 
-Texts are read in windows of 256 word pieces (the model's training length), overlapping by 64,
-so that nothing past the 256th piece goes unread.
+Texts are read in windows of at most 256 word pieces (the model's training length),
+overlapping by at least 32, so that nothing past the 256th piece goes unread.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
-#: Word pieces per window, the two special tokens included.
+#: Word pieces per window at most, the two special tokens included.
 WINDOW = 256
-OVERLAP = 64
-#: The hidden states kept for each piece (0 is the embeddings, 6 the last layer): the entity
-#: tagger's. The second layer alone tagged as well as the third or the last (held-out word
-#: pieces: recall 0.980, precision 0.967; 0.983 and 0.971 for the third), for a third of the
-#: model's cost when it runs alone.
-PIECE_LAYERS = (2,)
+OVERLAP = 32
+#: The layer after which each piece's hidden state is kept (0 is the embeddings, 6 the last):
+#: the entity tagger's. The second layer tagged as well as the third or the last (held-out
+#: word pieces: recall 0.980, precision 0.967; 0.983 and 0.971 for the third), for a third
+#: of the model's cost when it runs alone.
+PIECE_LAYER = 2
 
 
 @dataclass(frozen=True, slots=True)
 class Reading:
     offsets: list[tuple[int, int]]  # each word piece's characters
-    states: Any  # each piece's hidden states (``layers`` side by side), a tensor
-    layers: tuple[int, ...]
+    states: Any  # each piece's hidden state after ``layer``, a tensor
+    layer: int
     #: Each window's sentence embedding (the mean of the last layer, normalised), when the
     #: whole model ran; None after a shallow read.
     vectors: Any | None = None
 
 
-def read(
-    embedder: Any, text: str, layers: tuple[int, ...] = PIECE_LAYERS, whole: bool = False
-) -> Reading:
+def read(embedder: Any, text: str, layer: int = PIECE_LAYER, whole: bool = False) -> Reading:
     """Read ``text`` with ``embedder`` (a loaded sentence-transformers model): the pieces'
-    states at ``layers`` (a piece in two windows gets the mean of both), and with ``whole``
-    the windows' sentence embeddings. Without ``whole`` the layers after the deepest of
-    ``layers`` are not run."""
+    states after ``layer`` (a piece in two windows gets the mean of both), and with ``whole``
+    the windows' sentence embeddings. Without ``whole`` the layers after ``layer`` are not
+    run.
+
+    The model runs in two parts, its first ``layer`` layers and then the rest, rather than
+    with ``output_hidden_states``: transformers records hidden states with hooks on the layer
+    modules, which the shallow model shares with the whole one, and the hooks of one then
+    record into the other's list (measured: layer 1's states returned as layer 2's)."""
     import torch
 
     tokenizer = embedder.tokenizer
     full = embedder[0].auto_model
-    model = full if whole else shallow(full, max(layers))
     encoded = tokenizer(
         text, add_special_tokens=False, return_offsets_mapping=True, truncation=False
     )
     ids: list[int] = encoded["input_ids"]
     offsets = [(int(a), int(b)) for a, b in encoded["offset_mapping"]]
-    starts = window_starts(len(ids))
-    size = min(WINDOW - 2, len(ids))
+    starts, size = window_starts(len(ids))
     batch = torch.tensor(
         [[tokenizer.cls_token_id, *ids[s : s + size], tokenizer.sep_token_id] for s in starts]
     )
+    vectors = None
     with torch.inference_mode():
-        out = model(
-            input_ids=batch, attention_mask=torch.ones_like(batch), output_hidden_states=True
-        )
-        states = torch.cat([out.hidden_states[layer] for layer in layers], dim=-1)
-        vectors = None
+        # Every window has the same length: no padding, so no attention mask either.
+        states = shallow(full, layer)(input_ids=batch).last_hidden_state
         if whole:
-            vectors = torch.nn.functional.normalize(out.last_hidden_state.mean(1), dim=-1)
+            hidden = states
+            for block in list(full.encoder.layer)[layer:]:
+                out = block(hidden)
+                hidden = out[0] if isinstance(out, tuple) else out
+            vectors = torch.nn.functional.normalize(hidden.mean(1), dim=-1).numpy()
     if len(starts) == 1:
         pieces = states[0, 1 : len(ids) + 1]
     else:
@@ -72,7 +76,7 @@ def read(
             pieces[start : start + size] += states[row, 1 : size + 1]
             seen[start : start + size] += 1
         pieces = pieces / seen
-    return Reading(offsets, pieces, layers, vectors.numpy() if vectors is not None else None)
+    return Reading(offsets, pieces, layer, vectors)
 
 
 _shallow: dict[tuple[int, int], Any] = {}
@@ -96,11 +100,14 @@ def shallow(model: Any, depth: int) -> Any:
     return found
 
 
-def window_starts(count: int) -> list[int]:
-    """Where each window of word pieces starts (they overlap by ``OVERLAP``; the last ends at
-    the last piece, so every window is full)."""
+def window_starts(count: int) -> tuple[list[int], int]:
+    """Where each window of word pieces starts, and the windows' one length: as few windows as
+    hold ``count`` pieces with at least ``OVERLAP`` shared between neighbours, all of one
+    length (no padding) and no longer than they need be (the model's cost is in the pieces it
+    reads: 300 pieces are two windows of 166, not two of 254)."""
     size = WINDOW - 2
     if count <= size:
-        return [0]
-    starts = list(range(0, count - size, size - OVERLAP))
-    return [*starts, count - size]
+        return [0], count
+    n = math.ceil((count - OVERLAP) / (size - OVERLAP))
+    length = math.ceil((count + (n - 1) * OVERLAP) / n)
+    return [round(i * (count - length) / (n - 1)) for i in range(n)], length
