@@ -39,6 +39,7 @@ LABELS = {"PERSON": "PERSON", "STREET_ADDRESS": "LOC", "ZIP_CODE": "LOC", "GPE":
 
 def train():
     random.seed(0)
+    spacy.util.fix_random_seed(0)
     nlp = spacy.blank("en")
     ner = nlp.add_pipe("ner")
     for label in set(LABELS.values()):

@@ -408,6 +408,7 @@ def rails_latency(detector: Any, tagger: Any, runs: int = 300) -> list[tuple[str
         "PII alone (patterns and the entity tagger)",
         "injection (heuristics and classifier)",
         "all three, as the gateway runs them (the tagger reuses the injection rail's read)",
+        "anchor: one sentence-transformers encode of the text (MiniLM, whole)",
     )
     timings: dict[str, list[float]] = {name: [] for name in names}
     for body in bodies:
@@ -428,6 +429,9 @@ def rails_latency(detector: Any, tagger: Any, runs: int = 300) -> list[tuple[str
         detector.scan([("messages[0].content", text)], kept)
         pii.find(text, None, tagger.find(text, None, kept.pop(text)))
         timings[names[3]].append((time.perf_counter() - started) * 1000)
+        started = time.perf_counter()
+        detector.embedder.encode([text], normalize_embeddings=True, show_progress_bar=False)
+        timings[names[4]].append((time.perf_counter() - started) * 1000)
     return [(name, *percentiles(values)) for name, values in timings.items()]
 
 

@@ -49,7 +49,7 @@ def read(embedder: Any, text: str, layer: int = PIECE_LAYER, whole: bool = False
     tokenizer = embedder.tokenizer
     full = embedder[0].auto_model
     encoded = tokenizer(
-        text, add_special_tokens=False, return_offsets_mapping=True, truncation=False
+        text, add_special_tokens=False, return_offsets_mapping=True, truncation=False, verbose=False
     )
     ids: list[int] = encoded["input_ids"]
     offsets = [(int(a), int(b)) for a, b in encoded["offset_mapping"]]
