@@ -28,7 +28,8 @@ def _b64url(data: bytes) -> str:
 
 def _jwt(rng: random.Random) -> str:
     header = _b64url(json.dumps({"alg": rng.choice(["HS256", "RS256"]), "typ": "JWT"}).encode())
-    claims = {"sub": str(rng.randrange(10**9)), "name": _pick(rng, string.ascii_letters, 8)}
+    claims: dict[str, object] = {"sub": str(rng.randrange(10**9))}
+    claims["name"] = _pick(rng, string.ascii_letters, 8)
     claims["iat"] = rng.randrange(1_500_000_000, 1_800_000_000)
     payload = _b64url(json.dumps(claims).encode())
     return f"{header}.{payload}.{_b64url(rng.randbytes(32))}"

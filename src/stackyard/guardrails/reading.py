@@ -31,7 +31,7 @@ class Reading:
     layer: int
     #: Each window's sentence embedding (the mean of the last layer, normalised), when the
     #: whole model ran; None after a shallow read.
-    vectors: Any | None = None
+    vectors: Any = None
 
 
 def read(embedder: Any, text: str, layer: int = PIECE_LAYER, whole: bool = False) -> Reading:
