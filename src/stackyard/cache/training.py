@@ -11,7 +11,6 @@ a few minutes a thousand steps on two CPU cores; the adapters and head are writt
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import json
 import math
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from stackyard.cache import pairs as pairmodel
+from stackyard.trainers import trainer_parser
 
 Pair = tuple[str, str, bool]
 
@@ -208,10 +208,7 @@ def recalibrate(data: Path, weights: Path) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    default = Path(__file__).resolve().parents[3].parent / "shared" / "data"
-    parser.add_argument("--data", type=Path, default=default, help="the shared data folder")
-    parser.add_argument("--out", type=Path, default=pairmodel.WEIGHTS)
+    parser = trainer_parser(__doc__, pairmodel.WEIGHTS)
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=4e-5, help="the encoder's learning rate")

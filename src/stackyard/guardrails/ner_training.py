@@ -12,7 +12,6 @@ About a minute on two CPU cores, most of it the embedding model.
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import sys
@@ -22,6 +21,7 @@ from typing import Any
 
 from stackyard.guardrails import ner
 from stackyard.guardrails.reading import read
+from stackyard.trainers import trainer_parser
 
 #: The data set's entity types, as the tagger's kinds.
 TYPE_KINDS = {
@@ -207,10 +207,7 @@ def train(data: Path, out: Path, seed: int = 0) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    default = Path(__file__).resolve().parents[3].parent / "shared" / "data"
-    parser.add_argument("--data", type=Path, default=default, help="the shared data folder")
-    parser.add_argument("--out", type=Path, default=ner.WEIGHTS)
+    parser = trainer_parser(__doc__, ner.WEIGHTS)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if not (args.data / DATASET).exists():

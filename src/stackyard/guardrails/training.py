@@ -11,7 +11,6 @@ cores, most of it embedding.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import sys
@@ -21,6 +20,7 @@ from typing import Any
 
 from stackyard.guardrails import injection
 from stackyard.guardrails.reading import read
+from stackyard.trainers import trainer_parser
 
 
 def load(path: Path) -> tuple[list[str], list[bool]]:
@@ -116,10 +116,7 @@ def train(data: Path, out: Path, fpr: float = 0.005, folds: int = 5) -> dict[str
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    default = Path(__file__).resolve().parents[3].parent / "shared" / "data"
-    parser.add_argument("--data", type=Path, default=default, help="the shared data folder")
-    parser.add_argument("--out", type=Path, default=injection.WEIGHTS)
+    parser = trainer_parser(__doc__, injection.WEIGHTS)
     parser.add_argument("--fpr", type=float, default=0.005, help="false positives allowed")
     args = parser.parse_args(argv)
     if not (args.data / "jailbreak").exists():
