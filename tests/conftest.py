@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import openai
 import pytest
 import yaml
 from sqlalchemy import create_engine, text
@@ -119,6 +120,13 @@ def postgres_database() -> Iterator[str]:
         with engine.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         engine.dispose()
+
+
+def openai_sdk(gateway: GatewayProcess, key: str = "unused") -> openai.OpenAI:
+    """The official OpenAI client on ``gateway``, strict about the responses' shape."""
+    return openai.OpenAI(
+        base_url=gateway.base_url, api_key=key, max_retries=0, _strict_response_validation=True
+    )
 
 
 def team_key(gateway: GatewayProcess, team: str, master_key: str) -> str:

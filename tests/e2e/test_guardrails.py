@@ -12,8 +12,8 @@ import httpx
 import openai
 import pytest
 
-from tests.conformance.recordings import an_message, oa_completion
-from tests.conftest import GatewayProcess, team_key
+from tests.conformance.recordings import an_message
+from tests.conftest import GatewayProcess, openai_sdk, team_key
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fakes.replay_upstream import ReplayUpstream
 
@@ -54,12 +54,6 @@ def gateway(fake_openai: FakeOpenAI, gateway_factory: Any) -> GatewayProcess:
     return gw
 
 
-def sdk(gateway: GatewayProcess) -> openai.OpenAI:
-    return openai.OpenAI(
-        base_url=gateway.base_url, api_key="unused", max_retries=0, _strict_response_validation=True
-    )
-
-
 def seen_upstream(fake: FakeOpenAI, deployment: str) -> str:
     return str(fake.requests_for(deployment)[-1].body)
 
@@ -67,7 +61,7 @@ def seen_upstream(fake: FakeOpenAI, deployment: str) -> str:
 def test_an_external_provider_sees_placeholders_and_the_client_the_values(
     gateway: GatewayProcess, fake_openai: FakeOpenAI
 ) -> None:
-    with sdk(gateway) as client:
+    with openai_sdk(gateway) as client:
         reply = client.chat.completions.create(
             model="outside", messages=[{"role": "user", "content": SECRET_TEXT}]
         )
@@ -82,7 +76,7 @@ def test_an_external_provider_sees_placeholders_and_the_client_the_values(
 
 
 def test_a_stream_is_restored(gateway: GatewayProcess, fake_openai: FakeOpenAI) -> None:
-    with sdk(gateway) as client:
+    with openai_sdk(gateway) as client:
         stream = client.chat.completions.create(
             model="outside", messages=[{"role": "user", "content": SECRET_TEXT}], stream=True
         )
@@ -123,7 +117,7 @@ def test_tool_calls_and_tool_messages_round_trip(
         {"role": "tool", "tool_call_id": "call_1", "content": f"sent to {EMAIL}"},
         {"role": "user", "content": f"Please call a tool again for {EMAIL}"},
     ]
-    with sdk(gateway) as client:
+    with openai_sdk(gateway) as client:
         reply = client.chat.completions.create(
             model="outside", messages=messages, tools=tools, tool_choice="required"
         )
@@ -135,7 +129,7 @@ def test_tool_calls_and_tool_messages_round_trip(
 def test_embedding_inputs_leave_without_pii_or_secrets(
     gateway: GatewayProcess, fake_openai: FakeOpenAI
 ) -> None:
-    with sdk(gateway) as client:
+    with openai_sdk(gateway) as client:
         result = client.embeddings.create(
             model="outside-embed", input=[SECRET_TEXT, "nothing here"], encoding_format="float"
         )
@@ -149,7 +143,7 @@ def test_embedding_inputs_leave_without_pii_or_secrets(
 def test_an_inside_model_gets_the_request_unchanged(
     gateway: GatewayProcess, fake_openai: FakeOpenAI
 ) -> None:
-    with sdk(gateway) as client:
+    with openai_sdk(gateway) as client:
         client.chat.completions.create(
             model="inside", messages=[{"role": "user", "content": SECRET_TEXT}]
         )
@@ -178,7 +172,7 @@ def test_a_request_carrying_a_secret_is_refused_and_never_sent(
 ) -> None:
     before = len(fake_openai.requests_for("secrets-strict"))
     leaked = "connect with postgresql://admin:hunter22@db.internal:5432/app please"
-    with sdk(strict) as client, pytest.raises(openai.BadRequestError) as info:
+    with openai_sdk(strict) as client, pytest.raises(openai.BadRequestError) as info:
         client.chat.completions.create(
             model="m",
             messages=[
@@ -190,7 +184,7 @@ def test_a_request_carrying_a_secret_is_refused_and_never_sent(
     assert info.value.body["param"] == "messages[1].content"  # type: ignore[index]
     assert "connection_string_password" in info.value.message
     assert len(fake_openai.requests_for("secrets-strict")) == before
-    with sdk(strict) as client:  # a clean request still goes through
+    with openai_sdk(strict) as client:  # a clean request still goes through
         client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
     assert len(fake_openai.requests_for("secrets-strict")) == before + 1
 
@@ -218,7 +212,7 @@ ECHOED_KEY = "sk-proj-" + "Zz9Yy8Xx7Ww6Vv5Uu4Tt3Ss2Rr1Qq0Pp"
 def test_a_secret_in_the_answer_never_reaches_the_client(masking: GatewayProcess) -> None:
     asked = f"Repeat after me: the key is {ECHOED_KEY} and that is all."
     messages: Any = [{"role": "user", "content": asked}]
-    with sdk(masking) as client:  # the fake upstream echoes the question
+    with openai_sdk(masking) as client:  # the fake upstream echoes the question
         whole = client.chat.completions.create(model="m", messages=messages)
         stream: Any = client.chat.completions.create(model="m", messages=messages, stream=True)
         streamed = "".join(
@@ -329,7 +323,7 @@ def test_an_embedding_input_with_a_secret_is_refused(
     strict: GatewayProcess, fake_openai: FakeOpenAI
 ) -> None:
     before = len(fake_openai.requests_for("secrets-strict"))
-    with sdk(strict) as client, pytest.raises(openai.BadRequestError) as info:
+    with openai_sdk(strict) as client, pytest.raises(openai.BadRequestError) as info:
         client.embeddings.create(
             model="m",
             input=["fine", "token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlX2hlcmU"],
@@ -379,98 +373,6 @@ def test_the_messages_door_refuses_an_injection_in_a_tool_result(
         )
     assert "deny_word:project falcon, in messages[0].content" in info.value.message
     assert replay.take("pii-claude") == []
-
-
-# -- output validation: JSON answers ----------------------------------------------------------
-
-CITY_FORMAT: Any = {
-    "type": "json_schema",
-    "json_schema": {
-        "name": "city",
-        "schema": {
-            "type": "object",
-            "properties": {"city": {"type": "string"}, "people": {"type": "integer"}},
-            "required": ["city", "people"],
-        },
-    },
-}
-
-
-@pytest.fixture(scope="module")
-def validating(replay: ReplayUpstream, gateway_factory: Any) -> GatewayProcess:
-    gw: GatewayProcess = gateway_factory(
-        {
-            "models": [
-                {
-                    "name": "gpt",
-                    "provider": "openai",
-                    "api_base": replay.base_url("json-out"),
-                    "api_key": "sk-openai",
-                }
-            ],
-            "router": {"retries": 0},
-            "guardrails": {"json_output": {"action": "reask"}},
-        }
-    )
-    return gw
-
-
-def ask_city(gateway: GatewayProcess) -> Any:
-    with sdk(gateway) as client:
-        return client.chat.completions.with_raw_response.create(
-            model="gpt",
-            messages=[{"role": "user", "content": "The largest city in France?"}],
-            response_format=CITY_FORMAT,
-        )
-
-
-def test_a_fenced_json_answer_is_repaired(
-    validating: GatewayProcess, replay: ReplayUpstream
-) -> None:
-    fenced = '```json\n{"city": "Paris", "people": 2100000}\n```'
-    replay.script("json-out", oa_completion({"content": fenced}, "stop"))
-    raw = ask_city(validating)
-    assert raw.headers["x-stackyard-guardrails-json"] == "repaired"
-    assert raw.parse().choices[0].message.content == '{"city": "Paris", "people": 2100000}'
-    assert len(replay.take("json-out")) == 1
-
-
-def test_a_wrong_answer_is_asked_again_once(
-    validating: GatewayProcess, replay: ReplayUpstream
-) -> None:
-    replay.script(
-        "json-out",
-        oa_completion({"content": '{"city": "Paris", "people": "many"}'}, "stop", (20, 8)),
-        oa_completion({"content": '{"city": "Paris", "people": 2100000}'}, "stop", (40, 9)),
-    )
-    raw = ask_city(validating)
-    assert raw.headers["x-stackyard-guardrails-json"] == "reasked"
-    completion = raw.parse()
-    assert completion.choices[0].message.content == '{"city": "Paris", "people": 2100000}'
-    assert completion.usage is not None
-    assert (completion.usage.prompt_tokens, completion.usage.completion_tokens) == (60, 17)
-    _, second = replay.take("json-out")
-    told = second.body["messages"][-1]["content"]
-    assert "at people: 'many' is not of type 'integer'" in told
-    assert second.body["messages"][-2] == {
-        "role": "assistant",
-        "content": '{"city": "Paris", "people": "many"}',
-    }
-
-
-def test_a_second_wrong_answer_is_a_clear_error(
-    validating: GatewayProcess, replay: ReplayUpstream
-) -> None:
-    bad = oa_completion({"content": "Paris, about two million people."}, "stop")
-    replay.script("json-out", bad, bad)
-    with pytest.raises(openai.InternalServerError) as info:
-        ask_city(validating)
-    assert info.value.status_code == 502
-    body: Any = info.value.body
-    assert body["code"] == "invalid_json_output"
-    assert body["param"] == "response_format"
-    assert "not valid JSON" in body["message"]
-    assert len(replay.take("json-out")) == 2  # asked once more, not again and again
 
 
 # -- the audit log ------------------------------------------------------------------------------
@@ -594,7 +496,7 @@ def test_a_denied_word_is_refused_before_it_leaves(
     topical: GatewayProcess, fake_openai: FakeOpenAI
 ) -> None:
     before = len(fake_openai.requests_for("topics"))
-    with sdk(topical) as client:
+    with openai_sdk(topical) as client:
         with pytest.raises(openai.BadRequestError) as info:
             client.chat.completions.create(
                 model="m", messages=[{"role": "user", "content": "Any news on project falcon?"}]

@@ -1,0 +1,105 @@
+"""Output validation through a real gateway: a JSON answer to a request with a
+``response_format`` schema is repaired when it can be, asked for once more when it cannot, and
+otherwise refused with a clear error (the official ``openai`` SDK as the client)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import openai
+import pytest
+
+from tests.conformance.recordings import oa_completion
+from tests.conftest import GatewayProcess, openai_sdk
+from tests.fakes.replay_upstream import ReplayUpstream
+
+pytestmark = pytest.mark.e2e
+
+CITY_FORMAT: Any = {
+    "type": "json_schema",
+    "json_schema": {
+        "name": "city",
+        "schema": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}, "people": {"type": "integer"}},
+            "required": ["city", "people"],
+        },
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def validating(replay: ReplayUpstream, gateway_factory: Any) -> GatewayProcess:
+    gw: GatewayProcess = gateway_factory(
+        {
+            "models": [
+                {
+                    "name": "gpt",
+                    "provider": "openai",
+                    "api_base": replay.base_url("json-out"),
+                    "api_key": "sk-openai",
+                }
+            ],
+            "router": {"retries": 0},
+            "guardrails": {"json_output": {"action": "reask"}},
+        }
+    )
+    return gw
+
+
+def ask_city(gateway: GatewayProcess) -> Any:
+    with openai_sdk(gateway) as client:
+        return client.chat.completions.with_raw_response.create(
+            model="gpt",
+            messages=[{"role": "user", "content": "The largest city in France?"}],
+            response_format=CITY_FORMAT,
+        )
+
+
+def test_a_fenced_json_answer_is_repaired(
+    validating: GatewayProcess, replay: ReplayUpstream
+) -> None:
+    fenced = '```json\n{"city": "Paris", "people": 2100000}\n```'
+    replay.script("json-out", oa_completion({"content": fenced}, "stop"))
+    raw = ask_city(validating)
+    assert raw.headers["x-stackyard-guardrails-json"] == "repaired"
+    assert raw.parse().choices[0].message.content == '{"city": "Paris", "people": 2100000}'
+    assert len(replay.take("json-out")) == 1
+
+
+def test_a_wrong_answer_is_asked_again_once(
+    validating: GatewayProcess, replay: ReplayUpstream
+) -> None:
+    replay.script(
+        "json-out",
+        oa_completion({"content": '{"city": "Paris", "people": "many"}'}, "stop", (20, 8)),
+        oa_completion({"content": '{"city": "Paris", "people": 2100000}'}, "stop", (40, 9)),
+    )
+    raw = ask_city(validating)
+    assert raw.headers["x-stackyard-guardrails-json"] == "reasked"
+    completion = raw.parse()
+    assert completion.choices[0].message.content == '{"city": "Paris", "people": 2100000}'
+    assert completion.usage is not None
+    assert (completion.usage.prompt_tokens, completion.usage.completion_tokens) == (60, 17)
+    _, second = replay.take("json-out")
+    told = second.body["messages"][-1]["content"]
+    assert "at people: 'many' is not of type 'integer'" in told
+    assert second.body["messages"][-2] == {
+        "role": "assistant",
+        "content": '{"city": "Paris", "people": "many"}',
+    }
+
+
+def test_a_second_wrong_answer_is_a_clear_error(
+    validating: GatewayProcess, replay: ReplayUpstream
+) -> None:
+    bad = oa_completion({"content": "Paris, about two million people."}, "stop")
+    replay.script("json-out", bad, bad)
+    with pytest.raises(openai.InternalServerError) as info:
+        ask_city(validating)
+    assert info.value.status_code == 502
+    body: Any = info.value.body
+    assert body["code"] == "invalid_json_output"
+    assert body["param"] == "response_format"
+    assert "not valid JSON" in body["message"]
+    assert len(replay.take("json-out")) == 2  # asked once more, not again and again
