@@ -51,6 +51,24 @@ def pick_dtype(dtype: str, device: str) -> Any:
         ) from None
 
 
+AUTOCAST_MIN_TOKENS = 512  # smaller encodes stay in float32: autocast costs more than it saves
+
+
+def embedding_autocast(device: str, dtype: str) -> Any | None:
+    """The dtype that batched encodes of an embedding model run in under autocast, or None
+    for the model's own float32. ``auto``: bfloat16 on CUDA and on CPUs with AMX tiles, where
+    it encodes a batch about twice as fast with vectors within 1e-4 in cosine; float32
+    elsewhere (bfloat16 without AMX is slower, not faster)."""
+    torch = _require("torch")
+    if dtype == "auto":
+        if device.startswith("cuda"):
+            return torch.bfloat16
+        amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
+        return torch.bfloat16 if amx is not None and amx() else None
+    chosen = pick_dtype(dtype, device)
+    return None if chosen == torch.float32 else chosen
+
+
 def load_causal_lm(source: Source, device: str, dtype: str) -> tuple[Any, Any]:
     """(model, tokenizer), loaded once per source, device and dtype."""
     key = (source.label, device, dtype, None)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,7 @@ class LocalProvider:
         self.default_max_tokens = _int(options, "default_max_tokens", 256)
         self._engine: Engine | None = None
         self._embedder: Any = None
+        self._autocast: Any = None  # the dtype batched encodes run in, None for float32
         self.adapter = entry.adapter
         if self.adapter is not None:
             if self.source.task != "chat":
@@ -81,6 +83,7 @@ class LocalProvider:
             self._engine = engine
         else:
             self._embedder = loading.load_embedder(self.source, device)
+            self._autocast = loading.embedding_autocast(device, self.dtype_option)
 
     async def _ensure_loaded(self) -> None:
         if self._engine is not None or self._embedder is not None:
@@ -269,6 +272,16 @@ class LocalProvider:
 
     # -- embeddings -------------------------------------------------------------------------
 
+    def _precision(self, model: Any, tokens: int) -> AbstractContextManager[Any]:
+        """Autocast for encodes big enough to gain from it (see ``embedding_autocast``)."""
+        from stackyard.engine.loading import AUTOCAST_MIN_TOKENS
+
+        if self._autocast is None or tokens < AUTOCAST_MIN_TOKENS:
+            return nullcontext()
+        import torch
+
+        return torch.autocast(model.device.type, dtype=self._autocast)
+
     async def embeddings(self, body: Body) -> Body:
         await self._ensure_loaded()
         model = self._embedder
@@ -296,9 +309,10 @@ class LocalProvider:
             )
 
         def encode() -> tuple[list[list[float]], int]:
-            vectors = model.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
             tokens = sum(len(ids) for ids in model.tokenizer(texts)["input_ids"])
-            return vectors.tolist(), tokens
+            with self._precision(model, tokens):
+                vectors = model.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
+            return vectors.astype("float32").tolist(), tokens
 
         async with self._embed_lock:
             vectors, tokens = await asyncio.to_thread(encode)
