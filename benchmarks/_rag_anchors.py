@@ -15,7 +15,8 @@ PACKAGES = ("llama-index-core", "llama-index-embeddings-huggingface", "hnswlib")
 LLAMAINDEX = r"""
 import json, os, sys, time
 os.environ["HF_HUB_OFFLINE"] = "1"
-folder, model_dir, batch = sys.argv[1], sys.argv[2], int(sys.argv[3])
+folder, model_dir, batch, dtype = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+import torch
 from llama_index.core import SimpleDirectoryReader
 from llama_index.core.ingestion import IngestionPipeline
 from llama_index.core.node_parser import SentenceSplitter
@@ -25,7 +26,10 @@ from transformers import AutoTokenizer
 import llama_index.core
 
 tokenizer = AutoTokenizer.from_pretrained(model_dir)
-embed = HuggingFaceEmbedding(model_name=model_dir, device="cpu", embed_batch_size=batch)
+options = {} if dtype == "float32" else {"model_kwargs": {"torch_dtype": getattr(torch, dtype)}}
+embed = HuggingFaceEmbedding(
+    model_name=model_dir, device="cpu", embed_batch_size=batch, **options
+)
 embed.get_text_embedding("warm up")  # load time is not ingest time (as for Stackyard)
 started = time.perf_counter()
 documents = SimpleDirectoryReader(folder, filename_as_id=True).load_data()
@@ -83,8 +87,11 @@ def run(script: str, *args: str) -> dict[str, object]:
     return parsed
 
 
-def llamaindex_ingest(folder: Path, model_dir: Path, batch: int) -> dict[str, object]:
-    return run(LLAMAINDEX, str(folder), str(model_dir), str(batch))
+def llamaindex_ingest(
+    folder: Path, model_dir: Path, batch: int, dtype: str = "float32"
+) -> dict[str, object]:
+    """``dtype``: the model's weights (``float32``, LlamaIndex's default, or ``bfloat16``)."""
+    return run(LLAMAINDEX, str(folder), str(model_dir), str(batch), dtype)
 
 
 def hnswlib_search(data: Path, queries: Path, truth: Path, k: int, ef: int) -> dict[str, object]:

@@ -109,16 +109,23 @@ def test_paraphrases_are_closer_than_unrelated_sentences(client: openai.OpenAI) 
     assert result.usage.prompt_tokens > 10
 
 
+FACTS = {
+    "tower": "The Eiffel Tower stands in Paris and is 330 metres tall.",
+    "penguins": "Emperor penguins breed on the sea ice of Antarctica.",
+    "plants": "Photosynthesis turns sunlight, water and CO2 into sugar.",
+}
+
+
 def test_rag_with_the_in_process_models(
     gateway: GatewayProcess, client: openai.OpenAI, tmp_path: Path
 ) -> None:
     """A folder becomes a collection embedded by all-MiniLM-L6-v2; SmolLM2 answers from the
-    passage that matches the question's meaning, and cites it."""
+    passage that matches the question's meaning, and cites it. SmolLM2 can also judge the
+    passages as a reranker."""
     folder = tmp_path / "facts"
     folder.mkdir()
-    (folder / "tower.txt").write_text("The Eiffel Tower stands in Paris and is 330 metres tall.")
-    (folder / "penguins.txt").write_text("Emperor penguins breed on the sea ice of Antarctica.")
-    (folder / "plants.txt").write_text("Photosynthesis turns sunlight, water and CO2 into sugar.")
+    for name in FACTS:
+        (folder / f"{name}.txt").write_text(FACTS[name])
     url = f"{gateway.url}/api/collections"
     created = httpx.post(url, json={"name": "facts", "sources": [{"path": str(folder)}]}).json()
     assert created["embedding_model"] == "all-minilm-l6-v2"
@@ -128,6 +135,19 @@ def test_rag_with_the_in_process_models(
         f"{url}/facts/query", json={"query": "Where do these birds raise chicks?", "mode": "dense"}
     ).json()
     assert found["data"][0]["source"] == "facts/penguins.txt"  # meaning, not shared words
+    judged = httpx.post(
+        f"{url}/facts/query",
+        json={
+            "query": "Where do emperor penguins breed?",
+            "top_k": 3,
+            "rerank": {"model": "smollm2"},
+        },
+        timeout=60,
+    ).json()
+    assert {h["source"] for h in judged["data"]} == {f"facts/{n}.txt" for n in FACTS}
+    scores = [h["rerank_score"] for h in judged["data"]]
+    assert scores == sorted(scores, reverse=True)
+    assert all(0 <= s <= 1 for s in scores)
 
     reply = client.chat.completions.create(
         model="smollm2",

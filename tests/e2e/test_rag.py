@@ -70,6 +70,13 @@ def gateway(
                     "model": "text-embedding-3-small",
                     "api_base": fake_openai.base_url(f"rag-embed-{request.param}"),
                 },
+                {
+                    "name": "rerank",
+                    "provider": "openai-compatible",
+                    "model": "BAAI/bge-reranker-v2-m3",
+                    "api_base": fake_openai.base_url(f"rag-rerank-{request.param}"),
+                    "options": {"rerank": True},
+                },
             ],
             "auth": {"master_key": MASTER, "refresh_seconds": 0.2},
             "rag": {"stores": {"default": store}, "embedding_model": "embed"},
@@ -235,6 +242,71 @@ def test_mistakes_get_openai_shaped_errors(gateway: Served, handbook: Path) -> N
     )
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_query"
+
+
+LAPTOPS = "laptops full disk encryption"  # every word is in security.md, none in the others
+
+
+def test_a_rerank_model_reorders_the_candidates(
+    gateway: Served, handbook: Path, fake_openai: FakeOpenAI
+) -> None:
+    rerank = {"model": "rerank", "candidates": 3}
+    found = api(gateway, "POST", "/handbook/query", query=LAPTOPS, top_k=2, rerank=rerank)
+    assert next(h["source"] for h in found["data"]) == "handbook/security.md"
+    assert [h["rerank_score"] for h in found["data"]] == [1.0, 0.0]
+    assert found["data"][0]["score"] > 0  # the retriever's own score is kept
+    (asked,) = fake_openai.requests_for(f"rag-rerank-{gateway.kind}")[-1:]
+    assert asked.body["query"] == LAPTOPS
+    assert asked.body["model"] == "BAAI/bge-reranker-v2-m3"
+    assert len(asked.body["documents"]) == 3 == asked.body["top_n"]  # all candidates, once
+    plain = api(gateway, "POST", "/handbook/query", query=LAPTOPS, top_k=2)
+    assert {h["rerank_score"] for h in plain["data"]} == {None}
+
+
+def test_a_collection_can_rerank_by_default(gateway: Served, handbook: Path) -> None:
+    changed = api(gateway, "PATCH", "/handbook", rerank={"model": "rerank", "candidates": 3})
+    assert changed["rerank"] == {"model": "rerank", "candidates": 3}
+    try:
+        found = api(gateway, "POST", "/handbook/query", query=LAPTOPS, top_k=1)
+        assert found["data"][0]["rerank_score"] == 1.0
+        unranked = api(gateway, "POST", "/handbook/query", query=LAPTOPS, top_k=1, rerank=False)
+        assert unranked["data"][0]["rerank_score"] is None
+        with sdk(gateway) as client:
+            reply = client.chat.completions.create(
+                model="chat",
+                messages=[{"role": "user", "content": "Do laptops need full disk encryption?"}],
+                extra_body={"rag": {"collections": ["handbook"], "top_k": 1}},
+            )
+        (citation,) = (reply.model_extra or {})["citations"]
+        assert citation["source"] == "handbook/security.md"
+        assert citation["rerank_score"] is not None
+    finally:
+        api(gateway, "PATCH", "/handbook", rerank=None)
+
+
+def test_reranking_mistakes_are_clear_400s(gateway: Served, handbook: Path) -> None:
+    for rerank, message in [
+        ({"model": "nope"}, "no model 'nope'"),
+        ({"model": "rerank", "candidates": 0}, "candidates"),
+    ]:
+        response = httpx.post(
+            f"{gateway.url}/api/collections/handbook/query",
+            json={"query": "x", "rerank": rerank},
+            headers=HEADERS,
+        )
+        assert response.status_code == 400, response.text
+        assert response.json()["error"]["code"] == "invalid_query"
+        assert message in response.json()["error"]["message"]
+    response = httpx.patch(
+        f"{gateway.url}/api/collections/handbook",
+        json={"rerank": {"model": "nope"}},
+        headers=HEADERS,
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_collection"
+    with sdk(gateway) as client, pytest.raises(openai.BadRequestError) as chat:
+        client.chat.completions.create(model="rerank", messages=[{"role": "user", "content": "hi"}])
+    assert chat.value.code == "unsupported_operation"
 
 
 def test_a_team_key_sees_only_its_team(gateway: Served, handbook: Path) -> None:

@@ -334,6 +334,7 @@ class FakeOpenAI:
         self._routes: dict[tuple[str, str], Handler] = {
             ("POST", "chat/completions"): self._chat,
             ("POST", "embeddings"): self._embeddings,
+            ("POST", "rerank"): self._rerank,
             ("GET", "models"): self._list_models,
         }
 
@@ -536,6 +537,35 @@ class FakeOpenAI:
             data.append({"object": "embedding", "index": index, "embedding": embedding})
         usage = {"prompt_tokens": tokens, "total_tokens": tokens}
         return _json({"object": "list", "data": data, "model": body["model"], "usage": usage})
+
+    async def _rerank(
+        self, request: web.Request, deployment: str, body: Any, fault: Fault | None
+    ) -> web.StreamResponse:
+        """vLLM's (and Jina's) ``/rerank``: a document's score is the share of the query's
+        words it contains, results sorted by score, the first ``top_n``."""
+        query, documents = body.get("query"), body.get("documents")
+        if not isinstance(query, str) or not isinstance(documents, list) or not documents:
+            return _error(400, "'query' and 'documents' are required.", "documents")
+        texts = [d if isinstance(d, str) else (d or {}).get("text", "") for d in documents]
+        words = set(re.findall(r"\w+", query.lower()))
+        scores = [
+            len(words & set(re.findall(r"\w+", text.lower()))) / (len(words) or 1) for text in texts
+        ]
+        order = sorted(range(len(texts)), key=lambda i: -scores[i])
+        results = [
+            {"index": i, "document": {"text": texts[i]}, "relevance_score": scores[i]}
+            for i in order
+        ]
+        top_n = body.get("top_n") or len(results)
+        tokens = sum(len(t.split()) + len(query.split()) for t in texts)
+        return _json(
+            {
+                "id": f"rerank-{uuid.uuid4().hex}",
+                "model": body.get("model"),
+                "usage": {"total_tokens": tokens},
+                "results": results[:top_n],
+            }
+        )
 
     async def _list_models(
         self, request: web.Request, deployment: str, body: Any, fault: Fault | None

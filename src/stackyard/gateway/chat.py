@@ -111,7 +111,10 @@ async def chat_completions(gateway: Gateway, request: Request) -> Response | Eve
                 gateway, request, body, stats, wants_usage, ticket, stored, citations
             )
         routed = await gateway.router.run(
-            body["model"], lambda d: _chat(gateway, d, body, ticket), stats=stats
+            body["model"],
+            lambda d: _chat(gateway, d, body, ticket),
+            stats=stats,
+            supports=can_chat,
         )
         checked = await _check_json(gateway, body, routed, ticket)
     except APIError as exc:
@@ -156,7 +159,10 @@ async def _check_json(
 
     async def ask(again: Body, stats: RouteStats) -> Routed[Body]:
         return await gateway.router.run(
-            again["model"], lambda d: _chat(gateway, d, again, ticket), stats=stats
+            again["model"],
+            lambda d: _chat(gateway, d, again, ticket),
+            stats=stats,
+            supports=can_chat,
         )
 
     try:
@@ -283,6 +289,10 @@ def pii_vault(gateway: Gateway, deployment: Deployment, ticket: Ticket) -> Vault
         lambda: {"deployment": deployment.id, "found": vault.counts()} if len(vault) else None,
     )
     return vault
+
+
+def can_chat(deployment: Deployment) -> bool:
+    return deployment.provider.capabilities.chat
 
 
 async def _chat(gateway: Gateway, deployment: Deployment, body: Body, ticket: Ticket) -> Body:

@@ -17,6 +17,7 @@ from stackyard.prompts.snapshot import PromptSnapshot
 from stackyard.prompts.template import RenderError, check_variables, render_messages, render_text
 from stackyard.rag.api import may_use
 from stackyard.rag.collections import RagError
+from stackyard.rag.rerank import RerankSpec
 from stackyard.rag.retrieve import QuerySpec, Result
 from stackyard.rag.service import RAG
 from stackyard.rag.stores.base import Where
@@ -36,7 +37,14 @@ class RagSpec(BaseModel):
     mode: Literal["hybrid", "dense", "keyword"] = "hybrid"
     filter: Where | None = None
     min_score: float | None = Field(
-        default=None, description="Drop passages scoring below this (the mode's own scale)."
+        default=None,
+        description="Drop passages scoring below this (the reranker's scale when one ran, "
+        "else the mode's own).",
+    )
+    rerank: RerankSpec | Literal[False] | None = Field(
+        default=None,
+        description="Rerank with a model: {model, candidates}; false for none; absent for "
+        "each collection's setting.",
     )
     prompt: str | None = Field(
         default=None,
@@ -99,15 +107,21 @@ async def augment(
                 param="rag.collections",
                 code="collection_not_found",
             )
-        query = QuerySpec(query=question[:20_000], top_k=top_k, mode=spec.mode, filter=spec.filter)
+        query = QuerySpec(
+            query=question[:20_000],
+            top_k=top_k,
+            mode=spec.mode,
+            filter=spec.filter,
+            rerank=spec.rerank,
+        )
         try:
             results = await rag.query(collection, query)
         except RagError as exc:
             raise APIError(exc.status, str(exc), param="rag", code=exc.code) from None
         found.extend((name, r) for r in results)
-    found.sort(key=lambda item: -item[1].score)
+    found.sort(key=lambda item: -item[1].rank_score)
     if spec.min_score is not None:
-        found = [f for f in found if f[1].score >= spec.min_score]
+        found = [f for f in found if f[1].rank_score >= spec.min_score]
     found = found[:top_k]
     citations = [
         {"index": i, **result.public(name)} for i, (name, result) in enumerate(found, start=1)

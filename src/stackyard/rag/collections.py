@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from sqlalchemy import func, select
 
 from stackyard.errors import describe_validation
+from stackyard.rag.rerank import RerankSpec
 from stackyard.store.db import Database
 from stackyard.store.tables.base import new_id
 from stackyard.store.tables.rag import CollectionRecord
@@ -47,6 +48,9 @@ class CollectionSettings(BaseModel):
     chunk_size: Annotated[int, Field(ge=16, le=8192)] = 200
     chunk_overlap: Annotated[int, Field(ge=0)] = 40
     store: str = "default"
+    rerank: RerankSpec | None = Field(
+        default=None, description="Rerank every query's candidates with this model."
+    )
     sources: list[SourceSpec] = Field(default_factory=list)
     description: str = ""
 

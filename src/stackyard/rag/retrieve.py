@@ -1,15 +1,17 @@
 """Dense, keyword and hybrid retrieval. Hybrid fuses the two rankings with reciprocal rank
-fusion: ``score = sum(weight / (rrf_k + rank))`` over the rankings a chunk appears in."""
+fusion: ``score = sum(weight / (rrf_k + rank))`` over the rankings a chunk appears in. A
+reranker (``rag/rerank.py``) may then reorder the candidates."""
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from stackyard.rag.embedder import Embedder
+from stackyard.rag.rerank import Reranker, RerankSpec
 from stackyard.rag.stores.base import Hit, VectorStore, Where
 
 
@@ -26,6 +28,11 @@ class QuerySpec(BaseModel):
     candidates: Annotated[int, Field(ge=1, le=1000)] = Field(
         default=50, description="Hits from each retriever before fusion."
     )
+    rerank: RerankSpec | Literal[False] | None = Field(
+        default=None,
+        description="Rerank with a model: {model, candidates}; false for none; absent for the "
+        "collection's setting.",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +41,12 @@ class Result:
     score: float
     dense_rank: int | None = None  # 1-based, None when that retriever did not find it
     keyword_rank: int | None = None
+    rerank_score: float | None = None  # the reranker's, when one ran
+
+    @property
+    def rank_score(self) -> float:
+        """What the results are ordered by: the reranker's score, else the retriever's."""
+        return self.score if self.rerank_score is None else self.rerank_score
 
     def public(self, collection: str) -> dict[str, Any]:
         return {
@@ -46,6 +59,7 @@ class Result:
             "score": round(self.score, 6),
             "dense_rank": self.dense_rank,
             "keyword_rank": self.keyword_rank,
+            "rerank_score": None if self.rerank_score is None else round(self.rerank_score, 6),
         }
 
 
@@ -81,3 +95,12 @@ async def retrieve(
         return [Result(h, h.score, keyword_rank=i) for i, h in enumerate(keyword, start=1)]
     weights = (spec.dense_weight, spec.keyword_weight)
     return fuse(dense, keyword, k=spec.top_k, rrf_k=spec.rrf_k, weights=weights)
+
+
+async def reranked(
+    reranker: Reranker, query: str, results: list[Result], top_k: int
+) -> list[Result]:
+    """The ``top_k`` of ``results`` by the reranker's scores (ties keep the retriever's order)."""
+    scores = await reranker.scores(query, [r.hit.text for r in results])
+    order = sorted(range(len(results)), key=lambda i: -scores[i])[:top_k]
+    return [replace(results[i], rerank_score=scores[i]) for i in order]

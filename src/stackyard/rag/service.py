@@ -14,7 +14,8 @@ from stackyard.rag import sync as syncing
 from stackyard.rag.collections import Collection, Collections, CollectionSettings, RagError
 from stackyard.rag.embedder import RouterEmbedder
 from stackyard.rag.loaders import Document
-from stackyard.rag.retrieve import QuerySpec, Result, retrieve
+from stackyard.rag.rerank import Reranker, RerankSpec, reranker
+from stackyard.rag.retrieve import QuerySpec, Result, reranked, retrieve
 from stackyard.rag.stores.base import StoreError, VectorStore
 from stackyard.store.db import Database
 
@@ -85,6 +86,16 @@ class RAG:
                 param="embedding_model",
             )
         self.store(settings.store)
+        if settings.rerank is not None:
+            self.reranker(settings.rerank, param="rerank.model", code="invalid_collection")
+
+    def reranker(
+        self, spec: RerankSpec, *, param: str = "rerank.model", code: str = "invalid_query"
+    ) -> Reranker:
+        try:
+            return reranker(self.router, spec.model)
+        except ValueError as exc:
+            raise RagError(400, str(exc), code=code, param=param) from None
 
     # -- operations ------------------------------------------------------------------------
 
@@ -139,15 +150,23 @@ class RAG:
         if collection.active_index is None:
             return []  # nothing synced yet
         settings = collection.settings
+        rerank = settings.rerank if spec.rerank is None else spec.rerank or None
+        judge = self.reranker(rerank) if rerank is not None else None
+        wanted = spec
+        if rerank is not None:
+            wanted = spec.model_copy(update={"top_k": max(spec.top_k, rerank.candidates)})
         try:
-            return await retrieve(
+            results = await retrieve(
                 self.store(settings.store),
                 collection.active_index,
                 self.embedder(settings.embedding_model),
-                spec,
+                wanted,
             )
         except StoreError as exc:
             raise RagError(400, str(exc), code="invalid_query") from None
+        if judge is None:
+            return results
+        return await reranked(judge, spec.query, results, spec.top_k)
 
     def counts(self, collection: Collection) -> dict[str, int]:
         if collection.active_index is None:

@@ -86,6 +86,9 @@ class Capabilities:
     #: Speaks Anthropic's Messages API natively (``messages``, ``messages_stream``,
     #: ``count_tokens``): the ``/v1/messages`` door passes requests through untranslated.
     anthropic_messages: bool = False
+    #: Scores documents against a query (``rerank``: the ``/rerank`` API of vLLM, Infinity,
+    #: Jina and Cohere).
+    rerank: bool = False
 
 
 class Provider(Protocol):
@@ -127,6 +130,15 @@ class MessagesProvider(Provider, Protocol):
     def messages_stream(self, body: Body) -> AsyncGenerator[tuple[str | None, Body], None]: ...
 
     async def count_tokens(self, body: Body) -> Body: ...
+
+
+class RerankProvider(Provider, Protocol):
+    """A provider whose ``capabilities.rerank`` is set."""
+
+    async def rerank(self, body: Body) -> Body:
+        """``{model, query, documents, top_n}`` in, ``{results: [{index, relevance_score}]}``
+        out (sorted by score). Raises :class:`UpstreamError`."""
+        ...
 
 
 class ProviderFactory(Protocol):

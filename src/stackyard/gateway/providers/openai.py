@@ -38,6 +38,7 @@ class OpenAIProvider:
         self._stream_headers = {**headers, "accept": "text/event-stream"}
         self._chat_url = f"{self.api_base}/chat/completions"
         self._embeddings_url = f"{self.api_base}/embeddings"
+        self._rerank_url = f"{self.api_base}/rerank"
         self._name = f"{self.label} upstream at {self.api_base}"
 
     def _payload(self, body: Body) -> bytes:
@@ -58,6 +59,12 @@ class OpenAIProvider:
         data = await self._post_json(self._embeddings_url, body)
         if not isinstance(data.get("data"), list):
             raise UpstreamError("invalid_response", f"{self._name} sent no 'data'")
+        return data
+
+    async def rerank(self, body: Body) -> Body:
+        data = await self._post_json(self._rerank_url, body)
+        if not isinstance(data.get("results"), list):
+            raise UpstreamError("invalid_response", f"{self._name} sent no 'results'")
         return data
 
     async def chat_stream(self, body: Body) -> AsyncGenerator[Body, None]:
@@ -95,8 +102,10 @@ class OpenAIProvider:
 class OpenAICompatibleProvider(OpenAIProvider):
     """A self-hosted server speaking OpenAI's API: ``api_base`` required, key optional.
 
-    ``options``: ``stream_usage`` (bool, default true) and ``base64_embeddings`` (bool,
-    default false: the gateway asks for floats and encodes base64 itself).
+    ``options``: ``stream_usage`` (bool, default true), ``base64_embeddings`` (bool,
+    default false: the gateway asks for floats and encodes base64 itself) and ``rerank``
+    (bool, default false: the model is a reranker behind ``{api_base}/rerank``, and does
+    neither chat nor embeddings).
     """
 
     label = "openai-compatible"
@@ -106,8 +115,12 @@ class OpenAICompatibleProvider(OpenAIProvider):
             raise ValueError("provider 'openai-compatible' needs 'api_base'")
         super().__init__(entry, http)
         external = entry.external if entry.external is not None else False
+        rerank = bool(entry.options.get("rerank", False))
         self.capabilities = Capabilities(
-            embeddings=True,
+            chat=not rerank,
+            streaming=not rerank,
+            embeddings=not rerank,
+            rerank=rerank,
             stream_usage=bool(entry.options.get("stream_usage", True)),
             base64_embeddings=bool(entry.options.get("base64_embeddings", False)),
             external=external,

@@ -1,0 +1,173 @@
+"""Reranking: a configured model takes a second look at the retrieved candidates.
+
+Retrieval fetches ``candidates`` passages (hybrid, dense or keyword), the reranker scores each
+against the query, and the best ``top_k`` by that score are returned. Any of the gateway's
+models can rerank:
+
+- a **rerank model** (a deployment with ``options: {rerank: true}``: vLLM, Infinity, Jina or
+  Cohere behind the ``/rerank`` API) scores all candidates in one call;
+- a **chat model** judges each passage: "does it answer the question? yes or no". When the
+  provider returns log-probabilities (OpenAI, vLLM), the score is the probability of "yes";
+  otherwise 1 for yes and 0 for no, and ties keep the retriever's order.
+
+Calls go through the router (retries and cooldowns), to the model asked for only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from typing import Annotated, Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from stackyard.gateway.deployment import Deployment
+from stackyard.gateway.providers.base import Body, UpstreamError
+from stackyard.gateway.router import Router, RouteStats
+
+JUDGE_SYSTEM = (
+    "You judge search results. Given a question and a passage, answer with one word: yes if "
+    "the passage helps answer the question, no if it does not."
+)
+JUDGE_USER = "Question: {query}\n\nPassage: {passage}\n\nDoes the passage help answer the question?"
+CONCURRENCY = 8  # a chat judge's calls in flight at once
+
+
+class RerankSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: Annotated[str, Field(min_length=1)] = Field(
+        description="A gateway model: a rerank model or a chat model."
+    )
+    candidates: Annotated[int, Field(ge=1, le=200)] = Field(
+        default=20, description="Retrieved passages the model scores (at least top_k are)."
+    )
+
+
+class Reranker(Protocol):
+    model: str
+
+    async def scores(self, query: str, texts: list[str]) -> list[float]:
+        """One score per text, higher is more relevant."""
+        ...
+
+
+def can_rerank(deployment: Deployment) -> bool:
+    return deployment.provider.capabilities.rerank
+
+
+def can_judge(deployment: Deployment) -> bool:
+    return deployment.provider.capabilities.chat
+
+
+def reranker(router: Router, model: str) -> Reranker:
+    """The reranker for ``model``, by what its deployments can do; ValueError if nothing."""
+    if model not in router.model_names:
+        raise ValueError(f"no model '{model}' to rerank with")
+    deployments = router.deployments[router.chain(model)[0]]
+    if any(can_rerank(d) for d in deployments):
+        return ModelReranker(router, model)
+    if any(can_judge(d) for d in deployments):
+        return ChatReranker(router, model)
+    raise ValueError(f"model '{model}' can neither rerank nor chat")
+
+
+class ModelReranker:
+    """A rerank model through the ``/rerank`` API: every candidate in one call."""
+
+    def __init__(self, router: Router, model: str) -> None:
+        self.router = router
+        self.model = model
+
+    async def scores(self, query: str, texts: list[str]) -> list[float]:
+        if not texts:
+            return []
+        body = {"model": self.model, "query": query, "documents": texts, "top_n": len(texts)}
+
+        async def attempt(deployment: Deployment) -> Body:
+            provider: Any = deployment.provider
+            return await provider.rerank(body)  # type: ignore[no-any-return]
+
+        routed = await self.router.run(
+            self.model,
+            attempt,
+            stats=RouteStats(),
+            supports=can_rerank,
+            operation="rerank",
+            fallbacks=False,
+        )
+        return relevance_scores(routed.result, len(texts))
+
+
+def relevance_scores(response: Body, count: int) -> list[float]:
+    """Scores in the documents' order from a ``/rerank`` response (results sorted by score,
+    each with the document's ``index``)."""
+    results = response.get("results")
+    if not isinstance(results, list):
+        raise UpstreamError("invalid_response", "the rerank answer has no 'results'")
+    scores: list[float | None] = [None] * count
+    for item in results:
+        index = item.get("index") if isinstance(item, dict) else None
+        score = item.get("relevance_score") if isinstance(item, dict) else None
+        if not isinstance(index, int) or not 0 <= index < count:
+            raise UpstreamError("invalid_response", f"a rerank result's index is {index!r}")
+        if not isinstance(score, int | float) or isinstance(score, bool):
+            raise UpstreamError("invalid_response", f"a rerank result's score is {score!r}")
+        scores[index] = float(score)
+    if any(s is None for s in scores):
+        raise UpstreamError("invalid_response", f"asked to rerank {count}, got {len(results)}")
+    return [float(s) for s in scores if s is not None]
+
+
+class ChatReranker:
+    """A chat model asked, passage by passage, whether it answers the query."""
+
+    def __init__(self, router: Router, model: str, *, concurrency: int = CONCURRENCY) -> None:
+        self.router = router
+        self.model = model
+        self._slots = asyncio.Semaphore(concurrency)
+
+    async def scores(self, query: str, texts: list[str]) -> list[float]:
+        return list(await asyncio.gather(*(self._judge(query, text) for text in texts)))
+
+    async def _judge(self, query: str, passage: str) -> float:
+        body: Body = {
+            "model": self.model,
+            "messages": [
+                {"role": "system", "content": JUDGE_SYSTEM},
+                {"role": "user", "content": JUDGE_USER.format(query=query, passage=passage)},
+            ],
+            "temperature": 0,
+            "max_tokens": 3,
+            "logprobs": True,
+            "top_logprobs": 5,
+        }
+
+        async def attempt(deployment: Deployment) -> Body:
+            return await deployment.provider.chat(body)
+
+        async with self._slots:
+            routed = await self.router.run(
+                self.model, attempt, stats=RouteStats(), supports=can_judge, fallbacks=False
+            )
+        return judged(routed.result)
+
+
+def judged(completion: Body) -> float:
+    """The probability of "yes" from a judge's answer: from its first token's
+    log-probabilities when it has them, else 1.0 for a yes and 0.0 for anything else."""
+    choice = (completion.get("choices") or [{}])[0]
+    first = ((choice.get("logprobs") or {}).get("content") or [None])[0]
+    if isinstance(first, dict):
+        yes = no = 0.0
+        for option in first.get("top_logprobs") or [first]:
+            word = str(option.get("token", "")).strip().lower()
+            chance = math.exp(float(option.get("logprob", -math.inf)))
+            if word == "yes":
+                yes += chance
+            elif word == "no":
+                no += chance
+        if yes + no > 0:
+            return yes / (yes + no)
+    text = (choice.get("message") or {}).get("content") or ""
+    return 1.0 if text.strip().lower().startswith("yes") else 0.0
