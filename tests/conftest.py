@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+
+# Ray loads before usearch (the embedded RAG store, imported by test modules): usearch's
+# extension exports C++ standard-library symbols that make Ray abort in ray.init otherwise.
+with contextlib.suppress(ImportError):
+    import ray  # noqa: F401
 import os
 import socket
 import subprocess

@@ -476,6 +476,16 @@ class RagConfig(_Strict):
         description="The system message that carries the passages in a RAG chat request; "
         "{passages} marks where they go (default: answer from the passages, cite them as [n]).",
     )
+    ray_min_files: Annotated[int, Field(ge=0)] = Field(
+        default=500,
+        description="With ray_address set: a sync reads, chunks and embeds on the cluster when "
+        "at least this many files changed (fewer: in process).",
+    )
+    ray_embed_actors: Annotated[int, Field(ge=1, le=1024)] = Field(
+        default=2,
+        description="With ray_address set: Ray actors that each hold the embedding "
+        "model during a sync.",
+    )
 
 
 class FinetuneConfig(_Strict):
@@ -509,6 +519,11 @@ class StackyardConfig(_Strict):
     redis_url: str | None = Field(
         default=None,
         description="Shares rate limits and budgets between instances (redis://host:6379/0).",
+    )
+    ray_address: str | None = Field(
+        default=None,
+        description="A Ray cluster for large RAG syncs: 'auto', 'ray://host:10001', or "
+        "'local' (a runtime started on this machine). Needs the ray extra.",
     )
 
     @model_validator(mode="before")

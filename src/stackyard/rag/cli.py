@@ -38,7 +38,7 @@ def _open(config_path: str | None) -> tuple[RAG, Callable[[], Awaitable[None]]]:
     db = Database(config.database_url or default_url(file))
     db.migrate()
     base_dir = file.resolve().parent if file else Path.cwd()
-    rag = RAG(config.rag, db, gateway.router, base_dir=base_dir)
+    rag = RAG(config.rag, db, gateway.router, base_dir=base_dir, ray_address=config.ray_address)
     rag.collections.load()
 
     async def close() -> None:
@@ -266,12 +266,26 @@ def _summary(name: str, report: SyncReport) -> str:
 @click.option(
     "--interval", default=2.0, show_default=True, help="Seconds between checks with --watch."
 )
+@click.option(
+    "--ray",
+    "ray_address",
+    metavar="ADDRESS",
+    help="Read, chunk and embed on this Ray cluster (auto, ray://HOST:10001 or local), "
+    "however few files changed.",
+)
 @config_option
-def sync_(name: str, watch: bool, interval: float, config_path: str | None) -> None:
+def sync_(
+    name: str, watch: bool, interval: float, ray_address: str | None, config_path: str | None
+) -> None:
     """Bring a collection up to date with its sources: only new or changed chunks are
     embedded; vanished documents are removed."""
 
     async def action(rag: RAG) -> None:
+        if ray_address is not None:
+            from stackyard.rag.distributed import RayCluster
+
+            actors = rag.config.ray_embed_actors
+            rag.cluster = RayCluster(ray_address, min_files=0, actors=actors)
         while True:
             bar = _Bar(sys.stderr.isatty())
             report = await rag.sync(name, progress=bar)
@@ -292,9 +306,18 @@ def sync_(name: str, watch: bool, interval: float, config_path: str | None) -> N
 @click.option("--top-k", default=5, show_default=True)
 @click.option("--mode", type=click.Choice(["hybrid", "dense", "keyword"]), default="hybrid")
 @click.option("--filter", "filters", multiple=True, help="FIELD=VALUE on metadata (repeatable).")
+@click.option("--rerank", metavar="MODEL", help="Rerank the candidates with this model.")
+@click.option("--candidates", default=20, show_default=True, help="Passages --rerank scores.")
 @config_option
 def query(
-    name: str, text: str, top_k: int, mode: str, filters: tuple[str, ...], config_path: str | None
+    name: str,
+    text: str,
+    top_k: int,
+    mode: str,
+    filters: tuple[str, ...],
+    rerank: str | None,
+    candidates: int,
+    config_path: str | None,
 ) -> None:
     """Search a collection; print the passages with their scores."""
     where: dict[str, Any] = {}
@@ -303,7 +326,15 @@ def query(
         if not sep:
             raise click.BadParameter(f"'{item}' is not FIELD=VALUE", param_hint="--filter")
         where[field] = value
-    spec = QuerySpec(query=text, top_k=top_k, mode=mode, filter=where or None)  # type: ignore[arg-type]
+    spec = QuerySpec.model_validate(
+        {
+            "query": text,
+            "top_k": top_k,
+            "mode": mode,
+            "filter": where or None,
+            "rerank": {"model": rerank, "candidates": candidates} if rerank else None,
+        }
+    )
 
     async def action(rag: RAG) -> None:
         collection = rag.collections.get(name)
@@ -312,7 +343,10 @@ def query(
             click.echo("No passages (has the collection been synced?).")
         for i, result in enumerate(results, start=1):
             hit = result.hit
-            click.secho(f"[{i}] {hit.source_id}  score {result.score:.4f}", bold=True)
+            score = f"score {result.score:.4f}"
+            if result.rerank_score is not None:
+                score += f", reranked {result.rerank_score:.4f}"
+            click.secho(f"[{i}] {hit.source_id}  {score}", bold=True)
             click.echo("    " + " ".join(hit.text.split())[:300])
 
     _run(config_path, action)

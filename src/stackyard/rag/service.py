@@ -33,8 +33,23 @@ def open_store(config: VectorStoreConfig, base_dir: Path) -> VectorStore:
 
 
 class RAG:
-    def __init__(self, config: RagConfig, db: Database, router: Router, *, base_dir: Path) -> None:
+    def __init__(
+        self,
+        config: RagConfig,
+        db: Database,
+        router: Router,
+        *,
+        base_dir: Path,
+        ray_address: str | None = None,
+    ) -> None:
         self.config = config
+        self.cluster: syncing.Cluster | None = None
+        if ray_address is not None:
+            from stackyard.rag.distributed import RayCluster
+
+            self.cluster = RayCluster(
+                ray_address, min_files=config.ray_min_files, actors=config.ray_embed_actors
+            )
         self.router = router
         self.base_dir = base_dir
         self.collections = Collections(db)
@@ -116,6 +131,7 @@ class RAG:
             self.collections,
             base_dir=self.base_dir,
             progress=progress,
+            cluster=self.cluster,
         )
 
     async def upsert(self, name: str, documents: list[Document]) -> syncing.SyncReport:

@@ -19,12 +19,13 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from stackyard.rag.chunking import chunk_sections
+from stackyard.rag.chunking import Chunk, chunk_sections
 from stackyard.rag.collections import Collection, Collections, CollectionSettings
+from stackyard.rag.distributed import FileTask, Parsed, parse_batch
 from stackyard.rag.embedder import Embedder, index_name
-from stackyard.rag.loaders import LOADERS, Document, Fields, LoadError, load
+from stackyard.rag.loaders import LOADERS, Document, Fields
 from stackyard.rag.stores.base import DocState, NewChunk, VectorStore
 
 DOCS_PER_BATCH = 128
@@ -55,6 +56,17 @@ class _Pending:
     document: Document
     stamp: str
     new: bool
+    chunks: list[Chunk] | None = None  # None: chunked when written
+
+
+class Cluster(Protocol):
+    """Where a large sync's stages run instead of in process (``rag/distributed.py``)."""
+
+    min_files: int  # fewer changed files than this: in process
+    docs_per_batch: int  # documents per write batch (one embedding job each)
+
+    def parse(self, tasks: list[FileTask], size: int, overlap: int) -> Iterator[Parsed]: ...
+    def embedder(self, local: Embedder) -> Embedder: ...
 
 
 def chunk_digest(text: str) -> str:
@@ -83,7 +95,9 @@ class Ingest:
         index: str,
         report: SyncReport,
         progress: Progress | None = None,
+        docs_per_batch: int = DOCS_PER_BATCH,
     ) -> None:
+        self.docs_per_batch = docs_per_batch
         self.collection = collection
         self.store = store
         self.embedder = embedder
@@ -95,12 +109,14 @@ class Ingest:
     async def write(self, pending: list[_Pending]) -> None:
         settings = self.collection.settings
         total = len(pending)
-        for i in range(0, total, DOCS_PER_BATCH):
-            batch = pending[i : i + DOCS_PER_BATCH]
+        for i in range(0, total, self.docs_per_batch):
+            batch = pending[i : i + self.docs_per_batch]
             chunked = [
                 (
                     p,
-                    chunk_sections(
+                    p.chunks
+                    if p.chunks is not None
+                    else chunk_sections(
                         p.document.sections, settings.chunk_size, settings.chunk_overlap
                     ),
                 )
@@ -181,8 +197,10 @@ async def sync(
     *,
     base_dir: Path | None = None,
     progress: Progress | None = None,
+    cluster: Cluster | None = None,
 ) -> SyncReport:
-    """Bring the collection's index up to date with its sources."""
+    """Bring the collection's index up to date with its sources (reading, chunking and
+    embedding on ``cluster`` when enough files changed)."""
     started = time.monotonic()
     target = target_index(collection, embedder)
     shadow = collection.active_index is not None and collection.active_index != target
@@ -199,8 +217,10 @@ async def sync(
             rows_of.setdefault(source_id.split("#", 1)[0], []).append(source_id)
     seen: set[str] = set()
     pending: list[_Pending] = []
-    chunking = f"{collection.settings.chunk_size}/{collection.settings.chunk_overlap}"
-    for spec in collection.settings.sources:
+    settings = collection.settings
+    chunking = f"{settings.chunk_size}/{settings.chunk_overlap}"
+    to_read: dict[str, tuple[FileTask, str, list[DocState]]] = {}
+    for spec in settings.sources:
         root = Path(spec.path)
         if not root.is_absolute() and base_dir is not None:
             root = base_dir / root
@@ -222,24 +242,44 @@ async def sync(
                 report.scanned += len(previous)
                 report.unchanged += len(previous)
                 continue
-            try:
-                documents = list(load(path, source_id, fields))
-            except (LoadError, OSError) as exc:
-                report.failed.append({"source": source_id, "error": str(exc)})
-                seen.update(p.source_id for p in previous)  # keep what was there
-                continue
-            for document in documents:
-                seen.add(document.source_id)
-                report.scanned += 1
-                old = known.get(document.source_id)
-                if old is not None and old.digest == document_digest(document, collection.settings):
-                    report.unchanged += 1
-                    await asyncio.to_thread(store.restamp, target, document.source_id, stamp)
-                else:
-                    pending.append(_Pending(document, stamp, old is None))
-            if progress is not None:
-                progress("scanning", report.scanned, 0)
-    ingest = Ingest(collection, store, embedder, target, report, progress)
+            to_read[source_id] = (FileTask(str(path), source_id, fields), stamp, previous)
+    on_cluster = cluster is not None and len(to_read) >= cluster.min_files
+    tasks = [task for task, _, _ in to_read.values()]
+    size, overlap = settings.chunk_size, settings.chunk_overlap
+    parsed: Iterator[Parsed]
+    if cluster is not None and on_cluster:
+        parsed = cluster.parse(tasks, size, overlap)
+    else:
+        parsed = (parse_batch([task], size, overlap)[0] for task in tasks)
+    for item in parsed:
+        _, stamp, previous = to_read[item.source_id]
+        if item.error is not None:
+            report.failed.append({"source": item.source_id, "error": item.error})
+            seen.update(p.source_id for p in previous)  # keep what was there
+            continue
+        for document, chunks in item.documents:
+            seen.add(document.source_id)
+            report.scanned += 1
+            old = known.get(document.source_id)
+            if old is not None and old.digest == document_digest(document, settings):
+                report.unchanged += 1
+                await asyncio.to_thread(store.restamp, target, document.source_id, stamp)
+            else:
+                pending.append(_Pending(document, stamp, old is None, chunks))
+        if progress is not None:
+            progress("scanning", report.scanned, 0)
+    if cluster is not None and on_cluster:
+        ingest = Ingest(
+            collection,
+            store,
+            cluster.embedder(embedder),
+            target,
+            report,
+            progress,
+            docs_per_batch=cluster.docs_per_batch,
+        )
+    else:
+        ingest = Ingest(collection, store, embedder, target, report, progress)
     await ingest.write(pending)
     vanished = sorted(set(known) - seen)
     if vanished:

@@ -362,7 +362,7 @@ def _rag(
     from stackyard.rag.service import RAG
 
     base_dir = config_file.resolve().parent if config_file else Path.cwd()
-    return RAG(config.rag, db, gateway.router, base_dir=base_dir)
+    return RAG(config.rag, db, gateway.router, base_dir=base_dir, ray_address=config.ray_address)
 
 
 def _finetuning(

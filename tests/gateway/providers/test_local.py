@@ -45,3 +45,35 @@ def test_a_body_the_template_refuses_falls_back_to_tiktoken(provider: LocalProvi
     body = {"messages": [{"role": "user", "content": "{{ broken"}]}
     assert provider.prompt_tokens(body) is None
     assert counter_for(provider)(body) > 0
+
+
+def test_batched_encodes_use_bfloat16_only_where_it_pays() -> None:
+    torch = pytest.importorskip("torch")
+    from stackyard.engine.loading import batch_dtype
+
+    assert batch_dtype("cpu", "float32") is None
+    assert batch_dtype("cpu", "bfloat16") is torch.bfloat16
+    assert batch_dtype("cuda", "auto") is torch.bfloat16
+    amx = torch.cpu._is_amx_tile_supported()
+    assert batch_dtype("cpu", "auto") is (torch.bfloat16 if amx else None)
+
+
+@pytest.mark.slow
+async def test_a_batch_embeds_like_its_texts_one_by_one() -> None:
+    """A batch big enough for the bfloat16 weights (where the CPU has AMX) gives the vectors
+    the float32 model gives each text alone, within 1e-3 in cosine."""
+    from tests.conftest import require_local_models
+
+    require_local_models()
+    np = pytest.importorskip("numpy")
+    local = LocalProvider(ModelEntry(name="e", provider="local", model="all-minilm-l6-v2"), None)  # type: ignore[arg-type]
+    texts = [
+        f"Sentence number {i} says something different about topic {i * 7}." for i in range(48)
+    ]
+    batch = await local.embeddings({"input": texts})
+    assert batch["usage"]["prompt_tokens"] >= 512  # past BATCH_PRECISION_MIN_TOKENS
+    for i in (0, 17, 47):
+        (alone,) = (await local.embeddings({"input": texts[i]}))["data"]
+        a = np.asarray(alone["embedding"])
+        b = np.asarray(batch["data"][i]["embedding"])
+        assert float(a @ b) > 0.999
