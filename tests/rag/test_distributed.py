@@ -14,7 +14,7 @@ import pytest
 
 from stackyard.config.schema import StackyardConfig
 from stackyard.gateway.service import Gateway
-from stackyard.rag.collections import Collections, CollectionSettings
+from stackyard.rag.collections import Collections, CollectionSettings, SourceSpec
 from stackyard.rag.distributed import FileTask, RayCluster, connect, parse_batch
 from stackyard.rag.embedder import RouterEmbedder
 from stackyard.rag.loaders import Fields
@@ -104,7 +104,10 @@ async def test_a_sync_on_ray_writes_what_a_sync_in_process_writes(
     gateway = Gateway(config)
     cluster = RayCluster("local", min_files=1, actors=1)
     settings = CollectionSettings(
-        embedding_model="embed", chunk_size=16, chunk_overlap=4, sources=[{"path": str(folder)}]
+        embedding_model="embed",
+        chunk_size=16,
+        chunk_overlap=4,
+        sources=[SourceSpec(path=str(folder))],
     )
     here = collections.create("here", settings, None)
     there = collections.create("there", settings, None)
@@ -156,7 +159,7 @@ async def test_ray_actors_load_the_in_process_embedding_model(
         {"models": [{"name": "minilm", "provider": "local", "model": "all-minilm-l6-v2"}]}
     )
     gateway = Gateway(config)
-    settings = CollectionSettings(embedding_model="minilm", sources=[{"path": str(folder)}])
+    settings = CollectionSettings(embedding_model="minilm", sources=[SourceSpec(path=str(folder))])
     here = collections.create("here", settings, None)
     there = collections.create("there", settings, None)
     try:
