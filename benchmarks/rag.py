@@ -90,7 +90,12 @@ class Harness:
         for key, text in documents.items():
             (self.folder / f"{key}.txt").write_text(text)
         config = StackyardConfig.model_validate(
-            {"models": [{"name": "minilm", "provider": "local", "model": "all-minilm-l6-v2"}]}
+            {
+                "models": [
+                    {"name": "minilm", "provider": "local", "model": "all-minilm-l6-v2"},
+                    {"name": "smollm2", "provider": "local", "model": "smollm2"},
+                ]
+            }
         )
         self.gateway = Gateway(config)
         self.db = Database(f"sqlite:///{workdir / 'main.db'}")
@@ -158,6 +163,31 @@ async def quality(harness: Harness, texts: dict[str, str]) -> dict[str, Any]:
     scores["tuning_train_ndcg"] = best[0]
     print(f"  hybrid (tuned on train {best[1]}): nDCG@10 {scores['hybrid_tuned']:.4f}")
     return scores
+
+
+async def reranking(
+    harness: Harness, texts: dict[str, str], model: str, claims: int, candidates: int
+) -> dict[str, Any]:
+    """Hybrid's top 10 with and without a reranker over its first ``candidates``, on the
+    first ``claims`` test claims."""
+    test = dict(sorted(qrels("test").items())[:claims])
+    plain, judged = [], []
+    started = time.perf_counter()
+    for q, rel in test.items():
+        plain.append(ndcg_at_10(await harness.rank(texts[q], "hybrid"), rel))
+        rerank = {"model": model, "candidates": candidates}
+        judged.append(ndcg_at_10(await harness.rank(texts[q], "hybrid", rerank=rerank), rel))
+    seconds = time.perf_counter() - started
+    out = {
+        "model": model,
+        "claims": len(test),
+        "candidates": candidates,
+        "hybrid": sum(plain) / len(plain),
+        "reranked": sum(judged) / len(judged),
+        "seconds_per_query": seconds / len(test),
+    }
+    print(f"  {out}", flush=True)
+    return out
 
 
 async def incremental(harness: Harness, documents: dict[str, str]) -> dict[str, Any]:
@@ -301,6 +331,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             if not args.docs and not args.skip_quality:
                 print("retrieval quality (300 test claims) ...", flush=True)
                 results["ndcg"] = await quality(harness, texts)
+            if args.rerank:
+                print(f"reranking with {args.rerank} ...", flush=True)
+                results["rerank"] = await reranking(
+                    harness, texts, args.rerank, args.rerank_claims, args.rerank_candidates
+                )
             print("indexes ...", flush=True)
             results["indexes"] = await indexes(harness, texts, not args.skip_anchors)
             print("incremental sync after changing 1% ...", flush=True)
@@ -355,6 +390,14 @@ def report(results: dict[str, Any]) -> str:
             lines.append(
                 f"Against LlamaIndex in bfloat16: {ours['docs_per_s'] / bf16['docs_per_s']:.2f}x"
             )
+    rerank = results.get("rerank")
+    if rerank:
+        lines += [
+            "",
+            f"Reranking hybrid's first {rerank['candidates']} with {rerank['model']} on "
+            f"{rerank['claims']} test claims: nDCG@10 {rerank['hybrid']:.4f} without, "
+            f"{rerank['reranked']:.4f} with ({rerank['seconds_per_query']:.2f} s a query)",
+        ]
     inc = results["incremental"]
     lines += [
         "",
@@ -383,6 +426,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--docs", type=int, help="only the first N abstracts (no nDCG)")
     parser.add_argument("--skip-anchors", action="store_true", help="Stackyard alone")
     parser.add_argument("--skip-quality", action="store_true", help="no nDCG (ingest and indexes)")
+    parser.add_argument("--rerank", metavar="MODEL", help="also rerank with this model")
+    parser.add_argument("--rerank-claims", type=int, default=100, help="test claims reranked")
+    parser.add_argument(
+        "--rerank-candidates", type=int, default=20, help="hybrid passages the reranker scores"
+    )
     parser.add_argument("--json", type=Path, help="write the results as JSON here")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

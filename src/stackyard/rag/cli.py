@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+import orjson
 
 from stackyard.rag.collections import RagError, SourceSpec, settings_from
 from stackyard.rag.retrieve import QuerySpec
@@ -81,6 +82,8 @@ def rag() -> None:
 @click.option("--text-field", default="text", show_default=True, help="CSV/JSONL text field.")
 @click.option("--id-field", help="CSV/JSONL: the field that identifies a row.")
 @click.option("--description", default="", help="What the collection holds.")
+@click.option("--rerank", help="Rerank every query's candidates with this model.")
+@click.option("--sync-every", type=int, help="Seconds between the server's scheduled syncs.")
 @config_option
 def create(
     name: str,
@@ -93,6 +96,8 @@ def create(
     text_field: str,
     id_field: str | None,
     description: str,
+    rerank: str | None,
+    sync_every: int | None,
     config_path: str | None,
 ) -> None:
     """Create a collection NAME over folders or files (then run `stackyard rag sync NAME`)."""
@@ -110,6 +115,8 @@ def create(
         ("chunk_size", chunk_size),
         ("chunk_overlap", chunk_overlap),
         ("store", store),
+        ("rerank", {"model": rerank} if rerank else None),
+        ("sync_every", sync_every),
     ):
         if value is not None:
             body[key] = value
@@ -132,6 +139,8 @@ def create(
 @click.option("--chunk-size", type=int)
 @click.option("--chunk-overlap", type=int)
 @click.option("--description")
+@click.option("--rerank", help="Rerank every query with this model ('none': stop).")
+@click.option("--sync-every", type=int, help="Seconds between scheduled syncs (0: none).")
 @config_option
 def set_(
     name: str,
@@ -139,10 +148,12 @@ def set_(
     chunk_size: int | None,
     chunk_overlap: int | None,
     description: str | None,
+    rerank: str | None,
+    sync_every: int | None,
     config_path: str | None,
 ) -> None:
     """Change a collection's settings."""
-    changes = {
+    changes: dict[str, Any] = {
         k: v
         for k, v in (
             ("embedding_model", model),
@@ -152,6 +163,10 @@ def set_(
         )
         if v is not None
     }
+    if rerank is not None:
+        changes["rerank"] = None if rerank == "none" else {"model": rerank}
+    if sync_every is not None:
+        changes["sync_every"] = sync_every or None
 
     async def action(rag: RAG) -> None:
         collection = rag.collections.get(name)
@@ -350,3 +365,107 @@ def query(
             click.echo("    " + " ".join(hit.text.split())[:300])
 
     _run(config_path, action)
+
+
+@rag.command("eval")
+@click.argument("name")
+@click.option(
+    "--queries",
+    "queries_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="JSONL: _id (or id) and text (or query) per line.",
+)
+@click.option(
+    "--qrels",
+    "qrels_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Relevance judgements: BEIR's TSV, or JSONL with query_id, doc_id, score.",
+)
+@click.option(
+    "--answers",
+    "answers_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="JSONL: _id (or id) and answers (or answer): scores the RAG answers.",
+)
+@click.option("-k", "k", default=10, show_default=True, help="Cut-off for nDCG, recall and MRR.")
+@click.option("--mode", type=click.Choice(["hybrid", "dense", "keyword"]), default="hybrid")
+@click.option("--rerank", metavar="MODEL", help="Rerank the candidates with this model.")
+@click.option("--model", metavar="MODEL", help="The chat model that answers (with --answers).")
+@click.option("--passages", default=5, show_default=True, help="Passages each answer gets.")
+@click.option("--judge", metavar="MODEL", help="Also judge each answer's faithfulness.")
+@click.option("--limit", type=int, help="Only the first N queries.")
+@click.option(
+    "--json", "json_path", type=click.Path(dir_okay=False), help="Write every query's scores here."
+)
+@config_option
+def eval_(
+    name: str,
+    queries_path: str,
+    qrels_path: str | None,
+    answers_path: str | None,
+    k: int,
+    mode: str,
+    rerank: str | None,
+    model: str | None,
+    passages: int,
+    judge: str | None,
+    limit: int | None,
+    json_path: str | None,
+    config_path: str | None,
+) -> None:
+    """Score a collection's retrieval (nDCG@k, recall@k, MRR@k against qrels) and, with gold
+    answers, its RAG answers (exact match, F1, and faithfulness with --judge)."""
+    from stackyard.rag import evaluate as ev
+
+    if qrels_path is None and answers_path is None:
+        raise click.UsageError("give --qrels, --answers or both")
+    if answers_path is not None and model is None:
+        raise click.UsageError("--answers needs --model, the chat model that answers")
+    try:
+        queries = ev.load_queries(Path(queries_path))
+        qrels = ev.load_qrels(Path(qrels_path)) if qrels_path else {}
+        answers = ev.load_answers(Path(answers_path)) if answers_path else None
+    except (ev.EvalFileError, OSError) as exc:
+        raise click.UsageError(str(exc)) from None
+    wanted = set(qrels) | set(answers or {})
+    queries = {q: t for q, t in queries.items() if q in wanted}
+    if limit is not None:
+        queries = dict(list(queries.items())[:limit])
+    if not queries:
+        raise click.UsageError("no query has relevance judgements or gold answers")
+    spec: dict[str, Any] = {"mode": mode}
+    if rerank:
+        spec["rerank"] = {"model": rerank}
+
+    async def action(rag: RAG) -> ev.Evaluation:
+        collection = rag.collections.get(name)
+        bar = _Bar(sys.stderr.isatty())
+        report = await ev.evaluate(
+            rag,
+            collection,
+            queries,
+            qrels,
+            k=k,
+            spec=spec,
+            answers=answers,
+            model=model,
+            passages=passages,
+            judge=judge,
+            progress=lambda done, total: bar("querying", done, total),
+        )
+        bar.end()
+        return report
+
+    report = _run(config_path, action)
+    click.echo(
+        f"{name}: {report.queries} queries ({report.judged} judged, {report.answered} answered)"
+    )
+    for metric, value in report.metrics.items():
+        if value is not None:
+            click.echo(f"  {metric:<12} {value:.4f}")
+    if report.faithfulness:
+        counts = ", ".join(f"{n} {v}" for v, n in report.faithfulness.items())
+        click.echo(f"  faithful: {counts}")
+    if json_path:
+        Path(json_path).write_bytes(orjson.dumps(report.public(), option=orjson.OPT_INDENT_2))

@@ -51,6 +51,10 @@ class CollectionSettings(BaseModel):
     rerank: RerankSpec | None = Field(
         default=None, description="Rerank every query's candidates with this model."
     )
+    sync_every: Annotated[int, Field(ge=60)] | None = Field(
+        default=None,
+        description="Seconds between the server's scheduled syncs (none: no schedule).",
+    )
     sources: list[SourceSpec] = Field(default_factory=list)
     description: str = ""
 

@@ -45,6 +45,7 @@ class SyncReport:
     chunks_written: int = 0
     swapped: bool = False
     seconds: float = 0.0
+    finished_at: float = 0.0  # epoch seconds
     failed: list[dict[str, str]] = field(default_factory=list)
 
     def public(self) -> dict[str, Any]:
@@ -286,6 +287,7 @@ async def sync(
         report.deleted = await asyncio.to_thread(store.delete_documents, target, vanished)
     await _finish(collection, store, collections, target, report, ingest)
     report.seconds = round(time.monotonic() - started, 3)
+    report.finished_at = round(time.time(), 3)
     collections.update(collection.name, last_sync=report.public())
     return report
 

@@ -273,6 +273,10 @@ class Stackyard:
         self._background.append(asyncio.ensure_future(self._purge_forever()))
         if self.supervisor is not None:
             self._background.append(asyncio.ensure_future(self.supervisor.run()))
+        if self.gateway.rag is not None:
+            from stackyard.rag.schedule import run_schedule
+
+            self._background.append(asyncio.ensure_future(run_schedule(self.gateway.rag)))
         for deployment in self.gateway.router.all_deployments():
             await deployment.provider.start()
         if self.gateway.injection is not None:
