@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import csv
 import json
-import math
 import os
 import random
 import shutil
@@ -33,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from stackyard.rag.evaluate import ndcg
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "scifact"
 ANSERINI_BM25 = 0.679  # BEIR leaderboard, BM25 flat (Anserini)
@@ -66,9 +67,7 @@ def qrels(split: str) -> dict[str, set[str]]:
 
 
 def ndcg_at_10(ranked: list[str], relevant: set[str]) -> float:
-    dcg = sum(1 / math.log2(i + 2) for i, doc in enumerate(ranked[:10]) if doc in relevant)
-    ideal = sum(1 / math.log2(i + 2) for i in range(min(10, len(relevant))))
-    return dcg / ideal if ideal else 0.0
+    return ndcg(ranked, dict.fromkeys(relevant, 1), 10)  # SciFact's judgements are binary
 
 
 def doc_id(source: str) -> str:

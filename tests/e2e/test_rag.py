@@ -284,6 +284,46 @@ def test_a_collection_can_rerank_by_default(gateway: Served, handbook: Path) -> 
         api(gateway, "PATCH", "/handbook", rerank=None)
 
 
+def test_the_rerank_endpoint(gateway: Served, fake_openai: FakeOpenAI) -> None:
+    """``POST /v1/rerank`` in the shape Cohere, Jina and vLLM share, through the router."""
+    documents = ["Bees make honey.", {"text": "Laptops need full disk encryption."}, "Taxis."]
+    response = httpx.post(
+        f"{gateway.base_url}/rerank",
+        json={
+            "model": "rerank",
+            "query": LAPTOPS,
+            "documents": documents,
+            "top_n": 2,
+            "return_documents": True,
+        },
+        headers=HEADERS,
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model"] == "rerank"
+    assert [r["index"] for r in body["results"]] == [1, 0]
+    assert body["results"][0]["relevance_score"] == 1.0
+    assert body["results"][0]["document"] == {"text": "Laptops need full disk encryption."}
+    assert body["usage"]["prompt_tokens"] > 0
+    sent = fake_openai.requests_for(f"rag-rerank-{gateway.kind}")[-1].body
+    assert sent["documents"][1] == "Laptops need full disk encryption."  # objects flattened
+    assert sent["top_n"] == 3  # every score comes back; the gateway keeps the best two
+    for wrong, code in [
+        ({"model": "rerank", "documents": ["x"]}, "invalid_request_error"),
+        ({"model": "rerank", "query": "x", "documents": []}, "invalid_request_error"),
+        ({"model": "chat", "query": "x", "documents": ["y"]}, "invalid_request_error"),
+    ]:
+        refused = httpx.post(f"{gateway.base_url}/rerank", json=wrong, headers=HEADERS)
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error"]["type"] == code
+    refused = httpx.post(
+        f"{gateway.base_url}/rerank",
+        json={"model": "chat", "query": "x", "documents": ["y"]},
+        headers=HEADERS,
+    )
+    assert refused.json()["error"]["code"] == "unsupported_operation"
+
+
 def test_reranking_mistakes_are_clear_400s(gateway: Served, handbook: Path) -> None:
     for rerank, message in [
         ({"model": "nope"}, "no model 'nope'"),

@@ -39,7 +39,7 @@ DEFAULT_MAX_TOKENS = 1024  # assumed for budgets and token limits when a request
 
 
 def requested_max_tokens(body: dict[str, Any], endpoint: str) -> int:
-    if endpoint == "embeddings":
+    if endpoint in ("embeddings", "rerank"):
         return 0
     value = body.get("max_completion_tokens") or body.get("max_tokens")
     return int(value) if isinstance(value, int) else DEFAULT_MAX_TOKENS

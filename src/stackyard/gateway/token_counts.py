@@ -98,7 +98,8 @@ TIKTOKEN = _Encoding()
 
 def count_prompt(body: dict[str, Any], encode: Encode = TIKTOKEN) -> int:
     """Tokens in a chat request's messages (and Anthropic's ``system``, and tool
-    definitions), or in an embeddings request's ``input``."""
+    definitions), in an embeddings request's ``input``, or in a rerank request's query and
+    documents."""
     messages = body.get("messages")
     if isinstance(messages, list):
         total = REPLY_PRIMING
@@ -117,6 +118,10 @@ def count_prompt(body: dict[str, Any], encode: Encode = TIKTOKEN) -> int:
         if tools:
             total += encode(orjson.dumps(tools).decode())
         return total
+    documents = body.get("documents")
+    if isinstance(documents, list):  # a rerank request: the query is read with each document
+        query = encode(str(body.get("query") or ""))
+        return sum(query + encode(d if isinstance(d, str) else text_of(d)) for d in documents)
     inputs = body.get("input")
     if isinstance(inputs, str):
         return encode(inputs)

@@ -168,6 +168,20 @@ class EmbeddingRequest(_Wire):
         raise ValueError(f"expected {_INPUT_SHAPES}")
 
 
+class RerankDocument(_Wire):
+    text: str
+
+
+class RerankRequest(_Wire):
+    """The ``/rerank`` shape that Cohere, Jina, vLLM and Infinity share."""
+
+    model: Annotated[str, Field(min_length=1)]
+    query: Annotated[str, Field(min_length=1)]
+    documents: Annotated[list[str | RerankDocument], Field(min_length=1, max_length=1000)]
+    top_n: Annotated[int, Field(ge=1)] | None = None
+    return_documents: bool = False
+
+
 _TYPE_NAMES = frozenset({"str", "int", "float", "bool", "dict", "list", "none"})
 
 
@@ -241,6 +255,13 @@ def as_api_error(exc: ValidationError) -> APIError:
 def validate_chat(body: dict[str, Any]) -> ChatCompletionRequest:
     try:
         return ChatCompletionRequest.model_validate(body)
+    except ValidationError as exc:
+        raise as_api_error(exc) from None
+
+
+def validate_rerank(body: dict[str, Any]) -> RerankRequest:
+    try:
+        return RerankRequest.model_validate(body)
     except ValidationError as exc:
         raise as_api_error(exc) from None
 

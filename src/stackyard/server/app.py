@@ -33,6 +33,7 @@ from stackyard.gateway.messages import count_tokens, messages
 from stackyard.gateway.models import ModelsEndpoint
 from stackyard.gateway.providers import registry
 from stackyard.gateway.quotas import SharedQuotas
+from stackyard.gateway.rerank import rerank
 from stackyard.gateway.service import Gateway
 from stackyard.gateway.token_counts import TIKTOKEN
 from stackyard.guardrails.ner import load_tagger
@@ -159,6 +160,9 @@ class Stackyard:
         async def embed(request: Request) -> Reply:
             return await embeddings(gateway, request)
 
+        async def rerank_documents(request: Request) -> Reply:
+            return await rerank(gateway, request)
+
         async def list_models(request: Request) -> Reply:
             return await models(gateway, request)
 
@@ -170,6 +174,7 @@ class Stackyard:
 
         self.routes.add("POST", ["/v1/chat/completions", "/chat/completions"], chat)
         self.routes.add("POST", ["/v1/embeddings", "/embeddings"], embed)
+        self.routes.add("POST", ["/v1/rerank", "/rerank"], rerank_documents)
         self.routes.add("GET", ["/v1/models", "/models"], list_models)
         self.routes.add("POST", ["/v1/messages", "/messages"], anthropic_messages)
         self.routes.add(
