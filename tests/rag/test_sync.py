@@ -231,3 +231,26 @@ async def test_pushed_documents_are_upserted(
         [doc("n1", "alpha"), doc("n2", "beta")],
     )
     assert (report.added, report.unchanged, embedder.texts) == (1, 1, ["alpha", "beta"])
+
+
+async def test_batches_embedded_while_others_are_written_embed_each_text_once(
+    collections: Collections, any_store: VectorStore
+) -> None:
+    """With one document per batch, batch n+1 is embedded while batch n is written: a text
+    shared across batches is still embedded once, and every document gets its vectors."""
+    from stackyard.rag.sync import Ingest, SyncReport, _Pending
+
+    collection = collections.create("notes", CollectionSettings(embedding_model="hashing"))
+    embedder = HashingEmbedder()
+    texts = ["shared words", "shared words", "other words", "shared words", "last one"]
+    pending = [
+        _Pending(Document(f"n{i}", [Section(t, 0)], {}), "", True) for i, t in enumerate(texts)
+    ]
+    report = SyncReport(index="notes@hashing:r1")
+    ingest = Ingest(collection, any_store, embedder, report.index, report, docs_per_batch=1)
+    await ingest.write(pending)
+    assert sorted(embedder.texts) == ["last one", "other words", "shared words"]
+    assert (report.added, report.chunks_embedded, report.chunks_reused) == (5, 3, 2)
+    assert any_store.count(report.index) == (5, 5)
+    hits = any_store.dense(report.index, embedder.vector("shared words"), 5, None)
+    assert sorted(h.source_id for h in hits if h.text == "shared words") == ["n0", "n1", "n3"]

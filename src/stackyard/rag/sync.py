@@ -26,7 +26,7 @@ from stackyard.rag.collections import Collection, Collections, CollectionSetting
 from stackyard.rag.distributed import FileTask, Parsed, parse_batch
 from stackyard.rag.embedder import Embedder, index_name
 from stackyard.rag.loaders import LOADERS, Document, Fields
-from stackyard.rag.stores.base import DocState, NewChunk, VectorStore
+from stackyard.rag.stores.base import DocState, NewChunk, Vector, VectorStore
 
 DOCS_PER_BATCH = 128
 Progress = Callable[[str, int, int], None]  # stage, done, total
@@ -108,68 +108,101 @@ class Ingest:
         self._created = False
 
     async def write(self, pending: list[_Pending]) -> None:
-        settings = self.collection.settings
-        total = len(pending)
-        for i in range(0, total, self.docs_per_batch):
-            batch = pending[i : i + self.docs_per_batch]
-            chunked = [
-                (
-                    p,
-                    p.chunks
-                    if p.chunks is not None
-                    else chunk_sections(
-                        p.document.sections, settings.chunk_size, settings.chunk_overlap
-                    ),
-                )
-                for p in batch
-            ]
-            digests = {chunk_digest(c.text): c.text for _, chunks in chunked for c in chunks}
-            known = (
-                await asyncio.to_thread(self.store.vectors_for, self.index, list(digests))
-                if self._exists()
-                else {}
-            )
-            # Longest first, so that each batch the model sees holds texts of similar lengths
-            # (little padding).
-            missing = sorted((d for d in digests if d not in known), key=lambda d: -len(digests[d]))
-            if missing:
-                vectors = await self.embedder.embed([digests[d] for d in missing])
-                known.update(zip(missing, vectors, strict=True))
-                self.report.chunks_embedded += len(missing)
-                if not self._created:
-                    await asyncio.to_thread(
-                        self.store.create_index, self.index, int(vectors[0].shape[0])
-                    )
-                    self._created = True
-            self.report.chunks_reused += sum(len(c) for _, c in chunked) - len(missing)
-            for item, chunks in chunked:
-                doc = item.document
-                base = {**doc.metadata, "source": doc.source_id}
-                rows = [
-                    NewChunk(
-                        c.text,
-                        c.position,
-                        c.start,
-                        c.end,
-                        chunk_digest(c.text),
-                        known[chunk_digest(c.text)],
-                        {**base, **c.metadata},
-                    )
-                    for c in chunks
-                ]
-                if not rows and not self._exists():
-                    continue  # an empty document in an index not created yet
-                state = DocState(doc.source_id, document_digest(doc, settings), item.stamp)
-                await asyncio.to_thread(
-                    self.store.write_document, self.index, state, rows, doc.metadata
-                )
-                self.report.chunks_written += len(rows)
-                if item.new:
-                    self.report.added += 1
-                else:
-                    self.report.changed += 1
+        """Chunk, embed and write ``pending`` in batches; a batch's texts are embedded while
+        the batch before it is written, so the model does not wait for the store."""
+        size = self.docs_per_batch
+        batches = [pending[i : i + size] for i in range(0, len(pending), size)]
+        fresh: dict[str, Vector] = {}  # vectors embedded in this run and not written yet
+        done = 0
+        upcoming = asyncio.ensure_future(self._embedded(batches[0], fresh)) if batches else None
+        for number, batch in enumerate(batches):
+            assert upcoming is not None
+            chunked, vectors = await upcoming
+            upcoming = None
+            if number + 1 < len(batches):
+                upcoming = asyncio.ensure_future(self._embedded(batches[number + 1], fresh))
+            try:
+                await self._write_batch(chunked, vectors)
+            except BaseException:
+                if upcoming is not None:
+                    upcoming.cancel()
+                raise
+            for _, chunks in chunked:  # in the store now: the next batches find them there
+                for chunk in chunks:
+                    fresh.pop(chunk_digest(chunk.text), None)
+            done += len(batch)
             if self.progress is not None:
-                self.progress("embedding", min(i + len(batch), total), total)
+                self.progress("embedding", done, len(pending))
+
+    async def _embedded(
+        self, batch: list[_Pending], fresh: dict[str, Vector]
+    ) -> tuple[list[tuple[_Pending, list[Chunk]]], dict[str, Vector]]:
+        """The batch's chunks, and a vector for each of their texts: from the index, from
+        this run, or embedded now (each text once)."""
+        settings = self.collection.settings
+        chunked = [
+            (
+                p,
+                p.chunks
+                if p.chunks is not None
+                else chunk_sections(
+                    p.document.sections, settings.chunk_size, settings.chunk_overlap
+                ),
+            )
+            for p in batch
+        ]
+        digests = {chunk_digest(c.text): c.text for _, chunks in chunked for c in chunks}
+        known = {d: fresh[d] for d in digests if d in fresh}
+        wanted = [d for d in digests if d not in known]
+        if wanted and self._exists():
+            known.update(await asyncio.to_thread(self.store.vectors_for, self.index, wanted))
+        # Longest first, so that each batch the model sees holds texts of similar lengths
+        # (little padding).
+        missing = sorted((d for d in digests if d not in known), key=lambda d: -len(digests[d]))
+        if missing:
+            vectors = await self.embedder.embed([digests[d] for d in missing])
+            embedded = dict(zip(missing, vectors, strict=True))
+            fresh.update(embedded)
+            known.update(embedded)
+            self.report.chunks_embedded += len(missing)
+            if not self._created:
+                await asyncio.to_thread(
+                    self.store.create_index, self.index, int(vectors[0].shape[0])
+                )
+                self._created = True
+        self.report.chunks_reused += sum(len(c) for _, c in chunked) - len(missing)
+        return chunked, known
+
+    async def _write_batch(
+        self, chunked: list[tuple[_Pending, list[Chunk]]], vectors: dict[str, Vector]
+    ) -> None:
+        settings = self.collection.settings
+        for item, chunks in chunked:
+            doc = item.document
+            base = {**doc.metadata, "source": doc.source_id}
+            rows = [
+                NewChunk(
+                    c.text,
+                    c.position,
+                    c.start,
+                    c.end,
+                    chunk_digest(c.text),
+                    vectors[chunk_digest(c.text)],
+                    {**base, **c.metadata},
+                )
+                for c in chunks
+            ]
+            if not rows and not self._exists():
+                continue  # an empty document in an index not created yet
+            state = DocState(doc.source_id, document_digest(doc, settings), item.stamp)
+            await asyncio.to_thread(
+                self.store.write_document, self.index, state, rows, doc.metadata
+            )
+            self.report.chunks_written += len(rows)
+            if item.new:
+                self.report.added += 1
+            else:
+                self.report.changed += 1
 
     def _exists(self) -> bool:
         if not self._created:
