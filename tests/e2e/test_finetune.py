@@ -12,7 +12,7 @@ from typing import Any
 import openai
 import pytest
 
-from tests.conftest import GatewayProcess, require_local_models
+from tests.conftest import GatewayProcess, openai_sdk, require_local_models
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -54,9 +54,7 @@ def gateway(config: dict[str, Any], gateway_factory: Any) -> GatewayProcess:
 
 
 def sdk(gateway: GatewayProcess) -> openai.OpenAI:
-    return openai.OpenAI(
-        base_url=gateway.base_url, api_key=MASTER, max_retries=0, _strict_response_validation=True
-    )
+    return openai_sdk(gateway, MASTER)
 
 
 def wait_for(client: openai.OpenAI, job_id: str, statuses: set[str], timeout: float = 300) -> Any:

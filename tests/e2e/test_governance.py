@@ -17,7 +17,7 @@ import pytest
 
 from stackyard.server.admin import AdminAPI
 from stackyard.server.routing import Routes
-from tests.conftest import GatewayProcess
+from tests.conftest import GatewayProcess, openai_sdk
 from tests.fakes.openai_upstream import FakeOpenAI, Fault
 
 pytestmark = pytest.mark.e2e
@@ -74,9 +74,7 @@ def new_key(gateway: GatewayProcess, team: str, **limits: Any) -> dict[str, Any]
 
 
 def sdk(gateway: GatewayProcess, key: str) -> openai.OpenAI:
-    return openai.OpenAI(
-        base_url=gateway.base_url, api_key=key, max_retries=0, _strict_response_validation=True
-    )
+    return openai_sdk(gateway, key)
 
 
 def test_keys_are_required_once_a_master_key_is_set(gateway: GatewayProcess) -> None:

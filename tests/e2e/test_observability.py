@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from stackyard.store.db import normalise_url
-from tests.conftest import GatewayProcess, postgres_database, team_key
+from tests.conftest import GatewayProcess, openai_sdk, postgres_database, team_key
 from tests.fakes.openai_upstream import FakeOpenAI, Fault
 from tests.fakes.otlp_receiver import OTLPReceiver
 
@@ -108,9 +108,7 @@ def master(gateway: GatewayProcess) -> dict[str, str]:
 
 
 def sdk(gateway: GatewayProcess, key: str = MASTER) -> openai.OpenAI:
-    return openai.OpenAI(
-        base_url=gateway.base_url, api_key=key, max_retries=0, _strict_response_validation=True
-    )
+    return openai_sdk(gateway, key)
 
 
 def fetch_trace(gateway: GatewayProcess, identifier: str, key: str = MASTER) -> dict[str, Any]:

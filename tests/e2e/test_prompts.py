@@ -11,7 +11,7 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import GatewayProcess
+from tests.conftest import GatewayProcess, openai_sdk
 from tests.fakes.openai_upstream import FakeOpenAI
 
 pytestmark = pytest.mark.e2e
@@ -65,9 +65,7 @@ def wait_until_known(gateway: GatewayProcess, name: str) -> None:
 
 
 def sdk(gateway: GatewayProcess) -> openai.OpenAI:
-    return openai.OpenAI(
-        base_url=gateway.base_url, api_key=MASTER, max_retries=0, _strict_response_validation=True
-    )
+    return openai_sdk(gateway, MASTER)
 
 
 def test_a_labelled_prompt_is_rendered_through_the_gateway(

@@ -17,7 +17,7 @@ import pytest
 
 from stackyard.client import Client
 from stackyard.client.base import ClientError
-from tests.conftest import GatewayProcess
+from tests.conftest import GatewayProcess, openai_sdk
 from tests.fakes.openai_upstream import FakeOpenAI
 
 pytestmark = pytest.mark.e2e
@@ -110,9 +110,7 @@ def api(gateway: Served, method: str, path: str, *, key: str = MASTER, **body: A
 
 
 def sdk(gateway: Served, key: str = MASTER) -> openai.OpenAI:
-    return openai.OpenAI(
-        base_url=gateway.base_url, api_key=key, max_retries=0, _strict_response_validation=True
-    )
+    return openai_sdk(gateway.process, key)
 
 
 def embedded_texts(fake: FakeOpenAI, gateway: Served) -> int:
