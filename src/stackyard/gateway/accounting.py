@@ -1,9 +1,10 @@
-"""Settling a streamed request once it ends, and the cost header."""
+"""Settling a request: a routed JSON answer at once, a streamed one once it ends; and the
+cost header."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from stackyard.gateway.deployment import Deployment
@@ -12,11 +13,46 @@ from stackyard.observability.capture import ChunkCapture, EventCapture
 if TYPE_CHECKING:
     from stackyard.auth.admission import Governance, Ticket
     from stackyard.errors import APIError
-    from stackyard.gateway.router import RouteStats
+    from stackyard.gateway.router import Routed, RouteStats
+    from stackyard.server.http import Request, Response
 
 
 def cost_header(cost: float) -> tuple[bytes, bytes]:
     return b"x-stackyard-cost-usd", f"{cost:.8f}".encode()
+
+
+async def settled_json(
+    governance: Governance,
+    request: Request,
+    ticket: Ticket,
+    stats: RouteStats,
+    call: Callable[[], Awaitable[Routed[dict[str, Any]]]],
+    summary: Callable[[dict[str, Any]], dict[str, Any]],
+) -> Response:
+    """The JSON answer of ``call`` (a routed request that is not streamed), with the ticket
+    settled either way: its usage, spend and trace (``summary``: the answer as the trace
+    stores it), and the route and cost headers."""
+    from stackyard.errors import APIError
+    from stackyard.gateway.headers import route_headers, with_route_headers
+    from stackyard.server.http import Response
+
+    try:
+        routed = await call()
+    except APIError as exc:
+        await governance.finish(
+            ticket, status=exc.status, usage=None, deployment=None, stats=stats, error=exc
+        )
+        raise with_route_headers(exc, request, stats) from None
+    cost = await governance.finish(
+        ticket,
+        status=200,
+        usage=routed.result.get("usage"),
+        deployment=routed.deployment,
+        stats=stats,
+        response=summary(routed.result) if ticket.trace is not None else None,
+    )
+    headers = [*route_headers(request, stats), *ticket.headers, cost_header(cost)]
+    return Response.json(routed.result, headers=headers)
 
 
 class Settlement:

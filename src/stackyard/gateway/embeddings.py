@@ -9,13 +9,11 @@ import sys
 from array import array
 from typing import Any
 
-from stackyard.errors import APIError
-from stackyard.gateway.accounting import cost_header
+from stackyard.gateway.accounting import settled_json
 from stackyard.gateway.chat import check_secrets, pii_vault
 from stackyard.gateway.deployment import Deployment
-from stackyard.gateway.headers import route_headers, with_route_headers
 from stackyard.gateway.providers.base import Body, UpstreamError
-from stackyard.gateway.router import RouteStats
+from stackyard.gateway.router import Routed, RouteStats
 from stackyard.gateway.service import Gateway
 from stackyard.gateway.wire import validate_embeddings
 from stackyard.guardrails.redaction import change_inputs, redacted
@@ -75,30 +73,18 @@ async def embeddings(gateway: Gateway, request: Request) -> Response:
                 "invalid_response", f"deployment {deployment.id} sent bad embeddings: {exc}"
             ) from None
 
-    try:
+    async def call() -> Routed[Body]:
+        nonlocal body  # ``attempt`` sends the masked body
         body = check_secrets(gateway, body, ticket, scan_inputs, mask_inputs)
-        routed = await gateway.router.run(
+        return await gateway.router.run(
             body["model"],
             attempt,
             stats=stats,
             supports=lambda d: d.provider.capabilities.embeddings,
             operation="embeddings",
         )
-    except APIError as exc:
-        await governance.finish(
-            ticket, status=exc.status, usage=None, deployment=None, stats=stats, error=exc
-        )
-        raise with_route_headers(exc, request, stats) from None
-    cost = await governance.finish(
-        ticket,
-        status=200,
-        usage=routed.result.get("usage"),
-        deployment=routed.deployment,
-        stats=stats,
-        response=_summary(routed.result) if ticket.trace is not None else None,
-    )
-    headers = [*route_headers(request, stats), *ticket.headers, cost_header(cost)]
-    return Response.json(routed.result, headers=headers)
+
+    return await settled_json(governance, request, ticket, stats, call, _summary)
 
 
 def _summary(response: Body) -> Body:

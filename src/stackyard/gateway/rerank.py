@@ -8,13 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from stackyard.errors import APIError
-from stackyard.gateway.accounting import cost_header
+from stackyard.gateway.accounting import settled_json
 from stackyard.gateway.chat import pii_vault
 from stackyard.gateway.deployment import Deployment
-from stackyard.gateway.headers import route_headers, with_route_headers
 from stackyard.gateway.providers.base import Body, UpstreamError
-from stackyard.gateway.router import RouteStats
+from stackyard.gateway.router import Routed, RouteStats
 from stackyard.gateway.service import Gateway
 from stackyard.gateway.token_counts import count_prompt
 from stackyard.gateway.translate.common import new_id
@@ -77,29 +75,16 @@ async def rerank(gateway: Gateway, request: Request) -> Response:
             "usage": _usage(result, upstream),
         }
 
-    try:
-        routed = await gateway.router.run(
+    async def call() -> Routed[Body]:
+        return await gateway.router.run(
             parsed.model,
             attempt,
             stats=stats,
             supports=lambda d: d.provider.capabilities.rerank,
             operation="rerank",
         )
-    except APIError as exc:
-        await governance.finish(
-            ticket, status=exc.status, usage=None, deployment=None, stats=stats, error=exc
-        )
-        raise with_route_headers(exc, request, stats) from None
-    cost = await governance.finish(
-        ticket,
-        status=200,
-        usage=routed.result["usage"],
-        deployment=routed.deployment,
-        stats=stats,
-        response=routed.result if ticket.trace is not None else None,
-    )
-    headers = [*route_headers(request, stats), *ticket.headers, cost_header(cost)]
-    return Response.json(routed.result, headers=headers)
+
+    return await settled_json(governance, request, ticket, stats, call, lambda answer: answer)
 
 
 def _usage(result: Body, upstream: Body) -> Body:
