@@ -50,11 +50,14 @@ def test_parse_batch_reads_chunks_and_reports_each_file(tmp_path: Path) -> None:
     topic, rows, broken = parse_batch(tasks, 16, 4)
     (document, chunks) = topic.documents[0]
     assert document.source_id == "notes/topic-03.md"
+    assert chunks is not None
     assert len(chunks) > 1
     assert [c.position for c in chunks] == list(range(len(chunks)))
     assert [d.source_id for d, _ in rows.documents] == ["notes/rows.jsonl#1", "notes/rows.jsonl#2"]
     assert broken.documents == []
     assert broken.error is not None
+    (unchunked,) = parse_batch(tasks[:1], 16, 4, chunk=False)  # in process: chunked later
+    assert [(d.source_id, c) for d, c in unchunked.documents] == [("notes/topic-03.md", None)]
 
 
 @pytest.fixture(scope="module")

@@ -68,15 +68,19 @@ class FileTask:
 
 @dataclass(slots=True)
 class Parsed:
-    """One file's documents with their chunks, or why it could not be read."""
+    """One file's documents with their chunks (None: not chunked yet), or why it could not
+    be read."""
 
     source_id: str
-    documents: list[tuple[Document, list[Chunk]]]
+    documents: list[tuple[Document, list[Chunk] | None]]
     error: str | None = None
 
 
-def parse_batch(tasks: list[FileTask], size: int, overlap: int) -> list[Parsed]:
-    """Read, parse and chunk files (what a Ray task runs; also callable in process)."""
+def parse_batch(
+    tasks: list[FileTask], size: int, overlap: int, *, chunk: bool = True
+) -> list[Parsed]:
+    """Read, parse and (with ``chunk``) chunk files: what a Ray task runs. In process, a sync
+    reads without chunking, and chunks only the documents that changed."""
     out = []
     for task in tasks:
         try:
@@ -84,7 +88,9 @@ def parse_batch(tasks: list[FileTask], size: int, overlap: int) -> list[Parsed]:
         except (LoadError, OSError) as exc:
             out.append(Parsed(task.source_id, [], str(exc)))
             continue
-        chunked = [(d, chunk_sections(d.sections, size, overlap)) for d in documents]
+        chunked = [
+            (d, chunk_sections(d.sections, size, overlap) if chunk else None) for d in documents
+        ]
         out.append(Parsed(task.source_id, chunked))
     return out
 

@@ -117,7 +117,7 @@ class Ingest:
         upcoming = asyncio.ensure_future(self._embedded(batches[0], fresh)) if batches else None
         for number, batch in enumerate(batches):
             assert upcoming is not None
-            chunked, vectors = await upcoming
+            chunked, vectors, digests = await upcoming
             upcoming = None
             if number + 1 < len(batches):
                 upcoming = asyncio.ensure_future(self._embedded(batches[number + 1], fresh))
@@ -127,18 +127,17 @@ class Ingest:
                 if upcoming is not None:
                     upcoming.cancel()
                 raise
-            for _, chunks in chunked:  # in the store now: the next batches find them there
-                for chunk in chunks:
-                    fresh.pop(chunk_digest(chunk.text), None)
+            for digest in digests:  # in the store now: the next batches find them there
+                fresh.pop(digest, None)
             done += len(batch)
             if self.progress is not None:
                 self.progress("embedding", done, len(pending))
 
     async def _embedded(
         self, batch: list[_Pending], fresh: dict[str, Vector]
-    ) -> tuple[list[tuple[_Pending, list[Chunk]]], dict[str, Vector]]:
-        """The batch's chunks, and a vector for each of their texts: from the index, from
-        this run, or embedded now (each text once)."""
+    ) -> tuple[list[tuple[_Pending, list[Chunk]]], dict[str, Vector], dict[str, str]]:
+        """The batch's chunks, a vector for each of their texts (from the index, from this
+        run, or embedded now: each text once), and their texts by digest."""
         settings = self.collection.settings
         chunked = [
             (
@@ -171,7 +170,7 @@ class Ingest:
                 )
                 self._created = True
         self.report.chunks_reused += sum(len(c) for _, c in chunked) - len(missing)
-        return chunked, known
+        return chunked, known, digests
 
     async def _write_batch(
         self, chunked: list[tuple[_Pending, list[Chunk]]], vectors: dict[str, Vector]
@@ -277,14 +276,15 @@ async def sync(
                 report.unchanged += len(previous)
                 continue
             to_read[source_id] = (FileTask(str(path), source_id, fields), stamp, previous)
-    on_cluster = cluster is not None and len(to_read) >= cluster.min_files
+    if cluster is not None and len(to_read) < cluster.min_files:
+        cluster = None  # too few files to be worth the cluster
     tasks = [task for task, _, _ in to_read.values()]
     size, overlap = settings.chunk_size, settings.chunk_overlap
     parsed: Iterator[Parsed]
-    if cluster is not None and on_cluster:
+    if cluster is not None:
         parsed = cluster.parse(tasks, size, overlap)
     else:
-        parsed = (parse_batch([task], size, overlap)[0] for task in tasks)
+        parsed = (parse_batch([task], size, overlap, chunk=False)[0] for task in tasks)
     for item in parsed:
         _, stamp, previous = to_read[item.source_id]
         if item.error is not None:
@@ -302,18 +302,15 @@ async def sync(
                 pending.append(_Pending(document, stamp, old is None, chunks))
         if progress is not None:
             progress("scanning", report.scanned, 0)
-    if cluster is not None and on_cluster:
-        ingest = Ingest(
-            collection,
-            store,
-            cluster.embedder(embedder),
-            target,
-            report,
-            progress,
-            docs_per_batch=cluster.docs_per_batch,
-        )
-    else:
-        ingest = Ingest(collection, store, embedder, target, report, progress)
+    ingest = Ingest(
+        collection,
+        store,
+        embedder if cluster is None else cluster.embedder(embedder),
+        target,
+        report,
+        progress,
+        docs_per_batch=DOCS_PER_BATCH if cluster is None else cluster.docs_per_batch,
+    )
     await ingest.write(pending)
     vanished = sorted(set(known) - seen)
     if vanished:
