@@ -30,24 +30,33 @@ def change_rerank(body: Body, change: Any) -> Body:
     }
 
 
-def _results(result: Body, texts: list[str], top_n: int, documents: bool) -> list[Body]:
+def scored(result: Body, count: int) -> dict[int, float]:
+    """Each document's score, by its index, from a ``/rerank`` answer of ``count``
+    documents; an answer that is not that shape is the upstream's failure."""
     rows = result.get("results")
     if not isinstance(rows, list):
         raise UpstreamError("invalid_response", "the rerank answer has no 'results'")
-    out = []
+    scores: dict[int, float] = {}
     for row in rows:
         index = row.get("index") if isinstance(row, dict) else None
         score = row.get("relevance_score") if isinstance(row, dict) else None
-        if not isinstance(index, int) or not 0 <= index < len(texts):
+        if not isinstance(index, int) or not 0 <= index < count:
             raise UpstreamError("invalid_response", f"a rerank result's index is {index!r}")
         if not isinstance(score, int | float) or isinstance(score, bool):
             raise UpstreamError("invalid_response", f"a rerank result's score is {score!r}")
-        item: Body = {"index": index, "relevance_score": float(score)}
+        scores[index] = float(score)
+    return scores
+
+
+def _results(result: Body, texts: list[str], top_n: int, documents: bool) -> list[Body]:
+    scores = scored(result, len(texts))
+    out: list[Body] = []
+    for index in sorted(scores, key=lambda i: -scores[i])[:top_n]:
+        item: Body = {"index": index, "relevance_score": scores[index]}
         if documents:
             item["document"] = {"text": texts[index]}
         out.append(item)
-    out.sort(key=lambda r: -r["relevance_score"])
-    return out[:top_n]
+    return out
 
 
 async def rerank(gateway: Gateway, request: Request) -> Response:

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from stackyard.gateway.deployment import Deployment
 from stackyard.gateway.providers.base import Body, UpstreamError
+from stackyard.gateway.rerank import scored
 from stackyard.gateway.router import Router, RouteStats
 
 JUDGE_SYSTEM = (
@@ -100,23 +101,11 @@ class ModelReranker:
 
 
 def relevance_scores(response: Body, count: int) -> list[float]:
-    """Scores in the documents' order from a ``/rerank`` response (results sorted by score,
-    each with the document's ``index``)."""
-    results = response.get("results")
-    if not isinstance(results, list):
-        raise UpstreamError("invalid_response", "the rerank answer has no 'results'")
-    scores: list[float | None] = [None] * count
-    for item in results:
-        index = item.get("index") if isinstance(item, dict) else None
-        score = item.get("relevance_score") if isinstance(item, dict) else None
-        if not isinstance(index, int) or not 0 <= index < count:
-            raise UpstreamError("invalid_response", f"a rerank result's index is {index!r}")
-        if not isinstance(score, int | float) or isinstance(score, bool):
-            raise UpstreamError("invalid_response", f"a rerank result's score is {score!r}")
-        scores[index] = float(score)
-    if any(s is None for s in scores):
-        raise UpstreamError("invalid_response", f"asked to rerank {count}, got {len(results)}")
-    return [float(s) for s in scores if s is not None]
+    """Scores in the documents' order from a ``/rerank`` answer that scores all of them."""
+    scores = scored(response, count)
+    if len(scores) != count:
+        raise UpstreamError("invalid_response", f"asked to rerank {count}, got {len(scores)}")
+    return [scores[i] for i in range(count)]
 
 
 class ChatReranker:
