@@ -310,13 +310,12 @@ class LocalProvider:
 
         def encode() -> tuple[list[list[float]], int]:
             tokens = sum(len(ids) for ids in model.tokenizer(texts)["input_ids"])
-            vectors = self._for(tokens).encode(
-                texts, normalize_embeddings=True, convert_to_numpy=True
-            )
-            vectors = vectors.astype("float32")
-            # Normalised again in float32: bfloat16's own norms are off by up to 0.2%.
-            norms = (vectors * vectors).sum(axis=1, keepdims=True) ** 0.5
-            vectors /= norms.clip(min=1e-12)
+            encoder = self._for(tokens)
+            vectors = encoder.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
+            if encoder is not model:
+                # Normalised again in float32: bfloat16's own norms are off by up to 0.2%.
+                vectors = vectors.astype("float32")
+                vectors /= ((vectors * vectors).sum(axis=1, keepdims=True) ** 0.5).clip(1e-12)
             return vectors.tolist(), tokens
 
         async with self._embed_lock:
