@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
+from click.testing import CliRunner
 
 from stackyard.rag.collections import Collections
 from stackyard.rag.stores.base import Vector, VectorStore
 from stackyard.rag.stores.embedded import EmbeddedStore
 from stackyard.store.db import Database
+from tests.fakes.openai_upstream import FakeOpenAI
 
 WORD = re.compile(r"\w+")
 
@@ -76,3 +79,38 @@ def embedded(tmp_path: Path) -> Iterator[EmbeddedStore]:
     store = EmbeddedStore(tmp_path / "rag.db")
     yield store
     store.close()
+
+
+def cli_config(
+    tmp_path: Path, fake: FakeOpenAI, upstream: str, *models: Mapping[str, object]
+) -> Path:
+    """A config file for ``stackyard rag`` commands: an ``embed`` model on the fake upstream
+    (deployment ``upstream``), any other ``models``, and a SQLite database in ``tmp_path``."""
+    embed = {
+        "name": "embed",
+        "provider": "openai-compatible",
+        "model": "text-embedding-3-small",
+        "api_base": fake.base_url(upstream),
+    }
+    config = tmp_path / "stackyard.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {"models": [embed, *models], "database_url": f"sqlite:///{tmp_path / 'main.db'}"}
+        )
+    )
+    return config
+
+
+def rag_command(config: Path) -> Callable[..., str]:
+    """``run(*args, code=0)``: ``stackyard rag ARGS --config CONFIG``, its exit code checked,
+    its output returned."""
+    from stackyard.cli import main
+
+    runner = CliRunner()
+
+    def run(*args: str, code: int = 0) -> str:
+        result = runner.invoke(main, ["rag", *args, "--config", str(config)])
+        assert result.exit_code == code, result.output
+        return result.output
+
+    return run

@@ -6,41 +6,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import yaml
-from click.testing import CliRunner
-
-from stackyard.cli import main
 from tests.fakes.openai_upstream import FakeOpenAI
+from tests.rag.conftest import cli_config, rag_command
 
 
 def test_a_collection_from_the_terminal(tmp_path: Path, fake_openai: FakeOpenAI) -> None:
-    config = tmp_path / "stackyard.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "models": [
-                    {
-                        "name": "embed",
-                        "provider": "openai-compatible",
-                        "model": "text-embedding-3-small",
-                        "api_base": fake_openai.base_url("rag-cli"),
-                    }
-                ],
-                "database_url": f"sqlite:///{tmp_path / 'main.db'}",
-            }
-        )
-    )
+    run = rag_command(cli_config(tmp_path, fake_openai, "rag-cli"))
     folder = tmp_path / "wiki"
     folder.mkdir()
     (folder / "deploy.md").write_text("# Deploy\n\nRun make release to deploy on Fridays.\n")
     (folder / "oncall.txt").write_text("The on-call rota changes every Monday.")
-    runner = CliRunner()
-
-    def run(*args: str, code: int = 0) -> str:
-        result = runner.invoke(main, ["rag", *args, "--config", str(config)])
-        assert result.exit_code == code, result.output
-        return result.output
-
     created = run("create", "wiki", "--source", str(folder), "--chunk-size", "64")
     assert "Created wiki: embed, 64-token chunks" in created
     out = run("sync", "wiki")

@@ -10,10 +10,7 @@ import math
 from pathlib import Path
 
 import pytest
-import yaml
-from click.testing import CliRunner
 
-from stackyard.cli import main
 from stackyard.rag.evaluate import (
     EvalFileError,
     best_f1,
@@ -26,6 +23,7 @@ from stackyard.rag.evaluate import (
     reciprocal_rank,
 )
 from tests.fakes.openai_upstream import FakeOpenAI
+from tests.rag.conftest import cli_config, rag_command
 
 
 def test_ndcg_recall_and_mrr_by_hand() -> None:
@@ -78,27 +76,12 @@ def test_the_files_in_beir_format_and_their_mistakes(tmp_path: Path) -> None:
 
 
 def test_an_evaluation_from_the_terminal(tmp_path: Path, fake_openai: FakeOpenAI) -> None:
-    config = tmp_path / "stackyard.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "models": [
-                    {
-                        "name": "embed",
-                        "provider": "openai-compatible",
-                        "model": "text-embedding-3-small",
-                        "api_base": fake_openai.base_url("rag-eval-embed"),
-                    },
-                    {
-                        "name": "chat",
-                        "provider": "openai-compatible",
-                        "api_base": fake_openai.base_url("rag-eval-chat"),
-                    },
-                ],
-                "database_url": f"sqlite:///{tmp_path / 'main.db'}",
-            }
-        )
-    )
+    model = {
+        "name": "chat",
+        "provider": "openai-compatible",
+        "api_base": fake_openai.base_url("rag-eval-chat"),
+    }
+    run = rag_command(cli_config(tmp_path, fake_openai, "rag-eval-embed", model))
     folder = tmp_path / "facts"
     folder.mkdir()
     (folder / "tower.txt").write_text("The Eiffel Tower stands in Paris.")
@@ -113,13 +96,6 @@ def test_an_evaluation_from_the_terminal(tmp_path: Path, fake_openai: FakeOpenAI
         "query-id\tcorpus-id\tscore\nq1\ttower\t1\nq2\tpenguins\t1\n"
     )
     (tmp_path / "answers.jsonl").write_text('{"_id": "q1", "answers": ["Paris"]}\n')
-    runner = CliRunner()
-
-    def run(*args: str, code: int = 0) -> str:
-        result = runner.invoke(main, ["rag", *args, "--config", str(config)])
-        assert result.exit_code == code, result.output
-        return result.output
-
     run("create", "facts", "--source", str(folder))
     run("sync", "facts")
     files = ["--queries", str(tmp_path / "queries.jsonl"), "--qrels", str(tmp_path / "qrels.tsv")]
