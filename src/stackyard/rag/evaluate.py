@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import math
-import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Any, Literal
 import orjson
 
 from stackyard.auth.principal import MASTER
-from stackyard.evals.scorers.text import token_f1
+from stackyard.evals.scorers.text import squad_words, token_f1
 from stackyard.gateway.deployment import Deployment
 from stackyard.gateway.providers.base import Body
 from stackyard.gateway.router import RouteStats
@@ -66,17 +65,12 @@ def reciprocal_rank(ranked: list[str], relevance: dict[str, int], k: int) -> flo
 
 
 def exact_match(answer: str, gold: list[str]) -> float:
-    words = _words(answer)
-    return float(any(words == _words(g) for g in gold))
+    words = squad_words(answer)
+    return float(any(words == squad_words(g) for g in gold))
 
 
 def best_f1(answer: str, gold: list[str]) -> float:
     return max((token_f1(answer, g) for g in gold), default=0.0)
-
-
-def _words(text: str) -> list[str]:
-    text = re.sub(r"[^\w\s]", " ", text.lower())
-    return [w for w in text.split() if w not in ("a", "an", "the")]
 
 
 # -- files -----------------------------------------------------------------------------------
@@ -308,7 +302,7 @@ async def _judge(rag: RAG, model: str, context: str, answer: str) -> Verdict:
             "max_tokens": 5,
         },
     )
-    first = _words(reply)[:1]
+    first = squad_words(reply)[:1]
     if first == ["yes"]:
         return "yes"
     if first == ["no"]:

@@ -25,14 +25,14 @@ class ExactMatch:
         return Score(1.0 if same else 0.0)
 
 
-def _tokens(text: str) -> list[str]:
+def squad_words(text: str) -> list[str]:
     """SQuAD's normalisation: lower case, no punctuation, no articles."""
     text = re.sub(r"[^\w\s]", " ", text.lower())
     return [w for w in text.split() if w not in ("a", "an", "the")]
 
 
 def token_f1(output: str, expected: str) -> float:
-    got, want = _tokens(output), _tokens(expected)
+    got, want = squad_words(output), squad_words(expected)
     if not got or not want:
         return float(got == want)
     common = sum(min(got.count(w), want.count(w)) for w in set(got) & set(want))
