@@ -119,6 +119,58 @@ def test_a_job_trains_evaluates_and_serves_its_model(gateway: GatewayProcess) ->
         assert done.fine_tuned_model in [m.id for m in client.models.list().data]
 
 
+def test_full_tuning_and_models_served_from_the_database(
+    config: dict[str, Any], gateway: GatewayProcess, gateway_factory: Any
+) -> None:
+    with sdk(gateway) as client:
+        lora = next(j for j in client.fine_tuning.jobs.list().data if j.status == "succeeded")
+        checkpoint = client.fine_tuning.jobs.checkpoints.list(lora.id).data[-1]
+        uploaded = client.files.create(file=("full.jsonl", dataset(9)), purpose="fine-tune")
+        job = client.fine_tuning.jobs.create(
+            model="smollm2",
+            training_file=uploaded.id,
+            suffix="whole",
+            hyperparameters={"n_epochs": 1, "batch_size": 4},
+            extra_body={
+                "method": {"lora": {"tuning": "full", "eval_examples": 1, "eval_max_new_tokens": 8}}
+            },
+        )
+        assert job.hyperparameters.learning_rate_multiplier == 1  # of full tuning's 2e-5
+        done = wait_for(client, job.id, {"succeeded"})
+        evaluation = (done.model_extra or {})["evaluation"]
+        assert evaluation["tuned"]["validation_loss"] < evaluation["base"]["validation_loss"]
+        assert any(m.startswith("Evaluation on 1 validation") for m in messages(client, job.id))
+
+    # Another instance on the same database, with a data_dir of its own: it serves the LoRA
+    # model, one of its checkpoints and the fully tuned model from the weights in the database.
+    elsewhere = {
+        **config,
+        "finetune": {"data_dir": str(Path(config["finetune"]["data_dir"]).parent / "other")},
+    }
+    other: GatewayProcess = gateway_factory(elsewhere, ready_timeout=240)
+    question: list[Any] = [{"role": "user", "content": "Name a primary colour."}]
+    with sdk(other) as client:
+        names = [
+            lora.fine_tuned_model,
+            checkpoint.fine_tuned_model_checkpoint,
+            done.fine_tuned_model,
+        ]
+        assert checkpoint.fine_tuned_model_checkpoint == f"{lora.fine_tuned_model}:ckpt-step-3"
+        for name in names:
+            deadline = time.monotonic() + 120  # a whole model is unpacked by the next poll
+            while True:
+                try:
+                    answer = client.chat.completions.create(
+                        model=str(name), messages=question, temperature=0, max_tokens=8
+                    )
+                    break
+                except openai.NotFoundError:
+                    assert time.monotonic() < deadline, f"{name} is not served"
+                    time.sleep(1)
+            assert answer.model == name
+            assert answer.choices[0].message.content
+
+
 def test_pause_resume_restart_and_cancel(
     config: dict[str, Any], gateway: GatewayProcess, gateway_factory: Any
 ) -> None:

@@ -98,3 +98,19 @@ def test_pages_of_jobs(db: Database, tmp_path: Path) -> None:
     assert ([j["id"] for j in page], more) == ([second["id"]], True)
     page, more = jobs.page(limit=1, after=second["id"])
     assert ([j["id"] for j in page], more) == ([first["id"]], False)
+
+
+def test_full_tuning_multiplies_its_own_learning_rate(db: Database, tmp_path: Path) -> None:
+    assert Settings(tuning="full").learning_rate == 2e-5  # LoRA's is ten times higher
+    assert Settings(tuning="full", learning_rate=1e-4).learning_rate == 1e-4
+    job = Jobs(db, tmp_path).create(
+        model="smollm2",
+        training_file="file-x",
+        validation_file=None,
+        settings=Settings(tuning="full", learning_rate=4e-5),
+        suffix="",
+        metadata=None,
+        team_id=None,
+    )
+    assert job["hyperparameters"]["learning_rate_multiplier"] == 2
+    assert job["settings"]["tuning"] == "full"

@@ -105,3 +105,60 @@ def test_training_lowers_the_loss_repeats_and_resumes(tmp_path: Path, trainer: T
     report = first.evaluate(items[:2], data[:2])
     assert report["base"]["validation_loss"] > report["tuned"]["validation_loss"]
     assert set(report["tuned"]) >= {"exact_match", "f1", "samples"}
+
+
+def test_full_tuning_trains_every_weight_resumes_and_saves_a_servable_model(
+    tmp_path: Path, trainer: Trainer
+) -> None:
+    import shutil
+
+    import torch
+    import transformers
+
+    from stackyard.engine.sources import resolve
+
+    chat = ChatTokenizer(trainer.tokenizer, 512)
+    data = examples(4)
+    items = [chat.encode(e) for e in data]
+    settings = Settings(
+        tuning="full",
+        n_epochs=2,
+        batch_size=2,
+        learning_rate=1e-4,
+        checkpoint_every=2,
+        seed=5,
+        eval_max_new_tokens=8,
+    )
+    events: list[dict[str, Any]] = []
+    first = Trainer(settings, tmp_path / "a", events.append)
+    first.load()
+    assert sum(p.numel() for p in first.model.parameters() if p.requires_grad) > 100_000_000
+    base = first.scores(items[:2], data[:2], tuned=False)
+    result = first.train(items)
+    assert result.steps == 4
+    assert first.mean_loss(items) < base["validation_loss"]
+    assert [e["step"] for e in events if e["type"] == "checkpoint"] == [2]
+    kept = first.checkpoints()
+    report = first.evaluate(items[:2], data[:2], base)
+    assert report["base"] is base
+    assert report["tuned"]["validation_loss"] < base["validation_loss"]
+
+    # A new trainer given the step-2 checkpoint ends with the same weights.
+    (tmp_path / "b" / "checkpoints").mkdir(parents=True)
+    shutil.copytree(kept[0], tmp_path / "b" / "checkpoints" / kept[0].name)
+    second = Trainer(settings.model_copy(update={"checkpoint_every": 1}), tmp_path / "b")
+    second.load()
+    second.train(items)
+    assert second.mean_loss(items) == pytest.approx(first.mean_loss(items), rel=1e-4)
+    # It wrote one at step 3 and dropped step 2's: whole models, the latest only.
+    assert [p.name for p in second.checkpoints()] == ["step-000003"]
+
+    # The saved model is a model directory the local provider serves, with the same outputs.
+    source = resolve(str(result.adapter))
+    assert source.task == "chat"
+    saved = transformers.AutoModelForCausalLM.from_pretrained(str(source.directory))
+    ids = torch.tensor([items[0].input_ids])
+    with torch.no_grad():
+        assert torch.allclose(saved(ids).logits, first.model(ids).logits, atol=1e-4)
+    with pytest.raises(ValueError, match="before training"):
+        first.evaluate(items[:2], data[:2])

@@ -499,6 +499,14 @@ class FinetuneConfig(_Strict):
         description="Jobs this instance trains at once, each in its own process (0: none; "
         "another instance trains them).",
     )
+    ray_workers: Annotated[int, Field(ge=1, le=1024)] = Field(
+        default=1,
+        description="With ray_address set: Ray Train workers per job (data parallel; each "
+        "holds a copy of the model).",
+    )
+    ray_use_gpu: bool = Field(
+        default=False, description="With ray_address set: one GPU per Ray Train worker."
+    )
 
 
 class StackyardConfig(_Strict):
@@ -522,8 +530,9 @@ class StackyardConfig(_Strict):
     )
     ray_address: str | None = Field(
         default=None,
-        description="A Ray cluster for large RAG syncs: 'auto', 'ray://host:10001', or "
-        "'local' (a runtime started on this machine). Needs the ray extra.",
+        description="A Ray cluster for large RAG syncs and fine-tuning jobs: 'auto', "
+        "'ray://host:10001', or 'local' (a runtime started on this machine). Needs the ray "
+        "extra.",
     )
 
     @model_validator(mode="before")

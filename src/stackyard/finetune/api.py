@@ -32,7 +32,7 @@ from stackyard.errors import APIError, describe_validation, invalid_request
 from stackyard.finetune.data import DataError, read_jsonl
 from stackyard.finetune.files import PURPOSES, FileNotFound, Files
 from stackyard.finetune.jobs import JobNotFound, Jobs
-from stackyard.finetune.settings import BASE_LEARNING_RATE, Settings
+from stackyard.finetune.settings import Settings, base_learning_rate
 from stackyard.gateway.router import Router
 from stackyard.server import multipart
 from stackyard.server.http import Request, Response
@@ -287,7 +287,7 @@ def _settings(body: dict[str, Any], base: str) -> Settings:
                 "'learning_rate_multiplier' must be a positive number",
                 param="hyperparameters.learning_rate_multiplier",
             )
-        values["learning_rate"] = BASE_LEARNING_RATE * multiplier
+        values["learning_rate"] = multiplier
     if body.get("seed") is not None:
         values["seed"] = body["seed"]
     lora = method.get("lora") or {}
@@ -295,6 +295,8 @@ def _settings(body: dict[str, Any], base: str) -> Settings:
         raise invalid_request(
             "'method.lora' must be an object of LoRA settings", param="method.lora"
         )
+    if "learning_rate" in values:  # the multiplier of the tuning's own base rate
+        values["learning_rate"] *= base_learning_rate(str(lora.get("tuning", "lora")))
     try:
         return Settings.model_validate({**values, **lora})
     except ValidationError as exc:

@@ -82,9 +82,25 @@ class _Progress:
 @finetune.command("run")
 @click.argument("config_file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--id", "run_id", help="Resume this run (its checkpoints), or name a new one.")
-def run_command(config_file: str, run_id: str | None) -> None:
-    """Train a LoRA adapter as CONFIG_FILE says, evaluate it against the base model, and
-    print how to serve it."""
+@click.option(
+    "--ray",
+    "ray_address",
+    metavar="ADDRESS",
+    help="Train on this Ray cluster ('auto', 'ray://host:10001', or 'local').",
+)
+@click.option(
+    "--ray-workers", default=1, show_default=True, help="Data-parallel workers on the cluster."
+)
+@click.option("--ray-use-gpu", is_flag=True, help="One GPU per Ray worker.")
+def run_command(
+    config_file: str,
+    run_id: str | None,
+    ray_address: str | None,
+    ray_workers: int,
+    ray_use_gpu: bool,
+) -> None:
+    """Fine-tune as CONFIG_FILE says (a LoRA adapter, or every weight with `tuning: full`),
+    evaluate the result against the base model, and print how to serve it."""
     from stackyard.finetune.run import InvalidData, load_config, model_id, run
 
     try:
@@ -94,8 +110,13 @@ def run_command(config_file: str, run_id: str | None) -> None:
         sys.exit(2)
     run_id = run_id or time.strftime("%Y%m%d") + "-" + uuid.uuid4().hex[:6]
     out_dir = Path(config.output_dir) / run_id
+    cluster = None
+    if ray_address:
+        from stackyard.finetune.distributed import RayTraining
+
+        cluster = RayTraining(ray_address, workers=ray_workers, use_gpu=ray_use_gpu)
     try:
-        result = run(config, out_dir, on_event=_Progress())
+        result = run(config, out_dir, on_event=_Progress(), cluster=cluster)
     except InvalidData as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(2)
@@ -106,10 +127,12 @@ def run_command(config_file: str, run_id: str | None) -> None:
         base, tuned = evaluation["base"][metric], evaluation["tuned"][metric]
         click.echo(f"{metric:>16} {_num(base):>10} {_num(tuned):>10}")
     name = model_id(config.base, config.suffix, run_id)
-    click.echo(
-        f"\nServe it: add to the models of your stackyard.yaml\n"
-        f"  - name: {name}\n    base: {config.base}\n    adapter: {result['adapter']}"
+    where = (
+        f"    provider: local\n    model: {result['adapter']}"
+        if config.tuning == "full"
+        else f"    base: {config.base}\n    adapter: {result['adapter']}"
     )
+    click.echo(f"\nServe it: add to the models of your stackyard.yaml\n  - name: {name}\n{where}")
 
 
 def _num(value: object) -> str:

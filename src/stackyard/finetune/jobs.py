@@ -14,7 +14,8 @@ from typing import Any
 
 from sqlalchemy import or_, select, update
 
-from stackyard.finetune.settings import BASE_LEARNING_RATE, Settings
+from stackyard.finetune.settings import Settings, base_learning_rate
+from stackyard.finetune.weights import checkpoint_name
 from stackyard.store.db import Database
 from stackyard.store.tables.base import aware
 from stackyard.store.tables.finetune import JobEvent, JobRecord
@@ -40,9 +41,14 @@ def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def model_name(model: str, suffix: str, job_id: str) -> str:
+    """The model id a job's result is served as: ``ft:BASE:SUFFIX:ID``."""
+    return f"ft:{model}:{suffix}:{job_id.removeprefix('ftjob-')[:12]}"
+
+
 def public(job: JobRecord) -> dict[str, Any]:
     settings = Settings.model_validate(job.settings)
-    multiplier = settings.learning_rate / BASE_LEARNING_RATE
+    multiplier = settings.learning_rate / base_learning_rate(settings.tuning)
     hyper = {
         "batch_size": settings.batch_size,
         "learning_rate_multiplier": round(multiplier, 6),
@@ -183,13 +189,13 @@ class Jobs:
                 .where(JobEvent.message.like("Checkpoint written%"))
                 .order_by(JobEvent.seq.desc())
             )
-            base = job.fine_tuned_model or f"ft:{job.model}:{job.suffix}:{job.id}"
+            base = job.fine_tuned_model or model_name(job.model, job.suffix, job.id)
             return [
                 {
                     "id": f"ftckpt-{job.id[6:]}-{e.data['step']}",
                     "object": "fine_tuning.job.checkpoint",
                     "created_at": _ts(e.created_at),
-                    "fine_tuned_model_checkpoint": f"{base}:ckpt-step-{e.data['step']}",
+                    "fine_tuned_model_checkpoint": checkpoint_name(base, e.data["step"]),
                     "fine_tuning_job_id": job.id,
                     "metrics": {"step": float(e.data["step"]), **(e.data.get("metrics") or {})},
                     "step_number": e.data["step"],

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import Field, ValidationError
@@ -14,6 +14,9 @@ from pydantic import Field, ValidationError
 from stackyard.finetune.dataset import prepare, split
 from stackyard.finetune.settings import Settings
 from stackyard.finetune.train import Control, Event, Trainer, write_result
+
+if TYPE_CHECKING:
+    from stackyard.finetune.distributed import RayTraining
 
 SUFFIX = re.compile(r"^[a-z0-9-]{0,40}$")
 
@@ -65,8 +68,10 @@ def run(
     *,
     on_event: Event | None = None,
     control: Control | None = None,
+    cluster: RayTraining | None = None,
 ) -> dict[str, Any]:
-    """Train and evaluate; the result (also written to ``out_dir/result.json``)."""
+    """Train (here, or on ``cluster``) and evaluate here; the result (also written to
+    ``out_dir/result.json``)."""
     emit = on_event or (lambda event: None)
     out_dir.mkdir(parents=True, exist_ok=True)
     settings = Settings.model_validate(config.model_dump(include=set(Settings.model_fields)))
@@ -94,8 +99,16 @@ def run(
             "validation": len(held.tokenized),
         }
     )
-    result = trainer.train(train.tokenized, control)
-    emit({"type": "evaluating", "examples": min(len(held.examples), settings.eval_examples)})
-    result.evaluation = trainer.evaluate(held.tokenized, held.examples[: settings.eval_examples])
+    judged = held.examples[: settings.eval_examples]
+    base = None
+    if trainer.full:  # the base's weights are gone once training starts
+        emit({"type": "evaluating", "examples": len(judged), "model": "base"})
+        base = trainer.scores(held.tokenized, judged, tuned=False)
+    if cluster is not None:
+        result = cluster.train(trainer, train.tokenized, emit, control)
+    else:
+        result = trainer.train(train.tokenized, control)
+    emit({"type": "evaluating", "examples": len(judged)})
+    result.evaluation = trainer.evaluate(held.tokenized, judged, base)
     write_result(out_dir, result)
     return json.loads((out_dir / "result.json").read_text())  # type: ignore[no-any-return]

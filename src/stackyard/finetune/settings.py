@@ -6,15 +6,27 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-BASE_LEARNING_RATE = 2e-4  # what learning_rate_multiplier multiplies
+BASE_LEARNING_RATE = 2e-4  # what learning_rate_multiplier multiplies, for LoRA
+FULL_LEARNING_RATE = 2e-5  # and for full fine-tuning, which moves every weight
+
+Tuning = Literal["lora", "full"]
+
+
+def base_learning_rate(tuning: str) -> float:
+    return FULL_LEARNING_RATE if tuning == "full" else BASE_LEARNING_RATE
 
 
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     base: str = Field(default="smollm2", description="The local model to tune (its alias).")
+    tuning: Tuning = Field(
+        default="lora",
+        description="'lora': low-rank adapters on the shared base; 'full': every weight "
+        "(a model of its own, for small models).",
+    )
     n_epochs: Annotated[int, Field(ge=1, le=50)] = 3
     batch_size: Annotated[int, Field(ge=1, le=256)] = 8
     learning_rate: Annotated[float, Field(gt=0, le=1)] = BASE_LEARNING_RATE
@@ -39,3 +51,11 @@ class Settings(BaseModel):
     )
     eval_max_new_tokens: Annotated[int, Field(ge=1, le=2048)] = 64
     device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_rate(cls, data: object) -> object:
+        """Full fine-tuning's default learning rate is ten times lower than LoRA's."""
+        if isinstance(data, dict) and data.get("tuning") == "full":
+            return {"learning_rate": FULL_LEARNING_RATE, **data}
+        return data

@@ -1,7 +1,8 @@
 """The server's side of fine-tuning: start a worker process for each waiting job (up to
 ``finetune.max_workers``), take over jobs whose worker went silent (a crash, or a server that
-stopped), stop workers when the server stops, and serve every succeeded job's model through
-the router, with no restart."""
+stopped), stop workers when the server stops, and serve every succeeded job's model (and, on
+demand, its LoRA checkpoints) through the router, with no restart, from the database when the
+job ran on another machine."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from stackyard.config.schema import ENGINE_OPTIONS, ModelEntry
 from stackyard.finetune.jobs import Jobs
+from stackyard.finetune.weights import CHECKPOINT, Weights, kind_of
 from stackyard.gateway.providers import registry
 from stackyard.gateway.providers.http import HttpClient
 from stackyard.gateway.router import Router
@@ -31,15 +33,18 @@ class Supervisor:
         http: HttpClient,
         *,
         max_workers: int = 1,
+        ray: list[str] | None = None,
     ) -> None:
         self.jobs = jobs
         self.database_url = database_url
         self.router = router
         self.http = http
         self.max_workers = max_workers
+        self.ray = ray or []  # the worker's arguments to train on a Ray cluster
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self.workers: dict[str, asyncio.subprocess.Process] = {}
         self.served: set[str] = set()
+        self.weights = Weights(jobs.db, jobs.data_dir / "served")
         router.discover = self.discover
 
     async def run(self) -> None:
@@ -78,6 +83,7 @@ class Supervisor:
                 str(self.jobs.data_dir),
                 "--job",
                 job_id,
+                *self.ray,
                 stdout=log_file,
                 stderr=log_file,
             )
@@ -86,41 +92,64 @@ class Supervisor:
         log.info("fine-tuning job %s started (worker pid %d)", job_id, self.workers[job_id].pid)
 
     def discover(self, model: str) -> bool:
-        """A fine-tuned model asked for before the next poll served it."""
+        """A fine-tuned model (or a LoRA checkpoint) asked for before the next poll served it.
+        Whole models (full fine-tuning) are left to the poll: unpacking them takes a while."""
         if not model.startswith("ft:") or model in self.served:
             return False
-        self.serve_succeeded()
+        if CHECKPOINT.match(model):
+            stored = self.weights.find(model)
+            if stored is None or stored.kind != "adapter":
+                return False
+            record = self.jobs.record(stored.job_id)
+            self._serve(model, record.model, small=True)
+        else:
+            self.serve_succeeded(small=True)
         return model in self.router.deployments
 
-    def serve_succeeded(self) -> None:
+    def serve_succeeded(self, *, small: bool = False) -> None:
         """Add the models of succeeded jobs (from any instance) to the router."""
         for job in self.jobs.succeeded():
             name = job.fine_tuned_model
-            if name is None or name in self.served or job.adapter_path is None:
+            if name is None or name in self.served:
                 continue
-            self.served.add(name)
-            if not Path(job.adapter_path).exists():
-                log.warning("%s: its adapter %s is not on this machine", name, job.adapter_path)
-                continue
-            base = self.router.deployments.get(job.model)
-            if not base:
-                log.warning("%s: its base model %s is not configured here", name, job.model)
-                continue
-            entry = base[0].entry
-            options = {k: v for k, v in entry.options.items() if k in ENGINE_OPTIONS}
-            tuned = ModelEntry(
-                name=name,
-                provider=entry.provider,
-                model=entry.upstream_model,
-                adapter=job.adapter_path,
-                options={**options, "load": "lazy"},
-            )
-            try:
-                self.router.add(tuned, registry.create(tuned, self.http))
-            except ValueError as exc:
-                log.warning("%s cannot be served: %s", name, exc)
-                continue
-            log.info("serving the fine-tuned model %s", name)
+            self._serve(name, job.model, local=job.adapter_path, small=small)
+
+    def _serve(
+        self, name: str, base_name: str, *, local: str | None = None, small: bool = False
+    ) -> None:
+        """Serve ``name`` from its files: on this machine's disk if the job ran here, else
+        unpacked from the database (``small``: only if it is an adapter)."""
+        folder = Path(local) if local and Path(local).exists() else None
+        if folder is None:
+            stored = self.weights.find(name)
+            if stored is None:
+                self.served.add(name)
+                log.warning("%s: its weights are neither here nor in the database", name)
+                return
+            if small and stored.kind != "adapter":
+                return  # the next poll unpacks it, off the request path
+            folder = self.weights.fetch(name)
+        self.served.add(name)
+        base = self.router.deployments.get(base_name)
+        if not base or folder is None:
+            log.warning("%s: its base model %s is not configured here", name, base_name)
+            return
+        entry = base[0].entry
+        options = {k: v for k, v in entry.options.items() if k in ENGINE_OPTIONS}
+        adapter = kind_of(folder) == "adapter"
+        tuned = ModelEntry(
+            name=name,
+            provider=entry.provider,
+            model=entry.upstream_model if adapter else str(folder),
+            adapter=str(folder) if adapter else None,
+            options={**options, "load": "lazy"},
+        )
+        try:
+            self.router.add(tuned, registry.create(tuned, self.http))
+        except ValueError as exc:
+            log.warning("%s cannot be served: %s", name, exc)
+            return
+        log.info("serving the fine-tuned model %s", name)
 
     async def aclose(self) -> None:
         """Ask each worker to stop at its next step (it keeps a checkpoint), then wait."""

@@ -1,4 +1,5 @@
-"""LoRA training with PEFT on the in-process model family: CPU here, CUDA when present.
+"""Fine-tuning on the in-process model family: LoRA adapters with PEFT, or every weight
+(``tuning: full``, for small models). CPU here, CUDA when present.
 
 The loss is the mean over every trained token of the step (assistant turns only, all of them),
 so packed and padded batches learn the same thing. The language-model head runs only on the
@@ -6,8 +7,9 @@ positions whose next token is trained: on chat data, most positions are prompt, 
 (vocabulary times hidden size) is the largest matrix in a small model.
 
 Deterministic for a seed: LoRA's initialisation, the order of examples in each epoch, and no
-dropout by default. A checkpoint (adapter, optimizer, schedule, step) is written every
-``checkpoint_every`` steps; ``run`` resumes from the latest one.
+dropout by default. A checkpoint (adapter or weights, optimizer, schedule, step) is written
+every ``checkpoint_every`` steps; ``run`` resumes from the latest one. A full run keeps only its
+latest checkpoint (each holds the whole model and twice its size in optimizer state).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ class Result:
     trained_tokens: int
     seconds: float
     train_loss: float
-    adapter: Path
+    adapter: Path  # the LoRA adapter's directory, or the whole model's for full tuning
     evaluation: dict[str, Any] = field(default_factory=dict)
 
 
@@ -88,12 +90,24 @@ class Trainer:
 
     # -- set-up ----------------------------------------------------------------------------
 
+    @property
+    def full(self) -> bool:
+        return self.settings.tuning == "full"
+
     def load(self) -> ChatTokenizer:
         import torch
         from peft import LoraConfig, get_peft_model
 
         s = self.settings
         base, self.tokenizer, self.device = load_base(s)
+        if self.full:
+            # The GGUF weights were dequantized on load: a plain model, saved as one.
+            base.hf_quantizer = None
+            if hasattr(base.config, "quantization_config"):
+                del base.config.quantization_config
+            base.requires_grad_(True)
+            self.model = base
+            return ChatTokenizer(self.tokenizer, s.max_length)
         torch.manual_seed(s.seed)  # LoRA's initialisation
         config = LoraConfig(
             r=s.lora_r,
@@ -117,7 +131,7 @@ class Trainer:
         import torch.nn.functional as F
 
         device = self.device
-        inner = self.model.get_base_model()
+        inner = self.model if self.full else self.model.get_base_model()
         hidden = inner.model(
             input_ids=batch.input_ids.to(device),
             position_ids=batch.position_ids.to(device),
@@ -129,15 +143,13 @@ class Trainer:
         return F.cross_entropy(logits.float(), targets[chosen], reduction="sum")
 
     def mean_loss(self, items: list[Tokenized], *, adapter: bool = True) -> float:
-        import contextlib
 
         import torch
 
         if not items:
             return float("nan")
         total, count = 0.0, 0
-        context = contextlib.nullcontext() if adapter else self.model.disable_adapter()
-        with torch.no_grad(), context:
+        with torch.no_grad(), self._weights(adapter):
             for i in range(0, len(items), self.settings.batch_size):
                 batch = collate(
                     items[i : i + self.settings.batch_size],
@@ -148,6 +160,15 @@ class Trainer:
                 total += float(self.loss(batch))
                 count += batch.trained
         return total / max(count, 1)
+
+    def _weights(self, tuned: bool) -> Any:
+        """A context with the base weights (``tuned=False``) or the tuned ones. A full run has
+        only its current weights: the base is evaluated before training starts."""
+        import contextlib
+
+        if tuned or self.full:
+            return contextlib.nullcontext()
+        return self.model.disable_adapter()
 
     # -- training --------------------------------------------------------------------------
 
@@ -178,6 +199,7 @@ class Trainer:
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         start = self._resume(optimizer, scheduler)
+        group = Group.current()
         self.model.train()
         started = time.monotonic()
         done_tokens = 0
@@ -185,22 +207,28 @@ class Trainer:
         losses: list[float] = []
         per_epoch = math.ceil(len(items) / s.batch_size)
         for step in range(start, total):
-            if control is not None:
-                why = control()
+            if control is not None or group.size > 1:
+                why = control() if control is not None and group.rank == 0 else None
+                why = group.agree(why)  # every worker stops at the same step
                 if why:
-                    self._checkpoint(step, optimizer, scheduler)
+                    if group.rank == 0:
+                        self._checkpoint(step, optimizer, scheduler)
                     raise Stopped(why, step)
-            batch = collate(
-                [items[i] for i in plan[step]], s.max_length, pad_id=self.pad_id, packed=s.packing
-            )
-            loss = self.loss(batch) / max(batch.trained, 1)
-            loss.backward()
+            chosen = [items[i] for i in plan[step]]
+            step_trained = sum(item.trained for item in chosen)
+            mine = chosen[group.rank :: group.size]  # data parallel: a share of the step each
+            loss = torch.zeros((), device=self.device)
+            if mine:
+                batch = collate(mine, s.max_length, pad_id=self.pad_id, packed=s.packing)
+                loss = self.loss(batch) / max(step_trained, 1)
+                loss.backward()
+            loss = group.sum(params, loss)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             losses.append(float(loss.detach()))
-            done_tokens += batch.tokens
-            trained_tokens += batch.trained
+            done_tokens += sum(len(item) for item in chosen)
+            trained_tokens += step_trained
             elapsed = time.monotonic() - started
             rate = done_tokens / elapsed if elapsed else 0.0
             left = (total - step - 1) * elapsed / (step + 1 - start)
@@ -216,11 +244,12 @@ class Trainer:
                     "eta_seconds": round(left, 1),
                 }
             )
-            if (step + 1) % s.checkpoint_every == 0 and step + 1 < total:
+            if (step + 1) % s.checkpoint_every == 0 and step + 1 < total and group.rank == 0:
                 self._checkpoint(step + 1, optimizer, scheduler)
         self.model.eval()
-        adapter = self.out_dir / "adapter"
-        self.model.save_pretrained(str(adapter), save_embedding_layers=False)
+        adapter = self.out_dir / ("model" if self.full else "adapter")
+        if group.rank == 0:
+            self._save(adapter)
         tail = losses[-max(1, len(losses) // 10) :] if losses else [float("nan")]
         return Result(
             steps=total,
@@ -238,7 +267,7 @@ class Trainer:
         folder = self.out_dir / "checkpoints" / f"step-{step:06d}"
         partial = folder.with_name(folder.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
-        self.model.save_pretrained(str(partial), save_embedding_layers=False)
+        self._save(partial)
         torch.save(
             {
                 "step": step,
@@ -249,7 +278,18 @@ class Trainer:
         )
         shutil.rmtree(folder, ignore_errors=True)
         partial.rename(folder)  # a checkpoint is complete or absent
+        if self.full:  # each is the whole model: keep the latest only
+            for older in self.checkpoints()[:-1]:
+                shutil.rmtree(older, ignore_errors=True)
         self.on_event({"type": "checkpoint", "step": step, "path": str(folder)})
+
+    def _save(self, folder: Path) -> None:
+        """The adapter (LoRA), or a model directory the gateway can serve (full)."""
+        if self.full:
+            self.model.save_pretrained(str(folder))
+            self.tokenizer.save_pretrained(str(folder))
+        else:
+            self.model.save_pretrained(str(folder), save_embedding_layers=False)
 
     def checkpoints(self) -> list[Path]:
         root = self.out_dir / "checkpoints"
@@ -257,17 +297,29 @@ class Trainer:
             return []
         return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.endswith(".partial"))
 
-    def _resume(self, optimizer: Any, scheduler: Any) -> int:
-        import torch
+    def load_weights(self, folder: Path) -> None:
+        """Take the tuned weights in ``folder`` (a checkpoint, or a run's result)."""
         from peft import set_peft_model_state_dict
         from safetensors.torch import load_file
+
+        if self.full:
+            weights = load_file(str(folder / "model.safetensors"), device=self.device)
+            _, unexpected = self.model.load_state_dict(weights, strict=False)
+            if unexpected:
+                raise ValueError(f"{folder}: weights this model does not have: {unexpected[:3]}")
+            self.model.tie_weights()
+        else:
+            weights = load_file(str(folder / "adapter_model.safetensors"), device=self.device)
+            set_peft_model_state_dict(self.model, weights)
+
+    def _resume(self, optimizer: Any, scheduler: Any) -> int:
+        import torch
 
         found = self.checkpoints()
         if not found:
             return 0
         latest = found[-1]
-        weights = load_file(str(latest / "adapter_model.safetensors"), device=self.device)
-        set_peft_model_state_dict(self.model, weights)
+        self.load_weights(latest)
         state = torch.load(latest / "state.pt", map_location=self.device, weights_only=True)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -277,8 +329,6 @@ class Trainer:
     # -- evaluation ------------------------------------------------------------------------
 
     def answer(self, example: Example, *, adapter: bool) -> str:
-        import contextlib
-
         import torch
 
         messages = [{"role": t.role, "content": t.content} for t in example.prompt_turns]
@@ -294,8 +344,7 @@ class Trainer:
             )
             if isinstance(i, int) and i >= 0
         ]
-        context = contextlib.nullcontext() if adapter else self.model.disable_adapter()
-        with torch.no_grad(), context:
+        with torch.no_grad(), self._weights(adapter):
             out = self.model.generate(
                 input_ids=ids.to(self.device),
                 attention_mask=torch.ones_like(ids).to(self.device),
@@ -307,34 +356,83 @@ class Trainer:
         answer: str = self.tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
         return answer.strip()
 
-    def evaluate(self, val: list[Tokenized], examples: list[Example]) -> dict[str, Any]:
-        """Held-out loss and exact match and F1 on the answers, base and tuned side by side."""
+    def evaluate(
+        self,
+        val: list[Tokenized],
+        examples: list[Example],
+        base: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Held-out loss and exact match and F1 on the answers, base and tuned side by side.
+        ``base``: the base model's side, measured before training (a full run must)."""
+        if base is None:
+            if self.full:
+                raise ValueError("full tuning: evaluate the base model before training")
+            base = self.scores(val, examples, tuned=False)
+        report = {"examples": len(examples), "base": base}
+        report["tuned"] = self.scores(val, examples, tuned=True)
+        self.on_event({"type": "evaluation", **report})
+        return report
+
+    def scores(
+        self, val: list[Tokenized], examples: list[Example], *, tuned: bool
+    ) -> dict[str, Any]:
+        """One side of the evaluation: the current weights' (tuned) or the base's."""
         from stackyard.evals.scorers.text import token_f1
 
         def norm(text: str) -> str:
             return " ".join(text.lower().split())
 
-        report: dict[str, Any] = {"examples": len(examples)}
-        for name, adapter in (("base", False), ("tuned", True)):
-            answers = [self.answer(e, adapter=adapter) for e in examples]
-            report[name] = {
-                "validation_loss": round(self.mean_loss(val, adapter=adapter), 5),
-                "exact_match": _mean(
-                    [
-                        float(norm(a) == norm(e.answer))
-                        for a, e in zip(answers, examples, strict=True)
-                    ]
-                ),
-                "f1": _mean(
-                    [token_f1(a, e.answer) for a, e in zip(answers, examples, strict=True)]
-                ),
-                "samples": [
-                    {"expected": e.answer, "answer": a}
-                    for a, e in list(zip(answers, examples, strict=True))[:3]
-                ],
-            }
-        self.on_event({"type": "evaluation", **dict(report.items())})
-        return report
+        answers = [self.answer(e, adapter=tuned) for e in examples]
+        pairs = list(zip(answers, examples, strict=True))
+        return {
+            "validation_loss": round(self.mean_loss(val, adapter=tuned), 5),
+            "exact_match": _mean([float(norm(a) == norm(e.answer)) for a, e in pairs]),
+            "f1": _mean([token_f1(a, e.answer) for a, e in pairs]),
+            "samples": [{"expected": e.answer, "answer": a} for a, e in pairs[:3]],
+        }
+
+
+@dataclass(frozen=True)
+class Group:
+    """The workers training one model together (data parallel, on a Ray cluster): each takes
+    every ``size``-th example of a step; gradients and losses are summed across them. Alone
+    (``size`` 1), nothing is exchanged and a run is exactly a local one."""
+
+    rank: int = 0
+    size: int = 1
+
+    @classmethod
+    def current(cls) -> Group:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            return cls(dist.get_rank(), dist.get_world_size())
+        return cls()
+
+    def sum(self, params: list[Any], loss: Any) -> Any:
+        """Sum the step's gradients (each worker's loss is its share of the step's) and loss."""
+        import torch
+        import torch.distributed as dist
+
+        if self.size == 1:
+            return loss
+        for p in params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+            dist.all_reduce(p.grad)
+        total = loss.detach().clone()
+        dist.all_reduce(total)
+        return total
+
+    def agree(self, why: str | None) -> str | None:
+        """Rank 0's decision (stop or go on), for every worker."""
+        import torch.distributed as dist
+
+        if self.size == 1:
+            return why
+        said = [why]
+        dist.broadcast_object_list(said, src=0)
+        return said[0]
 
 
 def _mean(values: list[float]) -> float | None:

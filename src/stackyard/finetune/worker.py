@@ -16,23 +16,32 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stackyard.finetune.files import Files
-from stackyard.finetune.jobs import Jobs, now
+from stackyard.finetune.jobs import Jobs, model_name, now
 from stackyard.finetune.run import InvalidData, RunConfig, run
 from stackyard.finetune.train import Stopped
+from stackyard.finetune.weights import Weights, checkpoint_name
 from stackyard.store.db import Database
+
+if TYPE_CHECKING:
+    from stackyard.finetune.distributed import RayTraining
 
 log = logging.getLogger("stackyard.finetune")
 HEARTBEAT = 5.0
 
 
 class Worker:
-    def __init__(self, db: Database, data_dir: Path, job_id: str) -> None:
+    def __init__(
+        self, db: Database, data_dir: Path, job_id: str, cluster: RayTraining | None = None
+    ) -> None:
+        self.cluster = cluster
         self.jobs = Jobs(db, data_dir)
         self.files = Files(db)
+        self.weights = Weights(db, data_dir / "served")
         self.job_id = job_id
+        self.model = ""  # the model id the job's result will be served as
         self.requested: str | None = None
         self.interrupted = threading.Event()
         self.stopping = threading.Event()
@@ -67,6 +76,10 @@ class Worker:
             )
         elif kind == "checkpoint":
             metrics = {"train_loss": self.last_loss} if self.last_loss is not None else {}
+            folder = Path(event["path"])
+            if (folder / "adapter_config.json").exists():  # servable by every instance
+                name = checkpoint_name(self.model, event["step"])
+                self.weights.put(job, name, folder, step=event["step"])
             self.jobs.event(
                 job,
                 "info",
@@ -101,6 +114,7 @@ class Worker:
 
     def run(self) -> int:
         record = self.jobs.record(self.job_id)
+        self.model = model_name(record.model, record.suffix, self.job_id)
         out = self.jobs.out_dir(self.job_id)
         out.mkdir(parents=True, exist_ok=True)
         training = out / "training.jsonl"
@@ -121,7 +135,9 @@ class Worker:
         beats = threading.Thread(target=self._heartbeats, daemon=True)
         beats.start()
         try:
-            result = run(config, out, on_event=self.on_event, control=self.control)
+            result = run(
+                config, out, on_event=self.on_event, control=self.control, cluster=self.cluster
+            )
         except InvalidData as exc:
             self._end("failed", str(exc), code="invalid_training_file", param="training_file")
             return 1
@@ -133,7 +149,8 @@ class Worker:
             return 1
         finally:
             self.stopping.set()
-        name = model_name(record.model, record.suffix, self.job_id)
+        name = self.model
+        self.weights.put(self.job_id, name, Path(result["adapter"]))
         losses = [
             e["data"]
             for e in self.jobs.events(self.job_id, limit=100_000)[0]
@@ -182,18 +199,22 @@ class Worker:
         )
 
 
-def model_name(model: str, suffix: str, job_id: str) -> str:
-    return f"ft:{model}:{suffix}:{job_id.removeprefix('ftjob-')[:12]}"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run one fine-tuning job.")
     parser.add_argument("--database", required=True)
     parser.add_argument("--data-dir", required=True, type=Path)
     parser.add_argument("--job", required=True)
+    parser.add_argument("--ray-address", help="train on this Ray cluster")
+    parser.add_argument("--ray-workers", type=int, default=1)
+    parser.add_argument("--ray-use-gpu", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    worker = Worker(Database(args.database), args.data_dir, args.job)
+    cluster = None
+    if args.ray_address:
+        from stackyard.finetune.distributed import RayTraining
+
+        cluster = RayTraining(args.ray_address, workers=args.ray_workers, use_gpu=args.ray_use_gpu)
+    worker = Worker(Database(args.database), args.data_dir, args.job, cluster)
     signal.signal(signal.SIGTERM, lambda *_: worker.interrupted.set())
     signal.signal(signal.SIGINT, lambda *_: worker.interrupted.set())
     return worker.run()

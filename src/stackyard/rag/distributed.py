@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from stackyard import cluster
+from stackyard.cluster import ray_module
 from stackyard.config.schema import ModelEntry
 from stackyard.rag.chunking import Chunk, chunk_sections
 from stackyard.rag.embedder import BATCH, RouterEmbedder
@@ -31,30 +33,10 @@ FILES_PER_TASK = 64
 log = logging.getLogger("stackyard.rag")
 
 
-def _ray() -> Any:
-    try:
-        import ray
-    except ImportError:
-        raise RuntimeError(
-            "ray_address is set but Ray is not installed: pip install 'stackyard[ray]'"
-        ) from None
-    return ray
-
-
 def connect(address: str) -> None:
-    """Join the cluster at ``address`` (``auto``, ``ray://host:10001``), or start a runtime
-    on this machine for ``local``; once per process."""
-    ray = _ray()
-    if ray.is_initialized():
-        return
-    ray.init(
-        address=None if address == "local" else address,
-        include_dashboard=False,
-        logging_level=logging.WARNING,
-        log_to_driver=False,
-        # The workers import Stackyard from the driver's environment.
-        runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}},
-    )
+    """Join the cluster (see :func:`stackyard.cluster.connect`), quiet Ray Data's logs."""
+    cluster.connect(address)
+    ray = ray_module()
     ray.data.DataContext.get_current().enable_progress_bars = False
     logging.getLogger("ray.data").setLevel(logging.WARNING)  # a line per dataset otherwise
 
@@ -97,7 +79,7 @@ def parse_batch(
 
 def parse(tasks: list[FileTask], size: int, overlap: int) -> Iterator[Parsed]:
     """``parse_batch`` over the cluster, ``FILES_PER_TASK`` files per task, in any order."""
-    ray = _ray()
+    ray = ray_module()
 
     def run(batch: dict[str, Any]) -> dict[str, Any]:
         chunk = [pickle.loads(item) for item in batch["task"]]
@@ -151,7 +133,7 @@ class RayEmbedder:
         return await asyncio.to_thread(self._embed, texts)
 
     def _embed(self, texts: list[str]) -> list[Vector]:
-        ray = _ray()
+        ray = ray_module()
         items = [{"at": i, "text": t} for i, t in enumerate(texts)]
         dataset = ray.data.from_items(items).map_batches(
             _EmbedActor,
@@ -181,7 +163,7 @@ class RayCluster:
     def __init__(
         self, address: str, *, min_files: int, actors: int, docs_per_batch: int = 4096
     ) -> None:
-        _ray()
+        ray_module()
         self.address = address
         self.min_files = min_files
         self.actors = actors

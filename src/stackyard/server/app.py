@@ -400,7 +400,17 @@ def _finetuning(
         app.gateway.router,
         app.gateway.http,
         max_workers=config.finetune.max_workers,
+        ray=ray_arguments(config),
     )
+
+
+def ray_arguments(config: StackyardConfig) -> list[str]:
+    """A job worker's arguments to train on the configured Ray cluster (none: locally)."""
+    if not config.ray_address:
+        return []
+    found = ["--ray-address", config.ray_address]
+    found += ["--ray-workers", str(config.finetune.ray_workers)]
+    return found + (["--ray-use-gpu"] if config.finetune.ray_use_gpu else [])
 
 
 def master_key(config: StackyardConfig) -> str | None:

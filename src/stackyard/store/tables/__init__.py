@@ -2,7 +2,7 @@
 
 from stackyard.store.tables.audit import GuardrailDecision
 from stackyard.store.tables.base import Base
-from stackyard.store.tables.finetune import FileRecord, JobEvent, JobRecord
+from stackyard.store.tables.finetune import FileRecord, JobEvent, JobRecord, WeightsPart
 from stackyard.store.tables.keys import VirtualKey
 from stackyard.store.tables.prompts import Prompt, PromptAudit, PromptLabel, PromptVersion
 from stackyard.store.tables.rag import CollectionRecord
@@ -29,4 +29,5 @@ __all__ = [
     "TraceRecord",
     "User",
     "VirtualKey",
+    "WeightsPart",
 ]

@@ -67,3 +67,20 @@ class JobEvent(Base):
     #: The event as the trainer emitted it (metrics, checkpoint, evaluation...).
     data: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class WeightsPart(Base):
+    """A tuned model's files (a LoRA adapter, or a whole model), as a tar cut into parts, so
+    that every instance can serve it, not only the machine that trained it."""
+
+    __tablename__ = "finetune_weights"
+
+    #: The model id it serves as: the job's model, or one of its checkpoints.
+    name: Mapped[str] = mapped_column(String(300), primary_key=True)
+    part: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("finetune_jobs.id", ondelete="CASCADE"))
+    #: "adapter" (served on its base's engine) or "model" (a model directory of its own).
+    kind: Mapped[str] = mapped_column(String(10))
+    step: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    content: Mapped[builtins.bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
