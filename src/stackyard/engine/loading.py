@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from stackyard.engine.sources import ModelSourceError, Source
+from stackyard.engine.unpacked import unpacked
 
 log = logging.getLogger("stackyard.engine")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never download weights at run time
@@ -81,12 +82,13 @@ def load_causal_lm(source: Source, device: str, dtype: str) -> tuple[Any, Any]:
         if source.gguf_file:
             _require("gguf")
         started = time.monotonic()
+        plain = unpacked(source)  # a GGUF file converted once, then read as safetensors
         kwargs: dict[str, Any] = {}
-        if source.gguf_file:
-            kwargs["gguf_file"] = source.gguf_file
-        tokenizer = transformers.AutoTokenizer.from_pretrained(str(source.directory), **kwargs)
+        if plain.gguf_file:
+            kwargs["gguf_file"] = plain.gguf_file
+        tokenizer = transformers.AutoTokenizer.from_pretrained(str(plain.directory), **kwargs)
         model = transformers.AutoModelForCausalLM.from_pretrained(
-            str(source.directory), dtype=pick_dtype(dtype, device), **kwargs
+            str(plain.directory), dtype=pick_dtype(dtype, device), **kwargs
         )
         model.to(device)
         model.eval()

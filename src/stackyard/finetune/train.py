@@ -54,8 +54,9 @@ def load_tokenizer(base: str) -> Any:
     import transformers
 
     from stackyard.engine.sources import resolve
+    from stackyard.engine.unpacked import unpacked
 
-    source = resolve(base, "chat")
+    source = unpacked(resolve(base, "chat"))
     kwargs: dict[str, Any] = {"gguf_file": source.gguf_file} if source.gguf_file else {}
     return transformers.AutoTokenizer.from_pretrained(str(source.directory), **kwargs)
 
@@ -67,8 +68,9 @@ def load_base(settings: Settings) -> tuple[Any, Any, str]:
 
     from stackyard.engine.loading import pick_device
     from stackyard.engine.sources import resolve
+    from stackyard.engine.unpacked import unpacked
 
-    source = resolve(settings.base, "chat")
+    source = unpacked(resolve(settings.base, "chat"))
     device = pick_device(settings.device)
     kwargs: dict[str, Any] = {"gguf_file": source.gguf_file} if source.gguf_file else {}
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(source.directory), **kwargs)
