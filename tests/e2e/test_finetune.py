@@ -242,3 +242,44 @@ def test_mistakes_are_refused_clearly(gateway_factory: Any, config: dict[str, An
         assert bad_hyper.value.code == "invalid_hyperparameters"
         with pytest.raises(openai.NotFoundError):
             client.fine_tuning.jobs.retrieve("ftjob-nope")
+
+
+def test_a_job_trains_on_a_ray_cluster(
+    config: dict[str, Any], gateway_factory: Any, tmp_path: Path
+) -> None:
+    pytest.importorskip("ray.train")
+    on_ray = {
+        **config,
+        "database_url": f"sqlite:///{tmp_path / 'ray.db'}",
+        "finetune": {"data_dir": str(tmp_path / "jobs"), "ray_workers": 2},
+        "ray_address": "local",
+    }
+    gateway: GatewayProcess = gateway_factory(on_ray, ready_timeout=240)
+    with sdk(gateway) as client:
+        uploaded = client.files.create(file=("ray.jsonl", dataset(9)), purpose="fine-tune")
+        job = client.fine_tuning.jobs.create(
+            model="smollm2",
+            training_file=uploaded.id,
+            suffix="ray",
+            hyperparameters={"n_epochs": 2, "batch_size": 4, "learning_rate_multiplier": 10},
+            extra_body={
+                "method": {
+                    "lora": {"checkpoint_every": 2, "eval_examples": 1, "eval_max_new_tokens": 8}
+                }
+            },
+        )
+        done = wait_for(client, job.id, {"succeeded"})
+        said = messages(client, job.id)
+        assert "Training on the Ray cluster local with 2 workers" in said
+        steps = [m for m in said if m.startswith("Step ")]
+        assert [s.split(":")[0] for s in steps] == ["Step 1/4", "Step 2/4", "Step 3/4", "Step 4/4"]
+        checkpoints = client.fine_tuning.jobs.checkpoints.list(job.id).data
+        assert [c.step_number for c in checkpoints] == [2]
+        evaluation = (done.model_extra or {})["evaluation"]
+        assert evaluation["tuned"]["validation_loss"] < evaluation["base"]["validation_loss"]
+        answer = client.chat.completions.create(
+            model=str(done.fine_tuned_model),
+            messages=[{"role": "user", "content": "Name a primary colour."}],
+            max_tokens=8,
+        )
+        assert answer.choices[0].message.content

@@ -161,6 +161,7 @@ class RayTraining:
 
         thread = threading.Thread(target=run, name="ray-train", daemon=True)
         thread.start()
+        on_event({"type": "cluster", "address": self.address, "workers": self.workers})
         finished: dict[str, Any] | None = None
         stopped: dict[str, Any] | None = None
         said: str | None = None

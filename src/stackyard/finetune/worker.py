@@ -109,6 +109,13 @@ class Worker:
                 f"{tuned['f1']}, exact match {base['exact_match']} -> {tuned['exact_match']}",
                 event,
             )
+        elif kind == "cluster":
+            self.jobs.event(
+                job,
+                "info",
+                f"Training on the Ray cluster {event['address']} with {event['workers']} workers",
+                event,
+            )
         elif kind == "loading":
             self.jobs.event(job, "info", f"Loading {event['base']}", event)
 
