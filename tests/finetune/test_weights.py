@@ -19,7 +19,8 @@ def adapter_folder(root: Path, payload: bytes) -> Path:
     root.mkdir(parents=True)
     (root / "adapter_config.json").write_text('{"r": 8}')
     (root / "adapter_model.safetensors").write_bytes(payload)
-    (root / "state.pt").write_bytes(b"optimizer state")  # needed to resume, not to serve
+    (root / "state.pt").write_bytes(b"optimizer state")
+    (root / "README.md").write_text("a model card")
     return root
 
 
@@ -44,7 +45,8 @@ def test_an_adapter_goes_in_by_parts_and_comes_out_whole(
     assert served is not None
     assert served.parent == tmp_path / "cache-b"
     assert (served / "adapter_model.safetensors").read_bytes() == payload
-    assert not (served / "state.pt").exists()
+    assert (served / "state.pt").read_bytes() == b"optimizer state"  # to resume elsewhere
+    assert not (served / "README.md").exists()
     assert other.fetch(name) == served  # unpacked once
     assert other.fetch(name + "-nope") is None
     assert other.find(name + "-nope") is None
@@ -69,6 +71,11 @@ def test_checkpoints_and_replacement(db: Database, tmp_path: Path) -> None:
     found = stored.find(f"{name}:ckpt-step-6")
     assert found is not None
     assert (found.kind, found.step) == ("adapter", 6)
+    assert stored.latest_checkpoint(job["id"]) == found
+    assert stored.latest_checkpoint("ftjob-other") is None
+    resumed = stored.fetch(found.name, into=tmp_path / "taken-over" / "step-000006")
+    assert resumed == tmp_path / "taken-over" / "step-000006"
+    assert (resumed / "adapter_model.safetensors").read_bytes() == b"step 6"
     whole_found = stored.find(name)
     assert whole_found is not None
     assert whole_found.kind == "model"

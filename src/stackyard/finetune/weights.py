@@ -4,8 +4,9 @@ directory. A model's files go in as one tar cut into parts of ``PART`` bytes (Po
 SQLite both refuse single values over 1 GB), and come out into a local cache folder, once.
 
 Names are the model ids clients ask for: the job's ``ft:BASE:SUFFIX:ID`` and, for each
-checkpoint of a LoRA job, ``ft:BASE:SUFFIX:ID:ckpt-step-N``. A full run's checkpoints (the whole
-model plus optimizer state each) stay on the training machine, for resuming only.
+checkpoint of a LoRA job, ``ft:BASE:SUFFIX:ID:ckpt-step-N``. A LoRA checkpoint keeps its
+optimizer state, so that an instance that takes a job over resumes it where it stopped. A full
+run's checkpoints (the whole model plus optimizer state each) stay on the training machine.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from stackyard.store.db import Database
 from stackyard.store.tables.finetune import WeightsPart
 
 PART = 16 * 1024 * 1024
-#: Files of a run's folders that are not needed to serve it (optimizer state, model cards).
-LEFT_OUT = frozenset({"state.pt", "README.md"})
+#: Files of a run's folders that are not needed (a checkpoint's optimizer state is kept, so
+#: that another instance can resume the job).
+LEFT_OUT = frozenset({"README.md"})
 CHECKPOINT = re.compile(r"^(ft:.+):ckpt-step-(\d+)$")
 
 
@@ -105,9 +107,23 @@ class Weights:
             )
             return list(rows)
 
-    def fetch(self, name: str) -> Path | None:
-        """A local folder with ``name``'s files (unpacked on first use); None if not stored."""
-        folder = self.cache_dir / _folder_name(name)
+    def latest_checkpoint(self, job_id: str) -> Stored | None:
+        """The job's checkpoint with the highest step, if any is stored."""
+        with self.db.session() as session:
+            name = session.scalars(
+                select(WeightsPart.name)
+                .where(WeightsPart.job_id == job_id)
+                .where(WeightsPart.step.is_not(None))
+                .where(WeightsPart.part == 0)
+                .order_by(WeightsPart.step.desc())
+                .limit(1)
+            ).first()
+        return self.find(name) if name else None
+
+    def fetch(self, name: str, into: Path | None = None) -> Path | None:
+        """A local folder with ``name``'s files (unpacked on first use, into the cache or
+        ``into``); None if not stored."""
+        folder = into or self.cache_dir / _folder_name(name)
         if (folder / ".complete").exists():
             return folder
         partial = folder.with_name(folder.name + ".partial")

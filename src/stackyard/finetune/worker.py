@@ -124,6 +124,7 @@ class Worker:
         self.model = model_name(record.model, record.suffix, self.job_id)
         out = self.jobs.out_dir(self.job_id)
         out.mkdir(parents=True, exist_ok=True)
+        self._recover_checkpoint(out)
         training = out / "training.jsonl"
         training.write_bytes(self.files.content(record.training_file))
         validation = None
@@ -182,6 +183,18 @@ class Worker:
             estimated_finish=None,
         )
         return 0
+
+    def _recover_checkpoint(self, out: Path) -> None:
+        """A job taken over from another instance resumes from its latest checkpoint in the
+        database (LoRA jobs store theirs there) when this machine has none."""
+        local = out / "checkpoints"
+        if local.exists() and any(p.is_dir() for p in local.iterdir()):
+            return
+        stored = self.weights.latest_checkpoint(self.job_id)
+        if stored is None or stored.step is None:
+            return
+        self.weights.fetch(stored.name, into=local / f"step-{stored.step:06d}")
+        log.info("%s: recovered the checkpoint at step %d", self.job_id, stored.step)
 
     def _stopped(self, stop: Stopped) -> int:
         if stop.why == "cancel":
