@@ -53,6 +53,7 @@ from stackyard.server.types import Receive, Scope, Send
 from stackyard.store.audit_writer import AuditWriter
 from stackyard.store.db import Database, default_url
 from stackyard.store.spend_writer import SpendWriter
+from stackyard.ui.pages import Console
 
 if TYPE_CHECKING:
     from stackyard.finetune.supervisor import Supervisor
@@ -192,6 +193,13 @@ class Stackyard:
             from stackyard.rag.api import CollectionsAPI
 
             CollectionsAPI(self.gateway.rag, self.gateway.governance).register(self.routes)
+        Console(
+            self.routes,
+            chat,
+            gateway.governance,
+            gateway.router,
+            max_body_bytes=self.max_body_bytes,
+        ).register(self.routes)
         self.routes.add("GET", ["/health"], self._health)
         self.routes.add("GET", ["/ready"], self._ready)
         self.routes.add("GET", ["/"], self._index)

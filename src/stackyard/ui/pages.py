@@ -1,0 +1,414 @@
+"""The console's pages, served by ``stackyard serve`` at ``/ui``:
+
+GET  /ui                    the playground (or the login page)
+GET  /ui/login, POST        log in with a virtual key or the master key
+POST /ui/logout
+GET  /ui/playground         chat with any model the key may use; compare models side by side
+POST /ui/api/chat           the playground's chat call (the gateway's own, as the cookie's key)
+GET  /ui/traces             the traces the key may see, filtered and paginated
+GET  /ui/traces/{id}        one trace: its spans as a waterfall, bodies, scores
+GET  /ui/dashboard          requests, latency, tokens, cost and cache hits over time; by model
+GET  /ui/keys, POST         keys and teams (master key only): create, revoke
+GET  /ui/static/{file}      the console's stylesheet and script
+
+Every page reads the gateway's APIs in process with the logged-in key, so it shows exactly
+what that key may see through the API.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.resources
+import json
+import urllib.parse
+from typing import Any
+
+import jinja2
+
+from stackyard.auth.admission import Governance
+from stackyard.errors import APIError
+from stackyard.gateway.router import Router
+from stackyard.server.http import Request, Response
+from stackyard.server.routing import Handler, Reply, Routes
+from stackyard.ui import charts
+from stackyard.ui.session import UI_HEADER, Caller, as_key, cookie_key, login_cookie, logout_cookie
+
+HTML = b"text/html; charset=utf-8"
+STATIC_TYPES = {".css": b"text/css; charset=utf-8", ".js": b"text/javascript; charset=utf-8"}
+NAV = (
+    ("playground", "Playground"),
+    ("traces", "Traces"),
+    ("dashboard", "Dashboard"),
+    ("keys", "Keys and teams"),
+)
+WINDOWS = {"1h": ("1h", "minute"), "24h": ("24h", "hour"), "7d": ("7d", "day")}
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("stackyard.ui", "templates"),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["ms"] = lambda v: "" if v is None else f"{v:,.0f} ms"
+    env.filters["usd"] = lambda v: "" if v is None else f"${v:,.6f}".rstrip("0").rstrip(".")
+    env.filters["when"] = lambda v: (v or "").replace("T", " ")[:19]
+    # Bodies as people read them (autoescaping makes them safe in the page).
+    env.filters["pretty"] = lambda v: json.dumps(v, indent=2, ensure_ascii=False)
+    return env
+
+
+def redirect(location: str, *headers: tuple[bytes, bytes]) -> Response:
+    return Response(303, b"", [(b"location", location.encode()), *headers], HTML)
+
+
+class Console:
+    def __init__(
+        self,
+        routes: Routes,
+        chat: Handler,
+        governance: Governance,
+        router: Router,
+        *,
+        max_body_bytes: int,
+    ) -> None:
+        self.routes = routes
+        self.chat = chat
+        self.governance = governance
+        self.router = router
+        self.call = Caller(routes, max_body_bytes)
+        self.env = _environment()
+
+    def register(self, routes: Routes) -> None:
+        routes.add("GET", ["/ui", "/ui/"], self.home)
+        routes.add("GET", ["/ui/login"], self.login_page)
+        routes.add("POST", ["/ui/login"], self.login)
+        routes.add("POST", ["/ui/logout"], self.logout)
+        routes.add("GET", ["/ui/playground"], self.page(self.playground))
+        routes.add("POST", ["/ui/api/chat"], self.chat_call)
+        routes.add("GET", ["/ui/traces"], self.page(self.traces))
+        routes.add_prefix("GET", "/ui/traces/", self.page(self.trace))
+        routes.add("GET", ["/ui/dashboard"], self.page(self.dashboard))
+        routes.add("GET", ["/ui/keys"], self.page(self.keys))
+        routes.add("POST", ["/ui/keys"], self.page(self.keys_action))
+        routes.add_prefix("GET", "/ui/static/", self.static)
+
+    # -- rendering and access ------------------------------------------------------------------
+
+    def render(self, template: str, status: int = 200, **context: Any) -> Response:
+        text = self.env.get_template(template).render(nav=NAV, **context)
+        return Response(status, text.encode(), [(b"cache-control", b"no-store")], HTML)
+
+    def page(self, view: Any) -> Handler:
+        """A page for logged-in keys: others go to the login page."""
+
+        async def handler(request: Request) -> Reply:
+            key = cookie_key(request)
+            if key is None:
+                return redirect("/ui/login?next=" + urllib.parse.quote(request.path))
+            try:
+                viewer = self.viewer(request, key)
+            except APIError:
+                return redirect("/ui/login?expired=1", logout_cookie())
+            reply: Reply = await view(request, key, viewer)
+            return reply
+
+        return handler
+
+    def viewer(self, request: Request, key: str) -> Viewer:
+        """Who ``key`` is (raises the API's error for a key that is not valid)."""
+        principal = self.governance.authenticate(as_key(request, key))
+        allowed = principal.models
+        models = [m for m in self.router.model_names if allowed is None or m in allowed]
+        return Viewer(key, models, master=principal.master)
+
+    async def refused(self, viewer: Viewer, what: str) -> Response:
+        return self.render("refused.html", 403, viewer=viewer, what=what, active="")
+
+    # -- login ---------------------------------------------------------------------------------
+
+    async def home(self, request: Request) -> Reply:
+        return redirect("/ui/playground" if cookie_key(request) else "/ui/login")
+
+    async def login_page(self, request: Request) -> Reply:
+        expired = "expired" in request.query
+        return self.render(
+            "login.html",
+            error="Your key is no longer valid: log in again." if expired else None,
+            next=request.query.get("next", "/ui/playground"),
+        )
+
+    async def login(self, request: Request) -> Reply:
+        form = _form(await request.body())
+        key = form.get("key", "").strip()
+        target = form.get("next", "")
+        if not target.startswith("/ui/") or target.startswith("//"):
+            target = "/ui/playground"
+        try:
+            if not key:
+                raise APIError(401, "Enter a key.")
+            self.viewer(request, key)
+        except APIError as exc:
+            return self.render("login.html", 401, error=exc.message, next=target)
+        return redirect(target, login_cookie(key))
+
+    async def logout(self, request: Request) -> Reply:
+        return redirect("/ui/login", logout_cookie())
+
+    # -- playground ----------------------------------------------------------------------------
+
+    async def playground(self, request: Request, key: str, viewer: Viewer) -> Reply:
+        return self.render("playground.html", viewer=viewer, active="playground")
+
+    async def chat_call(self, request: Request) -> Reply:
+        """The gateway's chat endpoint, called by the playground's script as the cookie's key
+        (the key never reaches the page)."""
+        key = cookie_key(request)
+        if request.header(UI_HEADER) != b"1":
+            raise APIError(403, "console calls must carry x-stackyard-ui: 1", code="forbidden")
+        if key is None:
+            raise APIError(401, "log in to the console first", code="invalid_api_key")
+        return await self.chat(as_key(request, key))
+
+    # -- traces --------------------------------------------------------------------------------
+
+    async def traces(self, request: Request, key: str, viewer: Viewer) -> Reply:
+        params = request.query
+        filters = {name: params.get(name, "") for name in ("model", "status", "q", "since")}
+        status, found = await self.call(
+            key,
+            "GET",
+            "/api/traces",
+            {**filters, "limit": 25, "before": params.get("before")},
+        )
+        error = _message(found) if status != 200 else None
+        rows = found.get("data", []) if status == 200 else []
+        more = found.get("next_before") if status == 200 else None
+        return self.render(
+            "traces.html",
+            viewer=viewer,
+            active="traces",
+            rows=rows,
+            filters=filters,
+            error=error,
+            next_page="?" + urllib.parse.urlencode({**filters, "before": more}) if more else None,
+        )
+
+    async def trace(self, request: Request, key: str, viewer: Viewer) -> Reply:
+        identifier = request.path.removeprefix("/ui/traces/").strip("/")
+        status, trace = await self.call(key, "GET", f"/api/traces/{identifier}")
+        if status != 200:
+            return self.render(
+                "refused.html",
+                404,
+                viewer=viewer,
+                active="traces",
+                what=f"No trace '{identifier}' that this key may see.",
+            )
+        return self.render(
+            "trace.html", viewer=viewer, active="traces", trace=trace, waterfall=_waterfall(trace)
+        )
+
+    # -- dashboard -----------------------------------------------------------------------------
+
+    async def dashboard(self, request: Request, key: str, viewer: Viewer) -> Reply:
+        window = request.query.get("window", "24h")
+        since, bucket = WINDOWS.get(window, WINDOWS["24h"])
+        _, over_time = await self.call(key, "GET", "/api/stats", {"since": since, "bucket": bucket})
+        _, by_model = await self.call(
+            key, "GET", "/api/stats", {"since": since, "group_by": "model"}
+        )
+        times = over_time.get("data", []) if isinstance(over_time, dict) else []
+        models = by_model.get("data", []) if isinstance(by_model, dict) else []
+
+        def line(title: str, fields: list[tuple[str, str]], unit: str = "") -> Any:
+            series = [
+                charts.Series(name, [(_label(r["bucket"]), float(r[f] or 0)) for r in times])
+                for f, name in fields
+            ]
+            return charts.line_chart(title, series, unit)
+
+        figures = [
+            line("Requests", [("requests", "requests"), ("errors", "errors")]),
+            line(
+                "Latency (ms)",
+                [("latency_p50_ms", "p50"), ("latency_p90_ms", "p90"), ("latency_p99_ms", "p99")],
+                " ms",
+            ),
+            line("Tokens", [("input_tokens", "input"), ("output_tokens", "output")]),
+            line("Cost", [("cost_usd", "cost")], "$"),
+            line("Cache hits", [("cache_hits", "hits")]),
+        ]
+        bars = [
+            charts.bar_chart(
+                "Requests by model", [(r["group"] or "-", float(r["requests"])) for r in models]
+            ),
+            charts.bar_chart(
+                "Cost by model", [(r["group"] or "-", float(r["cost_usd"])) for r in models], "$"
+            ),
+        ]
+        totals = {
+            "requests": sum(r["requests"] for r in times),
+            "errors": sum(r["errors"] for r in times),
+            "tokens": sum(r["input_tokens"] + r["output_tokens"] for r in times),
+            "cost_usd": sum(r["cost_usd"] for r in times),
+            "cache_hits": sum(r["cache_hits"] for r in times),
+        }
+        budgets: list[dict[str, Any]] = []
+        if viewer.master:
+            _, spend = await self.call(key, "GET", "/admin/spend", {"by": "team", "since": "30d"})
+            budgets = spend.get("data", []) if isinstance(spend, dict) else []
+        return self.render(
+            "dashboard.html",
+            viewer=viewer,
+            active="dashboard",
+            window=window,
+            windows=list(WINDOWS),
+            figures=figures,
+            bars=bars,
+            totals=totals,
+            models=models,
+            spend=budgets,
+        )
+
+    # -- keys and teams (master key) -----------------------------------------------------------
+
+    async def keys(
+        self, request: Request, key: str, viewer: Viewer, created: Any = None, error: Any = None
+    ) -> Reply:
+        if not viewer.master:
+            return await self.refused(viewer, "Keys and teams are for the master key.")
+        _, teams = await self.call(key, "GET", "/admin/teams")
+        _, keys = await self.call(key, "GET", "/admin/keys")
+        return self.render(
+            "keys.html",
+            viewer=viewer,
+            active="keys",
+            teams=_rows(teams),
+            keys=_rows(keys),
+            created=created,
+            error=error,
+        )
+
+    async def keys_action(self, request: Request, key: str, viewer: Viewer) -> Reply:
+        if not viewer.master:
+            return await self.refused(viewer, "Keys and teams are for the master key.")
+        form = _form(await request.body())
+        action = form.get("action")
+        created = None
+        if action == "team":
+            body: dict[str, Any] = {"name": form.get("name", "")}
+            body.update(_controls(form))
+            status, answer = await self.call(key, "POST", "/admin/teams", body=body)
+        elif action == "key":
+            body = {"team": form.get("team", ""), "name": form.get("name") or None}
+            body.update(_controls(form))
+            status, answer = await self.call(key, "POST", "/admin/keys", body=body)
+            created = answer if status == 200 else None
+        elif action == "revoke":
+            status, answer = await self.call(
+                key, "POST", "/admin/keys/revoke", body={"id": form.get("id", "")}
+            )
+        else:
+            status, answer = 400, {"error": {"message": "unknown action"}}
+        error = _message(answer) if status >= 400 else None
+        return await self.keys(request, key, viewer, created=created, error=error)
+
+    # -- static files --------------------------------------------------------------------------
+
+    async def static(self, request: Request) -> Reply:
+        name = request.path.removeprefix("/ui/static/")
+        kind = STATIC_TYPES.get(name[name.rfind(".") :]) if "." in name else None
+        if kind is None or "/" in name or name.startswith("."):
+            raise APIError(404, f"no such file: {name}", code="not_found")
+        data = importlib.resources.files("stackyard.ui").joinpath("static", name)
+        if not data.is_file():
+            raise APIError(404, f"no such file: {name}", code="not_found")
+        return Response(200, data.read_bytes(), [(b"cache-control", b"max-age=300")], kind)
+
+
+class Viewer:
+    """The logged-in key, as the pages need it: the models it may use, and whether it is the
+    master key."""
+
+    def __init__(self, key: str, models: list[str], *, master: bool) -> None:
+        self.models = models
+        self.key_hint = f"{key[:7]}…{key[-4:]}" if len(key) > 14 else "…"
+        self.master = master
+
+
+def _form(raw: bytes) -> dict[str, str]:
+    parsed = urllib.parse.parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True)
+    return {name: values[-1] for name, values in parsed.items()}
+
+
+def _message(answer: Any) -> str:
+    if isinstance(answer, dict) and isinstance(answer.get("error"), dict):
+        return str(answer["error"].get("message", "refused"))
+    return "refused"
+
+
+def _rows(answer: Any) -> list[dict[str, Any]]:
+    if isinstance(answer, dict) and isinstance(answer.get("data"), list):
+        answer = answer["data"]
+    return [row for row in answer if isinstance(row, dict)] if isinstance(answer, list) else []
+
+
+def _controls(form: dict[str, str]) -> dict[str, Any]:
+    """Models, limits and a budget from a form (blank: not set)."""
+    found: dict[str, Any] = {}
+    if form.get("models", "").strip():
+        found["models"] = [m.strip() for m in form["models"].split(",") if m.strip()]
+    for name in ("rpm", "tpm"):
+        if form.get(name, "").strip().isdigit():
+            found[name] = int(form[name])
+    try:
+        if form.get("budget_usd", "").strip():
+            found["budget_usd"] = float(form["budget_usd"])
+    except ValueError:
+        pass
+    return found
+
+
+def _label(bucket: Any) -> str:
+    text = str(bucket or "")
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return text
+    return moment.strftime("%m-%d %H:%M")
+
+
+def _waterfall(trace: dict[str, Any]) -> list[dict[str, Any]]:
+    """The spans in tree order, each with its depth, and its offset and width as percentages
+    of the trace's time."""
+    spans = trace.get("spans", {}).get("data", [])
+    if not spans:
+        return []
+    start = min(s["start_ns"] for s in spans)
+    total = max(max(s["end_ns"] for s in spans) - start, 1)
+    ids = {s["span_id"] for s in spans}
+    children: dict[str | None, list[dict[str, Any]]] = {}
+    for span in spans:
+        parent = span.get("parent_id") if span.get("parent_id") in ids else None
+        children.setdefault(parent, []).append(span)
+    rows: list[dict[str, Any]] = []
+
+    def walk(parent: str | None, depth: int) -> None:
+        for span in sorted(children.get(parent, ()), key=lambda s: s["start_ns"]):
+            rows.append(
+                {
+                    "name": span["name"],
+                    "left": 100 * (span["start_ns"] - start) / total,
+                    "width": max(100 * (span["end_ns"] - span["start_ns"]) / total, 0.3),
+                    "ms": span["duration_ms"],
+                    "depth": depth,
+                    "error": span.get("status") == "error",
+                    "attributes": span.get("attributes") or {},
+                }
+            )
+            walk(span["span_id"], depth + 1)
+
+    walk(None, 0)
+    return rows

@@ -1,0 +1,170 @@
+"""The console in a real browser (Debian's chromium, driven by Playwright) against a real
+``stackyard serve`` with the in-process model: log in, chat in the playground and watch the
+answer stream, compare two models, open the trace of that chat, see the dashboard's charts,
+and be refused a page the key may not see. A screenshot of each page is written to
+``$STACKYARD_SCREENSHOTS`` (CI keeps them), else to the test's temporary folder."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import GatewayProcess, require_local_models, team_key
+from tests.fakes.openai_upstream import FakeOpenAI
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+MASTER = "sk-master-browser-0123456789"
+CHROMIUM = "/usr/bin/chromium"
+
+
+def require_browser() -> None:
+    """Skip without Playwright or chromium; under CI that is a failure."""
+    missing = []
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        missing.append("the playwright package")
+    if not shutil.which(CHROMIUM):
+        missing.append(f"{CHROMIUM} (apt-get install chromium)")
+    if missing:
+        message = f"the browser tests need {' and '.join(missing)}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def gateway(
+    fake_openai: FakeOpenAI, gateway_factory: Any, tmp_path_factory: pytest.TempPathFactory
+) -> GatewayProcess:
+    require_local_models()
+    require_browser()
+    folder = tmp_path_factory.mktemp("browser")
+    config = {
+        "models": [
+            {"name": "smollm2", "provider": "local", "model": "smollm2"},
+            {
+                "name": "hosted",
+                "provider": "openai-compatible",
+                "model": "fake-large",
+                "api_base": fake_openai.base_url("browser-hosted"),
+                "input_cost_per_mtok": 1.0,
+                "output_cost_per_mtok": 2.0,
+            },
+        ],
+        "auth": {"master_key": MASTER, "refresh_seconds": 0.2},
+        "database_url": f"sqlite:///{folder / 'browser.db'}",
+    }
+    gw: GatewayProcess = gateway_factory(config, ready_timeout=240)
+    return gw
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = Path(os.environ.get("STACKYARD_SCREENSHOTS") or tmp_path_factory.mktemp("shots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture
+def page(gateway: GatewayProcess) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--headless", "--no-sandbox"]
+        )
+        context = browser.new_context(viewport={"width": 1366, "height": 900})
+        context.set_default_timeout(60_000)
+        yield context.new_page()
+        browser.close()
+
+
+def log_in(page: Any, gateway: GatewayProcess, key: str) -> None:
+    page.goto(f"{gateway.url}/ui")
+    page.get_by_label("API key").fill(key)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url("**/ui/playground")
+
+
+def test_chat_compare_trace_and_dashboard(page: Any, gateway: GatewayProcess, shots: Path) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(f"{gateway.url}/ui/dashboard")
+    page.wait_for_url("**/ui/login**")  # strangers log in first
+    page.screenshot(path=str(shots / "login.png"))
+    log_in(page, gateway, MASTER)
+
+    # Chat with the in-process model: the answer streams into the page.
+    page.get_by_label("Model", exact=True).select_option("smollm2")
+    page.get_by_label("Max tokens").fill("24")
+    page.get_by_label("Temperature").fill("0")
+    page.get_by_label("Message").fill("Say hello to the console.")
+    page.get_by_role("button", name="Send").click()
+    answer = page.locator(".answer").first
+    expect(answer).to_have_attribute("data-done", "true")
+    expect(answer.locator(".answer-model")).to_have_text("smollm2")
+    assert answer.locator(".answer-text").inner_text().strip()
+    expect(answer.locator(".answer-meta")).to_contain_text("tokens")
+    page.screenshot(path=str(shots / "playground.png"))
+
+    # Compare two models on the same input.
+    page.get_by_role("button", name="Compare with another model").click()
+    page.get_by_label("Model 2").select_option("hosted")
+    page.get_by_role("button", name="Send").click()
+    cards = page.locator(".answer")
+    expect(cards).to_have_count(2)
+    for index in range(2):
+        expect(cards.nth(index)).to_have_attribute("data-done", "true")
+    expect(cards.nth(1).locator(".answer-model")).to_have_text("hosted")
+    expect(cards.nth(1).locator(".answer-meta")).to_contain_text("$")
+    assert cards.nth(1).locator(".answer-text").inner_text().strip()
+    page.screenshot(path=str(shots / "compare.png"))
+
+    # The trace of that chat, with its spans.
+    page.get_by_role("link", name="Traces").click()
+    rows = page.locator("table.traces tbody tr")
+    for _ in range(20):  # written within a second of the answer
+        if rows.count() >= 3:
+            break
+        page.wait_for_timeout(300)
+        page.reload()
+    expect(rows).to_have_count(3)
+    expect(page.locator("table.traces")).to_contain_text("smollm2")
+    page.screenshot(path=str(shots / "traces.png"))
+    rows.first.get_by_role("link").click()
+    expect(page.get_by_role("heading", name="Spans")).to_be_visible()
+    expect(page.locator(".span-bar").first).to_be_visible()
+    page.screenshot(path=str(shots / "trace.png"), full_page=True)
+
+    # The dashboard's charts render.
+    page.get_by_role("link", name="Dashboard").click()
+    charts = page.locator("svg.chart")
+    expect(charts).to_have_count(7)
+    expect(page.locator("svg.chart polyline").first).to_be_visible()
+    assert page.locator(".totals dd").first.inner_text() == "3"
+    page.screenshot(path=str(shots / "dashboard.png"), full_page=True)
+
+    page.get_by_role("link", name="Keys and teams").click()
+    expect(page.get_by_role("heading", name="Keys and teams")).to_be_visible()
+    page.screenshot(path=str(shots / "keys.png"), full_page=True)
+
+
+def test_a_team_key_is_refused_the_admin_pages(
+    page: Any, gateway: GatewayProcess, shots: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    log_in(page, gateway, team_key(gateway, "browsers", MASTER))
+    expect(page.get_by_role("link", name="Keys and teams")).to_have_count(0)
+    page.goto(f"{gateway.url}/ui/keys")
+    expect(page.get_by_role("alert")).to_have_text("Keys and teams are for the master key.")
+    page.screenshot(path=str(shots / "refused.png"))
+    page.get_by_role("button", name="Log out").click()
+    page.wait_for_url("**/ui/login")

@@ -1,0 +1,193 @@
+"""The console's pages against a real gateway (upstreams faked): login and its cookie, pages
+that send strangers to the login page, the playground's chat call (only from the console's
+script), traces scoped to the key's team, keys and teams for the master key only, the
+dashboard's charts, and the static files."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import GatewayProcess, team_key
+from tests.fakes.openai_upstream import FakeOpenAI
+
+MASTER = "sk-master-console-0123456789"
+
+
+@pytest.fixture(scope="module")
+def gateway(fake_openai: FakeOpenAI, gateway_factory: Any, tmp_path_factory: Any) -> GatewayProcess:
+    folder: Path = tmp_path_factory.mktemp("console")
+    config = {
+        "models": [
+            {
+                "name": "primary",
+                "provider": "openai-compatible",
+                "model": "fake-large",
+                "api_base": fake_openai.base_url("console-primary"),
+                "input_cost_per_mtok": 1.0,
+                "output_cost_per_mtok": 2.0,
+            },
+            {
+                "name": "second",
+                "provider": "openai-compatible",
+                "api_base": fake_openai.base_url("console-second"),
+            },
+        ],
+        "auth": {"master_key": MASTER, "refresh_seconds": 0.2},
+        "database_url": f"sqlite:///{folder / 'console.db'}",
+    }
+    gw: GatewayProcess = gateway_factory(config)
+    return gw
+
+
+@contextlib.contextmanager
+def browser(gateway: GatewayProcess, key: str | None = None) -> Iterator[httpx.Client]:
+    """A client that keeps cookies, logged in with ``key`` (if given)."""
+    with httpx.Client(base_url=gateway.url, follow_redirects=False, timeout=30) as client:
+        if key is not None:
+            deadline = time.monotonic() + 5  # a new key reaches the gateway within 0.2 s
+            while True:
+                answer = client.post("/ui/login", data={"key": key, "next": "/ui/traces"})
+                if answer.status_code == 303 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            assert answer.status_code == 303, answer.text
+            assert answer.headers["location"] == "/ui/traces"
+        yield client
+
+
+def chat(client: httpx.Client, text: str, **extra: Any) -> httpx.Response:
+    return client.post(
+        "/ui/api/chat",
+        json={"model": "primary", "messages": [{"role": "user", "content": text}], **extra},
+        headers={"x-stackyard-ui": "1"},
+    )
+
+
+def test_login_sets_a_strict_cookie_and_strangers_go_to_the_login_page(
+    gateway: GatewayProcess,
+) -> None:
+    with browser(gateway) as client:
+        for path in ("/ui/playground", "/ui/traces", "/ui/dashboard", "/ui/keys"):
+            answer = client.get(path)
+            assert answer.status_code == 303
+            assert answer.headers["location"] == f"/ui/login?next={path}"
+        assert client.get("/ui").headers["location"] == "/ui/login"
+        login = client.get("/ui/login")
+        assert login.status_code == 200
+        assert '<label for="key">API key</label>' in login.text
+        wrong = client.post("/ui/login", data={"key": "sk-nope"})
+        assert wrong.status_code == 401
+        assert "Incorrect API key provided." in wrong.text
+        right = client.post("/ui/login", data={"key": MASTER, "next": "https://evil.example/"})
+        assert right.headers["location"] == "/ui/playground"  # never off the console
+        cookie = right.headers["set-cookie"]
+        assert "HttpOnly" in cookie
+        assert "SameSite=Strict" in cookie
+        page = client.get("/ui/playground")
+        assert page.status_code == 200
+        assert "<option>primary</option>" in page.text
+        assert "<option>second</option>" in page.text
+        assert MASTER not in page.text  # the key stays in the HttpOnly cookie
+        out = client.post("/ui/logout")
+        assert out.headers["location"] == "/ui/login"
+        assert client.get("/ui/playground").status_code == 303
+
+
+def test_the_playground_calls_the_gateway_only_from_the_console(gateway: GatewayProcess) -> None:
+    with browser(gateway, MASTER) as client:
+        bare = client.post(
+            "/ui/api/chat",
+            json={"model": "primary", "messages": [{"role": "user", "content": "x"}]},
+        )
+        assert bare.status_code == 403  # a form on another site cannot add the header
+        answer = chat(client, "Hello console")
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["choices"][0]["message"]["content"]
+        assert float(answer.headers["x-stackyard-cost-usd"]) > 0
+        streamed = chat(client, "Stream it", stream=True, stream_options={"include_usage": True})
+        assert streamed.headers["content-type"].startswith("text/event-stream")
+        assert streamed.text.rstrip().endswith("data: [DONE]")
+        bad = chat(client, "x", temperature=7)
+        assert bad.status_code == 400
+        assert bad.json()["error"]["param"] == "temperature"
+    with browser(gateway) as stranger:
+        refused = chat(stranger, "no cookie")
+        assert refused.status_code == 401
+
+
+def test_traces_show_only_the_keys_team_and_open_with_their_waterfall(
+    gateway: GatewayProcess,
+) -> None:
+    red, blue = team_key(gateway, "red", MASTER), team_key(gateway, "blue", MASTER)
+    with browser(gateway, red) as as_red, browser(gateway, blue) as as_blue:
+        chat(as_red, "red's question")
+        chat(as_blue, "blue's question")
+        deadline = time.monotonic() + 5
+        page = as_red.get("/ui/traces")
+        while "<td>primary</td>" not in page.text:
+            assert time.monotonic() < deadline, "the trace was not listed"
+            time.sleep(0.2)
+            page = as_red.get("/ui/traces")
+        # Each page links a trace by its trace id; red sees one row, its own.
+        assert page.text.count('href="/ui/traces/') == 1
+        trace_link = page.text.split('href="/ui/traces/')[1].split('"')[0]
+        detail = as_red.get(f"/ui/traces/{trace_link}")
+        assert detail.status_code == 200
+        assert 'class="span-bar"' in detail.text
+        assert "red&#39;s question" in detail.text  # the stored body, escaped
+        assert as_blue.get(f"/ui/traces/{trace_link}").status_code == 404
+        assert as_red.get("/ui/traces?status=bogus").status_code == 200  # the API's message
+        assert (
+            "status must be ok, error or an HTTP status"
+            in as_red.get("/ui/traces?status=bogus").text
+        )
+
+
+def test_keys_and_teams_are_for_the_master_key(gateway: GatewayProcess) -> None:
+    member = team_key(gateway, "green", MASTER)
+    with browser(gateway, member) as as_member:
+        refused = as_member.get("/ui/keys")
+        assert refused.status_code == 403
+        assert "Keys and teams are for the master key." in refused.text
+        assert 'href="/ui/keys"' not in as_member.get("/ui/dashboard").text
+        assert as_member.post("/ui/keys", data={"action": "team", "name": "x"}).status_code == 403
+    with browser(gateway, MASTER) as admin:
+        made = admin.post("/ui/keys", data={"action": "team", "name": "ui-team", "budget_usd": "5"})
+        assert made.status_code == 200
+        assert "<td>ui-team</td>" in made.text
+        key = admin.post("/ui/keys", data={"action": "key", "team": "ui-team", "name": "ui-key"})
+        assert 'id="new-key">sk-' in key.text
+        new_key = key.text.split('id="new-key">')[1].split("<")[0]
+        with browser(gateway, new_key) as as_new:
+            assert as_new.get("/ui/playground").status_code == 200
+        duplicate = admin.post("/ui/keys", data={"action": "team", "name": "ui-team"})
+        assert 'class="error"' in duplicate.text
+
+
+def test_the_dashboard_draws_its_charts(gateway: GatewayProcess) -> None:
+    with browser(gateway, MASTER) as client:
+        chat(client, "count me")
+        time.sleep(1.2)  # the trace writer flushes every half second
+        page = client.get("/ui/dashboard?window=1h")
+        assert page.status_code == 200
+        assert page.text.count('<svg class="chart"') == 7
+        assert "<title>Requests by model</title>" in page.text
+        assert "<polyline" in page.text
+
+
+def test_static_files_and_nothing_else(gateway: GatewayProcess) -> None:
+    with browser(gateway) as client:
+        css = client.get("/ui/static/console.css")
+        assert css.status_code == 200
+        assert css.headers["content-type"].startswith("text/css")
+        script = client.get("/ui/static/playground.js")
+        assert script.headers["content-type"].startswith("text/javascript")
+        for path in ("/ui/static/../pages.py", "/ui/static/pages.py", "/ui/static/nope.css"):
+            assert client.get(path).status_code == 404
