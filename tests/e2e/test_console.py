@@ -123,7 +123,8 @@ def test_chat_compare_trace_and_dashboard(page: Any, gateway: GatewayProcess, sh
     for index in range(2):
         expect(cards.nth(index)).to_have_attribute("data-done", "true")
     expect(cards.nth(1).locator(".answer-model")).to_have_text("hosted")
-    expect(cards.nth(1).locator(".answer-meta")).to_contain_text("$")
+    # 5 + 7 tokens at $1 and $2 a million, estimated from the list price for a stream.
+    expect(cards.nth(1).locator(".answer-meta")).to_contain_text("≈ $0.000019")
     assert cards.nth(1).locator(".answer-text").inner_text().strip()
     page.screenshot(path=str(shots / "compare.png"))
 
@@ -147,7 +148,8 @@ def test_chat_compare_trace_and_dashboard(page: Any, gateway: GatewayProcess, sh
     page.get_by_role("link", name="Dashboard").click()
     charts = page.locator("svg.chart")
     expect(charts).to_have_count(7)
-    expect(page.locator("svg.chart polyline").first).to_be_visible()
+    expect(page.get_by_role("img", name="Latency (ms)")).to_be_visible()
+    expect(page.locator("svg.chart circle").first).to_be_visible()  # a point per value
     assert page.locator(".totals dd").first.inner_text() == "3"
     page.screenshot(path=str(shots / "dashboard.png"), full_page=True)
 

@@ -92,8 +92,8 @@ def test_login_sets_a_strict_cookie_and_strangers_go_to_the_login_page(
         assert "SameSite=Strict" in cookie
         page = client.get("/ui/playground")
         assert page.status_code == 200
-        assert "<option>primary</option>" in page.text
-        assert "<option>second</option>" in page.text
+        assert 'data-input="1.0" data-output="2.0">primary</option>' in page.text
+        assert 'data-input="0.0" data-output="0.0">second</option>' in page.text
         assert MASTER not in page.text  # the key stays in the HttpOnly cookie
         out = client.post("/ui/logout")
         assert out.headers["location"] == "/ui/login"

@@ -159,7 +159,12 @@ class Console:
     # -- playground ----------------------------------------------------------------------------
 
     async def playground(self, request: Request, key: str, viewer: Viewer) -> Reply:
-        return self.render("playground.html", viewer=viewer, active="playground")
+        prices = {}
+        for name in viewer.models:
+            found = self.router.deployments.get(name)
+            price = self.governance.price(found[0] if found else None)
+            prices[name] = (price.input, price.output)  # USD a million tokens, for streams
+        return self.render("playground.html", viewer=viewer, active="playground", prices=prices)
 
     async def chat_call(self, request: Request) -> Reply:
         """The gateway's chat endpoint, called by the playground's script as the cookie's key
@@ -227,7 +232,7 @@ class Console:
                 charts.Series(name, [(_label(r["bucket"]), float(r[f] or 0)) for r in times])
                 for f, name in fields
             ]
-            return charts.line_chart(title, series, unit)
+            return title, charts.line_chart(title, series, unit)
 
         figures = [
             line("Requests", [("requests", "requests"), ("errors", "errors")]),
@@ -240,13 +245,11 @@ class Console:
             line("Cost", [("cost_usd", "cost")], "$"),
             line("Cache hits", [("cache_hits", "hits")]),
         ]
+        requests = [(r["group"] or "-", float(r["requests"])) for r in models]
+        costs = [(r["group"] or "-", float(r["cost_usd"])) for r in models]
         bars = [
-            charts.bar_chart(
-                "Requests by model", [(r["group"] or "-", float(r["requests"])) for r in models]
-            ),
-            charts.bar_chart(
-                "Cost by model", [(r["group"] or "-", float(r["cost_usd"])) for r in models], "$"
-            ),
+            ("Requests by model", charts.bar_chart("Requests by model", requests)),
+            ("Cost by model", charts.bar_chart("Cost by model", costs, "$")),
         ]
         totals = {
             "requests": sum(r["requests"] for r in times),

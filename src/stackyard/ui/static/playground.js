@@ -43,15 +43,22 @@
     return request;
   }
 
-  function describe(meta, started, firstToken, usage, cost) {
+  function describe(meta, started, firstToken, usage, cost, price) {
     const parts = [Math.round(performance.now() - started) + " ms"];
     if (firstToken) parts.push("first token " + Math.round(firstToken - started) + " ms");
     if (usage) parts.push(usage.prompt_tokens + " + " + usage.completion_tokens + " tokens");
-    if (cost !== null && cost !== undefined) parts.push("$" + Number(cost).toFixed(6));
+    if (cost !== null && cost !== undefined) {
+      parts.push("$" + Number(cost).toFixed(6));
+    } else if (usage && price) {
+      // A stream's cost is settled after its headers: estimate it from the list price.
+      const perMillion = usage.prompt_tokens * price.input + usage.completion_tokens * price.output;
+      const estimate = perMillion / 1e6;
+      parts.push("≈ $" + estimate.toFixed(6));
+    }
     meta.textContent = parts.join(" · ");
   }
 
-  async function ask(model, card) {
+  async function ask(model, card, price) {
     const text = card.querySelector(".answer-text");
     const meta = card.querySelector(".answer-meta");
     const started = performance.now();
@@ -81,7 +88,7 @@
         text.textContent = message.content || JSON.stringify(message.tool_calls, null, 2);
         usage = answer.usage;
       }
-      describe(meta, started, null, usage, cost);
+      describe(meta, started, null, usage, cost, price);
       card.dataset.done = "true";
       return;
     }
@@ -114,11 +121,11 @@
               text.textContent += delta.content;
             }
           }
-          describe(meta, started, firstToken, usage, cost);
+          describe(meta, started, firstToken, usage, cost, price);
         }
       }
     }
-    describe(meta, started, firstToken, usage, cost);
+    describe(meta, started, firstToken, usage, cost, price);
     card.dataset.done = "true";
   }
 
@@ -129,7 +136,11 @@
       const card = template.content.firstElementChild.cloneNode(true);
       card.querySelector(".answer-model").textContent = select.value;
       answers.appendChild(card);
-      ask(select.value, card).catch((error) => {
+      const option = select.selectedOptions[0];
+      const price = option
+        ? { input: Number(option.dataset.input), output: Number(option.dataset.output) }
+        : null;
+      ask(select.value, card, price).catch((error) => {
         card.querySelector(".answer-text").textContent = String(error);
         card.classList.add("failed");
         card.dataset.done = "true";
