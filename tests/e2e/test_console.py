@@ -1,8 +1,9 @@
 """The console in a real browser (Debian's chromium, driven by Playwright) against a real
 ``stackyard serve`` with the in-process model: log in, chat in the playground and watch the
-answer stream, compare two models, open the trace of that chat, see the dashboard's charts,
-and be refused a page the key may not see. A screenshot of each page is written to
-``$STACKYARD_SCREENSHOTS`` (CI keeps them), else to the test's temporary folder."""
+answer stream, compare two models, push and label a prompt, open the trace of that chat, see
+the dashboard's charts, and be refused a page the key may not see. A screenshot of each page
+is written to ``$STACKYARD_SCREENSHOTS`` (CI keeps them), else to the test's temporary
+folder."""
 
 from __future__ import annotations
 
@@ -74,8 +75,9 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def page(gateway: GatewayProcess) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=60_000)  # the in-process model answers in seconds on 2 cores
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM, args=["--headless", "--no-sandbox"]
@@ -127,6 +129,21 @@ def test_chat_compare_trace_and_dashboard(page: Any, gateway: GatewayProcess, sh
     expect(cards.nth(1).locator(".answer-meta")).to_contain_text("≈ $0.000019")
     assert cards.nth(1).locator(".answer-text").inner_text().strip()
     page.screenshot(path=str(shots / "compare.png"))
+
+    # Push a prompt, then label it.
+    page.get_by_role("link", name="Prompts").click()
+    page.get_by_label("Name").fill("welcome")
+    page.get_by_label("Template").fill("Welcome, {{ name }}, to {{ place }}.")
+    page.get_by_label("What changed").fill("first words")
+    page.get_by_role("button", name="Push").click()
+    page.wait_for_url("**/ui/prompts/welcome?version=1")
+    expect(page.locator("#version-content")).to_have_text("Welcome, {{ name }}, to {{ place }}.")
+    page.get_by_label("Label", exact=True).fill("production")
+    page.get_by_role("button", name="Move label").click()
+    page.wait_for_url("**/ui/prompts/welcome")
+    expect(page.get_by_role("cell", name="production", exact=True).first).to_be_visible()
+    expect(page.get_by_role("button", name="Roll back production")).to_be_visible()
+    page.screenshot(path=str(shots / "prompt.png"), full_page=True)
 
     # The trace of that chat, with its spans.
     page.get_by_role("link", name="Traces").click()

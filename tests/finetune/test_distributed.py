@@ -54,7 +54,8 @@ def test_two_ray_workers_learn_what_one_local_run_learns_and_resume(tmp_path: Pa
     again = Trainer(settings, tmp_path / "ray", resumed.append)
     again.load()
     result = cluster.train(again, items, resumed.append)
-    assert resumed[0] == {
+    assert resumed[0] == {"type": "cluster", "address": "local", "workers": 2}
+    assert resumed[1] == {
         "type": "resumed",
         "step": stopped.value.step,
         "path": str(saved[-1]),

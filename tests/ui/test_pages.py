@@ -191,3 +191,46 @@ def test_static_files_and_nothing_else(gateway: GatewayProcess) -> None:
         assert script.headers["content-type"].startswith("text/javascript")
         for path in ("/ui/static/../pages.py", "/ui/static/pages.py", "/ui/static/nope.css"):
             assert client.get(path).status_code == 404
+
+
+def test_prompts_push_compare_label_roll_back_and_audit(gateway: GatewayProcess) -> None:
+    with browser(gateway, MASTER) as client:
+        first = client.post(
+            "/ui/prompts",
+            data={"name": "greeter", "template": "Hello {{ name }}!", "message": "first"},
+        )
+        assert first.status_code == 303
+        assert first.headers["location"] == "/ui/prompts/greeter?version=1"
+        client.post(
+            "/ui/prompts",
+            data={"name": "greeter", "template": "Hi there, {{ name }}.", "message": "warmer"},
+        )
+        listing = client.get("/ui/prompts")
+        assert '<a href="/ui/prompts/greeter">greeter</a>' in listing.text
+        page = client.get("/ui/prompts/greeter?version=1")
+        assert '<pre class="body" id="version-content">Hello {{ name }}!</pre>' in page.text
+        assert "<code>name</code>" in page.text
+        diff = client.get("/ui/prompts/greeter?from=1&to=2")
+        assert '<span class="del">-Hello {{ name }}!</span>' in diff.text
+        assert '<span class="add">+Hi there, {{ name }}.</span>' in diff.text
+
+        for version in ("1", "2"):
+            moved = client.post(
+                "/ui/prompts/greeter",
+                data={"action": "label", "label": "production", "version": version},
+            )
+            assert moved.status_code == 303
+        assert "production → v2" in client.get("/ui/prompts").text
+        client.post("/ui/prompts/greeter", data={"action": "rollback", "label": "production"})
+        assert "production → v1" in client.get("/ui/prompts").text
+        audit = client.get("/ui/prompts/greeter").text.split("<h2>Audit log</h2>")[1]
+        assert audit.count("<td>master</td>") == 5  # two pushes, two moves, a rollback
+        bad = client.post(
+            "/ui/prompts/greeter", data={"action": "label", "label": "production", "version": "9"}
+        )
+        assert bad.status_code == 400
+        assert 'class="error"' in bad.text
+        refused = client.post("/ui/prompts", data={"name": "bad name!", "template": "x"})
+        assert refused.status_code == 400
+        assert "name: letters, digits" in refused.text
+        assert client.get("/ui/prompts/missing").status_code == 404

@@ -37,6 +37,7 @@ HTML = b"text/html; charset=utf-8"
 STATIC_TYPES = {".css": b"text/css; charset=utf-8", ".js": b"text/javascript; charset=utf-8"}
 NAV = (
     ("playground", "Playground"),
+    ("prompts", "Prompts"),
     ("traces", "Traces"),
     ("dashboard", "Dashboard"),
     ("keys", "Keys and teams"),
@@ -87,6 +88,10 @@ class Console:
         routes.add("POST", ["/ui/logout"], self.logout)
         routes.add("GET", ["/ui/playground"], self.page(self.playground))
         routes.add("POST", ["/ui/api/chat"], self.chat_call)
+        routes.add("GET", ["/ui/prompts"], self.page(self.prompts))
+        routes.add("POST", ["/ui/prompts"], self.page(self.push_prompt))
+        routes.add_prefix("GET", "/ui/prompts/", self.page(self.prompt))
+        routes.add_prefix("POST", "/ui/prompts/", self.page(self.prompt_action))
         routes.add("GET", ["/ui/traces"], self.page(self.traces))
         routes.add_prefix("GET", "/ui/traces/", self.page(self.trace))
         routes.add("GET", ["/ui/dashboard"], self.page(self.dashboard))
@@ -175,6 +180,76 @@ class Console:
         if key is None:
             raise APIError(401, "log in to the console first", code="invalid_api_key")
         return await self.chat(as_key(request, key))
+
+    # -- prompts -------------------------------------------------------------------------------
+
+    async def prompts(
+        self, request: Request, key: str, viewer: Viewer, error: str | None = None
+    ) -> Reply:
+        _, listed = await self.call(key, "GET", "/api/prompts")
+        return self.render(
+            "prompts.html",
+            400 if error else 200,
+            viewer=viewer,
+            active="prompts",
+            prompts=_rows(listed),
+            error=error,
+        )
+
+    async def push_prompt(self, request: Request, key: str, viewer: Viewer) -> Reply:
+        form = _form(await request.body())
+        name = form.get("name", "").strip()
+        body = {"name": name, "template": form.get("template", ""), "message": form.get("message")}
+        status, answer = await self.call(key, "POST", "/api/prompts", body=body)
+        if status != 200:
+            return await self.prompts(request, key, viewer, error=_message(answer))
+        return redirect(f"/ui/prompts/{urllib.parse.quote(name)}?version={answer['version']}")
+
+    async def prompt(
+        self, request: Request, key: str, viewer: Viewer, error: str | None = None
+    ) -> Reply:
+        name = urllib.parse.unquote(request.path.removeprefix("/ui/prompts/").strip("/"))
+        base = f"/api/prompts/{urllib.parse.quote(name)}"
+        status, found = await self.call(key, "GET", base)
+        if status != 200:
+            return self.render(
+                "refused.html", status, viewer=viewer, active="prompts", what=_message(found)
+            )
+        versions = [v["version"] for v in found["versions"]]
+        params = request.query
+        shown = _number(params.get("version")) or (versions[-1] if versions else None)
+        _, version = await self.call(key, "GET", f"{base}/versions/{shown}")
+        diff = None
+        old, new = _number(params.get("from")), _number(params.get("to"))
+        if old and new:
+            _, diff = await self.call(key, "GET", f"{base}/diff", {"from": old, "to": new})
+        _, audit = await self.call(key, "GET", f"{base}/audit")
+        return self.render(
+            "prompt.html",
+            400 if error else 200,
+            viewer=viewer,
+            active="prompts",
+            prompt=found,
+            versions=versions,
+            version=version if isinstance(version, dict) and "version" in version else None,
+            diff=diff if isinstance(diff, dict) and "text" in diff else None,
+            audit=list(reversed(_rows(audit))),
+            error=error,
+        )
+
+    async def prompt_action(self, request: Request, key: str, viewer: Viewer) -> Reply:
+        name = urllib.parse.unquote(request.path.removeprefix("/ui/prompts/").strip("/"))
+        base = f"/api/prompts/{urllib.parse.quote(name)}"
+        form = _form(await request.body())
+        label = form.get("label", "").strip()
+        if form.get("action") == "rollback":
+            status, answer = await self.call(key, "POST", f"{base}/rollback", body={"label": label})
+        else:
+            body = {"label": label, "version": _number(form.get("version"))}
+            status, answer = await self.call(key, "POST", f"{base}/labels", body=body)
+        if status != 200:
+            return await self.prompt(request, key, viewer, error=_message(answer))
+        return redirect(f"/ui/prompts/{urllib.parse.quote(name)}")
 
     # -- traces --------------------------------------------------------------------------------
 
@@ -372,6 +447,10 @@ def _controls(form: dict[str, str]) -> dict[str, Any]:
     except ValueError:
         pass
     return found
+
+
+def _number(text: str | None) -> int | None:
+    return int(text) if text and text.isdigit() else None
 
 
 def _label(bucket: Any) -> str:
