@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import io
 import shutil
-import tarfile
 import tempfile
 import threading
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from stackyard.cluster import connect, ray_module
+from stackyard.finetune.archive import pack, unpack
 from stackyard.finetune.settings import Settings
 from stackyard.finetune.tokens import Tokenized
 from stackyard.finetune.train import Control, Event, Result, Stopped, Trainer
@@ -29,26 +29,14 @@ from stackyard.finetune.train import Control, Event, Result, Stopped, Trainer
 POLL = 0.2
 
 
-def pack(folder: Path) -> bytes:
-    """A folder's files as tar bytes."""
+def _packed(folder: Path) -> bytes:
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for path in sorted(folder.iterdir()):
-            if path.is_file():
-                tar.add(path, arcname=path.name)
+    pack(folder, buffer)
     return buffer.getvalue()
 
 
-def unpack(data: bytes, folder: Path) -> Path:
-    """Write ``data`` (from :func:`pack`) as ``folder``, complete or absent."""
-    partial = folder.with_name(folder.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r") as tar:
-        tar.extractall(partial, filter="data")
-    shutil.rmtree(folder, ignore_errors=True)
-    partial.rename(folder)
-    return folder
+def _unpacked(data: bytes, folder: Path) -> Path:
+    return unpack(io.BytesIO(data), folder)
 
 
 class _Channel:
@@ -83,13 +71,13 @@ def _train_loop(config: dict[str, Any]) -> None:
     try:
         if config["checkpoint"] is not None:
             name, data = config["checkpoint"]
-            unpack(data, out / "checkpoints" / name)
+            _unpacked(data, out / "checkpoints" / name)
 
         def emit(event: dict[str, Any]) -> None:
             if rank != 0:
                 return
             if event["type"] == "checkpoint":
-                event = {**event, "files": pack(Path(event["path"]))}
+                event = {**event, "files": _packed(Path(event["path"]))}
             ray.get(channel.put.remote(event))  # in order, and before the next step
 
         trainer = Trainer(Settings.model_validate(config["settings"]), out, emit)
@@ -106,7 +94,7 @@ def _train_loop(config: dict[str, Any]) -> None:
                 "trained_tokens": result.trained_tokens,
                 "seconds": result.seconds,
                 "train_loss": result.train_loss,
-                "files": pack(result.adapter),
+                "files": _packed(result.adapter),
             }
         )
     finally:
@@ -138,7 +126,7 @@ class RayTraining:
 
         out = trainer.out_dir
         found = trainer.checkpoints()
-        checkpoint = (found[-1].name, pack(found[-1])) if found else None
+        checkpoint = (found[-1].name, _packed(found[-1])) if found else None
         channel = ray.remote(num_cpus=0)(_Channel).remote()
         fit = TorchTrainer(
             _train_loop,
@@ -170,7 +158,7 @@ class RayTraining:
             for event in ray.get(channel.drain.remote()):
                 kind = event["type"]
                 if kind == "checkpoint":
-                    folder = unpack(
+                    folder = _unpacked(
                         event.pop("files"), out / "checkpoints" / Path(event["path"]).name
                     )
                     if trainer.full:
@@ -198,7 +186,7 @@ class RayTraining:
         if finished is None:
             reason = failure[0] if failure else "the workers ended without a result"
             raise RuntimeError(f"training on the Ray cluster failed: {reason}")
-        adapter = unpack(finished["files"], out / ("model" if trainer.full else "adapter"))
+        adapter = _unpacked(finished["files"], out / ("model" if trainer.full else "adapter"))
         trainer.load_weights(adapter)
         return Result(
             steps=finished["steps"],

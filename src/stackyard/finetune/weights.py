@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import re
-import shutil
-import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import delete, func, select
 
+from stackyard.finetune.archive import pack, unpack
 from stackyard.store.db import Database
 from stackyard.store.tables.finetune import WeightsPart
 
@@ -28,6 +27,7 @@ PART = 16 * 1024 * 1024
 #: Files of a run's folders that are not needed (a checkpoint's optimizer state is kept, so
 #: that another instance can resume the job).
 LEFT_OUT = frozenset({"README.md"})
+COMPLETE = ".complete"  # written last into an unpacked folder
 CHECKPOINT = re.compile(r"^(ft:.+):ckpt-step-(\d+)$")
 
 
@@ -57,10 +57,7 @@ class Weights:
         """Store ``folder``'s files as ``name`` (replacing any earlier copy); their size."""
         kind = kind_of(folder)
         with tempfile.TemporaryFile() as packed:
-            with tarfile.open(fileobj=packed, mode="w") as tar:
-                for path in sorted(folder.iterdir()):
-                    if path.is_file() and path.name not in LEFT_OUT:
-                        tar.add(path, arcname=path.name)
+            pack(folder, packed, left_out=LEFT_OUT)
             size = packed.tell()
             packed.seek(0)
             with self.db.session() as session:
@@ -124,11 +121,8 @@ class Weights:
         """A local folder with ``name``'s files (unpacked on first use, into the cache or
         ``into``); None if not stored."""
         folder = into or self.cache_dir / _folder_name(name)
-        if (folder / ".complete").exists():
+        if (folder / COMPLETE).exists():
             return folder
-        partial = folder.with_name(folder.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir(parents=True)
         with tempfile.TemporaryFile() as packed:
             parts = 0
             with self.db.session() as session:
@@ -144,15 +138,9 @@ class Weights:
                         session.expunge(row)
                         parts += 1
             if not parts:
-                shutil.rmtree(partial)
                 return None
             packed.seek(0)
-            with tarfile.open(fileobj=packed, mode="r") as tar:
-                tar.extractall(partial, filter="data")
-        (partial / ".complete").touch()
-        shutil.rmtree(folder, ignore_errors=True)
-        partial.rename(folder)
-        return folder
+            return unpack(packed, folder, marker=COMPLETE)
 
 
 def _folder_name(name: str) -> str:
