@@ -68,6 +68,14 @@ def unpacked(source: Source) -> Source:
     return Source(source.task, folder)
 
 
+def unmark_gguf(model: Any) -> None:
+    """A model loaded from GGUF is dequantized on load, yet marked quantized, and transformers
+    refuses to save it; clear the mark (the weights are plain float32)."""
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+
+
 def _convert(source: Source, folder: Path) -> None:
     import torch
     import transformers
@@ -78,10 +86,7 @@ def _convert(source: Source, folder: Path) -> None:
     model: Any = transformers.AutoModelForCausalLM.from_pretrained(
         str(source.directory), dtype=torch.float32, **kwargs
     )
-    # Dequantized on load: a plain model, which transformers saves only without the mark.
-    model.hf_quantizer = None
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
+    unmark_gguf(model)
     partial = folder.with_name(folder.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     model.save_pretrained(str(partial))

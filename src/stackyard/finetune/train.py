@@ -100,13 +100,12 @@ class Trainer:
         import torch
         from peft import LoraConfig, get_peft_model
 
+        from stackyard.engine.unpacked import unmark_gguf
+
         s = self.settings
         base, self.tokenizer, self.device = load_base(s)
         if self.full:
-            # The GGUF weights were dequantized on load: a plain model, saved as one.
-            base.hf_quantizer = None
-            if hasattr(base.config, "quantization_config"):
-                del base.config.quantization_config
+            unmark_gguf(base)  # so that it saves as the plain model it is
             base.requires_grad_(True)
             self.model = base
             return ChatTokenizer(self.tokenizer, s.max_length)
@@ -145,7 +144,6 @@ class Trainer:
         return F.cross_entropy(logits.float(), targets[chosen], reduction="sum")
 
     def mean_loss(self, items: list[Tokenized], *, adapter: bool = True) -> float:
-
         import torch
 
         if not items:
