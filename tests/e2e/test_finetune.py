@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 import pytest
 
@@ -117,6 +118,13 @@ def test_a_job_trains_evaluates_and_serves_its_model(gateway: GatewayProcess) ->
         # differed between two installs: "quack" in one, a longer sentence in a fresh clone.
         assert tuned.choices[0].message.content != base.choices[0].message.content
         assert done.fine_tuned_model in [m.id for m in client.models.list().data]
+    with httpx.Client(base_url=gateway.url, timeout=30) as console:  # the job's console page
+        assert console.post("/ui/login", data={"key": MASTER}).status_code == 303
+        page = console.get(f"/ui/finetune/{job.id}").text
+        curve = page.split("<title>Training loss by step</title>")[1].split("</svg>")[0]
+        assert curve.count("<circle") == 12
+        assert '<table id="evaluation">' in page
+        assert f"<code>{done.fine_tuned_model}:ckpt-step-9</code>" in page
 
 
 def test_full_tuning_and_models_served_from_the_database(

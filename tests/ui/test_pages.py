@@ -5,69 +5,10 @@ dashboard's charts, and the static files."""
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
-
-import httpx
-import pytest
 
 from tests.conftest import GatewayProcess, team_key
-from tests.fakes.openai_upstream import FakeOpenAI
-
-MASTER = "sk-master-console-0123456789"
-
-
-@pytest.fixture(scope="module")
-def gateway(fake_openai: FakeOpenAI, gateway_factory: Any, tmp_path_factory: Any) -> GatewayProcess:
-    folder: Path = tmp_path_factory.mktemp("console")
-    config = {
-        "models": [
-            {
-                "name": "primary",
-                "provider": "openai-compatible",
-                "model": "fake-large",
-                "api_base": fake_openai.base_url("console-primary"),
-                "input_cost_per_mtok": 1.0,
-                "output_cost_per_mtok": 2.0,
-            },
-            {
-                "name": "second",
-                "provider": "openai-compatible",
-                "api_base": fake_openai.base_url("console-second"),
-            },
-        ],
-        "auth": {"master_key": MASTER, "refresh_seconds": 0.2},
-        "database_url": f"sqlite:///{folder / 'console.db'}",
-    }
-    gw: GatewayProcess = gateway_factory(config)
-    return gw
-
-
-@contextlib.contextmanager
-def browser(gateway: GatewayProcess, key: str | None = None) -> Iterator[httpx.Client]:
-    """A client that keeps cookies, logged in with ``key`` (if given)."""
-    with httpx.Client(base_url=gateway.url, follow_redirects=False, timeout=30) as client:
-        if key is not None:
-            deadline = time.monotonic() + 5  # a new key reaches the gateway within 0.2 s
-            while True:
-                answer = client.post("/ui/login", data={"key": key, "next": "/ui/traces"})
-                if answer.status_code == 303 or time.monotonic() > deadline:
-                    break
-                time.sleep(0.1)
-            assert answer.status_code == 303, answer.text
-            assert answer.headers["location"] == "/ui/traces"
-        yield client
-
-
-def chat(client: httpx.Client, text: str, **extra: Any) -> httpx.Response:
-    return client.post(
-        "/ui/api/chat",
-        json={"model": "primary", "messages": [{"role": "user", "content": text}], **extra},
-        headers={"x-stackyard-ui": "1"},
-    )
+from tests.ui.conftest import MASTER, browser, chat
 
 
 def test_login_sets_a_strict_cookie_and_strangers_go_to_the_login_page(

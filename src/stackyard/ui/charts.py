@@ -30,9 +30,14 @@ def _number(value: float, unit: str = "") -> str:
     return f"{value:.3g}{unit}"
 
 
-def line_chart(title: str, series: Sequence[Series], unit: str = "") -> Markup:
-    """One line per series over shared x labels (time buckets, in order)."""
-    labels = sorted({label for s in series for label, _ in s.points})
+def line_chart(
+    title: str, series: Sequence[Series], unit: str = "", *, order: Sequence[str] | None = None
+) -> Markup:
+    """One line per series over shared x labels: time buckets (which sort as text), or the
+    labels of ``order`` in that order (training steps)."""
+    seen = {label for s in series for label, _ in s.points}
+    first = [label for label in order or () if label in seen]
+    labels = first + sorted(seen - set(first))
     top = max((v for s in series for _, v in s.points), default=0.0) or 1.0
     inner_w, inner_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     step = inner_w / max(len(labels) - 1, 1)
@@ -61,7 +66,7 @@ def line_chart(title: str, series: Sequence[Series], unit: str = "") -> Markup:
             )
     for index, s in enumerate(series):
         colour = PALETTE[index % len(PALETTE)]
-        points = sorted(s.points)
+        points = sorted(s.points, key=lambda point: where[point[0]])
         path = " ".join(f"{where[label]:.1f},{y(value):.1f}" for label, value in points)
         parts.append(
             f'<polyline class="series" fill="none" stroke="{colour}" stroke-width="2" '

@@ -30,16 +30,18 @@ from stackyard.errors import APIError
 from stackyard.gateway.router import Router
 from stackyard.server.http import Request, Response
 from stackyard.server.routing import Handler, Reply, Routes
-from stackyard.ui import charts
+from stackyard.ui import charts, forms
+from stackyard.ui.forms import HTML, message, number, redirect, rows
+from stackyard.ui.jobs import JobPages
 from stackyard.ui.session import UI_HEADER, Caller, as_key, cookie_key, login_cookie, logout_cookie
 
-HTML = b"text/html; charset=utf-8"
 STATIC_TYPES = {".css": b"text/css; charset=utf-8", ".js": b"text/javascript; charset=utf-8"}
 NAV = (
     ("playground", "Playground"),
     ("prompts", "Prompts"),
     ("traces", "Traces"),
     ("dashboard", "Dashboard"),
+    ("finetune", "Fine-tuning"),
     ("keys", "Keys and teams"),
 )
 WINDOWS = {"1h": ("1h", "minute"), "24h": ("24h", "hour"), "7d": ("7d", "day")}
@@ -55,13 +57,14 @@ def _environment() -> jinja2.Environment:
     env.filters["ms"] = lambda v: "" if v is None else f"{v:,.0f} ms"
     env.filters["usd"] = lambda v: "" if v is None else f"${v:,.6f}".rstrip("0").rstrip(".")
     env.filters["when"] = lambda v: (v or "").replace("T", " ")[:19]
+    env.filters["stamp"] = lambda v: (
+        dt.datetime.fromtimestamp(v, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        if isinstance(v, int | float)
+        else ""
+    )
     # Bodies as people read them (autoescaping makes them safe in the page).
     env.filters["pretty"] = lambda v: json.dumps(v, indent=2, ensure_ascii=False)
     return env
-
-
-def redirect(location: str, *headers: tuple[bytes, bytes]) -> Response:
-    return Response(303, b"", [(b"location", location.encode()), *headers], HTML)
 
 
 class Console:
@@ -98,6 +101,7 @@ class Console:
         routes.add("GET", ["/ui/keys"], self.page(self.keys))
         routes.add("POST", ["/ui/keys"], self.page(self.keys_action))
         routes.add_prefix("GET", "/ui/static/", self.static)
+        JobPages(self).register(routes)
 
     # -- rendering and access ------------------------------------------------------------------
 
@@ -145,7 +149,7 @@ class Console:
         )
 
     async def login(self, request: Request) -> Reply:
-        form = _form(await request.body())
+        form = forms.form(await request.body())
         key = form.get("key", "").strip()
         target = form.get("next", "")
         if not target.startswith("/ui/") or target.startswith("//"):
@@ -192,17 +196,17 @@ class Console:
             400 if error else 200,
             viewer=viewer,
             active="prompts",
-            prompts=_rows(listed),
+            prompts=rows(listed),
             error=error,
         )
 
     async def push_prompt(self, request: Request, key: str, viewer: Viewer) -> Reply:
-        form = _form(await request.body())
+        form = forms.form(await request.body())
         name = form.get("name", "").strip()
         body = {"name": name, "template": form.get("template", ""), "message": form.get("message")}
         status, answer = await self.call(key, "POST", "/api/prompts", body=body)
         if status != 200:
-            return await self.prompts(request, key, viewer, error=_message(answer))
+            return await self.prompts(request, key, viewer, error=message(answer))
         return redirect(f"/ui/prompts/{urllib.parse.quote(name)}?version={answer['version']}")
 
     async def prompt(
@@ -213,14 +217,14 @@ class Console:
         status, found = await self.call(key, "GET", base)
         if status != 200:
             return self.render(
-                "refused.html", status, viewer=viewer, active="prompts", what=_message(found)
+                "refused.html", status, viewer=viewer, active="prompts", what=message(found)
             )
         versions = [v["version"] for v in found["versions"]]
         params = request.query
-        shown = _number(params.get("version")) or (versions[-1] if versions else None)
+        shown = number(params.get("version")) or (versions[-1] if versions else None)
         _, version = await self.call(key, "GET", f"{base}/versions/{shown}")
         diff = None
-        old, new = _number(params.get("from")), _number(params.get("to"))
+        old, new = number(params.get("from")), number(params.get("to"))
         if old and new:
             _, diff = await self.call(key, "GET", f"{base}/diff", {"from": old, "to": new})
         _, audit = await self.call(key, "GET", f"{base}/audit")
@@ -233,22 +237,22 @@ class Console:
             versions=versions,
             version=version if isinstance(version, dict) and "version" in version else None,
             diff=diff if isinstance(diff, dict) and "text" in diff else None,
-            audit=list(reversed(_rows(audit))),
+            audit=list(reversed(rows(audit))),
             error=error,
         )
 
     async def prompt_action(self, request: Request, key: str, viewer: Viewer) -> Reply:
         name = urllib.parse.unquote(request.path.removeprefix("/ui/prompts/").strip("/"))
         base = f"/api/prompts/{urllib.parse.quote(name)}"
-        form = _form(await request.body())
+        form = forms.form(await request.body())
         label = form.get("label", "").strip()
         if form.get("action") == "rollback":
             status, answer = await self.call(key, "POST", f"{base}/rollback", body={"label": label})
         else:
-            body = {"label": label, "version": _number(form.get("version"))}
+            body = {"label": label, "version": number(form.get("version"))}
             status, answer = await self.call(key, "POST", f"{base}/labels", body=body)
         if status != 200:
-            return await self.prompt(request, key, viewer, error=_message(answer))
+            return await self.prompt(request, key, viewer, error=message(answer))
         return redirect(f"/ui/prompts/{urllib.parse.quote(name)}")
 
     # -- traces --------------------------------------------------------------------------------
@@ -262,7 +266,7 @@ class Console:
             "/api/traces",
             {**filters, "limit": 25, "before": params.get("before")},
         )
-        error = _message(found) if status != 200 else None
+        error = message(found) if status != 200 else None
         rows = found.get("data", []) if status == 200 else []
         more = found.get("next_before") if status == 200 else None
         return self.render(
@@ -363,8 +367,8 @@ class Console:
             "keys.html",
             viewer=viewer,
             active="keys",
-            teams=_rows(teams),
-            keys=_rows(keys),
+            teams=rows(teams),
+            keys=rows(keys),
             created=created,
             error=error,
         )
@@ -372,7 +376,7 @@ class Console:
     async def keys_action(self, request: Request, key: str, viewer: Viewer) -> Reply:
         if not viewer.master:
             return await self.refused(viewer, "Keys and teams are for the master key.")
-        form = _form(await request.body())
+        form = forms.form(await request.body())
         action = form.get("action")
         created = None
         if action == "team":
@@ -390,7 +394,7 @@ class Console:
             )
         else:
             status, answer = 400, {"error": {"message": "unknown action"}}
-        error = _message(answer) if status >= 400 else None
+        error = message(answer) if status >= 400 else None
         return await self.keys(request, key, viewer, created=created, error=error)
 
     # -- static files --------------------------------------------------------------------------
@@ -416,23 +420,6 @@ class Viewer:
         self.master = master
 
 
-def _form(raw: bytes) -> dict[str, str]:
-    parsed = urllib.parse.parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True)
-    return {name: values[-1] for name, values in parsed.items()}
-
-
-def _message(answer: Any) -> str:
-    if isinstance(answer, dict) and isinstance(answer.get("error"), dict):
-        return str(answer["error"].get("message", "refused"))
-    return "refused"
-
-
-def _rows(answer: Any) -> list[dict[str, Any]]:
-    if isinstance(answer, dict) and isinstance(answer.get("data"), list):
-        answer = answer["data"]
-    return [row for row in answer if isinstance(row, dict)] if isinstance(answer, list) else []
-
-
 def _controls(form: dict[str, str]) -> dict[str, Any]:
     """Models, limits and a budget from a form (blank: not set)."""
     found: dict[str, Any] = {}
@@ -447,10 +434,6 @@ def _controls(form: dict[str, str]) -> dict[str, Any]:
     except ValueError:
         pass
     return found
-
-
-def _number(text: str | None) -> int | None:
-    return int(text) if text and text.isdigit() else None
 
 
 def _label(bucket: Any) -> str:
