@@ -36,9 +36,16 @@ def gateway(fake_openai: FakeOpenAI, gateway_factory: Any, tmp_path_factory: Any
                 "provider": "openai-compatible",
                 "api_base": fake_openai.base_url("console-second"),
             },
+            {
+                "name": "embed",
+                "provider": "openai-compatible",
+                "model": "text-embedding-3-small",
+                "api_base": fake_openai.base_url("console-embed"),
+            },
         ],
         "auth": {"master_key": MASTER, "refresh_seconds": 0.2},
         "database_url": f"sqlite:///{folder / 'console.db'}",
+        "rag": {"embedding_model": "embed"},
         # Jobs are written straight to the database by the tests: no worker takes them.
         "finetune": {"max_workers": 0, "data_dir": str(folder / "finetune")},
     }

@@ -31,6 +31,7 @@ from stackyard.gateway.router import Router
 from stackyard.server.http import Request, Response
 from stackyard.server.routing import Handler, Reply, Routes
 from stackyard.ui import charts, forms
+from stackyard.ui.collections import CollectionPages
 from stackyard.ui.forms import HTML, message, number, redirect, rows
 from stackyard.ui.jobs import JobPages
 from stackyard.ui.session import UI_HEADER, Caller, as_key, cookie_key, login_cookie, logout_cookie
@@ -41,6 +42,7 @@ NAV = (
     ("prompts", "Prompts"),
     ("traces", "Traces"),
     ("dashboard", "Dashboard"),
+    ("rag", "RAG"),
     ("finetune", "Fine-tuning"),
     ("keys", "Keys and teams"),
 )
@@ -102,6 +104,7 @@ class Console:
         routes.add("POST", ["/ui/keys"], self.page(self.keys_action))
         routes.add_prefix("GET", "/ui/static/", self.static)
         JobPages(self).register(routes)
+        CollectionPages(self).register(routes)
 
     # -- rendering and access ------------------------------------------------------------------
 
