@@ -112,6 +112,29 @@ def test_a_regression_against_production_fails_the_gate(
     code, output = run(path)
     assert code == 1, output
     assert "FAIL (significant drop)" in output
+    # Both runs are kept on the gateway: the console compares them and shows the verdict
+    # where the prompt's labels are moved.
+    run_id = output.split("recorded as ")[1].split(":")[0]
+    headers = {"authorization": f"Bearer {MASTER}"}
+    kept = httpx.get(f"{gateway.url}/api/experiments/{run_id}", headers=headers).json()
+    assert (kept["passed"], kept["prompt"], kept["prompt_version"]) == (False, "capital", 2)
+    assert kept["summary"]["scores"] == {"contains": 0.0}
+    assert kept["summary"]["checks"][0]["p_value"] < 0.05
+    baseline = httpx.get(
+        f"{gateway.url}/api/experiments/{kept['baseline_id']}", headers=headers
+    ).json()
+    assert (baseline["passed"], baseline["prompt_version"]) == (None, 1)
+    with httpx.Client(base_url=gateway.url) as console:
+        assert console.post("/ui/login", data={"key": MASTER}).status_code == 303
+        compared = console.get(f"/ui/evals/compare?a={baseline['id']}&b={run_id}").text
+        aggregate = compared.split('<table id="aggregate">')[1].split("</table>")[0]
+        assert '<td class="num bad">-1.000</td>' in aggregate
+        assert "0 / 10 / 0" in aggregate  # every item went down
+        assert "10 of 10 items changed." in compared
+        assert compared.count('<tr class="changed">') == 10
+        assert "No idea.</pre>" in compared  # B's answers, beside A's
+        prompt = console.get("/ui/prompts/capital").text
+        assert '<option value="2">v2 (evaluation FAILED)</option>' in prompt
 
 
 def test_a_saved_run_as_the_baseline_and_a_threshold_failure(

@@ -9,6 +9,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -77,6 +78,12 @@ async def _run_all(
     metavar="LABEL",
     help="When it passes, point LABEL of the candidate prompt at the version evaluated.",
 )
+@click.option(
+    "--record/--no-record",
+    default=True,
+    show_default=True,
+    help="Keep the run on the gateway (the console's Evaluations page).",
+)
 def run_command(
     config_file: Path,
     gateway: str | None,
@@ -84,6 +91,7 @@ def run_command(
     max_drop: float | None,
     out: Path | None,
     promote: str | None,
+    record: bool,
 ) -> None:
     """Run CONFIG_FILE's evaluation. Exit 0 when every scorer meets its threshold and none
     dropped significantly against the baseline, 1 when one did not, 2 when the evaluation
@@ -125,11 +133,39 @@ def run_command(
     _print_checks(run, checks)
     passed = all(c.passed for c in checks)
     click.echo(f"{'PASSED' if passed else 'FAILED'}; reports in {folder}")
+    if record:
+        gate_options = {
+            "thresholds": thresholds,
+            "max_drop": config.max_drop if max_drop is None else max_drop,
+            "alpha": config.alpha,
+        }
+        _record(run, baseline, gate_options, base_url, api_key)
     if passed and promote:
         _promote(run, promote, base_url, api_key)
     elif promote:
         click.echo(f"not promoted: '{promote}' stays where it was")
     sys.exit(PASSED if passed else FAILED)
+
+
+def _record(
+    run: Run, baseline: Run | None, gate_options: dict[str, Any], base_url: str, key: str | None
+) -> None:
+    """Keep the runs on the gateway (the baseline first, then the candidate against it). A
+    gateway that cannot keep them costs a warning, never the build."""
+    from stackyard.client.base import Client, ClientError
+
+    client = Client(base_url, key)
+    try:
+        body: dict[str, Any] = {"run": run.to_json(), **gate_options}
+        if baseline is not None:
+            kept = client.request("POST", "/api/experiments", {"run": baseline.to_json()})
+            body["baseline_id"] = kept["id"]
+        recorded = client.request("POST", "/api/experiments", body)
+    except ClientError as exc:
+        click.echo(f"warning: the run was not recorded on the gateway: {exc}", err=True)
+        return
+    root = base_url.rstrip("/").removesuffix("/v1")
+    click.echo(f"recorded as {recorded['id']}: {root}/ui/evals/{recorded['id']}")
 
 
 def _promote(run: Run, label: str, base_url: str, api_key: str | None) -> None:

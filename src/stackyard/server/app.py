@@ -27,6 +27,8 @@ from stackyard.cache.service import Cache
 from stackyard.config import StackyardConfig, load
 from stackyard.config.loader import ConfigError
 from stackyard.errors import APIError, internal_error
+from stackyard.evals.api import ExperimentsAPI
+from stackyard.evals.experiments import Experiments
 from stackyard.gateway.chat import chat_completions
 from stackyard.gateway.embeddings import embeddings
 from stackyard.gateway.messages import count_tokens, messages
@@ -188,6 +190,7 @@ class Stackyard:
         PromptsAPI(
             self.db, self.gateway.governance, self.gateway.prompts, redis_url=redis_url
         ).register(self.routes)
+        ExperimentsAPI(Experiments(self.db), self.gateway.governance).register(self.routes)
         self.supervisor = _finetuning(self, config, config_file)
         if self.gateway.rag is not None:
             from stackyard.rag.api import CollectionsAPI

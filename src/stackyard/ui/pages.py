@@ -32,6 +32,7 @@ from stackyard.server.http import Request, Response
 from stackyard.server.routing import Handler, Reply, Routes
 from stackyard.ui import charts, forms
 from stackyard.ui.collections import CollectionPages
+from stackyard.ui.experiments import ExperimentPages
 from stackyard.ui.forms import HTML, message, number, redirect, rows
 from stackyard.ui.jobs import JobPages
 from stackyard.ui.session import UI_HEADER, Caller, as_key, cookie_key, login_cookie, logout_cookie
@@ -42,6 +43,7 @@ NAV = (
     ("prompts", "Prompts"),
     ("traces", "Traces"),
     ("dashboard", "Dashboard"),
+    ("evals", "Evaluations"),
     ("rag", "RAG"),
     ("finetune", "Fine-tuning"),
     ("keys", "Keys and teams"),
@@ -105,6 +107,7 @@ class Console:
         routes.add_prefix("GET", "/ui/static/", self.static)
         JobPages(self).register(routes)
         CollectionPages(self).register(routes)
+        ExperimentPages(self).register(routes)
 
     # -- rendering and access ------------------------------------------------------------------
 
@@ -231,6 +234,10 @@ class Console:
         if old and new:
             _, diff = await self.call(key, "GET", f"{base}/diff", {"from": old, "to": new})
         _, audit = await self.call(key, "GET", f"{base}/audit")
+        _, runs = await self.call(key, "GET", "/api/experiments", {"prompt": name, "limit": 200})
+        evaluated: dict[int, dict[str, Any]] = {}
+        for run in rows(runs):  # newest first: the first seen is a version's latest
+            evaluated.setdefault(run["prompt_version"], run)
         return self.render(
             "prompt.html",
             400 if error else 200,
@@ -241,6 +248,7 @@ class Console:
             version=version if isinstance(version, dict) and "version" in version else None,
             diff=diff if isinstance(diff, dict) and "text" in diff else None,
             audit=list(reversed(rows(audit))),
+            evaluated=evaluated,
             error=error,
         )
 

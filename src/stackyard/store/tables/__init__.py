@@ -2,6 +2,7 @@
 
 from stackyard.store.tables.audit import GuardrailDecision
 from stackyard.store.tables.base import Base
+from stackyard.store.tables.evals import EvalRun
 from stackyard.store.tables.finetune import FileRecord, JobEvent, JobRecord, WeightsPart
 from stackyard.store.tables.keys import VirtualKey
 from stackyard.store.tables.prompts import Prompt, PromptAudit, PromptLabel, PromptVersion
@@ -13,6 +14,7 @@ from stackyard.store.tables.traces import ScoreRecord, TraceRecord
 __all__ = [
     "Base",
     "CollectionRecord",
+    "EvalRun",
     "FileRecord",
     "GuardrailDecision",
     "JobEvent",
