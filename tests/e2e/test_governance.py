@@ -197,6 +197,38 @@ def test_revocation_reaches_the_gateway_within_a_second(gateway: GatewayProcess)
             client.chat.completions.create(model="cheap", messages=USER)
 
 
+def test_a_keys_limits_and_models_change_in_place(gateway: GatewayProcess) -> None:
+    created = new_key(gateway, "eta")
+    with sdk(gateway, created["key"]) as client:
+        client.chat.completions.create(model="cheap", messages=USER)
+        changed = admin(gateway, "POST", "keys/update", id=created["id"], models=["other"])
+        assert changed["models"] == ["other"]
+        assert changed["rpm"] is None  # what was not sent stays
+        time.sleep(1.0)
+        with pytest.raises(openai.APIStatusError) as refused:
+            client.chat.completions.create(model="cheap", messages=USER)
+        assert refused.value.status_code in (401, 403)
+        admin(gateway, "POST", "keys/update", id=created["id"], models=None)
+        time.sleep(1.0)
+        client.chat.completions.create(model="cheap", messages=USER)  # the same secret works
+    team = admin(gateway, "POST", "teams/update", team="eta", budget_usd=2.5, rpm=30)
+    assert (team["budget_usd"], team["rpm"], team["budget_period"]) == (2.5, 30, "month")
+    headers = {"authorization": f"Bearer {MASTER}"}
+    for path, body, param in (
+        ("keys/update", {"id": created["id"], "rpm": 0}, "rpm"),
+        ("keys/update", {"id": created["id"], "secret": "x"}, "secret"),
+        ("teams/update", {"team": "eta", "models": "all"}, "models"),
+    ):
+        bad = httpx.post(f"{gateway.url}/admin/{path}", json=body, headers=headers)
+        assert bad.status_code == 400, bad.text
+        assert bad.json()["error"]["param"] == param
+    missing = httpx.post(
+        f"{gateway.url}/admin/keys/update", json={"id": "k", "rpm": 5}, headers=headers
+    )
+    assert missing.status_code == 400
+    assert missing.json()["error"]["message"] == "no key 'k'"
+
+
 def test_admin_api_needs_the_master_key(gateway: GatewayProcess) -> None:
     created = new_key(gateway, "zeta")
     response = httpx.get(

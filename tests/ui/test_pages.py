@@ -109,7 +109,33 @@ def test_keys_and_teams_are_for_the_master_key(gateway: GatewayProcess) -> None:
         with browser(gateway, new_key) as as_new:
             assert as_new.get("/ui/playground").status_code == 200
         duplicate = admin.post("/ui/keys", data={"action": "team", "name": "ui-team"})
+        assert duplicate.status_code == 400
         assert 'class="error"' in duplicate.text
+        # Limits change in place: a team's budget and rate, a key's models (blank clears).
+        team = admin.post(
+            "/ui/keys",
+            data={"action": "update-team", "team": "ui-team", "rpm": "60", "budget_usd": ""},
+        )
+        assert "Limits saved for ui-team." in team.text
+        row = team.text.split("<td>ui-team</td>")[1].split("</tr>")[0]
+        assert "<td>60</td>" in row
+        assert "$" not in row.split("<td>")[4]  # the budget was cleared
+        key_row = key.text.split("<td>ui-key</td>")[1].split("</tr>")[0]
+        key_id = key_row.split('name="id" value="')[1].split('"')[0]
+        limited = admin.post(
+            "/ui/keys",
+            data={"action": "update-key", "id": key_id, "models": "second", "rpm": ""},
+        )
+        assert "Limits saved for ui-key." in limited.text
+        with browser(gateway, new_key) as as_new:
+            deadline = time.monotonic() + 5
+            while ">primary</option>" in as_new.get("/ui/playground").text:
+                assert time.monotonic() < deadline, "the key may still use 'primary'"
+                time.sleep(0.1)
+            assert ">second</option>" in as_new.get("/ui/playground").text
+        bad = admin.post("/ui/keys", data={"action": "update-key", "id": key_id, "rpm": "lots"})
+        assert bad.status_code == 400
+        assert "Requests a minute must be a whole number" in bad.text
 
 
 def test_the_dashboard_draws_its_charts(gateway: GatewayProcess) -> None:

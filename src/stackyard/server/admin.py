@@ -9,6 +9,9 @@ POST /admin/keys           {"team", "name"?, "models"?, "rpm"?, "tpm"?, "budget_
                             "budget_period"?, "expires_in_days"?}  -> the key, shown once
 GET  /admin/keys
 POST /admin/keys/revoke    {"id"}
+POST /admin/keys/update    {"id", "models"?, "rpm"?, "tpm"?, "budget_usd"?, "budget_period"?,
+                            "budget_soft"?}: only the fields sent change; null clears a limit
+POST /admin/teams/update   {"team", ...the same fields}
 GET  /admin/spend?by=organization|team|user|key|model&since=7d
 GET  /admin/spend/daily?by=team&days=30
 GET  /admin/guardrails/audit?team=search&since=1d&limit=100
@@ -65,6 +68,36 @@ def _controls(body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _changes(body: dict[str, Any]) -> dict[str, Any]:
+    """The controls an update sends, checked (only those present; null clears one)."""
+    kinds: dict[str, Any] = {
+        "models": list,
+        "rpm": int,
+        "tpm": int,
+        "budget_usd": (int, float),
+        "budget_period": str,
+        "budget_soft": bool,
+    }
+    for name in body:
+        if name not in kinds:
+            raise invalid_request(
+                f"'{name}' cannot be changed; send any of {', '.join(kinds)}", param=name
+            )
+    changes = {name: _optional(body, name, kinds[name]) for name in body}
+    for name in ("rpm", "tpm", "budget_usd"):
+        value = changes.get(name)
+        if isinstance(value, bool) or (
+            value is not None and value < (0 if name == "budget_usd" else 1)
+        ):
+            raise invalid_request(f"'{name}' must be a positive number or null", param=name)
+    models = changes.get("models")
+    if models is not None and not all(isinstance(m, str) for m in models):
+        raise invalid_request("'models' must be a list of model names or null", param="models")
+    if not changes:
+        raise invalid_request("nothing to change: send a limit, a budget or models")
+    return changes
+
+
 class AdminAPI:
     def __init__(
         self, db: Database, governance: Governance, *, redis_url: str | None = None
@@ -83,6 +116,8 @@ class AdminAPI:
         routes.add("POST", ["/admin/keys"], self._guard(self.create_key))
         routes.add("GET", ["/admin/keys"], self._guard(self.keys))
         routes.add("POST", ["/admin/keys/revoke"], self._guard(self.revoke))
+        routes.add("POST", ["/admin/keys/update"], self._guard(self.update_key))
+        routes.add("POST", ["/admin/teams/update"], self._guard(self.update_team))
         routes.add("GET", ["/admin/spend"], self._guard(self.spend))
         routes.add("GET", ["/admin/spend/daily"], self._guard(self.daily_spend))
         routes.add("GET", ["/admin/guardrails/audit"], self._guard(self.guardrail_audit))
@@ -174,6 +209,20 @@ class AdminAPI:
         if not isinstance(key_id, str):
             raise invalid_request("'id' is required", param="id")
         return await asyncio.to_thread(admin.revoke_key, self.db, key_id)
+
+    async def update_key(self, request: Request) -> Any:
+        body = await request.json_object()
+        key_id = body.pop("id", None)
+        if not isinstance(key_id, str):
+            raise invalid_request("'id' is required", param="id")
+        return await asyncio.to_thread(admin.update_key, self.db, key_id, _changes(body))
+
+    async def update_team(self, request: Request) -> Any:
+        body = await request.json_object()
+        team = body.pop("team", None)
+        if not isinstance(team, str) or not team:
+            raise invalid_request("'team' (a team name or id) is required", param="team")
+        return await asyncio.to_thread(admin.update_team, self.db, team, _changes(body))
 
     async def spend(self, request: Request) -> Any:
         query = urllib.parse.parse_qs(request.scope.get("query_string", b"").decode())

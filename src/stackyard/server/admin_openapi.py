@@ -178,6 +178,27 @@ DOCUMENT: dict[str, Any] = {
         "/admin/keys/revoke": {
             "post": _operation("Revoke a key", KEY, _obj(["id"], {"id": {"type": "string"}}))
         },
+        "/admin/keys/update": {
+            "post": _operation(
+                "Change a key's models, limits or budget (only the fields sent; null clears)",
+                KEY,
+                _obj(["id"], {"id": {"type": "string"}, "models": MODELS, **LIMITS}),
+            )
+        },
+        "/admin/teams/update": {
+            "post": _operation(
+                "Change a team's models, limits or budget (only the fields sent; null clears)",
+                TEAM,
+                _obj(
+                    ["team"],
+                    {
+                        "team": {"type": "string", "description": "A team's name or id."},
+                        "models": MODELS,
+                        **LIMITS,
+                    },
+                ),
+            )
+        },
         "/admin/spend": {
             "get": {
                 **_operation(

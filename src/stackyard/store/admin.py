@@ -285,6 +285,43 @@ def revoke_key(db: Database, key_id: str) -> dict[str, Any]:
         return key_row(key)
 
 
+CONTROLS = ("models", "rpm", "tpm", "budget_usd", "budget_period", "budget_soft")
+
+
+def _change(owner: Governed, changes: dict[str, Any]) -> None:
+    """Set the controls named in ``changes`` (None clears a limit); the others stay."""
+    unknown = set(changes) - set(CONTROLS)
+    if unknown:
+        raise AdminError(f"cannot change {', '.join(sorted(unknown))}")
+    if "budget_period" in changes:
+        changes = {**changes, "budget_period": _check_period(changes["budget_period"] or "month")}
+    if "budget_soft" in changes:
+        changes = {**changes, "budget_soft": bool(changes["budget_soft"])}
+    for name, value in changes.items():
+        setattr(owner, name, value)
+
+
+def update_team(db: Database, team: str, changes: dict[str, Any]) -> dict[str, Any]:
+    """Change a team's models, limits or budget (by name or id)."""
+    with db.session() as session:
+        found = _find_team(session, team)
+        _change(found, changes)
+        session.flush()
+        return team_row(found)
+
+
+def update_key(db: Database, key_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+    """Change a key's models, limits or budget (its secret stays the same)."""
+    with db.session() as session:
+        key = session.get(VirtualKey, key_id)
+        if key is None:
+            raise AdminError(f"no key '{key_id}'")
+        _change(key, changes)
+        session.flush()
+        team = session.get(Team, key.team_id)
+        return key_row(key, team.name if team else None)
+
+
 GROUPS = {
     "organization": SpendRecord.organization_id,
     "team": SpendRecord.team_id,

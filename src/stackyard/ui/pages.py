@@ -368,7 +368,13 @@ class Console:
     # -- keys and teams (master key) -----------------------------------------------------------
 
     async def keys(
-        self, request: Request, key: str, viewer: Viewer, created: Any = None, error: Any = None
+        self,
+        request: Request,
+        key: str,
+        viewer: Viewer,
+        created: Any = None,
+        error: Any = None,
+        notice: str | None = None,
     ) -> Reply:
         if not viewer.master:
             return await self.refused(viewer, "Keys and teams are for the master key.")
@@ -376,12 +382,14 @@ class Console:
         _, keys = await self.call(key, "GET", "/admin/keys")
         return self.render(
             "keys.html",
+            400 if error else 200,
             viewer=viewer,
             active="keys",
             teams=rows(teams),
             keys=rows(keys),
             created=created,
             error=error,
+            notice=notice,
         )
 
     async def keys_action(self, request: Request, key: str, viewer: Viewer) -> Reply:
@@ -399,6 +407,17 @@ class Console:
             body.update(_controls(form))
             status, answer = await self.call(key, "POST", "/admin/keys", body=body)
             created = answer if status == 200 else None
+        elif action in ("update-team", "update-key"):
+            try:
+                body = _limits(form)
+            except ValueError as exc:
+                return await self.keys(request, key, viewer, error=str(exc))
+            if action == "update-team":
+                body["team"] = form.get("team", "")
+                status, answer = await self.call(key, "POST", "/admin/teams/update", body=body)
+            else:
+                body["id"] = form.get("id", "")
+                status, answer = await self.call(key, "POST", "/admin/keys/update", body=body)
         elif action == "revoke":
             status, answer = await self.call(
                 key, "POST", "/admin/keys/revoke", body={"id": form.get("id", "")}
@@ -406,7 +425,10 @@ class Console:
         else:
             status, answer = 400, {"error": {"message": "unknown action"}}
         error = message(answer) if status >= 400 else None
-        return await self.keys(request, key, viewer, created=created, error=error)
+        notice = None
+        if error is None and action in ("update-team", "update-key"):
+            notice = f"Limits saved for {answer.get('name') or answer.get('id')}."
+        return await self.keys(request, key, viewer, created=created, error=error, notice=notice)
 
     # -- static files --------------------------------------------------------------------------
 
@@ -444,6 +466,24 @@ def _controls(form: dict[str, str]) -> dict[str, Any]:
             found["budget_usd"] = float(form["budget_usd"])
     except ValueError:
         pass
+    return found
+
+
+def _limits(form: dict[str, str]) -> dict[str, Any]:
+    """Every limit of an edit form: a blank field clears its limit."""
+    found: dict[str, Any] = {}
+    text = form.get("models", "").strip()
+    found["models"] = [m.strip() for m in text.split(",") if m.strip()] or None
+    for name, label in (("rpm", "Requests a minute"), ("tpm", "Tokens a minute")):
+        value = form.get(name, "").strip()
+        if value and not value.isdigit():
+            raise ValueError(f"{label} must be a whole number, or blank for no limit")
+        found[name] = int(value) if value else None
+    value = form.get("budget_usd", "").strip()
+    try:
+        found["budget_usd"] = float(value) if value else None
+    except ValueError:
+        raise ValueError("The budget must be a number of USD, or blank for none") from None
     return found
 
 
