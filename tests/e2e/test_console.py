@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.conftest import GatewayProcess, require_local_models, team_key
@@ -50,6 +51,7 @@ def gateway(
     config = {
         "models": [
             {"name": "smollm2", "provider": "local", "model": "smollm2"},
+            {"name": "all-minilm-l6-v2", "provider": "local", "model": "all-minilm-l6-v2"},
             {
                 "name": "hosted",
                 "provider": "openai-compatible",
@@ -173,6 +175,131 @@ def test_chat_compare_trace_and_dashboard(page: Any, gateway: GatewayProcess, sh
     page.get_by_role("link", name="Keys and teams").click()
     expect(page.get_by_role("heading", name="Keys and teams")).to_be_visible()
     page.screenshot(path=str(shots / "keys.png"), full_page=True)
+
+
+def test_a_registry_prompt_in_the_playground(
+    page: Any, gateway: GatewayProcess, shots: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    headers = {"authorization": f"Bearer {MASTER}"}
+    for template, labels in (
+        ("Welcome, {{ name }}, to {{ place }}.", ["production"]),
+        ("Hi {{ name }}! Enjoy {{ place }}.", []),
+    ):
+        pushed = httpx.post(
+            f"{gateway.url}/api/prompts",
+            json={"name": "tour", "template": template, "labels": labels},
+            headers=headers,
+        )
+        assert pushed.status_code == 200, pushed.text
+    log_in(page, gateway, MASTER)
+
+    # Choose the prompt: its production version's variables become a form.
+    page.get_by_label("Prompt", exact=True).select_option("tour")
+    expect(page.locator("#prompt-status")).to_have_text("tour v1 (production)")
+    page.get_by_label("name", exact=True).fill("Ada")
+    page.get_by_label("place", exact=True).fill("Paris")
+    expect(page.locator("#prompt-preview")).to_have_text("Welcome, {{ name }}, to {{ place }}.")
+
+    # Compare the production version with version 2, on the same model and variables.
+    page.get_by_label("Model", exact=True).select_option("hosted")
+    page.get_by_role("button", name="Compare with another model or version").click()
+    page.get_by_label("Model 2").select_option("hosted")
+    page.locator("#ref-1").fill("2")
+    page.get_by_role("button", name="Send").click()
+    cards = page.locator(".answer")
+    expect(cards).to_have_count(2)
+    for index in range(2):
+        expect(cards.nth(index)).to_have_attribute("data-done", "true")
+    expect(cards.nth(0).locator(".answer-model")).to_have_text("hosted · tour production")
+    expect(cards.nth(1).locator(".answer-model")).to_have_text("hosted · tour v2")
+    expect(cards.nth(0).locator(".answer-text")).to_contain_text("Welcome, Ada, to Paris.")
+    expect(cards.nth(1).locator(".answer-text")).to_contain_text("Hi Ada! Enjoy Paris.")
+    page.screenshot(path=str(shots / "playground-prompts.png"), full_page=True)
+
+    # Save what was typed as a new prompt version, and find it in the registry.
+    page.get_by_label("Prompt", exact=True).select_option("")
+    page.get_by_label("System").fill("You are terse.")
+    page.get_by_label("Message").fill("Greet {{who}}.")
+    page.get_by_text("Save as a new prompt version").click()
+    page.get_by_label("Prompt name").fill("terse-greeter")
+    page.get_by_role("button", name="Save version").click()
+    expect(page.locator("#save-status")).to_have_text("Saved as terse-greeter v1.")
+    page.get_by_role("link", name="terse-greeter v1").click()
+    page.wait_for_url("**/ui/prompts/terse-greeter?version=1")
+    expect(page.locator("#version-content")).to_contain_text("Greet {{who}}.")
+    expect(page.locator("#version-config")).to_contain_text("model=hosted")
+
+
+def test_rag_evaluation_and_fine_tuning_pages(
+    page: Any, gateway: GatewayProcess, shots: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    log_in(page, gateway, MASTER)
+
+    # A collection: create it, add two documents, search it (embedded in process).
+    page.get_by_role("link", name="RAG").click()
+    page.get_by_label("Name").fill("notes")
+    page.get_by_label("Description").fill("Team notes")
+    page.get_by_role("button", name="Create collection").click()
+    page.wait_for_url("**/ui/rag/notes")
+    for doc_id, text in (
+        ("lunch", "Lunch is served at noon in the canteen on the second floor."),
+        ("parking", "Visitors park in the north car park and sign in at reception."),
+    ):
+        page.get_by_label("Document id").fill(doc_id)
+        page.get_by_label("Text").fill(text)
+        page.get_by_role("button", name="Add document").click()
+        expect(page.get_by_role("status")).to_have_text(f"Document '{doc_id}' written.")
+    page.get_by_label("Query").fill("where do I eat at midday?")
+    page.get_by_role("button", name="Search").click()
+    results = page.locator("#results li")
+    expect(results).to_have_count(2)
+    expect(results.first).to_contain_text("canteen")  # the closer passage first
+    expect(results.first).to_contain_text("dense rank 1")
+    page.screenshot(path=str(shots / "rag.png"), full_page=True)
+
+    # Two evaluation runs, recorded as 'stackyard eval run' records them, compared.
+    headers = {"authorization": f"Bearer {MASTER}"}
+    ids = []
+    for version, scores in ((1, [1.0, 1.0, 0.5]), (2, [1.0, 0.0, 1.0])):
+        run = {
+            "name": "tour-eval",
+            "target": f"tour@{version} on hosted",
+            "started_at": 0.0,
+            "seconds": 1.0,
+            "results": [
+                {
+                    "item_id": f"q{i}",
+                    "output": f"answer {i} of v{version}",
+                    "scores": {"contains": score},
+                    "reasons": {},
+                    "latency_ms": 12.0,
+                    "prompt_version": f"tour@{version}",
+                }
+                for i, score in enumerate(scores)
+            ],
+        }
+        body: dict[str, Any] = {"run": run, "thresholds": {"contains": 0.5}}
+        if ids:
+            body["baseline_id"] = ids[0]
+        recorded = httpx.post(f"{gateway.url}/api/experiments", json=body, headers=headers)
+        assert recorded.status_code == 200, recorded.text
+        ids.append(recorded.json()["id"])
+    page.get_by_role("link", name="Evaluations").click()
+    expect(page.locator("#pick tbody tr")).to_have_count(2)
+    page.screenshot(path=str(shots / "evals.png"), full_page=True)
+    page.get_by_role("button", name="Compare A with B").click()
+    page.wait_for_url("**/ui/evals/compare?**")
+    expect(page.locator("#aggregate")).to_contain_text("1 / 1 / 1")
+    expect(page.locator("#items tr.changed")).to_have_count(2)
+    page.screenshot(path=str(shots / "evals-compare.png"), full_page=True)
+
+    page.get_by_role("link", name="Fine-tuning").click()
+    expect(page.get_by_role("heading", name="Fine-tuning jobs")).to_be_visible()
+    page.screenshot(path=str(shots / "finetune.png"))
 
 
 def test_a_team_key_is_refused_the_admin_pages(

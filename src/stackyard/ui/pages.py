@@ -3,13 +3,15 @@
 GET  /ui                    the playground (or the login page)
 GET  /ui/login, POST        log in with a virtual key or the master key
 POST /ui/logout
-GET  /ui/playground         chat with any model the key may use; compare models side by side
-POST /ui/api/chat           the playground's chat call (the gateway's own, as the cookie's key)
+GET  /ui/playground         chat with models and registry prompts side by side (playground.py)
 GET  /ui/traces             the traces the key may see, filtered and paginated
 GET  /ui/traces/{id}        one trace: its spans as a waterfall, bodies, scores
 GET  /ui/dashboard          requests, latency, tokens, cost and cache hits over time; by model
-GET  /ui/keys, POST         keys and teams (master key only): create, revoke
-GET  /ui/static/{file}      the console's stylesheet and script
+GET  /ui/keys, POST         keys and teams (master key only): create, change limits, revoke
+GET  /ui/static/{file}      the console's stylesheet and scripts
+
+The other pillars' pages are a module each: playground.py, jobs.py (fine-tuning),
+collections.py (RAG) and experiments.py (evaluations).
 
 Every page reads the gateway's APIs in process with the logged-in key, so it shows exactly
 what that key may see through the API.
@@ -35,7 +37,8 @@ from stackyard.ui.collections import CollectionPages
 from stackyard.ui.experiments import ExperimentPages
 from stackyard.ui.forms import HTML, message, number, redirect, rows
 from stackyard.ui.jobs import JobPages
-from stackyard.ui.session import UI_HEADER, Caller, as_key, cookie_key, login_cookie, logout_cookie
+from stackyard.ui.playground import PlaygroundPages
+from stackyard.ui.session import Caller, as_key, cookie_key, login_cookie, logout_cookie
 
 STATIC_TYPES = {".css": b"text/css; charset=utf-8", ".js": b"text/javascript; charset=utf-8"}
 NAV = (
@@ -93,8 +96,7 @@ class Console:
         routes.add("GET", ["/ui/login"], self.login_page)
         routes.add("POST", ["/ui/login"], self.login)
         routes.add("POST", ["/ui/logout"], self.logout)
-        routes.add("GET", ["/ui/playground"], self.page(self.playground))
-        routes.add("POST", ["/ui/api/chat"], self.chat_call)
+        PlaygroundPages(self).register(routes)
         routes.add("GET", ["/ui/prompts"], self.page(self.prompts))
         routes.add("POST", ["/ui/prompts"], self.page(self.push_prompt))
         routes.add_prefix("GET", "/ui/prompts/", self.page(self.prompt))
@@ -170,26 +172,6 @@ class Console:
 
     async def logout(self, request: Request) -> Reply:
         return redirect("/ui/login", logout_cookie())
-
-    # -- playground ----------------------------------------------------------------------------
-
-    async def playground(self, request: Request, key: str, viewer: Viewer) -> Reply:
-        prices = {}
-        for name in viewer.models:
-            found = self.router.deployments.get(name)
-            price = self.governance.price(found[0] if found else None)
-            prices[name] = (price.input, price.output)  # USD a million tokens, for streams
-        return self.render("playground.html", viewer=viewer, active="playground", prices=prices)
-
-    async def chat_call(self, request: Request) -> Reply:
-        """The gateway's chat endpoint, called by the playground's script as the cookie's key
-        (the key never reaches the page)."""
-        key = cookie_key(request)
-        if request.header(UI_HEADER) != b"1":
-            raise APIError(403, "console calls must carry x-stackyard-ui: 1", code="forbidden")
-        if key is None:
-            raise APIError(401, "log in to the console first", code="invalid_api_key")
-        return await self.chat(as_key(request, key))
 
     # -- prompts -------------------------------------------------------------------------------
 
