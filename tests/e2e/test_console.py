@@ -263,7 +263,7 @@ def test_rag_evaluation_and_fine_tuning_pages(
 
     # Two evaluation runs, recorded as 'stackyard eval run' records them, compared.
     headers = {"authorization": f"Bearer {MASTER}"}
-    ids = []
+    ids: list[str] = []
     for version, scores in ((1, [1.0, 1.0, 0.5]), (2, [1.0, 0.0, 1.0])):
         run = {
             "name": "tour-eval",
