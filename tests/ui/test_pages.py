@@ -138,15 +138,38 @@ def test_keys_and_teams_are_for_the_master_key(gateway: GatewayProcess) -> None:
         assert "Requests a minute must be a whole number" in bad.text
 
 
-def test_the_dashboard_draws_its_charts(gateway: GatewayProcess) -> None:
+def test_the_dashboard_draws_its_charts_by_group_with_budgets(gateway: GatewayProcess) -> None:
+    member = team_key(gateway, "budgeted", MASTER)
     with browser(gateway, MASTER) as client:
-        chat(client, "count me")
+        assert (
+            client.post(
+                "/ui/keys", data={"action": "update-team", "team": "budgeted", "budget_usd": "1"}
+            ).status_code
+            == 200
+        )
+        with browser(gateway, member) as as_member:
+            assert chat(as_member, "count me").status_code == 200
         time.sleep(1.2)  # the trace writer flushes every half second
         page = client.get("/ui/dashboard?window=1h")
         assert page.status_code == 200
         assert page.text.count('<svg class="chart"') == 7
         assert "<title>Requests by model</title>" in page.text
         assert "<polyline" in page.text
+        by_team = client.get("/ui/dashboard?window=1h&by=team").text
+        assert "<title>Requests by team</title>" in by_team
+        assert "<tr><td>budgeted</td>" in by_team  # the team's name, not its id
+        deadline = time.monotonic() + 5
+        while True:  # the spend log is written in batches too
+            budgets = client.get("/ui/dashboard").text.split('<table id="budgets">')[1]
+            row = budgets.split("team <strong>budgeted</strong>")[1].split("</tr>")[0]
+            if "$0<" not in row or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert "$1 a month" in row
+        assert '<meter min="0" max="1"' in row
+        assert "$0<" not in row  # the chat's cost is counted against the budget
+    with browser(gateway, member) as as_member:
+        assert 'id="budgets"' not in as_member.get("/ui/dashboard").text  # the master's view
 
 
 def test_static_files_and_nothing_else(gateway: GatewayProcess) -> None:

@@ -32,8 +32,9 @@ from stackyard.errors import APIError
 from stackyard.gateway.router import Router
 from stackyard.server.http import Request, Response
 from stackyard.server.routing import Handler, Reply, Routes
-from stackyard.ui import charts, forms
+from stackyard.ui import forms
 from stackyard.ui.collections import CollectionPages
+from stackyard.ui.dashboard import DashboardPage
 from stackyard.ui.experiments import ExperimentPages
 from stackyard.ui.forms import HTML, message, number, redirect, rows
 from stackyard.ui.jobs import JobPages
@@ -51,7 +52,6 @@ NAV = (
     ("finetune", "Fine-tuning"),
     ("keys", "Keys and teams"),
 )
-WINDOWS = {"1h": ("1h", "minute"), "24h": ("24h", "hour"), "7d": ("7d", "day")}
 
 
 def _environment() -> jinja2.Environment:
@@ -103,7 +103,7 @@ class Console:
         routes.add_prefix("POST", "/ui/prompts/", self.page(self.prompt_action))
         routes.add("GET", ["/ui/traces"], self.page(self.traces))
         routes.add_prefix("GET", "/ui/traces/", self.page(self.trace))
-        routes.add("GET", ["/ui/dashboard"], self.page(self.dashboard))
+        DashboardPage(self).register(routes)
         routes.add("GET", ["/ui/keys"], self.page(self.keys))
         routes.add("POST", ["/ui/keys"], self.page(self.keys_action))
         routes.add_prefix("GET", "/ui/static/", self.static)
@@ -287,66 +287,6 @@ class Console:
             "trace.html", viewer=viewer, active="traces", trace=trace, waterfall=_waterfall(trace)
         )
 
-    # -- dashboard -----------------------------------------------------------------------------
-
-    async def dashboard(self, request: Request, key: str, viewer: Viewer) -> Reply:
-        window = request.query.get("window", "24h")
-        since, bucket = WINDOWS.get(window, WINDOWS["24h"])
-        _, over_time = await self.call(key, "GET", "/api/stats", {"since": since, "bucket": bucket})
-        _, by_model = await self.call(
-            key, "GET", "/api/stats", {"since": since, "group_by": "model"}
-        )
-        times = over_time.get("data", []) if isinstance(over_time, dict) else []
-        models = by_model.get("data", []) if isinstance(by_model, dict) else []
-
-        def line(title: str, fields: list[tuple[str, str]], unit: str = "") -> Any:
-            series = [
-                charts.Series(name, [(_label(r["bucket"]), float(r[f] or 0)) for r in times])
-                for f, name in fields
-            ]
-            return title, charts.line_chart(title, series, unit)
-
-        figures = [
-            line("Requests", [("requests", "requests"), ("errors", "errors")]),
-            line(
-                "Latency (ms)",
-                [("latency_p50_ms", "p50"), ("latency_p90_ms", "p90"), ("latency_p99_ms", "p99")],
-                " ms",
-            ),
-            line("Tokens", [("input_tokens", "input"), ("output_tokens", "output")]),
-            line("Cost", [("cost_usd", "cost")], "$"),
-            line("Cache hits", [("cache_hits", "hits")]),
-        ]
-        requests = [(r["group"] or "-", float(r["requests"])) for r in models]
-        costs = [(r["group"] or "-", float(r["cost_usd"])) for r in models]
-        bars = [
-            ("Requests by model", charts.bar_chart("Requests by model", requests)),
-            ("Cost by model", charts.bar_chart("Cost by model", costs, "$")),
-        ]
-        totals = {
-            "requests": sum(r["requests"] for r in times),
-            "errors": sum(r["errors"] for r in times),
-            "tokens": sum(r["input_tokens"] + r["output_tokens"] for r in times),
-            "cost_usd": sum(r["cost_usd"] for r in times),
-            "cache_hits": sum(r["cache_hits"] for r in times),
-        }
-        budgets: list[dict[str, Any]] = []
-        if viewer.master:
-            _, spend = await self.call(key, "GET", "/admin/spend", {"by": "team", "since": "30d"})
-            budgets = spend.get("data", []) if isinstance(spend, dict) else []
-        return self.render(
-            "dashboard.html",
-            viewer=viewer,
-            active="dashboard",
-            window=window,
-            windows=list(WINDOWS),
-            figures=figures,
-            bars=bars,
-            totals=totals,
-            models=models,
-            spend=budgets,
-        )
-
     # -- keys and teams (master key) -----------------------------------------------------------
 
     async def keys(
@@ -467,15 +407,6 @@ def _limits(form: dict[str, str]) -> dict[str, Any]:
     except ValueError:
         raise ValueError("The budget must be a number of USD, or blank for none") from None
     return found
-
-
-def _label(bucket: Any) -> str:
-    text = str(bucket or "")
-    try:
-        moment = dt.datetime.fromisoformat(text)
-    except ValueError:
-        return text
-    return moment.strftime("%m-%d %H:%M")
 
 
 def _waterfall(trace: dict[str, Any]) -> list[dict[str, Any]]:
