@@ -84,6 +84,12 @@ def test_traces_show_only_the_keys_team_and_open_with_their_waterfall(
         assert 'class="span-bar"' in detail.text
         assert "red&#39;s question" in detail.text  # the stored body, escaped
         assert as_blue.get(f"/ui/traces/{trace_link}").status_code == 404
+        rated = as_red.post(f"/ui/traces/{trace_link}", data={"value": "0", "comment": "too vague"})
+        assert rated.status_code == 303
+        scores = as_red.get(f"/ui/traces/{trace_link}").text.split("Scores and feedback")[1]
+        assert "<td>feedback</td><td>0.0</td><td>user</td><td>too vague</td>" in scores
+        refused = as_blue.post(f"/ui/traces/{trace_link}", data={"value": "1"})
+        assert refused.status_code == 404  # not a trace blue may see
         assert as_red.get("/ui/traces?status=bogus").status_code == 200  # the API's message
         assert (
             "status must be ok, error or an HTTP status"

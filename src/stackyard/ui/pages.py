@@ -103,6 +103,7 @@ class Console:
         routes.add_prefix("POST", "/ui/prompts/", self.page(self.prompt_action))
         routes.add("GET", ["/ui/traces"], self.page(self.traces))
         routes.add_prefix("GET", "/ui/traces/", self.page(self.trace))
+        routes.add_prefix("POST", "/ui/traces/", self.page(self.feedback))
         DashboardPage(self).register(routes)
         routes.add("GET", ["/ui/keys"], self.page(self.keys))
         routes.add("POST", ["/ui/keys"], self.page(self.keys_action))
@@ -272,7 +273,25 @@ class Console:
             next_page="?" + urllib.parse.urlencode({**filters, "before": more}) if more else None,
         )
 
-    async def trace(self, request: Request, key: str, viewer: Viewer) -> Reply:
+    async def feedback(self, request: Request, key: str, viewer: Viewer) -> Reply:
+        """A thumbs up or down, with a comment, as a score of the trace."""
+        identifier = request.path.removeprefix("/ui/traces/").strip("/")
+        form = forms.form(await request.body())
+        body = {
+            "name": form.get("name", "").strip() or "feedback",
+            "value": form.get("value") == "1",
+            "data_type": "boolean",
+            "comment": form.get("comment", "").strip() or None,
+            "source": "user",
+        }
+        status, answer = await self.call(key, "POST", f"/api/traces/{identifier}/scores", body=body)
+        if status != 200:
+            return await self.trace(request, key, viewer, error=message(answer))
+        return redirect(f"/ui/traces/{urllib.parse.quote(identifier)}#feedback")
+
+    async def trace(
+        self, request: Request, key: str, viewer: Viewer, error: str | None = None
+    ) -> Reply:
         identifier = request.path.removeprefix("/ui/traces/").strip("/")
         status, trace = await self.call(key, "GET", f"/api/traces/{identifier}")
         if status != 200:
@@ -284,7 +303,13 @@ class Console:
                 what=f"No trace '{identifier}' that this key may see.",
             )
         return self.render(
-            "trace.html", viewer=viewer, active="traces", trace=trace, waterfall=_waterfall(trace)
+            "trace.html",
+            400 if error else 200,
+            viewer=viewer,
+            active="traces",
+            trace=trace,
+            waterfall=_waterfall(trace),
+            error=error,
         )
 
     # -- keys and teams (master key) -----------------------------------------------------------
