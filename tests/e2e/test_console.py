@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import GatewayProcess, require_local_models, team_key
+from tests.conftest import GatewayProcess, require_local_models, team_key, unavailable
 from tests.fakes.openai_upstream import FakeOpenAI
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -35,10 +35,7 @@ def require_browser() -> None:
     if not shutil.which(CHROMIUM):
         missing.append(f"{CHROMIUM} (apt-get install chromium)")
     if missing:
-        message = f"the browser tests need {' and '.join(missing)}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable(f"the browser tests need {' and '.join(missing)}")
 
 
 @pytest.fixture(scope="module")
