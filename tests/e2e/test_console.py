@@ -15,7 +15,11 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
+from stackyard.finetune.jobs import Jobs, now
+from stackyard.finetune.settings import Settings
+from stackyard.store.db import Database
 from tests.conftest import GatewayProcess, require_local_models, team_key, unavailable
 from tests.fakes.openai_upstream import FakeOpenAI
 
@@ -60,6 +64,8 @@ def gateway(
         ],
         "auth": {"master_key": MASTER, "refresh_seconds": 0.2},
         "database_url": f"sqlite:///{folder / 'browser.db'}",
+        # The fine-tuning job of the live page is written by the test, as a worker would.
+        "finetune": {"max_workers": 0, "data_dir": str(folder / "jobs")},
     }
     gw: GatewayProcess = gateway_factory(config, ready_timeout=240)
     return gw
@@ -297,6 +303,55 @@ def test_rag_evaluation_and_fine_tuning_pages(
     page.get_by_role("link", name="Fine-tuning").click()
     expect(page.get_by_role("heading", name="Fine-tuning jobs")).to_be_visible()
     page.screenshot(path=str(shots / "finetune.png"))
+
+
+def test_a_running_jobs_loss_curve_grows_without_a_reload(
+    page: Any, gateway: GatewayProcess, shots: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    config = yaml.safe_load(gateway.config_path.read_text())
+    jobs = Jobs(Database(config["database_url"]), Path(config["finetune"]["data_dir"]))
+    job_id = jobs.create(
+        model="smollm2",
+        training_file="file-browser",
+        validation_file=None,
+        settings=Settings(n_epochs=1),
+        suffix="live",
+        metadata=None,
+        team_id=None,
+    )["id"]
+    jobs.beat(job_id, status="running")
+
+    def step(n: int) -> None:
+        metrics = {
+            "type": "metrics",
+            "step": n,
+            "total_steps": 6,
+            "epoch": 1,
+            "train_loss": 3.0 - 0.4 * n,
+            "learning_rate": 2e-4,
+            "tokens_per_second": 190.0,
+            "eta_seconds": 2.0 * (6 - n),
+        }
+        jobs.event(job_id, "info", f"Step {n}/6", metrics)
+
+    for n in (1, 2, 3):
+        step(n)
+    log_in(page, gateway, MASTER)
+    page.goto(f"{gateway.url}/ui/finetune/{job_id}")
+    curve = page.get_by_role("img", name="Training loss by step")
+    expect(curve.locator("circle")).to_have_count(3)
+    for n in (4, 5, 6):
+        step(n)
+    expect(curve.locator("circle")).to_have_count(6)  # refreshed in place, every 5 seconds
+    expect(page.locator("#job-status")).to_have_text("running")
+    page.screenshot(path=str(shots / "finetune-job.png"), full_page=True)
+    jobs.release(
+        job_id, status="succeeded", fine_tuned_model="ft:smollm2:live:x", finished_at=now()
+    )
+    expect(page.locator("#job-status")).to_have_text("succeeded")
+    expect(page.locator("#job-live")).not_to_have_attribute("data-refresh", "5")
 
 
 def test_a_team_key_is_refused_the_admin_pages(

@@ -198,7 +198,7 @@ def test_revocation_reaches_the_gateway_within_a_second(gateway: GatewayProcess)
 
 
 def test_a_keys_limits_and_models_change_in_place(gateway: GatewayProcess) -> None:
-    created = new_key(gateway, "eta")
+    created = new_key(gateway, "theta")
     with sdk(gateway, created["key"]) as client:
         client.chat.completions.create(model="cheap", messages=USER)
         changed = admin(gateway, "POST", "keys/update", id=created["id"], models=["other"])
@@ -211,13 +211,13 @@ def test_a_keys_limits_and_models_change_in_place(gateway: GatewayProcess) -> No
         admin(gateway, "POST", "keys/update", id=created["id"], models=None)
         time.sleep(1.0)
         client.chat.completions.create(model="cheap", messages=USER)  # the same secret works
-    team = admin(gateway, "POST", "teams/update", team="eta", budget_usd=2.5, rpm=30)
+    team = admin(gateway, "POST", "teams/update", team="theta", budget_usd=2.5, rpm=30)
     assert (team["budget_usd"], team["rpm"], team["budget_period"]) == (2.5, 30, "month")
     headers = {"authorization": f"Bearer {MASTER}"}
     for path, body, param in (
         ("keys/update", {"id": created["id"], "rpm": 0}, "rpm"),
         ("keys/update", {"id": created["id"], "secret": "x"}, "secret"),
-        ("teams/update", {"team": "eta", "models": "all"}, "models"),
+        ("teams/update", {"team": "theta", "models": "all"}, "models"),
     ):
         bad = httpx.post(f"{gateway.url}/admin/{path}", json=body, headers=headers)
         assert bad.status_code == 400, bad.text
