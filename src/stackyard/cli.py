@@ -93,6 +93,7 @@ def serve(
     for line in _describe(config, file):
         click.echo(line, err=True)
     click.echo(f"OpenAI-compatible API: http://{host}:{port}/v1", err=True)
+    click.echo(f"Web console: http://{host}:{port}/ui", err=True)
     uvicorn.run(
         "stackyard.server.app:create_app",
         factory=True,

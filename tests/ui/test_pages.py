@@ -20,6 +20,10 @@ def test_login_sets_a_strict_cookie_and_strangers_go_to_the_login_page(
             assert answer.status_code == 303
             assert answer.headers["location"] == f"/ui/login?next={path}"
         assert client.get("/ui").headers["location"] == "/ui/login"
+        # The server's root sends a browser to the console, and tells a program where it is.
+        home = client.get("/", headers={"accept": "text/html,application/xhtml+xml"})
+        assert (home.status_code, home.headers["location"]) == (303, "/ui")
+        assert client.get("/").json()["console"] == "/ui"
         login = client.get("/ui/login")
         assert login.status_code == 200
         assert '<label for="key">API key</label>' in login.text

@@ -351,11 +351,14 @@ class Stackyard:
         return Response.json(body, status=200 if ready else 503)
 
     async def _index(self, request: Request) -> Reply:
+        if b"text/html" in (request.header(b"accept") or b""):  # a browser: the console
+            return Response(303, b"", [(b"location", b"/ui")])
         return Response.json(
             {
                 "name": "stackyard",
                 "version": __version__,
                 "openai_base_url": "/v1",
+                "console": "/ui",
                 "models": self.gateway.router.model_names,
             }
         )
