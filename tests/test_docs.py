@@ -9,26 +9,27 @@ import yaml
 from pydantic import BaseModel
 
 from stackyard.config import validate
+from stackyard.config.finetune import FinetuneConfig
+from stackyard.config.guardrails import (
+    GuardrailsConfig,
+    InjectionPolicy,
+    JSONPolicy,
+    PIIPolicy,
+    SecretsPolicy,
+    TopicsPolicy,
+)
+from stackyard.config.rag import RagConfig, VectorStoreConfig
 from stackyard.config.schema import (
     AlertsConfig,
     AuthConfig,
     CacheConfig,
-    FinetuneConfig,
-    GuardrailsConfig,
-    InjectionPolicy,
-    JSONPolicy,
     LoggingPolicy,
     ModelEntry,
     ObservabilityConfig,
     OTLPConfig,
-    PIIPolicy,
-    RagConfig,
     RouterConfig,
-    SecretsPolicy,
     SemanticCacheConfig,
     ServerConfig,
-    TopicsPolicy,
-    VectorStoreConfig,
 )
 from stackyard.gateway.providers import registry
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from stackyard.config.schema import GuardrailsConfig
+from stackyard.config.guardrails import GuardrailsConfig
 from stackyard.guardrails.policy import Policies
 
 CONFIG = GuardrailsConfig.model_validate(

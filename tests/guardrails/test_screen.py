@@ -6,7 +6,7 @@ import pytest
 
 from stackyard.auth.admission import Ticket
 from stackyard.auth.principal import Principal
-from stackyard.config.schema import InjectionPolicy
+from stackyard.config.guardrails import InjectionPolicy
 from stackyard.errors import APIError
 from stackyard.guardrails.screen import WARNING, InjectionScreen
 

@@ -9,7 +9,7 @@ import pytest
 
 from stackyard.auth.admission import Ticket
 from stackyard.auth.principal import Principal
-from stackyard.config.schema import TopicsPolicy
+from stackyard.config.guardrails import TopicsPolicy
 from stackyard.errors import APIError
 from stackyard.guardrails import topics
 from stackyard.guardrails.injection import request_texts

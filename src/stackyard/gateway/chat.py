@@ -12,7 +12,7 @@ import orjson
 
 from stackyard.auth.admission import Ticket
 from stackyard.cache.service import Cache, Control, Lookup
-from stackyard.config.schema import GuardrailsConfig
+from stackyard.config.guardrails import GuardrailsConfig
 from stackyard.errors import APIError
 from stackyard.gateway.accounting import Settlement, cost_header
 from stackyard.gateway.deployment import Deployment

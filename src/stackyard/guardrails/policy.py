@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from stackyard.config.schema import GuardrailsConfig, GuardrailsOverride, PIIPolicy
+from stackyard.config.guardrails import GuardrailsConfig, GuardrailsOverride, PIIPolicy
 
 POLICIES = ("pii", "secrets", "injection", "json_output", "topics")
 

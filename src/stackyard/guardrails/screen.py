@@ -16,7 +16,7 @@ from stackyard.guardrails.injection import Finding, InjectionDetector, request_t
 
 if TYPE_CHECKING:
     from stackyard.auth.admission import Ticket
-    from stackyard.config.schema import InjectionPolicy
+    from stackyard.config.guardrails import InjectionPolicy
 
 log = logging.getLogger("stackyard.guardrails")
 #: A request's texts by role: (body, roles) -> [(where, text)].

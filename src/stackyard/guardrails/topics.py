@@ -20,7 +20,7 @@ from stackyard.guardrails.screen import WARNING
 
 if TYPE_CHECKING:
     from stackyard.auth.admission import Ticket
-    from stackyard.config.schema import TopicsPolicy
+    from stackyard.config.guardrails import TopicsPolicy
 
 log = logging.getLogger("stackyard.guardrails")
 

@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from stackyard.config.schema import RagConfig, VectorStoreConfig
+from stackyard.config.rag import RagConfig, VectorStoreConfig
 from stackyard.gateway.router import Router
 from stackyard.rag import sync as syncing
 from stackyard.rag.collections import Collection, Collections, CollectionSettings, RagError
