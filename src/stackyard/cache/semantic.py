@@ -139,12 +139,13 @@ class Semantic:
         with self._load_lock:
             if self._pairs is not None:
                 return
+            from stackyard.cache.int8 import int8
             from stackyard.cache.pairs import PairModel
             from stackyard.engine.loading import load_embedder
             from stackyard.engine.sources import resolve
 
             source = resolve(self.embedding_model, "embeddings")
-            embedder = load_embedder(source, self.device)
+            embedder = int8(load_embedder(source, self.device), self.device)
             pairs = PairModel(resolve("all-minilm-l6-v2", "embeddings").directory)
             self._threshold = pairs.threshold(self.error_budget)
             self._embedder = embedder

@@ -175,16 +175,15 @@ def recalibrate(data: Path, weights: Path) -> dict[str, Any]:
     from safetensors.torch import save_file
 
     from stackyard.cache.semantic import Semantic, admits
-    from stackyard.engine.loading import load_embedder
     from stackyard.engine.sources import resolve
 
     directory = resolve("all-minilm-l6-v2", "embeddings").directory
     model = pairmodel.PairModel(directory, weights)
-    floor = Semantic().min_similarity
-    embedder = load_embedder(resolve("all-minilm-l6-v2", "embeddings"), "cpu")
+    tier = Semantic()  # its embedder, as the tier runs it (8 bits on CPU)
+    floor = tier.min_similarity
     calibration = qqp_split(data, "calibration")
-    first = embedder.encode([a for a, _, _ in calibration], normalize_embeddings=True)
-    second = embedder.encode([b for _, b, _ in calibration], normalize_embeddings=True)
+    first = tier.embed_sync([a for a, _, _ in calibration])
+    second = tier.embed_sync([b for _, b, _ in calibration])
     kept = [
         i
         for i, (a, b, _) in enumerate(calibration)
