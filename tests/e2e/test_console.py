@@ -15,13 +15,11 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 
-from stackyard.finetune.jobs import Jobs, now
-from stackyard.finetune.settings import Settings
-from stackyard.store.db import Database
+from stackyard.finetune.jobs import now
 from tests.conftest import GatewayProcess, require_local_models, team_key, unavailable
 from tests.fakes.openai_upstream import FakeOpenAI
+from tests.ui.conftest import a_job, metrics
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -310,31 +308,11 @@ def test_a_running_jobs_loss_curve_grows_without_a_reload(
 ) -> None:
     from playwright.sync_api import expect
 
-    config = yaml.safe_load(gateway.config_path.read_text())
-    jobs = Jobs(Database(config["database_url"]), Path(config["finetune"]["data_dir"]))
-    job_id = jobs.create(
-        model="smollm2",
-        training_file="file-browser",
-        validation_file=None,
-        settings=Settings(n_epochs=1),
-        suffix="live",
-        metadata=None,
-        team_id=None,
-    )["id"]
+    jobs, job_id = a_job(gateway, None)
     jobs.beat(job_id, status="running")
 
     def step(n: int) -> None:
-        metrics = {
-            "type": "metrics",
-            "step": n,
-            "total_steps": 6,
-            "epoch": 1,
-            "train_loss": 3.0 - 0.4 * n,
-            "learning_rate": 2e-4,
-            "tokens_per_second": 190.0,
-            "eta_seconds": 2.0 * (6 - n),
-        }
-        jobs.event(job_id, "info", f"Step {n}/6", metrics)
+        jobs.event(job_id, "info", f"Step {n}/6", metrics(n, 3.0 - 0.4 * n, total=6))
 
     for n in (1, 2, 3):
         step(n)

@@ -11,7 +11,11 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
+from stackyard.finetune.jobs import Jobs
+from stackyard.finetune.settings import Settings
+from stackyard.store.db import Database
 from tests.conftest import GatewayProcess
 from tests.fakes.openai_upstream import FakeOpenAI
 
@@ -75,3 +79,34 @@ def chat(client: httpx.Client, text: str, **extra: Any) -> httpx.Response:
         json={"model": "primary", "messages": [{"role": "user", "content": text}], **extra},
         headers={"x-stackyard-ui": "1"},
     )
+
+
+def a_job(gateway: GatewayProcess, team: str | None) -> tuple[Jobs, str]:
+    """A fine-tuning job in ``gateway``'s database, written as the API writes one (its
+    worker is the test: the gateways of these tests run none)."""
+    config = yaml.safe_load(gateway.config_path.read_text())
+    jobs = Jobs(Database(config["database_url"]), Path(config["finetune"]["data_dir"]))
+    job = jobs.create(
+        model="smollm2",
+        training_file="file-train",
+        validation_file=None,
+        settings=Settings(n_epochs=1),
+        suffix="ui",
+        metadata=None,
+        team_id=team,
+    )
+    return jobs, job["id"]
+
+
+def metrics(step: int, loss: float, total: int = 12) -> dict[str, Any]:
+    """A training step's metrics event, as the trainer reports it."""
+    return {
+        "type": "metrics",
+        "step": step,
+        "total_steps": total,
+        "epoch": 1,
+        "train_loss": loss,
+        "learning_rate": 2e-4,
+        "tokens_per_second": 180.0 + step,
+        "eta_seconds": 3.0 * (total - step),
+    }

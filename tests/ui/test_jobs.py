@@ -5,17 +5,11 @@ as a worker would write them."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 import httpx
-import yaml
 
-from stackyard.finetune.jobs import Jobs, now
-from stackyard.finetune.settings import Settings
-from stackyard.store.db import Database
+from stackyard.finetune.jobs import now
 from tests.conftest import GatewayProcess, team_key
-from tests.ui.conftest import MASTER, browser
+from tests.ui.conftest import MASTER, a_job, browser, metrics
 
 
 def team_id(gateway: GatewayProcess, name: str) -> str:
@@ -25,34 +19,6 @@ def team_id(gateway: GatewayProcess, name: str) -> str:
     rows = teams["data"] if isinstance(teams, dict) else teams
     found: str = next(t["id"] for t in rows if t["name"] == name)
     return found
-
-
-def a_job(gateway: GatewayProcess, team: str | None) -> tuple[Jobs, str]:
-    config = yaml.safe_load(gateway.config_path.read_text())
-    jobs = Jobs(Database(config["database_url"]), Path(config["finetune"]["data_dir"]))
-    job = jobs.create(
-        model="smollm2",
-        training_file="file-train",
-        validation_file=None,
-        settings=Settings(n_epochs=1),
-        suffix="ui",
-        metadata=None,
-        team_id=team,
-    )
-    return jobs, job["id"]
-
-
-def metrics(step: int, loss: float) -> dict[str, Any]:
-    return {
-        "type": "metrics",
-        "step": step,
-        "total_steps": 12,
-        "epoch": 1,
-        "train_loss": loss,
-        "learning_rate": 2e-4,
-        "tokens_per_second": 180.0 + step,
-        "eta_seconds": 3.0 * (12 - step),
-    }
 
 
 def test_a_running_job_shows_its_loss_curve_live_and_can_be_paused(
