@@ -6,12 +6,12 @@ POST /ui/logout
 GET  /ui/playground         chat with models and registry prompts side by side (playground.py)
 GET  /ui/traces             the traces the key may see, filtered and paginated
 GET  /ui/traces/{id}        one trace: its spans as a waterfall, bodies, scores
-GET  /ui/dashboard          requests, latency, tokens, cost and cache hits over time; by model
+POST /ui/traces/{id}        feedback on it (a good or bad answer, a comment), as a score
 GET  /ui/keys, POST         keys and teams (master key only): create, change limits, revoke
 GET  /ui/static/{file}      the console's stylesheet and scripts
 
-The other pillars' pages are a module each: playground.py, jobs.py (fine-tuning),
-collections.py (RAG) and experiments.py (evaluations).
+The other pages are a module each: playground.py, dashboard.py, experiments.py (evaluations),
+collections.py (RAG) and jobs.py (fine-tuning).
 
 Every page reads the gateway's APIs in process with the logged-in key, so it shows exactly
 what that key may see through the API.
