@@ -91,6 +91,18 @@ def page(gateway: GatewayProcess) -> Iterator[Any]:
         browser.close()
 
 
+def send(page: Any, columns: int) -> Any:
+    """Press Send in the playground; the answer cards, once every one has finished."""
+    from playwright.sync_api import expect
+
+    page.get_by_role("button", name="Send").click()
+    cards = page.locator(".answer")
+    expect(cards).to_have_count(columns)
+    for index in range(columns):
+        expect(cards.nth(index)).to_have_attribute("data-done", "true")
+    return cards
+
+
 def log_in(page: Any, gateway: GatewayProcess, key: str) -> None:
     page.goto(f"{gateway.url}/ui")
     page.get_by_label("API key").fill(key)
@@ -122,11 +134,7 @@ def test_chat_compare_trace_and_dashboard(page: Any, gateway: GatewayProcess, sh
     # Compare two models on the same input.
     page.get_by_role("button", name="Compare with another model").click()
     page.get_by_label("Model 2").select_option("hosted")
-    page.get_by_role("button", name="Send").click()
-    cards = page.locator(".answer")
-    expect(cards).to_have_count(2)
-    for index in range(2):
-        expect(cards.nth(index)).to_have_attribute("data-done", "true")
+    cards = send(page, 2)
     expect(cards.nth(1).locator(".answer-model")).to_have_text("hosted")
     # 5 + 7 tokens at $1 and $2 a million, estimated from the list price for a stream.
     expect(cards.nth(1).locator(".answer-meta")).to_contain_text("≈ $0.000019")
@@ -208,11 +216,7 @@ def test_a_registry_prompt_in_the_playground(
     page.get_by_role("button", name="Compare with another model or version").click()
     page.get_by_label("Model 2").select_option("hosted")
     page.locator("#ref-1").fill("2")
-    page.get_by_role("button", name="Send").click()
-    cards = page.locator(".answer")
-    expect(cards).to_have_count(2)
-    for index in range(2):
-        expect(cards.nth(index)).to_have_attribute("data-done", "true")
+    cards = send(page, 2)
     expect(cards.nth(0).locator(".answer-model")).to_have_text("hosted · tour production")
     expect(cards.nth(1).locator(".answer-model")).to_have_text("hosted · tour v2")
     expect(cards.nth(0).locator(".answer-text")).to_contain_text("Welcome, Ada, to Paris.")

@@ -31,6 +31,7 @@ def test_create_fill_search_sync_and_delete_a_collection(gateway: GatewayProcess
         row = listing.split('<a href="/ui/rag/handbook">handbook</a>')[1].split("</tr>")[0]
         assert '<td class="num">2</td>' in row  # two documents
         assert "ready" in row
+        assert "<td>never</td>" in row  # documents pushed through the API, no sync yet
 
         found = client.get("/ui/rag/handbook", params={"q": "taxi receipts", "mode": "keyword"})
         results = found.text.split('<ol class="results" id="results">')[1].split("</ol>")[0]
@@ -45,6 +46,7 @@ def test_create_fill_search_sync_and_delete_a_collection(gateway: GatewayProcess
         assert synced.status_code == 200
         assert "Synced:" in synced.text
         assert '<table id="last-sync">' in synced.text
+        assert re.search(r"<dt>Last sync</dt><dd>20\d\d-\d\d-\d\d ", synced.text)
 
         bad = client.post("/ui/rag", data={"name": "handbook"})
         assert bad.status_code == 400

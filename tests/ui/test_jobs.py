@@ -5,6 +5,8 @@ as a worker would write them."""
 
 from __future__ import annotations
 
+import re
+
 import httpx
 
 from stackyard.finetune.jobs import now
@@ -83,6 +85,7 @@ def test_a_finished_job_shows_its_evaluation_against_the_base_model(
         page = client.get(f"/ui/finetune/{job_id}")
         assert "data-refresh" not in page.text  # nothing left to watch
         assert "<code>ft:smollm2:ui:abc</code>" in page.text
+        assert re.search(r"<dt>Finished</dt><dd>20\d\d-\d\d-\d\d \d\d:\d\d:\d\d</dd>", page.text)
         table = page.text.split('<table id="evaluation">')[1].split("</table>")[0]
         assert "validation loss (lower is better)" in table
         assert '<td class="num good">-1.2500</td>' in table

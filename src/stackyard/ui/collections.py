@@ -9,7 +9,6 @@ POST /ui/rag/{name}         sync it now, add a document, or delete it
 
 from __future__ import annotations
 
-import datetime as dt
 import urllib.parse
 from typing import TYPE_CHECKING, Any
 
@@ -49,7 +48,7 @@ class CollectionPages:
             400 if error and status == 200 else 200,
             viewer=viewer,
             active="rag",
-            collections=[_shown(c) for c in forms.rows(found)],
+            collections=forms.rows(found),
             error=error,
         )
 
@@ -98,7 +97,7 @@ class CollectionPages:
             400 if error else 200,
             viewer=viewer,
             active="rag",
-            collection=_shown(found),
+            collection=found,
             query=query,
             modes=MODES,
             results=results,
@@ -139,15 +138,3 @@ def _synced(report: Any) -> str:
     counts = ("added", "changed", "deleted", "unchanged", "chunks_embedded")
     shown = ", ".join(f"{report.get(c, 0)} {c.replace('_', ' ')}" for c in counts)
     return f"Synced: {shown}."
-
-
-def _shown(collection: dict[str, Any]) -> dict[str, Any]:
-    """A collection with its last sync's time readable."""
-    last = collection.get("last_sync") or None
-    finished = last.get("finished_at") if isinstance(last, dict) else None
-    when = (
-        dt.datetime.fromtimestamp(finished, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
-        if isinstance(finished, int | float) and finished
-        else ""
-    )
-    return {**collection, "last_sync": last, "synced_at": when}

@@ -3,6 +3,7 @@ gateway's APIs answer with (lists, error messages, numbers from a query)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import urllib.parse
 from typing import Any
 
@@ -41,3 +42,10 @@ def number(text: str | None) -> int | None:
 
 def quoted(name: str) -> str:
     return urllib.parse.quote(name, safe="")
+
+
+def stamp(value: Any) -> str:
+    """Epoch seconds as a UTC time people read ("" for none: the APIs' null or 0)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        return ""
+    return dt.datetime.fromtimestamp(value, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")

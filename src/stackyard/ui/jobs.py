@@ -8,7 +8,6 @@ POST /ui/finetune/{id}      pause, resume or cancel it
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from stackyard.server.http import Request
@@ -41,7 +40,7 @@ class JobPages:
             "jobs.html",
             viewer=viewer,
             active="finetune",
-            jobs=[_shown(job) for job in forms.rows(found)],
+            jobs=forms.rows(found),
             error=forms.message(found) if status != 200 else None,
         )
 
@@ -65,7 +64,7 @@ class JobPages:
             400 if error else 200,
             viewer=viewer,
             active="finetune",
-            job=_shown(job),
+            job=job,
             live=job["status"] in ACTIVE,
             progress=steps[-1] if steps else None,
             curve=_loss_curve(steps),
@@ -102,22 +101,6 @@ class JobPages:
                 break
             after = page[-1]["id"]
         return found
-
-
-def _shown(job: dict[str, Any]) -> dict[str, Any]:
-    """A job with its times readable."""
-
-    def when(stamp: Any) -> str:
-        if not isinstance(stamp, int | float):
-            return ""
-        return dt.datetime.fromtimestamp(stamp, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-    return {
-        **job,
-        "created": when(job.get("created_at")),
-        "finished": when(job.get("finished_at")),
-        "estimated": when(job.get("estimated_finish")),
-    }
 
 
 def _loss_curve(steps: list[dict[str, Any]]) -> Any:

@@ -19,7 +19,6 @@ what that key may see through the API.
 
 from __future__ import annotations
 
-import datetime as dt
 import importlib.resources
 import json
 import urllib.parse
@@ -64,11 +63,7 @@ def _environment() -> jinja2.Environment:
     env.filters["ms"] = lambda v: "" if v is None else f"{v:,.0f} ms"
     env.filters["usd"] = lambda v: "" if v is None else f"${v:,.6f}".rstrip("0").rstrip(".")
     env.filters["when"] = lambda v: (v or "").replace("T", " ")[:19]
-    env.filters["stamp"] = lambda v: (
-        dt.datetime.fromtimestamp(v, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
-        if isinstance(v, int | float)
-        else ""
-    )
+    env.filters["stamp"] = forms.stamp
     # Bodies as people read them (autoescaping makes them safe in the page).
     env.filters["pretty"] = lambda v: json.dumps(v, indent=2, ensure_ascii=False)
     return env
