@@ -1,10 +1,12 @@
 """The semantic tier's vector table: nearest first, partitions never mix, removal keeps rows
-packed."""
+packed, and a large partition's approximate index finds what the exact search does."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+from stackyard.cache import vectors
 from stackyard.cache.vectors import VectorTable
 
 
@@ -61,3 +63,46 @@ def test_a_key_added_again_moves_or_updates() -> None:
     table.add("q", "a", unit(0, 1), "moved")
     assert table.nearest("p", unit(0, 1), 5) == []
     assert table.nearest("q", unit(0, 1), 5)[0].question == "moved"
+
+
+def test_a_large_partition_searches_an_index_and_rescores_exactly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pytest.importorskip("usearch")
+    monkeypatch.setattr(vectors, "ANN_ROWS", 200)
+    rng = np.random.default_rng(1)
+    # Clustered, as questions are: 60 topics, 10 rows about each.
+    centres = rng.normal(size=(60, 16)).astype(np.float32)
+    rows = np.repeat(centres, 10, axis=0) + 0.3 * rng.normal(size=(600, 16)).astype(np.float32)
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    table = VectorTable()
+    for i, v in enumerate(rows):
+        table.add("p", str(i), v, f"q{i}")
+    partition = table._partitions["p"]
+    assert partition.ann is not None
+    assert len(partition.ann) == 600
+    for i in range(0, 600, 7):
+        query = rows[i]
+        exact = [str(j) for j in np.argsort(-(rows @ query))[:2]]
+        found = table.nearest("p", query, 2)
+        assert [c.key for c in found] == exact
+        assert found[0].similarity == pytest.approx(1.0, abs=1e-5)  # exact, not the index's
+    # Removed and re-added keys: the index follows.
+    for i in range(300):
+        table.remove(str(i))
+    assert len(partition.ann) == 300
+    table.add("p", "400", rows[0], "moved")
+    assert len(partition.ann) == 300
+    [first, _] = table.nearest("p", rows[0], 2)
+    assert (first.key, first.question) == ("400", "moved")
+    assert all(int(c.key) >= 300 for c in table.nearest("p", rows[5], 2))
+
+
+def test_without_usearch_the_search_stays_exact(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(vectors, "ANN_ROWS", 10)
+    monkeypatch.setattr(vectors, "_usearch", lambda: None)
+    table = VectorTable()
+    for i in range(30):
+        table.add("p", str(i), unit(1, i), f"q{i}")
+    assert table._partitions["p"].ann is None
+    assert [c.key for c in table.nearest("p", unit(1, 29), 1)] == ["29"]
