@@ -104,20 +104,24 @@ def test_calibration_is_precision_above_each_score() -> None:
     assert [n for _, _, n in table] == [1, 2, 3, 4, 5, 6]
 
 
-def test_the_threshold_stops_where_the_budget_is_first_broken() -> None:
+def test_the_threshold_is_the_lowest_score_whose_hits_meet_the_budget() -> None:
     model = object.__new__(pairmodel.PairModel)
     few = pairmodel.MIN_HITS - 1
     model.calibration = [
         (0.999, 0.5, few),  # a chance error among the first few: not trusted yet
         (0.99, 1.0, 100),
         (0.98, 0.985, 200),
-        (0.97, 0.97, 300),
-        (0.5, 0.99, 900),  # recovers lower down: not reached
+        (0.97, 0.97, 300),  # breaks a 2% budget...
+        (0.9, 0.981, 900),  # ...which the right pairs below make up for
+        (0.5, 0.9, 2000),
     ]
-    assert model.threshold(0.02) == 0.98
-    assert model.threshold(0.05) == 0.5
+    assert model.threshold(0.02) == 0.9
+    assert model.threshold(0.01) == 0.99
+    assert model.threshold(0.1) == 0.5
     assert model.threshold(0.001) == 0.99
     model.calibration = [(0.99, 0.9, 100)]
+    assert model.threshold(0.02) == 1.0
+    model.calibration = [(0.99, 1.0, few)]
     assert model.threshold(0.02) == 1.0
     model.calibration = []
     assert model.threshold(0.5) == 1.0
@@ -127,8 +131,8 @@ def test_the_shipped_classifier_tells_paraphrases_from_near_misses() -> None:
     if not pairmodel.WEIGHTS.exists():
         pytest.skip("no trained weights (make cache-verifier)")
     model = pairmodel.PairModel(minilm())
-    threshold = model.threshold(0.02)
-    assert 0.5 < threshold < 1.0
+    threshold = model.threshold(0.05)
+    assert 0.5 < threshold < model.threshold(0.02) < 1.0  # a smaller budget, fewer hits
     same, other = model.scores(
         [
             ("How can I improve my English speaking?", "How do I get better at speaking English?"),

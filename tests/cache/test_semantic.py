@@ -1,5 +1,6 @@
 """The semantic tier's partition and eligibility: everything but the last user turn's text
-separates entries; hot sampling, non-text turns and tool calls stay in the exact tier."""
+separates entries; hot sampling, non-text turns and tool calls stay in the exact tier; the
+choice among candidates is the best mean of both orders' scores."""
 
 from __future__ import annotations
 
@@ -7,7 +8,15 @@ from typing import Any
 
 import pytest
 
-from stackyard.cache.semantic import Question, calls_tools, question, question_text, rejects
+from stackyard.cache.entry import Candidate
+from stackyard.cache.semantic import (
+    Question,
+    Semantic,
+    calls_tools,
+    question,
+    question_text,
+    rejects,
+)
 
 
 def body(text: str = "How do I reset my password?", **extra: Any) -> dict[str, Any]:
@@ -105,3 +114,33 @@ def test_numbers_and_negation_are_rejected_outright() -> None:
     assert rejects("Is 7 a prime number?", "Is 9 a prime number?")
     assert rejects("Can I eat eggs when pregnant?", "Can I not eat eggs when pregnant?")
     assert not rejects("How do I learn Python?", "What is the best way to learn Python?")
+
+
+def test_the_choice_is_the_best_mean_of_both_orders() -> None:
+    pytest.importorskip("torch")
+    tier = Semantic()
+    if tier.warm():
+        pytest.skip(tier.problem or "no models")
+    text = "How can I lose weight fast?"
+    questions = [
+        "What is the quickest way to lose weight?",
+        "How can I lose weight quickly?",
+        "How do I gain weight fast?",
+    ]
+    candidates = [Candidate(f"k{i}", 0.9, q) for i, q in enumerate(questions)]
+    both = tier._pairs.scores([(text, q) for q in questions])
+    best = max(range(len(both)), key=both.__getitem__)
+    # Around every score: the first order alone may rule a candidate out, never wrongly.
+    for threshold in sorted({0.0, 1.0, *(s + d for s in both for d in (-1e-4, 1e-4))}):
+        tier._threshold = threshold
+        tier.cutoff = False
+        scored = tier.choose_sync(text, candidates)  # both orders of every candidate
+        tier.cutoff = True
+        match = tier.choose_sync(text, candidates)
+        assert (match and match.candidate) == (scored and scored.candidate)
+        if both[best] >= threshold:
+            assert match is not None
+            assert match.candidate.key == f"k{best}"
+            assert match.score == pytest.approx(both[best], abs=1e-5)
+        else:
+            assert match is None

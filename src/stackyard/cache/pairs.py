@@ -201,17 +201,16 @@ class PairModel:
         return found
 
     def threshold(self, budget: float) -> float:
-        """The lowest score down to which the held-out hits were never wrong more than
-        ``budget`` of the time, once there were enough of them to tell (``MIN_HITS``); 1.0, no
-        semantic hit at all, when no score met it."""
+        """The lowest score such that the held-out pairs scoring at least it were wrong no
+        more than ``budget`` of the time, counting only scores with enough pairs above them to
+        tell (``MIN_HITS``); 1.0, no semantic hit at all, when no score met it. The budget is
+        a share of all hits, so a stretch of wrong pairs high up that plenty of right ones
+        below it make up for does not stop the search."""
         best = 1.0
         for row in self.calibration:
             score, precision, hits = row if len(row) == 3 else (*row, MIN_HITS)
-            if hits < MIN_HITS:
-                continue
-            if precision < 1.0 - budget:
-                break
-            best = score
+            if hits >= MIN_HITS and precision >= 1.0 - budget:
+                best = min(best, score)
         return best
 
 

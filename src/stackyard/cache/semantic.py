@@ -11,8 +11,8 @@ same partition, is answered from the cache.
 - **Decision.** The nearest cached questions by cosine similarity (the in-process embedding
   model; no network call), those below a similarity floor dropped, those with different
   numbers or a negation on one side only rejected outright, and the rest scored by the pair
-  classifier (:mod:`stackyard.cache.pairs`). The best is a hit when its score reaches the
-  threshold that met the operator's error budget on held-out pairs.
+  classifier (:mod:`stackyard.cache.pairs`), in both orders. The best is a hit when its score
+  reaches the threshold that met the operator's error budget on held-out pairs.
 """
 
 from __future__ import annotations
@@ -112,6 +112,9 @@ def admits(first: str, second: str, similarity: float, floor: float) -> bool:
 class Semantic:
     """The models of the semantic tier, loaded once (lazily, or by :meth:`warm`)."""
 
+    #: Skip a candidate's second order when its first rules it out (off only to measure it).
+    cutoff = True
+
     def __init__(
         self,
         embedding_model: str = "all-minilm-l6-v2",
@@ -183,8 +186,17 @@ class Semantic:
         ]
         if not kept:
             return None
-        scores = self._pairs.scores([(text, c.question) for c in kept])
-        best = max(range(len(kept)), key=lambda i: scores[i])
+        # The score is the mean of both orders. The first order alone rules out a candidate
+        # that no second score could lift to the threshold: most misses cost half.
+        pairs = self._pairs
+        first = pairs.scores([(text, c.question) for c in kept], symmetric=False)
+        lift = 1.0 if self.cutoff else float("inf")
+        close = [i for i, p in enumerate(first) if (p + lift) / 2 >= self._threshold]
+        if not close:
+            return None
+        second = pairs.scores([(kept[i].question, text) for i in close], symmetric=False)
+        scores = {i: (first[i] + p) / 2 for i, p in zip(close, second, strict=True)}
+        best = max(scores, key=lambda i: scores[i])
         if scores[best] < self._threshold:
             return None
         return Match(kept[best], float(scores[best]))
