@@ -98,6 +98,32 @@ def test_a_large_partition_searches_an_index_and_rescores_exactly(
     assert all(int(c.key) >= 300 for c in table.nearest("p", rows[5], 2))
 
 
+def test_the_index_is_built_a_little_with_each_new_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("usearch")
+    monkeypatch.setattr(vectors, "ANN_ROWS", 100)
+    rng = np.random.default_rng(2)
+    rows = rng.normal(size=(130, 8)).astype(np.float32)
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    table = VectorTable()
+    for i, v in enumerate(rows[:100]):
+        table.add("p", str(i), v, f"q{i}")
+    partition = table._partitions["p"]
+    step = vectors.CATCH_UP + 1
+    assert len(partition.ann) == step  # never all 100 rows in one add
+    table.remove("0")  # pending or indexed, a removed row leaves both
+    table.remove("99")
+    assert "0" not in partition.labels
+    assert "99" not in partition.pending
+    for i, v in enumerate(rows[100:], 100):
+        table.add("p", str(i), v, f"q{i}")
+        indexed = len(partition.ann)
+        if partition.pending:  # until it has caught up, the search is exact
+            assert [c.key for c in table.nearest("p", v, 1)] == [str(i)]
+    assert not partition.pending
+    assert indexed == 128
+    assert set(partition.labels) == set(partition.rows)
+
+
 def test_without_usearch_the_search_stays_exact(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(vectors, "ANN_ROWS", 10)
     monkeypatch.setattr(vectors, "_usearch", lambda: None)

@@ -2,8 +2,9 @@
 apart by partition (tenant, model, system prompt, tools, format, earlier turns), so that a
 search can only ever see entries of the request's own partition. Within a partition the search
 is exact (one matrix product over unit vectors) until the partition holds ``ANN_ROWS`` entries;
-from there it also keeps an approximate index (HNSW, from usearch, vectors in 8 bits) whose
-candidates, a few times more than asked for, are re-scored exactly. A partition's rows are
+from there it also keeps an approximate index (HNSW, from usearch, vectors in 8 bits), built a
+little with each new entry, whose candidates, a few times more than asked for, are re-scored
+exactly. A partition's rows are
 packed densely, a removed row replaced by the last one."""
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ from stackyard.cache.entry import Candidate
 ANN_ROWS = 20_000
 #: How many of the index's candidates are re-scored exactly, for each one asked for.
 WIDEN = 8
+#: Rows added to a growing index with each new entry, besides the entry itself. Building the
+#: index for 20,000 rows at once would hold the event loop for seconds (0.4 ms a row on one
+#: core); a little at a time, it costs each add a few milliseconds until it has caught up, and
+#: the search stays exact until then.
+CATCH_UP = 8
 
 
 @functools.cache
@@ -33,7 +39,17 @@ def _usearch() -> Any:
 
 
 class _Partition:
-    __slots__ = ("ann", "by_label", "keys", "labels", "matrix", "next_label", "questions", "rows")
+    __slots__ = (
+        "ann",
+        "by_label",
+        "keys",
+        "labels",
+        "matrix",
+        "next_label",
+        "pending",
+        "questions",
+        "rows",
+    )
 
     def __init__(self, dimension: int) -> None:
         self.matrix = np.zeros((8, dimension), dtype=np.float32)
@@ -41,30 +57,28 @@ class _Partition:
         self.questions: list[str] = []
         self.rows: dict[str, int] = {}
         self.ann: Any = None  # from ANN_ROWS rows on
-        self.labels: dict[str, int] = {}  # the index's label of each key
+        self.labels: dict[str, int] = {}  # the index's label of each key in it
         self.by_label: dict[int, str] = {}
         self.next_label = 0
+        self.pending: dict[str, None] = {}  # keys not in the index yet, oldest first
 
-    def _index(self, key: str, vector: Any) -> None:
-        """(Re)place ``key`` in the approximate index, under a new label."""
-        old = self.labels.pop(key, None)
-        if old is not None:
-            self.ann.remove(old)
-            del self.by_label[old]
-        label = self.next_label
-        self.next_label += 1
-        self.labels[key] = label
-        self.by_label[label] = key
-        self.ann.add(label, vector, threads=1)
+    def _unindex(self, key: str) -> None:
+        label = self.labels.pop(key, None)
+        if label is not None:
+            self.ann.remove(label)
+            del self.by_label[label]
+        self.pending.pop(key, None)
 
-    def _build(self) -> None:
-        self.ann = _usearch()(ndim=self.matrix.shape[1], metric="cos", dtype="i8")
-        count = len(self.keys)
-        labels = np.arange(count, dtype=np.uint64)
-        self.ann.add(labels, self.matrix[:count], threads=1)
-        self.labels = dict(zip(self.keys, range(count), strict=True))
-        self.by_label = dict(enumerate(self.keys))
-        self.next_label = count
+    def _catch_up(self) -> None:
+        """Index the oldest pending rows, ``CATCH_UP`` and one more (the new row's share)."""
+        for _ in range(min(CATCH_UP + 1, len(self.pending))):
+            key = next(iter(self.pending))
+            del self.pending[key]
+            label = self.next_label
+            self.next_label += 1
+            self.labels[key] = label
+            self.by_label[label] = key
+            self.ann.add(label, self.matrix[self.rows[key]], threads=1)
 
     def add(self, key: str, vector: Any, question: str) -> None:
         row = self.rows.get(key)
@@ -80,17 +94,19 @@ class _Partition:
         else:
             self.questions[row] = question
         self.matrix[row] = vector
+        if self.ann is None and len(self.keys) >= ANN_ROWS and _usearch() is not None:
+            self.ann = _usearch()(ndim=self.matrix.shape[1], metric="cos", dtype="i8")
+            self.pending = dict.fromkeys(self.keys)
+        elif self.ann is not None:
+            self._unindex(key)  # an updated vector is indexed again
+            self.pending[key] = None
         if self.ann is not None:
-            self._index(key, vector)
-        elif len(self.keys) >= ANN_ROWS and _usearch() is not None:
-            self._build()
+            self._catch_up()
 
     def remove(self, key: str) -> None:
         row = self.rows.pop(key)
         if self.ann is not None:
-            label = self.labels.pop(key)
-            self.ann.remove(label)
-            del self.by_label[label]
+            self._unindex(key)
         last = len(self.keys) - 1
         if row != last:
             self.matrix[row] = self.matrix[last]
@@ -104,7 +120,7 @@ class _Partition:
         count = len(self.keys)
         if not count:
             return []
-        if self.ann is not None and count > k * WIDEN:
+        if self.ann is not None and not self.pending and count > k * WIDEN:
             found = self.ann.search(vector, k * WIDEN, threads=1)
             rows = np.fromiter(
                 (self.rows[self.by_label[int(label)]] for label in found.keys),
