@@ -116,11 +116,10 @@ def test_the_index_is_built_a_little_with_each_new_entry(monkeypatch: pytest.Mon
     assert "99" not in partition.pending
     for i, v in enumerate(rows[100:], 100):
         table.add("p", str(i), v, f"q{i}")
-        indexed = len(partition.ann)
         if partition.pending:  # until it has caught up, the search is exact
             assert [c.key for c in table.nearest("p", v, 1)] == [str(i)]
     assert not partition.pending
-    assert indexed == 128
+    assert len(partition.ann) == 128
     assert set(partition.labels) == set(partition.rows)
 
 

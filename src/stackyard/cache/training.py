@@ -6,8 +6,9 @@ ship with the package): GPTCache's copy of Quora Question Pairs, split by positi
 pair held out for the benchmark (``benchmarks/cache.py``), the pair after each of those kept
 apart to calibrate the thresholds (as many pairs as the benchmark's, so that an error budget's
 threshold rests on hundreds of hits), the rest for training; and the MRPC training file. Two
-epochs, about 35 minutes on two CPU cores; the layers' changes and the head are written to
-``verifier.safetensors`` beside :mod:`stackyard.cache.pairs`, with the calibration table.
+epochs, about 36 minutes on two CPU cores and 4 more to calibrate; the layers' changes and the
+head are written to ``verifier.safetensors`` beside :mod:`stackyard.cache.pairs`, with the
+calibration table.
 """
 
 from __future__ import annotations
