@@ -190,7 +190,7 @@ def decisions(pairs: list[Pair], cosine: list[float]) -> tuple[list[float], floa
     from stackyard.cache.semantic import admits
 
     semantic = semantic_tier()
-    # The floor is judged on the tier's own embedder (8 bits on CPU), as at run time.
+    # The floor is judged on the tier's own embedder, as at run time.
     first = semantic.embed_sync([p.a for p in pairs])
     second = semantic.embed_sync([p.b for p in pairs])
     near = [float((x * y).sum()) for x, y in zip(first, second, strict=True)]
@@ -361,13 +361,15 @@ _SHIPPED: dict[str, Any] = {}
 
 def anchor(on: bool) -> None:
     """With ``on``, the semantic tier as it was before its speed-ups, for the same run's
-    comparison: the query embedder in full precision, every partition searched exactly, and
-    both orders of every candidate scored."""
+    comparison: the query embedder in full precision, every partition searched exactly, both
+    orders of every candidate scored, and both models on PyTorch."""
     import stackyard.cache.int8
+    import stackyard.cache.onnx
     import stackyard.cache.vectors
     from stackyard.cache.semantic import Semantic
 
     Semantic.cutoff = not on
+    stackyard.cache.onnx.ENABLED = not on
 
     _SHIPPED.setdefault("int8", stackyard.cache.int8.int8)
     _SHIPPED.setdefault("ann_rows", stackyard.cache.vectors.ANN_ROWS)

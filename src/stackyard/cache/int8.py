@@ -1,5 +1,6 @@
 """The semantic tier's query embedder with its linear layers in 8 bits on CPU (PyTorch's
-dynamic quantization: int8 weights, activations scaled per batch). On two cores it halves the
+dynamic quantization: int8 weights, activations scaled per batch), where ONNX Runtime is not
+installed (:mod:`stackyard.cache.onnx`, faster in full precision). On two cores it halves the
 embedding of a lookup's question (16 to 7 ms at the median). Only the embedder: the pair
 classifier in 8 bits moved its scores enough (0.04 on average) to break its calibration, whose
 few highest-scoring held-out pairs decide the thresholds of small error budgets."""

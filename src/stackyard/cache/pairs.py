@@ -132,7 +132,8 @@ def adapter_state(model: Any) -> dict[str, Any]:
 
 
 class PairModel:
-    """The trained classifier, adapters merged into a private copy of the encoder."""
+    """The trained classifier, adapters merged into a private copy of the encoder, run by ONNX
+    Runtime on CPU where it is installed (:mod:`stackyard.cache.onnx`), else by PyTorch."""
 
     def __init__(self, directory: Path, weights: Path = WEIGHTS, device: str = "cpu") -> None:
         if not weights.exists():
@@ -166,6 +167,13 @@ class PairModel:
         head.load_state_dict({"weight": tensors["head.weight"], "bias": tensors["head.bias"]})
         self.model = torch.nn.ModuleDict({"encoder": encoder, "head": head}).eval().to(device)
         self.device = device
+        self.runtime = "torch"
+        self._onnx: Any = None
+        from stackyard.cache.onnx import available, runner
+
+        if device == "cpu" and available():
+            self._onnx = runner(self.model, self.tokenizer, logits)
+            self.runtime = "onnxruntime"
         #: (score, precision of pairs scoring at least it) on held-out pairs, by score.
         self.calibration: list[tuple[float, ...]] = [
             tuple(float(x) for x in row) for row in json.loads(meta.get("calibration", "[]"))
@@ -192,9 +200,13 @@ class PairModel:
                     truncation=True,
                     max_length=MAX_LENGTH,
                     padding=True,
-                    return_tensors="pt",
-                ).to(self.device)
-                found.extend(torch.sigmoid(logits(self.model, dict(batch))).tolist())
+                    return_tensors="np" if self._onnx else "pt",
+                )
+                if self._onnx:
+                    found.extend(self._onnx(dict(batch)))
+                else:
+                    batch = batch.to(self.device)
+                    found.extend(torch.sigmoid(logits(self.model, dict(batch))).tolist())
         if symmetric:
             half = len(pairs)
             return [(x + y) / 2 for x, y in zip(found[:half], found[half:], strict=True)]

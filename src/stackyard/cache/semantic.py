@@ -143,12 +143,15 @@ class Semantic:
             if self._pairs is not None:
                 return
             from stackyard.cache.int8 import int8
+            from stackyard.cache.onnx import embedder as onnx_embedder
             from stackyard.cache.pairs import PairModel
             from stackyard.engine.loading import load_embedder
             from stackyard.engine.sources import resolve
 
             source = resolve(self.embedding_model, "embeddings")
-            embedder = int8(load_embedder(source, self.device), self.device)
+            model = load_embedder(source, self.device)
+            fast = onnx_embedder(model) if self.device == "cpu" else None
+            embedder = fast or int8(model, self.device)
             pairs = PairModel(resolve("all-minilm-l6-v2", "embeddings").directory)
             self._threshold = pairs.threshold(self.error_budget)
             self._embedder = embedder

@@ -182,7 +182,7 @@ def recalibrate(data: Path, weights: Path) -> dict[str, Any]:
 
     directory = resolve("all-minilm-l6-v2", "embeddings").directory
     model = pairmodel.PairModel(directory, weights)
-    tier = Semantic()  # its embedder, as the tier runs it (8 bits on CPU)
+    tier = Semantic()  # its embedder, as the tier runs it
     floor = tier.min_similarity
     calibration = qqp_split(data, "calibration")
     first = tier.embed_sync([a for a, _, _ in calibration])
