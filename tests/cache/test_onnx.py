@@ -88,3 +88,24 @@ def test_an_embedder_that_is_not_mean_pooled_stays_on_pytorch() -> None:
             return {"pooling_mode": "cls"}
 
     assert onnx.embedder([object(), Pooling()]) is None
+
+
+@pytest.mark.slow
+def test_a_classifier_that_fails_to_export_stays_on_pytorch(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from stackyard.engine.sources import ModelSourceError, resolve
+
+    try:
+        directory = resolve("all-minilm-l6-v2", "embeddings").directory
+    except ModelSourceError as exc:
+        pytest.skip(str(exc))
+
+    def fails(*_: object) -> None:
+        raise RuntimeError("cannot trace this")
+
+    monkeypatch.setattr(onnx, "runner", fails)
+    model = pairmodel.PairModel(directory)
+    assert model.runtime == "torch"
+    assert "stays on PyTorch: cannot trace this" in caplog.text
+    assert 0.0 <= model.scores(PAIRS[:1])[0] <= 1.0

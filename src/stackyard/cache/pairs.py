@@ -16,11 +16,14 @@ wrong) into the lowest score that met it.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger("stackyard.cache")
 
 WEIGHTS = Path(__file__).with_name("verifier.safetensors")
 RANK = 8
@@ -172,8 +175,11 @@ class PairModel:
         from stackyard.cache.onnx import available, runner
 
         if device == "cpu" and available():
-            self._onnx = runner(self.model, self.tokenizer, logits)
-            self.runtime = "onnxruntime"
+            try:
+                self._onnx = runner(self.model, self.tokenizer, logits)
+                self.runtime = "onnxruntime"
+            except Exception as exc:  # a graph the exporter cannot trace: PyTorch it is
+                log.warning("the cache's pair classifier stays on PyTorch: %s", exc)
         #: (score, precision of pairs scoring at least it) on held-out pairs, by score.
         self.calibration: list[tuple[float, ...]] = [
             tuple(float(x) for x in row) for row in json.loads(meta.get("calibration", "[]"))
