@@ -153,3 +153,19 @@ async def test_redis_instances_share_vectors_but_not_expired_ones() -> None:
     finally:
         await one.aclose()
         await two.aclose()
+
+
+async def test_pgvector_stores_the_vectors_it_is_sent_in_binary(pgvector_server: str) -> None:
+    import numpy as np
+
+    from stackyard.cache.pgvector import Vector, register_vector
+
+    sent = np.array([0.25, -1.5, 3.0e-7, 12345.5], dtype=np.float32)
+    async with await psycopg.AsyncConnection.connect(pgvector_server) as db:
+        await db.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        await register_vector(db)
+        cursor = await db.execute("SELECT %b::text, vector_dims(%b)", (Vector(sent), Vector(sent)))
+        text, dims = await cursor.fetchone() or (None, None)
+    assert dims == 4
+    read = np.array([float(x) for x in str(text).strip("[]").split(",")], dtype=np.float32)
+    assert read.tolist() == sent.tolist()

@@ -54,6 +54,36 @@ def test_the_splits_are_disjoint_and_by_position(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_implied_pairs_follow_the_labels_and_never_repeat_a_held_out_pair() -> None:
+    import random
+
+    train = [
+        ("A", "B", True),
+        ("B", "C", True),
+        ("C", "D", True),  # A, B, C and D ask the same thing
+        ("A", "X", False),  # X differs from all four
+        ("P", "Q", True),
+        ("Q", "P2", True),
+        ("P", "Z", True),
+        ("P2", "Z", False),  # P's group is said to differ from itself: nothing from it
+        ("L1", "L2", True),
+        ("L2", "L3", True),
+        ("L3", "L4", True),
+        ("L4", "L5", True),  # a group larger than the limit below
+    ]
+    held_out = [("A", "C", False)]
+    found = training.transitive_pairs(train, held_out, random.Random(0), 3, largest=4)
+    pairs = {frozenset((a, b)): same for a, b, same in found}
+    assert pairs[frozenset(("A", "D"))] is True
+    assert pairs[frozenset(("B", "D"))] is True
+    assert all(pairs[frozenset((q, "X"))] is False for q in "BCD")
+    assert frozenset(("A", "C")) not in pairs  # held out
+    assert not {"P", "Q", "P2", "Z", "L1", "L3", "L5"} & {q for pair in pairs for q in pair}
+    stated = {frozenset((a, b)) for a, b, _ in train}
+    assert not stated & set(pairs)
+    assert len(pairs) == len(found)  # each pair once
+
+
 def test_a_short_run_writes_weights_the_tier_loads(tmp_path: Path) -> None:
     pytest.importorskip("torch")
     from safetensors import safe_open

@@ -50,6 +50,68 @@ def qqp_split(data: Path, part: str) -> list[Pair]:
     return chosen
 
 
+def transitive_pairs(
+    train: list[Pair],
+    held_out: list[Pair],
+    rng: random.Random,
+    per_question: int = 2,
+    largest: int = 8,
+) -> list[Pair]:
+    """Pairs the training labels imply but do not state: questions joined by paraphrase links
+    ask the same thing (A = B and B = C: A = C), and a question that differs from one of a
+    group differs from all of it. At most ``per_question`` new pairs per question and per
+    labelled difference (large groups would otherwise crowd out the rest), none from a group of
+    more than ``largest`` questions (QQP's largest drift: "Why were the 500 and 1000 rupee notes
+    withdrawn?" joins "What was your reaction to it?"), none that a held-out split holds, none
+    that the labels contradict."""
+    parent: dict[str, str] = {}
+
+    def root(q: str) -> str:
+        parent.setdefault(q, q)
+        while parent[q] != q:
+            parent[q] = parent[parent[q]]
+            q = parent[q]
+        return q
+
+    for a, b, same in train:
+        if same:
+            parent[root(a)] = root(b)
+    groups: dict[str, list[str]] = {}
+    for q in list(parent):
+        groups.setdefault(root(q), []).append(q)
+
+    def group(q: str) -> tuple[str, list[str]]:
+        return (root(q), groups[root(q)]) if q in parent else (q, [q])
+
+    stated = {frozenset((a, b)) for a, b, _ in train + held_out}
+    different = {frozenset((group(a)[0], group(b)[0])) for a, b, same in train if not same}
+    found: list[Pair] = []
+    seen: set[frozenset[str]] = set()
+
+    def add(a: str, b: str, same: bool) -> None:
+        key = frozenset((a, b))
+        if a != b and key not in stated and key not in seen:
+            seen.add(key)
+            found.append((a, b, same))
+
+    for members in groups.values():
+        if not 3 <= len(members) <= largest or frozenset((group(members[0])[0],)) in different:
+            continue  # nothing implied, too loose, or a group the labels say differs from itself
+        for q in members:
+            for other in rng.sample(members, min(len(members), per_question + 1)):
+                add(q, other, True)
+    for a, b, same in train:
+        if same:
+            continue
+        (root_a, like_a), (root_b, like_b) = group(a), group(b)
+        if root_a == root_b or max(len(like_a), len(like_b)) > largest:
+            continue  # the labels disagree, or a loose group
+        options = [(x, y) for x in like_a for y in like_b if {x, y} != {a, b}]
+        for x, y in rng.sample(options, min(len(options), per_question)):
+            add(x, y, False)
+    return found
+
+
 def mrpc_split(data: Path, part: str) -> list[Pair]:
     name = "msr_paraphrase_test.txt" if part == "test" else "msr_paraphrase_train_backup.txt"
     lines = (data / "mrpc" / name).read_text(encoding="utf-8-sig").splitlines()[1:]
@@ -97,6 +159,7 @@ def train(
     seed: int = 0,
     full: bool = False,
     head_lr: float = 1e-3,
+    augment: bool = False,
 ) -> dict[str, Any]:
     import torch
     from safetensors.torch import save_file
@@ -112,6 +175,11 @@ def train(
     base = {k: v.detach().clone() for k, v in encoder.named_parameters()}
     model = pairmodel.build_full(encoder) if full else pairmodel.build(encoder)
     examples = qqp_split(data, "train") + mrpc_split(data, "train")
+    if augment:
+        held_out = qqp_split(data, "calibration") + qqp_split(data, "test")
+        implied = transitive_pairs(qqp_split(data, "train"), held_out, random.Random(seed))
+        print(f"{len(implied)} implied pairs added", file=sys.stderr)
+        examples += implied
     rng.shuffle(examples)
     if limit:
         examples = examples[:limit]
@@ -218,6 +286,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--lora", action="store_true", help="train low-rank adapters instead of every layer"
     )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--augment", action="store_true", help="add the pairs the training labels imply"
+    )
     parser.add_argument(
         "--calibrate-only", action="store_true", help="recalibrate the weights in --out"
     )
@@ -235,6 +307,8 @@ def main(argv: list[str] | None = None) -> None:
         lr=args.lr,
         limit=args.limit,
         full=not args.lora,
+        seed=args.seed,
+        augment=args.augment,
     )
 
 
