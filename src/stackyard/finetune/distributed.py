@@ -87,6 +87,8 @@ def _train_loop(config: dict[str, Any]) -> None:
         except Stopped as stop:
             emit({"type": "stopped", "why": stop.why, "step": stop.step})
             return
+        if rank != 0:
+            return  # only the first worker saves the adapter, and only it reports
         emit(
             {
                 "type": "finished",
