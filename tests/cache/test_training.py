@@ -53,7 +53,6 @@ def test_the_splits_are_disjoint_and_by_position(tmp_path: Path) -> None:
     assert len(training.mrpc_split(data, "train")) == 8
 
 
-@pytest.mark.slow
 def test_implied_pairs_follow_the_labels_and_never_repeat_a_held_out_pair() -> None:
     import random
 
@@ -84,6 +83,7 @@ def test_implied_pairs_follow_the_labels_and_never_repeat_a_held_out_pair() -> N
     assert len(pairs) == len(found)  # each pair once
 
 
+@pytest.mark.slow
 def test_a_short_run_writes_weights_the_tier_loads(tmp_path: Path) -> None:
     pytest.importorskip("torch")
     from safetensors import safe_open
