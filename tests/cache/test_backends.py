@@ -158,7 +158,7 @@ async def test_redis_instances_share_vectors_but_not_expired_ones() -> None:
 async def test_pgvector_stores_the_vectors_it_is_sent_in_binary(pgvector_server: str) -> None:
     import numpy as np
 
-    from stackyard.cache.pgvector import Vector, register_vector
+    from stackyard.store.pgvector import Vector, register_vector
 
     sent = np.array([0.25, -1.5, 3.0e-7, 12345.5], dtype=np.float32)
     async with await psycopg.AsyncConnection.connect(pgvector_server) as db:

@@ -10,7 +10,6 @@ never served and are purged now and then. Needs pgvector 0.8 or later.
 from __future__ import annotations
 
 import asyncio
-import struct
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,6 +18,7 @@ from typing import Any
 import orjson
 
 from stackyard.cache.entry import Candidate, Entry
+from stackyard.store.pgvector import Vector, register_vector
 
 SCHEMA = (
     "CREATE EXTENSION IF NOT EXISTS vector",
@@ -34,45 +34,6 @@ PURGE_EVERY = 60.0
 #: The HNSW search's candidate list (pgvector's default). A lookup asks for the two nearest,
 #: and a partition filter that rejects candidates makes the iterative scan go on.
 EF_SEARCH = 40
-
-
-class Vector:
-    """A query or stored vector, sent to PostgreSQL in pgvector's binary form (a text literal
-    of 384 numbers took 0.2 ms to write in Python, and the server parsed it again)."""
-
-    __slots__ = ("values",)
-
-    def __init__(self, values: Any) -> None:
-        self.values = values
-
-
-def vector_bytes(values: Any) -> bytes:
-    """pgvector's binary input: the dimension and a reserved zero (16 bits each), then each
-    number as a 32-bit big-endian float."""
-    import numpy as np
-
-    array = np.asarray(values, dtype=">f4").reshape(-1)
-    return struct.pack(">HH", array.shape[0], 0) + array.tobytes()
-
-
-async def register_vector(conn: Any) -> None:
-    """Teach ``conn`` to send :class:`Vector` parameters in binary."""
-    from psycopg.adapt import Dumper
-    from psycopg.pq import Format
-    from psycopg.types import TypeInfo
-
-    info = await TypeInfo.fetch(conn, "vector")
-    if info is None:
-        raise RuntimeError("the vector type is missing: is pgvector installed?")
-
-    class VectorDumper(Dumper):
-        format = Format.BINARY
-        oid = info.oid
-
-        def dump(self, obj: Any) -> bytes:
-            return vector_bytes(obj.values)
-
-    conn.adapters.register_dumper(Vector, VectorDumper)
 
 
 class PgVectorBackend:

@@ -29,6 +29,8 @@ from stackyard.rag.stores.base import (
     check_where,
     normalised,
 )
+from stackyard.store.pgvector import Vector as Binary
+from stackyard.store.pgvector import register_vector_sync
 
 SCHEMA = """
 CREATE EXTENSION IF NOT EXISTS vector;
@@ -44,8 +46,9 @@ def _table(index: str) -> str:
     return "rag_chunks_" + hashlib.sha256(index.encode()).hexdigest()[:16]
 
 
-def _literal(vector: Vector) -> str:
-    return "[" + ",".join(f"{x:.7g}" for x in normalised(vector).tolist()) + "]"
+def _binary(vector: Vector) -> Binary:
+    """The unit vector, sent in pgvector's binary form (:mod:`stackyard.store.pgvector`)."""
+    return Binary(normalised(np.asarray(vector, dtype=np.float32)))
 
 
 class PgVectorStore:
@@ -68,6 +71,7 @@ class PgVectorStore:
                     self._conn.execute(statement)
             finally:
                 self._conn.execute("SELECT pg_advisory_unlock(712001)")
+            register_vector_sync(self._conn)
 
     def create_index(self, index: str, dimension: int) -> None:
         table = _table(index)
@@ -158,7 +162,7 @@ class PgVectorStore:
             with db.cursor() as cursor:
                 cursor.executemany(
                     f'INSERT INTO {table} (source_id, position, start, "end", text, metadata, '
-                    "digest, embedding) VALUES (%s, %s, %s, %s, %s, %s, %s, %s::vector)",
+                    "digest, embedding) VALUES (%s, %s, %s, %s, %s, %s, %s, %b)",
                     [
                         (
                             doc.source_id,
@@ -168,7 +172,7 @@ class PgVectorStore:
                             c.text,
                             Jsonb(c.metadata),
                             c.digest,
-                            _literal(c.vector),
+                            _binary(c.vector),
                         )
                         for c in chunks
                     ],
@@ -210,11 +214,11 @@ class PgVectorStore:
     def dense(self, index: str, vector: Vector, k: int, where: Where | None) -> list[Hit]:
         table = self._known(index)
         clause, params = _filter(check_where(where))
-        literal = _literal(np.asarray(vector, dtype=np.float32))
+        literal = _binary(vector)
         sql = (
             f"SELECT id, source_id, position, text, metadata, "
-            f"1 - (embedding <=> %s::vector) AS score FROM {table} {clause} "
-            "ORDER BY embedding <=> %s::vector LIMIT %s"
+            f"1 - (embedding <=> %b) AS score FROM {table} {clause} "
+            "ORDER BY embedding <=> %b LIMIT %s"
         )
         with self._tx() as db:
             db.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
