@@ -201,7 +201,7 @@ def decisions(pairs: list[Pair], cosine: list[float]) -> tuple[list[float], floa
     elapsed = time.perf_counter() - started
     found = [0.0] * len(pairs)
     for i, score in zip(kept, scored, strict=True):
-        found[i] = score
+        found[i] = model.decide(score, near[i])
     return found, elapsed
 
 

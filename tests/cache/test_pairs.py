@@ -141,3 +141,57 @@ def test_the_shipped_classifier_tells_paraphrases_from_near_misses() -> None:
     )
     assert same >= threshold
     assert other < threshold
+
+
+def test_the_decision_rises_with_the_score_and_the_similarity() -> None:
+    assert pairmodel.combine(None, 0.7, 0.2) == 0.7  # no combination: the score alone
+    weights = (0.8, 3.0, -2.0)
+    grid = [(s, near) for s in (0.1, 0.5, 0.9, 0.99) for near in (0.5, 0.7, 0.9)]
+    for score, near in grid:
+        decided = pairmodel.combine(weights, score, near)
+        assert 0.0 < decided < 1.0
+        assert pairmodel.combine(weights, min(1.0, score + 0.005), near) > decided
+        assert pairmodel.combine(weights, score, near + 0.05) > decided
+    assert pairmodel.combine(weights, 1.0, 1.0) < 1.0  # clamped, no overflow
+    assert pairmodel.combine((1.0, 0.0, -1000.0), 0.5, 0.5) == 0.0
+
+
+def test_the_combination_is_fitted_to_both_signals_and_refused_when_one_falls() -> None:
+    import random
+
+    rng = random.Random(0)
+    scores, near, labels = [], [], []
+    for _ in range(2000):
+        same = rng.random() < 0.4
+        scores.append(min(0.999, max(0.001, rng.gauss(0.75 if same else 0.35, 0.2))))
+        near.append(rng.gauss(0.85 if same else 0.7, 0.08))
+        labels.append(same)
+    fitted = pairmodel.fit_combination(scores, near, labels)
+    assert fitted is not None
+    w_score, w_similarity, _ = fitted
+    assert w_score > 0
+    assert w_similarity > 0
+
+    # The fit ranks pairs better than either signal alone (fewer wrong pairs in the top 400).
+    def wrong_on_top(values: list[float]) -> int:
+        ranked = sorted(zip(values, labels, strict=True), key=lambda p: -p[0])[:400]
+        return sum(not same for _, same in ranked)
+
+    decided = [pairmodel.combine(fitted, s, n) for s, n in zip(scores, near, strict=True)]
+    assert wrong_on_top(decided) < min(wrong_on_top(scores), wrong_on_top(near))
+    # A similarity that falls as pairs get more alike cannot be combined monotonically.
+    assert pairmodel.fit_combination(scores, [-n for n in near], labels) is None
+
+
+def test_a_combination_in_the_file_is_loaded(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    directory = minilm()
+    encoder = transformers.AutoModel.from_pretrained(str(directory))
+    model = pairmodel.build(encoder)
+    meta = {"mode": "lora", "rank": "8", "alpha": "16", "calibration": "[]"}
+    weights = tmp_path / "v.safetensors"
+    save_file(pairmodel.adapter_state(model), str(weights), {**meta, "combine": "[0.5, 2, -1]"})
+    loaded = pairmodel.PairModel(directory, weights)
+    assert loaded.combination == (0.5, 2.0, -1.0)
+    assert loaded.decide(0.9, 0.8) == pytest.approx(pairmodel.combine((0.5, 2.0, -1.0), 0.9, 0.8))

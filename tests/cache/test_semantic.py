@@ -1,6 +1,6 @@
 """The semantic tier's partition and eligibility: everything but the last user turn's text
 separates entries; hot sampling, non-text turns and tool calls stay in the exact tier; the
-choice among candidates is the best mean of both orders' scores."""
+choice among candidates is the best decision on both orders' scores and the similarity."""
 
 from __future__ import annotations
 
@@ -128,7 +128,8 @@ def test_the_choice_is_the_best_mean_of_both_orders() -> None:
         "How do I gain weight fast?",
     ]
     candidates = [Candidate(f"k{i}", 0.9, q) for i, q in enumerate(questions)]
-    both = tier._pairs.scores([(text, q) for q in questions])
+    # The decision: both orders' mean, combined with the similarity (0.9 for each here).
+    both = [tier._pairs.decide(s, 0.9) for s in tier._pairs.scores([(text, q) for q in questions])]
     best = max(range(len(both)), key=both.__getitem__)
     # Around every score: the first order alone may rule a candidate out, never wrongly.
     for threshold in sorted({0.0, 1.0, *(s + d for s in both for d in (-1e-4, 1e-4))}):

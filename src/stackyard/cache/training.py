@@ -5,10 +5,12 @@ Data (from the project's ``../shared/data/``; a user's clone has none, and the t
 ship with the package): GPTCache's copy of Quora Question Pairs, split by position, every fifth
 pair held out for the benchmark (``benchmarks/cache.py``), the pair after each of those kept
 apart to calibrate the thresholds (as many pairs as the benchmark's, so that an error budget's
-threshold rests on hundreds of hits), the rest for training; and the MRPC training file. Two
-epochs, about 36 minutes on two CPU cores and 4 more to calibrate; the layers' changes and the
-head are written to ``verifier.safetensors`` beside :mod:`stackyard.cache.pairs`, with the
-calibration table.
+threshold rests on hundreds of hits), the rest for training; the MRPC training file; and, with
+``--augment``, the pairs the QQP training labels imply (not in the shipped weights: measured in
+``BENCHMARKS.md``). Two epochs, about 36 minutes on two CPU cores and 5 more to calibrate; the
+layers' changes and the head are written to ``verifier.safetensors`` beside
+:mod:`stackyard.cache.pairs`, with the calibration table and the combination of the score with
+the similarity (``--calibrate-only`` redoes those two for existing weights).
 """
 
 from __future__ import annotations
@@ -229,7 +231,9 @@ def train(
     meta = {
         **meta,
         "base": "all-minilm-l6-v2",
-        "trained_on": f"{len(examples)} pairs (QQP train split, MRPC train), {steps} steps",
+        "trained_on": f"{len(examples)} pairs (QQP train split, MRPC train"
+        + (", the pairs QQP's labels imply" if augment else "")
+        + f"), {steps} steps, seed {seed}",
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     save_file(state, str(out), metadata=meta)
@@ -241,7 +245,8 @@ def train(
 
 def recalibrate(data: Path, weights: Path) -> dict[str, Any]:
     """Score the calibration pairs as the semantic tier decides (similarity floor, numbers and
-    negation, then the classifier, as loaded at run time) and write the table into the file."""
+    negation, then the classifier, as loaded at run time), fit the combination of its score
+    with the similarity on them, and write both into the file."""
     from safetensors import safe_open
     from safetensors.torch import save_file
 
@@ -261,15 +266,22 @@ def recalibrate(data: Path, weights: Path) -> dict[str, Any]:
         if admits(a, b, float(first[i] @ second[i]), floor)
     ]
     scored = model.scores([calibration[i][:2] for i in kept], batch_size=64)
-    scores = [0.0] * len(calibration)
-    for i, value in zip(kept, scored, strict=True):
-        scores[i] = value
     labels = [same for _, _, same in calibration]
+    similarity = [float(first[i] @ second[i]) for i in kept]
+    combination = pairmodel.fit_combination(scored, similarity, [labels[i] for i in kept])
+    scores = [0.0] * len(calibration)
+    decided = [0.0] * len(calibration)
+    for i, value, near in zip(kept, scored, similarity, strict=True):
+        scores[i] = value
+        decided[i] = pairmodel.combine(combination, value, near)
     accuracy = sum((p >= 0.5) == y for p, y in zip(scores, labels, strict=True)) / len(labels)
     with safe_open(str(weights), framework="pt") as handle:
         meta = dict(handle.metadata() or {})
         tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
-    meta["calibration"] = json.dumps(pairmodel.calibrate(scores, labels))
+    meta["calibration"] = json.dumps(pairmodel.calibrate(decided, labels))
+    meta.pop("combine", None)
+    if combination is not None:
+        meta["combine"] = json.dumps([round(w, 6) for w in combination])
     meta["calibration_pairs"] = str(len(calibration))
     meta["calibration_accuracy"] = f"{accuracy:.4f}"
     meta["min_similarity"] = str(floor)
