@@ -145,3 +145,23 @@ def test_the_choice_is_the_best_mean_of_both_orders() -> None:
             assert match.score == pytest.approx(both[best], abs=1e-5)
         else:
             assert match is None
+
+
+def test_a_budget_no_threshold_met_never_hits(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("torch")
+    from stackyard.cache.pairs import PairModel
+
+    monkeypatch.setattr(PairModel, "threshold", lambda self, budget: 1.0)  # none met it
+    tier = Semantic(error_budget=0.01)
+    with caplog.at_level("WARNING", logger="stackyard.cache"):
+        if tier.warm():
+            pytest.skip(tier.problem or "no models")
+    assert tier.threshold == 1.0
+    assert "will not hit" in caplog.text
+    same = "How can I lose weight fast?"
+    assert tier.choose_sync(same, [Candidate("k", 1.0, same)]) is None
+    tier._threshold = 0.5  # the same question, with a budget that was met
+    match = tier.choose_sync(same, [Candidate("k", 1.0, same)])
+    assert match is not None

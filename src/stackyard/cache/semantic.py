@@ -155,6 +155,12 @@ class Semantic:
             embedder = fast or int8(model, self.device)
             pairs = PairModel(resolve("all-minilm-l6-v2", "embeddings").directory)
             self._threshold = pairs.threshold(self.error_budget)
+            if self._threshold >= 1.0:
+                log.warning(
+                    "the semantic cache will not hit: no threshold kept wrong hits within an "
+                    "error budget of %s on the held-out pairs (raise cache.error_budget)",
+                    self.error_budget,
+                )
             self._embedder = embedder
             self._pairs = pairs
 
@@ -185,6 +191,8 @@ class Semantic:
     def choose_sync(self, text: str, candidates: Sequence[Candidate]) -> Match | None:
         """The best candidate that passes every stage, if any."""
         self._load()
+        if self._threshold >= 1.0:  # a budget no threshold met: never a hit
+            return None
         kept = [
             c for c in candidates if admits(text, c.question, c.similarity, self.min_similarity)
         ]
