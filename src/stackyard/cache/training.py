@@ -260,20 +260,17 @@ def recalibrate(data: Path, weights: Path) -> dict[str, Any]:
     calibration = qqp_split(data, "calibration")
     first = tier.embed_sync([a for a, _, _ in calibration])
     second = tier.embed_sync([b for _, b, _ in calibration])
-    kept = [
-        i
-        for i, (a, b, _) in enumerate(calibration)
-        if admits(a, b, float(first[i] @ second[i]), floor)
-    ]
+    near = [float(x @ y) for x, y in zip(first, second, strict=True)]
+    kept = [i for i, (a, b, _) in enumerate(calibration) if admits(a, b, near[i], floor)]
     scored = model.scores([calibration[i][:2] for i in kept], batch_size=64)
     labels = [same for _, _, same in calibration]
-    similarity = [float(first[i] @ second[i]) for i in kept]
+    similarity = [near[i] for i in kept]
     combination = pairmodel.fit_combination(scored, similarity, [labels[i] for i in kept])
     scores = [0.0] * len(calibration)
     decided = [0.0] * len(calibration)
-    for i, value, near in zip(kept, scored, similarity, strict=True):
+    for i, value in zip(kept, scored, strict=True):
         scores[i] = value
-        decided[i] = pairmodel.combine(combination, value, near)
+        decided[i] = pairmodel.combine(combination, value, near[i])
     accuracy = sum((p >= 0.5) == y for p, y in zip(scores, labels, strict=True)) / len(labels)
     with safe_open(str(weights), framework="pt") as handle:
         meta = dict(handle.metadata() or {})
