@@ -214,7 +214,7 @@ class PgVectorStore:
     def dense(self, index: str, vector: Vector, k: int, where: Where | None) -> list[Hit]:
         table = self._known(index)
         clause, params = _filter(check_where(where))
-        literal = _binary(vector)
+        query = _binary(vector)
         sql = (
             f"SELECT id, source_id, position, text, metadata, "
             f"1 - (embedding <=> %b) AS score FROM {table} {clause} "
@@ -223,10 +223,10 @@ class PgVectorStore:
         with self._tx() as db:
             db.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
             db.execute(f"SET LOCAL hnsw.ef_search = {max(40, min(1000, 2 * k))}")
-            rows = db.execute(sql, (literal, *params, literal, k)).fetchall()
+            rows = db.execute(sql, (query, *params, query, k)).fetchall()
             if len(rows) < k and clause:
                 db.execute("SET LOCAL enable_indexscan = off")  # exact, when HNSW fell short
-                rows = db.execute(sql, (literal, *params, literal, k)).fetchall()
+                rows = db.execute(sql, (query, *params, query, k)).fetchall()
         rows.sort(key=lambda r: -r[5])  # relaxed order: nearly sorted
         return [Hit(str(r[0]), r[1], r[3], r[2], float(r[5]), r[4]) for r in rows]
 
