@@ -169,3 +169,20 @@ async def test_pgvector_stores_the_vectors_it_is_sent_in_binary(pgvector_server:
     assert dims == 4
     read = np.array([float(x) for x in str(text).strip("[]").split(",")], dtype=np.float32)
     assert read.tolist() == sent.tolist()
+
+
+async def test_pgvector_vectors_read_in_binary_are_the_ones_stored(pgvector_server: str) -> None:
+    import numpy as np
+
+    from stackyard.store.pgvector import Vector, register_vector
+
+    sent = np.array([0.25, -1.5, 3.0e-7, 12345.5], dtype=np.float32)
+    async with await psycopg.AsyncConnection.connect(pgvector_server) as db:
+        await db.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        await register_vector(db)
+        cursor = await db.execute("SELECT %b, '[1,2]'::vector", (Vector(sent),), binary=True)
+        read, literal = await cursor.fetchone() or (None, None)
+    assert isinstance(read, np.ndarray)
+    assert read.dtype == np.float32
+    assert read.tolist() == sent.tolist()
+    assert literal.tolist() == [1.0, 2.0]

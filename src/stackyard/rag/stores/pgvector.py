@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
-import orjson
 import psycopg
 from psycopg.types.json import Jsonb
 
@@ -140,11 +139,11 @@ class PgVectorStore:
     def vectors_for(self, index: str, digests: list[str]) -> dict[str, Vector]:
         table = self._known(index)
         rows = self._rows(
-            f"SELECT DISTINCT ON (digest) digest, embedding::text FROM {table} "
-            "WHERE digest = ANY(%s)",
+            f"SELECT DISTINCT ON (digest) digest, embedding FROM {table} WHERE digest = ANY(%s)",
             (sorted(set(digests)),),
+            binary=True,
         )
-        return {r[0]: np.asarray(orjson.loads(r[1]), dtype=np.float32) for r in rows}
+        return {r[0]: r[1] for r in rows}
 
     def write_document(
         self, index: str, doc: DocState, chunks: list[NewChunk], metadata: dict[str, Any]
@@ -244,9 +243,9 @@ class PgVectorStore:
         rows = self._rows(sql, (query, *params, k))
         return [Hit(str(r[0]), r[1], r[3], r[2], float(r[5]), r[4]) for r in rows]
 
-    def _rows(self, sql: str, params: Any = ()) -> list[Any]:
+    def _rows(self, sql: str, params: Any = (), binary: bool = False) -> list[Any]:
         with self._lock:
-            return self._conn.execute(sql, params).fetchall()
+            return self._conn.execute(sql, params, binary=binary).fetchall()
 
     @contextmanager
     def _tx(self) -> Iterator[psycopg.Connection[Any]]:
