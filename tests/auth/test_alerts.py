@@ -35,3 +35,33 @@ def test_a_hard_budget_alerts_on_its_way_to_refusing() -> None:
     book.settle([hard], 0.0, 0.3)  # crossed already: no second alert
     assert len(alerts.sent) == 1
     assert book.reserve([hard], 0.2) is not None
+
+
+async def test_the_webhook_gets_alerts_in_the_order_they_were_raised() -> None:
+    import asyncio
+
+    from aiohttp import web
+
+    received: list[float] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        alert = await request.json()
+        if alert["threshold"] == 0.5:  # the first is slow to answer
+            await asyncio.sleep(0.3)
+        received.append(alert["threshold"])
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        alerts = BudgetAlerts((0.5, 1.0), webhook_url=f"http://127.0.0.1:{port}/hook")
+        alerts.spent(Budget("team", "t", usd=1.0, period="month", soft=True), 0.0, 1.2)
+        await alerts.aclose()
+        assert received == [0.5, 1.0]
+    finally:
+        await runner.cleanup()

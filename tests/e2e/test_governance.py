@@ -461,7 +461,7 @@ def test_a_soft_budget_alerts_a_webhook_and_keeps_serving(
         with sdk(gw, created["key"]) as client:
             for _ in range(6):  # a few dollars each: well past the $5 budget
                 client.chat.completions.create(model="pricey", messages=USER)
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 60  # delivered in order, in the background
         while len(received) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert [(a["threshold"], a["soft"], a["scope"]) for a in received] == [

@@ -38,7 +38,10 @@ class BudgetAlerts:
         if metrics is not None:
             metrics.registry.add(self.counter)
         self.sent: list[dict[str, Any]] = []  # the latest alerts, for the operator and tests
-        self._tasks: set[asyncio.Task[None]] = set()
+        #: Alerts waiting for the webhook, delivered one at a time in the order they were raised
+        #: (a receiver sees the 80% alert before the 100% one, however busy the machine).
+        self._outbox: list[dict[str, Any]] = []
+        self._sender: asyncio.Task[None] | None = None
 
     def spent(self, budget: Budget, before: float, after: float) -> None:
         """Called with a budget's spend before and after a request settled."""
@@ -74,11 +77,16 @@ class BudgetAlerts:
         self.sent = [*self.sent[-99:], alert]
         if self.webhook_url:
             try:
-                task = asyncio.get_running_loop().create_task(self._post(alert))
+                loop = asyncio.get_running_loop()
             except RuntimeError:  # no event loop (a CLI): the log line is the alert
                 return
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._outbox.append(alert)
+            if self._sender is None or self._sender.done():
+                self._sender = loop.create_task(self._deliver())
+
+    async def _deliver(self) -> None:
+        while self._outbox:
+            await self._post(self._outbox.pop(0))
 
     async def _post(self, alert: dict[str, Any]) -> None:
         assert self.webhook_url is not None
@@ -94,5 +102,5 @@ class BudgetAlerts:
             log.warning("could not deliver a budget alert to the webhook: %s", exc)
 
     async def aclose(self) -> None:
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._sender is not None:
+            await asyncio.gather(self._sender, return_exceptions=True)
