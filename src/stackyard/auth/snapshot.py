@@ -57,6 +57,7 @@ class KeySnapshot:
         self.after_change: Callable[[list[Budget]], Awaitable[None]] | None = None
         #: Other snapshots reloaded on the same notifications and polls (the prompt registry).
         self.followers: list[Callable[[], bool]] = []
+        self._refreshing = asyncio.Lock()
 
     def _current_version(self) -> tuple[object, ...]:
         columns = [
@@ -140,6 +141,12 @@ class KeySnapshot:
                 except Exception:
                     log.exception("lost the change notifications; polling only")
                     pubsub = None
+            await self.refresh()
+
+    async def refresh(self) -> None:
+        """Reload now if anything changed (the poll, a notification, or this instance's own
+        admin API after a change, so that a key it created works on its very next request)."""
+        async with self._refreshing:
             try:
                 changed = await asyncio.to_thread(self.load)
                 if changed and self.after_change is not None:

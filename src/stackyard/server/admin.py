@@ -135,7 +135,9 @@ class AdminAPI:
                 result = await handler(request)
             except admin.AdminError as exc:
                 raise APIError(400, str(exc)) from None
-            if request.method == "POST":  # a change: every instance reloads now
+            if request.method == "POST":  # a change: every instance reloads now, this one first
+                if self.governance.snapshot is not None:
+                    await self.governance.snapshot.refresh()
                 await asyncio.to_thread(publish_change, self.redis_url)
             return Response.json(result)
 
