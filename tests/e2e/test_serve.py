@@ -1,5 +1,5 @@
-"""``stackyard serve`` itself: an empty config and several workers (the embedded default,
-which loads real models, is tested in ``test_local.py``)."""
+"""``stackyard serve`` itself: a config with no models and several workers (the embedded
+default, which loads real models, is tested in ``test_local.py``)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from tests.fakes.openai_upstream import FakeOpenAI
 pytestmark = pytest.mark.e2e
 
 
-def test_an_empty_config_serves_no_models_and_says_so(gateway_factory: Any) -> None:
-    gateway: GatewayProcess = gateway_factory({})
+def test_a_config_with_no_models_serves_none_and_says_so(gateway_factory: Any) -> None:
+    gateway: GatewayProcess = gateway_factory({"models": []})
     assert httpx.get(f"{gateway.base_url}/models").json() == {"object": "list", "data": []}
     response = httpx.post(
         f"{gateway.base_url}/chat/completions",

@@ -1,7 +1,9 @@
-"""The embedded default: what ``stackyard serve`` runs with no config file at all.
+"""The embedded default: what ``stackyard serve`` runs with no config file at all, and with a
+config file that lists no ``models:`` (one that only sets ``ray_address`` or ``rag:``, say).
 
 An in-process chat model (SmolLM2-135M-Instruct) and an in-process embedding model
-(all-MiniLM-L6-v2), when the ``local`` extra and the model packages are installed.
+(all-MiniLM-L6-v2), when the ``local`` extra and the model packages are installed. A config
+with ``models: []`` asks for no models, and gets none.
 """
 
 from __future__ import annotations
@@ -30,16 +32,24 @@ def missing_local_packages() -> list[str]:
     return [name for name in REQUIRED if importlib.util.find_spec(name) is None]
 
 
-def embedded_default() -> tuple[StackyardConfig, list[str]]:
-    """The default configuration, and notes to show at start."""
+def embedded_models() -> tuple[list[dict[str, object]], list[str]]:
+    """The embedded default's models, and notes to show at start (what to install, when they
+    cannot load)."""
     missing = missing_local_packages()
     if missing:
         commands = sorted({REQUIRED[m] for m in missing})
-        return StackyardConfig(), [
-            "No config file, and the embedded default's in-process models cannot load: "
-            f"missing {', '.join(missing)}.",
-            f"Install them ({'; '.join(commands)}) or write a stackyard.yaml "
+        return [], [
+            f"The embedded default's in-process models cannot load: missing {', '.join(missing)}.",
+            f"Install them ({'; '.join(commands)}) or list models in a stackyard.yaml "
             "(see docs/configuration.md).",
         ]
-    config = StackyardConfig.model_validate({"models": EMBEDDED_MODELS})
-    return config, []
+    return [dict(m) for m in EMBEDDED_MODELS], []
+
+
+def embedded_default() -> tuple[StackyardConfig, list[str]]:
+    """The default configuration (no config file at all), and notes to show at start."""
+    models, notes = embedded_models()
+    if notes:
+        notes = ["No config file, and t" + notes[0][1:], *notes[1:]]
+    config = StackyardConfig.model_validate({"models": models})
+    return config.noted(notes), notes

@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from stackyard.config.defaults import embedded_default
+from stackyard.config.defaults import embedded_default, embedded_models
 from stackyard.config.interpolate import MissingVariableError, interpolate
 from stackyard.config.schema import StackyardConfig
 
@@ -130,6 +130,16 @@ def validate(
         data = _interpolate_tree(data, os.environ if env is None else env, ())
     except _FieldError as exc:
         raise fail(exc.path, exc.message) from None
+    assert isinstance(data, dict)  # interpolation keeps the structure
+    notes: list[str] = []
+    if "models" not in data:  # nothing said about models: the embedded default's
+        models, notes = embedded_models()
+        if not notes:
+            notes = [
+                f"{source} lists no models: serving the embedded default's in-process models "
+                "(write `models: []` for none)."
+            ]
+        data = {**data, "models": models}
     try:
         config = StackyardConfig.model_validate(data)
     except ValidationError as exc:
@@ -150,7 +160,7 @@ def validate(
                     ("models", index, "provider"),
                     f"unknown provider '{entry.provider}' (known: {known})",
                 )
-    return config
+    return config.noted(notes)
 
 
 def load(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from stackyard.config.finetune import FinetuneConfig
 from stackyard.config.guardrails import GuardrailsConfig
@@ -324,6 +324,19 @@ class StackyardConfig(_Strict):
         "'ray://host:10001', or 'local' (a runtime started on this machine). Needs the ray "
         "extra.",
     )
+    #: Lines for the start-up banner about how the config was completed (the embedded
+    #: default's models, or why they could not load). Not part of the file's schema.
+    _startup_notes: list[str] = PrivateAttr(default_factory=list)
+
+    @property
+    def startup_notes(self) -> list[str]:
+        return self._startup_notes
+
+    def noted(self, notes: list[str]) -> StackyardConfig:
+        """This config, with ``notes`` for the banner (set once, by whoever completed it)."""
+        assert self.__pydantic_private__ is not None
+        self.__pydantic_private__["_startup_notes"] = list(notes)
+        return self
 
     @model_validator(mode="before")
     @classmethod
