@@ -38,7 +38,14 @@ from stackyard.ui.experiments import ExperimentPages
 from stackyard.ui.forms import HTML, message, number, redirect, rows
 from stackyard.ui.jobs import JobPages
 from stackyard.ui.playground import PlaygroundPages
-from stackyard.ui.session import Caller, as_key, cookie_key, login_cookie, logout_cookie
+from stackyard.ui.session import (
+    OPEN_KEY,
+    Caller,
+    as_key,
+    cookie_key,
+    login_cookie,
+    logout_cookie,
+)
 
 STATIC_TYPES = {".css": b"text/css; charset=utf-8", ".js": b"text/javascript; charset=utf-8"}
 NAV = (
@@ -117,7 +124,7 @@ class Console:
         """A page for logged-in keys: others go to the login page."""
 
         async def handler(request: Request) -> Reply:
-            key = cookie_key(request)
+            key = self.session_key(request)
             if key is None:
                 return redirect("/ui/login?next=" + urllib.parse.quote(request.path))
             try:
@@ -129,12 +136,20 @@ class Console:
 
         return handler
 
+    def session_key(self, request: Request) -> str | None:
+        """The key this browser logged in with; on an open gateway, where there is nothing to
+        log in with, the console opens straight in."""
+        key = cookie_key(request)
+        if key is None and self.governance.open:
+            return OPEN_KEY
+        return key
+
     def viewer(self, request: Request, key: str) -> Viewer:
         """Who ``key`` is (raises the API's error for a key that is not valid)."""
         principal = self.governance.authenticate(as_key(request, key))
         allowed = principal.models
         models = [m for m in self.router.model_names if allowed is None or m in allowed]
-        return Viewer(key, models, master=principal.master)
+        return Viewer(key, models, master=principal.master, open=self.governance.open)
 
     async def refused(self, viewer: Viewer, what: str) -> Response:
         return self.render("refused.html", 403, viewer=viewer, what=what, active="")
@@ -142,9 +157,11 @@ class Console:
     # -- login ---------------------------------------------------------------------------------
 
     async def home(self, request: Request) -> Reply:
-        return redirect("/ui/playground" if cookie_key(request) else "/ui/login")
+        return redirect("/ui/playground" if self.session_key(request) else "/ui/login")
 
     async def login_page(self, request: Request) -> Reply:
+        if self.governance.open:  # nothing to log in with
+            return redirect(_local_target(request.query.get("next", "")))
         expired = "expired" in request.query
         return self.render(
             "login.html",
@@ -155,9 +172,9 @@ class Console:
     async def login(self, request: Request) -> Reply:
         form = forms.form(await request.body())
         key = form.get("key", "").strip()
-        target = form.get("next", "")
-        if not target.startswith("/ui/") or target.startswith("//"):
-            target = "/ui/playground"
+        target = _local_target(form.get("next", ""))
+        if self.governance.open:  # no keys to check: in, without a cookie
+            return redirect(target)
         try:
             if not key:
                 raise APIError(401, "Enter a key.")
@@ -385,14 +402,22 @@ class Console:
         return Response(200, data.read_bytes(), [(b"cache-control", b"max-age=300")], kind)
 
 
-class Viewer:
-    """The logged-in key, as the pages need it: the models it may use, and whether it is the
-    master key."""
+def _local_target(target: str) -> str:
+    """Where to go after logging in: a console page, never another site."""
+    if not target.startswith("/ui/") or target.startswith("//"):
+        return "/ui/playground"
+    return target
 
-    def __init__(self, key: str, models: list[str], *, master: bool) -> None:
+
+class Viewer:
+    """The logged-in key, as the pages need it: the models it may use, whether it is the
+    master key, and whether the gateway is open (no keys at all: nobody logs in)."""
+
+    def __init__(self, key: str, models: list[str], *, master: bool, open: bool = False) -> None:
         self.models = models
         self.key_hint = f"{key[:7]}…{key[-4:]}" if len(key) > 14 else "…"
         self.master = master
+        self.open = open
 
 
 def _controls(form: dict[str, str]) -> dict[str, Any]:

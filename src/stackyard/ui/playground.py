@@ -20,17 +20,17 @@ from stackyard.errors import APIError
 from stackyard.server.http import Request, Response
 from stackyard.server.routing import Reply, Routes
 from stackyard.ui import forms
-from stackyard.ui.session import UI_HEADER, as_key, cookie_key
+from stackyard.ui.session import UI_HEADER, as_key
 
 if TYPE_CHECKING:
     from stackyard.ui.pages import Console, Viewer
 
 
-def script_key(request: Request) -> str:
-    """The cookie's key of a call from the console's script (else the API's error)."""
+def script_key(request: Request, console: Console) -> str:
+    """The session's key of a call from the console's script (else the API's error)."""
     if request.header(UI_HEADER) != b"1":
         raise APIError(403, "console calls must carry x-stackyard-ui: 1", code="forbidden")
-    key = cookie_key(request)
+    key = console.session_key(request)
     if key is None:
         raise APIError(401, "log in to the console first", code="invalid_api_key")
     return key
@@ -70,11 +70,11 @@ class PlaygroundPages:
 
     async def chat_call(self, request: Request) -> Reply:
         """The gateway's chat endpoint as the cookie's key (the key never reaches the page)."""
-        key = script_key(request)
+        key = script_key(request, self.console)
         return await self.console.chat(as_key(request, key))
 
     async def prompt_version(self, request: Request) -> Reply:
-        key = script_key(request)
+        key = script_key(request, self.console)
         name = request.query.get("name", "")
         ref = request.query.get("ref", "").strip() or "latest"
         if not name:
@@ -89,7 +89,7 @@ class PlaygroundPages:
         return Response.json(found, status=status)
 
     async def push(self, request: Request) -> Reply:
-        key = script_key(request)
+        key = script_key(request, self.console)
         body = await request.json_object()
         status, answer = await self.console.call(key, "POST", "/api/prompts", body=body)
         return Response.json(answer, status=status)

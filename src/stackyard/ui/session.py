@@ -22,6 +22,11 @@ COOKIE = "stackyard_key"
 UI_HEADER = b"x-stackyard-ui"
 
 
+#: The key the console calls the APIs with on an open gateway (no master key and no virtual
+#: key: the APIs take any key, or none), where nobody logs in.
+OPEN_KEY = "open-gateway"
+
+
 def cookie_key(request: Request) -> str | None:
     raw = request.header(b"cookie")
     if not raw:
