@@ -92,6 +92,14 @@ def normalise(value: Any) -> Any:
     return value
 
 
+def raised(exc: openai.APIError | anthropic.APIError) -> dict[str, Any]:
+    """A failure the SDK raised, as the wire carried it: the error body the gateway sent.
+
+    How an SDK words its exception (its class, its message) changes between releases
+    (anthropic 2.17 rewrote the message of a mid-stream error event); the body does not."""
+    return {"raised": "APIError", "body": exc.body}
+
+
 def via_openai(gateway: GatewayProcess, model: str, request: dict[str, Any]) -> dict[str, Any]:
     with openai.OpenAI(
         base_url=gateway.base_url, api_key="unused", max_retries=0, _strict_response_validation=True
@@ -106,7 +114,7 @@ def via_openai(gateway: GatewayProcess, model: str, request: dict[str, Any]) -> 
             for chunk in client.chat.completions.create(model=model, **request):
                 chunks.append(chunk.model_dump(mode="json", exclude_unset=True))
         except openai.APIError as exc:
-            error = {"class": type(exc).__name__, "message": exc.message}
+            error = raised(exc)
         return {"chunks": chunks, "error": error}
 
 
@@ -139,7 +147,7 @@ def via_anthropic(gateway: GatewayProcess, model: str, request: dict[str, Any]) 
                         events.append(event.model_dump(mode="json", exclude_none=True))
                 final = stream.get_final_message().model_dump(mode="json", exclude_none=True)
         except anthropic.APIError as exc:
-            error = {"class": type(exc).__name__, "message": exc.message}
+            error = raised(exc)
         return {"events": events, "final": final, "error": error}
 
 
