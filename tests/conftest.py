@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 
 # Ray loads before usearch (the embedded RAG store, imported by test modules): usearch's
 # extension exports C++ standard-library symbols that make Ray abort in ray.init otherwise.
@@ -159,12 +160,21 @@ def fresh_redis(url: str) -> None:
         client.close()
 
 
-def unavailable(message: str) -> NoReturn:
-    """Skip a test whose service or package is missing; under CI (``CI=true``), where
-    everything must be there, fail it instead."""
+def unavailable(message: str, *, module: bool = False) -> NoReturn:
+    """Skip a test whose service, package, model or shipped weights are missing; under CI
+    (``CI=true``), where everything must be there, fail it instead. ``module=True`` at a
+    test module's top level. Only a missing CUDA device may skip under CI, and says so."""
     if os.environ.get("CI") == "true":
-        pytest.fail(f"needed under CI: {message}")
-    pytest.skip(message)
+        pytest.fail(f"needed under CI: {message}", pytrace=False)
+    pytest.skip(message, allow_module_level=module)
+
+
+def need_module(name: str, *, module: bool = False) -> Any:
+    """``pytest.importorskip``, except that a missing package fails under CI."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        unavailable(f"{name} is not installed ({exc}); make test installs it", module=module)
 
 
 def require_local_models() -> None:
@@ -254,3 +264,18 @@ def pgvector_database(pgvector_server: str) -> Iterator[str]:
     finally:
         with psycopg.connect(pgvector_server, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Under CI, a skip is a failure unless it is for want of a CUDA device: whatever skipped
+    (a helper missed, a plain ``pytest.skip``, a marker), nothing passes CI untested."""
+    outcome: Any = yield
+    report: pytest.TestReport = outcome.get_result()
+    if os.environ.get("CI") != "true" or not report.skipped or hasattr(report, "wasxfail"):
+        return
+    reason = str(report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr)
+    if "CUDA" in reason:
+        return
+    report.outcome = "failed"
+    report.longrepr = f"skipped under CI (only a missing CUDA device may skip there): {reason}"

@@ -4,11 +4,10 @@ unrelated question holds, and nothing changes off the CPU."""
 
 from __future__ import annotations
 
-import pytest
-
 from stackyard.cache.int8 import int8
+from tests.conftest import need_module, unavailable
 
-torch = pytest.importorskip("torch")
+torch = need_module("torch", module=True)
 
 
 def test_the_embedder_in_8_bits_embeds_as_the_full_one() -> None:
@@ -18,7 +17,7 @@ def test_the_embedder_in_8_bits_embeds_as_the_full_one() -> None:
     try:
         source = resolve("all-minilm-l6-v2", "embeddings")
     except ModelSourceError as exc:
-        pytest.skip(str(exc))
+        unavailable(str(exc))
     full = load_embedder(source, "cpu")
     small = int8(full, "cpu")
     assert small is not full  # a copy: the gateway's /v1/embeddings keeps the full model

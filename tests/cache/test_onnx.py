@@ -7,13 +7,14 @@ import pytest
 
 from stackyard.cache import onnx
 from stackyard.cache import pairs as pairmodel
+from tests.conftest import need_module, unavailable
 
-pytest.importorskip("torch")
-pytest.importorskip("transformers")
+need_module("torch", module=True)
+need_module("transformers", module=True)
 if not onnx.available():
-    pytest.skip("onnxruntime and onnx are not installed", allow_module_level=True)
+    unavailable("onnxruntime and onnx are not installed", module=True)
 if not pairmodel.WEIGHTS.exists():
-    pytest.skip("no trained weights (make cache-verifier)", allow_module_level=True)
+    unavailable("no trained weights (make cache-verifier)", module=True)
 
 PAIRS = [
     ("How can I improve my English speaking?", "How do I get better at speaking English?"),
@@ -31,7 +32,7 @@ def models() -> tuple[pairmodel.PairModel, pairmodel.PairModel]:
     try:
         directory = resolve("all-minilm-l6-v2", "embeddings").directory
     except ModelSourceError as exc:
-        pytest.skip(str(exc))
+        unavailable(str(exc))
     fast = pairmodel.PairModel(directory)
     onnx.ENABLED = False
     try:
@@ -63,7 +64,7 @@ def test_the_embedder_on_onnx_gives_sentence_transformers_vectors() -> None:
     try:
         model = load_embedder(resolve("all-minilm-l6-v2", "embeddings"), "cpu")
     except ModelSourceError as exc:
-        pytest.skip(str(exc))
+        unavailable(str(exc))
     fast = onnx.embedder(model)
     assert fast is not None
     texts = [a for a, _ in PAIRS] + ["", "one"]
@@ -99,7 +100,7 @@ def test_a_classifier_that_fails_to_export_stays_on_pytorch(
     try:
         directory = resolve("all-minilm-l6-v2", "embeddings").directory
     except ModelSourceError as exc:
-        pytest.skip(str(exc))
+        unavailable(str(exc))
 
     def fails(*_: object) -> None:
         raise RuntimeError("cannot trace this")

@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 
 from stackyard.cache import pairs as pairmodel
+from tests.conftest import need_module, unavailable
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
+torch = need_module("torch", module=True)
+transformers = need_module("transformers", module=True)
 
 
 def minilm() -> Path:
@@ -22,7 +23,7 @@ def minilm() -> Path:
     try:
         return resolve("all-minilm-l6-v2", "embeddings").directory
     except ModelSourceError as exc:
-        pytest.skip(str(exc))
+        unavailable(str(exc))
 
 
 def trained_scores(model: Any, directory: Path, pairs: list[tuple[str, str]]) -> list[float]:
@@ -129,7 +130,7 @@ def test_the_threshold_is_the_lowest_score_whose_hits_meet_the_budget() -> None:
 
 def test_the_shipped_classifier_tells_paraphrases_from_near_misses() -> None:
     if not pairmodel.WEIGHTS.exists():
-        pytest.skip("no trained weights (make cache-verifier)")
+        unavailable("no trained weights (make cache-verifier)")
     model = pairmodel.PairModel(minilm())
     threshold = model.threshold(0.05)
     assert 0.5 < threshold < model.threshold(0.02) < 1.0  # a smaller budget, fewer hits

@@ -17,6 +17,7 @@ from stackyard.cache.semantic import (
     question_text,
     rejects,
 )
+from tests.conftest import need_module, unavailable
 
 
 def body(text: str = "How do I reset my password?", **extra: Any) -> dict[str, Any]:
@@ -117,10 +118,10 @@ def test_numbers_and_negation_are_rejected_outright() -> None:
 
 
 def test_the_choice_is_the_best_mean_of_both_orders() -> None:
-    pytest.importorskip("torch")
+    need_module("torch")
     tier = Semantic()
     if tier.warm():
-        pytest.skip(tier.problem or "no models")
+        unavailable(tier.problem or "no models")
     text = "How can I lose weight fast?"
     questions = [
         "What is the quickest way to lose weight?",
@@ -150,14 +151,14 @@ def test_the_choice_is_the_best_mean_of_both_orders() -> None:
 def test_a_budget_no_threshold_met_never_hits(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pytest.importorskip("torch")
+    need_module("torch")
     from stackyard.cache.pairs import PairModel
 
     monkeypatch.setattr(PairModel, "threshold", lambda self, budget: 1.0)  # none met it
     tier = Semantic(error_budget=0.01)
     with caplog.at_level("WARNING", logger="stackyard.cache"):
         if tier.warm():
-            pytest.skip(tier.problem or "no models")
+            unavailable(tier.problem or "no models")
     assert tier.threshold == 1.0
     assert "will not hit" in caplog.text
     same = "How can I lose weight fast?"

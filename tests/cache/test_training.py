@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from stackyard.cache import training
+from tests.conftest import need_module, unavailable
 
 
 def write_data(root: Path, pairs: int) -> Path:
@@ -85,7 +86,7 @@ def test_implied_pairs_follow_the_labels_and_never_repeat_a_held_out_pair() -> N
 
 @pytest.mark.slow
 def test_a_short_run_writes_weights_the_tier_loads(tmp_path: Path) -> None:
-    pytest.importorskip("torch")
+    need_module("torch")
     from safetensors import safe_open
 
     from stackyard.cache.pairs import PairModel
@@ -94,7 +95,7 @@ def test_a_short_run_writes_weights_the_tier_loads(tmp_path: Path) -> None:
     try:
         directory = resolve("all-minilm-l6-v2", "embeddings").directory
     except ModelSourceError as exc:
-        pytest.skip(str(exc))
+        unavailable(str(exc))
     data = write_data(tmp_path / "data", 60)
     out = tmp_path / "verifier.safetensors"
     report = training.train(data, out, epochs=1.0, batch_size=8, limit=16, full=True)

@@ -8,6 +8,7 @@ import pytest
 
 from stackyard.cache import vectors
 from stackyard.cache.vectors import VectorTable
+from tests.conftest import need_module
 
 
 def unit(*values: float) -> np.ndarray:
@@ -68,7 +69,7 @@ def test_a_key_added_again_moves_or_updates() -> None:
 def test_a_large_partition_searches_an_index_and_rescores_exactly(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    pytest.importorskip("usearch")
+    need_module("usearch")
     monkeypatch.setattr(vectors, "ANN_ROWS", 200)
     rng = np.random.default_rng(1)
     # Clustered, as questions are: 60 topics, 10 rows about each.
@@ -99,7 +100,7 @@ def test_a_large_partition_searches_an_index_and_rescores_exactly(
 
 
 def test_the_index_is_built_a_little_with_each_new_entry(monkeypatch: pytest.MonkeyPatch) -> None:
-    pytest.importorskip("usearch")
+    need_module("usearch")
     monkeypatch.setattr(vectors, "ANN_ROWS", 100)
     rng = np.random.default_rng(2)
     rows = rng.normal(size=(130, 8)).astype(np.float32)

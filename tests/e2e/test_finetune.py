@@ -13,7 +13,7 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import GatewayProcess, openai_sdk, require_local_models
+from tests.conftest import GatewayProcess, need_module, openai_sdk, require_local_models
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -261,7 +261,7 @@ def test_mistakes_are_refused_clearly(gateway_factory: Any, config: dict[str, An
 def test_a_job_trains_on_a_ray_cluster(
     config: dict[str, Any], gateway_factory: Any, tmp_path: Path
 ) -> None:
-    pytest.importorskip("ray.train")
+    need_module("ray.train")
     on_ray = {
         **config,
         "database_url": f"sqlite:///{tmp_path / 'ray.db'}",

@@ -11,7 +11,7 @@ import openai
 import pytest
 
 from stackyard.guardrails import injection
-from tests.conftest import GatewayProcess
+from tests.conftest import GatewayProcess, need_module, unavailable
 from tests.fakes.openai_upstream import FakeOpenAI
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -43,7 +43,7 @@ def config(fake: FakeOpenAI, deployment: str, action: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def gateway(fake_openai: FakeOpenAI, gateway_factory: Any) -> GatewayProcess:
-    pytest.importorskip("sentence_transformers")
+    need_module("sentence_transformers")
     gw: GatewayProcess = gateway_factory(
         config(fake_openai, "inject-block", "block"), ready_timeout=90
     )
@@ -104,7 +104,7 @@ def test_the_classifier_catches_a_jailbreak_with_no_telltale_phrase(
     gateway: GatewayProcess,
 ) -> None:
     if not injection.WEIGHTS.exists():
-        pytest.skip("no trained weights")
+        unavailable("no trained weights")
     assert injection.heuristics(JAILBREAK) == []
     refused = post(gateway, [{"role": "user", "content": JAILBREAK}])
     assert refused.status_code == 400, refused.text

@@ -14,7 +14,7 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import GatewayProcess, fresh_redis, team_key
+from tests.conftest import GatewayProcess, fresh_redis, need_module, team_key
 from tests.fakes.openai_upstream import FakeOpenAI
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -44,7 +44,7 @@ def config(fake: FakeOpenAI, deployment: str, **cache: Any) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def gateway(fake_openai: FakeOpenAI, gateway_factory: Any) -> GatewayProcess:
-    pytest.importorskip("torch")
+    need_module("torch")
     gw: GatewayProcess = gateway_factory(config(fake_openai, "semantic-one"), ready_timeout=90)
     return gw
 
@@ -182,7 +182,7 @@ def test_mode_off_and_exact_never_use_the_semantic_tier(gateway: GatewayProcess)
 def test_two_instances_share_the_semantic_tier(
     fake_openai: FakeOpenAI, gateway_factory: Any, backend: str, request: pytest.FixtureRequest
 ) -> None:
-    pytest.importorskip("torch")
+    need_module("torch")
     shared = config(fake_openai, f"semantic-{backend}", backend=backend)
     if backend == "redis":
         fresh_redis(REDIS)

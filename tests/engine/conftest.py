@@ -7,8 +7,10 @@ from typing import Any
 
 import pytest
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
+from tests.conftest import need_module
+
+torch = need_module("torch", module=True)
+transformers = need_module("transformers", module=True)
 
 from stackyard.engine.scheduler import Engine  # noqa: E402
 

@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 
 from stackyard.engine.scheduler import Engine
+from tests.conftest import need_module
 from tests.engine.conftest import CharTokenizer, tiny_model
 from tests.engine.test_scheduler import PROMPTS, greedy, run
 
-peft = pytest.importorskip("peft")
+peft = need_module("peft", module=True)
 
 
 def make_adapter(directory: Path, seed: int) -> str:

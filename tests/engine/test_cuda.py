@@ -13,10 +13,11 @@ import pytest
 from stackyard.engine.loading import pick_device, pick_dtype
 from stackyard.engine.sampling import SamplingParams
 from stackyard.engine.scheduler import Engine
+from tests.conftest import need_module
 from tests.engine.conftest import CharTokenizer, tiny_model
 from tests.engine.test_scheduler import PROMPTS, greedy, run, wait_idle
 
-torch = pytest.importorskip("torch")
+torch = need_module("torch", module=True)
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
@@ -95,7 +96,7 @@ async def test_stop_string_ends_the_output_and_is_never_shown(cuda_engine: Engin
 
 @pytest.mark.parametrize("dtype", list(DTYPES))
 async def test_adapters_share_a_batch_without_changing_answers(dtype: str, tmp_path: Path) -> None:
-    pytest.importorskip("peft")
+    need_module("peft")
     from tests.engine.test_adapters import make_adapter
 
     # A model of its own: adding an adapter injects LoRA layers into the base model.

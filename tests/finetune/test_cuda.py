@@ -11,10 +11,10 @@ import pytest
 
 from stackyard.finetune.settings import Settings
 from stackyard.finetune.train import Trainer
-from tests.conftest import require_local_models
+from tests.conftest import need_module, require_local_models
 from tests.finetune.test_train import examples
 
-torch = pytest.importorskip("torch")
+torch = need_module("torch", module=True)
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),

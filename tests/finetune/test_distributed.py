@@ -11,7 +11,7 @@ import pytest
 
 from stackyard.finetune.settings import Settings
 from stackyard.finetune.train import Stopped, Trainer
-from tests.conftest import require_local_models
+from tests.conftest import need_module, require_local_models
 from tests.finetune.test_train import examples
 
 pytestmark = pytest.mark.slow
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 def test_two_ray_workers_learn_what_one_local_run_learns_and_resume(tmp_path: Path) -> None:
     require_local_models()
-    pytest.importorskip("ray.train")
+    need_module("ray.train")
     from stackyard.finetune.distributed import RayTraining
 
     settings = Settings(n_epochs=3, batch_size=4, learning_rate=2e-3, seed=3, checkpoint_every=2)

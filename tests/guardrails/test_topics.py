@@ -15,6 +15,7 @@ from stackyard.guardrails import topics
 from stackyard.guardrails.injection import request_texts
 from stackyard.guardrails.screen import WARNING
 from stackyard.guardrails.topics import TopicScreen, deny_pattern, windows
+from tests.conftest import need_module, unavailable
 
 INVESTING = [
     "Which stocks should I buy this year?",
@@ -73,13 +74,13 @@ async def test_block_and_warn_on_a_denied_word_without_a_model() -> None:
 
 
 def test_a_banned_topic_is_found_by_meaning_and_others_pass() -> None:
-    pytest.importorskip("sentence_transformers")
+    need_module("sentence_transformers")
     from stackyard.engine.sources import ModelSourceError, resolve
 
     try:
         resolve("all-minilm-l6-v2", "embeddings")
     except ModelSourceError as exc:
-        pytest.skip(str(exc))
+        unavailable(str(exc))
     screen = TopicScreen()
     screen.load()
     policy = TopicsPolicy(action="block", banned={"investing": INVESTING})

@@ -11,6 +11,7 @@ import pytest
 from stackyard.config.schema import ModelEntry
 from stackyard.gateway.providers.local import LocalProvider
 from stackyard.gateway.token_counts import counter_for
+from tests.conftest import need_module
 
 
 class CharTemplate:
@@ -48,7 +49,7 @@ def test_a_body_the_template_refuses_falls_back_to_tiktoken(provider: LocalProvi
 
 
 def test_batched_encodes_use_bfloat16_only_where_it_pays() -> None:
-    torch = pytest.importorskip("torch")
+    torch = need_module("torch", module=True)
     from stackyard.engine.loading import batch_dtype
 
     assert batch_dtype("cpu", "float32") is None
@@ -65,7 +66,7 @@ async def test_a_batch_embeds_like_its_texts_one_by_one() -> None:
     from tests.conftest import require_local_models
 
     require_local_models()
-    np = pytest.importorskip("numpy")
+    np = need_module("numpy", module=True)
     local = LocalProvider(ModelEntry(name="e", provider="local", model="all-minilm-l6-v2"), None)  # type: ignore[arg-type]
     texts = [
         f"Sentence number {i} says something different about topic {i * 7}." for i in range(48)
