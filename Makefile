@@ -10,7 +10,7 @@ INSTALL := $(BIN)/python -m pip install -q --progress-bar off --require-hashes -
 TORCH_INDEX ?=
 export HF_HUB_OFFLINE := 1
 
-.PHONY: run test lint format lock upgrade-check fresh-check cache-verifier guardrails-injection guardrails-ner bench-gateway bench-local bench-prompts bench-traces bench-cache bench-guardrails bench-rag bench-finetune clean
+.PHONY: run test lint format lock bench-lock upgrade-check fresh-check cache-verifier guardrails-injection guardrails-ner bench-gateway bench-local bench-prompts bench-traces bench-cache bench-guardrails bench-rag bench-finetune clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,18 @@ lock: $(VENV)/.dev-installed
 	$(COMPILE) $(UPGRADE) --extra local --extra rag --extra finetune \
 		-o requirements/run.txt pyproject.toml requirements/pins.in requirements/run.in
 	$(BIN)/python requirements/nodeps.py requirements/models.in requirements/models.txt
+
+# The same for the benchmarks' anchors: benchmarks/requirements/NAME.in into NAME.txt, which the
+# venv benchmarks/.venvs/NAME installs exactly (see benchmarks/_procs.py), and Portkey's
+# benchmarks/portkey/package-lock.json (its version pinned in package.json), which npm ci installs.
+BENCH_COMPILE = CUSTOM_COMPILE_COMMAND="make bench-lock" $(BIN)/pip-compile -q --generate-hashes \
+	--allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links $(TORCH_INDEX)
+bench-lock: $(VENV)/.dev-installed
+	set -e; for src in benchmarks/requirements/*.in; do \
+		$(BENCH_COMPILE) $(UPGRADE) -o $${src%.in}.txt $$src; \
+	done
+	rm -f benchmarks/portkey/package-lock.json
+	cd benchmarks/portkey && npm install --package-lock-only --no-audit --no-fund
 
 # The newest releases pyproject.toml allows, in a scratch venv, against the fast tests: a new
 # release that would break `make test` after the next `make lock` shows here first.

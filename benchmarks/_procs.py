@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import signal
@@ -133,16 +134,42 @@ def post_json(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, byte
         return error.code, error.read()
 
 
+#: The anchor venvs' locks: ``NAME.txt`` (compiled from ``NAME.in`` by ``make bench-lock``, every
+#: package pinned with its hashes) is what ``benchmarks/.venvs/NAME`` installs, when it exists.
+LOCKS = Path(__file__).resolve().parent / "requirements"
+
+
+def _locked_venv(venv: Path, marker: Path) -> bool:
+    """Install ``venv`` from its lock, ``LOCKS/NAME.txt``, exactly (hash-checked, nothing
+    else), unless ``marker`` already holds the lock's sha256; a venv made from anything else
+    (another lock, or no lock) is deleted first. False, and nothing done, when there is no lock."""
+    lock = LOCKS / f"{venv.name}.txt"
+    if not lock.exists():
+        return False
+    digest = hashlib.sha256(lock.read_bytes()).hexdigest()
+    if marker.exists() and marker.read_text().strip() == digest:
+        return True
+    print(f"installing {lock} into {venv} ...", flush=True)
+    if venv.exists():
+        shutil.rmtree(venv)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--progress-bar", "off"]
+    subprocess.run([*pip, "--require-hashes", "--no-deps", "-r", str(lock)], check=True)
+    marker.write_text(digest + "\n")
+    return True
+
+
 def anchor_venv(
     name: str, distribution: str, version: str, extras: str = "", more: tuple[str, ...] = ()
 ) -> tuple[Path, str]:
-    """An anchor in its own venv under ``benchmarks/.venvs/NAME``, installed on first use: the
-    pinned ``version`` if installable, else the latest (with ``more`` packages beside it).
-    Returns the venv's python and the version installed."""
+    """An anchor in its own venv under ``benchmarks/.venvs/NAME``, installed on first use (and
+    again when its lock changes): exactly its lock, ``benchmarks/requirements/NAME.txt``, where
+    there is one; else the pinned ``version`` if installable, else the latest (with ``more``
+    packages beside it). Returns the venv's python and the version installed."""
     venv = Path(__file__).resolve().parent / ".venvs" / name
     python = venv / "bin" / "python"
-    installed = venv / ".installed"  # written once everything installed
-    if not installed.exists():
+    installed = venv / ".installed"  # written once everything installed (the lock's sha256)
+    if not _locked_venv(venv, installed) and not installed.exists():
         print(f"installing {distribution}{extras}=={version} into {venv} ...", flush=True)
         if not python.exists():
             subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
@@ -163,13 +190,14 @@ def anchor_venv(
 
 
 def torch_venv(name: str, packages: tuple[str, ...]) -> Path:
-    """The python of an anchor venv under ``benchmarks/.venvs/NAME`` that needs torch:
-    installed on first use, the CPU build of torch first (so nothing pulls a CUDA build),
-    then ``packages``."""
+    """The python of an anchor venv under ``benchmarks/.venvs/NAME`` that needs torch,
+    installed on first use (and again when its lock changes): exactly its lock,
+    ``benchmarks/requirements/NAME.txt`` (the CPU build of torch among it), where there is one;
+    else the CPU build of torch first (so nothing pulls a CUDA build), then ``packages``."""
     venv = Path(__file__).resolve().parent / ".venvs" / name
     python = venv / "bin" / "python"
-    done = venv / ".ok"
-    if not done.exists():
+    done = venv / ".ok"  # written once everything installed (the lock's sha256)
+    if not _locked_venv(venv, done) and not done.exists():
         print(f"installing {', '.join(packages)} into {venv} ...", flush=True)
         if not python.exists():
             subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)

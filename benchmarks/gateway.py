@@ -18,10 +18,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import hashlib
 import json
 import os
 import secrets
 import shlex
+import shutil
 import signal
 import statistics
 import subprocess
@@ -273,12 +275,30 @@ def start_litellm(workdir: Path, upstream: str) -> Target:
 
 
 def _portkey_entry() -> tuple[Path, str]:
-    """Portkey's gateway under benchmarks/.node (pinned version if installable, else the
-    latest): the file its package's bin (what `npx @portkey-ai/gateway` runs) points at."""
+    """Portkey's gateway under benchmarks/.node: the file its package's bin (what
+    `npx @portkey-ai/gateway` runs) points at. Installed with `npm ci` from its lock,
+    benchmarks/portkey/package-lock.json (again when the lock changes), where there is one;
+    else the pinned version if installable, else the latest."""
     prefix = HERE / ".node"
     package = prefix / "node_modules" / "@portkey-ai" / "gateway"
     entry = package / "build" / "start-server.js"
-    if not entry.exists():
+    locked = HERE / "portkey"
+    lock = locked / "package-lock.json"
+    if lock.exists():
+        digest = hashlib.sha256(lock.read_bytes()).hexdigest()
+        installed = prefix / ".installed"  # the lock's sha256, once installed from it
+        if not (entry.exists() and installed.exists() and installed.read_text().strip() == digest):
+            print(f"installing {lock} into {prefix} ...", flush=True)
+            prefix.mkdir(exist_ok=True)
+            installed.unlink(missing_ok=True)
+            for name in ("package.json", "package-lock.json"):
+                shutil.copyfile(locked / name, prefix / name)
+            # npm ci: exactly the lock (integrity-checked), node_modules emptied first.
+            subprocess.run(
+                ["npm", "ci", "--no-audit", "--no-fund", "--prefix", str(prefix)], check=True
+            )
+            installed.write_text(digest + "\n")
+    elif not entry.exists():
         print(f"installing @portkey-ai/gateway@{PORTKEY_VERSION} into {prefix} ...", flush=True)
         prefix.mkdir(exist_ok=True)
         npm = ["npm", "install", "--no-audit", "--no-fund", "--prefix", str(prefix)]

@@ -81,3 +81,37 @@ def test_this_environment_runs_the_locked_versions() -> None:
         if installed != version:
             wrong.append(f"{name}: locked {version}, installed {installed}")
     assert not wrong, "the venv is not the lock (make clean test): " + "; ".join(wrong)
+
+
+@pytest.mark.parametrize(
+    ("module", "constant", "lock", "package"),
+    [
+        ("gateway.py", "LITELLM_VERSION", "litellm.txt", "litellm"),
+        ("prompts.py", "LANGFUSE_VERSION", "langfuse.txt", "langfuse"),
+        ("_presidio.py", "VERSION", "presidio.txt", "presidio-analyzer"),
+        ("_phoenix.py", "PHOENIX_VERSION", "phoenix.txt", "arize-phoenix"),
+    ],
+)
+def test_each_benchmark_anchor_is_locked_at_the_version_its_benchmark_names(
+    module: str, constant: str, lock: str, package: str
+) -> None:
+    source = (ROOT / "benchmarks" / module).read_text()
+    match = re.search(rf'^{constant} = "([^"]+)"', source, flags=re.M)
+    assert match, f"{constant} not found in benchmarks/{module}"
+    locked = pins(ROOT / "benchmarks" / "requirements" / lock)
+    assert locked[package][0] == match.group(1), f"run make bench-lock after changing {constant}"
+
+
+def test_portkey_is_locked_at_the_version_the_gateway_benchmark_names() -> None:
+    import json
+
+    source = (ROOT / "benchmarks" / "gateway.py").read_text()
+    match = re.search(r'^PORTKEY_VERSION = "([^"]+)"', source, flags=re.M)
+    assert match
+    folder = ROOT / "benchmarks" / "portkey"
+    wanted_version = json.loads((folder / "package.json").read_text())["dependencies"]
+    assert wanted_version["@portkey-ai/gateway"] == match.group(1)
+    lock = json.loads((folder / "package-lock.json").read_text())
+    installed = lock["packages"]["node_modules/@portkey-ai/gateway"]
+    assert installed["version"] == match.group(1)
+    assert installed["integrity"].startswith("sha512-")
