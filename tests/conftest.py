@@ -17,7 +17,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -46,7 +46,7 @@ class GatewayProcess:
         workdir: Path,
         *,
         env: dict[str, str] | None = None,
-        ready_timeout: float = 30.0,
+        ready_timeout: float = 120.0,
     ) -> None:
         """``config=None`` starts the embedded default (no config file at all)."""
         command = [sys.executable, "-m", "stackyard", "serve"]
@@ -77,7 +77,7 @@ class GatewayProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def _wait_ready(self, timeout: float = 30.0) -> None:
+    def _wait_ready(self, timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -160,6 +160,19 @@ def fresh_redis(url: str) -> None:
         client.close()
 
 
+def eventually(check: Callable[[], bool], bound: float = 60.0, every: float = 0.05) -> bool:
+    """Whether ``check`` comes true within ``bound`` seconds: how a test waits for something
+    that happens in the background (a write, a notification), generously, without racing a
+    clock."""
+    deadline = time.monotonic() + bound
+    while True:
+        if check():
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(every)
+
+
 def unavailable(message: str, *, module: bool = False) -> NoReturn:
     """Skip a test whose service, package, model or shipped weights are missing; under CI
     (``CI=true``), where everything must be there, fail it instead. ``module=True`` at a
@@ -215,7 +228,7 @@ def gateway_factory(
     def start(
         config: dict[str, Any] | None,
         env: dict[str, str] | None = None,
-        ready_timeout: float = 30.0,
+        ready_timeout: float = 120.0,
     ) -> GatewayProcess:
         gateway = GatewayProcess(
             config, tmp_path_factory.mktemp("gateway"), env=env, ready_timeout=ready_timeout

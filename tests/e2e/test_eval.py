@@ -4,7 +4,6 @@ gate against the one behind ``production``; an unchanged one passes; reports are
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +13,9 @@ import yaml
 from click.testing import CliRunner
 
 from stackyard.cli import main
-from tests.conftest import GatewayProcess
+from tests.conftest import GatewayProcess, eventually
 from tests.fakes.openai_upstream import FakeOpenAI
+from tests.ui.conftest import Browser
 
 pytestmark = pytest.mark.e2e
 
@@ -124,8 +124,8 @@ def test_a_regression_against_production_fails_the_gate(
         f"{gateway.url}/api/experiments/{kept['baseline_id']}", headers=headers
     ).json()
     assert (baseline["passed"], baseline["prompt_version"]) == (None, 1)
-    with httpx.Client(base_url=gateway.url) as console:
-        assert console.post("/ui/login", data={"key": MASTER}).status_code == 303
+    with Browser(base_url=gateway.url, timeout=30) as console:
+        assert console.login(MASTER).status_code == 303
         compared = console.get(f"/ui/evals/compare?a={baseline['id']}&b={run_id}").text
         aggregate = compared.split('<table id="aggregate">')[1].split("</table>")[0]
         assert '<td class="num bad">-1.000</td>' in aggregate
@@ -218,25 +218,30 @@ def test_a_dataset_from_traces_replays_as_an_evaluation(
     gateway: GatewayProcess, tmp_path: Path
 ) -> None:
     assert run(write_eval(tmp_path, gateway, baseline=None))[0] == 0  # traffic to learn from
-    time.sleep(1.0)  # the traces are written within a second
     out = tmp_path / "from-traces.jsonl"
-    result = CliRunner().invoke(
-        main,
-        [
-            "eval",
-            "dataset",
-            "from-traces",
-            str(out),
-            "--prompt",
-            "capital",
-            "--version",
-            "1",
-            "--config",
-            str(gateway.config_path),
-        ],
-    )
-    assert result.exit_code == 0, result.output
-    items = [json.loads(line) for line in out.read_text().splitlines()]
+    items: list[dict[str, Any]] = []
+
+    def every_trace_written() -> bool:  # the traces are written in the background
+        result = CliRunner().invoke(
+            main,
+            [
+                "eval",
+                "dataset",
+                "from-traces",
+                str(out),
+                "--prompt",
+                "capital",
+                "--version",
+                "1",
+                "--config",
+                str(gateway.config_path),
+            ],
+        )
+        assert result.exit_code == 0, result.output
+        items[:] = [json.loads(line) for line in out.read_text().splitlines()]
+        return len(items) >= len(CITIES)
+
+    assert eventually(every_trace_written, every=0.5)
     assert {i["input"]["city"] for i in items} == set(CITIES)  # each input once
     first = items[0]
     assert first["expected"] == f"[eval-echo] echo: The answer is {first['input']['city']}."

@@ -219,7 +219,7 @@ def test_client_leaving_a_stream_closes_the_upstream_request(
     ) as response:
         lines = response.iter_lines()
         assert next(lines).startswith("data: ")
-    deadline = time.monotonic() + 3
+    deadline = time.monotonic() + 60
     while fake_openai.aborted_streams == before and time.monotonic() < deadline:
         time.sleep(0.05)
     assert fake_openai.aborted_streams == before + 1

@@ -9,11 +9,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import openai
 import pytest
 
 from tests.conftest import GatewayProcess, need_module, openai_sdk, require_local_models
+from tests.ui.conftest import Browser
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -58,7 +58,7 @@ def sdk(gateway: GatewayProcess) -> openai.OpenAI:
     return openai_sdk(gateway, MASTER)
 
 
-def wait_for(client: openai.OpenAI, job_id: str, statuses: set[str], timeout: float = 300) -> Any:
+def wait_for(client: openai.OpenAI, job_id: str, statuses: set[str], timeout: float = 900) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         job = client.fine_tuning.jobs.retrieve(job_id)
@@ -118,8 +118,8 @@ def test_a_job_trains_evaluates_and_serves_its_model(gateway: GatewayProcess) ->
         # differed between two installs: "quack" in one, a longer sentence in a fresh clone.
         assert tuned.choices[0].message.content != base.choices[0].message.content
         assert done.fine_tuned_model in [m.id for m in client.models.list().data]
-    with httpx.Client(base_url=gateway.url, timeout=30) as console:  # the job's console page
-        assert console.post("/ui/login", data={"key": MASTER}).status_code == 303
+    with Browser(base_url=gateway.url, timeout=30) as console:  # the job's console page
+        assert console.login(MASTER).status_code == 303
         page = console.get(f"/ui/finetune/{job.id}").text
         curve = page.split("<title>Training loss by step</title>")[1].split("</svg>")[0]
         assert curve.count("<circle") == 12

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import GatewayProcess, fresh_redis
+from tests.conftest import GatewayProcess, eventually, fresh_redis
 from tests.fakes.openai_upstream import FakeOpenAI
 
 pytestmark = pytest.mark.e2e
@@ -120,7 +120,7 @@ def test_one_budget_across_instances(pair: tuple[GatewayProcess, GatewayProcess]
         f"{pair[1].url}/admin/spend?by=team&since=1d",
         headers={"authorization": f"Bearer {MASTER}"},
     ).json()["data"]
-    deadline = time.monotonic() + 3
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         budgeted = [r for r in spend if r["team"] == "budgeted"]
         if budgeted and budgeted[0]["requests"] == served:
@@ -133,34 +133,32 @@ def test_one_budget_across_instances(pair: tuple[GatewayProcess, GatewayProcess]
     assert budgeted[0]["cost_usd"] <= 30
 
 
-def test_revocation_reaches_the_other_instance_within_a_second(
+def test_revocation_reaches_the_other_instance(
     pair: tuple[GatewayProcess, GatewayProcess], tmp_path: Path
 ) -> None:
+    """A key made and revoked on one instance works, then stops working, on the other. (How
+    fast is the product's promise, a poll or a notification away: it is waited for here, with a
+    generous bound, not raced.)"""
     admin(pair[0], "teams", name="revoked")
     created = admin(pair[0], "keys", team="revoked")
-    time.sleep(0.6)
     headers = {"authorization": f"Bearer {created['key']}"}
     body = {"model": "pricey", "messages": USER, "max_tokens": 5}
-    assert (
-        httpx.post(f"{pair[1].base_url}/chat/completions", json=body, headers=headers).status_code
-        == 200
-    )
-    admin(pair[0], "keys/revoke", id=created["id"])
-    started = time.monotonic()
-    while time.monotonic() - started < 1.0:
-        status = httpx.post(
+
+    def status() -> int:
+        return httpx.post(
             f"{pair[1].base_url}/chat/completions", json=body, headers=headers
         ).status_code
-        if status == 401:
-            break
-        time.sleep(0.05)
-    assert status == 401
+
+    assert eventually(lambda: status() == 200)
+    admin(pair[0], "keys/revoke", id=created["id"])
+    assert eventually(lambda: status() == 401)
 
 
 def test_change_notifications_beat_the_poll(
     fake_openai: FakeOpenAI, gateway_factory: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    """With a 30 s poll, only Redis pub/sub can make a revocation felt within a second."""
+    """With an hour between polls, only Redis pub/sub can make a new key and its revocation
+    reach the other instance (waited for with a generous bound, never raced)."""
     fresh_redis(REDIS_URL)
     database = tmp_path_factory.mktemp("notify") / "stackyard.db"
     config = {
@@ -171,7 +169,7 @@ def test_change_notifications_beat_the_poll(
                 "api_base": fake_openai.base_url("shared-notify"),
             }
         ],
-        "auth": {"master_key": MASTER, "refresh_seconds": 30},
+        "auth": {"master_key": MASTER, "refresh_seconds": 3600},
         "database_url": f"sqlite:///{database}",
         "redis_url": REDIS_URL,
     }
@@ -186,14 +184,6 @@ def test_change_notifications_beat_the_poll(
             f"{gateway.base_url}/chat/completions", json=body, headers=headers
         ).status_code
 
-    def within_a_second(gateway: GatewayProcess, wanted: int) -> bool:
-        deadline = time.monotonic() + 1.0
-        while time.monotonic() < deadline:
-            if status_on(gateway) == wanted:
-                return True
-            time.sleep(0.05)
-        return False
-
-    assert within_a_second(second, 200)  # the new key reached the other instance at once
+    assert eventually(lambda: status_on(second) == 200)  # the new key reached the other one
     admin(first, "keys/revoke", id=created["id"])
-    assert within_a_second(second, 401)
+    assert eventually(lambda: status_on(second) == 401)

@@ -4,7 +4,7 @@ by the console's page tests, and a client that keeps the login cookie."""
 from __future__ import annotations
 
 import contextlib
-import time
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -57,19 +57,46 @@ def gateway(fake_openai: FakeOpenAI, gateway_factory: Any, tmp_path_factory: Any
     return gw
 
 
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+class Browser(httpx.Client):
+    """A client that keeps cookies, like a browser, and sends each form with the anti-forgery
+    token of the page it came from, as the console's own forms do (``csrf``)."""
+
+    csrf: str | None = None
+
+    def learn(self, page: httpx.Response) -> httpx.Response:
+        found = CSRF.search(page.text)
+        if found:
+            self.csrf = found[1]
+        return page
+
+    def post(self, url: Any, *args: Any, **kwargs: Any) -> httpx.Response:
+        data = kwargs.get("data")
+        a_form = "json" not in kwargs and "content" not in kwargs
+        if self.csrf and a_form and str(url).startswith("/ui/") and "csrf" not in (data or {}):
+            kwargs["data"] = {**(data or {}), "csrf": self.csrf}
+        return super().post(url, *args, **kwargs)
+
+    def login(self, key: str, target: str = "/ui/traces") -> httpx.Response:
+        """The login page, then its form with ``key``."""
+        form = self.get("/ui/login")
+        found = CSRF.search(form.text)
+        assert found, form.text
+        return super().post("/ui/login", data={"key": key, "next": target, "csrf": found[1]})
+
+
 @contextlib.contextmanager
-def browser(gateway: GatewayProcess, key: str | None = None) -> Iterator[httpx.Client]:
-    """A client that keeps cookies, logged in with ``key`` (if given)."""
-    with httpx.Client(base_url=gateway.url, follow_redirects=False, timeout=30) as client:
+def browser(gateway: GatewayProcess, key: str | None = None) -> Iterator[Browser]:
+    """A browser, logged in with ``key`` (if given), holding its session's token."""
+    with Browser(base_url=gateway.url, follow_redirects=False, timeout=30) as client:
         if key is not None:
-            deadline = time.monotonic() + 5  # a new key reaches the gateway within 0.2 s
-            while True:
-                answer = client.post("/ui/login", data={"key": key, "next": "/ui/traces"})
-                if answer.status_code == 303 or time.monotonic() > deadline:
-                    break
-                time.sleep(0.1)
+            answer = client.login(key)
             assert answer.status_code == 303, answer.text
             assert answer.headers["location"] == "/ui/traces"
+            client.learn(client.get("/ui/traces"))
+            assert client.csrf
         yield client
 
 
