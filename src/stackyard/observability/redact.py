@@ -86,11 +86,21 @@ class Redactor:
         return value
 
     def value(self, value: Any) -> Any:
-        """A copy of a JSON value with every string redacted."""
+        """A copy of a JSON value with every string redacted. Iterative: however deep the
+        value nests (an upstream's answer is not bounded as requests are), no recursion."""
         if isinstance(value, str):
             return self.text(value)
-        if isinstance(value, dict):
-            return {k: self.value(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self.value(v) for v in value]
-        return value
+        if not isinstance(value, dict | list):
+            return value
+        root: Any = dict(value) if isinstance(value, dict) else list(value)
+        stack = [root]
+        while stack:
+            node = stack.pop()
+            for key, item in node.items() if isinstance(node, dict) else enumerate(node):
+                if isinstance(item, str):
+                    node[key] = self.text(item)
+                elif isinstance(item, dict | list):
+                    copy: Any = dict(item) if isinstance(item, dict) else list(item)
+                    node[key] = copy
+                    stack.append(copy)
+        return root

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 import urllib.parse
@@ -13,6 +14,30 @@ from stackyard.errors import APIError, body_too_large, invalid_request
 from stackyard.server.types import Headers, Receive, Scope, Send
 
 JSON = b"application/json"
+#: What is read and dropped of a refused body, at most, before the 413 (then the connection
+#: closes): enough for any client that sends first and reads after.
+DISCARD_BYTES = 256 * 1024 * 1024
+DISCARD_SECONDS = 10.0
+#: How deep a request's JSON may nest (objects and arrays), unless server.max_json_depth says
+#: otherwise: far more than any API's body needs, and nothing downstream ever recurses further.
+DEFAULT_JSON_DEPTH = 64
+
+
+def nested_deeper(value: object, limit: int) -> bool:
+    """Whether JSON ``value`` nests objects and arrays more than ``limit`` levels deep (the top
+    level is 1). Iterative: a body nested a thousand levels deep costs no recursion."""
+    if type(value) is not dict and type(value) is not list:
+        return False
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        for child in item.values() if type(item) is dict else item:
+            kind = type(child)
+            if kind is dict or kind is list:
+                stack.append((child, depth + 1))
+    return False
 
 
 def new_request_id() -> str:
@@ -33,16 +58,25 @@ class Request:
         "_body",
         "_headers",
         "max_body_bytes",
+        "max_json_depth",
         "receive",
         "request_id",
         "scope",
         "started",
     )
 
-    def __init__(self, scope: Scope, receive: Receive, *, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        scope: Scope,
+        receive: Receive,
+        *,
+        max_body_bytes: int,
+        max_json_depth: int = DEFAULT_JSON_DEPTH,
+    ) -> None:
         self.scope = scope
         self.receive = receive
         self.max_body_bytes = max_body_bytes
+        self.max_json_depth = max_json_depth
         self.started = time.perf_counter()
         self._headers: dict[bytes, bytes] | None = None
         self._body: bytes | None = None
@@ -77,6 +111,7 @@ class Request:
         limit = self.max_body_bytes
         declared = self.header(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._discard()
             raise body_too_large(limit)
         chunks: list[bytes] = []
         size = 0
@@ -88,12 +123,30 @@ class Request:
             if chunk:
                 size += len(chunk)
                 if size > limit:
+                    await self._discard()
                     raise body_too_large(limit)
                 chunks.append(chunk)
             if not message.get("more_body", False):
                 break
         self._body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         return self._body
+
+    async def _discard(self) -> None:
+        """Read and drop the rest of a body that is refused, so that a client which sends
+        its whole body before it reads (urllib, requests) gets the 413 and not a reset
+        connection, as nginx's lingering close does; within bounds, then the connection goes."""
+        dropped = 0
+        deadline = time.monotonic() + DISCARD_SECONDS
+        while dropped < DISCARD_BYTES and time.monotonic() < deadline:
+            try:
+                message = await asyncio.wait_for(self.receive(), deadline - time.monotonic())
+            except TimeoutError:
+                return
+            if message["type"] != "http.request":
+                return
+            dropped += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                return
 
     async def json_object(self) -> dict[str, Any]:
         """The body as a JSON object, or a 400 that says what is wrong with it."""
@@ -110,6 +163,11 @@ class Request:
         if not isinstance(data, dict):
             raise invalid_request(
                 f"The request body must be a JSON object, not a {type(data).__name__}."
+            )
+        if nested_deeper(data, self.max_json_depth):
+            raise invalid_request(
+                f"The JSON body is nested deeper than {self.max_json_depth} levels "
+                "(the server's limit, server.max_json_depth)."
             )
         return data
 

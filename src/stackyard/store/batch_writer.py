@@ -6,6 +6,12 @@ worker thread; shutdown flushes what is left. A crash loses at most the rows not
 (one interval's worth). :meth:`put` waits for room when the queue is full (for rows that must
 not be lost); :meth:`offer` gives up at once and says so (for rows that may be shed). When the
 database refuses a batch five times, the batch is appended to a JSON-lines spill file.
+
+A writer cannot die. When a batch fails while the database answers, the rows are written one
+by one, so that one row that cannot be written (or encoded) is set aside (logged, counted in
+``stackyard_writer_errors_total``, spilled if it can be) and never holds back or takes down the
+rest; any other failure of the loop is logged, counted, and the loop goes on. ``problem`` says
+when a writer is not writing (for ``/ready``).
 """
 
 from __future__ import annotations
@@ -15,16 +21,30 @@ import contextlib
 import json
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from sqlalchemy import text
+
+from stackyard.observability.metrics import Counter
 from stackyard.store.db import Database
 
 RowT = TypeVar("RowT")
 
 log = logging.getLogger("stackyard.store")
 RETRIES = 5  # then the batch goes to the spill file
+#: Rows tried alone, in a row, with none written: the database is down, not a row bad.
+PROBE_ROWS = 3
+
+#: Every writer's failures: ``kind`` is ``batch`` (a batch the database refused), ``row`` (a
+#: row set aside, since it alone could not be written), ``spilled`` (rows written to the spill
+#: file), ``lost`` (rows not even the spill file took) or ``loop`` (an error of the loop itself).
+ERRORS = Counter(
+    "stackyard_writer_errors_total",
+    "Failures of the background writers, by writer and kind (batch, row, spilled, lost, loop).",
+    ("writer", "kind"),
+)
 
 
 class BatchWriter(ABC, Generic[RowT]):
@@ -52,6 +72,11 @@ class BatchWriter(ABC, Generic[RowT]):
         self.spill_path = spill_path or Path(f"stackyard-{self.spill_name}-unwritten.jsonl")
         self._task: asyncio.Task[None] | None = None
         self._closing = asyncio.Event()
+        #: Batches refused in a row (0 after any write).
+        self.failing = 0
+        #: Told how many more rows are finished with (written, spilled or lost), in the order
+        #: they were queued: the spend journal.
+        self.on_done: Callable[[int], None] | None = None
 
     @abstractmethod
     def insert(self, rows: Sequence[RowT]) -> None:
@@ -86,50 +111,156 @@ class BatchWriter(ABC, Generic[RowT]):
         self._task = asyncio.ensure_future(self._run())
 
     async def _flush(self, rows: list[RowT]) -> None:
+        pending = rows
         for attempt in range(RETRIES):
             try:
-                await asyncio.to_thread(self.insert, rows)
-                self.written += len(rows)
-                self.written_rows(rows)
-                return
+                await asyncio.to_thread(self.insert, pending)
             except Exception:
-                log.exception("could not write %d %s (try %d)", len(rows), self.what, attempt + 1)
-                await asyncio.sleep(self.retry_delay * 2**attempt)
+                ERRORS.inc(self.spill_name, "batch")
+                self.failing += 1
+                log.exception(
+                    "could not write %d %s (try %d)", len(pending), self.what, attempt + 1
+                )
+            else:
+                self._written(pending)
+                return
+            if await asyncio.to_thread(self._database_answers):
+                # The rows, not the database: write them one by one, and set aside any that
+                # cannot be written alone.
+                await asyncio.to_thread(self._one_by_one, pending)
+                return
+            await asyncio.sleep(self.retry_delay * 2**attempt)
         # The database keeps refusing: keep the rows in a file rather than lose them.
-        await asyncio.to_thread(self._spill, rows)
+        await asyncio.to_thread(self._spill, pending)
+
+    def _finished(self, count: int) -> None:
+        if self.on_done is not None:
+            try:
+                self.on_done(count)
+            except Exception:
+                log.exception("after finishing with %d %s", count, self.what)
+
+    def _written(self, rows: Sequence[RowT]) -> None:
+        self.failing = 0
+        self.written += len(rows)
+        self._finished(len(rows))
+        try:
+            self.written_rows(rows)
+        except Exception:
+            log.exception("after writing %d %s", len(rows), self.what)
+
+    def _database_answers(self) -> bool:
+        try:
+            with self.db.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except Exception:
+            return False
+        return True
+
+    def _one_by_one(self, rows: Sequence[RowT]) -> None:
+        """Write each row alone (in the worker thread). A row that fails alone is set aside:
+        counted, logged and spilled. If the first rows all fail, the database is the trouble
+        after all: the rest are not tried, and go to the spill file with them."""
+        written = 0
+        failed: list[RowT] = []
+        for index, row in enumerate(rows):
+            if written == 0 and len(failed) >= PROBE_ROWS:
+                self._spill([*failed, *rows[index:]])
+                return
+            try:
+                self.insert([row])
+            except Exception as exc:
+                failed.append(row)
+                log.error(
+                    "one of the %s cannot be written: %s: %s",
+                    self.what,
+                    type(exc).__name__,
+                    str(exc)[:200],
+                )
+            else:
+                written += 1
+                self._written([row])
+        if failed:
+            ERRORS.inc(self.spill_name, "row", by=len(failed))
+            self._spill(failed)
 
     def _spill(self, rows: list[RowT]) -> None:
-        with self.spill_path.open("a", encoding="utf-8") as spill:
-            for row in rows:
-                spill.write(json.dumps(self.spill_record(row), default=str) + "\n")
-        self.spilled += len(rows)
+        try:
+            self._spill_rows(rows)
+        finally:
+            self._finished(len(rows))
+
+    def _spill_rows(self, rows: list[RowT]) -> None:
+        lines = []
+        for row in rows:
+            try:
+                lines.append(json.dumps(self.spill_record(row), default=str) + "\n")
+            except Exception as exc:  # not even as JSON: counted, and gone
+                ERRORS.inc(self.spill_name, "lost")
+                log.error("lost one of the %s: %s: %s", self.what, type(exc).__name__, exc)
+        if not lines:
+            return
+        try:
+            with self.spill_path.open("a", encoding="utf-8") as spill:
+                spill.writelines(lines)
+        except OSError as exc:
+            ERRORS.inc(self.spill_name, "lost", by=len(lines))
+            log.error(
+                "lost %d %s: the spill file %s: %s", len(lines), self.what, self.spill_path, exc
+            )
+            return
+        ERRORS.inc(self.spill_name, "spilled", by=len(lines))
+        self.spilled += len(lines)
         log.error(
-            "wrote %d %s to %s instead of the database", len(rows), self.what, self.spill_path
+            "wrote %d %s to %s instead of the database", len(lines), self.what, self.spill_path
         )
 
     async def _run(self) -> None:
         stopping = False
         while not stopping:
             rows: list[RowT] = []
-            item = await self.queue.get()
-            if item is None:
-                stopping = True
-            else:
-                rows.append(item)
-                # Let a batch gather (but a shutdown does not wait for it).
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._closing.wait(), self.interval)
-            while not self.queue.empty() and (stopping or len(rows) < self.batch_size):
-                item = self.queue.get_nowait()
+            try:
+                item = await self.queue.get()
                 if item is None:
                     stopping = True
                 else:
                     rows.append(item)
-                if len(rows) >= self.batch_size:
+                    # Let a batch gather (but a shutdown does not wait for it).
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._closing.wait(), self.interval)
+                while not self.queue.empty() and (stopping or len(rows) < self.batch_size):
+                    item = self.queue.get_nowait()
+                    if item is None:
+                        stopping = True
+                    else:
+                        rows.append(item)
+                    if len(rows) >= self.batch_size:
+                        await self._flush(rows)
+                        rows = []
+                if rows:
                     await self._flush(rows)
-                    rows = []
-            if rows:
-                await self._flush(rows)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # never the end of the writer: the next batch is written
+                ERRORS.inc(self.spill_name, "loop")
+                log.exception(
+                    "the %s writer failed on a batch of %d; going on", self.what, len(rows)
+                )
+                await asyncio.sleep(self.retry_delay)
+
+    @property
+    def stopped(self) -> bool:
+        """The writer's task has ended though nobody closed it (it should never happen)."""
+        return self._task is not None and self._task.done() and not self._closing.is_set()
+
+    @property
+    def problem(self) -> str | None:
+        """Why this writer is not writing now, if it is not (for ``/ready``)."""
+        if self.stopped:
+            return f"the {self.what} writer has stopped"
+        if self.failing >= RETRIES:
+            return f"the {self.what} writer cannot reach the database ({self.failing} failures)"
+        return None
 
     async def close(self) -> None:
         """Write everything queued, then stop (no row is given up)."""
@@ -137,5 +268,8 @@ class BatchWriter(ABC, Generic[RowT]):
             return
         self._closing.set()
         await self.queue.put(None)
-        await self._task
+        try:
+            await self._task
+        except Exception:
+            log.exception("the %s writer failed while closing", self.what)
         self._task = None
