@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from stackyard.prompts.template import (
+    RenderBound,
     RenderError,
     check_variables,
     render_messages,
@@ -86,3 +87,60 @@ def test_placeholders_splice_messages_in() -> None:
         *history,
         {"role": "user", "content": [{"type": "text", "text": "Now: Ada?"}]},
     ]
+
+
+def test_jinja_sees_values_as_they_are() -> None:
+    template = (
+        "{{ user.name }} has {{ items|length }}: {{ items|join(', ') }}; "
+        "{% for k, v in user|dictsort %}{{ k }}={{ v }} {% endfor %}"
+        "{{ user is mapping }} {{ items is sequence }} {{ 'b' in items }} {{ items[0] }} "
+        "{{ user|tojson }} {{ items|tojson }} {{ range(3)|list }} {{ items + ['c'] }} "
+        "{{ user.get('name') }} {{ user['name'] }} {{ items|first }} {{ items|last }}"
+    )
+    values = {"user": {"name": "Ada", "role": "x"}, "items": ["a", "b"]}
+    assert render_text(template, values, "jinja") == (
+        "Ada has 2: a, b; name=Ada role=x True True True a "
+        '{"name": "Ada", "role": "x"} ["a", "b"] [0, 1, 2] [\'a\', \'b\', \'c\'] '
+        "Ada Ada a b"
+    )
+
+
+@pytest.mark.parametrize(
+    ("template", "values", "error"),
+    [
+        # Loops with nothing to write: the clock stops them.
+        (
+            "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+            {},
+            "took more than 0.25 s",
+        ),
+        (
+            "{% for a in xs %}{% for b in xs %}{% for c in xs %}{% endfor %}{% endfor %}"
+            "{% endfor %}",
+            {"xs": list(range(5000))},
+            "took more than 0.25 s",
+        ),
+        # Repetition, concatenation and powers that would fill the memory are refused first.
+        ("{{ 'x' * 1000000000 }}", {}, "more than 1,000,000 items"),
+        ("{% set s = 'y' * 900000 %}{{ s + s }}", {}, "more than 1,000,000 items"),
+        ("{{ 10 ** 100000000 }}", {}, "a number too large"),
+        # Output that grows past the bound, a bit at a time.
+        ("{% for i in range(100000) %}{{ s }}{% endfor %}", {"s": "z" * 100}, "characters"),
+        ("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}", {}, "too deeply"),
+    ],
+)
+def test_a_jinja_render_is_bounded_in_time_and_size(
+    template: str, values: dict[str, Any], error: str
+) -> None:
+    # Unbounded, the first two would run for hours and the rest fill the memory.
+    with pytest.raises(RenderError, match=error):
+        render_text(template, values, "jinja")
+
+
+def test_a_mustache_render_is_bounded_in_size() -> None:
+    with pytest.raises(RenderError, match="more than 1,000,000 characters"):
+        render_text("{{x}}" * 1000, {"x": "w" * 2000}, "mustache")
+    bound = RenderBound(chars=100)
+    messages = [{"role": "user", "content": "{{x}}"}, {"role": "user", "content": "{{x}}"}]
+    with pytest.raises(RenderError, match="more than 100 characters"):
+        render_messages(messages, {"x": "v" * 60}, "mustache", bound)  # one bound for all

@@ -43,6 +43,9 @@ async def settled_json(
             ticket, status=exc.status, usage=None, deployment=None, stats=stats, error=exc
         )
         raise with_route_headers(exc, request, stats) from None
+    except BaseException as exc:  # a bug or a cancellation: nothing it reserved stays held
+        await governance.abandon(ticket, exc, stats)
+        raise
     cost = await governance.finish(
         ticket,
         status=200,

@@ -42,6 +42,10 @@ DONE = b"data: [DONE]\n\n"
 
 async def chat_completions(gateway: Gateway, request: Request) -> Response | EventStream:
     body = await request.json_object()
+    governance = gateway.governance
+    # Nothing but parsing before the key is checked: a registry prompt is rendered only for a
+    # caller with a valid key (and its limits and budget are checked on the rendered request).
+    principal = governance.authenticate(request)
     applied = None
     spec = body.get("prompt")
     rendering = (0, 0)
@@ -58,8 +62,7 @@ async def chat_completions(gateway: Gateway, request: Request) -> Response | Eve
     cache_spec = body.pop("cache", None)  # ours: never sent upstream
     rag_spec = body.pop("rag", None)  # ours too
     parsed = validate_chat(body)
-    governance = gateway.governance
-    ticket = await governance.admit(request, body, endpoint="chat")
+    ticket = await governance.admit(request, body, endpoint="chat", principal=principal)
     if applied is not None:
         served = f"{applied.name}@{applied.version}".encode()
         ticket.headers = [*ticket.headers, (b"x-stackyard-prompt", served)]
@@ -128,6 +131,9 @@ async def chat_completions(gateway: Gateway, request: Request) -> Response | Eve
             error=exc,
         )
         raise with_route_headers(exc, request, stats) from None
+    except BaseException as exc:  # a bug or a cancellation: nothing it reserved stays held
+        await governance.abandon(ticket, exc, stats)
+        raise
     usage = routed.result.get("usage")
     cost = await governance.finish(
         ticket,

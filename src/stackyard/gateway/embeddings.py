@@ -52,9 +52,10 @@ def convert_encoding(response: Body, wanted: str) -> Body:
 
 async def embeddings(gateway: Gateway, request: Request) -> Response:
     body = await request.json_object()
-    validate_embeddings(body)
     governance = gateway.governance
-    ticket = await governance.admit(request, body, endpoint="embeddings")
+    principal = governance.authenticate(request)  # a caller without a key learns nothing more
+    validate_embeddings(body)
+    ticket = await governance.admit(request, body, endpoint="embeddings", principal=principal)
     wanted = body.get("encoding_format") or "float"
     stats = RouteStats()
 

@@ -74,8 +74,9 @@ async def messages(gateway: Gateway, request: Request) -> Response | EventStream
     ticket: Ticket | None = None
     try:
         body = await request.json_object()
+        principal = governance.authenticate(request)  # a keyless caller learns nothing more
         validate_messages(body)
-        ticket = await governance.admit(request, body, endpoint="messages")
+        ticket = await governance.admit(request, body, endpoint="messages", principal=principal)
         body = check_secrets(gateway, body, ticket, scan_messages, _masked_request)
         await screen(gateway, body, ticket)
         if body.get("stream"):
@@ -105,6 +106,10 @@ async def messages(gateway: Gateway, request: Request) -> Response | EventStream
                 ticket, status=exc.status, usage=None, deployment=None, stats=stats, error=exc
             )
         return anthropic_error(with_route_headers(exc, request, stats))
+    except BaseException as exc:  # a bug or a cancellation: nothing it reserved stays held
+        if ticket is not None:
+            await governance.abandon(ticket, exc, stats)
+        raise
     assert ticket is not None  # admitted before routing
     usage = routed.result.get("usage")
     cost = await governance.finish(
@@ -123,8 +128,8 @@ async def count_tokens(gateway: Gateway, request: Request) -> Response:
     stats = RouteStats()
     try:
         body = await request.json_object()
+        gateway.governance.authenticate(request)  # a keyless caller learns nothing more
         validate_messages(body, count=True)
-        gateway.governance.authenticate(request)
 
         async def attempt(deployment: Deployment) -> Body:
             return await _messages_provider(deployment).count_tokens(body)

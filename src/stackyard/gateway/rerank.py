@@ -61,11 +61,12 @@ def _results(result: Body, texts: list[str], top_n: int, documents: bool) -> lis
 
 async def rerank(gateway: Gateway, request: Request) -> Response:
     body = await request.json_object()
+    governance = gateway.governance
+    principal = governance.authenticate(request)  # a caller without a key learns nothing more
     parsed = validate_rerank(body)
     texts = [d if isinstance(d, str) else d.text for d in parsed.documents]
     top_n = min(parsed.top_n or len(texts), len(texts))
-    governance = gateway.governance
-    ticket = await governance.admit(request, body, endpoint="rerank")
+    ticket = await governance.admit(request, body, endpoint="rerank", principal=principal)
     stats = RouteStats()
     upstream: Body = {"model": parsed.model, "query": parsed.query, "documents": texts}
     upstream["top_n"] = len(texts)  # every score comes back; the gateway cuts to top_n
