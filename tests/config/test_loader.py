@@ -204,3 +204,17 @@ def test_unknown_base_and_adapters_elsewhere(tmp_path: Path) -> None:
     assert "stackyard.yaml:4: models[0].base: unknown model 'nope'" in message
     message = load_error(tmp_path, "models:\n  - name: a\n    provider: openai\n    adapter: ./x\n")
     assert "models[0].adapter: adapters are served by the 'local' provider" in message
+
+
+def test_off_and_on_are_words_as_the_docs_write_them(tmp_path: Path) -> None:
+    """YAML 1.1 read an unquoted ``off`` as false, and the config was refused."""
+    path = tmp_path / "stackyard.yaml"
+    path.write_text(
+        "models: []\n"
+        "guardrails:\n  secrets:\n    action: off\n    output: redact\n"
+        "observability:\n  redact_pii: no\n  metrics_key_labels: yes\n"
+    )
+    config, _ = load(path)
+    assert config.guardrails.secrets.action == "off"
+    assert config.observability.redact_pii is False  # a boolean field still reads them
+    assert config.observability.metrics_key_labels is True

@@ -340,6 +340,24 @@ def test_malformed_and_oversized_bodies(
     assert fragment in error["message"]
 
 
+def test_a_client_that_sends_its_whole_body_first_gets_the_413(gateway: GatewayProcess) -> None:
+    """urllib and requests send the body before they read: the gateway reads and drops the
+    rest of it before answering, instead of resetting the connection under them."""
+    import urllib.error
+    import urllib.request
+
+    for size in (150_000, 3_000_000):  # over the limit (100,000) by a little, and by a lot
+        request = urllib.request.Request(
+            f"{gateway.base_url}/chat/completions",
+            data=b'{"model": "gpt-4o-mini", "messages": "' + b"x" * size + b'"}',
+            headers={"content-type": "application/json"},
+        )
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(request, timeout=30)
+        assert info.value.code == 413
+        assert "limit" in json.loads(info.value.read())["error"]["message"]
+
+
 def test_unknown_route_and_method(gateway: GatewayProcess) -> None:
     missing = httpx.get(f"{gateway.base_url}/nothing-here")
     assert missing.status_code == 404

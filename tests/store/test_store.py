@@ -45,12 +45,26 @@ def test_key_lifecycle_and_snapshot(db: Database) -> None:
     assert len(admin.list_keys(db, include_revoked=True)) == 1
 
 
-def test_expired_keys_leave_the_snapshot(db: Database) -> None:
+def test_expired_keys_stay_in_the_snapshot_as_expired(db: Database) -> None:
+    """So that their callers hear "expired" (authentication refuses them by the time)."""
+    import time
+
+    from sqlalchemy import update
+
+    from stackyard.store.tables import VirtualKey
+    from stackyard.store.tables.base import utcnow
+
     admin.create_team(db, "t")
-    created = admin.create_key(db, "t", expires_in=dt.timedelta(seconds=-1))
+    with pytest.raises(admin.AdminError, match="must be in the future"):
+        admin.create_key(db, "t", expires_in=dt.timedelta(seconds=-1))
+    created = admin.create_key(db, "t", expires_in=dt.timedelta(days=1))
+    with db.session() as session:
+        session.execute(update(VirtualKey).values(expires_at=utcnow() - dt.timedelta(seconds=1)))
     snapshot = KeySnapshot(db)
     snapshot.load()
-    assert hash_key(created.key) not in snapshot.keys
+    expires_at = snapshot.keys[hash_key(created.key)].expires_at
+    assert expires_at is not None
+    assert expires_at < time.time()
 
 
 def test_admin_errors(db: Database) -> None:

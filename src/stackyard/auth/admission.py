@@ -6,8 +6,10 @@ Everything here reads memory only; the spend row goes on the writer's queue.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -34,6 +36,10 @@ if TYPE_CHECKING:
     from stackyard.gateway.router import RouteStats
 
 log = logging.getLogger("stackyard.auth")
+
+#: The scope entry through which the console calls the APIs in process as the principal of
+#: its session. Only code can set it: an HTTP request's scope is built by the server.
+PRINCIPAL_SCOPE = "stackyard.principal"
 
 DEFAULT_MAX_TOKENS = 1024  # assumed for budgets and token limits when a request sets none
 
@@ -77,8 +83,10 @@ class Governance:
         shared: LeasedCounters | None = None,
         recorder: Recorder | None = None,
         audit: AuditWriter | None = None,
+        redis_outage: str = "open",
     ) -> None:
         self.audit = audit
+        self.redis_outage = redis_outage
         self.router = router
         self.recorder = recorder
         self.shared = shared
@@ -110,7 +118,10 @@ class Governance:
         return self._prices.get(deployment.id, Price()) if deployment else Price()
 
     def authenticate(self, request: Request) -> Principal:
-        token = _token(request)
+        injected = request.scope.get(PRINCIPAL_SCOPE)
+        if isinstance(injected, Principal):  # the console's own calls, for its session
+            return injected
+        token = bearer_token(request)
         if token is not None and self.master_key and hmac.compare_digest(token, self.master_key):
             return MASTER
         keys = self.snapshot.keys if self.snapshot else {}
@@ -140,16 +151,25 @@ class Governance:
                 code="master_key_required",
             )
 
-    async def admit(self, request: Request, body: dict[str, Any], *, endpoint: str) -> Ticket:
-        """Admit the request (or raise the refusal), opening its trace."""
+    async def admit(
+        self,
+        request: Request,
+        body: dict[str, Any],
+        *,
+        endpoint: str,
+        principal: Principal | None = None,
+    ) -> Ticket:
+        """Admit the request (or raise the refusal), opening its trace. A caller without a
+        valid key is refused first, with nothing recorded: a trace, and what it costs to
+        store, is for callers the gateway knows (``principal``, if already authenticated)."""
+        if principal is None:
+            principal = self.authenticate(request)
         recorder = self.recorder
         if recorder is None:
-            return await self._admit(self.authenticate(request), request, body, endpoint)
+            return await self._admit(principal, request, body, endpoint)
         trace = recorder.start(request, body, endpoint)
         started = time.time_ns()
-        principal = None
         try:
-            principal = self.authenticate(request)
             ticket = await self._admit(principal, request, body, endpoint)
         except APIError as exc:
             trace.child("gateway.admission", started).fail(exc.message, exc.code)
@@ -217,7 +237,18 @@ class Governance:
             most = self._model_prices.get(ticket.model, Price()).most(prompt, most_out)
         try:
             outcome = await self.shared.admit(principal.limits, prompt + most_out, hard, most)
-        except Exception:  # Redis away: serve rather than fail every request (logged)
+        except Exception as exc:  # Redis away: as auth.redis_outage says
+            if self.redis_outage == "closed":
+                log.error("shared limits unavailable (%s); refusing %s", exc, ticket.request_id)
+                raise APIError(
+                    503,
+                    "Shared limits and budgets cannot be checked now (Redis is unavailable), "
+                    "and this gateway refuses requests it cannot check (auth.redis_outage: "
+                    "closed). Try again shortly.",
+                    type="server_error",
+                    code="limits_unavailable",
+                    headers=[("retry-after", "5")],
+                ) from None
             log.exception("shared limits unavailable; admitting request %s", ticket.request_id)
             return
         if isinstance(outcome, Refusal):
@@ -226,6 +257,29 @@ class Governance:
             raise _over_budget(outcome.budget, outcome.spent)
         ticket.shared = outcome
         ticket.headers = outcome.headers
+
+    async def abandon(
+        self, ticket: Ticket, reason: BaseException, stats: RouteStats | None = None
+    ) -> None:
+        """Settle a request that ended in neither an answer nor an API error: a bug, or the
+        client gone (a cancellation). Its reservations are released and its trace closed, so
+        that nothing it held stays held until a restart."""
+        if ticket.done:
+            return
+        cancelled = isinstance(reason, asyncio.CancelledError)
+        status = 499 if cancelled else 500
+        error = APIError(
+            status,
+            "The client went away." if cancelled else f"{type(reason).__name__}",
+            type="server_error",
+            code="client_closed" if cancelled else "internal_error",
+        )
+        try:
+            await self.finish(
+                ticket, status=status, usage=None, deployment=None, stats=stats, error=error
+            )
+        except Exception:
+            log.exception("could not settle request %s", ticket.request_id)
 
     async def finish(
         self,
@@ -297,6 +351,7 @@ class Governance:
                     (time.perf_counter() - ticket.started) * 1000,
                     status,
                     cache_hit,
+                    os.urandom(16).hex(),  # entry_id: the journal's replay writes it once
                 )
             )
         return cost
@@ -328,7 +383,13 @@ def _rate_limited(refusal: Refusal) -> APIError:
         f"Try again in {refusal.retry_after} s.",
         type=refusal.kind,
         code="rate_limit_exceeded",
-        headers=[("retry-after", str(refusal.retry_after))],
+        # As on a success, and as OpenAI sends them on its own 429s.
+        headers=[
+            ("retry-after", str(refusal.retry_after)),
+            (f"x-ratelimit-limit-{refusal.kind}", str(refusal.limit)),
+            (f"x-ratelimit-remaining-{refusal.kind}", "0"),
+            (f"x-ratelimit-reset-{refusal.kind}", f"{refusal.retry_after}s"),
+        ],
     )
 
 
@@ -342,7 +403,8 @@ def _over_budget(budget: Budget, spent: float) -> APIError:
     )
 
 
-def _token(request: Request) -> str | None:
+def bearer_token(request: Request) -> str | None:
+    """The key a request carries (``Authorization: Bearer`` or ``x-api-key``), if any."""
     header = request.header(b"authorization")
     if header:
         scheme, _, value = header.decode("latin-1").partition(" ")

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from stackyard.auth.principal import Budget, Limit, Principal
 from stackyard.store.db import Database
 from stackyard.store.tables import Organization, Team, User, VirtualKey
-from stackyard.store.tables.base import Governed, aware, utcnow
+from stackyard.store.tables.base import Governed, aware
 
 log = logging.getLogger("stackyard.auth")
 
@@ -74,14 +74,13 @@ class KeySnapshot:
         if version == self._version:
             return False
         keys: dict[str, Principal] = {}
-        now = utcnow()
         with self.db.session() as session:
             organizations = {o.id: o for o in session.scalars(select(Organization))}
             teams = {t.id: t for t in session.scalars(select(Team))}
             users = {u.id: u for u in session.scalars(select(User))}
             for key in session.scalars(select(VirtualKey).where(VirtualKey.revoked_at.is_(None))):
-                if key.expires_at is not None and aware(key.expires_at) <= now:
-                    continue
+                # Expired keys stay, so that their callers hear "expired" (expired_api_key)
+                # rather than "incorrect"; authentication refuses them by expires_at.
                 team = teams.get(key.team_id)
                 user = users.get(key.user_id) if key.user_id else None
                 org_id = team.organization_id if team else None

@@ -8,6 +8,7 @@ Errors name the file, the line, the field's path and what was expected, for exam
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -19,6 +20,22 @@ from stackyard.config.interpolate import MissingVariableError, interpolate
 from stackyard.config.schema import StackyardConfig
 
 DEFAULT_CONFIG_FILE = "stackyard.yaml"
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML as version 1.2 reads booleans: only true and false. YAML 1.1 (PyYAML's default)
+    reads ``off``, ``on``, ``yes``, ``no`` as booleans, so the docs' ``action: off`` arrived as
+    ``false`` and was refused; a boolean field still takes them (pydantic reads "off")."""
+
+
+_BOOL = "tag:yaml.org,2002:bool"
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != _BOOL]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 
 Path_ = tuple[str | int, ...]
 
@@ -186,8 +203,8 @@ def load(
     except OSError as exc:
         raise ConfigError(f"{file}: cannot read: {exc.strerror}") from None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_Loader)  # a SafeLoader: no Python objects
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{file}:{mark.line + 1}" if mark is not None else str(file)

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hmac
 from dataclasses import replace
 from typing import Any
 
-from stackyard.auth.admission import Governance
+from stackyard.auth.admission import Governance, bearer_token
 from stackyard.errors import APIError, invalid_request
 from stackyard.observability import query
 from stackyard.observability.metrics import CONTENT_TYPE, GatewayMetrics
@@ -48,10 +49,18 @@ def _not_found(identifier: str) -> APIError:
 
 
 class TracesAPI:
-    def __init__(self, db: Database, governance: Governance, metrics: GatewayMetrics) -> None:
+    def __init__(
+        self,
+        db: Database,
+        governance: Governance,
+        metrics: GatewayMetrics,
+        *,
+        metrics_token: str | None = None,
+    ) -> None:
         self.db = db
         self.governance = governance
         self.metrics = metrics
+        self.metrics_token = metrics_token
 
     def register(self, routes: Routes) -> None:
         routes.add("GET", ["/metrics"], self.prometheus)
@@ -62,6 +71,15 @@ class TracesAPI:
         routes.add("GET", ["/api/stats"], self.stats)
 
     async def prometheus(self, request: Request) -> Reply:
+        """Prometheus' text format. Costs per team are no one else's business: with keys on,
+        the master key or ``observability.metrics_token`` reads them."""
+        token = bearer_token(request)
+        if not self.governance.open and not (
+            token is not None
+            and self.metrics_token
+            and hmac.compare_digest(token.encode(), self.metrics_token.encode())
+        ):
+            self.governance.require_master(request)
         return Response.text(self.metrics.render(), CONTENT_TYPE)
 
     def _scope(self, request: Request) -> str | None:

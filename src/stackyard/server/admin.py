@@ -49,10 +49,17 @@ def parse_since(text: str) -> dt.datetime:
     return aware(moment)
 
 
-def _optional(body: dict[str, Any], name: str, kind: type) -> Any:
+_KINDS = {str: "a string", int: "an integer", float: "a number", bool: "a boolean"}
+
+
+def _optional(body: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
     value = body.get(name)
     if value is not None and not isinstance(value, kind):
-        raise invalid_request(f"'{name}' must be a {kind.__name__}", param=name)
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        wanted = (
+            "a number" if float in kinds else " or ".join(_KINDS.get(k, k.__name__) for k in kinds)
+        )
+        raise invalid_request(f"'{name}' must be {wanted}", param=name)
     return value
 
 
@@ -62,7 +69,7 @@ def _controls(body: dict[str, Any]) -> dict[str, Any]:
         "models": _optional(body, "models", list),
         "rpm": _optional(body, "rpm", int),
         "tpm": _optional(body, "tpm", int),
-        "budget_usd": _optional(body, "budget_usd", (int, float)),  # type: ignore[arg-type]
+        "budget_usd": _optional(body, "budget_usd", (int, float)),
         "budget_period": _optional(body, "budget_period", str) or "month",
         "budget_soft": bool(_optional(body, "budget_soft", bool)),
     }
@@ -121,10 +128,10 @@ class AdminAPI:
         routes.add("GET", ["/admin/spend"], self._guard(self.spend))
         routes.add("GET", ["/admin/spend/daily"], self._guard(self.daily_spend))
         routes.add("GET", ["/admin/guardrails/audit"], self._guard(self.guardrail_audit))
-        routes.add("GET", ["/admin/openapi.json"], self._openapi)
+        routes.add("GET", ["/admin/openapi.json"], self._guard(self._openapi))
 
-    async def _openapi(self, request: Request) -> Reply:
-        return Response.json(DOCUMENT)
+    async def _openapi(self, request: Request) -> Any:
+        return DOCUMENT
 
     def _guard(
         self, handler: Callable[[Request], Awaitable[Any]]
@@ -190,7 +197,12 @@ class AdminAPI:
         team = body.get("team")
         if not isinstance(team, str) or not team:
             raise invalid_request("'team' (a team name or id) is required", param="team")
-        days = _optional(body, "expires_in_days", (int, float))  # type: ignore[arg-type]
+        days = _optional(body, "expires_in_days", (int, float))
+        if days is not None and (isinstance(days, bool) or not 0 < days <= 36_500):
+            raise invalid_request(
+                "'expires_in_days' must be a number of days above 0 (at most 36500)",
+                param="expires_in_days",
+            )
         created = await asyncio.to_thread(
             admin.create_key,
             self.db,

@@ -248,6 +248,8 @@ def create_key(
     budget_soft: bool = False,
     expires_in: dt.timedelta | None = None,
 ) -> CreatedKey:
+    if expires_in is not None and expires_in <= dt.timedelta(0):
+        raise AdminError("a key's expiry must be in the future (expires_in_days above 0)")
     plaintext, prefix, digest = generate_key()
     with db.session() as session:
         owner = _find_team(session, team)
