@@ -58,3 +58,40 @@ async def test_budget_slices_are_given_back_or_forgotten(redis_ready: None) -> N
     await other.aclose()
     await crashed.redis.aclose()
     await crashed.redis.connection_pool.disconnect()
+
+
+async def test_a_redis_that_comes_back_empty_gets_its_budget_totals_from_the_store(
+    redis_ready: None,
+) -> None:
+    """Once, spend was not seeded again when Redis restarted empty: a key with a $0.10 budget
+    reached $0.176."""
+    budget = [Budget("key", "k", usd=0.10, period="day")]
+    store = {"spent": 0.0}  # the spend log, kept up to date as the writer does
+
+    async def spent_in_store(_: Budget) -> float:
+        return store["spent"]
+
+    first = LeasedCounters(REDIS_URL, fraction=0.2)
+    first.spent_in_store = spent_in_store
+    for _ in range(9):
+        reservation = await first.admit([], 0, budget, 0.01)
+        assert isinstance(reservation, LeaseReservation)
+        await first.settle(reservation, 0, 0.01)
+        store["spent"] += 0.01
+    await first.aclose()
+    second = LeasedCounters(REDIS_URL, fraction=0.2)
+    second.spent_in_store = spent_in_store
+    await second.redis.flushdb()  # Redis restarts, with nothing
+    outcomes = [await second.admit([], 0, budget, 0.01) for _ in range(5)]
+    assert sum(isinstance(o, LeaseReservation) for o in outcomes) == 1  # the last cent, no more
+    assert isinstance(outcomes[-1], Overspend)
+    assert outcomes[-1].spent == pytest.approx(0.09)
+    # A report for a total that is gone does not start it again from zero.
+    await second.redis.flushdb()
+    first_reservation = outcomes[0]
+    assert isinstance(first_reservation, LeaseReservation)
+    await second.settle(first_reservation, 0, 0.01)
+    await second.flush()
+    spent_key = first_reservation.budget_leases[0][1]
+    assert await second.redis.get(spent_key) is None
+    await second.aclose()

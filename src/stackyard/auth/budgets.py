@@ -69,6 +69,21 @@ class BudgetBook:
                 )
                 self._spent[key] = float(total or 0.0)
 
+    def spent_in_store(self, budget: Budget) -> float:
+        """What the store's spend log holds for ``budget``'s current period (a database read:
+        for recovery, never the request path)."""
+        if self.db is None:
+            return 0.0
+        start = period_start(budget.period, dt.datetime.now(dt.UTC))
+        column = SCOPE_COLUMNS[budget.scope]
+        with self.db.session() as session:
+            total = session.scalar(
+                select(func.coalesce(func.sum(SpendDaily.cost_usd), 0.0)).where(
+                    column == budget.id, SpendDaily.day >= start.date()
+                )
+            )
+        return float(total or 0.0)
+
     def spent(self, budget: Budget) -> float:
         return self._spent.get(self._key(budget, dt.datetime.now(dt.UTC)), 0.0)
 

@@ -25,7 +25,7 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,7 +64,9 @@ for j = 0, nb - 1 do
   local usd = tonumber(ARGV[b + 3 * j])
   local chunk = tonumber(ARGV[b + 3 * j + 1])
   local minimum = tonumber(ARGV[b + 3 * j + 2])
-  local spent = tonumber(redis.call('GET', KEYS[2 * nr + 1 + 2 * j]) or '0')
+  local raw = redis.call('GET', KEYS[2 * nr + 1 + 2 * j])
+  if not raw then return {3, j} end
+  local spent = tonumber(raw)
   local slices = redis.call('HGETALL', KEYS[2 * nr + 2 + 2 * j])
   local held = 0
   for k = 1, #slices, 2 do
@@ -93,9 +95,10 @@ for k = 1, #grants do out[#out + 1] = tostring(grants[k]) end
 return out
 """
 
-# KEYS: spent, slices; ARGV: instance, cost (moves spend from the slice to the total)
+# KEYS: spent, slices; ARGV: instance, cost (moves spend from the slice to the total; a total
+# that is gone, Redis having restarted empty, is left for the next admission to seed again)
 REPORT = """
-redis.call('INCRBYFLOAT', KEYS[1], ARGV[2])
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('INCRBYFLOAT', KEYS[1], ARGV[2]) end
 redis.call('HINCRBYFLOAT', KEYS[2], ARGV[1], '-' .. ARGV[2])
 return 0
 """
@@ -152,6 +155,9 @@ class LeasedCounters:
         self._heartbeat: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._closing = False
+        #: A budget's spend in its current period, read from the store: what a budget's total
+        #: is seeded with when Redis has none (it restarted empty).
+        self.spent_in_store: Callable[[Budget], Awaitable[float]] | None = None
 
     async def _beat(self) -> None:
         while not self._closing:
@@ -258,6 +264,12 @@ class LeasedCounters:
             short = most_usd - held.remaining
             args += [budget.usd, max(short, budget.usd * self.fraction), short]
         result = await self._acquire(keys=keys, args=args)
+        if int(result[0]) == 3:  # a budget's total is gone (Redis restarted empty): seed it
+            budget, _, spent_key, _ = budgets[int(result[1])]
+            await self._seed(budget, spent_key)
+            result = await self._acquire(keys=keys, args=args)
+            if int(result[0]) == 3:  # seeded and gone again: a Redis that keeps losing data
+                raise RuntimeError("a budget's total keeps vanishing from Redis")
         if int(result[0]) == 1:
             limit, kind, cap, _, _ = rates[int(result[1])]
             return Refusal(limit.scope, kind, cap, max(1, math.ceil(WINDOW - (now - start))))
@@ -315,6 +327,21 @@ class LeasedCounters:
                 await pipe.execute()
         except Exception:
             log.exception("could not report %d costs to Redis", len(pending))
+
+    async def _seed(self, budget: Budget, spent_key: str) -> None:
+        """Rebuild a budget's period total from the store (the spend log), when Redis has lost
+        it: without this, a restarted Redis forgot every budget's spend (a key with a $0.10
+        budget reached $0.176). Spend still on its way to the store (at most one writer
+        interval's worth) is not in it."""
+        spent = await self.spent_in_store(budget) if self.spent_in_store is not None else 0.0
+        log.warning(
+            "Redis had no spend for the %s budget of %s %s: seeded with $%.6f from the store",
+            budget.period,
+            budget.scope,
+            budget.id,
+            spent,
+        )
+        await self.redis.set(spent_key, spent, nx=True, ex=40 * 86400)
 
     async def seed_spend(self, budgets: Sequence[Budget], spent: dict[Budget, float]) -> None:
         """Start each budget's period total from the spend log, unless an instance has."""
