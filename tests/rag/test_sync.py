@@ -254,3 +254,56 @@ async def test_batches_embedded_while_others_are_written_embed_each_text_once(
     assert any_store.count(report.index) == (5, 5)
     hits = any_store.dense(report.index, embedder.vector("shared words"), 5, None)
     assert sorted(h.source_id for h in hits if h.text == "shared words") == ["n0", "n1", "n3"]
+
+
+async def test_a_sync_keeps_the_documents_pushed_through_the_api(
+    tmp_path: Path, collections: Collections, any_store: VectorStore
+) -> None:
+    """Sync deleted every pushed document once ("3 deleted", then no hits): it deletes only
+    what vanished from the sources."""
+    folder = make_folder(tmp_path, 2)
+    embedder = HashingEmbedder()
+    collection = create(collections, folder)
+    await sync(collection, any_store, embedder, collections)
+    pushed = [Document(f"note-{i}", [Section(f"pushed note body {i}", 0)], {}) for i in range(3)]
+    await upsert(collections.get("docs"), any_store, embedder, collections, pushed)
+    (folder / "doc1.md").unlink()
+    report = await sync(collections.get("docs"), any_store, embedder, collections)
+    assert report.deleted == 1  # the file that went, and nothing else
+    index = collections.get("docs").active_index
+    assert index is not None
+    assert sorted(any_store.documents(index)) == ["docs/doc0.md", "note-0", "note-1", "note-2"]
+    hits = any_store.keyword(index, "pushed note", 10, None)
+    assert {h.source_id for h in hits} >= {"note-0", "note-1", "note-2"}
+
+
+async def test_a_new_model_carries_the_pushed_documents_into_its_index(
+    tmp_path: Path, collections: Collections, any_store: VectorStore
+) -> None:
+    """Pushed documents have no file to read again: the new index embeds their stored chunks,
+    so that the swap does not drop them."""
+    folder = make_folder(tmp_path, 2)
+    old_model = HashingEmbedder("hashing", 64)
+    await sync(create(collections, folder), any_store, old_model, collections)
+    pushed = [
+        Document("note-a", [Section("pushed alpha note", 0)], {"author": "ada"}),
+        Document("note-b", [Section("pushed beta note", 0)], {}),
+    ]
+    await upsert(collections.get("docs"), any_store, old_model, collections, pushed)
+    new_model = HashingEmbedder("hashing", 32, revision="r2")
+    report = await sync(collections.get("docs"), any_store, new_model, collections)
+    assert report.swapped
+    assert report.deleted == 0
+    index = collections.get("docs").active_index
+    assert index == "docs@hashing:r2"
+    assert sorted(any_store.documents(index)) == [
+        "docs/doc0.md",
+        "docs/doc1.md",
+        "note-a",
+        "note-b",
+    ]
+    hits = any_store.dense(index, new_model.vector("pushed alpha note"), 1, None)
+    assert (hits[0].source_id, hits[0].text) == ("note-a", "pushed alpha note")
+    assert "pushed beta note" in new_model.texts
+    again = await sync(collections.get("docs"), any_store, new_model, collections)
+    assert (again.added, again.deleted) == (0, 0)  # carried once, and kept

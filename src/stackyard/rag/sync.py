@@ -312,7 +312,11 @@ async def sync(
         docs_per_batch=DOCS_PER_BATCH if cluster is None else cluster.docs_per_batch,
     )
     await ingest.write(pending)
-    vanished = sorted(set(known) - seen)
+    if shadow and collection.active_index is not None:
+        seen |= await _carry_pushed(store, embedder, collection.active_index, target, known, report)
+    # Only documents read from the sources can vanish from them: documents pushed through the
+    # API (no stamp: no file behind them) stay until they are deleted through the API.
+    vanished = sorted(s for s in set(known) - seen if known[s].stamp)
     if vanished:
         report.deleted = await asyncio.to_thread(store.delete_documents, target, vanished)
     await _finish(collection, store, collections, target, report, ingest)
@@ -320,6 +324,40 @@ async def sync(
     report.finished_at = round(time.time(), 3)
     collections.update(collection.name, last_sync=report.public())
     return report
+
+
+async def _carry_pushed(
+    store: VectorStore,
+    embedder: Embedder,
+    active: str,
+    target: str,
+    known: dict[str, DocState],
+    report: SyncReport,
+) -> set[str]:
+    """Documents pushed through the API have no source to read again: when a new embedding
+    model builds a new index, their chunks are embedded again from the active index, so that
+    the swap does not drop them. Returns their ids."""
+    try:
+        current = await asyncio.to_thread(store.documents, active)
+    except ValueError:
+        return set()
+    pushed = [s for s, state in current.items() if not state.stamp and s not in known]
+    for start in range(0, len(pushed), DOCS_PER_BATCH):
+        part = pushed[start : start + DOCS_PER_BATCH]
+        stored = await asyncio.to_thread(store.chunks_of, active, part)
+        for source_id, (metadata, chunks) in stored.items():
+            vectors = await embedder.embed([c.text for c in chunks]) if chunks else []
+            report.chunks_embedded += len(chunks)
+            if vectors:  # the new index may not exist yet (no file wrote to it)
+                await asyncio.to_thread(store.create_index, target, int(vectors[0].shape[0]))
+            new = [
+                NewChunk(c.text, c.position, c.start, c.end, c.digest, v, c.metadata)
+                for c, v in zip(chunks, vectors, strict=True)
+            ]
+            state = current[source_id]
+            await asyncio.to_thread(store.write_document, target, state, new, metadata)
+            report.added += 1
+    return set(pushed)
 
 
 async def _finish(

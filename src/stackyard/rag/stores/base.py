@@ -47,6 +47,18 @@ class NewChunk:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredChunk:
+    """A chunk as the store keeps it, without its vector (to embed it again elsewhere)."""
+
+    text: str
+    position: int
+    start: int
+    end: int
+    digest: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class Hit:
     id: str
     source_id: str
@@ -69,6 +81,12 @@ class VectorStore(Protocol):
     def write_document(
         self, index: str, doc: DocState, chunks: list[NewChunk], metadata: dict[str, Any]
     ) -> None: ...
+    def chunks_of(
+        self, index: str, source_ids: list[str]
+    ) -> dict[str, tuple[dict[str, Any], list[StoredChunk]]]:
+        """Each document's metadata and chunks, in order (to carry it to a new index)."""
+        ...
+
     def restamp(self, index: str, source_id: str, stamp: str) -> None: ...
     def delete_documents(self, index: str, source_ids: list[str]) -> int: ...
     def dense(self, index: str, vector: Vector, k: int, where: Where | None) -> list[Hit]: ...

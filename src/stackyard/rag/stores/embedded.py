@@ -26,6 +26,7 @@ from stackyard.rag.stores.base import (
     DocState,
     Hit,
     NewChunk,
+    StoredChunk,
     StoreError,
     Vector,
     Where,
@@ -175,6 +176,29 @@ class EmbeddedStore:
                 "INSERT OR REPLACE INTO rag_documents VALUES (?, ?, ?, ?, ?)",
                 (index, doc.source_id, doc.digest, doc.stamp, orjson.dumps(metadata).decode()),
             )
+
+    def chunks_of(
+        self, index: str, source_ids: list[str]
+    ) -> dict[str, tuple[dict[str, Any], list[StoredChunk]]]:
+        found: dict[str, tuple[dict[str, Any], list[StoredChunk]]] = {}
+        for part in _batches(source_ids):
+            marks = _marks(part)
+            for source_id, metadata in self._query(
+                "SELECT source_id, metadata FROM rag_documents WHERE index_name = ? "
+                f"AND source_id IN ({marks})",
+                (index, *part),
+            ):
+                found[source_id] = (orjson.loads(metadata), [])
+            for row in self._query(
+                'SELECT source_id, text, position, start, "end", digest, metadata FROM rag_chunks'
+                f" WHERE index_name = ? AND source_id IN ({marks}) ORDER BY source_id, position",
+                (index, *part),
+            ):
+                if row[0] in found:
+                    found[row[0]][1].append(
+                        StoredChunk(row[1], row[2], row[3], row[4], row[5], orjson.loads(row[6]))
+                    )
+        return found
 
     def restamp(self, index: str, source_id: str, stamp: str) -> None:
         with self._write() as db:

@@ -22,6 +22,7 @@ from stackyard.rag.stores.base import (
     DocState,
     Hit,
     NewChunk,
+    StoredChunk,
     StoreError,
     Vector,
     Where,
@@ -193,6 +194,29 @@ class PgVectorStore:
                 "UPDATE rag_documents SET stamp = %s WHERE index_name = %s AND source_id = %s",
                 (stamp, index, source_id),
             )
+
+    def chunks_of(
+        self, index: str, source_ids: list[str]
+    ) -> dict[str, tuple[dict[str, Any], list[StoredChunk]]]:
+        table = self._known(index)
+        found: dict[str, tuple[dict[str, Any], list[StoredChunk]]] = {
+            r[0]: (dict(r[1]), [])
+            for r in self._rows(
+                "SELECT source_id, metadata FROM rag_documents "
+                "WHERE index_name = %s AND source_id = ANY(%s)",
+                (index, source_ids),
+            )
+        }
+        for row in self._rows(
+            f'SELECT source_id, text, position, start, "end", digest, metadata FROM {table} '
+            "WHERE source_id = ANY(%s) ORDER BY source_id, position",
+            (source_ids,),
+        ):
+            if row[0] in found:
+                found[row[0]][1].append(
+                    StoredChunk(row[1], row[2], row[3], row[4], row[5], dict(row[6]))
+                )
+        return found
 
     def delete_documents(self, index: str, source_ids: list[str]) -> int:
         table = self._known(index)
