@@ -13,20 +13,25 @@ GET  /ui/static/{file}      the console's stylesheet and scripts
 The other pages are a module each: playground.py, dashboard.py, experiments.py (evaluations),
 collections.py (RAG) and jobs.py (fine-tuning).
 
-Every page reads the gateway's APIs in process with the logged-in key, so it shows exactly
-what that key may see through the API.
+Every page reads the gateway's APIs in process as the session's key, so it shows exactly
+what that key may see through the API. Sessions, the anti-forgery tokens and the security
+headers: session.py and sessions.py.
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib.resources
 import json
+import time
 import urllib.parse
 from typing import Any
 
 import jinja2
 
 from stackyard.auth.admission import Governance
+from stackyard.auth.keys import hash_key
+from stackyard.auth.principal import MASTER, OPEN, Principal
 from stackyard.errors import APIError
 from stackyard.gateway.router import Router
 from stackyard.server.http import Request, Response
@@ -39,13 +44,22 @@ from stackyard.ui.forms import HTML, message, number, redirect, rows
 from stackyard.ui.jobs import JobPages
 from stackyard.ui.playground import PlaygroundPages
 from stackyard.ui.session import (
-    OPEN_KEY,
+    COOKIE,
+    LOGIN_COOKIE,
+    MASTER_SUBJECT,
+    OPEN_SUBJECT,
+    SECURITY_HEADERS,
     Caller,
-    as_key,
-    cookie_key,
-    login_cookie,
-    logout_cookie,
+    cleared_cookies,
+    cookies,
+    login_token_cookie,
+    new_token,
+    same_origin,
+    same_token,
+    secure,
+    session_cookie,
 )
+from stackyard.ui.sessions import Sessions
 
 STATIC_TYPES = {".css": b"text/css; charset=utf-8", ".js": b"text/javascript; charset=utf-8"}
 NAV = (
@@ -85,12 +99,16 @@ class Console:
         router: Router,
         *,
         max_body_bytes: int,
+        sessions: Sessions,
+        secure_cookies: bool = False,
     ) -> None:
         self.routes = routes
         self.chat = chat
         self.governance = governance
         self.router = router
-        self.call = Caller(routes, max_body_bytes)
+        self.sessions = sessions
+        self.secure_cookies = secure_cookies
+        self.call = Caller(routes, max_body_bytes, self.principal_of)
         self.env = _environment()
 
     def register(self, routes: Routes) -> None:
@@ -118,38 +136,86 @@ class Console:
 
     def render(self, template: str, status: int = 200, **context: Any) -> Response:
         text = self.env.get_template(template).render(nav=NAV, **context)
-        return Response(status, text.encode(), [(b"cache-control", b"no-store")], HTML)
+        headers = [(b"cache-control", b"no-store"), *SECURITY_HEADERS]
+        return Response(status, text.encode(), headers, HTML)
+
+    def principal_of(self, subject: str) -> Principal | None:
+        """Who a session's subject is now: None once its key is revoked or has expired, or the
+        master key is no longer the server's."""
+        governance = self.governance
+        if subject == MASTER_SUBJECT:
+            return MASTER if governance.master_key else None
+        if subject == OPEN_SUBJECT:
+            return OPEN if governance.open else None
+        if subject.startswith("key:") and governance.snapshot is not None:
+            principal = governance.snapshot.keys.get(subject[4:])
+            if principal is not None and (
+                principal.expires_at is None or time.time() < principal.expires_at
+            ):
+                return principal
+        return None
+
+    async def session(self, request: Request) -> tuple[str, str, list[tuple[bytes, bytes]]] | None:
+        """(subject, anti-forgery token, cookies to set) of the browser's session. On an open
+        gateway, where there is nothing to log in with, a session is opened at once."""
+        token = cookies(request).get(COOKIE)
+        found = await asyncio.to_thread(self.sessions.get, token) if token else None
+        if found is not None and self.principal_of(found.subject) is not None:
+            return found.subject, found.csrf, []
+        if found is not None and token:  # its key was revoked, or keys were turned on
+            await asyncio.to_thread(self.sessions.end, token)
+        if self.governance.open:
+            return await self._start(request, OPEN_SUBJECT)
+        return None
+
+    async def _start(
+        self, request: Request, subject: str
+    ) -> tuple[str, str, list[tuple[bytes, bytes]]]:
+        token, created = await asyncio.to_thread(self.sessions.create, subject)
+        max_age = int(self.sessions.lifetime.total_seconds())
+        cookie = session_cookie(token, max_age, secure(request, self.secure_cookies))
+        return subject, created.csrf, [cookie]
 
     def page(self, view: Any) -> Handler:
-        """A page for logged-in keys: others go to the login page."""
+        """A page for a session: others go to the login page. A POST must come from the
+        console's own pages: this server's origin, and the session's anti-forgery token."""
 
         async def handler(request: Request) -> Reply:
-            key = self.session_key(request)
-            if key is None:
-                return redirect("/ui/login?next=" + urllib.parse.quote(request.path))
-            try:
-                viewer = self.viewer(request, key)
-            except APIError:
-                return redirect("/ui/login?expired=1", logout_cookie())
-            reply: Reply = await view(request, key, viewer)
+            found = await self.session(request)
+            if found is None:
+                had = COOKIE in cookies(request)
+                target = (
+                    "/ui/login?expired=1"
+                    if had
+                    else "/ui/login?next=" + urllib.parse.quote(request.path)
+                )
+                return redirect(target, *cleared_cookies())
+            subject, csrf, set_cookies = found
+            viewer = self.viewer(subject, csrf)
+            if request.method == "POST":
+                refusal = await self._forged(request, csrf)
+                if refusal is not None:
+                    return self.render("refused.html", 403, viewer=viewer, what=refusal, active="")
+            reply: Reply = await view(request, subject, viewer)
+            if set_cookies and isinstance(reply, Response):
+                reply.headers = [*reply.headers, *set_cookies]
             return reply
 
         return handler
 
-    def session_key(self, request: Request) -> str | None:
-        """The key this browser logged in with; on an open gateway, where there is nothing to
-        log in with, the console opens straight in."""
-        key = cookie_key(request)
-        if key is None and self.governance.open:
-            return OPEN_KEY
-        return key
+    async def _forged(self, request: Request, csrf: str) -> str | None:
+        """Why a POST is refused as a cross-site request, if it is."""
+        if not same_origin(request):
+            return "This form was sent from another site."
+        if not same_token(forms.form(await request.body()).get("csrf"), csrf):
+            return "This form has expired or did not come from this console: reload the page."
+        return None
 
-    def viewer(self, request: Request, key: str) -> Viewer:
-        """Who ``key`` is (raises the API's error for a key that is not valid)."""
-        principal = self.governance.authenticate(as_key(request, key))
+    def viewer(self, subject: str, csrf: str = "") -> Viewer:
+        principal = self.principal_of(subject) or OPEN
         allowed = principal.models
         models = [m for m in self.router.model_names if allowed is None or m in allowed]
-        return Viewer(key, models, master=principal.master, open=self.governance.open)
+        return Viewer(principal, models, csrf=csrf, open=subject == OPEN_SUBJECT)
 
     async def refused(self, viewer: Viewer, what: str) -> Response:
         return self.render("refused.html", 403, viewer=viewer, what=what, active="")
@@ -157,34 +223,59 @@ class Console:
     # -- login ---------------------------------------------------------------------------------
 
     async def home(self, request: Request) -> Reply:
-        return redirect("/ui/playground" if self.session_key(request) else "/ui/login")
+        found = await self.session(request)
+        reply = redirect("/ui/playground" if found else "/ui/login")
+        if found is not None:
+            reply.headers = [*reply.headers, *found[2]]
+        return reply
 
-    async def login_page(self, request: Request) -> Reply:
+    async def login_page(self, request: Request, error: str | None = None) -> Reply:
         if self.governance.open:  # nothing to log in with
             return redirect(_local_target(request.query.get("next", "")))
-        expired = "expired" in request.query
-        return self.render(
+        if error is None and "expired" in request.query:
+            error = "Your session has ended, or its key is no longer valid: log in again."
+        token = new_token()
+        reply = self.render(
             "login.html",
-            error="Your key is no longer valid: log in again." if expired else None,
+            401 if error and request.method == "POST" else 200,
+            error=error,
             next=request.query.get("next", "/ui/playground"),
+            login_csrf=token,
         )
+        reply.headers.append(login_token_cookie(token, secure(request, self.secure_cookies)))
+        return reply
 
     async def login(self, request: Request) -> Reply:
         form = forms.form(await request.body())
         key = form.get("key", "").strip()
         target = _local_target(form.get("next", ""))
-        if self.governance.open:  # no keys to check: in, without a cookie
+        if self.governance.open:  # no keys to check: in
             return redirect(target)
+        # No login CSRF: the form must come from this server's own login page.
+        if not same_origin(request) or not same_token(
+            form.get("csrf"), cookies(request).get(LOGIN_COOKIE, "")
+        ):
+            return await self.login_page(
+                request, "This login form has expired or came from another site: try again."
+            )
+        if not key:
+            return await self.login_page(request, "Enter a key.")
         try:
-            if not key:
-                raise APIError(401, "Enter a key.")
-            self.viewer(request, key)
+            principal = self.governance.authenticate(_bearer(request, key))
         except APIError as exc:
-            return self.render("login.html", 401, error=exc.message, next=target)
-        return redirect(target, login_cookie(key))
+            return await self.login_page(request, exc.message)
+        subject = MASTER_SUBJECT if principal.master else f"key:{hash_key(key)}"
+        _, _, set_cookies = await self._start(request, subject)
+        return redirect(target, *cleared_cookies()[1:], *set_cookies)
 
     async def logout(self, request: Request) -> Reply:
-        return redirect("/ui/login", logout_cookie())
+        token = cookies(request).get(COOKIE)
+        found = await asyncio.to_thread(self.sessions.get, token) if token else None
+        if found is not None:
+            if await self._forged(request, found.csrf) is not None:
+                return redirect("/ui/playground")  # a forged logout: ignored
+            await asyncio.to_thread(self.sessions.end, token or "")
+        return redirect("/ui/login", *cleared_cookies())
 
     # -- prompts -------------------------------------------------------------------------------
 
@@ -399,7 +490,8 @@ class Console:
         data = importlib.resources.files("stackyard.ui").joinpath("static", name)
         if not data.is_file():
             raise APIError(404, f"no such file: {name}", code="not_found")
-        return Response(200, data.read_bytes(), [(b"cache-control", b"max-age=300")], kind)
+        headers = [(b"cache-control", b"max-age=300"), (b"x-content-type-options", b"nosniff")]
+        return Response(200, data.read_bytes(), headers, kind)
 
 
 def _local_target(target: str) -> str:
@@ -409,14 +501,29 @@ def _local_target(target: str) -> str:
     return target
 
 
-class Viewer:
-    """The logged-in key, as the pages need it: the models it may use, whether it is the
-    master key, and whether the gateway is open (no keys at all: nobody logs in)."""
+def _bearer(request: Request, key: str) -> Request:
+    """``request`` as if it came with ``Authorization: Bearer KEY`` (to check a key)."""
+    headers = [
+        (name, value)
+        for name, value in request.scope["headers"]
+        if name not in (b"authorization", b"x-api-key", b"cookie")
+    ]
+    headers.append((b"authorization", f"Bearer {key}".encode("latin-1", "replace")))
+    return Request({**request.scope, "headers": headers}, request.receive, max_body_bytes=0)
 
-    def __init__(self, key: str, models: list[str], *, master: bool, open: bool = False) -> None:
+
+class Viewer:
+    """The session, as the pages need it: the models its key may use, whether it is the
+    master key, whether the gateway is open (no keys at all: nobody logs in), and the
+    anti-forgery token its forms carry."""
+
+    def __init__(
+        self, principal: Principal, models: list[str], *, csrf: str = "", open: bool = False
+    ) -> None:
         self.models = models
-        self.key_hint = f"{key[:7]}…{key[-4:]}" if len(key) > 14 else "…"
-        self.master = master
+        self.master = principal.master
+        self.key_hint = principal.key_id or ""
+        self.csrf = csrf
         self.open = open
 
 

@@ -20,20 +20,20 @@ from stackyard.errors import APIError
 from stackyard.server.http import Request, Response
 from stackyard.server.routing import Reply, Routes
 from stackyard.ui import forms
-from stackyard.ui.session import UI_HEADER, as_key
+from stackyard.ui.session import UI_HEADER, as_principal
 
 if TYPE_CHECKING:
     from stackyard.ui.pages import Console, Viewer
 
 
-def script_key(request: Request, console: Console) -> str:
-    """The session's key of a call from the console's script (else the API's error)."""
+async def script_subject(request: Request, console: Console) -> str:
+    """The session's subject of a call from the console's script (else the API's error)."""
     if request.header(UI_HEADER) != b"1":
         raise APIError(403, "console calls must carry x-stackyard-ui: 1", code="forbidden")
-    key = console.session_key(request)
-    if key is None:
+    found = await console.session(request)
+    if found is None or found[2]:  # none, or one opened just now (no page asked for it)
         raise APIError(401, "log in to the console first", code="invalid_api_key")
-    return key
+    return found[0]
 
 
 class PlaygroundPages:
@@ -69,12 +69,15 @@ class PlaygroundPages:
         )
 
     async def chat_call(self, request: Request) -> Reply:
-        """The gateway's chat endpoint as the cookie's key (the key never reaches the page)."""
-        key = script_key(request, self.console)
-        return await self.console.chat(as_key(request, key))
+        """The gateway's chat endpoint as the session's key (the key never reaches the page)."""
+        subject = await script_subject(request, self.console)
+        principal = self.console.principal_of(subject)
+        if principal is None:
+            raise APIError(401, "log in to the console first", code="invalid_api_key")
+        return await self.console.chat(as_principal(request, principal))
 
     async def prompt_version(self, request: Request) -> Reply:
-        key = script_key(request, self.console)
+        key = await script_subject(request, self.console)
         name = request.query.get("name", "")
         ref = request.query.get("ref", "").strip() or "latest"
         if not name:
@@ -89,7 +92,7 @@ class PlaygroundPages:
         return Response.json(found, status=status)
 
     async def push(self, request: Request) -> Reply:
-        key = script_key(request, self.console)
+        key = await script_subject(request, self.console)
         body = await request.json_object()
         status, answer = await self.console.call(key, "POST", "/api/prompts", body=body)
         return Response.json(answer, status=status)

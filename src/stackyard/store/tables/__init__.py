@@ -7,6 +7,7 @@ from stackyard.store.tables.finetune import FileRecord, JobEvent, JobRecord, Wei
 from stackyard.store.tables.keys import VirtualKey
 from stackyard.store.tables.prompts import Prompt, PromptAudit, PromptLabel, PromptVersion
 from stackyard.store.tables.rag import CollectionRecord
+from stackyard.store.tables.sessions import ConsoleSession
 from stackyard.store.tables.spend import SpendDaily, SpendRecord
 from stackyard.store.tables.tenancy import Organization, Team, User
 from stackyard.store.tables.traces import ScoreRecord, TraceRecord
@@ -14,6 +15,7 @@ from stackyard.store.tables.traces import ScoreRecord, TraceRecord
 __all__ = [
     "Base",
     "CollectionRecord",
+    "ConsoleSession",
     "EvalRun",
     "FileRecord",
     "GuardrailDecision",
