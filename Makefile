@@ -10,7 +10,7 @@ INSTALL := $(BIN)/python -m pip install -q --progress-bar off --require-hashes -
 TORCH_INDEX ?=
 export HF_HUB_OFFLINE := 1
 
-.PHONY: run test lint format lock bench-lock upgrade-check fresh-check cache-verifier guardrails-injection guardrails-ner bench-gateway bench-local bench-prompts bench-traces bench-cache bench-guardrails bench-rag bench-finetune clean
+.PHONY: run test lint format lock bench-lock upgrade-check fresh-check cache-verifier guardrails-injection guardrails-ner bench-gateway bench-local bench-prompts bench-traces bench-cache bench-guardrails bench-rag bench-finetune bench-crash clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -125,6 +125,10 @@ bench-rag: $(VENV)/.dev-installed
 
 bench-finetune: $(VENV)/.dev-installed
 	$(BIN)/python -m benchmarks.finetune $(ARGS)
+
+# kill -9 mid-burst: spend rows against what the upstream served (the spend journal).
+bench-crash: $(VENV)/.dev-installed
+	$(BIN)/python -m benchmarks.crash $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(UPGRADE_VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -125,7 +125,11 @@ def test_requests_per_minute(gateway: GatewayProcess) -> None:
         client.chat.completions.create(model="cheap", messages=USER)
         with pytest.raises(openai.RateLimitError) as info:
             client.chat.completions.create(model="cheap", messages=USER)
-    assert int(info.value.response.headers["retry-after"]) >= 1
+    refused = info.value.response.headers
+    assert int(refused["retry-after"]) >= 1
+    assert refused["x-ratelimit-limit-requests"] == "2"  # as on a success, and as OpenAI sends
+    assert refused["x-ratelimit-remaining-requests"] == "0"
+    assert refused["x-ratelimit-reset-requests"] == f"{refused['retry-after']}s"
     body: Any = info.value.body
     assert body["type"] == "requests"
     assert "2 requests per minute" in body["message"]
@@ -187,12 +191,11 @@ def test_team_budget_stops_spending(gateway: GatewayProcess) -> None:
     assert 0 < frugal["cost_usd"] <= 10  # never more than the budget
 
 
-def test_revocation_reaches_the_gateway_within_a_second(gateway: GatewayProcess) -> None:
+def test_a_revocation_holds_on_the_next_request(gateway: GatewayProcess) -> None:
     created = new_key(gateway, "epsilon")
     with sdk(gateway, created["key"]) as client:
         client.chat.completions.create(model="cheap", messages=USER)
-        admin(gateway, "POST", "keys/revoke", id=created["id"])
-        time.sleep(1.0)
+        admin(gateway, "POST", "keys/revoke", id=created["id"])  # this instance: at once
         with pytest.raises(openai.AuthenticationError):
             client.chat.completions.create(model="cheap", messages=USER)
 
@@ -287,23 +290,25 @@ def test_open_mode_is_refused_off_loopback(tmp_path: Path) -> None:
     assert "refusing to run open" in done.stderr
 
 
-def test_a_crash_loses_at_most_the_last_unflushed_second(
+def test_a_crash_loses_at_most_the_last_group_commit(
     fake_openai: FakeOpenAI, gateway_factory: Any, tmp_path: Path
 ) -> None:
-    """Measured: requests answered, then kill -9; the rows missing must all be recent."""
+    """Measured: requests answered, then kill -9, then a restart on the same store and journal:
+    every row but those of the last few milliseconds is there, each once (before the journal,
+    the writer's last second was lost)."""
     database = tmp_path / "crash.db"
-    gw: GatewayProcess = gateway_factory(
-        {
-            "models": [
-                {
-                    "name": "m",
-                    "provider": "openai-compatible",
-                    "api_base": fake_openai.base_url("gov-crash"),
-                }
-            ],
-            "database_url": f"sqlite:///{database}",
-        }
-    )
+    config = {
+        "models": [
+            {
+                "name": "m",
+                "provider": "openai-compatible",
+                "api_base": fake_openai.base_url("gov-crash"),
+            }
+        ],
+        "database_url": f"sqlite:///{database}",
+        "auth": {"spend_journal": str(tmp_path / "journal")},
+    }
+    gw: GatewayProcess = gateway_factory(config)
     answered: list[float] = []
     with httpx.Client(base_url=gw.base_url) as client:
         started = time.monotonic()
@@ -315,14 +320,20 @@ def test_a_crash_loses_at_most_the_last_unflushed_second(
     gw.process.kill()
     gw.process.wait()
     with sqlite3.connect(database) as connection:
+        (before,) = connection.execute("select count(*) from spend_log").fetchone()
+    gateway_factory(config).stop()  # starts (replaying the journal), then stops gracefully
+    with sqlite3.connect(database) as connection:
         (rows,) = connection.execute("select count(*) from spend_log").fetchone()
+        (ids,) = connection.execute("select count(distinct entry_id) from spend_log").fetchone()
     lost = len(answered) - rows
-    recent = sum(1 for t in answered if killed_at - t <= 1.5)  # one flush interval + margin
+    recent = sum(1 for t in answered if killed_at - t <= 0.010)  # the last 10 ms
     print(
-        f"crash: {len(answered)} answered, {rows} logged, {lost} lost, {recent} in the last 1.5 s"
+        f"crash: {len(answered)} answered, {before} in the store at the kill, {rows} after the "
+        f"restart, {lost} lost, {recent} answered in the last 10 ms"
     )
+    assert ids == rows  # none twice
     assert 0 <= lost <= recent
-    assert rows > 0
+    assert before < rows  # the journal had what the writer had not written
 
 
 def test_a_users_limit_holds_across_their_keys(gateway: GatewayProcess) -> None:
@@ -403,7 +414,9 @@ def test_an_organisations_budget_stops_every_team(gateway: GatewayProcess) -> No
 
 
 def test_the_admin_api_documents_every_route(gateway: GatewayProcess) -> None:
-    document = httpx.get(f"{gateway.url}/admin/openapi.json").json()
+    document = httpx.get(
+        f"{gateway.url}/admin/openapi.json", headers={"authorization": f"Bearer {MASTER}"}
+    ).json()
     assert document["openapi"] == "3.1.0"
     routes = Routes()
     AdminAPI(None, None).register(routes)  # type: ignore[arg-type]
@@ -468,7 +481,7 @@ def test_a_soft_budget_alerts_a_webhook_and_keeps_serving(
             (0.5, True, "team"),
             (1.0, True, "team"),
         ]
-        metrics = httpx.get(f"{gw.url}/metrics").text
+        metrics = httpx.get(f"{gw.url}/metrics", headers={"authorization": f"Bearer {MASTER}"}).text
         assert 'stackyard_budget_alerts_total{scope="team",threshold="1",kind="soft"} 1' in metrics
     finally:
         server.shutdown()

@@ -127,7 +127,23 @@ class ServerConfig(_Strict):
     port: Annotated[int, Field(ge=0, le=65535)] = 8000
     workers: Annotated[int, Field(ge=1)] = 1
     max_body_bytes: Annotated[int, Field(gt=0)] = 10 * 1024 * 1024
+    max_json_depth: Annotated[int, Field(ge=2, le=1000)] = Field(
+        default=64,
+        description="How deep a request's JSON may nest (objects and arrays); deeper is a 400 "
+        "before anything else runs.",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    secure_cookies: bool = Field(
+        default=False,
+        description="Mark the console's cookies Secure (set it when TLS ends in front of the "
+        "gateway); they are whenever a request came over https.",
+    )
+    console_session_hours: Annotated[float, Field(gt=0)] = Field(
+        default=12.0, description="A console session ends this long after its login."
+    )
+    console_idle_minutes: Annotated[float, Field(gt=0)] = Field(
+        default=60.0, description="A console session ends after this long without a page."
+    )
 
 
 #: Options an adapter inherits from its base, so that both run on one engine.
@@ -139,6 +155,23 @@ class AuthConfig(_Strict):
         default=None, description="Administers everything; also read from STACKYARD_MASTER_KEY."
     )
     refresh_seconds: Annotated[float, Field(gt=0)] = 0.5
+    spend_journal: str | None = Field(
+        default=None,
+        description="The folder of the spend journal, which keeps every accepted spend row on "
+        "local disk within milliseconds and is replayed at start (default: "
+        "stackyard-journal/ next to the config file, or in the working directory).",
+    )
+    spend_journal_fsync: bool = Field(
+        default=False,
+        description="fsync each group commit of the spend journal (survives power loss too; a "
+        "killed process loses nothing the kernel was given either way).",
+    )
+    redis_outage: Literal["open", "closed"] = Field(
+        default="open",
+        description="While Redis (redis_url) cannot be reached, requests under shared limits or "
+        "budgets are served unlimited (open: availability first; each is logged) or refused "
+        "with a 503 (closed: spend control first).",
+    )
 
 
 BodyMode = Literal["full", "metadata", "off"]
@@ -205,6 +238,11 @@ class ObservabilityConfig(_Strict):
     )
     metrics_key_labels: bool = Field(
         default=False, description="Label request metrics with the key id too (unbounded)."
+    )
+    metrics_token: str | None = Field(
+        default=None,
+        description="A bearer token that may read /metrics besides the master key (for "
+        "Prometheus). With keys on, /metrics needs one of them; on an open gateway it is open.",
     )
     otlp: OTLPConfig = OTLPConfig()
 

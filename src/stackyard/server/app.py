@@ -7,6 +7,7 @@ with its traceback and answered with a 500 that carries only the request id.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import gc
 import importlib.util
 import logging
@@ -53,9 +54,12 @@ from stackyard.server.http import ClientDisconnected, Request, Response
 from stackyard.server.routing import Reply, Routes
 from stackyard.server.types import Receive, Scope, Send
 from stackyard.store.audit_writer import AuditWriter
-from stackyard.store.db import Database, default_url
+from stackyard.store.batch_writer import ERRORS as WRITER_ERRORS
+from stackyard.store.db import Database, default_url, store_error
+from stackyard.store.journal import SpendJournal, replay
 from stackyard.store.spend_writer import SpendWriter
 from stackyard.ui.pages import Console
+from stackyard.ui.sessions import Sessions
 
 if TYPE_CHECKING:
     from stackyard.finetune.supervisor import Supervisor
@@ -83,12 +87,24 @@ class Stackyard:
         self.gateway = Gateway(config, source=source)
         self.db = Database(config.database_url or default_url(config_file))
         self.snapshot = KeySnapshot(self.db, refresh_seconds=config.auth.refresh_seconds)
-        self.writer = SpendWriter(self.db)
+        beside = config_file.resolve().parent if config_file else Path.cwd()
+        folder = config.auth.spend_journal
+        self.journal = SpendJournal(
+            Path(folder) if folder else beside / "stackyard-journal",
+            fsync=config.auth.spend_journal_fsync,
+        )
+        self.writer = SpendWriter(self.db, journal=self.journal)
         self.audit = AuditWriter(self.db)  # the guardrails' decisions
         self.budgets = BudgetBook(self.db)
         redis_url = config.redis_url or os.environ.get("STACKYARD_REDIS_URL") or None
         self.redis_url = redis_url
         self.shared = LeasedCounters(redis_url) if redis_url else None
+        if self.shared is not None:
+
+            async def spent_in_store(budget: Budget) -> float:
+                return await asyncio.to_thread(self.budgets.spent_in_store, budget)
+
+            self.shared.spent_in_store = spent_in_store
         if self.shared is not None:  # deployment quotas are shared by every instance too
             self.gateway.router.share_quotas(SharedQuotas(self.shared))
         observability = config.observability
@@ -110,6 +126,7 @@ class Stackyard:
             exporter=self.exporter,
             team_names=lambda: self.snapshot.team_names,
         )
+        self.metrics.registry.add(WRITER_ERRORS)
         self.metrics.gauge(
             "stackyard_trace_queue_depth",
             "Traces waiting to be written.",
@@ -149,10 +166,12 @@ class Stackyard:
             shared=self.shared,
             recorder=self.recorder,
             audit=self.audit,
+            redis_outage=config.auth.redis_outage,
         )
         self._background: list[asyncio.Task[None]] = []
         self.ready = False
         self.max_body_bytes = config.server.max_body_bytes
+        self.max_json_depth = config.server.max_json_depth
         self.routes = Routes()
         gateway = self.gateway
         models = ModelsEndpoint(gateway)
@@ -185,7 +204,12 @@ class Stackyard:
         )
         admin = AdminAPI(self.db, self.gateway.governance, redis_url=redis_url)
         admin.register(self.routes)
-        TracesAPI(self.db, self.gateway.governance, self.metrics).register(self.routes)
+        TracesAPI(
+            self.db,
+            self.gateway.governance,
+            self.metrics,
+            metrics_token=config.observability.metrics_token,
+        ).register(self.routes)
         CacheAPI(self.gateway.cache, self.gateway.governance).register(self.routes)
         PromptsAPI(
             self.db, self.gateway.governance, self.gateway.prompts, redis_url=redis_url
@@ -196,12 +220,19 @@ class Stackyard:
             from stackyard.rag.api import CollectionsAPI
 
             CollectionsAPI(self.gateway.rag, self.gateway.governance).register(self.routes)
+        server = config.server
         Console(
             self.routes,
             chat,
             gateway.governance,
             gateway.router,
             max_body_bytes=self.max_body_bytes,
+            sessions=Sessions(
+                self.db,
+                lifetime=dt.timedelta(hours=server.console_session_hours),
+                idle=dt.timedelta(minutes=server.console_idle_minutes),
+            ),
+            secure_cookies=server.secure_cookies,
         ).register(self.routes)
         self.routes.add("GET", ["/health"], self._health)
         self.routes.add("GET", ["/ready"], self._ready)
@@ -215,7 +246,12 @@ class Stackyard:
             await self._lifespan(receive, send)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive, max_body_bytes=self.max_body_bytes)
+        request = Request(
+            scope,
+            receive,
+            max_body_bytes=self.max_body_bytes,
+            max_json_depth=self.max_json_depth,
+        )
         reply: Reply
         try:
             handler = self.routes.find(scope["method"], scope["path"])
@@ -224,9 +260,14 @@ class Stackyard:
             reply = Response.error(exc)
         except ClientDisconnected:
             return
-        except Exception:
-            log.exception("unhandled error (request id %s)", request.request_id)
-            reply = Response.error(internal_error(request.request_id))
+        except Exception as exc:
+            known = store_error(exc)
+            if known is None:
+                log.exception("unhandled error (request id %s)", request.request_id)
+                known = internal_error(request.request_id)
+            else:
+                log.warning("request %s: %s (%s)", request.request_id, known.message, exc)
+            reply = Response.error(known)
         try:
             await reply(send, receive, request.request_id)
         except Exception:
@@ -251,6 +292,7 @@ class Stackyard:
                 if self.supervisor is not None:
                     await self.supervisor.aclose()  # workers checkpoint and stop
                 await self.writer.close()  # every accepted spend row is written
+                self.journal.close()  # and the journal no longer needed
                 await self.audit.close()  # and every guardrail decision
                 await self.traces.close()  # and every queued trace
                 if self.exporter is not None:
@@ -276,6 +318,7 @@ class Stackyard:
         budgets = [b for p in self.snapshot.keys.values() for b in p.budgets]
         await asyncio.to_thread(self.budgets.load, budgets)
         await asyncio.to_thread(TIKTOKEN.load)  # admission's prompt counts (a fraction of a s)
+        await asyncio.to_thread(self._replay_spend)
         self.snapshot.on_change = self.budgets.load
         if self.shared is not None:
             await self._seed_shared(budgets)
@@ -309,6 +352,24 @@ class Stackyard:
         gc.collect()
         gc.freeze()
 
+    def _replay_spend(self) -> None:
+        """Spend a crashed process accepted and never wrote (its journal), and rows the
+        database once refused (the spill file): written now, each once. Then this process's
+        own journal opens."""
+        try:
+            written = replay(
+                self.journal.folder,
+                self.writer.spill_path,
+                self.writer.columns,
+                self.writer.present,
+                self.writer.insert,
+            )
+            if written:
+                log.warning("wrote %d spend rows from the journal and the spill file", written)
+        except Exception:
+            log.exception("could not replay the spend journal; it is kept for the next start")
+        self.journal.open()
+
     async def _purge_forever(self) -> None:
         """Delete traces past their retention, now and every hour."""
         observability = self.config.observability
@@ -341,13 +402,18 @@ class Stackyard:
 
     async def _ready(self, request: Request) -> Reply:
         loading = [d.id for d in self.gateway.router.all_deployments() if not d.provider.ready()]
-        ready = self.ready and not loading
-        body: dict[str, Any] = {
-            "status": "ready" if ready else "starting",
-            "models": len(self.gateway.router.model_names),
-        }
+        writers = (self.writer, self.audit, self.traces)
+        stopped = [w.problem for w in writers if w.problem and w.stopped]
+        failing = [w.problem for w in writers if w.problem and not w.stopped]
+        ready = self.ready and not loading and not stopped
+        status = "ready" if ready else ("starting" if not self.ready or loading else "down")
+        if ready and failing:
+            status = "degraded"  # serving, with rows going to the spill files
+        body: dict[str, Any] = {"status": status, "models": len(self.gateway.router.model_names)}
         if loading:
             body["loading"] = loading
+        if stopped or failing:
+            body["writers"] = [*stopped, *failing]
         return Response.json(body, status=200 if ready else 503)
 
     async def _index(self, request: Request) -> Reply:

@@ -10,6 +10,8 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from stackyard.errors import APIError
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -70,3 +72,38 @@ def _sqlite_pragmas(connection: object, _record: object) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def store_error(exc: BaseException) -> APIError | None:
+    """The API's answer to a failure of the store, where it has a better one than a 500: a
+    value the database cannot hold (a NUL character, on PostgreSQL) is the request's fault, a
+    400; a database that cannot be reached is a 503, to be tried again."""
+    from sqlalchemy import exc as sa
+
+    cause = exc.orig if isinstance(exc, sa.StatementError) else exc
+    if "NUL" in str(cause):  # PostgreSQL's text cannot hold \u0000 (psycopg says so)
+        return APIError(
+            400,
+            "The request holds a NUL character (\\u0000), which the store cannot keep.",
+            type="invalid_request_error",
+            code="invalid_characters",
+        )
+    if isinstance(exc, sa.DataError):
+        return APIError(
+            400,
+            "The store refused a value of the request: "
+            + str(getattr(exc, "orig", exc)).splitlines()[0][:200],
+            type="invalid_request_error",
+            code="invalid_value",
+        )
+    if isinstance(exc, sa.OperationalError | sa.InterfaceError) or (
+        isinstance(exc, sa.DBAPIError) and exc.connection_invalidated
+    ):
+        return APIError(
+            503,
+            "The store (database) cannot be reached just now; try again shortly.",
+            type="server_error",
+            code="store_unavailable",
+            headers=[("retry-after", "5")],
+        )
+    return None

@@ -9,9 +9,10 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
 from stackyard.store.batch_writer import BatchWriter
+from stackyard.store.journal import SpendJournal
 from stackyard.store.tables import SpendDaily, SpendRecord
 
 #: The columns a row carries, in order (``id`` is assigned by the database).
@@ -174,6 +175,25 @@ class SpendWriter(TupleWriter):
     spill_name = "spend"
     table = "spend_log"
     columns = COLUMNS
+
+    def __init__(self, *args: Any, journal: SpendJournal | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.journal = journal
+        if journal is not None:
+            self.on_done = journal.done
+
+    async def put(self, row: Row) -> None:
+        await super().put(row)
+        if self.journal is not None:  # in the queue's order, with nothing awaited between
+            self.journal.append(row)
+
+    def present(self, entry_ids: list[str]) -> set[str]:
+        """Which of these rows the store has (for the journal's replay)."""
+        with self.db.engine.connect() as connection:
+            found = connection.execute(
+                select(SpendRecord.entry_id).where(SpendRecord.entry_id.in_(entry_ids))
+            )
+            return {str(r[0]) for r in found}
 
     def also(self, connection: Connection, rows: Sequence[Row]) -> None:
         upsert_daily(connection, rows)  # the rollup, in the same transaction

@@ -17,6 +17,7 @@ class SpendRecord(Base):
     __table_args__ = (
         Index("ix_spend_log_team_time", "team_id", "created_at"),
         Index("ix_spend_log_key_time", "key_id", "created_at"),
+        Index("uq_spend_log_entry_id", "entry_id", unique=True),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -35,6 +36,9 @@ class SpendRecord(Base):
     latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
     status: Mapped[int] = mapped_column(Integer)
     cache_hit: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: A random id given when the row is accepted: the spend journal's replay writes a row at
+    #: most once. None for rows from before it.
+    entry_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
 class SpendDaily(Base):
