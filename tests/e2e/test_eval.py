@@ -237,6 +237,8 @@ def test_a_dataset_from_traces_replays_as_an_evaluation(
                 str(gateway.config_path),
             ],
         )
+        if "no stored traces with bodies match" in result.output:
+            return False  # not written yet
         assert result.exit_code == 0, result.output
         items[:] = [json.loads(line) for line in out.read_text().splitlines()]
         return len(items) >= len(CITIES)

@@ -164,7 +164,9 @@ def test_the_dashboard_draws_its_charts_by_group_with_budgets(gateway: GatewayPr
         with browser(gateway, member) as as_member:
             assert chat(as_member, "count me").status_code == 200
         # The trace writer writes in the background.
-        assert eventually(lambda: "<polyline" in client.get("/ui/dashboard?window=1h").text)
+        assert eventually(
+            lambda: "<tr><td>budgeted</td>" in client.get("/ui/dashboard?window=1h&by=team").text
+        )
         page = client.get("/ui/dashboard?window=1h")
         assert page.status_code == 200
         assert page.text.count('<svg class="chart"') == 7
