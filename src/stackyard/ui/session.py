@@ -113,15 +113,13 @@ def same_origin(request: Request) -> bool:
     host = request.header(b"host")
     if host is None:
         return False
-    scheme = request.scope.get("scheme", "http")
-    own = f"{scheme}://{host.decode('latin-1')}"
-    origin = request.header(b"origin")
-    if origin is not None:
-        return origin.decode("latin-1") == own
-    referer = request.header(b"referer")
-    if referer is not None:
-        parts = urllib.parse.urlsplit(referer.decode("latin-1"))
-        return f"{parts.scheme}://{parts.netloc}" == own
+    own = host.decode("latin-1").lower()
+    # The host and port, whatever the scheme: behind a proxy that ends TLS, the browser's
+    # origin is https while the request reaching the gateway is http.
+    for name in (b"origin", b"referer"):
+        given = request.header(name)
+        if given is not None:
+            return urllib.parse.urlsplit(given.decode("latin-1")).netloc.lower() == own
     return True
 
 
