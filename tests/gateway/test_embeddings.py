@@ -1,7 +1,7 @@
 import base64
 import struct
 
-from stackyard.gateway.embeddings import convert_encoding, decode_base64, encode_base64
+from stackyard.gateway.doors.embeddings import convert_encoding, decode_base64, encode_base64
 
 
 def test_base64_is_little_endian_float32() -> None:

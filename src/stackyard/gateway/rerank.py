@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from stackyard.gateway.accounting import settled_json
-from stackyard.gateway.chat import pii_vault
 from stackyard.gateway.deployment import Deployment
 from stackyard.gateway.providers.base import Body, UpstreamError
 from stackyard.gateway.router import Routed, RouteStats
@@ -18,6 +17,7 @@ from stackyard.gateway.token_counts import count_prompt
 from stackyard.gateway.translate.common import new_id
 from stackyard.gateway.wire import validate_rerank
 from stackyard.guardrails.redaction import redacted
+from stackyard.guardrails.stages import pii_vault
 from stackyard.server.http import Request, Response
 
 

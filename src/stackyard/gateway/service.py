@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from stackyard.config.loader import ConfigError
 from stackyard.config.schema import StackyardConfig
+from stackyard.gateway.pipeline import Pipeline, Stage
 from stackyard.gateway.providers import registry
 from stackyard.gateway.providers.base import Provider
 from stackyard.gateway.providers.http import HttpClient
@@ -32,6 +33,32 @@ def build_providers(
         except (ValueError, ImportError) as exc:
             raise ConfigError(f"{source}: models[{index}] ({entry.name}): {exc}") from None
     return providers
+
+
+def stages(gateway: Gateway) -> list[Stage]:
+    """The pipeline's stages, in their order on the request path (admission before them,
+    the routed call after the cache lookup, settlement and the trace on every outcome)."""
+    from stackyard.cache.stage import CacheStage
+    from stackyard.guardrails.stages import (
+        InjectionStage,
+        JsonStage,
+        PIIStage,
+        SecretsStage,
+        TopicsStage,
+    )
+    from stackyard.prompts.stage import PromptStage
+    from stackyard.rag.stage import RagStage
+
+    return [
+        PromptStage(gateway),
+        RagStage(gateway),
+        SecretsStage(gateway),
+        PIIStage(gateway),
+        InjectionStage(gateway),
+        TopicsStage(gateway),
+        CacheStage(gateway),
+        JsonStage(gateway),
+    ]
 
 
 class Gateway:
@@ -63,6 +90,8 @@ class Gateway:
         self.topics: TopicScreen | None = None
         if self.policies.any_on("topics"):
             self.topics = TopicScreen(config.guardrails.topics.embedding_model)
+        #: Every door's request path: the stages in their one order.
+        self.pipeline = Pipeline(self, stages(self))
 
     async def aclose(self) -> None:
         await self.router.aclose()

@@ -110,7 +110,21 @@ class PromptSnapshot:
     ) -> tuple[dict[str, Any], Applied]:
         """The chat request with the prompt rendered in front of its messages and the
         version's model and parameters filled in where the request sets none."""
-        spec = body.get("prompt")
+        rendered, defaults, applied = self.render(body.get("prompt"), user=user, session=session)
+        extra = body.get("messages") or []
+        if not isinstance(extra, list):
+            raise invalid_request("'messages' must be an array", param="messages")
+        merged = {k: v for k, v in body.items() if k != "prompt"}
+        for key, value in defaults.items():
+            merged.setdefault(key, value)
+        merged["messages"] = [*rendered, *extra]
+        return merged, applied
+
+    def render(
+        self, spec: Any, *, user: str | None, session: str | None
+    ) -> tuple[list[dict[str, Any]], dict[str, Any], Applied]:
+        """A request's ``prompt`` field rendered: the chat messages, the version's model and
+        parameters (for the request to take where it sets none), and which version it was."""
         if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
             raise invalid_request(
                 "'prompt' must be an object with a 'name' (and a 'label' or 'version', and "
@@ -143,11 +157,9 @@ class PromptSnapshot:
             raise invalid_request(
                 f"Prompt '{name}' version {number}: {exc}", param=param, code="invalid_prompt"
             ) from None
-        extra = body.get("messages") or []
-        if not isinstance(extra, list):
-            raise invalid_request("'messages' must be an array", param="messages")
-        merged = {k: v for k, v in body.items() if k != "prompt"}
-        for key, value in (content.get("config") or {}).items():
-            merged.setdefault(key, value)
-        merged["messages"] = [*rendered, *extra]
-        return merged, Applied(name, number, (label or DEFAULT_LABEL) if version is None else None)
+        defaults = dict(content.get("config") or {})
+        return (
+            rendered,
+            defaults,
+            Applied(name, number, (label or DEFAULT_LABEL) if version is None else None),
+        )

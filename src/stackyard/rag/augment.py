@@ -84,14 +84,37 @@ async def augment(
     principal: Principal,
     prompts: PromptSnapshot | None = None,
 ) -> tuple[dict[str, Any], Retrieval]:
-    """The request with the passages in a system message, and what was retrieved."""
+    """The chat request with the passages in a system message, and what was retrieved."""
+    context, retrieval = await retrieve(rag, last_user_text(body), raw, principal, prompts)
+    messages = list(body.get("messages") or [])
+    at = next(
+        (
+            i
+            for i, m in enumerate(messages)
+            if not (isinstance(m, dict) and m.get("role") in ("system", "developer"))
+        ),
+        len(messages),
+    )
+    messages[at:at] = context
+    return {**body, "messages": messages}, retrieval
+
+
+async def retrieve(
+    rag: RAG,
+    question: str,
+    raw: object,
+    principal: Principal,
+    prompts: PromptSnapshot | None = None,
+) -> tuple[list[dict[str, Any]], Retrieval]:
+    """The passages for ``question`` from the collections ``raw`` (a request's ``rag`` field)
+    names, as the chat messages (system first) that give them to the model, and what was
+    retrieved."""
     started = time.time_ns()
     try:
         spec = RagSpec.model_validate(raw)
     except ValidationError as exc:
         message, where = describe_validation(exc)
         raise invalid_request(f"rag.{message}", param=f"rag.{where}", code="invalid_rag") from None
-    question = last_user_text(body)
     if not question.strip():
         raise invalid_request(
             "rag needs a user message to search with", param="messages", code="invalid_rag"
@@ -136,18 +159,7 @@ async def augment(
     else:
         template = rag.config.context_template or DEFAULT_TEMPLATE
         context = [{"role": "system", "content": template.replace("{passages}", passages)}]
-    messages = list(body.get("messages") or [])
-    at = next(
-        (
-            i
-            for i, m in enumerate(messages)
-            if not (isinstance(m, dict) and m.get("role") in ("system", "developer"))
-        ),
-        len(messages),
-    )
-    messages[at:at] = context
-    retrieval = Retrieval(citations, started, list(spec.collections), used)
-    return {**body, "messages": messages}, retrieval
+    return context, Retrieval(citations, started, list(spec.collections), used)
 
 
 def _from_registry(

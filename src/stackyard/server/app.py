@@ -30,9 +30,9 @@ from stackyard.config.loader import ConfigError
 from stackyard.errors import APIError, internal_error
 from stackyard.evals.api import ExperimentsAPI
 from stackyard.evals.experiments import Experiments
-from stackyard.gateway.chat import chat_completions
-from stackyard.gateway.embeddings import embeddings
-from stackyard.gateway.messages import count_tokens, messages
+from stackyard.gateway.doors.chat import CHAT
+from stackyard.gateway.doors.embeddings import EMBEDDINGS
+from stackyard.gateway.doors.messages import MESSAGES, count_tokens
 from stackyard.gateway.models import ModelsEndpoint
 from stackyard.gateway.providers import registry
 from stackyard.gateway.quotas import SharedQuotas
@@ -176,11 +176,13 @@ class Stackyard:
         gateway = self.gateway
         models = ModelsEndpoint(gateway)
 
+        pipeline = gateway.pipeline
+
         async def chat(request: Request) -> Reply:
-            return await chat_completions(gateway, request)
+            return await pipeline.handle(CHAT, request)
 
         async def embed(request: Request) -> Reply:
-            return await embeddings(gateway, request)
+            return await pipeline.handle(EMBEDDINGS, request)
 
         async def rerank_documents(request: Request) -> Reply:
             return await rerank(gateway, request)
@@ -189,7 +191,7 @@ class Stackyard:
             return await models(gateway, request)
 
         async def anthropic_messages(request: Request) -> Reply:
-            return await messages(gateway, request)
+            return await pipeline.handle(MESSAGES, request)
 
         async def anthropic_count_tokens(request: Request) -> Reply:
             return await count_tokens(gateway, request)

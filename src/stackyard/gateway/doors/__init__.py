@@ -1,0 +1,1 @@
+"""The doors: one module per wire format onto the request pipeline."""

@@ -1,0 +1,158 @@
+"""What a door is: one wire format (chat completions, Anthropic Messages, embeddings) onto the
+pipeline. A door parses and validates its requests, shows the stages its shape (where the
+texts are, where a system prompt goes), calls a deployment in that shape, and encodes the
+answers, stream events and errors the way its official SDK expects them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from stackyard.gateway.pipeline.exchange import Body, Event, Events, Exchange
+
+if TYPE_CHECKING:
+    from stackyard.cache.entry import Entry
+    from stackyard.errors import APIError
+    from stackyard.gateway.accounting import Settlement
+    from stackyard.gateway.deployment import Deployment
+    from stackyard.guardrails.secrets import Secret
+    from stackyard.guardrails.vault import Vault
+    from stackyard.observability.capture import ChunkCapture, EventCapture
+    from stackyard.server.http import Response
+
+Change = Callable[[str], str]
+Texts = list[tuple[str, str]]
+
+
+class Door:
+    #: The endpoint, as admission, spend rows and traces name it.
+    endpoint = "chat"
+    #: What the router's errors call the operation.
+    operation = "chat completions"
+    #: The stages that apply to this door, by name (the others are "not applicable" here).
+    stages: frozenset[str] = frozenset()
+    #: Our own fields in a request body, taken off before anything can send them upstream.
+    options: tuple[str, ...] = ("prompt", "cache", "rag")
+
+    # -- the request --------------------------------------------------------------------------
+
+    def validate(self, ex: Exchange) -> bool:
+        """Check ``ex.body`` (raise an APIError naming the parameter); return whether it asks
+        for a stream."""
+        raise NotImplementedError
+
+    def refuse(self, error: APIError) -> Response:
+        """An error in this door's shape. By default it is raised, for the server's OpenAI
+        error shape."""
+        raise error
+
+    def scan_secrets(self, body: Body) -> list[Secret]:
+        raise NotImplementedError
+
+    def mask_secrets(self, body: Body) -> Body:
+        raise NotImplementedError
+
+    def change_texts(self, body: Body, change: Change) -> Body:
+        """A copy of the request with ``change`` applied to every text that leaves."""
+        raise NotImplementedError
+
+    def texts(self, body: Body, roles: tuple[str, ...] = ("user", "tool")) -> Texts:
+        """The user's texts and tool results, by where they are (the injection and topics
+        rails read these)."""
+        raise NotImplementedError
+
+    def question(self, body: Body) -> str:
+        """The last user message's text (RAG searches with it)."""
+        raise NotImplementedError
+
+    def with_context(self, body: Body, context: list[Body]) -> Body:
+        """The request with ``context`` (chat messages, system first) given to the model."""
+        raise NotImplementedError
+
+    def with_prompt(self, body: Body, rendered: list[Body], defaults: dict[str, Any]) -> Body:
+        """The request with a registry prompt's messages (chat messages) in front of its own
+        and the prompt's parameters where the request sets none."""
+        raise NotImplementedError
+
+    def cache_view(self, body: Body) -> Body:
+        """The request as the cache keys it: a chat-completions body."""
+        raise NotImplementedError
+
+    # -- the call -----------------------------------------------------------------------------
+
+    def supports(self, deployment: Deployment, stream: bool) -> bool:
+        capabilities = deployment.provider.capabilities
+        return capabilities.streaming if stream else capabilities.chat
+
+    async def call(self, ex: Exchange, deployment: Deployment, body: Body) -> Body:
+        raise NotImplementedError
+
+    def call_stream(self, ex: Exchange, deployment: Deployment, body: Body) -> Events:
+        raise NotImplementedError
+
+    # -- the answer ---------------------------------------------------------------------------
+
+    def restore(self, answer: Body, vault: Vault) -> Body:
+        raise NotImplementedError
+
+    def restore_events(self, events: Events, vault: Vault) -> Events:
+        raise NotImplementedError
+
+    def mask(self, answer: Body) -> int:
+        """Mask the secrets in an answer, in place; return how many."""
+        raise NotImplementedError
+
+    def mask_events(self, events: Events, counted: Callable[[int], None]) -> Events:
+        raise NotImplementedError
+
+    def usage(self, answer: Body) -> dict[str, Any] | None:
+        """The answer's usage in chat-completions terms (``prompt_tokens``...)."""
+        usage = answer.get("usage")
+        return usage if isinstance(usage, dict) else None
+
+    def summary(self, answer: Body) -> Body:
+        """The answer as a trace stores it."""
+        return answer
+
+    def render(self, ex: Exchange, answer: Body, headers: list[tuple[bytes, bytes]]) -> Response:
+        from stackyard.server.http import Response
+
+        return Response.json(answer, headers=headers)
+
+    def calls_tools(self, answer: Body | None, events: list[Event] | None) -> bool:
+        return False
+
+    # -- a stream -----------------------------------------------------------------------------
+
+    def capture(self) -> ChunkCapture | EventCapture | None:
+        return None
+
+    def first(self, ex: Exchange, event: Event) -> Event:
+        """The first event, as the client gets it (RAG's citations ride on it)."""
+        return event
+
+    def account(self, ex: Exchange, event: Event, settle: Settlement) -> None:
+        """Learn the usage from an event as it passes."""
+
+    def terminal(self, event: Event) -> bool:
+        """Whether this event ends a stream properly (a finish reason; ``message_stop``)."""
+        raise NotImplementedError
+
+    def encode(self, ex: Exchange, event: Event) -> bytes | None:
+        raise NotImplementedError
+
+    def end(self, ex: Exchange) -> bytes:
+        """What follows the last event (``data: [DONE]``)."""
+        return b""
+
+    def error_event(self, status: int, code: str, message: str, kind: str | None) -> bytes:
+        """An error after the first byte, as this door's SDK raises it."""
+        raise NotImplementedError
+
+    # -- answers from the cache ---------------------------------------------------------------
+
+    def replay(self, entry: Entry) -> Body:
+        raise NotImplementedError
+
+    def replay_events(self, entry: Entry) -> list[Event]:
+        raise NotImplementedError
