@@ -17,8 +17,13 @@ from tests.conformance.recordings import (
     ANTHROPIC_TOOLS,
     OA_TOOL_CALLS,
     OPENAI_TOOLS,
+    an_block_start,
     an_message,
+    an_start,
+    an_text,
+    oa_chunk,
     oa_completion,
+    oa_stream,
 )
 from tests.conftest import GatewayProcess
 from tests.fakes.replay_upstream import ReplayUpstream, Reply
@@ -265,3 +270,65 @@ def test_count_tokens(an: anthropic.Anthropic, replay: ReplayUpstream) -> None:
     with pytest.raises(anthropic.BadRequestError) as info:
         an.messages.count_tokens(model="gpt-4o", messages=[{"role": "user", "content": "Hi"}])
     assert "does not support token counting" in str(info.value)
+
+
+# The stream invariant: a stream whose upstream ends without its terminal event (Anthropic's
+# message_stop, a chat completion's finish reason) ends in the door's error event, which the
+# official SDK raises; never a clean end with partial text.
+CUT_CLAUDE = Reply(
+    sse=[an_start(), an_block_start(0, {"type": "text", "text": ""}), an_text(0, "Bonj")]
+)
+CUT_CHAT = oa_stream(oa_chunk({"role": "assistant", "content": ""}), oa_chunk({"content": "Bonj"}))
+
+
+def test_a_claude_stream_cut_before_message_stop_is_an_error_on_the_messages_door(
+    an: anthropic.Anthropic, replay: ReplayUpstream
+) -> None:
+    replay.script("claude", CUT_CLAUDE)
+    received: list[str] = []
+    with (
+        pytest.raises(anthropic.APIStatusError) as info,
+        an.messages.stream(
+            model="claude", max_tokens=32, messages=[{"role": "user", "content": "Hello"}]
+        ) as stream,
+    ):
+        received.extend(stream.text_stream)
+    assert received == ["Bonj"]
+    assert "ended the stream before its end" in str(info.value)
+    replay.forget("claude")
+
+
+def test_a_claude_stream_cut_before_message_stop_is_an_error_on_chat_completions(
+    oa: openai.OpenAI, replay: ReplayUpstream
+) -> None:
+    replay.script("claude", CUT_CLAUDE)
+    with pytest.raises(openai.APIError) as info:
+        list(
+            oa.chat.completions.create(
+                model="claude", messages=[{"role": "user", "content": "Hello"}], stream=True
+            )
+        )
+    assert "message_stop" in info.value.message
+    replay.forget("claude")
+
+
+def test_a_chat_stream_without_a_finish_reason_is_an_error_on_both_doors(
+    oa: openai.OpenAI, an: anthropic.Anthropic, replay: ReplayUpstream
+) -> None:
+    """The upstream sends [DONE], but no chunk ever said why the answer ended."""
+    replay.script("gpt", CUT_CHAT, CUT_CHAT)
+    with pytest.raises(openai.APIError) as info:
+        list(
+            oa.chat.completions.create(
+                model="gpt-4o", messages=[{"role": "user", "content": "Hello"}], stream=True
+            )
+        )
+    assert "ended the stream before its end" in info.value.message
+    with (
+        pytest.raises(anthropic.APIStatusError),
+        an.messages.stream(
+            model="gpt-4o", max_tokens=32, messages=[{"role": "user", "content": "Hello"}]
+        ) as stream,
+    ):
+        stream.get_final_message()
+    replay.forget("gpt")

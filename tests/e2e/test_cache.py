@@ -8,6 +8,7 @@ import os
 import time
 from typing import Any
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -84,6 +85,54 @@ def test_a_repeat_is_answered_from_the_cache_at_no_cost(
     ).text
     assert 'stackyard_cache_lookups_total{result="exact"}' in metrics
     assert "stackyard_cache_savings_usd_total" in metrics
+
+
+def test_the_messages_door_is_cached_too_whole_and_streamed(
+    gateway: GatewayProcess, fake_openai: FakeOpenAI
+) -> None:
+    """The same stage on Anthropic's Messages door: a repeat is a hit (whole or streamed, from
+    an answer kept whole or streamed), served in the Messages shape, at the price of a hit;
+    its entries are its own (the same question on chat completions is a miss)."""
+    before = upstream_calls(fake_openai, "cache-one")
+    question = [{"role": "user", "content": "Where is the Eiffel Tower?"}]
+    with anthropic.Anthropic(
+        base_url=gateway.url, api_key=MASTER, max_retries=0, _strict_response_validation=True
+    ) as client:
+        first = client.messages.with_raw_response.create(
+            model="cached", max_tokens=64, messages=question
+        )
+        second = client.messages.with_raw_response.create(
+            model="cached", max_tokens=64, messages=question
+        )
+        assert (first.headers["x-stackyard-cache"], second.headers["x-stackyard-cache"]) == (
+            "miss",
+            "exact",
+        )
+        assert float(second.headers["x-stackyard-cost-usd"]) == 0
+        answer = first.parse()
+        assert second.parse().content == answer.content
+        assert second.parse().stop_reason == answer.stop_reason == "end_turn"
+        # A stream of the answer kept whole...
+        with client.messages.stream(model="cached", max_tokens=64, messages=question) as stream:
+            streamed = "".join(stream.text_stream)
+            final = stream.get_final_message()
+        assert streamed == answer.content[0].text  # type: ignore[union-attr]
+        assert final.stop_reason == "end_turn"
+        # ...and the whole answer of a stream kept.
+        other = [{"role": "user", "content": "Stream it first, then ask again"}]
+        with client.messages.stream(model="cached", max_tokens=64, messages=other) as stream:
+            text = "".join(stream.text_stream)
+        again = client.messages.with_raw_response.create(
+            model="cached", max_tokens=64, messages=other
+        )
+        assert again.headers["x-stackyard-cache"] == "exact"
+        assert again.parse().content[0].text == text  # type: ignore[union-attr]
+        with client.messages.stream(model="cached", max_tokens=64, messages=other) as stream:
+            assert "".join(stream.text_stream) == text
+            assert stream.get_final_message().stop_reason == "end_turn"
+    assert upstream_calls(fake_openai, "cache-one") == before + 2
+    on_chat = chat(gateway, "Where is the Eiffel Tower?", max_tokens=64)
+    assert on_chat.headers["x-stackyard-cache"] == "miss"
 
 
 def sse_lines(response: httpx.Response) -> list[str]:

@@ -7,6 +7,7 @@ import time
 from collections import Counter
 from typing import Any
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -122,6 +123,51 @@ def test_a_labelled_prompt_is_rendered_through_the_gateway(
     assert sent["temperature"] == 0.1  # the version's parameters
     assert [m["role"] for m in sent["messages"]] == ["system", "user", "user"]
     assert sent["messages"][0]["content"] == "You answer for Acme."
+
+
+def test_a_labelled_prompt_is_rendered_on_the_messages_door_too(
+    pair: tuple[GatewayProcess, GatewayProcess], fake_openai: FakeOpenAI
+) -> None:
+    """The same stage behind Anthropic's Messages API: the system messages become ``system``,
+    the others go in front of the request's own, and the version's parameters fill in."""
+    first, _ = pair
+    api(
+        first,
+        "POST",
+        "",
+        name="claude-reply",
+        messages=[
+            {"role": "system", "content": "You answer for {{company}}."},
+            {"role": "user", "content": "Customer {{customer}} asks: {{question}}"},
+        ],
+        variables={"company": {"type": "string", "default": "Acme"}},
+        config={"model": "writer", "temperature": 0.1},
+        labels=["production"],
+    )
+    with anthropic.Anthropic(
+        base_url=first.url, api_key=MASTER, max_retries=0, _strict_response_validation=True
+    ) as client:
+        raw = client.messages.with_raw_response.create(
+            model="writer",
+            max_tokens=64,
+            messages=[],
+            extra_body={
+                "prompt": {
+                    "name": "claude-reply",
+                    "label": "production",
+                    "variables": {"customer": "Ada", "question": "where is my order?"},
+                }
+            },
+        )
+    assert raw.headers["x-stackyard-prompt"] == "claude-reply@1"
+    message = raw.parse()
+    assert message.content[0].text == (  # type: ignore[union-attr]
+        "[prompts-writer] echo: Customer Ada asks: where is my order?"
+    )
+    sent = fake_openai.requests_for("prompts-writer")[-1].body
+    assert "prompt" not in sent
+    assert sent["temperature"] == 0.1
+    assert sent["messages"][0] == {"role": "system", "content": "You answer for Acme."}
 
 
 def test_a_missing_variable_is_a_400_naming_it(

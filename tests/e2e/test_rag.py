@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -184,6 +185,40 @@ def test_a_streamed_chat_request_carries_citations_in_its_first_chunk(
     assert [c["source"] for c in first] == ["handbook/security.md"]
     assert all("citations" not in (c.model_extra or {}) for c in chunks[1:])
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+
+
+def test_the_messages_door_answers_with_citations_too(
+    gateway: Served, handbook: Path, fake_openai: FakeOpenAI
+) -> None:
+    """RAG behind Anthropic's Messages API: the passages go in ``system`` (after the request's
+    own), and come back as ``citations``, whole and in a stream's ``message_start``."""
+    rag = {"collections": ["handbook"], "top_k": 1, "mode": "keyword"}
+    question = [{"role": "user", "content": "How do I get taxi receipts refunded?"}]
+    with anthropic.Anthropic(
+        base_url=gateway.url, api_key=MASTER, max_retries=0, _strict_response_validation=True
+    ) as client:
+        raw = client.messages.with_raw_response.create(
+            model="chat",
+            max_tokens=64,
+            system="Be brief.",
+            messages=question,
+            extra_body={"rag": rag},
+        )
+        assert raw.headers["x-stackyard-rag-citations"] == "1"
+        citations = (raw.parse().model_extra or {})["citations"]
+        assert [c["source"] for c in citations] == ["handbook/expenses.md"]
+        upstream = fake_openai.requests_for(f"rag-chat-{gateway.kind}")[-1].body
+        assert "rag" not in upstream
+        system = upstream["messages"][0]["content"]
+        assert system.startswith("Be brief.")
+        assert "[1] (source: handbook/expenses.md)" in system
+        with client.messages.stream(
+            model="chat", max_tokens=64, messages=question, extra_body={"rag": rag}
+        ) as stream:
+            text = "".join(stream.text_stream)
+            final = stream.get_final_message()
+    assert text.endswith("How do I get taxi receipts refunded?")
+    assert [c["source"] for c in (final.model_extra or {})["citations"]] == ["handbook/expenses.md"]
 
 
 def test_pushed_documents_are_searchable_and_deletable(gateway: Served) -> None:

@@ -84,7 +84,7 @@ def test_limits_and_unsupported_options() -> None:
     assert "seed" not in out
     with pytest.raises(UpstreamError) as info:
         translate(n=2)
-    assert info.value.kind == "client"
+    assert (info.value.kind, info.value.status, info.value.param) == ("client", 400, "n")
     with pytest.raises(UpstreamError, match="not valid JSON"):
         translate(
             messages=[
@@ -96,6 +96,40 @@ def test_limits_and_unsupported_options() -> None:
                 }
             ]
         )
+
+
+def test_a_system_prompt_alone_is_a_400_naming_messages() -> None:
+    """Not ``messages: []`` sent upstream, for Anthropic to refuse in its own words."""
+    for role in ("system", "developer"):
+        with pytest.raises(UpstreamError) as info:
+            translate(messages=[{"role": role, "content": "You are terse."}])
+        assert (info.value.kind, info.value.status, info.value.param) == (
+            "client",
+            400,
+            "messages",
+        )
+
+
+def test_the_forced_json_tool_is_one_call_and_one_answer() -> None:
+    out = translate(response_format={"type": "json_object"})
+    assert out["tool_choice"] == {
+        "type": "tool",
+        "name": "json_output",
+        "disable_parallel_tool_use": True,
+    }
+    # Should a model still give two, the answer is the first, not '{..}{..}'.
+    message = {
+        "id": "msg_1",
+        "content": [
+            {"type": "tool_use", "id": "a", "name": "json_output", "input": {"n": 1}},
+            {"type": "tool_use", "id": "b", "name": "json_output", "input": {"n": 2}},
+        ],
+        "stop_reason": "tool_use",
+        "usage": {},
+    }
+    answer = completion(message, json_mode=True)
+    assert answer["choices"][0]["message"]["content"] == '{"n":1}'
+    assert answer["id"] == "chatcmpl-msg_1"
 
 
 def test_refusal_and_unknown_stop_reasons() -> None:

@@ -250,14 +250,22 @@ def _with_messages(body: Body, given: list[Body], *, front: bool) -> Body:
 
 async def _translated_events(deployment: Deployment, body: Body) -> Events:
     """Events from an OpenAI-format back end, translated as they arrive."""
+    from stackyard.gateway.doors.chat import CHAT
+
     translator = anthropic_frontdoor.EventTranslator(model=body["model"])
     chunks = deployment.provider.chat_stream(anthropic_frontdoor.request(body))
+    ended = False
     try:
         async for chunk in chunks:
+            ended = ended or CHAT.terminal(chunk)
             for event in translator.feed(chunk):
                 yield event
     finally:
         await chunks.aclose()
+    if not ended:  # the translation's own message_stop would hide the cut
+        raise UpstreamError(
+            "invalid_response", f"deployment {deployment.id} ended the stream before its end"
+        )
     for event in translator.finish():
         yield event
 

@@ -86,7 +86,9 @@ def _append(messages: list[dict[str, Any]], role: str, blocks: list[dict[str, An
 def request(body: Body, *, model: str, default_max_tokens: int) -> Body:
     """An OpenAI chat-completions body as an Anthropic Messages body."""
     if (body.get("n") or 1) > 1:
-        raise UpstreamError("client", "Anthropic models do not support n > 1", status=400)
+        raise UpstreamError(
+            "client", "Anthropic models do not support n > 1", status=400, param="n"
+        )
     system: list[str] = []
     messages: list[dict[str, Any]] = []
     for index, message in enumerate(body["messages"]):
@@ -118,6 +120,14 @@ def request(body: Body, *, model: str, default_max_tokens: int) -> Body:
                 "content": text_of(content) if not isinstance(content, list) else _blocks(content),
             }
             _append(messages, "user", [result])
+    if not messages:  # Anthropic needs a turn to answer; a system prompt alone is not one
+        raise UpstreamError(
+            "client",
+            "messages must include at least one user, assistant or tool message (Anthropic "
+            "models do not answer a system or developer message alone)",
+            status=400,
+            param="messages",
+        )
     out: Body = {
         "model": model,
         "messages": messages,
@@ -151,7 +161,8 @@ def request(body: Body, *, model: str, default_max_tokens: int) -> Body:
                 "input_schema": schema,
             }
         )
-        choice = {"type": "tool", "name": JSON_TOOL}
+        # One answer: two json_output blocks would make one unparseable text.
+        choice = {"type": "tool", "name": JSON_TOOL, "disable_parallel_tool_use": True}
     if tools:
         out["tools"] = tools
     if choice is not None and (tools or choice.get("type") == "none"):
@@ -217,7 +228,8 @@ def completion(message: Body, *, json_mode: bool) -> Body:
             texts.append(block.get("text", ""))
         elif kind == "tool_use":
             if json_mode and block.get("name") == JSON_TOOL:
-                texts.append(dumps(block.get("input")))
+                if not texts:  # the first answer only, should the model give two
+                    texts.append(dumps(block.get("input")))
                 continue
             tool_calls.append(
                 {
@@ -238,7 +250,8 @@ def completion(message: Body, *, json_mode: bool) -> Body:
     if tool_calls:
         out_message["tool_calls"] = tool_calls
     return {
-        "id": message.get("id") or new_id("chatcmpl-"),
+        # OpenAI's clients expect chatcmpl- ids; Anthropic's own id stays readable in it.
+        "id": f"chatcmpl-{message['id']}" if message.get("id") else new_id("chatcmpl-"),
         "object": "chat.completion",
         "created": now(),
         "model": message.get("model"),
