@@ -94,7 +94,7 @@ def test_the_messages_door_is_cached_too_whole_and_streamed(
     an answer kept whole or streamed), served in the Messages shape, at the price of a hit;
     its entries are its own (the same question on chat completions is a miss)."""
     before = upstream_calls(fake_openai, "cache-one")
-    question = [{"role": "user", "content": "Where is the Eiffel Tower?"}]
+    question: Any = [{"role": "user", "content": "Where is the Eiffel Tower?"}]
     with anthropic.Anthropic(
         base_url=gateway.url, api_key=MASTER, max_retries=0, _strict_response_validation=True
     ) as client:
@@ -119,7 +119,7 @@ def test_the_messages_door_is_cached_too_whole_and_streamed(
         assert streamed == answer.content[0].text  # type: ignore[union-attr]
         assert final.stop_reason == "end_turn"
         # ...and the whole answer of a stream kept.
-        other = [{"role": "user", "content": "Stream it first, then ask again"}]
+        other: Any = [{"role": "user", "content": "Stream it first, then ask again"}]
         with client.messages.stream(model="cached", max_tokens=64, messages=other) as stream:
             text = "".join(stream.text_stream)
         again = client.messages.with_raw_response.create(

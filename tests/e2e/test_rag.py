@@ -193,7 +193,7 @@ def test_the_messages_door_answers_with_citations_too(
     """RAG behind Anthropic's Messages API: the passages go in ``system`` (after the request's
     own), and come back as ``citations``, whole and in a stream's ``message_start``."""
     rag = {"collections": ["handbook"], "top_k": 1, "mode": "keyword"}
-    question = [{"role": "user", "content": "How do I get taxi receipts refunded?"}]
+    question: Any = [{"role": "user", "content": "How do I get taxi receipts refunded?"}]
     with anthropic.Anthropic(
         base_url=gateway.url, api_key=MASTER, max_retries=0, _strict_response_validation=True
     ) as client:
