@@ -508,3 +508,23 @@ def test_a_denied_word_is_refused_before_it_leaves(
     assert body["code"] == "topic_not_allowed"
     assert "deny_word:project falcon" in body["message"]
     assert len(fake_openai.requests_for("topics")) == before + 1  # only the second was sent
+
+
+def test_the_messages_door_refuses_a_denied_word_too(
+    topical: GatewayProcess, fake_openai: FakeOpenAI
+) -> None:
+    before = len(fake_openai.requests_for("topics"))
+    with anthropic_sdk(topical) as client:
+        with pytest.raises(anthropic.BadRequestError) as info:
+            client.messages.create(
+                model="m",
+                max_tokens=32,
+                messages=[{"role": "user", "content": "Any news on project falcon?"}],
+            )
+        client.messages.create(
+            model="m",
+            max_tokens=32,
+            messages=[{"role": "user", "content": "Any news on the falcon project?"}],
+        )
+    assert "deny_word:project falcon" in info.value.message
+    assert len(fake_openai.requests_for("topics")) == before + 1  # only the second was sent
