@@ -81,6 +81,7 @@ class GatewayProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                self._log.close()  # else one failed start fails later tests (ResourceWarning)
                 raise RuntimeError(f"stackyard serve exited early:\n{self.log()}")
             try:
                 with urllib.request.urlopen(f"{self.url}/ready", timeout=1) as response:
