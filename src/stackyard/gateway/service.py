@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from stackyard.config.loader import ConfigError
@@ -17,6 +18,7 @@ from stackyard.guardrails.topics import TopicScreen
 from stackyard.prompts.snapshot import PromptSnapshot
 
 if TYPE_CHECKING:
+    from stackyard.auth.admission import Governance
     from stackyard.cache.service import Cache
     from stackyard.guardrails.ner import EntityTagger
     from stackyard.rag.service import RAG
@@ -61,30 +63,49 @@ def stages(gateway: Gateway) -> list[Stage]:
     ]
 
 
+def build_router(config: StackyardConfig, http: HttpClient, *, source: str = "<config>") -> Router:
+    """The router over one provider per deployment of the config."""
+    return Router(config.models, build_providers(config, http, source=source), config.router)
+
+
 class Gateway:
-    def __init__(self, config: StackyardConfig, *, source: str = "<config>") -> None:
+    """Receives its parts when it is built (the server's composition root builds the router
+    first, then what needs it); a part not given is the embedded default: an open gateway
+    with no store, an empty prompt registry, no cache and no RAG."""
+
+    def __init__(
+        self,
+        config: StackyardConfig,
+        *,
+        source: str = "<config>",
+        http: HttpClient | None = None,
+        router: Router | None = None,
+        governance: Governance | None = None,
+        prompts: PromptSnapshot | None = None,
+        cache: Cache | None = None,
+        rag: RAG | None = None,
+        team_names: Callable[[], dict[str, str]] = dict,
+    ) -> None:
         from stackyard.auth.admission import Governance
 
         self.config = config
-        self.http = HttpClient()
-        self.router = Router(
-            config.models, build_providers(config, self.http, source=source), config.router
-        )
-        #: Open, with no store, until the server replaces it with a store-backed one.
-        self.governance = Governance(self.router, None, None, master_key=None)
-        #: The prompt registry in memory (empty until the server gives it a store).
-        self.prompts = PromptSnapshot(None)
-        #: The LLM cache (None: off; the server builds it from the config).
-        self.cache: Cache | None = None
+        self.http = http or HttpClient()
+        self.router = router or build_router(config, self.http, source=source)
+        self.governance = governance or Governance(self.router, None, None, master_key=None)
+        #: The prompt registry in memory.
+        self.prompts = prompts or PromptSnapshot(None)
+        #: The LLM cache (None: off).
+        self.cache = cache
         #: Collections and retrieval (None: the rag extra is not installed).
-        self.rag: RAG | None = None
+        self.rag = rag
         #: Which guardrail policies apply to a request (the gateway's, a model's, a team's).
-        self.policies = Policies(config.guardrails)
+        self.policies = Policies(config.guardrails, team_names)
         #: The injection rail (None: no policy turns it on).
         self.injection: InjectionScreen | None = None
         if self.policies.any_on("injection"):
             self.injection = InjectionScreen(config.guardrails.injection)
-        #: The entity tagger of PII redaction (None: not loaded, or no policy wants it).
+        #: The entity tagger of PII redaction: loaded once the server has started (None until
+        #: then, or when no policy wants it).
         self.tagger: EntityTagger | None = None
         #: The topics rail (None: no policy turns it on).
         self.topics: TopicScreen | None = None

@@ -35,9 +35,11 @@ from stackyard.gateway.doors.embeddings import EMBEDDINGS
 from stackyard.gateway.doors.messages import MESSAGES, count_tokens
 from stackyard.gateway.models import ModelsEndpoint
 from stackyard.gateway.providers import registry
+from stackyard.gateway.providers.http import HttpClient
 from stackyard.gateway.quotas import SharedQuotas
 from stackyard.gateway.rerank import rerank
-from stackyard.gateway.service import Gateway
+from stackyard.gateway.router import Router
+from stackyard.gateway.service import Gateway, build_router
 from stackyard.gateway.token_counts import TIKTOKEN
 from stackyard.guardrails.ner import load_tagger
 from stackyard.observability import query
@@ -84,7 +86,10 @@ class Stackyard:
         config_file: Path | None = None,
     ) -> None:
         self.config = config
-        self.gateway = Gateway(config, source=source)
+        # The composition root: the router first, then the parts that need it, then the
+        # gateway that receives them.
+        http = HttpClient()
+        router = build_router(config, http, source=source)
         self.db = Database(config.database_url or default_url(config_file))
         self.snapshot = KeySnapshot(self.db, refresh_seconds=config.auth.refresh_seconds)
         beside = config_file.resolve().parent if config_file else Path.cwd()
@@ -106,7 +111,7 @@ class Stackyard:
 
             self.shared.spent_in_store = spent_in_store
         if self.shared is not None:  # deployment quotas are shared by every instance too
-            self.gateway.router.share_quotas(SharedQuotas(self.shared))
+            router.share_quotas(SharedQuotas(self.shared))
         observability = config.observability
         self.metrics = GatewayMetrics()
         self.traces = TraceWriter(
@@ -144,29 +149,43 @@ class Stackyard:
             metrics=self.metrics,
         )
         self.budgets.on_spend = self.alerts.spent
-        self.gateway.cache = Cache(
+        snapshot = self.snapshot
+
+        def team_names() -> dict[str, str]:
+            return snapshot.team_names
+
+        prompts = PromptSnapshot(self.db)
+        self.snapshot.followers.append(prompts.load)
+        rag = _rag(config, self.db, router, config_file)
+        cache = Cache(
             config.cache,
             _cache_backend(config, redis_url),
-            self.gateway.router,
+            router,
             self.metrics,
-            team_names=lambda: self.snapshot.team_names,
+            team_names=team_names,
         )
-        self.gateway.policies.team_names = lambda: self.snapshot.team_names
-        self.gateway.prompts = PromptSnapshot(self.db)
-        self.snapshot.followers.append(self.gateway.prompts.load)
-        self.gateway.rag = _rag(config, self.db, self.gateway, config_file)
-        if self.gateway.rag is not None:
-            self.snapshot.followers.append(self.gateway.rag.collections.load)
-        self.gateway.governance = Governance(
-            self.gateway.router,
-            self.snapshot,
-            self.writer,
-            master_key=master_key(config),
-            budgets=self.budgets,
-            shared=self.shared,
-            recorder=self.recorder,
-            audit=self.audit,
-            redis_outage=config.auth.redis_outage,
+        if rag is not None:
+            self.snapshot.followers.append(rag.collections.load)
+        self.gateway = Gateway(
+            config,
+            source=source,
+            http=http,
+            router=router,
+            governance=Governance(
+                router,
+                self.snapshot,
+                self.writer,
+                master_key=master_key(config),
+                budgets=self.budgets,
+                shared=self.shared,
+                recorder=self.recorder,
+                audit=self.audit,
+                redis_outage=config.auth.redis_outage,
+            ),
+            prompts=prompts,
+            cache=cache,
+            rag=rag,
+            team_names=team_names,
         )
         self._background: list[asyncio.Task[None]] = []
         self.ready = False
@@ -212,7 +231,7 @@ class Stackyard:
             self.metrics,
             metrics_token=config.observability.metrics_token,
         ).register(self.routes)
-        CacheAPI(self.gateway.cache, self.gateway.governance).register(self.routes)
+        CacheAPI(cache, self.gateway.governance).register(self.routes)
         PromptsAPI(
             self.db, self.gateway.governance, self.gateway.prompts, redis_url=redis_url
         ).register(self.routes)
@@ -445,7 +464,7 @@ def _cache_backend(config: StackyardConfig, redis_url: str | None) -> Backend:
 
 
 def _rag(
-    config: StackyardConfig, db: Database, gateway: Gateway, config_file: Path | None
+    config: StackyardConfig, db: Database, router: Router, config_file: Path | None
 ) -> RAG | None:
     """Collections and retrieval, when the rag extra is installed."""
     if any(importlib.util.find_spec(m) is None for m in RAG_MODULES):
@@ -453,7 +472,7 @@ def _rag(
     from stackyard.rag.service import RAG
 
     base_dir = config_file.resolve().parent if config_file else Path.cwd()
-    return RAG(config.rag, db, gateway.router, base_dir=base_dir, ray_address=config.ray_address)
+    return RAG(config.rag, db, router, base_dir=base_dir, ray_address=config.ray_address)
 
 
 def _finetuning(
