@@ -272,7 +272,8 @@ def from_traces(
     """Write a JSONL dataset from stored traces (with bodies): each answered request becomes
     an item, its prompt variables (or last user message) the input and its answer the
     expected output, to review and correct before use."""
-    from stackyard.cli import _store, since_value
+    from stackyard.cli.common import since_value
+    from stackyard.cli.common import store as _store
     from stackyard.evals.traces import items_from_traces
 
     if prompt_name is None and model is None:

@@ -95,7 +95,9 @@ def list_command(
     since: str, limit: int, as_json: bool, config_path: str | None, **options: Any
 ) -> None:
     """The latest traces, newest first."""
-    from stackyard.cli import _store, _table, since_value
+    from stackyard.cli.common import since_value
+    from stackyard.cli.common import store as _store
+    from stackyard.cli.common import table as _table
 
     found = query.list_traces(
         _store(config_path), _filter(since_value(since, "--since"), **options), limit=limit
@@ -118,7 +120,7 @@ def list_command(
 def show(identifier: str, as_json: bool, bodies: bool, config_path: str | None) -> None:
     """One trace (by request id, trace id or span id): its requests, a waterfall of its
     spans, its bodies and scores."""
-    from stackyard.cli import _store
+    from stackyard.cli.common import store as _store
 
     db = _store(config_path)
     trace = query.get_trace(db, identifier)
@@ -193,7 +195,7 @@ def waterfall(spans: list[dict[str, Any]], width: int = 40) -> list[str]:
 @config_option
 def tail(interval: float, most: int | None, config_path: str | None, **options: Any) -> None:
     """Follow live traffic: print each new trace as it is stored (Ctrl-C to stop)."""
-    from stackyard.cli import _store
+    from stackyard.cli.common import store as _store
 
     db = _store(config_path)
     base = _filter(**options)

@@ -34,13 +34,13 @@ def _actor() -> registry.Actor:
 
 
 def _store(config_path: str | None) -> Database:
-    from stackyard.cli import _store as store
+    from stackyard.cli.common import store
 
     return store(config_path)
 
 
 def _changed(config_path: str | None) -> None:
-    from stackyard.cli import _changed as changed
+    from stackyard.cli.common import changed
 
     changed(config_path)
 
@@ -139,7 +139,7 @@ def pull(folder: Path, label: str, config_path: str | None) -> None:
 @config_option
 def list_command(config_path: str | None) -> None:
     """Every prompt, its latest version and its labels."""
-    from stackyard.cli import _table
+    from stackyard.cli.common import table as _table
 
     rows = registry.list_prompts(_store(config_path))
     if not rows:
@@ -240,7 +240,7 @@ def rollback(name: str, label_name: str, config_path: str | None) -> None:
 @config_option
 def audit(name: str, config_path: str | None) -> None:
     """Every push and label move of NAME: who, when, from, to."""
-    from stackyard.cli import _table
+    from stackyard.cli.common import table as _table
 
     rows = _run(lambda: registry.audit_log(_store(config_path), name))
     _table(rows, ["at", "action", "label", "from", "to", "actor"])

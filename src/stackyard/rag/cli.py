@@ -30,7 +30,7 @@ config_option = click.option(
 
 
 def _open(config_path: str | None) -> tuple[RAG, Callable[[], Awaitable[None]]]:
-    from stackyard.cli import _load
+    from stackyard.cli.common import load_config as _load
     from stackyard.gateway.service import Gateway
     from stackyard.store.db import Database, default_url
 
@@ -182,7 +182,7 @@ def set_(
 @config_option
 def list_(config_path: str | None) -> None:
     """Every collection, with its model, size and last sync."""
-    from stackyard.cli import _table
+    from stackyard.cli.common import table as _table
 
     async def action(rag: RAG) -> None:
         rows = []
