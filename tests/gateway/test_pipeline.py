@@ -14,6 +14,7 @@ from stackyard.gateway.doors.chat import CHAT
 from stackyard.gateway.doors.embeddings import EMBEDDINGS
 from stackyard.gateway.doors.messages import MESSAGES
 from stackyard.gateway.pipeline import Door
+from stackyard.gateway.pipeline.door import NEEDS, STREAMING
 from stackyard.gateway.service import stages
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,6 +80,15 @@ EVIDENCE: dict[tuple[str, str], str] = {
 
 def test_the_stages_run_in_one_order() -> None:
     assert [s.name for s in stages(cast(Any, None))] == ORDER
+
+
+def test_a_door_implements_every_stage_it_takes_and_streaming_if_it_streams() -> None:
+    for path, door in DOORS.items():
+        wanted = [m for stage in door.stages for m in NEEDS.get(stage, ())]
+        wanted += list(STREAMING) if door.streams else []
+        missing = [m for m in wanted if getattr(type(door), m) is getattr(Door, m)]
+        assert not missing, f"{path} takes stages (or streams) without {missing}"
+    assert not EMBEDDINGS.streams
 
 
 def _tests_in(path: Path) -> set[str]:

@@ -5,6 +5,7 @@ a key that includes the door."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -36,8 +37,6 @@ class CacheStage(Stage):
         self.gateway = gateway
 
     async def before(self, ex: Exchange) -> Served | None:
-        import time
-
         cache = self.gateway.cache
         if cache is None:
             return None

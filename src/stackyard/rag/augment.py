@@ -85,18 +85,10 @@ async def augment(
     prompts: PromptSnapshot | None = None,
 ) -> tuple[dict[str, Any], Retrieval]:
     """The chat request with the passages in a system message, and what was retrieved."""
+    from stackyard.gateway.doors.chat import CHAT
+
     context, retrieval = await retrieve(rag, last_user_text(body), raw, principal, prompts)
-    messages = list(body.get("messages") or [])
-    at = next(
-        (
-            i
-            for i, m in enumerate(messages)
-            if not (isinstance(m, dict) and m.get("role") in ("system", "developer"))
-        ),
-        len(messages),
-    )
-    messages[at:at] = context
-    return {**body, "messages": messages}, retrieval
+    return CHAT.with_context(body, context), retrieval
 
 
 async def retrieve(

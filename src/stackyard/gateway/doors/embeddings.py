@@ -7,11 +7,10 @@ from __future__ import annotations
 import base64
 import sys
 from array import array
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from stackyard.gateway.pipeline.door import Change, Door
-from stackyard.gateway.pipeline.exchange import Body, Events, Exchange
+from stackyard.gateway.pipeline.exchange import Body, Exchange
 from stackyard.gateway.providers.base import UpstreamError
 from stackyard.gateway.wire import validate_embeddings
 from stackyard.guardrails.redaction import change_inputs
@@ -56,6 +55,7 @@ class EmbeddingsDoor(Door):
     endpoint = "embeddings"
     operation = "embeddings"
     stages = frozenset({"secrets", "pii"})
+    streams = False
     options = ()
 
     def validate(self, ex: Exchange) -> bool:
@@ -89,14 +89,8 @@ class EmbeddingsDoor(Door):
     def restore(self, answer: Body, vault: Vault) -> Body:
         return answer  # vectors: nothing to restore
 
-    def restore_events(self, events: Events, vault: Vault) -> Events:
-        return events
-
     def mask(self, answer: Body) -> int:
         return 0  # vectors: no text to mask
-
-    def mask_events(self, events: Events, counted: Callable[[int], None]) -> Events:
-        return events
 
     def summary(self, answer: Body) -> Body:
         """The response as a trace stores it: the vectors' sizes, not their numbers."""

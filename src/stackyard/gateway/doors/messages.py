@@ -16,9 +16,12 @@ import orjson
 
 from stackyard.errors import APIError
 from stackyard.gateway.anthropic_wire import error_body, error_type, validate_messages
+from stackyard.gateway.doors.chat import CHAT
+from stackyard.gateway.headers import route_headers, with_route_headers
 from stackyard.gateway.pipeline.door import Change, Door, Texts
 from stackyard.gateway.pipeline.exchange import Body, Event, Events, Exchange
 from stackyard.gateway.providers.base import MessagesProvider, UpstreamError
+from stackyard.gateway.router import RouteStats
 from stackyard.gateway.translate import anthropic_backend, anthropic_frontdoor
 from stackyard.gateway.translate.anthropic_replay import assembled, replayed
 from stackyard.guardrails.anthropic_shape import (
@@ -116,14 +119,23 @@ class MessagesDoor(Door):
         merged = _with_messages(body, rendered, front=True)
         for key, value in defaults.items():
             name = PROMPT_PARAMETERS.get(key)
-            if name is not None:
-                merged.setdefault(name, value)
+            if name is None:  # never dropped without a word
+                raise APIError(
+                    400,
+                    f"The prompt sets '{key}', which /v1/messages cannot honour (it takes "
+                    f"{', '.join(sorted(PROMPT_PARAMETERS))}); use /v1/chat/completions for "
+                    "this prompt, or remove the parameter from its config.",
+                    type="invalid_request_error",
+                    param=f"prompt.config.{key}",
+                    code="unsupported_parameter",
+                )
+            merged.setdefault(name, value)
         return merged
 
     def cache_view(self, body: Body) -> Body:
         try:
             view = anthropic_frontdoor.request(body)
-        except APIError:  # a request only Anthropic itself can serve: keyed as it is
+        except (APIError, UpstreamError):  # only Anthropic itself can serve it: keyed as is
             view = dict(body)
         return {**view, "stackyard_door": "messages"}
 
@@ -250,8 +262,6 @@ def _with_messages(body: Body, given: list[Body], *, front: bool) -> Body:
 
 async def _translated_events(deployment: Deployment, body: Body) -> Events:
     """Events from an OpenAI-format back end, translated as they arrive."""
-    from stackyard.gateway.doors.chat import CHAT
-
     translator = anthropic_frontdoor.EventTranslator(model=body["model"])
     chunks = deployment.provider.chat_stream(anthropic_frontdoor.request(body))
     ended = False
@@ -309,9 +319,6 @@ MESSAGES = MessagesDoor()
 async def count_tokens(gateway: Gateway, request: Request) -> Response:
     """``POST /v1/messages/count_tokens``: Anthropic's own count, from an Anthropic deployment
     of the model (not a generation: no pipeline, no spend)."""
-    from stackyard.gateway.headers import route_headers, with_route_headers
-    from stackyard.gateway.router import RouteStats
-
     stats = RouteStats()
     try:
         body = await request.json_object()

@@ -26,10 +26,9 @@ if TYPE_CHECKING:
 class Chain:
     """A door's stages, by hook: only those that override it."""
 
-    __slots__ = ("after", "before", "outbound", "prepare", "settled", "stages")
+    __slots__ = ("after", "before", "outbound", "prepare", "settled")
 
     def __init__(self, stages: Sequence[Stage]) -> None:
-        self.stages = list(stages)
         self.prepare = [s for s in stages if overrides(s, "prepare")]
         self.before = [s for s in stages if overrides(s, "before")]
         self.outbound = [s for s in stages if overrides(s, "outbound")]

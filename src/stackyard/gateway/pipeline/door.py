@@ -1,12 +1,18 @@
 """What a door is: one wire format (chat completions, Anthropic Messages, embeddings) onto the
 pipeline. A door parses and validates its requests, shows the stages its shape (where the
 texts are, where a system prompt goes), calls a deployment in that shape, and encodes the
-answers, stream events and errors the way its official SDK expects them."""
+answers, stream events and errors the way its official SDK expects them.
+
+Every door implements the abstract methods (every door takes the secrets and PII rails). The
+others belong to a stage (:data:`NEEDS`) or to streaming (:data:`STREAMING`): a door lists in
+``stages`` only the stages whose methods it implements, and sets ``streams`` only if it
+implements streaming; ``tests/gateway/test_pipeline.py`` checks both."""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from stackyard.gateway.pipeline.exchange import Body, Event, Events, Exchange
 
@@ -23,60 +29,84 @@ if TYPE_CHECKING:
 Change = Callable[[str], str]
 Texts = list[tuple[str, str]]
 
+#: The methods a door implements to take a stage.
+NEEDS: dict[str, tuple[str, ...]] = {
+    "prompt": ("with_prompt",),
+    "rag": ("question", "with_context"),
+    "injection": ("texts",),
+    "topics": ("texts",),
+    "cache": ("cache_view", "replay", "replay_events"),
+}
+#: The methods a door implements to stream.
+STREAMING = (
+    "call_stream",
+    "restore_events",
+    "mask_events",
+    "account",
+    "terminal",
+    "encode",
+    "error_event",
+)
 
-class Door:
+
+class Door(ABC):
     #: The endpoint, as admission, spend rows and traces name it.
     endpoint = "chat"
     #: What the router's errors call the operation.
     operation = "chat completions"
     #: The stages that apply to this door, by name (the others are "not applicable" here).
     stages: frozenset[str] = frozenset()
+    #: Whether a request may ask for a stream.
+    streams = True
     #: Our own fields in a request body, taken off before anything can send them upstream.
     options: tuple[str, ...] = ("prompt", "cache", "rag")
 
+    def _lacks(self, what: str) -> NoReturn:
+        raise TypeError(f"{type(self).__name__} does not {what}; see NEEDS and STREAMING")
+
     # -- the request --------------------------------------------------------------------------
 
+    @abstractmethod
     def validate(self, ex: Exchange) -> bool:
         """Check ``ex.body`` (raise an APIError naming the parameter); return whether it asks
         for a stream."""
-        raise NotImplementedError
 
     def refuse(self, error: APIError) -> Response:
         """An error in this door's shape. By default it is raised, for the server's OpenAI
         error shape."""
         raise error
 
-    def scan_secrets(self, body: Body) -> list[Secret]:
-        raise NotImplementedError
+    @abstractmethod
+    def scan_secrets(self, body: Body) -> list[Secret]: ...
 
-    def mask_secrets(self, body: Body) -> Body:
-        raise NotImplementedError
+    @abstractmethod
+    def mask_secrets(self, body: Body) -> Body: ...
 
+    @abstractmethod
     def change_texts(self, body: Body, change: Change) -> Body:
         """A copy of the request with ``change`` applied to every text that leaves."""
-        raise NotImplementedError
 
     def texts(self, body: Body, roles: tuple[str, ...] = ("user", "tool")) -> Texts:
         """The user's texts and tool results, by where they are (the injection and topics
         rails read these)."""
-        raise NotImplementedError
+        self._lacks("show its texts to the injection and topics rails")
 
     def question(self, body: Body) -> str:
         """The last user message's text (RAG searches with it)."""
-        raise NotImplementedError
+        self._lacks("take RAG")
 
     def with_context(self, body: Body, context: list[Body]) -> Body:
         """The request with ``context`` (chat messages, system first) given to the model."""
-        raise NotImplementedError
+        self._lacks("take RAG")
 
     def with_prompt(self, body: Body, rendered: list[Body], defaults: dict[str, Any]) -> Body:
         """The request with a registry prompt's messages (chat messages) in front of its own
         and the prompt's parameters where the request sets none."""
-        raise NotImplementedError
+        self._lacks("take registry prompts")
 
     def cache_view(self, body: Body) -> Body:
         """The request as the cache keys it: a chat-completions body."""
-        raise NotImplementedError
+        self._lacks("take the cache")
 
     # -- the call -----------------------------------------------------------------------------
 
@@ -84,26 +114,26 @@ class Door:
         capabilities = deployment.provider.capabilities
         return capabilities.streaming if stream else capabilities.chat
 
-    async def call(self, ex: Exchange, deployment: Deployment, body: Body) -> Body:
-        raise NotImplementedError
+    @abstractmethod
+    async def call(self, ex: Exchange, deployment: Deployment, body: Body) -> Body: ...
 
     def call_stream(self, ex: Exchange, deployment: Deployment, body: Body) -> Events:
-        raise NotImplementedError
+        self._lacks("stream")
 
     # -- the answer ---------------------------------------------------------------------------
 
-    def restore(self, answer: Body, vault: Vault) -> Body:
-        raise NotImplementedError
+    @abstractmethod
+    def restore(self, answer: Body, vault: Vault) -> Body: ...
 
     def restore_events(self, events: Events, vault: Vault) -> Events:
-        raise NotImplementedError
+        self._lacks("stream")
 
+    @abstractmethod
     def mask(self, answer: Body) -> int:
         """Mask the secrets in an answer, in place; return how many."""
-        raise NotImplementedError
 
     def mask_events(self, events: Events, counted: Callable[[int], None]) -> Events:
-        raise NotImplementedError
+        self._lacks("stream")
 
     def usage(self, answer: Body) -> dict[str, Any] | None:
         """The answer's usage in chat-completions terms (``prompt_tokens``...)."""
@@ -132,14 +162,15 @@ class Door:
         return event
 
     def account(self, ex: Exchange, event: Event, settle: Settlement) -> None:
-        """Learn the usage from an event as it passes."""
+        """Learn the usage (and feed the trace's capture) from an event as it passes."""
+        self._lacks("stream")
 
     def terminal(self, event: Event) -> bool:
         """Whether this event ends a stream properly (a finish reason; ``message_stop``)."""
-        raise NotImplementedError
+        self._lacks("stream")
 
     def encode(self, ex: Exchange, event: Event) -> bytes | None:
-        raise NotImplementedError
+        self._lacks("stream")
 
     def end(self, ex: Exchange) -> bytes:
         """What follows the last event (``data: [DONE]``)."""
@@ -147,12 +178,12 @@ class Door:
 
     def error_event(self, status: int, code: str, message: str, kind: str | None) -> bytes:
         """An error after the first byte, as this door's SDK raises it."""
-        raise NotImplementedError
+        self._lacks("stream")
 
     # -- answers from the cache ---------------------------------------------------------------
 
     def replay(self, entry: Entry) -> Body:
-        raise NotImplementedError
+        self._lacks("take the cache")
 
     def replay_events(self, entry: Entry) -> list[Event]:
-        raise NotImplementedError
+        self._lacks("take the cache")

@@ -12,8 +12,6 @@ if TYPE_CHECKING:
     from stackyard.gateway.pipeline.exchange import Body, Exchange, Inbound, Served
     from stackyard.gateway.router import Routed
 
-HOOKS = ("prepare", "before", "outbound", "after", "settled")
-
 
 class Stage:
     #: The stage's name, as doors list the stages they take (``Door.stages``) and the parity

@@ -65,8 +65,43 @@ def _tool_result_text(content: Any) -> str | list[dict[str, Any]]:
     return _content(parts)
 
 
+#: The Messages fields the translation carries over; any other is a 400 naming it, never
+#: dropped (Anthropic serves the rest, such as ``top_k``, ``thinking`` or ``output_format``).
+TRANSLATED = frozenset(
+    {
+        "model",
+        "messages",
+        "system",
+        "max_tokens",
+        "temperature",
+        "top_p",
+        "stop_sequences",
+        "metadata",
+        "tools",
+        "tool_choice",
+        "stream",
+    }
+)
+
+
+def _untranslatable(field: str, why: str) -> UpstreamError:
+    return UpstreamError(
+        "client",
+        f"{field}: {why}, which only Anthropic's own models honour; this model is served in "
+        "OpenAI's format",
+        status=400,
+        param=field,
+    )
+
+
 def request(body: Body) -> Body:
     """A Messages body as a chat-completions body (for any OpenAI-format back end)."""
+    for field in body:
+        if field not in TRANSLATED:
+            raise _untranslatable(field, "a Messages parameter")
+    for index, tool in enumerate(body.get("tools") or ()):
+        if tool.get("type") not in (None, "custom"):
+            raise _untranslatable(f"tools[{index}]", f"a '{tool.get('type')}' server tool")
     messages: list[dict[str, Any]] = []
     system = body.get("system")
     if isinstance(system, list):
@@ -138,7 +173,6 @@ def request(body: Body) -> Body:
             },
         }
         for t in body.get("tools") or ()
-        if t.get("type") in (None, "custom")
     ]
     if tools:
         out["tools"] = tools
