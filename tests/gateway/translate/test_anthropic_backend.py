@@ -79,9 +79,22 @@ def test_tool_choice(choice: Any, parallel: Any, expected: dict[str, Any]) -> No
 
 
 def test_limits_and_unsupported_options() -> None:
-    out = translate(max_completion_tokens=77, max_tokens=5, stop="END", temperature=1.7, seed=3)
+    out = translate(max_completion_tokens=77, max_tokens=5, stop="END", temperature=1.7, seed=None)
     assert (out["max_tokens"], out["stop_sequences"], out["temperature"]) == (77, ["END"], 1.0)
     assert "seed" not in out
+    # Never dropped: what Anthropic cannot honour is a 400 naming it (defaults pass).
+    assert "logprobs" not in translate(logprobs=False, frequency_penalty=0, logit_bias={})
+    for name, value in (
+        ("seed", 3),
+        ("logprobs", True),
+        ("top_logprobs", 2),
+        ("frequency_penalty", 0.5),
+        ("presence_penalty", -1),
+        ("logit_bias", {"50256": -100}),
+    ):
+        with pytest.raises(UpstreamError) as refused:
+            translate(**{name: value})
+        assert (refused.value.status, refused.value.param) == (400, name)
     with pytest.raises(UpstreamError) as info:
         translate(n=2)
     assert (info.value.kind, info.value.status, info.value.param) == ("client", 400, "n")

@@ -33,6 +33,16 @@ FINISH_REASONS = {
 
 #: Anthropic fields a client may send through the OpenAI door; passed on as they are.
 NATIVE_FIELDS = ("top_k", "thinking", "service_tier")
+#: OpenAI parameters Anthropic has no equivalent of, with the values that ask nothing of it;
+#: any other value is a 400 naming the parameter, never dropped.
+UNSUPPORTED: dict[str, tuple[Any, ...]] = {
+    "seed": (None,),
+    "logprobs": (None, False),
+    "top_logprobs": (None, 0),
+    "frequency_penalty": (None, 0, 0.0),
+    "presence_penalty": (None, 0, 0.0),
+    "logit_bias": (None, {}),
+}
 
 
 def _image_block(part: dict[str, Any]) -> dict[str, Any]:
@@ -85,6 +95,14 @@ def _append(messages: list[dict[str, Any]], role: str, blocks: list[dict[str, An
 
 def request(body: Body, *, model: str, default_max_tokens: int) -> Body:
     """An OpenAI chat-completions body as an Anthropic Messages body."""
+    for name, harmless in UNSUPPORTED.items():
+        if body.get(name) not in harmless:
+            raise UpstreamError(
+                "client",
+                f"Anthropic models do not support {name}; leave it out for this model",
+                status=400,
+                param=name,
+            )
     if (body.get("n") or 1) > 1:
         raise UpstreamError(
             "client", "Anthropic models do not support n > 1", status=400, param="n"
