@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 
 from stackyard.config.schema import StackyardConfig
+from stackyard.gateway.rag_models import RouterModels
 from stackyard.gateway.service import Gateway
 from stackyard.rag.collections import Collections, CollectionSettings, SourceSpec
 from stackyard.rag.distributed import FileTask, RayCluster, connect, parse_batch
-from stackyard.rag.embedder import RouterEmbedder
+from stackyard.rag.embedder import ModelEmbedder
 from stackyard.rag.loaders import Fields
 from stackyard.rag.stores.base import VectorStore
 from stackyard.rag.sync import chunk_digest, sync
@@ -116,13 +117,15 @@ async def test_a_sync_on_ray_writes_what_a_sync_in_process_writes(
     there = collections.create("there", settings, None)
     try:
         fake_openai.reset()
-        local = await sync(here, any_store, RouterEmbedder(gateway.router, "embed"), collections)
+        local = await sync(
+            here, any_store, ModelEmbedder(RouterModels(gateway.router), "embed"), collections
+        )
         embedded_here = sum(len(r.body["input"]) for r in fake_openai.requests_for(upstream))
         fake_openai.reset()
         on_ray = await sync(
             there,
             any_store,
-            RouterEmbedder(gateway.router, "embed"),
+            ModelEmbedder(RouterModels(gateway.router), "embed"),
             collections,
             cluster=cluster,
         )
@@ -131,7 +134,7 @@ async def test_a_sync_on_ray_writes_what_a_sync_in_process_writes(
         again = await sync(
             collections.get("there"),
             any_store,
-            RouterEmbedder(gateway.router, "embed"),
+            ModelEmbedder(RouterModels(gateway.router), "embed"),
             collections,
             cluster=cluster,
         )
@@ -166,10 +169,16 @@ async def test_ray_actors_load_the_in_process_embedding_model(
     here = collections.create("here", settings, None)
     there = collections.create("there", settings, None)
     try:
-        local = await sync(here, embedded, RouterEmbedder(gateway.router, "minilm"), collections)
+        local = await sync(
+            here, embedded, ModelEmbedder(RouterModels(gateway.router), "minilm"), collections
+        )
         cluster = RayCluster("local", min_files=1, actors=1)
         on_ray = await sync(
-            there, embedded, RouterEmbedder(gateway.router, "minilm"), collections, cluster=cluster
+            there,
+            embedded,
+            ModelEmbedder(RouterModels(gateway.router), "minilm"),
+            collections,
+            cluster=cluster,
         )
     finally:
         await gateway.aclose()

@@ -11,8 +11,9 @@ import pytest
 
 from stackyard.config.schema import StackyardConfig
 from stackyard.gateway.providers.base import UpstreamError
+from stackyard.gateway.rag_models import RouterModels, relevance_scores
 from stackyard.gateway.service import Gateway
-from stackyard.rag.rerank import ChatReranker, ModelReranker, judged, relevance_scores, reranker
+from stackyard.rag.rerank import ChatReranker, ModelReranker, judged, reranker
 from stackyard.rag.retrieve import Result, reranked
 from stackyard.rag.stores.base import Hit
 from tests.conftest import require_local_models
@@ -113,10 +114,10 @@ def test_the_reranker_follows_what_the_model_can_do() -> None:
             ]
         }
     )
-    router = Gateway(config).router
-    assert isinstance(reranker(router, "ranker"), ModelReranker)
-    assert isinstance(reranker(router, "chat"), ChatReranker)
+    models = RouterModels(Gateway(config).router)
+    assert isinstance(reranker(models, "ranker"), ModelReranker)
+    assert isinstance(reranker(models, "chat"), ChatReranker)
     with pytest.raises(ValueError, match="no model 'other'"):
-        reranker(router, "other")
+        reranker(models, "other")
     with pytest.raises(ValueError, match="'vectors' can neither rerank nor chat"):
-        reranker(router, "vectors")
+        reranker(models, "vectors")

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from stackyard.config.schema import StackyardConfig
+from stackyard.gateway.rag_models import RouterModels
 from stackyard.gateway.service import Gateway
 from stackyard.rag.schedule import due, run_schedule
 from stackyard.rag.service import RAG
@@ -35,7 +36,7 @@ async def rag(tmp_path: Path, fake_openai: FakeOpenAI) -> AsyncIterator[RAG]:
     gateway = Gateway(config)
     db = Database(f"sqlite:///{tmp_path / 'main.db'}")
     db.migrate()
-    made = RAG(config.rag, db, gateway.router, base_dir=tmp_path)
+    made = RAG(config.rag, db, RouterModels(gateway.router), base_dir=tmp_path)
     yield made
     made.close()
     await gateway.aclose()

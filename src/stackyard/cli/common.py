@@ -7,9 +7,9 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -17,9 +17,12 @@ from stackyard.auth.notify import publish_change
 from stackyard.config import ConfigError, StackyardConfig, load
 from stackyard.gateway.providers import registry
 from stackyard.gateway.providers.http import HttpClient
-from stackyard.gateway.service import build_providers
+from stackyard.gateway.service import Gateway, build_providers
 from stackyard.store import admin
 from stackyard.store.db import Database, default_url
+
+if TYPE_CHECKING:
+    from stackyard.gateway.rag_models import RouterModels
 
 T = TypeVar("T")
 
@@ -40,6 +43,17 @@ def database(config: StackyardConfig, file: Path | None) -> Database:
     db = Database(config.database_url or default_url(file))
     db.migrate()
     return db
+
+
+def rag_models(
+    config: StackyardConfig, file: Path | None
+) -> tuple[RouterModels, Callable[[], Awaitable[None]]]:
+    """The config's models as RAG calls them (through a gateway built here), and what closes
+    them."""
+    from stackyard.gateway.rag_models import RouterModels
+
+    gateway = Gateway(config, source=str(file or "<embedded default>"))
+    return RouterModels(gateway.router), gateway.aclose
 
 
 def table(rows: list[dict[str, Any]], columns: list[str]) -> None:

@@ -77,20 +77,6 @@ def last_user_text(body: dict[str, Any]) -> str:
     return ""
 
 
-async def augment(
-    rag: RAG,
-    body: dict[str, Any],
-    raw: object,
-    principal: Principal,
-    prompts: PromptSnapshot | None = None,
-) -> tuple[dict[str, Any], Retrieval]:
-    """The chat request with the passages in a system message, and what was retrieved."""
-    from stackyard.gateway.doors.chat import CHAT
-
-    context, retrieval = await retrieve(rag, last_user_text(body), raw, principal, prompts)
-    return CHAT.with_context(body, context), retrieval
-
-
 async def retrieve(
     rag: RAG,
     question: str,

@@ -31,20 +31,20 @@ config_option = click.option(
 
 def _open(config_path: str | None) -> tuple[RAG, Callable[[], Awaitable[None]]]:
     from stackyard.cli.common import load_config as _load
-    from stackyard.gateway.service import Gateway
+    from stackyard.cli.common import rag_models
     from stackyard.store.db import Database, default_url
 
     config, file = _load(config_path)
-    gateway = Gateway(config, source=str(file or "<embedded default>"))
+    models, close_models = rag_models(config, file)
     db = Database(config.database_url or default_url(file))
     db.migrate()
     base_dir = file.resolve().parent if file else Path.cwd()
-    rag = RAG(config.rag, db, gateway.router, base_dir=base_dir, ray_address=config.ray_address)
+    rag = RAG(config.rag, db, models, base_dir=base_dir, ray_address=config.ray_address)
     rag.collections.load()
 
     async def close() -> None:
         rag.close()
-        await gateway.aclose()
+        await close_models()
         db.dispose()
 
     return rag, close

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import pickle
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,10 +23,10 @@ import numpy as np
 
 from stackyard import cluster
 from stackyard.cluster import ray_module
-from stackyard.config.schema import ModelEntry
 from stackyard.rag.chunking import Chunk, chunk_sections
-from stackyard.rag.embedder import BATCH, RouterEmbedder
+from stackyard.rag.embedder import BATCH, ModelEmbedder
 from stackyard.rag.loaders import Document, Fields, LoadError, load
+from stackyard.rag.models import Models
 from stackyard.rag.stores.base import Vector
 
 FILES_PER_TASK = 64
@@ -97,14 +97,9 @@ def parse(tasks: list[FileTask], size: int, overlap: int) -> Iterator[Parsed]:
 class _EmbedActor:
     """Holds one embedding model (through the gateway's providers) on a Ray worker."""
 
-    def __init__(self, entries: list[dict[str, Any]], model: str) -> None:
-        from stackyard.config.schema import StackyardConfig
-        from stackyard.gateway.service import Gateway
-
-        config = StackyardConfig.model_validate({"models": entries})
+    def __init__(self, models: Callable[[], Models], model: str) -> None:
         self.loop = asyncio.new_event_loop()
-        self.gateway = Gateway(config)
-        self.embedder = RouterEmbedder(self.gateway.router, model)
+        self.embedder = ModelEmbedder(models(), model)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         texts = [str(t) for t in batch["text"]]
@@ -117,10 +112,11 @@ class RayEmbedder:
     same model and revision as ``local`` (so the same index), the texts in batches on
     ``actors`` actors."""
 
-    def __init__(self, local: RouterEmbedder, entries: list[ModelEntry], actors: int) -> None:
+    def __init__(self, local: ModelEmbedder, actors: int) -> None:
         self.local = local
         self.model = local.model
-        self.entries = [e.model_dump(mode="json", exclude_none=True) for e in entries]
+        #: Makes the model's deployments again on a worker (picklable).
+        self.models = local.models.portable(local.model)
         self.actors = actors
         self.calls = 0
 
@@ -137,7 +133,7 @@ class RayEmbedder:
         items = [{"at": i, "text": t} for i, t in enumerate(texts)]
         dataset = ray.data.from_items(items).map_batches(
             _EmbedActor,
-            fn_constructor_kwargs={"entries": self.entries, "model": self.model},
+            fn_constructor_kwargs={"models": self.models, "model": self.model},
             batch_size=BATCH,
             batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=self.actors),
@@ -175,8 +171,6 @@ class RayCluster:
 
     def embedder(self, local: Any) -> Any:
         """``local`` on the cluster, if it is a gateway model's (anything else embeds here)."""
-        if not isinstance(local, RouterEmbedder):
+        if not isinstance(local, ModelEmbedder):
             return local
-        router = local.router
-        entries = [d.entry for d in router.deployments[router.chain(local.model)[0]]]
-        return RayEmbedder(local, entries, self.actors)
+        return RayEmbedder(local, self.actors)

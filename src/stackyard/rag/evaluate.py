@@ -25,11 +25,9 @@ import orjson
 
 from stackyard.auth.principal import MASTER
 from stackyard.evals.scorers.text import squad_words, token_f1
-from stackyard.gateway.deployment import Deployment
-from stackyard.gateway.providers.base import Body
-from stackyard.gateway.router import RouteStats
-from stackyard.rag.augment import augment
+from stackyard.rag.augment import retrieve
 from stackyard.rag.collections import Collection, RagError
+from stackyard.rag.models import Body
 from stackyard.rag.retrieve import QuerySpec, Result
 from stackyard.rag.service import RAG
 
@@ -263,11 +261,8 @@ async def evaluate(
 
 
 async def _chat(rag: RAG, body: Body) -> str:
-    async def attempt(deployment: Deployment) -> Body:
-        return await deployment.provider.chat(body)
-
-    routed = await rag.router.run(body["model"], attempt, stats=RouteStats())
-    choice = (routed.result.get("choices") or [{}])[0]
+    completion = await rag.models.chat(body)
+    choice = (completion.get("choices") or [{}])[0]
     return str((choice.get("message") or {}).get("content") or "")
 
 
@@ -275,19 +270,20 @@ async def _answer(
     rag: RAG, collection: Collection, question: str, model: str, passages: int, spec: Any
 ) -> tuple[str, str]:
     """The answer a RAG chat request gets, and the passages it was given."""
-    body = {
-        "model": model,
-        "messages": [{"role": "user", "content": question}],
-        "temperature": 0,
-        "max_tokens": 128,
-    }
     raw: dict[str, Any] = {"collections": [collection.name], "top_k": passages}
     for name in ("mode", "rerank", "filter"):
         if spec and spec.get(name) is not None:
             raw[name] = spec[name]
-    augmented, retrieval = await augment(rag, body, raw, MASTER)
+    given, retrieval = await retrieve(rag, question, raw, MASTER)
+    body = {
+        "model": model,
+        # The passages' messages before the question: where the chat door puts them.
+        "messages": [*given, {"role": "user", "content": question}],
+        "temperature": 0,
+        "max_tokens": 128,
+    }
     context = "\n\n".join(f"[{c['index']}] {c['text']}" for c in retrieval.citations)
-    return await _chat(rag, augmented), context
+    return await _chat(rag, body), context
 
 
 async def _judge(rag: RAG, model: str, context: str, answer: str) -> Verdict:

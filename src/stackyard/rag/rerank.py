@@ -10,21 +10,18 @@ models can rerank:
   provider returns log-probabilities (OpenAI, vLLM), the score is the probability of "yes";
   otherwise 1 for yes and 0 for no, and ties keep the retriever's order.
 
-Calls go through the router (retries and cooldowns), to the model asked for only.
+Calls go through the gateway's router (retries and cooldowns), to the model asked for only.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from stackyard.gateway.deployment import Deployment
-from stackyard.gateway.providers.base import Body, UpstreamError
-from stackyard.gateway.rerank import scored
-from stackyard.gateway.router import Router, RouteStats
+from stackyard.rag.models import Body, Models
 
 JUDGE_SYSTEM = (
     "You judge search results. Given a question and a passage, answer with one word: yes if "
@@ -53,66 +50,35 @@ class Reranker(Protocol):
         ...
 
 
-def can_rerank(deployment: Deployment) -> bool:
-    return deployment.provider.capabilities.rerank
-
-
-def can_judge(deployment: Deployment) -> bool:
-    return deployment.provider.capabilities.chat
-
-
-def reranker(router: Router, model: str) -> Reranker:
+def reranker(models: Models, model: str) -> Reranker:
     """The reranker for ``model``, by what its deployments can do; ValueError if nothing."""
-    if model not in router.model_names:
+    if model not in models.names():
         raise ValueError(f"no model '{model}' to rerank with")
-    deployments = router.deployments[router.chain(model)[0]]
-    if any(can_rerank(d) for d in deployments):
-        return ModelReranker(router, model)
-    if any(can_judge(d) for d in deployments):
-        return ChatReranker(router, model)
+    if models.can(model, "rerank"):
+        return ModelReranker(models, model)
+    if models.can(model, "chat"):
+        return ChatReranker(models, model)
     raise ValueError(f"model '{model}' can neither rerank nor chat")
 
 
 class ModelReranker:
     """A rerank model through the ``/rerank`` API: every candidate in one call."""
 
-    def __init__(self, router: Router, model: str) -> None:
-        self.router = router
+    def __init__(self, models: Models, model: str) -> None:
+        self.models = models
         self.model = model
 
     async def scores(self, query: str, texts: list[str]) -> list[float]:
         if not texts:
             return []
-        body = {"model": self.model, "query": query, "documents": texts, "top_n": len(texts)}
-
-        async def attempt(deployment: Deployment) -> Body:
-            provider: Any = deployment.provider
-            return await provider.rerank(body)  # type: ignore[no-any-return]
-
-        routed = await self.router.run(
-            self.model,
-            attempt,
-            stats=RouteStats(),
-            supports=can_rerank,
-            operation="rerank",
-            fallbacks=False,
-        )
-        return relevance_scores(routed.result, len(texts))
-
-
-def relevance_scores(response: Body, count: int) -> list[float]:
-    """Scores in the documents' order from a ``/rerank`` answer that scores all of them."""
-    scores = scored(response, count)
-    if len(scores) != count:
-        raise UpstreamError("invalid_response", f"asked to rerank {count}, got {len(scores)}")
-    return [scores[i] for i in range(count)]
+        return await self.models.rerank(self.model, query, texts)
 
 
 class ChatReranker:
     """A chat model asked, passage by passage, whether it answers the query."""
 
-    def __init__(self, router: Router, model: str, *, concurrency: int = CONCURRENCY) -> None:
-        self.router = router
+    def __init__(self, models: Models, model: str, *, concurrency: int = CONCURRENCY) -> None:
+        self.models = models
         self.model = model
         self._slots = asyncio.Semaphore(concurrency)
 
@@ -132,14 +98,9 @@ class ChatReranker:
             "top_logprobs": 5,
         }
 
-        async def attempt(deployment: Deployment) -> Body:
-            return await deployment.provider.chat(body)
-
         async with self._slots:
-            routed = await self.router.run(
-                self.model, attempt, stats=RouteStats(), supports=can_judge, fallbacks=False
-            )
-        return judged(routed.result)
+            completion = await self.models.chat(body, fallbacks=False)
+        return judged(completion)
 
 
 def judged(completion: Body) -> float:

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from stackyard.config.rag import RagConfig, VectorStoreConfig
-from stackyard.gateway.router import Router
 from stackyard.rag import sync as syncing
 from stackyard.rag.collections import Collection, Collections, CollectionSettings, RagError
-from stackyard.rag.embedder import RouterEmbedder
+from stackyard.rag.embedder import ModelEmbedder
 from stackyard.rag.loaders import Document
+from stackyard.rag.models import Models
 from stackyard.rag.rerank import Reranker, RerankSpec, reranker
 from stackyard.rag.retrieve import QuerySpec, Result, reranked, retrieve
 from stackyard.rag.stores.base import StoreError, VectorStore
@@ -37,7 +37,7 @@ class RAG:
         self,
         config: RagConfig,
         db: Database,
-        router: Router,
+        models: Models,
         *,
         base_dir: Path,
         ray_address: str | None = None,
@@ -50,11 +50,12 @@ class RAG:
             self.cluster = RayCluster(
                 ray_address, min_files=config.ray_min_files, actors=config.ray_embed_actors
             )
-        self.router = router
+        #: The gateway's models (embeddings, reranking, chat).
+        self.models = models
         self.base_dir = base_dir
         self.collections = Collections(db)
         self._stores: dict[str, VectorStore] = {}
-        self._embedders: dict[str, RouterEmbedder] = {}
+        self._embedders: dict[str, ModelEmbedder] = {}
         self._lock = threading.Lock()
 
     # -- parts -----------------------------------------------------------------------------
@@ -72,18 +73,18 @@ class RAG:
                 store = self._stores[name] = open_store(config, self.base_dir)
             return store
 
-    def embedder(self, model: str) -> RouterEmbedder:
+    def embedder(self, model: str) -> ModelEmbedder:
         embedder = self._embedders.get(model)
         if embedder is None:
-            embedder = self._embedders[model] = RouterEmbedder(self.router, model)
+            embedder = self._embedders[model] = ModelEmbedder(self.models, model)
         return embedder
 
     def default_model(self) -> str:
         if self.config.embedding_model:
             return self.config.embedding_model
-        for deployment in self.router.all_deployments():
-            if deployment.provider.capabilities.embeddings:
-                return deployment.name
+        for name in self.models.names():
+            if self.models.can(name, "embeddings"):
+                return name
         raise RagError(
             400,
             "no model does embeddings here; name one with embedding_model",
@@ -92,7 +93,7 @@ class RAG:
         )
 
     def check_settings(self, settings: CollectionSettings) -> None:
-        names = self.router.model_names
+        names = self.models.names()
         if settings.embedding_model not in names:
             raise RagError(
                 400,
@@ -108,7 +109,7 @@ class RAG:
         self, spec: RerankSpec, *, param: str = "rerank.model", code: str = "invalid_query"
     ) -> Reranker:
         try:
-            return reranker(self.router, spec.model)
+            return reranker(self.models, spec.model)
         except ValueError as exc:
             raise RagError(400, str(exc), code=code, param=param) from None
 

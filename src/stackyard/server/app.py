@@ -469,10 +469,12 @@ def _rag(
     """Collections and retrieval, when the rag extra is installed."""
     if any(importlib.util.find_spec(m) is None for m in RAG_MODULES):
         return None
+    from stackyard.gateway.rag_models import RouterModels
     from stackyard.rag.service import RAG
 
     base_dir = config_file.resolve().parent if config_file else Path.cwd()
-    return RAG(config.rag, db, router, base_dir=base_dir, ray_address=config.ray_address)
+    models = RouterModels(router)
+    return RAG(config.rag, db, models, base_dir=base_dir, ray_address=config.ray_address)
 
 
 def _finetuning(
