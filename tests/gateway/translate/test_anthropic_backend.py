@@ -111,6 +111,39 @@ def test_limits_and_unsupported_options() -> None:
         )
 
 
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("modalities", ["text", "audio"]),
+        ("audio", {"voice": "alloy", "format": "wav"}),
+        ("prediction", {"type": "content", "content": "def f(): ..."}),
+        ("reasoning_effort", "high"),
+        ("web_search_options", {}),
+        ("service_tier", "flex"),
+        ("service_tier", "default"),
+    ],
+)
+def test_output_modes_and_tools_claude_lacks_are_400s_naming_them(name: str, value: Any) -> None:
+    """Never dropped: each is refused in OpenAI's shape (a client error naming it)."""
+    with pytest.raises(UpstreamError) as refused:
+        translate(**{name: value})
+    assert (refused.value.kind, refused.value.status, refused.value.param) == (
+        "client",
+        400,
+        name,
+    )
+    assert name in refused.value.message
+
+
+def test_values_that_ask_nothing_of_claude_pass() -> None:
+    out = translate(modalities=["text"], reasoning_effort="none", audio=None, prediction=None)
+    assert not {"modalities", "reasoning_effort", "audio", "prediction"} & out.keys()
+    for tier in ("auto", "standard_only"):
+        assert translate(service_tier=tier)["service_tier"] == tier  # Anthropic's own values
+    with pytest.raises(UpstreamError, match="'thinking' instead"):
+        translate(reasoning_effort="low")
+
+
 def test_a_system_prompt_alone_is_a_400_naming_messages() -> None:
     """Not ``messages: []`` sent upstream, for Anthropic to refuse in its own words."""
     for role in ("system", "developer"):

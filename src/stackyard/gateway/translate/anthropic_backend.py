@@ -31,7 +31,8 @@ FINISH_REASONS = {
     "refusal": "content_filter",
 }
 
-#: Anthropic fields a client may send through the OpenAI door; passed on as they are.
+#: Anthropic fields a client may send through the OpenAI door; passed on as they are
+#: (``service_tier`` only with a value Anthropic takes: :data:`SERVICE_TIERS`).
 NATIVE_FIELDS = ("top_k", "thinking", "service_tier")
 #: OpenAI parameters Anthropic has no equivalent of, with the values that ask nothing of it;
 #: any other value is a 400 naming the parameter, never dropped.
@@ -42,7 +43,20 @@ UNSUPPORTED: dict[str, tuple[Any, ...]] = {
     "frequency_penalty": (None, 0, 0.0),
     "presence_penalty": (None, 0, 0.0),
     "logit_bias": (None, {}),
+    "modalities": (None, ["text"]),
+    "audio": (None,),
+    "prediction": (None,),
+    "reasoning_effort": (None, "none"),
+    "web_search_options": (None,),
 }
+#: What a client can send instead, where Anthropic has its own way.
+INSTEAD = {
+    "reasoning_effort": "send Anthropic's 'thinking' instead, "
+    'e.g. {"type": "enabled", "budget_tokens": 2048}',
+}
+#: The ``service_tier`` values Anthropic takes (OpenAI's ``default``, ``flex``, ``scale`` and
+#: ``priority`` are not among them).
+SERVICE_TIERS = (None, "auto", "standard_only")
 
 
 def _image_block(part: dict[str, Any]) -> dict[str, Any]:
@@ -97,12 +111,21 @@ def request(body: Body, *, model: str, default_max_tokens: int) -> Body:
     """An OpenAI chat-completions body as an Anthropic Messages body."""
     for name, harmless in UNSUPPORTED.items():
         if body.get(name) not in harmless:
+            instead = f" ({INSTEAD[name]})" if name in INSTEAD else ""
             raise UpstreamError(
                 "client",
-                f"Anthropic models do not support {name}; leave it out for this model",
+                f"Anthropic models do not support {name}; leave it out for this model{instead}",
                 status=400,
                 param=name,
             )
+    if body.get("service_tier") not in SERVICE_TIERS:
+        raise UpstreamError(
+            "client",
+            f"Anthropic models do not support service_tier {body['service_tier']!r}; send "
+            "'auto' or 'standard_only', or leave it out for this model",
+            status=400,
+            param="service_tier",
+        )
     if (body.get("n") or 1) > 1:
         raise UpstreamError(
             "client", "Anthropic models do not support n > 1", status=400, param="n"
