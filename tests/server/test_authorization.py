@@ -37,6 +37,7 @@ KEYED_ALIASES = {  # the same doors without /v1, as OpenAI-compatible clients ma
     "/embeddings",
     "/rerank",
     "/models",
+    "/models/{id}",
     "/files",
     "/fine_tuning/jobs",
     "/messages",

@@ -294,12 +294,14 @@ class Jobs:
         )
 
     def succeeded(self) -> list[JobRecord]:
+        """Succeeded jobs whose model is served (not deleted)."""
         with self.db.session() as session:
             return list(
                 session.scalars(
                     select(JobRecord)
                     .where(JobRecord.status == "succeeded")
                     .where(JobRecord.fine_tuned_model.is_not(None))
+                    .where(JobRecord.model_deleted_at.is_(None))
                 )
             )
 

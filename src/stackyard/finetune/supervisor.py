@@ -15,6 +15,7 @@ from pathlib import Path
 
 from stackyard.config.schema import ENGINE_OPTIONS, ModelEntry
 from stackyard.finetune.jobs import Jobs
+from stackyard.finetune.models import TunedModels
 from stackyard.finetune.weights import CHECKPOINT, Weights, kind_of
 from stackyard.gateway.providers import registry
 from stackyard.gateway.providers.http import HttpClient
@@ -45,6 +46,7 @@ class Supervisor:
         self.workers: dict[str, asyncio.subprocess.Process] = {}
         self.served: set[str] = set()
         self.weights = Weights(jobs.db, jobs.data_dir / "served")
+        self.tuned = TunedModels(jobs.db, router)
         router.discover = self.discover
 
     async def run(self) -> None:
@@ -67,6 +69,7 @@ class Supervisor:
                     await self._start(job_id)
                     break
         await asyncio.to_thread(self.serve_succeeded)
+        await self.withdraw_deleted()
 
     async def _start(self, job_id: str) -> None:
         out = self.jobs.out_dir(job_id)
@@ -105,6 +108,12 @@ class Supervisor:
         else:
             self.serve_succeeded(small=True)
         return model in self.router.deployments
+
+    async def withdraw_deleted(self) -> None:
+        """Stop serving the fine-tuned models deleted since (on any instance)."""
+        names = [name for name in self.served if name in self.router.deployments]
+        if names:
+            await self.tuned.withdraw(await asyncio.to_thread(self.tuned.deleted, names))
 
     def serve_succeeded(self, *, small: bool = False) -> None:
         """Add the models of succeeded jobs (from any instance) to the router."""

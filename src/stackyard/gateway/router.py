@@ -133,6 +133,16 @@ class Router:
         self._chains[entry.name] = self._chain(entry.name)
         return deployment
 
+    def remove(self, name: str) -> list[Deployment]:
+        """Serve ``name`` no more (a deleted fine-tuned model); its deployments, for the
+        caller to close. Requests already routed to them finish."""
+        removed = self.deployments.pop(name, [])
+        if removed:
+            self._chains = {model: self._chain(model) for model in self.deployments}
+            for deployment in removed:
+                self._quota.pop(id(deployment), None)
+        return removed
+
     @property
     def model_names(self) -> list[str]:
         return list(self.deployments)

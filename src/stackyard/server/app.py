@@ -193,7 +193,7 @@ class Stackyard:
         self.max_json_depth = config.server.max_json_depth
         self.routes = Routes()
         gateway = self.gateway
-        models = ModelsEndpoint(gateway)
+        self.models = ModelsEndpoint(gateway)
 
         pipeline = gateway.pipeline
 
@@ -206,9 +206,6 @@ class Stackyard:
         async def rerank_documents(request: Request) -> Reply:
             return await rerank(gateway, request)
 
-        async def list_models(request: Request) -> Reply:
-            return await models(gateway, request)
-
         async def anthropic_messages(request: Request) -> Reply:
             return await pipeline.handle(MESSAGES, request)
 
@@ -218,7 +215,7 @@ class Stackyard:
         self.routes.add("POST", ["/v1/chat/completions", "/chat/completions"], chat)
         self.routes.add("POST", ["/v1/embeddings", "/embeddings"], embed)
         self.routes.add("POST", ["/v1/rerank", "/rerank"], rerank_documents)
-        self.routes.add("GET", ["/v1/models", "/models"], list_models)
+        self.models.register(self.routes)
         self.routes.add("POST", ["/v1/messages", "/messages"], anthropic_messages)
         self.routes.add(
             "POST", ["/v1/messages/count_tokens", "/messages/count_tokens"], anthropic_count_tokens
@@ -485,6 +482,7 @@ def _finetuning(
     from stackyard.finetune.api import FineTuningAPI
     from stackyard.finetune.files import Files
     from stackyard.finetune.jobs import Jobs
+    from stackyard.finetune.models import TunedModels
 
     base_dir = config_file.resolve().parent if config_file else Path.cwd()
     data_dir = Path(config.finetune.data_dir or "finetune-jobs")
@@ -493,6 +491,7 @@ def _finetuning(
     FineTuningAPI(
         Files(app.db), jobs, app.gateway.router, app.gateway.governance, trainable=trainable
     ).register(app.routes)
+    app.models.tuned = TunedModels(app.db, app.gateway.router)  # DELETE /v1/models/{id}
     if not trainable or config.finetune.max_workers == 0:
         return None
     from stackyard.finetune.supervisor import Supervisor

@@ -39,6 +39,11 @@ class JobRecord(Base):
     #: What the owner asked of a running job: "cancel" or "pause" (None: carry on).
     control: Mapped[str | None] = mapped_column(String(10), nullable=True)
     fine_tuned_model: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    #: When ``fine_tuned_model`` was deleted (``DELETE /v1/models/{id}``): no instance serves
+    #: it any more. The job keeps its name, as OpenAI's jobs do.
+    model_deleted_at: Mapped[dt.datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
     adapter_path: Mapped[str | None] = mapped_column(Text, nullable=True)
     trained_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
     error: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
