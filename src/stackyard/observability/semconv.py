@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-OPERATIONS = {"chat": "chat", "messages": "chat", "embeddings": "embeddings"}
+OPERATIONS = {
+    "chat": "chat",
+    "messages": "chat",
+    "responses": "chat",
+    "completions": "text_completion",
+    "embeddings": "embeddings",
+}
 
 #: Our provider names, as the conventions' well-known ``gen_ai.provider.name`` values.
 PROVIDERS = {"openai": "openai", "anthropic": "anthropic"}

@@ -148,7 +148,9 @@ class ChatDoor(Door):
     def end(self, ex: Exchange) -> bytes:
         return DONE
 
-    def error_event(self, status: int, code: str, message: str, kind: str | None) -> bytes:
+    def error_event(
+        self, ex: Exchange, status: int, code: str, message: str, kind: str | None
+    ) -> bytes:
         # One code for every failure after the first byte, as clients have always seen it.
         error = {
             "error": {

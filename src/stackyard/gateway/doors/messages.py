@@ -80,7 +80,7 @@ class MessagesDoor(Door):
         validate_messages(ex.body)
         return bool(ex.body.get("stream"))
 
-    def refuse(self, error: APIError) -> Response:
+    def refuse(self, error: APIError, ex: Exchange | None = None) -> Response:
         return anthropic_error(error)
 
     def scan_secrets(self, body: Body) -> list[Secret]:
@@ -214,7 +214,9 @@ class MessagesDoor(Door):
         kind = (name or str(data.get("type", "message"))).encode()
         return b"event: " + kind + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
-    def error_event(self, status: int, code: str, message: str, kind: str | None) -> bytes:
+    def error_event(
+        self, ex: Exchange, status: int, code: str, message: str, kind: str | None
+    ) -> bytes:
         data = {"type": "error", "error": {"type": kind or error_type(status), "message": message}}
         return b"event: error\ndata: " + orjson.dumps(data) + b"\n\n"
 

@@ -54,12 +54,14 @@ class Pipeline:
         (or the error, in the door's shape)."""
         governance = self.gateway.governance
         chain = self.chain(door)
+        ex: Exchange | None = None
         try:
             body = await request.json_object()
             # Nothing but parsing before the key is checked.
             principal = governance.authenticate(request)
             options = {name: body.pop(name) for name in door.options if name in body}
             ex = Exchange(door, request, body, principal, options)
+            await door.parse(ex)
             for stage in chain.prepare:
                 await stage.prepare(ex)
             ex.stream = door.validate(ex)
@@ -67,7 +69,7 @@ class Pipeline:
                 request, ex.body, endpoint=door.endpoint, principal=principal
             )
         except APIError as exc:
-            return door.refuse(exc)
+            return door.refuse(exc, ex)
         return await self._admitted(ex, chain)
 
     async def _admitted(self, ex: Exchange, chain: Chain) -> Response | EventStream:
@@ -94,7 +96,7 @@ class Pipeline:
                 stats=ex.stats,
                 error=exc,
             )
-            return door.refuse(with_route_headers(exc, ex.request, ex.stats))
+            return door.refuse(with_route_headers(exc, ex.request, ex.stats), ex)
         except BaseException as exc:  # a bug or a cancellation: nothing it reserved stays held
             await governance.abandon(ticket, exc, ex.stats)
             raise

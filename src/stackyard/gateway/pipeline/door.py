@@ -66,14 +66,20 @@ class Door(ABC):
 
     # -- the request --------------------------------------------------------------------------
 
+    async def parse(self, ex: Exchange) -> None:
+        """Once the key is checked, before any stage: put the request in the shape the stages
+        read (``/v1/responses`` makes a chat request of it, with the conversation it
+        continues). Nothing by default."""
+        return
+
     @abstractmethod
     def validate(self, ex: Exchange) -> bool:
         """Check ``ex.body`` (raise an APIError naming the parameter); return whether it asks
         for a stream."""
 
-    def refuse(self, error: APIError) -> Response:
-        """An error in this door's shape. By default it is raised, for the server's OpenAI
-        error shape."""
+    def refuse(self, error: APIError, ex: Exchange | None = None) -> Response:
+        """An error in this door's shape (``ex``: the request, once parsed). By default it is
+        raised, for the server's OpenAI error shape."""
         raise error
 
     @abstractmethod
@@ -176,7 +182,9 @@ class Door(ABC):
         """What follows the last event (``data: [DONE]``)."""
         return b""
 
-    def error_event(self, status: int, code: str, message: str, kind: str | None) -> bytes:
+    def error_event(
+        self, ex: Exchange, status: int, code: str, message: str, kind: str | None
+    ) -> bytes:
         """An error after the first byte, as this door's SDK raises it."""
         self._lacks("stream")
 

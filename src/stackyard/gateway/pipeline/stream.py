@@ -52,11 +52,11 @@ async def drive(
         settle.complete = True
     except UpstreamError as exc:
         settle.failed(502, "upstream_error", exc.message)
-        yield door.error_event(502, "upstream_error", exc.message, exc.error_type)
+        yield door.error_event(ex, 502, "upstream_error", exc.message, exc.error_type)
     except TimeoutError:
         message = f"{source} sent nothing for {idle:g} seconds; the stream was ended"
         settle.failed(504, "upstream_timeout", message)
-        yield door.error_event(504, "upstream_timeout", message, None)
+        yield door.error_event(ex, 504, "upstream_timeout", message, None)
     finally:
         await events.aclose()
         await settle.done()

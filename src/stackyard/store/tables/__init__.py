@@ -7,6 +7,7 @@ from stackyard.store.tables.finetune import FileRecord, JobEvent, JobRecord, Wei
 from stackyard.store.tables.keys import VirtualKey
 from stackyard.store.tables.prompts import Prompt, PromptAudit, PromptLabel, PromptVersion
 from stackyard.store.tables.rag import CollectionRecord
+from stackyard.store.tables.responses import StoredResponseRecord
 from stackyard.store.tables.sessions import ConsoleSession
 from stackyard.store.tables.spend import SpendDaily, SpendRecord
 from stackyard.store.tables.tenancy import Organization, Team, User
@@ -29,6 +30,7 @@ __all__ = [
     "ScoreRecord",
     "SpendDaily",
     "SpendRecord",
+    "StoredResponseRecord",
     "Team",
     "TraceRecord",
     "User",
