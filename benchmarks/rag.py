@@ -79,6 +79,7 @@ class Harness:
 
     def __init__(self, workdir: Path, documents: dict[str, str]) -> None:
         from stackyard.config.schema import StackyardConfig
+        from stackyard.gateway.rag_models import RouterModels
         from stackyard.gateway.service import Gateway
         from stackyard.rag.service import RAG
         from stackyard.store.db import Database
@@ -99,7 +100,7 @@ class Harness:
         self.gateway = Gateway(config)
         self.db = Database(f"sqlite:///{workdir / 'main.db'}")
         self.db.migrate()
-        self.rag = RAG(config.rag, self.db, self.gateway.router, base_dir=workdir)
+        self.rag = RAG(config.rag, self.db, RouterModels(self.gateway.router), base_dir=workdir)
         self.rag.create(
             "scifact",
             {"chunk_size": 4096, "chunk_overlap": 0, "sources": [{"path": str(self.folder)}]},

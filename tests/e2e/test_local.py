@@ -88,6 +88,41 @@ def test_greedy_stream_equals_the_whole_answer(client: openai.OpenAI) -> None:
     assert chunks[-1].usage.completion_tokens == whole.usage.completion_tokens
 
 
+def test_the_responses_and_completions_doors_serve_the_in_process_model(
+    client: openai.OpenAI,
+) -> None:
+    whole = ask(client, "What is the capital of France?")
+    response = client.responses.create(
+        model="smollm2",
+        input="What is the capital of France?",
+        temperature=0,
+        max_output_tokens=40,
+    )
+    assert response.output_text == whole.choices[0].message.content
+    assert response.usage is not None
+    assert response.usage.input_tokens == whole.usage.prompt_tokens
+    with client.responses.stream(
+        model="smollm2",
+        input="What is the capital of France?",
+        temperature=0,
+        max_output_tokens=40,
+    ) as stream:
+        streamed = stream.get_final_response()
+    assert streamed.output_text == response.output_text
+    again = client.responses.create(
+        model="smollm2",
+        input="And of Italy?",
+        previous_response_id=response.id,
+        temperature=0,
+        max_output_tokens=20,
+    )
+    assert again.output_text
+    legacy = client.completions.create(
+        model="smollm2", prompt="What is the capital of France?", temperature=0, max_tokens=40
+    )
+    assert legacy.choices[0].text == whole.choices[0].message.content
+
+
 def test_paraphrases_are_closer_than_unrelated_sentences(client: openai.OpenAI) -> None:
     with openai.OpenAI(base_url=client.base_url, api_key="unused", max_retries=0) as default:
         result = default.embeddings.create(

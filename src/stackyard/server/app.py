@@ -31,15 +31,19 @@ from stackyard.errors import APIError, internal_error
 from stackyard.evals.api import ExperimentsAPI
 from stackyard.evals.experiments import Experiments
 from stackyard.gateway.doors.chat import CHAT
+from stackyard.gateway.doors.completions import COMPLETIONS
 from stackyard.gateway.doors.embeddings import EMBEDDINGS
 from stackyard.gateway.doors.messages import MESSAGES, count_tokens
+from stackyard.gateway.doors.responses import ResponsesDoor
 from stackyard.gateway.models import ModelsEndpoint
 from stackyard.gateway.providers import registry
 from stackyard.gateway.providers.http import HttpClient
 from stackyard.gateway.quotas import SharedQuotas
 from stackyard.gateway.rerank import rerank
+from stackyard.gateway.responses_api import ResponsesAPI
 from stackyard.gateway.router import Router
 from stackyard.gateway.service import Gateway, build_router
+from stackyard.gateway.stored_responses import ResponseStore
 from stackyard.gateway.token_counts import TIKTOKEN
 from stackyard.guardrails.ner import load_tagger
 from stackyard.observability import query
@@ -131,6 +135,11 @@ class Stackyard:
             exporter=self.exporter,
             team_names=lambda: self.snapshot.team_names,
         )
+        # Stored responses (/v1/responses), redacted and purged as traces are.
+        self.responses = ResponseStore(
+            self.db,
+            redactor=Redactor(pii=observability.redact_pii, patterns=observability.redact_patterns),
+        )
         self.metrics.registry.add(WRITER_ERRORS)
         self.metrics.gauge(
             "stackyard_trace_queue_depth",
@@ -209,6 +218,17 @@ class Stackyard:
         async def anthropic_messages(request: Request) -> Reply:
             return await pipeline.handle(MESSAGES, request)
 
+        recorder = self.recorder
+        responses_door = ResponsesDoor(
+            self.responses, lambda team: recorder.policy(team)[0] == "full"
+        )
+
+        async def responses(request: Request) -> Reply:
+            return await pipeline.handle(responses_door, request)
+
+        async def completions(request: Request) -> Reply:
+            return await pipeline.handle(COMPLETIONS, request)
+
         async def anthropic_count_tokens(request: Request) -> Reply:
             return await count_tokens(gateway, request)
 
@@ -217,6 +237,9 @@ class Stackyard:
         self.routes.add("POST", ["/v1/rerank", "/rerank"], rerank_documents)
         self.models.register(self.routes)
         self.routes.add("POST", ["/v1/messages", "/messages"], anthropic_messages)
+        self.routes.add("POST", ["/v1/responses", "/responses"], responses)
+        self.routes.add("POST", ["/v1/completions", "/completions"], completions)
+        ResponsesAPI(self.responses, gateway.governance).register(self.routes)
         self.routes.add(
             "POST", ["/v1/messages/count_tokens", "/messages/count_tokens"], anthropic_count_tokens
         )
@@ -313,6 +336,7 @@ class Stackyard:
                 self.journal.close()  # and the journal no longer needed
                 await self.audit.close()  # and every guardrail decision
                 await self.traces.close()  # and every queued trace
+                await self.responses.close()  # and every stored response
                 if self.exporter is not None:
                     await self.exporter.close()
                 if self.gateway.cache is not None:
@@ -344,6 +368,7 @@ class Stackyard:
         self.writer.start()
         self.audit.start()
         self.traces.start()
+        self.responses.start()
         if self.exporter is not None:
             self.exporter.start()
         self._background.append(asyncio.ensure_future(self.snapshot.run(self.redis_url)))
@@ -407,6 +432,16 @@ class Stackyard:
                 )
                 if purged:
                     log.info("purged %d traces past their retention", purged)
+                gone = await asyncio.to_thread(
+                    self.responses.purge,
+                    default_days=observability.retention_days,
+                    team_days=team_days,
+                )
+                self.responses.forget_old(
+                    default_days=observability.retention_days, team_days=team_days
+                )
+                if gone:
+                    log.info("purged %d stored responses past their retention", gone)
             except Exception:
                 log.exception("the trace purge failed; it runs again in an hour")
             await asyncio.sleep(PURGE_EVERY)
@@ -420,7 +455,7 @@ class Stackyard:
 
     async def _ready(self, request: Request) -> Reply:
         loading = [d.id for d in self.gateway.router.all_deployments() if not d.provider.ready()]
-        writers = (self.writer, self.audit, self.traces)
+        writers = (self.writer, self.audit, self.traces, self.responses.writer)
         stopped = [w.problem for w in writers if w.problem and w.stopped]
         failing = [w.problem for w in writers if w.problem and not w.stopped]
         ready = self.ready and not loading and not stopped
