@@ -135,6 +135,62 @@ def test_the_messages_door_is_cached_too_whole_and_streamed(
     assert on_chat.headers["x-stackyard-cache"] == "miss"
 
 
+def responses_stream(client: openai.OpenAI, question: str) -> tuple[str, str, Any]:
+    """A streamed Response: its cache header, its text, and its last event."""
+    raw = client.responses.with_raw_response.create(
+        model="cached", input=question, max_output_tokens=64, stream=True
+    )
+    events = list(raw.parse())
+    text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    return raw.headers["x-stackyard-cache"], text, events[-1]
+
+
+def test_the_responses_door_is_cached_too_whole_and_streamed(
+    gateway: GatewayProcess, fake_openai: FakeOpenAI
+) -> None:
+    """The same stage on OpenAI's Responses door: a repeat is a hit (whole or streamed, from
+    an answer kept whole or streamed), served as a new Response at the price of a hit."""
+    before = upstream_calls(fake_openai, "cache-one")
+    question = "Where is the Louvre?"
+    with openai.OpenAI(
+        base_url=gateway.base_url, api_key=MASTER, max_retries=0, _strict_response_validation=True
+    ) as client:
+        first = client.responses.with_raw_response.create(
+            model="cached", input=question, max_output_tokens=64
+        )
+        second = client.responses.with_raw_response.create(
+            model="cached", input=question, max_output_tokens=64
+        )
+        assert (first.headers["x-stackyard-cache"], second.headers["x-stackyard-cache"]) == (
+            "miss",
+            "exact",
+        )
+        assert float(first.headers["x-stackyard-cost-usd"]) > 0
+        assert float(second.headers["x-stackyard-cost-usd"]) == 0
+        answer, again = first.parse(), second.parse()
+        assert answer.output_text == f"[cache-one] echo: {question}"
+        assert again.output_text == answer.output_text
+        assert again.status == answer.status == "completed"
+        assert again.id != answer.id  # a new Response, not the first one again
+        # A stream of the answer kept whole...
+        hit, streamed, last = responses_stream(client, question)
+        assert (hit, streamed) == ("exact", answer.output_text)
+        assert last.type == "response.completed"
+        assert last.response.output_text == answer.output_text
+        # ...and the whole answer of a stream kept.
+        other = "Stream it first, then ask again on the Responses door"
+        missed, text, last = responses_stream(client, other)
+        assert (missed, last.type) == ("miss", "response.completed")
+        whole = client.responses.with_raw_response.create(
+            model="cached", input=other, max_output_tokens=64
+        )
+        assert whole.headers["x-stackyard-cache"] == "exact"
+        assert whole.parse().output_text == text == f"[cache-one] echo: {other}"
+        hit, replayed, last = responses_stream(client, other)
+        assert (hit, replayed, last.type) == ("exact", text, "response.completed")
+    assert upstream_calls(fake_openai, "cache-one") == before + 2
+
+
 def sse_lines(response: httpx.Response) -> list[str]:
     return [line for line in response.text.splitlines() if line.startswith("data: ")]
 

@@ -67,6 +67,30 @@ def test_a_fenced_json_answer_is_repaired(
     assert len(replay.take("json-out")) == 1
 
 
+def test_the_responses_door_repairs_a_fenced_json_answer_too(
+    validating: GatewayProcess, replay: ReplayUpstream
+) -> None:
+    """The same stage behind OpenAI's Responses API: ``text.format`` with a JSON schema is the
+    ``response_format`` checked, and the fenced answer comes back as the bare JSON."""
+    fenced = '```json\n{"city": "Paris", "people": 2100000}\n```'
+    replay.script("json-out", oa_completion({"content": fenced}, "stop"))
+    city = CITY_FORMAT["json_schema"]
+    with openai_sdk(validating) as client:
+        raw = client.responses.with_raw_response.create(
+            model="gpt",
+            input="The largest city in France?",
+            text={
+                "format": {"type": "json_schema", "name": city["name"], "schema": city["schema"]}
+            },
+        )
+    assert raw.headers["x-stackyard-guardrails-json"] == "repaired"
+    response = raw.parse()
+    assert response.output_text == '{"city": "Paris", "people": 2100000}'
+    assert response.status == "completed"
+    [sent] = replay.take("json-out")
+    assert sent.body["response_format"] == CITY_FORMAT
+
+
 def test_a_wrong_answer_is_asked_again_once(
     validating: GatewayProcess, replay: ReplayUpstream
 ) -> None:

@@ -170,6 +170,87 @@ def test_a_labelled_prompt_is_rendered_on_the_messages_door_too(
     assert sent["messages"][0] == {"role": "system", "content": "You answer for Acme."}
 
 
+def test_a_labelled_prompt_is_rendered_on_the_responses_door_too(
+    pair: tuple[GatewayProcess, GatewayProcess], fake_openai: FakeOpenAI
+) -> None:
+    """The same stage behind OpenAI's Responses API, by the registry's own ``prompt`` (name
+    and label) and by OpenAI's reusable-prompt reference (``id``, ``version`` and
+    ``variables``, an ``input_text`` part as a variable's value): the prompt's messages go in
+    front of the request's own (its instructions, then its input), and the version's
+    parameters fill in where the request sets none."""
+    first, _ = pair
+    api(
+        first,
+        "POST",
+        "",
+        name="responses-reply",
+        messages=[
+            {"role": "system", "content": "You answer for {{company}}."},
+            {"role": "user", "content": "Customer {{customer}} asks: {{question}}"},
+        ],
+        variables={"company": {"type": "string", "default": "Acme"}},
+        config={"model": "writer", "temperature": 0.1},
+        labels=["production"],
+    )
+    rendered = [
+        {"role": "system", "content": "You answer for Acme."},
+        {"role": "user", "content": "Customer Ada asks: where is my order?"},
+    ]
+    with sdk(first) as client:
+        by_label = client.responses.with_raw_response.create(
+            model="writer",
+            input="It was due on Monday.",
+            extra_body={
+                "prompt": {
+                    "name": "responses-reply",
+                    "label": "production",
+                    "variables": {"customer": "Ada", "question": "where is my order?"},
+                }
+            },
+        )
+        assert by_label.headers["x-stackyard-prompt"] == "responses-reply@1"
+        assert by_label.parse().output_text == "[prompts-writer] echo: It was due on Monday."
+        sent = fake_openai.requests_for("prompts-writer")[-1].body
+        assert "prompt" not in sent
+        assert sent["temperature"] == 0.1
+        assert sent["messages"] == [*rendered, {"role": "user", "content": "It was due on Monday."}]
+        by_id = client.responses.with_raw_response.create(
+            model="writer",
+            instructions="Be brief.",
+            input="Please hurry.",
+            temperature=0.5,
+            prompt={
+                "id": "responses-reply",
+                "version": "1",
+                "variables": {
+                    "customer": "Ada",
+                    "question": {"type": "input_text", "text": "where is my order?"},
+                },
+            },
+        )
+    assert by_id.headers["x-stackyard-prompt"] == "responses-reply@1"
+    assert by_id.parse().output_text == "[prompts-writer] echo: Please hurry."
+    sent = fake_openai.requests_for("prompts-writer")[-1].body
+    assert "prompt" not in sent
+    assert sent["temperature"] == 0.5  # the request's own wins over the version's
+    assert sent["messages"] == [
+        *rendered,
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Please hurry."},
+    ]
+    # As at OpenAI, a prompt may stand alone: no input at all.
+    with sdk(first) as client:
+        alone = client.responses.create(
+            model="writer",
+            prompt={
+                "id": "responses-reply",
+                "variables": {"customer": "Ada", "question": "where is my order?"},
+            },
+        )
+    assert alone.output_text == "[prompts-writer] echo: Customer Ada asks: where is my order?"
+    assert fake_openai.requests_for("prompts-writer")[-1].body["messages"] == rendered
+
+
 def test_a_missing_variable_is_a_400_naming_it(
     pair: tuple[GatewayProcess, GatewayProcess],
 ) -> None:

@@ -221,6 +221,47 @@ def test_the_messages_door_answers_with_citations_too(
     assert [c["source"] for c in (final.model_extra or {})["citations"]] == ["handbook/expenses.md"]
 
 
+def test_the_responses_door_answers_with_citations_too(
+    gateway: Served, handbook: Path, fake_openai: FakeOpenAI
+) -> None:
+    """RAG behind OpenAI's Responses API: the passages go in a system message after the
+    instructions, and come back as the Response's ``citations`` (whole, and on a stream's
+    ``response.created`` and ``response.completed``)."""
+    rag = {"collections": ["handbook"], "top_k": 1, "mode": "keyword"}
+    question = "How do I get taxi receipts refunded?"
+    with sdk(gateway) as client:
+        raw = client.responses.with_raw_response.create(
+            model="chat", instructions="Be brief.", input=question, extra_body={"rag": rag}
+        )
+        assert raw.headers["x-stackyard-rag-citations"] == "1"
+        citations = raw.http_response.json()["citations"]
+        assert [c["index"] for c in citations] == [1]
+        assert [c["source"] for c in citations] == ["handbook/expenses.md"]
+        assert "Taxi receipts" in citations[0]["text"]
+        response = raw.parse()
+        assert (response.model_extra or {})["citations"] == citations
+        assert response.output_text == f"[rag-chat-{gateway.kind}] echo: {question}"
+        upstream = fake_openai.requests_for(f"rag-chat-{gateway.kind}")[-1].body
+        assert "rag" not in upstream
+        assert [m["role"] for m in upstream["messages"]] == ["system", "system", "user"]
+        assert upstream["messages"][0]["content"] == "Be brief."
+        assert "[1] (source: handbook/expenses.md)" in upstream["messages"][1]["content"]
+        assert upstream["messages"][2]["content"] == question
+        with client.responses.stream(
+            model="chat", input=question, extra_body={"rag": rag}
+        ) as stream:
+            events = list(stream)
+            final = stream.get_final_response()
+    created, completed = events[0], events[-1]
+    assert created.type == "response.created"
+    assert completed.type == "response.completed"
+    for shown in (created.response, completed.response, final):
+        assert [c["source"] for c in (shown.model_extra or {})["citations"]] == [
+            "handbook/expenses.md"
+        ]
+    assert final.output_text == response.output_text
+
+
 def test_pushed_documents_are_searchable_and_deletable(gateway: Served) -> None:
     api(gateway, "POST", "", name="notes")
     pushed = api(

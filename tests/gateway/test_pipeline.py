@@ -13,6 +13,7 @@ from typing import Any, cast
 from stackyard.gateway.doors.chat import CHAT
 from stackyard.gateway.doors.embeddings import EMBEDDINGS
 from stackyard.gateway.doors.messages import MESSAGES
+from stackyard.gateway.doors.responses import ResponsesDoor
 from stackyard.gateway.pipeline import Door
 from stackyard.gateway.pipeline.door import NEEDS, STREAMING
 from stackyard.gateway.service import stages
@@ -22,6 +23,7 @@ DOCS = ROOT / "docs" / "gateway.md"
 DOORS: dict[str, Door] = {
     "/v1/chat/completions": CHAT,
     "/v1/messages": MESSAGES,
+    "/v1/responses": ResponsesDoor(cast(Any, None), lambda team: True),
     "/v1/embeddings": EMBEDDINGS,
 }
 ORDER = ["prompt", "rag", "secrets", "pii", "injection", "topics", "cache", "json_output"]
@@ -64,6 +66,21 @@ EVIDENCE: dict[tuple[str, str], str] = {
     "is and not checked here",
     ("/v1/messages", "stream_end"): "test_anthropic.py::"
     "test_a_claude_stream_cut_before_message_stop_is_an_error_on_the_messages_door",
+    ("/v1/responses", "prompt"): "test_prompts.py::"
+    "test_a_labelled_prompt_is_rendered_on_the_responses_door_too",
+    ("/v1/responses", "rag"): "test_rag.py::test_the_responses_door_answers_with_citations_too",
+    ("/v1/responses", "secrets"): "test_guardrails.py::test_the_responses_door_refuses_a_secret",
+    ("/v1/responses", "pii"): "test_guardrails.py::test_the_responses_door_redacts_and_restores",
+    ("/v1/responses", "injection"): "test_guardrails.py::"
+    "test_the_responses_door_refuses_an_injection_in_a_function_call_output",
+    ("/v1/responses", "topics"): "test_guardrails.py::"
+    "test_the_responses_door_refuses_a_denied_word_too",
+    ("/v1/responses", "cache"): "test_cache.py::"
+    "test_the_responses_door_is_cached_too_whole_and_streamed",
+    ("/v1/responses", "json_output"): "test_output_validation.py::"
+    "test_the_responses_door_repairs_a_fenced_json_answer_too",
+    ("/v1/responses", "stream_end"): "test_responses.py::"
+    "test_the_responses_door_ends_a_cut_stream_with_an_error_event",
     ("/v1/embeddings", "prompt"): "n/a: embeddings take no messages",
     ("/v1/embeddings", "rag"): "n/a: nothing to ground",
     ("/v1/embeddings", "secrets"): "test_guardrails.py::"
