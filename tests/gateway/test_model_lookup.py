@@ -155,11 +155,14 @@ def error_of(exc: openai.APIStatusError | anthropic.APIStatusError) -> dict[str,
     return body
 
 
-async def withdrawn(app: Stackyard, name: str, bound: float = 60.0) -> bool:
-    """Whether ``app`` stops serving ``name`` within ``bound`` seconds (its next poll)."""
-    deadline = asyncio.get_running_loop().time() + bound
-    while name in app.gateway.router.deployments:
-        if asyncio.get_running_loop().time() > deadline:
+async def serving(app: Stackyard, name: str, *, served: bool = True, bound: float = 60.0) -> bool:
+    """Whether ``app`` serves ``name`` (or, ``served=False``, no longer does) within ``bound``
+    seconds: its supervisor's poll serves a succeeded job's model, and withdraws a deleted one.
+    (A request may find the model before the poll, but not while the poll is serving it.)"""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + bound
+    while (name in app.gateway.router.deployments) != served:
+        if loop.time() > deadline:
             return False
         await asyncio.sleep(0.05)
     return True
@@ -177,7 +180,8 @@ async def test_a_model_in_openai_shape(gateway: Gateway) -> None:
         assert found.created == listed["a"].created
         # Ids with '/' and ':' (the SDK sends org%2Fmodel).
         assert (await oa.models.retrieve("org/model")).id == "org/model"
-        tuned = await oa.models.retrieve(TUNED_A)  # a job's model, served on first ask
+        assert await serving(app, TUNED_A)
+        tuned = await oa.models.retrieve(TUNED_A)
         assert (tuned.id, tuned.owned_by) == (TUNED_A, "local")
         # Without /v1 too.
         bare = await http.get("/models/org%2Fmodel", headers={"authorization": f"Bearer {MASTER}"})
@@ -234,6 +238,7 @@ async def test_a_caller_without_a_key_is_refused(gateway: Gateway) -> None:
 async def test_the_owning_team_deletes_its_model_for_good(gateway: Gateway) -> None:
     add_tuned(gateway, TUNED_A, "team-a", "ftjob-a")
     async with running(gateway.config) as (app, _):
+        assert await serving(app, TUNED_A)
         async with clients(app, gateway.keys["team-b"]) as (other, _):
             assert (await other.models.retrieve(TUNED_A)).id == TUNED_A  # served, usable
             with pytest.raises(openai.NotFoundError) as refused:
@@ -284,9 +289,10 @@ async def test_the_master_key_deletes_any_and_every_instance_stops_serving_it(
         clients(first, MASTER) as (oa, _),
         clients(second, MASTER) as (oa_second, _),
     ):
+        assert await serving(second, TUNED_B)
         assert (await oa_second.models.retrieve(TUNED_B)).id == TUNED_B
         assert (await oa.models.delete(TUNED_B)).deleted is True
-        assert await withdrawn(second, TUNED_B), "the other instance still serves it"
+        assert await serving(second, TUNED_B, served=False), "the other instance serves it"
         with pytest.raises(openai.NotFoundError):
             await oa_second.models.retrieve(TUNED_B)
 
