@@ -42,6 +42,9 @@ KEYED_ALIASES = {  # the same doors without /v1, as OpenAI-compatible clients ma
     "/fine_tuning/jobs",
     "/messages",
     "/messages/count_tokens",
+    "/responses",
+    "/responses/{id}",
+    "/completions",
 }
 #: Console pages: a session cookie, never a bearer key (their own tests cover sessions).
 CONSOLE_PREFIX = "/ui/"
