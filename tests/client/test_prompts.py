@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -12,6 +13,7 @@ import pytest
 
 import stackyard
 from stackyard.client import Client
+from stackyard.client import prompts as prompts_module
 from stackyard.client.base import ClientError
 from tests.conftest import GatewayProcess, free_port
 
@@ -44,7 +46,13 @@ def label(gateway: GatewayProcess, name: str, version: int) -> None:
     assert response.status_code == 200, response.text
 
 
-def test_get_compile_cache_and_revalidate(gateway: GatewayProcess, tmp_path: Path) -> None:
+def test_get_compile_cache_and_revalidate(
+    gateway: GatewayProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The cache's own clock, moved by hand: the label's freshness never depends on how fast
+    # the machine runs the HTTP calls between two reads.
+    now = [1000.0]
+    monkeypatch.setattr(prompts_module, "time", SimpleNamespace(monotonic=lambda: now[0]))
     push(gateway, name="greet", template="Hello {{name}}", labels=["production"])
     client = stackyard.Client(gateway.url, MASTER, cache_dir=tmp_path / "cache", label_ttl=0.2)
     assert isinstance(client, Client)
@@ -54,9 +62,11 @@ def test_get_compile_cache_and_revalidate(gateway: GatewayProcess, tmp_path: Pat
     assert client.prompts.get("greet", version=1) is prompt  # versions are cached forever
     push(gateway, name="greet", template="Hi {{name}}")
     label(gateway, "greet", 2)
+    now[0] += 0.1
     assert client.prompts.get("greet").version == 1  # fresh for label_ttl
-    time.sleep(0.3)
+    now[0] += 0.2
     assert client.prompts.get("greet").version == 1  # stale: served, refreshed behind
+    monkeypatch.undo()
     deadline = time.monotonic() + 60
     while client.prompts.get("greet").version != 2:
         assert time.monotonic() < deadline

@@ -146,7 +146,7 @@ class ModelsEndpoint:
         #: When this instance first listed each model (a stable ``created`` for it).
         self._created: dict[str, int] = {}
         # OpenAI's full list, computed again only when models were added or deleted.
-        self._names: tuple[str, ...] = ()
+        self._names: tuple[str, ...] | None = None  # not computed yet (no models is a list)
         self._body = b""
 
     def register(self, routes: Routes) -> None:
