@@ -45,6 +45,8 @@ KEYED_ALIASES = {  # the same doors without /v1, as OpenAI-compatible clients ma
     "/responses",
     "/responses/{id}",
     "/completions",
+    "/batches",
+    "/batches/{id}",
 }
 #: Console pages: a session cookie, never a bearer key (their own tests cover sessions).
 CONSOLE_PREFIX = "/ui/"

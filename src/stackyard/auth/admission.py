@@ -40,6 +40,9 @@ log = logging.getLogger("stackyard.auth")
 #: The scope entry through which the console calls the APIs in process as the principal of
 #: its session. Only code can set it: an HTTP request's scope is built by the server.
 PRINCIPAL_SCOPE = "stackyard.principal"
+#: ``scope`` key: a request the gateway makes itself in the background (a batch's line), not
+#: counted among the interactive requests in flight.
+BACKGROUND_SCOPE = "stackyard.background"
 
 DEFAULT_MAX_TOKENS = 1024  # assumed for budgets and token limits when a request sets none
 
@@ -69,6 +72,8 @@ class Ticket:
     #: Texts the injection rail read with the embedding model, kept for PII redaction's
     #: entity tagger (only when it will run), so that the model reads each text once.
     readings: dict[str, Any] = field(default_factory=dict)
+    #: Counted in :attr:`Governance.interactive` until settled (not a batch's line).
+    interactive: bool = False
 
 
 class Governance:
@@ -89,6 +94,9 @@ class Governance:
         self.redis_outage = redis_outage
         self.router = router
         self.recorder = recorder
+        #: Interactive requests admitted and not yet settled on this instance (a batch's lines
+        #: wait while there are many).
+        self.interactive = 0
         self.shared = shared
         self.snapshot = snapshot
         self.writer = writer
@@ -166,7 +174,7 @@ class Governance:
             principal = self.authenticate(request)
         recorder = self.recorder
         if recorder is None:
-            return await self._admit(principal, request, body, endpoint)
+            return self._count(await self._admit(principal, request, body, endpoint), request)
         trace = recorder.start(request, body, endpoint)
         started = time.time_ns()
         try:
@@ -177,6 +185,12 @@ class Governance:
             raise
         trace.child("gateway.admission", started)
         ticket.trace = trace
+        return self._count(ticket, request)
+
+    def _count(self, ticket: Ticket, request: Request) -> Ticket:
+        if not request.scope.get(BACKGROUND_SCOPE):
+            ticket.interactive = True
+            self.interactive += 1
         return ticket
 
     async def _admit(
@@ -299,6 +313,8 @@ class Governance:
         if ticket.done:
             return 0.0
         ticket.done = True
+        if ticket.interactive:
+            self.interactive -= 1
         if cost is None:  # a price by time charges the request's whole time on the gateway
             cost = self.price(deployment).cost(usage, time.perf_counter() - ticket.started)
         if ticket.trace is not None and self.recorder is not None:

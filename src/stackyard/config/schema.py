@@ -337,6 +337,27 @@ class AlertsConfig(_Strict):
     )
 
 
+class BatchesConfig(_Strict):
+    """How the gateway runs batches (``/v1/batches``) in the background."""
+
+    concurrency: Annotated[int, Field(ge=1, le=256)] = Field(
+        default=4, description="Lines of one batch in flight at once, at most."
+    )
+    pause_above: Annotated[int, Field(ge=1)] = Field(
+        default=8,
+        description="A batch line starts only while fewer interactive requests than this are "
+        "in flight on this instance: batches never take the capacity interactive traffic needs.",
+    )
+    poll_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=2.0, description="How often an idle instance looks for a batch to run."
+    )
+    lease_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=60.0,
+        description="How long an instance holds a batch without renewing: after that, another "
+        "instance takes it over and resumes it.",
+    )
+
+
 class StackyardConfig(_Strict):
     server: ServerConfig = ServerConfig()
     models: list[ModelEntry] = Field(default_factory=list)
@@ -348,6 +369,7 @@ class StackyardConfig(_Strict):
     guardrails: GuardrailsConfig = GuardrailsConfig()
     rag: RagConfig = RagConfig()
     finetune: FinetuneConfig = FinetuneConfig()
+    batches: BatchesConfig = BatchesConfig()
     database_url: str | None = Field(
         default=None,
         description="SQLAlchemy URL; default: SQLite file stackyard.db next to the config.",

@@ -12,6 +12,7 @@ import gc
 import importlib.util
 import logging
 import os
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,8 +21,11 @@ from stackyard.auth.admission import Governance
 from stackyard.auth.alerts import BudgetAlerts
 from stackyard.auth.budgets import BudgetBook
 from stackyard.auth.leases import LeasedCounters
-from stackyard.auth.principal import Budget
+from stackyard.auth.principal import MASTER, OPEN, Budget, Principal
 from stackyard.auth.snapshot import KeySnapshot
+from stackyard.batches.api import BatchesAPI
+from stackyard.batches.runner import BatchRunner
+from stackyard.batches.store import BatchStore
 from stackyard.cache.api import CacheAPI
 from stackyard.cache.backends import Backend, MemoryBackend, RedisBackend
 from stackyard.cache.service import Cache
@@ -30,6 +34,7 @@ from stackyard.config.loader import ConfigError
 from stackyard.errors import APIError, internal_error
 from stackyard.evals.api import ExperimentsAPI
 from stackyard.evals.experiments import Experiments
+from stackyard.finetune.files import Files
 from stackyard.gateway.doors.chat import CHAT
 from stackyard.gateway.doors.completions import COMPLETIONS
 from stackyard.gateway.doors.embeddings import EMBEDDINGS
@@ -70,6 +75,7 @@ from stackyard.ui.sessions import Sessions
 if TYPE_CHECKING:
     from stackyard.finetune.supervisor import Supervisor
     from stackyard.rag.service import RAG
+    from stackyard.store.tables.batches import BatchRecord
 
 log = logging.getLogger("stackyard")
 RAG_MODULES = ("numpy", "usearch", "snowballstemmer")
@@ -240,6 +246,30 @@ class Stackyard:
         self.routes.add("POST", ["/v1/responses", "/responses"], responses)
         self.routes.add("POST", ["/v1/completions", "/completions"], completions)
         ResponsesAPI(self.responses, gateway.governance).register(self.routes)
+        # Batches: run in the background, each line through the routes above.
+        self.batches = BatchStore(self.db)
+        files = Files(self.db)
+        BatchesAPI(self.batches, files, gateway.governance).register(self.routes)
+        governance = gateway.governance
+        self.batch_runner = BatchRunner(
+            self.batches,
+            files,
+            self.routes,
+            config.batches,
+            principal_of=self._batch_principal,
+            interactive=lambda: governance.interactive,
+            max_body_bytes=self.max_body_bytes,
+        )
+        self.metrics.gauge(
+            "stackyard_requests_in_flight",
+            "Interactive requests admitted and not yet settled (batch lines wait while many).",
+            lambda: governance.interactive,
+        )
+        self.metrics.gauge(
+            "stackyard_batch_lines_in_flight",
+            "Lines of batches running on this instance.",
+            lambda: self.batch_runner.running,
+        )
         self.routes.add(
             "POST", ["/v1/messages/count_tokens", "/messages/count_tokens"], anthropic_count_tokens
         )
@@ -373,6 +403,7 @@ class Stackyard:
             self.exporter.start()
         self._background.append(asyncio.ensure_future(self.snapshot.run(self.redis_url)))
         self._background.append(asyncio.ensure_future(self._purge_forever()))
+        self._background.append(asyncio.ensure_future(self.batch_runner.run()))
         if self.supervisor is not None:
             self._background.append(asyncio.ensure_future(self.supervisor.run()))
         if self.gateway.rag is not None:
@@ -445,6 +476,21 @@ class Stackyard:
             except Exception:
                 log.exception("the trace purge failed; it runs again in an hour")
             await asyncio.sleep(PURGE_EVERY)
+
+    def _batch_principal(self, record: BatchRecord) -> Principal | None:
+        """Whom a batch's lines run as: the key that created it, as it is now (its limits and
+        budgets; None once it is revoked or expired)."""
+        governance = self.gateway.governance
+        if record.key_id == "master":
+            return MASTER if governance.master_key else None
+        if record.key_id is None:
+            return OPEN if governance.open else None
+        keys = self.snapshot.keys.values() if self.snapshot else ()
+        for principal in keys:
+            if principal.key_id == record.key_id:
+                expires = principal.expires_at
+                return principal if expires is None or time.time() < expires else None
+        return None
 
     async def _seed_shared(self, budgets: list[Budget]) -> None:
         if self.shared is not None:

@@ -2,6 +2,7 @@
 
 from stackyard.store.tables.audit import GuardrailDecision
 from stackyard.store.tables.base import Base
+from stackyard.store.tables.batches import BatchLineRecord, BatchRecord
 from stackyard.store.tables.evals import EvalRun
 from stackyard.store.tables.finetune import FileRecord, JobEvent, JobRecord, WeightsPart
 from stackyard.store.tables.keys import VirtualKey
@@ -15,6 +16,8 @@ from stackyard.store.tables.traces import ScoreRecord, TraceRecord
 
 __all__ = [
     "Base",
+    "BatchLineRecord",
+    "BatchRecord",
     "CollectionRecord",
     "ConsoleSession",
     "EvalRun",
