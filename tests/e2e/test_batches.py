@@ -17,6 +17,7 @@ import pytest
 
 from tests.conftest import GatewayProcess, eventually, openai_sdk, team_key
 from tests.fakes.openai_upstream import FakeOpenAI, Fault
+from tests.ui.conftest import browser
 
 pytestmark = pytest.mark.e2e
 MASTER = "sk-master-batches-0123456789"
@@ -96,8 +97,15 @@ def test_a_batch_of_100_lines(
         assert first["body"]["choices"][0]["message"]["content"] == "[batch100] echo: question 0"
         assert [b.id for b in client.batches.list().data] == [batch_id]
     assert len(fake_openai.requests_for("batch100")) == 100
+    # The console's jobs page lists it with its progress, for its team only.
+    with browser(gateway, key) as page:
+        listing = page.get("/ui/finetune").text
+    assert f"<code>{batch_id}</code>" in listing
+    assert "100 / 100" in listing
     # Another team does not see the batch; the master key does.
     other = team_key(gateway, "beta", MASTER)
+    with browser(gateway, other) as page:
+        assert batch_id not in page.get("/ui/finetune").text
     with openai_sdk(gateway, other) as stranger:
         with pytest.raises(openai.NotFoundError):
             stranger.batches.retrieve(batch_id)

@@ -1,6 +1,6 @@
 """The console's fine-tuning pages, read from OpenAI's fine-tuning API as the logged-in key:
 
-GET  /ui/finetune           the jobs the key may see
+GET  /ui/finetune           the jobs and batches the key may see (a batch with its progress)
 GET  /ui/finetune/{id}      one job: its loss curve (live while it trains), the evaluation
                             against the base model, checkpoints and events
 POST /ui/finetune/{id}      pause, resume or cancel it
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 PREFIX = "/ui/finetune/"
 API = "/v1/fine_tuning/jobs"
+BATCHES = "/v1/batches"
 ACTIVE = ("validating_files", "queued", "running")
 #: Enough events for a long run's curve (a metrics event a step), read 100 at a time.
 MAX_EVENT_PAGES = 50
@@ -36,11 +37,13 @@ class JobPages:
 
     async def jobs(self, request: Request, key: str, viewer: Viewer) -> Reply:
         status, found = await self.console.call(key, "GET", API, {"limit": 100})
+        listed, batches = await self.console.call(key, "GET", BATCHES, {"limit": 100})
         return self.console.render(
             "jobs.html",
             viewer=viewer,
             active="finetune",
             jobs=forms.rows(found),
+            batches=[_progress(b) for b in forms.rows(batches)] if listed == 200 else [],
             error=forms.message(found) if status != 200 else None,
         )
 
@@ -122,3 +125,10 @@ def _rate_curve(steps: list[dict[str, Any]]) -> Any:
         "tokens/s", [(str(d["step"]), float(d["tokens_per_second"])) for d in measured]
     )
     return charts.line_chart("Tokens a second by step", [rate], order=order)
+
+
+def _progress(batch: dict[str, Any]) -> dict[str, Any]:
+    """A batch with its lines done (answered or failed) out of its total."""
+    counts = batch.get("request_counts") or {}
+    done = int(counts.get("completed") or 0) + int(counts.get("failed") or 0)
+    return {**batch, "done": done, "total": int(counts.get("total") or 0)}
