@@ -18,6 +18,7 @@ from stackyard.gateway.doors.chat import WANTS_USAGE, ChatDoor
 from stackyard.gateway.pipeline.exchange import Body, Event, Exchange
 from stackyard.gateway.stored_responses import ResponseStore, Stored, owner_of
 from stackyard.gateway.translate import responses as wire
+from stackyard.gateway.translate import responses_answer as answer_wire
 from stackyard.gateway.wire import validate_chat
 from stackyard.server.http import Response
 
@@ -63,7 +64,7 @@ class ResponsesDoor(ChatDoor):
         parsed.store = store
         ex.state[PARSED] = parsed
         ex.state[HISTORY] = history
-        ex.state[ENVELOPE] = wire.envelope(ex.body, wire.new_id("resp"), time.time(), store)
+        ex.state[ENVELOPE] = answer_wire.envelope(ex.body, wire.new_id("resp"), time.time(), store)
         prompt = ex.options.get("prompt")
         if isinstance(prompt, dict) and "id" in prompt and "name" not in prompt:
             ex.options["prompt"] = _registry_prompt(prompt)
@@ -94,7 +95,7 @@ class ResponsesDoor(ChatDoor):
 
     def render(self, ex: Exchange, answer: Body, headers: list[tuple[bytes, bytes]]) -> Response:
         citations = answer.pop("citations", None) if "citations" in answer else None
-        response = wire.response(ex.state[ENVELOPE], answer)
+        response = answer_wire.response(ex.state[ENVELOPE], answer)
         if citations is not None:
             response["citations"] = citations
         self._keep(ex, response)
@@ -121,11 +122,11 @@ class ResponsesDoor(ChatDoor):
 
     # -- a stream -----------------------------------------------------------------------------
 
-    def _encoder(self, ex: Exchange) -> tuple[wire.EventEncoder, list[tuple[str, Body]]]:
-        encoder: wire.EventEncoder | None = ex.state.get(ENCODER)
+    def _encoder(self, ex: Exchange) -> tuple[answer_wire.EventEncoder, list[tuple[str, Body]]]:
+        encoder: answer_wire.EventEncoder | None = ex.state.get(ENCODER)
         if encoder is not None:
             return encoder, []
-        encoder = ex.state[ENCODER] = wire.EventEncoder(dict(ex.state[ENVELOPE]))
+        encoder = ex.state[ENCODER] = answer_wire.EventEncoder(dict(ex.state[ENVELOPE]))
         return encoder, encoder.start()
 
     def first(self, ex: Exchange, event: Event) -> Event:
@@ -136,19 +137,19 @@ class ResponsesDoor(ChatDoor):
     def encode(self, ex: Exchange, event: Event) -> bytes | None:
         encoder, events = self._encoder(ex)
         events += encoder.feed(event)
-        return wire.sse(events) if events else None
+        return answer_wire.sse(events) if events else None
 
     def end(self, ex: Exchange) -> bytes:
         encoder, events = self._encoder(ex)
         events += encoder.finish()
         self._keep(ex, encoder.final())
-        return wire.sse(events)
+        return answer_wire.sse(events)
 
     def error_event(
         self, ex: Exchange, status: int, code: str, message: str, kind: str | None
     ) -> bytes:
         encoder, events = self._encoder(ex)
-        return wire.sse([*events, encoder.error(code, message)])
+        return answer_wire.sse([*events, encoder.error(code, message)])
 
 
 def _registry_prompt(prompt: dict[str, Any]) -> dict[str, Any]:
