@@ -26,17 +26,15 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from stackyard.auth.admission import BACKGROUND_SCOPE, PRINCIPAL_SCOPE
+from stackyard.auth.admission import BACKGROUND_SCOPE
 from stackyard.batches.store import ENDPOINTS, BatchStore, epoch
-from stackyard.errors import APIError
-from stackyard.server.http import Request
+from stackyard.server.inprocess import call_route
 
 if TYPE_CHECKING:
     from stackyard.auth.principal import Principal
     from stackyard.config.schema import BatchesConfig
     from stackyard.finetune.files import Files
     from stackyard.server.routing import Routes
-    from stackyard.server.types import Message
     from stackyard.store.tables.batches import BatchRecord
 
 log = logging.getLogger("stackyard.batches")
@@ -270,40 +268,16 @@ class BatchRunner:
     async def call(self, line: Line, principal: Principal, batch_id: str) -> tuple[int, Any, str]:
         """One line through the gateway's route for it, in process: (status, body, request
         id)."""
-        payload = orjson.dumps(line.body)
-        scope = {
-            "type": "http",
-            "method": "POST",
-            "path": line.url,
-            "query_string": b"",
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"x-stackyard-batch", urllib.parse.quote(batch_id).encode()),
-            ],
-            PRINCIPAL_SCOPE: principal,
-            BACKGROUND_SCOPE: True,
-        }
-
-        async def receive() -> Message:
-            return {"type": "http.request", "body": payload, "more_body": False}
-
-        request = Request(scope, receive, max_body_bytes=self.max_body_bytes)
-        sent: list[Message] = []
-
-        async def send(message: Message) -> None:
-            sent.append(message)
-
-        try:
-            reply = await self.routes.find("POST", line.url)(request)
-            await reply(send, receive, request.request_id)
-        except APIError as exc:
-            return exc.status, exc.body(), request.request_id
-        status = int(sent[0]["status"]) if sent else 500
-        raw = b"".join(m.get("body", b"") for m in sent[1:])
-        try:
-            return status, orjson.loads(raw) if raw else None, request.request_id
-        except orjson.JSONDecodeError:
-            return status, raw.decode("utf-8", "replace"), request.request_id
+        return await call_route(
+            self.routes,
+            "POST",
+            line.url,
+            principal,
+            payload=orjson.dumps(line.body),
+            headers=[(b"x-stackyard-batch", urllib.parse.quote(batch_id).encode())],
+            scope={BACKGROUND_SCOPE: True},
+            max_body_bytes=self.max_body_bytes,
+        )
 
     async def _finalize(self, record: BatchRecord, status: str) -> None:
         results = await asyncio.to_thread(self.store.results, record.id)

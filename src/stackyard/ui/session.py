@@ -24,10 +24,9 @@ import orjson
 
 from stackyard.auth.admission import PRINCIPAL_SCOPE
 from stackyard.auth.principal import Principal
-from stackyard.errors import APIError
 from stackyard.server.http import Request
+from stackyard.server.inprocess import call_route
 from stackyard.server.routing import Routes
-from stackyard.server.types import Message
 
 COOKIE = "stackyard_session"
 #: The login page's anti-forgery token (double submit: the cookie and the form's field).
@@ -167,33 +166,13 @@ class Caller:
         if principal is None:
             return 401, {"error": {"message": "This session's key is no longer valid."}}
         params = {k: v for k, v in (query or {}).items() if v not in (None, "")}
-        payload = orjson.dumps(body) if body is not None else b""
-        scope = {
-            "type": "http",
-            "method": method,
-            "path": path,
-            "query_string": urllib.parse.urlencode(params).encode(),
-            "headers": [(b"content-type", b"application/json")],
-            PRINCIPAL_SCOPE: principal,
-        }
-
-        async def receive() -> Message:
-            return {"type": "http.request", "body": payload, "more_body": False}
-
-        request = Request(scope, receive, max_body_bytes=self.max_body_bytes)
-        sent: list[Message] = []
-
-        async def send(message: Message) -> None:
-            sent.append(message)
-
-        try:
-            reply = await self.routes.find(method, path)(request)
-            await reply(send, receive, request.request_id)
-        except APIError as exc:
-            return exc.status, exc.body()
-        status = int(sent[0]["status"]) if sent else 500
-        raw = b"".join(m.get("body", b"") for m in sent[1:])
-        try:
-            return status, orjson.loads(raw) if raw else None
-        except orjson.JSONDecodeError:
-            return status, raw.decode("utf-8", "replace")
+        status, answer, _ = await call_route(
+            self.routes,
+            method,
+            path,
+            principal,
+            payload=orjson.dumps(body) if body is not None else b"",
+            query=urllib.parse.urlencode(params).encode(),
+            max_body_bytes=self.max_body_bytes,
+        )
+        return status, answer
