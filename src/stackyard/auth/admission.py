@@ -148,6 +148,22 @@ class Governance:
             raise APIError(401, "This API key has expired.", code="expired_api_key")
         return principal
 
+    def current(self, who: str | None, key: Principal | None = None) -> Principal | None:
+        """Who a caller recorded earlier is now (a console session, a batch): ``who`` is
+        "master", None for an open gateway's caller, or a key, given as ``key`` (its principal
+        as recorded) or found by its id. None once the key is revoked or has expired, the
+        master key is no longer the server's, or the gateway is no longer open."""
+        if who == "master":
+            return MASTER if self.master_key else None
+        if who is None:
+            return OPEN if self.open else None
+        if key is None:
+            keys = self.snapshot.keys.values() if self.snapshot else ()
+            key = next((p for p in keys if p.key_id == who), None)
+        if key is None or (key.expires_at is not None and time.time() >= key.expires_at):
+            return None
+        return key
+
     def require_master(self, request: Request) -> None:
         principal = self.authenticate(request)
         if not principal.master:

@@ -12,7 +12,6 @@ import gc
 import importlib.util
 import logging
 import os
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +20,7 @@ from stackyard.auth.admission import Governance
 from stackyard.auth.alerts import BudgetAlerts
 from stackyard.auth.budgets import BudgetBook
 from stackyard.auth.leases import LeasedCounters
-from stackyard.auth.principal import MASTER, OPEN, Budget, Principal
+from stackyard.auth.principal import Budget
 from stackyard.auth.snapshot import KeySnapshot
 from stackyard.batches.api import BatchesAPI
 from stackyard.batches.runner import BatchRunner
@@ -75,7 +74,6 @@ from stackyard.ui.sessions import Sessions
 if TYPE_CHECKING:
     from stackyard.finetune.supervisor import Supervisor
     from stackyard.rag.service import RAG
-    from stackyard.store.tables.batches import BatchRecord
 
 log = logging.getLogger("stackyard")
 RAG_MODULES = ("numpy", "usearch", "snowballstemmer")
@@ -256,7 +254,7 @@ class Stackyard:
             files,
             self.routes,
             config.batches,
-            principal_of=self._batch_principal,
+            principal_of=lambda record: governance.current(record.key_id),
             interactive=lambda: governance.interactive,
             max_body_bytes=self.max_body_bytes,
         )
@@ -476,21 +474,6 @@ class Stackyard:
             except Exception:
                 log.exception("the trace purge failed; it runs again in an hour")
             await asyncio.sleep(PURGE_EVERY)
-
-    def _batch_principal(self, record: BatchRecord) -> Principal | None:
-        """Whom a batch's lines run as: the key that created it, as it is now (its limits and
-        budgets; None once it is revoked or expired)."""
-        governance = self.gateway.governance
-        if record.key_id == "master":
-            return MASTER if governance.master_key else None
-        if record.key_id is None:
-            return OPEN if governance.open else None
-        keys = self.snapshot.keys.values() if self.snapshot else ()
-        for principal in keys:
-            if principal.key_id == record.key_id:
-                expires = principal.expires_at
-                return principal if expires is None or time.time() < expires else None
-        return None
 
     async def _seed_shared(self, budgets: list[Budget]) -> None:
         if self.shared is not None:

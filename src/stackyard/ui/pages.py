@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import importlib.resources
 import json
-import time
 import urllib.parse
 from typing import Any
 
@@ -31,7 +30,7 @@ import jinja2
 
 from stackyard.auth.admission import Governance
 from stackyard.auth.keys import hash_key
-from stackyard.auth.principal import MASTER, OPEN, Principal
+from stackyard.auth.principal import OPEN, Principal
 from stackyard.errors import APIError
 from stackyard.gateway.router import Router
 from stackyard.server.http import Request, Response
@@ -144,15 +143,13 @@ class Console:
         master key is no longer the server's."""
         governance = self.governance
         if subject == MASTER_SUBJECT:
-            return MASTER if governance.master_key else None
+            return governance.current("master")
         if subject == OPEN_SUBJECT:
-            return OPEN if governance.open else None
+            return governance.current(None)
         if subject.startswith("key:") and governance.snapshot is not None:
-            principal = governance.snapshot.keys.get(subject[4:])
-            if principal is not None and (
-                principal.expires_at is None or time.time() < principal.expires_at
-            ):
-                return principal
+            key = governance.snapshot.keys.get(subject[4:])
+            if key is not None:
+                return governance.current(key.key_id, key)
         return None
 
     async def session(self, request: Request) -> tuple[str, str, list[tuple[bytes, bytes]]] | None:
