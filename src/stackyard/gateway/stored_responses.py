@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, cast
 import orjson
 from sqlalchemy import Connection, Table, delete, select
 
+from stackyard.observability.query import retention_rules
 from stackyard.store.spend_writer import TupleWriter
 from stackyard.store.tables import StoredResponseRecord
 
@@ -184,14 +185,10 @@ class ResponseStore:
 
     def purge(self, *, default_days: float, team_days: dict[str, float]) -> int:
         """Delete stored responses older than their team's trace retention (in a thread)."""
-        now = dt.datetime.now(dt.UTC)
         r = StoredResponseRecord
-        rules: list[Any] = [
-            (r.team_id.is_(None) | r.team_id.not_in(list(team_days)))
-            & (r.created_at < now - dt.timedelta(days=default_days))
-        ]
-        for team, days in team_days.items():
-            rules.append((r.team_id == team) & (r.created_at < now - dt.timedelta(days=days)))
+        rules = retention_rules(
+            r.team_id, r.created_at, default_days=default_days, team_days=team_days
+        )
         total = 0
         with self.db.engine.begin() as connection:
             for rule in rules:

@@ -396,18 +396,28 @@ def aggregate(
     return result
 
 
+def retention_rules(
+    team: Any, started: Any, *, default_days: float, team_days: dict[str, float]
+) -> list[Any]:
+    """Conditions, one per retention, matching the rows past it (``team`` and ``started``:
+    the table's columns): the teams with their own days, and every other row."""
+    now = dt.datetime.now(dt.UTC)
+    rules: list[Any] = [
+        (team.is_(None) | team.not_in(list(team_days)))
+        & (started < now - dt.timedelta(days=default_days))
+    ]
+    for name, days in team_days.items():
+        rules.append((team == name) & (started < now - dt.timedelta(days=days)))
+    return rules
+
+
 def purge(db: Database, *, default_days: float, team_days: dict[str, float] | None = None) -> int:
     """Delete traces (with their scores) older than their retention; return how
     many traces went."""
-    now = dt.datetime.now(dt.UTC)
-    team_days = team_days or {}
     t = TraceRecord
-    rules: list[Any] = [
-        (t.team_id.is_(None) | t.team_id.not_in(list(team_days)))
-        & (t.started_at < now - dt.timedelta(days=default_days))
-    ]
-    for team, days in team_days.items():
-        rules.append((t.team_id == team) & (t.started_at < now - dt.timedelta(days=days)))
+    rules = retention_rules(
+        t.team_id, t.started_at, default_days=default_days, team_days=team_days or {}
+    )
     total = 0
     with db.engine.begin() as connection:
         for rule in rules:

@@ -94,7 +94,7 @@ class ResponsesDoor(ChatDoor):
     # -- the answer ---------------------------------------------------------------------------
 
     def render(self, ex: Exchange, answer: Body, headers: list[tuple[bytes, bytes]]) -> Response:
-        citations = answer.pop("citations", None) if "citations" in answer else None
+        citations = answer.pop("citations", None)
         response = answer_wire.response(ex.state[ENVELOPE], answer)
         if citations is not None:
             response["citations"] = citations

@@ -363,14 +363,10 @@ def _text_of(parts: list[Body]) -> str | list[Body]:
     out: list[Body] = []
     for part in parts:
         if part["type"] == "input_image":
-            out.append(
-                {"type": "image_url", "image_url": {"url": part["image_url"]}}
-                | (
-                    {"image_url": {"url": part["image_url"], "detail": part["detail"]}}
-                    if part["detail"] != "auto"
-                    else {}
-                )
-            )
+            image = {"url": part["image_url"]}
+            if part["detail"] != "auto":
+                image["detail"] = part["detail"]
+            out.append({"type": "image_url", "image_url": image})
         else:
             out.append({"type": "text", "text": part.get("text") or part.get("refusal") or ""})
     return out
