@@ -319,6 +319,7 @@ def test_store_false_and_a_team_that_stores_no_bodies(
         ({"reasoning": {"summary": "auto"}}, "reasoning.summary"),
         ({"conversation": "conv_1"}, "conversation"),
         ({"frobnicate": 1}, "frobnicate"),
+        ({"user": "u1", "safety_identifier": "s1"}, "safety_identifier"),
         ({"input": [{"type": "web_search_call", "id": "ws_1"}]}, "input[0].type"),
         ({"previous_response_id": "resp_nope"}, "previous_response_id"),
     ],

@@ -154,6 +154,11 @@ def check(body: Body, *, prompt: bool = False) -> Parsed:
     for name in ("user", "safety_identifier", "previous_response_id"):
         value = body.get(name)
         _need(value is None or isinstance(value, str), name, f"'{name}' must be a string.")
+    if body.get("user") is not None and body.get("safety_identifier") is not None:
+        raise unsupported(
+            "safety_identifier",
+            "it is sent upstream as the user, and 'user' is set too; send one of them",
+        )
     _check_metadata(body.get("metadata"))
     _check_unsupported_values(body)
     tools(body.get("tools"))  # checked here; translated in chat_request
