@@ -18,6 +18,7 @@ import pytest
 from stackyard.server.admin import AdminAPI
 from stackyard.server.routing import Routes
 from tests.conftest import GatewayProcess, openai_sdk
+from tests.e2e import doors
 from tests.fakes.openai_upstream import FakeOpenAI, Fault
 
 pytestmark = pytest.mark.e2e
@@ -189,6 +190,42 @@ def test_team_budget_stops_spending(gateway: GatewayProcess) -> None:
     assert frugal is not None
     assert frugal["requests"] == statuses.count(200)
     assert 0 < frugal["cost_usd"] <= 10  # never more than the budget
+
+
+@pytest.mark.parametrize("door", list(doors.CALLS))
+def test_every_door_charges_the_budget_and_refuses_in_its_own_shape(
+    gateway: GatewayProcess, door: str
+) -> None:
+    """Admission and settlement are the pipeline's, whatever the door: every answer carries its
+    cost and is a spend row, and a spent budget is a 429 the door's own SDK raises."""
+    team = "frugal" + door.replace("/", "-")
+    admin(gateway, "POST", "teams", name=team, budget_usd=10, budget_period="day")
+    created = new_key(gateway, team)
+    statuses: list[int] = []
+    refusals: list[str] = []
+    for _ in range(8):
+        try:
+            raw = doors.call(door, gateway, created["key"], "pricey")
+        except doors.RATE_LIMITED as exc:
+            refusals.append(doors.refusal_says(door, exc))
+            statuses.append(exc.status_code)
+            continue
+        assert float(raw.headers["x-stackyard-cost-usd"]) > 0
+        statuses.append(200)
+    assert all("budget" in said.lower() for said in refusals), refusals
+    assert statuses[0] == 200
+    assert 429 in statuses
+    assert statuses[statuses.index(429) :] == [429] * (len(statuses) - statuses.index(429))
+    row: dict[str, Any] | None = None
+    for _ in range(50):  # the spend log is written in batches
+        spent = admin(gateway, "GET", "spend?by=team&since=1d")["data"]
+        row = next((r for r in spent if r["team"] == team), None)
+        if row and row["requests"] == statuses.count(200):
+            break
+        time.sleep(0.1)
+    assert row is not None
+    assert row["requests"] == statuses.count(200)
+    assert 0 < row["cost_usd"] <= 10
 
 
 def test_a_revocation_holds_on_the_next_request(gateway: GatewayProcess) -> None:

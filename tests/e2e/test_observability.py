@@ -16,6 +16,7 @@ from sqlalchemy import create_engine, text
 
 from stackyard.store.db import normalise_url
 from tests.conftest import GatewayProcess, eventually, openai_sdk, postgres_database, team_key
+from tests.e2e import doors
 from tests.fakes.openai_upstream import FakeOpenAI, Fault
 from tests.fakes.otlp_receiver import OTLPReceiver
 
@@ -188,6 +189,31 @@ def test_a_chat_request_is_a_trace_with_genai_spans(gateway: GatewayProcess) -> 
         listed = httpx.get(f"{gateway.url}/api/traces?{query}", headers=master(gateway)).json()
         assert request_id in [t["request_id"] for t in listed["data"]], query
         assert all("request_body" not in t for t in listed["data"])
+
+
+@pytest.mark.parametrize("door", list(doors.CALLS))
+def test_every_door_is_a_trace_with_its_spans(gateway: GatewayProcess, door: str) -> None:
+    """Tracing is the pipeline's, whatever the door: the request row with its usage and cost,
+    the stored bodies, and the root, admission and attempt spans."""
+    session = "door" + door.replace("/", "-")
+    raw = doors.call(door, gateway, MASTER, "primary", {"x-stackyard-session-id": session})
+    request_id = raw.headers["x-request-id"]
+    trace = fetch_trace(gateway, request_id)
+    [record] = [r for r in trace["requests"] if r["request_id"] == request_id]
+    assert (record["model"], record["status"], record["session_id"]) == ("primary", 200, session)
+    assert record["input_tokens"] == 2  # "Hello there", as the fake upstream counts words
+    assert record["cost_usd"] > 0
+    assert doors.TEXT in str(record["request_body"])
+    assert record["response_body"]
+    spans = trace["spans"]["data"]
+    [root] = [s for s in spans if s["parent_id"] is None]
+    assert root["attributes"]["gen_ai.request.model"] == "primary"
+    assert root["attributes"]["gen_ai.usage.input_tokens"] == 2
+    assert root["attributes"]["stackyard.cost_usd"] == pytest.approx(record["cost_usd"])
+    children = {s["name"]: s for s in spans if s["parent_id"] == root["span_id"]}
+    assert "gateway.admission" in children
+    [attempt] = [s for s in children.values() if s["name"].endswith(" fake-large")]
+    assert attempt["attributes"]["stackyard.attempt"] == 1
 
 
 def test_a_stream_records_its_time_to_first_token_and_its_text(gateway: GatewayProcess) -> None:

@@ -28,7 +28,9 @@ DOORS: dict[str, Door] = {
 }
 ORDER = ["prompt", "rag", "secrets", "pii", "injection", "topics", "cache", "json_output"]
 #: What the pipeline does for every door itself (not a stage a door may lack).
-CORE = ["stream_end"]
+CORE = ["stream_end", "budget", "trace"]
+BUDGET = "test_governance.py::test_every_door_charges_the_budget_and_refuses_in_its_own_shape"
+TRACE = "test_observability.py::test_every_door_is_a_trace_with_its_spans"
 
 E2E = "tests/e2e/"
 #: (door, stage): the end-to-end test that proves it, "n/a: why", or "gap: what is missing".
@@ -62,8 +64,8 @@ EVIDENCE: dict[tuple[str, str], str] = {
     "test_the_messages_door_refuses_a_denied_word_too",
     ("/v1/messages", "cache"): "test_cache.py::"
     "test_the_messages_door_is_cached_too_whole_and_streamed",
-    ("/v1/messages", "json_output"): "gap: Anthropic's output_format is passed to Claude as it "
-    "is and not checked here",
+    ("/v1/messages", "json_output"): "test_output_validation.py::"
+    "test_the_messages_door_asks_again_in_messages_terms",
     ("/v1/messages", "stream_end"): "test_anthropic.py::"
     "test_a_claude_stream_cut_before_message_stop_is_an_error_on_the_messages_door",
     ("/v1/responses", "prompt"): "test_prompts.py::"
@@ -92,6 +94,8 @@ EVIDENCE: dict[tuple[str, str], str] = {
     ("/v1/embeddings", "cache"): "n/a: not cached yet; vectors are cheap to recompute",
     ("/v1/embeddings", "json_output"): "n/a: the answer is vectors",
     ("/v1/embeddings", "stream_end"): "n/a: never streamed",
+    **{(door, "budget"): BUDGET for door in DOORS},
+    **{(door, "trace"): TRACE for door in DOORS},
 }
 
 

@@ -243,7 +243,7 @@ class Governance:
             if over is not None:
                 if ticket.reservation is not None:
                     self.limiter.reconcile(ticket.reservation, 0)
-                raise _over_budget(over.budget, over.spent)
+                raise _over_budget(over.budget, over.spent, most)
             ticket.reserved_usd = most
         return ticket
 
@@ -284,7 +284,7 @@ class Governance:
         if isinstance(outcome, Refusal):
             raise _rate_limited(outcome)
         if isinstance(outcome, Overspend):
-            raise _over_budget(outcome.budget, outcome.spent)
+            raise _over_budget(outcome.budget, outcome.spent, most)
         ticket.shared = outcome
         ticket.headers = outcome.headers
 
@@ -425,14 +425,20 @@ def _rate_limited(refusal: Refusal) -> APIError:
     )
 
 
-def _over_budget(budget: Budget, spent: float) -> APIError:
-    return APIError(
-        429,
-        f"Budget exhausted for {budget.scope} {budget.id}: ${spent:.4f} spent of "
-        f"${budget.usd:.2f} this {budget.period}.",
-        type="insufficient_quota",
-        code="budget_exceeded",
-    )
+def _over_budget(budget: Budget, spent: float, most: float) -> APIError:
+    if spent >= budget.usd:
+        message = (
+            f"Budget exhausted for {budget.scope} {budget.id}: ${spent:.4f} spent of "
+            f"${budget.usd:.2f} this {budget.period}."
+        )
+    else:  # what is left cannot hold this request's worst case beside those in flight
+        message = (
+            f"Budget exceeded for {budget.scope} {budget.id}: ${spent:.4f} spent of "
+            f"${budget.usd:.2f} this {budget.period}, and this request could cost up to "
+            f"${most:.4f} (its prompt and max tokens at the model's price) beside the "
+            "requests in flight; ask for fewer max tokens, or wait for those to finish."
+        )
+    return APIError(429, message, type="insufficient_quota", code="budget_exceeded")
 
 
 def bearer_token(request: Request) -> str | None:

@@ -34,6 +34,16 @@ class ToolChoice(_Wire):
     name: str | None = None
 
 
+class OutputFormat(_Wire):
+    type: Literal["json_schema"]
+    schema_: dict[str, Any] = Field(alias="schema")
+
+
+class OutputConfig(_Wire):
+    format: OutputFormat | None = None
+    effort: Literal["low", "medium", "high", "xhigh", "max"] | None = None
+
+
 class MessagesRequest(_Wire):
     model: Annotated[str, Field(min_length=1)]
     max_tokens: Annotated[int, Field(ge=1)]
@@ -47,6 +57,8 @@ class MessagesRequest(_Wire):
     tools: list[ToolDefinition] | None = None
     tool_choice: ToolChoice | None = None
     metadata: dict[str, Any] | None = None
+    output_config: OutputConfig | None = None
+    output_format: OutputFormat | None = None  # the structured-outputs beta's name for it
 
 
 class CountTokensRequest(MessagesRequest):

@@ -1,19 +1,23 @@
-"""The output-validation rail on a whole chat completion: every choice of an answer asked for
-as JSON must be valid JSON (matching the schema, for ``json_schema``), repaired or asked for
-again as the policy says (:mod:`stackyard.guardrails.output_json`)."""
+"""The output-validation rail on a whole answer: every text of an answer asked for as JSON must
+be valid JSON (matching the schema, for a JSON schema), repaired or asked for again as the
+policy says (:mod:`stackyard.guardrails.output_json`). The door says where an answer's texts
+are and how to ask again (chat choices; a Messages reply's text blocks)."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stackyard.errors import APIError
 from stackyard.gateway.deployment import Deployment
 from stackyard.gateway.router import Routed, RouteStats
-from stackyard.guardrails.output_json import Expected, problem, reask_messages, repair
+from stackyard.guardrails.output_json import Expected, problem, repair
+
+if TYPE_CHECKING:
+    from stackyard.gateway.pipeline.door import Door
 
 Body = dict[str, Any]
-#: Runs a chat body through the router: what the handler does for the first answer.
+#: Runs a body through the router: what the pipeline does for the first answer.
 Ask = Callable[[Body, RouteStats], Awaitable[Routed[Body]]]
 
 
@@ -21,61 +25,52 @@ class InvalidOutput(APIError):
     """The answer is not the JSON that was asked for, after what the policy allows. It keeps
     what the failed calls used, for the spend log."""
 
-    def __init__(self, why: str, usage: Body | None, deployment: Deployment) -> None:
+    def __init__(
+        self,
+        why: str,
+        usage: Body | None,
+        deployment: Deployment,
+        param: str = "response_format",
+    ) -> None:
         super().__init__(
             502,
             f"The model's answer was not the JSON the request asked for: {why}.",
             type="server_error",
-            param="response_format",
+            param=param,
             code="invalid_json_output",
         )
         self.usage = usage
         self.deployment = deployment
 
 
-def _add_usage(total: Body | None, more: Body | None) -> Body | None:
-    if not more:
-        return total
-    if not total:
-        return dict(more)
-    merged = dict(total)
-    for name in ("prompt_tokens", "completion_tokens", "total_tokens"):
-        merged[name] = int(total.get(name) or 0) + int(more.get(name) or 0)
-    return merged
-
-
 async def validate(
-    routed: Routed[Body], body: Body, wanted: Expected, action: str, ask: Ask
+    door: Door, routed: Routed[Body], body: Body, wanted: Expected, action: str, ask: Ask
 ) -> str:
-    """Check (and fix, as ``action`` allows) the answer's choices in place; return what was
+    """Check (and fix, as ``action`` allows) the answer's texts in place; return what was
     done (``valid``, ``repaired`` or ``reasked``) or raise :class:`InvalidOutput`."""
     result = routed.result
     outcome = "valid"
-    for choice in result.get("choices") or ():
-        message = choice.get("message") if isinstance(choice, dict) else None
-        content = message.get("content") if isinstance(message, dict) else None
-        if not isinstance(content, str) or not isinstance(message, dict):
-            continue  # a tool call, or a refusal: not the JSON answer
+    for content, put in door.json_texts(result):
         why = problem(content, wanted)
         if why is None:
             continue
         if action in ("repair", "reask"):
             fixed = repair(content, wanted)
             if fixed is not None:
-                message["content"] = fixed
+                put(fixed)
                 outcome = "repaired" if outcome == "valid" else outcome
                 continue
         if action == "reask":
-            again = {**body, "messages": reask_messages(body["messages"], content, why), "n": 1}
-            second = await ask(again, RouteStats())
-            result["usage"] = _add_usage(result.get("usage"), second.result.get("usage"))
-            answer = ((second.result.get("choices") or [{}])[0].get("message") or {}).get("content")
-            if isinstance(answer, str):
+            second = await ask(door.reask(body, content, why), RouteStats())
+            door.add_usage(result, second.result)
+            answers = door.json_texts(second.result)
+            if answers:
+                answer = answers[0][0]
                 fixed = answer if problem(answer, wanted) is None else repair(answer, wanted)
                 if fixed is not None:
-                    message["content"] = fixed
+                    put(fixed)
                     outcome = "reasked"
                     continue
                 why = problem(answer, wanted) or why
-        raise InvalidOutput(why, result.get("usage"), routed.deployment)
+        raise InvalidOutput(why, door.usage(result), routed.deployment, wanted.param)
     return outcome

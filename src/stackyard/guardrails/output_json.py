@@ -1,5 +1,6 @@
 """Output validation: an answer asked for as JSON (``response_format`` ``json_object`` or
-``json_schema``) must parse, and match the schema. An answer that does not can be repaired
+``json_schema``; on Anthropic's Messages API, ``output_config.format``) must parse, and match
+the schema. An answer that does not can be repaired
 (code fences, prose around the JSON, trailing commas, Python literals), or the model asked
 again once with the error; then the client gets a clear error rather than a broken answer."""
 
@@ -22,6 +23,8 @@ class Expected:
 
     schema: dict[str, Any] | None = None
     name: str | None = None
+    #: The request parameter that asked (errors name it).
+    param: str = "response_format"
 
 
 def expected(body: dict[str, Any]) -> Expected | None:
@@ -36,6 +39,20 @@ def expected(body: dict[str, Any]) -> Expected | None:
         schema = inner.get("schema") if isinstance(inner, dict) else None
         return Expected(schema if isinstance(schema, dict) else None, inner.get("name"))
     return None
+
+
+def expected_messages(body: dict[str, Any]) -> Expected | None:
+    """What a Messages request's ``output_config.format`` (or the beta's top-level
+    ``output_format``) asks for (None: text)."""
+    config = body.get("output_config")
+    spec = config.get("format") if isinstance(config, dict) else None
+    param = "output_config.format"
+    if spec is None:
+        spec, param = body.get("output_format"), "output_format"
+    if not isinstance(spec, dict) or spec.get("type") != "json_schema":
+        return None
+    schema = spec.get("schema")
+    return Expected(schema if isinstance(schema, dict) else None, None, param)
 
 
 def problem(text: str, wanted: Expected) -> str | None:
@@ -84,14 +101,18 @@ def repair(text: str, wanted: Expected) -> str | None:
     return None
 
 
+def reask_text(why: str) -> str:
+    """What the model is told when its answer is asked for again."""
+    return (
+        f"That answer cannot be used: {why}. Answer again with only the JSON, "
+        "nothing before or after it."
+    )
+
+
 def reask_messages(messages: list[dict[str, Any]], answer: str, why: str) -> list[dict[str, Any]]:
     """The conversation again, with the invalid answer and what was wrong with it."""
     return [
         *messages,
         {"role": "assistant", "content": answer},
-        {
-            "role": "user",
-            "content": f"That answer cannot be used: {why}. Answer again with only the JSON, "
-            "nothing before or after it.",
-        },
+        {"role": "user", "content": reask_text(why)},
     ]

@@ -194,11 +194,10 @@ class JsonStage(_Guard):
 
     async def after(self, ex: Exchange, routed: Routed[Body], pipeline: Pipeline) -> Routed[Body]:
         from stackyard.gateway.validation import InvalidOutput, validate
-        from stackyard.guardrails.output_json import expected
 
         ticket = ex.admitted
         action = rails(self.gateway, ticket).json_output.action
-        wanted = expected(ex.body) if action != "off" else None
+        wanted = ex.door.wants_json(ex.body) if action != "off" else None
         if wanted is None:
             return routed
 
@@ -206,7 +205,7 @@ class JsonStage(_Guard):
             return await pipeline.call(ex, again, stats)
 
         try:
-            outcome = await validate(routed, ex.body, wanted, action, ask)
+            outcome = await validate(ex.door, routed, ex.body, wanted, action, ask)
         except InvalidOutput:
             decide(ticket, "json", "failed", {"policy": action})
             if ticket.trace is not None:

@@ -1,5 +1,7 @@
 """Edge cases of Anthropic -> OpenAI translation (the conformance suite covers the main paths)."""
 
+from typing import Any
+
 import pytest
 
 from stackyard.gateway.providers.base import UpstreamError
@@ -57,6 +59,31 @@ def test_unsupported_blocks_are_a_clear_client_error() -> None:
         )
     assert info.value.kind == "client"
     assert "document" in info.value.message
+
+
+SCHEMA = {"type": "object", "properties": {"a": {"type": "integer"}}}
+ASK = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        {"output_config": {"format": {"type": "json_schema", "schema": SCHEMA}}},
+        {"output_format": {"type": "json_schema", "schema": SCHEMA}},  # the beta's name
+    ],
+)
+def test_structured_output_becomes_a_json_schema_response_format(given: dict[str, Any]) -> None:
+    out = request({**ASK, **given})
+    assert out["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "output", "schema": SCHEMA, "strict": True},
+    }
+
+
+def test_an_output_setting_without_a_chat_equivalent_is_named() -> None:
+    with pytest.raises(UpstreamError) as info:
+        request({**ASK, "output_config": {"effort": "high"}})
+    assert (info.value.status, info.value.param) == (400, "output_config.effort")
 
 
 def test_message_maps_cached_tokens_and_finish_reasons() -> None:

@@ -4,14 +4,16 @@ the pipeline."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from stackyard.gateway.pipeline.door import Change, Door, Texts
+from stackyard.gateway.pipeline.door import Change, Door, JsonTexts, Texts
 from stackyard.gateway.pipeline.exchange import Body, Event, Events, Exchange
 from stackyard.gateway.wire import validate_chat
 from stackyard.guardrails.injection import request_texts
+from stackyard.guardrails.output_json import Expected, expected, reask_messages
 from stackyard.guardrails.redaction import change_texts, restore_response, restore_stream
 from stackyard.guardrails.secrets import MaskedStream, mask_request, mask_response, scan_request
 from stackyard.observability.capture import ChunkCapture
@@ -82,6 +84,9 @@ class ChatDoor(Door):
     def cache_view(self, body: Body) -> Body:
         return body
 
+    def wants_json(self, body: Body) -> Expected | None:
+        return expected(body)
+
     # -- the call -----------------------------------------------------------------------------
 
     async def call(self, ex: Exchange, deployment: Deployment, body: Body) -> Body:
@@ -108,6 +113,20 @@ class ChatDoor(Door):
 
     def mask_events(self, events: Events, counted: Callable[[int], None]) -> Events:
         return _masked(events, counted)
+
+    def json_texts(self, answer: Body) -> JsonTexts:
+        found: JsonTexts = []
+        for choice in answer.get("choices") or ():
+            message = choice.get("message") if isinstance(choice, dict) else None
+            if isinstance(message, dict) and isinstance(message.get("content"), str):
+                found.append((message["content"], partial(message.__setitem__, "content")))
+        return found  # a tool call, or a refusal, is not the JSON answer
+
+    def reask(self, body: Body, answer: str, why: str) -> Body:
+        return {**body, "messages": reask_messages(body["messages"], answer, why), "n": 1}
+
+    def add_usage(self, answer: Body, more: Body) -> None:
+        answer["usage"] = _add_usage(answer.get("usage"), more.get("usage"))
 
     def calls_tools(self, answer: Body | None, events: list[Event] | None) -> bool:
         from stackyard.cache.semantic import calls_tools
@@ -169,6 +188,17 @@ class ChatDoor(Door):
 
     def replay_events(self, entry: Entry) -> list[Event]:
         return entry.stream()
+
+
+def _add_usage(total: Body | None, more: Body | None) -> Body | None:
+    if not more:
+        return total
+    if not total:
+        return dict(more)
+    merged = dict(total)
+    for name in ("prompt_tokens", "completion_tokens", "total_tokens"):
+        merged[name] = int(total.get(name) or 0) + int(more.get(name) or 0)
+    return merged
 
 
 async def _masked(chunks: Events, counted: Callable[[int], None]) -> Events:

@@ -18,7 +18,7 @@ from stackyard.errors import APIError
 from stackyard.gateway.anthropic_wire import error_body, error_type, validate_messages
 from stackyard.gateway.doors.chat import CHAT
 from stackyard.gateway.headers import route_headers, with_route_headers
-from stackyard.gateway.pipeline.door import Change, Door, Texts
+from stackyard.gateway.pipeline.door import Change, Door, JsonTexts, Texts
 from stackyard.gateway.pipeline.exchange import Body, Event, Events, Exchange
 from stackyard.gateway.providers.base import MessagesProvider, UpstreamError
 from stackyard.gateway.router import RouteStats
@@ -31,6 +31,7 @@ from stackyard.guardrails.anthropic_shape import (
     request_texts,
     transform_events,
 )
+from stackyard.guardrails.output_json import Expected, expected_messages, reask_text
 from stackyard.guardrails.secrets import Masker, SecretWindow, mask, scan_messages
 from stackyard.guardrails.vault import StreamRestorer
 from stackyard.observability.capture import EventCapture
@@ -74,7 +75,9 @@ def anthropic_error(error: APIError) -> Response:
 class MessagesDoor(Door):
     endpoint = "messages"
     operation = "messages"
-    stages = frozenset({"prompt", "rag", "secrets", "pii", "injection", "topics", "cache"})
+    stages = frozenset(
+        {"prompt", "rag", "secrets", "pii", "injection", "topics", "cache", "json_output"}
+    )
 
     def validate(self, ex: Exchange) -> bool:
         validate_messages(ex.body)
@@ -139,6 +142,9 @@ class MessagesDoor(Door):
             view = dict(body)
         return {**view, "stackyard_door": "messages"}
 
+    def wants_json(self, body: Body) -> Expected | None:
+        return expected_messages(body)
+
     # -- the call -----------------------------------------------------------------------------
 
     async def call(self, ex: Exchange, deployment: Deployment, body: Body) -> Body:
@@ -173,6 +179,35 @@ class MessagesDoor(Door):
     def usage(self, answer: Body) -> dict[str, Any] | None:
         usage = answer.get("usage")
         return anthropic_backend.usage(usage) if isinstance(usage, dict) else None
+
+    def json_texts(self, answer: Body) -> JsonTexts:
+        content = answer.get("content")
+        blocks = [
+            b for b in content or () if isinstance(b, dict) and isinstance(b.get("text"), str)
+        ]
+        if not blocks or not isinstance(content, list):
+            return []
+
+        def put(text: str) -> None:  # the fixed JSON in the first text block, alone
+            at = content.index(blocks[0])
+            content[:] = [b for b in content if b not in blocks[1:]]
+            content[at] = {**blocks[0], "text": text}
+
+        return [("".join(b["text"] for b in blocks), put)]
+
+    def reask(self, body: Body, answer: str, why: str) -> Body:
+        told = [
+            {"role": "assistant", "content": [{"type": "text", "text": answer}]},
+            {"role": "user", "content": reask_text(why)},
+        ]
+        return {**body, "messages": [*(body.get("messages") or []), *told]}
+
+    def add_usage(self, answer: Body, more: Body) -> None:
+        usage = dict(answer.get("usage") or {})
+        for name, value in (more.get("usage") or {}).items():
+            if isinstance(value, int) and isinstance(usage.get(name, 0), int):
+                usage[name] = usage.get(name, 0) + value
+        answer["usage"] = usage
 
     def calls_tools(self, answer: Body | None, events: list[Event] | None) -> bool:
         if answer is not None:

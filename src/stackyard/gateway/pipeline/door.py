@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from stackyard.errors import APIError
     from stackyard.gateway.accounting import Settlement
     from stackyard.gateway.deployment import Deployment
+    from stackyard.guardrails.output_json import Expected
     from stackyard.guardrails.secrets import Secret
     from stackyard.guardrails.vault import Vault
     from stackyard.observability.capture import ChunkCapture, EventCapture
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
 
 Change = Callable[[str], str]
 Texts = list[tuple[str, str]]
+#: A text of an answer, and how to put a fixed one in its place.
+JsonTexts = list[tuple[str, Callable[[str], None]]]
 
 #: The methods a door implements to take a stage.
 NEEDS: dict[str, tuple[str, ...]] = {
@@ -36,6 +39,7 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "injection": ("texts",),
     "topics": ("texts",),
     "cache": ("cache_view", "replay", "replay_events"),
+    "json_output": ("wants_json", "json_texts", "reask", "add_usage"),
 }
 #: The methods a door implements to stream.
 STREAMING = (
@@ -114,6 +118,10 @@ class Door(ABC):
         """The request as the cache keys it: a chat-completions body."""
         self._lacks("take the cache")
 
+    def wants_json(self, body: Body) -> Expected | None:
+        """What the request asks the answer to be (JSON, maybe to a schema), or None."""
+        self._lacks("take the JSON check")
+
     # -- the call -----------------------------------------------------------------------------
 
     def supports(self, deployment: Deployment, stream: bool) -> bool:
@@ -145,6 +153,18 @@ class Door(ABC):
         """The answer's usage in chat-completions terms (``prompt_tokens``...)."""
         usage = answer.get("usage")
         return usage if isinstance(usage, dict) else None
+
+    def json_texts(self, answer: Body) -> JsonTexts:
+        """The texts of an answer the JSON check reads (not tool calls nor refusals)."""
+        self._lacks("take the JSON check")
+
+    def reask(self, body: Body, answer: str, why: str) -> Body:
+        """The request again, with the unusable answer and what was wrong with it."""
+        self._lacks("take the JSON check")
+
+    def add_usage(self, answer: Body, more: Body) -> None:
+        """Count what another answer (one asked for again) used in ``answer``'s usage."""
+        self._lacks("take the JSON check")
 
     def summary(self, answer: Body) -> Body:
         """The answer as a trace stores it."""

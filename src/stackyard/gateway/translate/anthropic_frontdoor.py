@@ -66,7 +66,7 @@ def _tool_result_text(content: Any) -> str | list[dict[str, Any]]:
 
 
 #: The Messages fields the translation carries over; any other is a 400 naming it, never
-#: dropped (Anthropic serves the rest, such as ``top_k``, ``thinking`` or ``output_format``).
+#: dropped (Anthropic serves the rest, such as ``top_k`` or ``thinking``).
 TRANSLATED = frozenset(
     {
         "model",
@@ -80,6 +80,8 @@ TRANSLATED = frozenset(
         "tools",
         "tool_choice",
         "stream",
+        "output_config",
+        "output_format",
     }
 )
 
@@ -189,10 +191,27 @@ def request(body: Body) -> Body:
             out["tool_choice"] = {"type": "function", "function": {"name": choice.get("name")}}
         if choice.get("disable_parallel_tool_use") and tools:
             out["parallel_tool_calls"] = False
+    output_format = _output_format(body)
+    if output_format is not None:
+        out["response_format"] = output_format
     if body.get("stream"):
         out["stream"] = True
         out["stream_options"] = {"include_usage": True}
     return out
+
+
+def _output_format(body: Body) -> Body | None:
+    """Anthropic's structured output (``output_config.format``, or the beta's top-level
+    ``output_format``) as chat's ``response_format``."""
+    config = body.get("output_config") or {}
+    for name in config:
+        if name != "format" and config[name] is not None:
+            raise _untranslatable(f"output_config.{name}", "an output setting")
+    spec = config.get("format") or body.get("output_format")
+    if not spec:
+        return None
+    schema = {"name": "output", "schema": spec.get("schema") or {}, "strict": True}
+    return {"type": "json_schema", "json_schema": schema}
 
 
 def usage(openai_usage: dict[str, Any] | None) -> dict[str, Any]:
