@@ -1,7 +1,9 @@
 import asyncio
 
+import pytest
+
 from stackyard.engine.sampling import SamplingParams
-from stackyard.engine.scheduler import Delta, Engine, QueueFull
+from stackyard.engine.scheduler import Delta, Engine, EngineStopped, QueueFull
 
 PROMPTS = [[5, 6, 7], [9] * 11, [3, 4], [12, 13, 14, 15, 16, 17, 18], [20], [30, 31, 32, 33]]
 
@@ -68,6 +70,28 @@ async def test_a_cancelled_client_frees_its_slot(engine: Engine) -> None:
     await anext(stream)
     await stream.aclose()
     await wait_idle(engine)
+
+
+async def test_stopping_fails_what_runs_and_waits_never_leaves_it_hanging(
+    model: object,
+) -> None:
+    from tests.engine.conftest import CharTokenizer
+
+    one = Engine(model, CharTokenizer(), max_batch=1, max_queue=4)
+    running = one.generate(PROMPTS[0], greedy(10_000))
+    waiting = one.generate(PROMPTS[1], greedy(10_000))
+    first = await anext(running)
+    assert first.error is None
+    pending = asyncio.ensure_future(anext(waiting))  # queued behind the running one
+    await asyncio.sleep(0.05)
+    one.stop()
+    async with asyncio.timeout(10):
+        ended = [d async for d in running]
+        late = await pending
+    assert ended[-1].error == "the local engine stopped"
+    assert late.error == "the local engine stopped"
+    with pytest.raises(EngineStopped):
+        await anext(one.generate(PROMPTS[0], greedy(5)))
 
 
 async def test_queue_has_a_bound(model: object) -> None:

@@ -28,6 +28,10 @@ class QueueFull(Exception):
     """More sequences are waiting than the engine accepts."""
 
 
+class EngineStopped(Exception):
+    """The engine was stopped: it takes no more sequences."""
+
+
 @dataclass
 class Delta:
     """What one sequence produced since the last delta; the last one has a finish reason."""
@@ -125,6 +129,8 @@ class Engine:
         if params.seed is not None:
             sequence.generator = torch.Generator(device=self.device).manual_seed(params.seed)
         with self._wake:
+            if self._stopped:
+                raise EngineStopped("the local engine has stopped")
             if len(self._waiting) >= self.max_queue:
                 raise QueueFull(f"{len(self._waiting)} requests are already waiting")
             self._waiting.append(sequence)
@@ -158,7 +164,11 @@ class Engine:
                 with self._wake:
                     while not self._stopped and not self._waiting and not self._running:
                         self._wake.wait()
-                    if self._stopped:
+                    if self._stopped:  # nobody is left waiting for a delta that never comes
+                        for sequence in [*self._running, *self._waiting]:
+                            sequence.emit(Delta("", error="the local engine stopped"))
+                        self._running, self._cache, self._mask = [], None, None
+                        self._waiting.clear()
                         return
                     room = self.max_batch - len(self._running)
                     admitted = [

@@ -19,7 +19,7 @@ from typing import Any
 from stackyard.config.schema import ModelEntry
 from stackyard.engine import sources
 from stackyard.engine.sampling import SamplingParams
-from stackyard.engine.scheduler import Delta, Engine, QueueFull
+from stackyard.engine.scheduler import Delta, Engine, EngineStopped, QueueFull
 from stackyard.gateway.providers.base import Body, Capabilities, UpstreamError
 from stackyard.gateway.providers.http import HttpClient
 from stackyard.gateway.translate.common import new_id, now, text_of
@@ -181,6 +181,8 @@ class LocalProvider:
                 code="engine_overloaded",
                 cooldown=False,
             ) from None
+        except EngineStopped as exc:
+            raise UpstreamError("server", f"{exc} ('{self.name}')") from None
         if first.error:
             raise UpstreamError("server", first.error)
         return stream, first, len(prompt)
