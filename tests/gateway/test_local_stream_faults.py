@@ -46,7 +46,7 @@ class Tokenizer:
         return [2 + ord(c) % 40 for c in text][-32:]
 
 
-class FailingLlama(transformers.LlamaForCausalLM):  # type: ignore[misc]
+class FailingLlama(transformers.LlamaForCausalLM):  # type: ignore[misc,name-defined]
     """A real (tiny, random) Llama that never ends its text, and whose decoding fails after a
     few steps, as a GPU out of memory would."""
 
