@@ -121,6 +121,14 @@ def test_limits_and_unsupported_options() -> None:
         ("web_search_options", {}),
         ("service_tier", "flex"),
         ("service_tier", "default"),
+        ("functions", [{"name": "f", "parameters": {"type": "object"}}]),
+        ("function_call", "auto"),
+        ("store", True),
+        ("metadata", {"feature": "search"}),
+        ("verbosity", "low"),
+        ("prompt_cache_key", "user-42"),
+        ("prompt_cache_retention", "24h"),
+        ("a_field_from_next_year", 1),  # unknown: refused too, never dropped
     ],
 )
 def test_output_modes_and_tools_claude_lacks_are_400s_naming_them(name: str, value: Any) -> None:
@@ -142,6 +150,18 @@ def test_values_that_ask_nothing_of_claude_pass() -> None:
         assert translate(service_tier=tier)["service_tier"] == tier  # Anthropic's own values
     with pytest.raises(UpstreamError, match="'thinking' instead"):
         translate(reasoning_effort="low")
+    quiet = translate(store=False, metadata={}, verbosity="medium", functions=[])
+    assert not {"store", "verbosity", "functions"} & quiet.keys()
+    assert "metadata" not in quiet
+
+
+def test_the_end_user_is_metadata_user_id_whichever_field_names_it() -> None:
+    assert translate(user="u1")["metadata"] == {"user_id": "u1"}
+    assert translate(safety_identifier="u2")["metadata"] == {"user_id": "u2"}
+    assert translate(user="u3", safety_identifier="u3")["metadata"] == {"user_id": "u3"}
+    with pytest.raises(UpstreamError) as two:
+        translate(user="u1", safety_identifier="u2")
+    assert two.value.param == "safety_identifier"
 
 
 def test_a_system_prompt_alone_is_a_400_naming_messages() -> None:

@@ -48,11 +48,46 @@ UNSUPPORTED: dict[str, tuple[Any, ...]] = {
     "prediction": (None,),
     "reasoning_effort": (None, "none"),
     "web_search_options": (None,),
+    "functions": (None, []),
+    "function_call": (None,),
+    "store": (None, False),
+    "metadata": (None, {}),
+    "verbosity": (None, "medium"),
+    "prompt_cache_key": (None, ""),
+    "prompt_cache_retention": (None,),
 }
+#: The chat-completions fields the translation carries over (or checks, above). Any other
+#: field is a 400 naming it: a parameter is honoured or refused, never dropped.
+TRANSLATED = frozenset(
+    {
+        "model",
+        "messages",
+        "stream",
+        "stream_options",
+        "n",
+        "max_tokens",
+        "max_completion_tokens",
+        "temperature",
+        "top_p",
+        "stop",
+        "user",
+        "safety_identifier",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "response_format",
+    }
+)
 #: What a client can send instead, where Anthropic has its own way.
 INSTEAD = {
     "reasoning_effort": "send Anthropic's 'thinking' instead, "
     'e.g. {"type": "enabled", "budget_tokens": 2048}',
+    "functions": "send them as 'tools', which Anthropic models take",
+    "function_call": "send 'tool_choice', which Anthropic models take",
+    "store": "the gateway's own traces keep the request and answer",
+    "metadata": "tag the trace with the x-stackyard-metadata header instead",
+    "prompt_cache_key": "Anthropic caches prompts by 'cache_control' blocks, not by a key",
+    "prompt_cache_retention": "Anthropic sets a cache's lifetime in its 'cache_control' block",
 }
 #: The ``service_tier`` values Anthropic takes (OpenAI's ``default``, ``flex``, ``scale`` and
 #: ``priority`` are not among them).
@@ -109,6 +144,15 @@ def _append(messages: list[dict[str, Any]], role: str, blocks: list[dict[str, An
 
 def request(body: Body, *, model: str, default_max_tokens: int) -> Body:
     """An OpenAI chat-completions body as an Anthropic Messages body."""
+    for name in body:
+        if name not in TRANSLATED and name not in UNSUPPORTED and name not in NATIVE_FIELDS:
+            raise UpstreamError(
+                "client",
+                f"{name} is not a chat-completions parameter this gateway can send to an "
+                "Anthropic model; leave it out for this model",
+                status=400,
+                param=name,
+            )
     for name, harmless in UNSUPPORTED.items():
         if body.get(name) not in harmless:
             instead = f" ({INSTEAD[name]})" if name in INSTEAD else ""
@@ -185,8 +229,17 @@ def request(body: Body, *, model: str, default_max_tokens: int) -> Body:
         out["temperature"] = min(float(body["temperature"]), 1.0)
     if body.get("top_p") is not None:
         out["top_p"] = body["top_p"]
-    if body.get("user"):
-        out["metadata"] = {"user_id": body["user"]}
+    user, safety = body.get("user"), body.get("safety_identifier")
+    if user and safety and user != safety:
+        raise UpstreamError(
+            "client",
+            "Anthropic models take one end-user id (metadata.user_id); send user or "
+            "safety_identifier, not two different ones",
+            status=400,
+            param="safety_identifier",
+        )
+    if user or safety:
+        out["metadata"] = {"user_id": user or safety}
     for name in NATIVE_FIELDS:
         if name in body:
             out[name] = body[name]
