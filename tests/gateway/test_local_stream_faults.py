@@ -139,17 +139,21 @@ ASK: Any = [{"role": "user", "content": "Tell me a story"}]
 
 
 async def test_chat_completions_ends_with_an_error_chunk(config: dict[str, Any]) -> None:
-    async with serving(config) as (oa, _):
-        texts: list[str] = []
-        finishes: list[str | None] = []
+    texts: list[str] = []
+    finishes: list[str | None] = []
+
+    async def read(oa: openai.AsyncOpenAI) -> None:
         stream = await oa.chat.completions.create(
             model="tiny", messages=ASK, max_tokens=50, stream=True
         )
+        async for chunk in stream:
+            for choice in chunk.choices:
+                texts.append(choice.delta.content or "")
+                finishes.append(choice.finish_reason)
+
+    async with serving(config) as (oa, _):
         with pytest.raises(openai.APIError, match="out of memory") as info:
-            async for chunk in stream:
-                for choice in chunk.choices:
-                    texts.append(choice.delta.content or "")
-                    finishes.append(choice.finish_reason)
+            await read(oa)
     assert "".join(texts)  # the tokens before the failure reached the client
     assert not any(finishes)  # and nothing pretended the answer was whole
     body: Any = info.value.body
@@ -157,14 +161,19 @@ async def test_chat_completions_ends_with_an_error_chunk(config: dict[str, Any])
 
 
 async def test_messages_ends_with_an_error_event(config: dict[str, Any]) -> None:
+    kinds: list[str] = []
+
+    async def read(an: anthropic.AsyncAnthropic) -> None:
+        async with an.messages.stream(model="tiny", max_tokens=50, messages=ASK) as stream:
+            async for event in stream:
+                kinds.append(event.type)
+
     async with serving(config) as (_, an):
-        kinds: list[str] = []
         with pytest.raises(anthropic.APIStatusError, match="out of memory"):
-            async with an.messages.stream(model="tiny", max_tokens=50, messages=ASK) as stream:
-                async for event in stream:
-                    kinds.append(event.type)
+            await read(an)
     assert "content_block_delta" in kinds  # text came first
-    assert "message_stop" not in kinds and "message_delta" not in kinds
+    assert "message_delta" not in kinds
+    assert "message_stop" not in kinds
 
 
 async def test_responses_ends_with_an_error_event(config: dict[str, Any]) -> None:

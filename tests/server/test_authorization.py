@@ -42,6 +42,8 @@ KEYED_ALIASES = {  # the same doors without /v1, as OpenAI-compatible clients ma
     "/fine_tuning/jobs",
     "/messages",
     "/messages/count_tokens",
+    "/messages/batches",
+    "/messages/batches/{id}",
     "/responses",
     "/responses/{id}",
     "/completions",

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from stackyard.batches.store import ENDPOINTS, WINDOW, BatchNotFound, BatchStore
+from stackyard.batches.store import OPENAI_ENDPOINTS, WINDOW, BatchNotFound, BatchStore, public
 from stackyard.errors import APIError, invalid_request
 from stackyard.finetune.files import FileNotFound
 from stackyard.server.http import Request, Response
@@ -75,9 +75,9 @@ class BatchesAPI:
                     )
                 raise invalid_request(f"Unrecognized request argument: '{name}'.", param=name)
         endpoint = body.get("endpoint")
-        if endpoint not in ENDPOINTS:
+        if endpoint not in OPENAI_ENDPOINTS:
             raise invalid_request(
-                f"'endpoint' must be one of {', '.join(ENDPOINTS)}.", param="endpoint"
+                f"'endpoint' must be one of {', '.join(OPENAI_ENDPOINTS)}.", param="endpoint"
             )
         if body.get("completion_window") != WINDOW:
             raise invalid_request(
@@ -118,7 +118,7 @@ class BatchesAPI:
             total=0,
             metadata=metadata,
         )
-        return Response.json(created)
+        return Response.json(public(created))
 
     async def list(self, request: Request) -> Reply:
         principal = self.governance.authenticate(request)
@@ -128,11 +128,12 @@ class BatchesAPI:
             raise invalid_request("'limit' must be an integer from 1 to 100.", param="limit")
         team, admin = self._scope(principal)
         try:
-            data, more = await asyncio.to_thread(
+            records, more = await asyncio.to_thread(
                 self.store.page, team_id=team, admin=admin, after=query.get("after"), limit=int(raw)
             )
         except BatchNotFound:
             raise invalid_request("'after' names no batch.", param="after") from None
+        data = [public(r) for r in records]
         return Response.json(
             {
                 "object": "list",
@@ -156,10 +157,12 @@ class BatchesAPI:
             raise _not_found(f"{batch_id}/{tail}")
         team, admin = self._scope(principal)
         try:
-            found = await asyncio.to_thread(self.store.get, batch_id, team_id=team, admin=admin)
+            found = await asyncio.to_thread(
+                self.store.get, batch_id, team_id=team, admin=admin, endpoints=OPENAI_ENDPOINTS
+            )
         except BatchNotFound:
             raise _not_found(batch_id) from None
-        return Response.json(found)
+        return Response.json(public(found))
 
     async def cancel(self, request: Request) -> Reply:
         principal = self.governance.authenticate(request)
@@ -171,7 +174,7 @@ class BatchesAPI:
             found = await asyncio.to_thread(self.store.cancel, batch_id, team_id=team, admin=admin)
         except BatchNotFound:
             raise _not_found(batch_id) from None
-        return Response.json(found)
+        return Response.json(public(found))
 
 
 __all__ = ["BatchesAPI", "key_of"]

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from stackyard.auth.admission import BACKGROUND_SCOPE
-from stackyard.batches.store import ENDPOINTS, BatchStore, epoch
+from stackyard.batches.store import ENDPOINTS, MESSAGES, BatchStore, epoch
 from stackyard.server.inprocess import call_route
 
 if TYPE_CHECKING:
@@ -280,6 +280,9 @@ class BatchRunner:
         )
 
     async def _finalize(self, record: BatchRecord, status: str) -> None:
+        if record.endpoint == MESSAGES:  # its results are read from the store, line by line
+            await asyncio.to_thread(self.store.move, record.id, status)
+            return
         results = await asyncio.to_thread(self.store.results, record.id)
         good = b"".join(r.encode() + b"\n" for _, ok, r in results if ok)
         bad = b"".join(r.encode() + b"\n" for _, ok, r in results if not ok)

@@ -10,12 +10,17 @@ from typing import Any
 
 import orjson
 from sqlalchemy import and_, or_, select, update
+from sqlalchemy import delete as sa_delete
 
 from stackyard.store.db import Database
 from stackyard.store.tables.batches import BatchLineRecord, BatchRecord
 
-#: The endpoints a batch may run, by the path a line names.
-ENDPOINTS = ("/v1/chat/completions", "/v1/embeddings", "/v1/responses", "/v1/completions")
+#: The endpoints an OpenAI batch (``/v1/batches``) may run, by the path a line names.
+OPENAI_ENDPOINTS = ("/v1/chat/completions", "/v1/embeddings", "/v1/responses", "/v1/completions")
+#: The endpoint of an Anthropic Message Batch (``/v1/messages/batches``).
+MESSAGES = "/v1/messages"
+#: Every endpoint a batch's lines may run.
+ENDPOINTS = (*OPENAI_ENDPOINTS, MESSAGES)
 #: The one completion window offered, as OpenAI's.
 WINDOW = "24h"
 WINDOW_SECONDS = 24 * 3600
@@ -86,10 +91,11 @@ class BatchStore:
         team_id: str | None,
         total: int,
         metadata: dict[str, Any] | None,
-    ) -> dict[str, Any]:
+        prefix: str = "batch_",
+    ) -> BatchRecord:
         now = dt.datetime.now(dt.UTC)
         record = BatchRecord(
-            id=f"batch_{secrets.token_hex(12)}",
+            id=f"{prefix}{secrets.token_hex(12)}",
             endpoint=endpoint,
             input_file_id=input_file_id,
             completion_window=WINDOW,
@@ -108,19 +114,48 @@ class BatchStore:
         with self.db.session() as session:
             session.add(record)
             session.commit()
-            return public(record)
+            session.expunge(record)
+            return record
 
-    def _find(self, session: Any, batch_id: str, team_id: str | None, admin: bool) -> BatchRecord:
+    def _find(
+        self,
+        session: Any,
+        batch_id: str,
+        team_id: str | None,
+        admin: bool,
+        endpoints: tuple[str, ...] = ENDPOINTS,
+    ) -> BatchRecord:
         record = session.get(BatchRecord, batch_id)
-        if record is None or (not admin and record.team_id != team_id):
+        if (
+            record is None
+            or (not admin and record.team_id != team_id)
+            or record.endpoint not in endpoints
+        ):
             raise BatchNotFound(batch_id)
         return record  # type: ignore[no-any-return]
 
     def get(
-        self, batch_id: str, *, team_id: str | None = None, admin: bool = True
-    ) -> dict[str, Any]:
+        self,
+        batch_id: str,
+        *,
+        team_id: str | None = None,
+        admin: bool = True,
+        endpoints: tuple[str, ...] = ENDPOINTS,
+    ) -> BatchRecord:
         with self.db.session() as session:
-            return public(self._find(session, batch_id, team_id, admin))
+            record = self._find(session, batch_id, team_id, admin, endpoints)
+            session.expunge(record)
+            return record
+
+    def delete(
+        self, batch_id: str, *, team_id: str | None, admin: bool, endpoints: tuple[str, ...]
+    ) -> None:
+        """Forget a batch and its lines' results (the caller checks that it has ended)."""
+        with self.db.session() as session:
+            record = self._find(session, batch_id, team_id, admin, endpoints)
+            session.execute(sa_delete(BatchLineRecord).where(BatchLineRecord.batch_id == batch_id))
+            session.delete(record)
+            session.commit()
 
     def record(self, batch_id: str) -> BatchRecord:
         with self.db.session() as session:
@@ -136,17 +171,19 @@ class BatchStore:
         team_id: str | None = None,
         admin: bool = True,
         after: str | None = None,
+        before: str | None = None,
         limit: int = 20,
-    ) -> tuple[list[dict[str, Any]], bool]:
-        """Newest first, ``limit`` of them after the batch ``after``; and whether more follow."""
+        endpoints: tuple[str, ...] = OPENAI_ENDPOINTS,
+    ) -> tuple[list[BatchRecord], bool]:
+        """Newest first, ``limit`` of them after the batch ``after`` (older than it) or before
+        the batch ``before`` (newer, the ``limit`` nearest it); and whether more follow."""
         with self.db.session() as session:
-            query = select(BatchRecord).order_by(
-                BatchRecord.created_at.desc(), BatchRecord.id.desc()
-            )
+            newest = (BatchRecord.created_at.desc(), BatchRecord.id.desc())
+            query = select(BatchRecord).where(BatchRecord.endpoint.in_(endpoints))
             if not admin:
                 query = query.where(BatchRecord.team_id == team_id)
             if after is not None:
-                anchor = self._find(session, after, team_id, admin)
+                anchor = self._find(session, after, team_id, admin, endpoints)
                 query = query.where(
                     or_(
                         BatchRecord.created_at < anchor.created_at,
@@ -155,18 +192,44 @@ class BatchStore:
                             BatchRecord.id < anchor.id,
                         ),
                     )
-                )
+                ).order_by(*newest)
+            elif before is not None:
+                anchor = self._find(session, before, team_id, admin, endpoints)
+                query = query.where(
+                    or_(
+                        BatchRecord.created_at > anchor.created_at,
+                        and_(
+                            BatchRecord.created_at == anchor.created_at,
+                            BatchRecord.id > anchor.id,
+                        ),
+                    )
+                ).order_by(BatchRecord.created_at, BatchRecord.id)
+            else:
+                query = query.order_by(*newest)
             rows = list(session.scalars(query.limit(limit + 1)))
-            return [public(r) for r in rows[:limit]], len(rows) > limit
+            for row in rows:
+                session.expunge(row)
+            page = rows[:limit]
+            if before is not None:
+                page.reverse()
+            return page, len(rows) > limit
 
-    def cancel(self, batch_id: str, *, team_id: str | None, admin: bool) -> dict[str, Any]:
+    def cancel(
+        self,
+        batch_id: str,
+        *,
+        team_id: str | None,
+        admin: bool,
+        endpoints: tuple[str, ...] = OPENAI_ENDPOINTS,
+    ) -> BatchRecord:
         """Ask a batch to stop: ``cancelling`` until its runner has stopped its lines."""
         with self.db.session() as session:
-            record = self._find(session, batch_id, team_id, admin)
+            record = self._find(session, batch_id, team_id, admin, endpoints)
             if record.status in ("validating", "in_progress"):
                 self._move(record, "cancelling")
                 session.commit()
-            return public(record)
+            session.expunge(record)
+            return record
 
     @staticmethod
     def _move(record: BatchRecord, status: str) -> None:

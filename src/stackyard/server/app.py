@@ -23,6 +23,7 @@ from stackyard.auth.leases import LeasedCounters
 from stackyard.auth.principal import Budget
 from stackyard.auth.snapshot import KeySnapshot
 from stackyard.batches.api import BatchesAPI
+from stackyard.batches.messages_api import MessageBatchesAPI
 from stackyard.batches.runner import BatchRunner
 from stackyard.batches.store import BatchStore
 from stackyard.cache.api import CacheAPI
@@ -248,6 +249,7 @@ class Stackyard:
         self.batches = BatchStore(self.db)
         files = Files(self.db)
         BatchesAPI(self.batches, files, gateway.governance).register(self.routes)
+        MessageBatchesAPI(self.batches, files, gateway.governance).register(self.routes)
         governance = gateway.governance
         self.batch_runner = BatchRunner(
             self.batches,
