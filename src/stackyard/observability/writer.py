@@ -1,20 +1,24 @@
 """The trace writer: finished traces go on a bounded queue and are written in batches, one
 row per request with its spans, off the request path. Bodies are redacted and encoded here,
-in the worker thread. A full queue drops the trace (counted), never the request."""
+in the worker thread. A full queue drops the trace (counted), never the request. A trace the
+database refused is spilled as its row, and read back at the next start as a
+:class:`SpilledTrace` (that row, already redacted and encoded)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from sqlalchemy import Connection
 
 from stackyard.observability.metrics import GatewayMetrics
 from stackyard.observability.redact import Redactor
 from stackyard.observability.spans import RequestTrace, Span
 from stackyard.store.batch_writer import BatchWriter
-from stackyard.store.spend_writer import db_time, insert_rows
+from stackyard.store.spend_writer import SQLITE_TIME, db_time, insert_rows
 
 TRACE_COLUMNS = (
     "id",
@@ -84,6 +88,36 @@ class Finished:
         return None if first is None else (first - self.trace.root.start_ns) / 1e6
 
 
+#: Where ``started_at`` is in a trace's row.
+STARTED_AT = TRACE_COLUMNS.index("started_at")
+
+
+@dataclass(slots=True)
+class SpilledTrace:
+    """A trace's row read back from the spill file: its values in ``TRACE_COLUMNS`` order, as
+    they were written there (redacted and encoded), ``started_at`` a UTC datetime."""
+
+    values: tuple[Any, ...]
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> SpilledTrace:
+        missing = [name for name in TRACE_COLUMNS if name not in record]
+        if missing:
+            raise ValueError(f"no {', '.join(missing)}")
+        values = [record[name] for name in TRACE_COLUMNS]
+        started = values[STARTED_AT]
+        if not isinstance(started, str):
+            raise ValueError("started_at is not a time")
+        values[STARTED_AT] = dt.datetime.strptime(started, SQLITE_TIME).replace(tzinfo=dt.UTC)
+        return cls(tuple(values))
+
+    def row(self, sqlite: bool) -> tuple[Any, ...]:
+        values = list(self.values)
+        started: dt.datetime = values[STARTED_AT]
+        values[STARTED_AT] = started.strftime(SQLITE_TIME) if sqlite else started
+        return tuple(values)
+
+
 def _json(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value, default=str).decode()
 
@@ -106,9 +140,11 @@ def span_dict(span: Span) -> dict[str, Any]:
     return encoded
 
 
-class TraceWriter(BatchWriter[Finished]):
+class TraceWriter(BatchWriter[Finished | SpilledTrace]):
     what = "traces"
     spill_name = "traces"
+    table = "traces"
+    columns = TRACE_COLUMNS
 
     def __init__(
         self,
@@ -121,7 +157,7 @@ class TraceWriter(BatchWriter[Finished]):
         self.redactor = redactor or Redactor(pii=False)
         self.metrics = metrics
 
-    def written_rows(self, rows: Sequence[Finished]) -> None:
+    def written_rows(self, rows: Sequence[Finished | SpilledTrace]) -> None:
         if self.metrics is not None:
             self.metrics.traces_written.inc(by=len(rows))
 
@@ -132,7 +168,9 @@ class TraceWriter(BatchWriter[Finished]):
             value = self.redactor.value(value)
         return _json(value)
 
-    def trace_row(self, done: Finished, sqlite: bool) -> tuple[Any, ...]:
+    def trace_row(self, done: Finished | SpilledTrace, sqlite: bool) -> tuple[Any, ...]:
+        if isinstance(done, SpilledTrace):
+            return done.row(sqlite)
         trace = done.trace
         full = done.bodies == "full"
         metadata = trace.metadata
@@ -174,11 +212,19 @@ class TraceWriter(BatchWriter[Finished]):
             orjson.dumps([span_dict(s) for s in trace.all_spans()], default=str).decode(),
         )
 
-    def insert(self, rows: Sequence[Finished]) -> None:
+    def insert(self, rows: Sequence[Finished | SpilledTrace]) -> None:
         sqlite = self.db.engine.dialect.name == "sqlite"
         traces = [self.trace_row(done, sqlite) for done in rows]
         with self.db.engine.begin() as connection:
             insert_rows(connection, "traces", TRACE_COLUMNS, traces)
 
-    def spill_record(self, row: Finished) -> dict[str, Any]:
+    def write(self, connection: Connection, rows: Sequence[Finished | SpilledTrace]) -> None:
+        sqlite = connection.dialect.name == "sqlite"
+        traces = [self.trace_row(done, sqlite) for done in rows]
+        insert_rows(connection, "traces", TRACE_COLUMNS, traces)
+
+    def spill_record(self, row: Finished | SpilledTrace) -> dict[str, Any]:
         return dict(zip(TRACE_COLUMNS, self.trace_row(row, sqlite=True), strict=True))
+
+    def from_spill_record(self, record: dict[str, Any]) -> SpilledTrace:
+        return SpilledTrace.from_record(record)

@@ -5,7 +5,10 @@ Rows are inserted in batches of up to ``batch_size`` at most ``interval`` second
 worker thread; shutdown flushes what is left. A crash loses at most the rows not yet flushed
 (one interval's worth). :meth:`put` waits for room when the queue is full (for rows that must
 not be lost); :meth:`offer` gives up at once and says so (for rows that may be shed). When the
-database refuses a batch five times, the batch is appended to a JSON-lines spill file.
+database refuses a batch five times, the batch is appended to a JSON-lines spill file, which
+the next start writes back (:mod:`stackyard.store.spill_replay`, through :meth:`write` and
+:meth:`from_spill_record`). Appends lock the file and check that it is still the one at the
+spill path, so that a replay that moved it aside never misses a line.
 
 A writer cannot die. When a batch fails while the database answers, the rows are written one
 by one, so that one row that cannot be written (or encoded) is set aside (logged, counted in
@@ -18,14 +21,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import logging
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
 from stackyard.observability.metrics import Counter
 from stackyard.store.db import Database
@@ -39,18 +44,34 @@ PROBE_ROWS = 3
 
 #: Every writer's failures: ``kind`` is ``batch`` (a batch the database refused), ``row`` (a
 #: row set aside, since it alone could not be written), ``spilled`` (rows written to the spill
-#: file), ``lost`` (rows not even the spill file took) or ``loop`` (an error of the loop itself).
+#: file), ``lost`` (rows not even the spill file took), ``loop`` (an error of the loop itself)
+#: or ``rejected`` (a spill file's line its replay could not read or write: set aside in a
+#: ``.rejected`` file).
 ERRORS = Counter(
     "stackyard_writer_errors_total",
-    "Failures of the background writers, by writer and kind (batch, row, spilled, lost, loop).",
+    "Failures of the background writers, by writer and kind "
+    "(batch, row, spilled, lost, loop, rejected).",
     ("writer", "kind"),
 )
+
+
+def same_file(fd: int, path: Path) -> bool:
+    """Whether the open file ``fd`` is the one at ``path`` now (not moved aside, not deleted)."""
+    try:
+        here, there = os.fstat(fd), os.stat(path)
+    except OSError:
+        return False
+    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
 
 
 class BatchWriter(ABC, Generic[RowT]):
     #: What the rows are, for log messages, and the spill file's name.
     what = "rows"
     spill_name = "rows"
+    #: The table the rows go to, and its columns in the rows' order (for the spill file's
+    #: replay: a primary key among them lets it skip rows the store has already).
+    table = ""
+    columns: Sequence[str] = ()
 
     def __init__(
         self,
@@ -85,6 +106,16 @@ class BatchWriter(ABC, Generic[RowT]):
     @abstractmethod
     def spill_record(self, row: RowT) -> dict[str, Any]:
         """A row as a JSON object, for the spill file."""
+
+    def from_spill_record(self, record: dict[str, Any]) -> RowT:
+        """A row back from the spill file (the inverse of :meth:`spill_record`), for the replay
+        at start-up; raises on a record it cannot read."""
+        raise NotImplementedError(f"the {self.what} writer cannot read its spill file")
+
+    def write(self, connection: Connection, rows: Sequence[RowT]) -> None:
+        """Write one batch in the caller's transaction (what :meth:`insert` does in its own):
+        the replay records its progress in the same transaction."""
+        raise NotImplementedError(f"the {self.what} writer cannot write in a transaction")
 
     def written_rows(self, rows: Sequence[RowT]) -> None:
         """Called (in the event loop) after a batch is written."""
@@ -201,8 +232,7 @@ class BatchWriter(ABC, Generic[RowT]):
         if not lines:
             return
         try:
-            with self.spill_path.open("a", encoding="utf-8") as spill:
-                spill.writelines(lines)
+            self._append(lines)
         except OSError as exc:
             ERRORS.inc(self.spill_name, "lost", by=len(lines))
             log.error(
@@ -214,6 +244,18 @@ class BatchWriter(ABC, Generic[RowT]):
         log.error(
             "wrote %d %s to %s instead of the database", len(lines), self.what, self.spill_path
         )
+
+    def _append(self, lines: list[str]) -> None:
+        """Append to the file now at the spill path, under an exclusive lock (other processes
+        spill there too). A replay starting in another process renames the file and locks it
+        before reading it: an append that finds its file moved aside opens the path again."""
+        for _ in range(10):
+            with self.spill_path.open("a", encoding="utf-8") as spill:
+                fcntl.flock(spill, fcntl.LOCK_EX)  # released as the file closes, after the flush
+                if same_file(spill.fileno(), self.spill_path):
+                    spill.writelines(lines)
+                    return
+        raise OSError(f"{self.spill_path} kept being moved aside")
 
     async def _run(self) -> None:
         stopping = False

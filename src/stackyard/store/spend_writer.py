@@ -148,17 +148,20 @@ class TupleWriter(BatchWriter[Row]):
     columns: list[str] = []
 
     def insert(self, rows: Sequence[Row]) -> None:
-        created = self.columns.index("created_at")
         with self.db.engine.begin() as connection:
-            sqlite = connection.dialect.name == "sqlite"
-            values = []
-            for row in rows:
-                record = list(row)
-                record[created] = db_time(row[created], sqlite)
-                self.prepare(record)
-                values.append(tuple(record))
-            insert_rows(connection, self.table, self.columns, values)
-            self.also(connection, rows)
+            self.write(connection, rows)
+
+    def write(self, connection: Connection, rows: Sequence[Row]) -> None:
+        created = self.columns.index("created_at")
+        sqlite = connection.dialect.name == "sqlite"
+        values = []
+        for row in rows:
+            record = list(row)
+            record[created] = db_time(row[created], sqlite)
+            self.prepare(record)
+            values.append(tuple(record))
+        insert_rows(connection, self.table, self.columns, values)
+        self.also(connection, rows)
 
     def prepare(self, record: list[Any]) -> None:
         """Turn a row's values into what the driver takes (in place)."""
@@ -168,6 +171,15 @@ class TupleWriter(BatchWriter[Row]):
 
     def spill_record(self, row: Row) -> dict[str, Any]:
         return dict(zip(self.columns, row, strict=True))
+
+    def from_spill_record(self, record: dict[str, Any]) -> Row:
+        missing = [name for name in self.columns if name not in record]
+        if missing:
+            raise ValueError(f"no {', '.join(missing)}")
+        row = tuple(record[name] for name in self.columns)
+        if not isinstance(row[self.columns.index("created_at")], int | float):
+            raise ValueError("created_at is not a number of seconds")
+        return row
 
 
 class SpendWriter(TupleWriter):
