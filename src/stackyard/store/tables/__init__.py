@@ -11,6 +11,7 @@ from stackyard.store.tables.rag import CollectionRecord
 from stackyard.store.tables.responses import StoredResponseRecord
 from stackyard.store.tables.sessions import ConsoleSession
 from stackyard.store.tables.spend import SpendDaily, SpendRecord
+from stackyard.store.tables.spill import SpillReplay
 from stackyard.store.tables.tenancy import Organization, Team, User
 from stackyard.store.tables.traces import ScoreRecord, TraceRecord
 
@@ -33,6 +34,7 @@ __all__ = [
     "ScoreRecord",
     "SpendDaily",
     "SpendRecord",
+    "SpillReplay",
     "StoredResponseRecord",
     "Team",
     "TraceRecord",
