@@ -69,6 +69,7 @@ from stackyard.store.batch_writer import ERRORS as WRITER_ERRORS
 from stackyard.store.db import Database, default_url, store_error
 from stackyard.store.journal import SpendJournal, replay
 from stackyard.store.spend_writer import SpendWriter
+from stackyard.store.spill_replay import replay_spill
 from stackyard.ui.pages import Console
 from stackyard.ui.sessions import Sessions
 
@@ -391,6 +392,7 @@ class Stackyard:
         await asyncio.to_thread(self.budgets.load, budgets)
         await asyncio.to_thread(TIKTOKEN.load)  # admission's prompt counts (a fraction of a s)
         await asyncio.to_thread(self._replay_spend)
+        await asyncio.to_thread(self._replay_spills)
         self.snapshot.on_change = self.budgets.load
         if self.shared is not None:
             await self._seed_shared(budgets)
@@ -443,6 +445,25 @@ class Stackyard:
         except Exception:
             log.exception("could not replay the spend journal; it is kept for the next start")
         self.journal.open()
+
+    def _replay_spills(self) -> None:
+        """Traces, guardrail decisions and stored responses the database once refused (their
+        spill files), written now, each once, before their writers start."""
+        for writer in (self.traces, self.audit, self.responses.writer):
+            try:
+                done = replay_spill(writer)
+            except Exception:
+                log.exception("could not replay the %s spill file; it is kept", writer.what)
+                continue
+            if done.written:
+                log.warning("wrote %d %s from the spill file", done.written, writer.what)
+            if done.rejected:
+                log.error(
+                    "set aside %d lines of the %s spill file in %s",
+                    done.rejected,
+                    writer.what,
+                    ", ".join(str(p) for p in done.rejects),
+                )
 
     async def _purge_forever(self) -> None:
         """Delete traces past their retention, now and every hour."""
