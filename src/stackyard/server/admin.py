@@ -35,13 +35,19 @@ from stackyard.store import admin
 from stackyard.store.db import Database
 from stackyard.store.tables.base import aware
 
+#: The most days ``/admin/spend/daily`` goes back (ten years).
+MAX_DAYS = 3660
+
 
 def parse_since(text: str) -> dt.datetime:
     """``7d``, ``24h``, ``30m`` or an ISO date."""
     now = dt.datetime.now(dt.UTC)
     units = {"d": "days", "h": "hours", "m": "minutes"}
     if text and text[-1] in units and text[:-1].isdigit():
-        return now - dt.timedelta(**{units[text[-1]]: int(text[:-1])})
+        try:  # a span longer than there is time (99999999999d) is every row
+            return now - dt.timedelta(**{units[text[-1]]: int(text[:-1])})
+        except OverflowError:
+            return dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
     try:
         moment = dt.datetime.fromisoformat(text)
     except ValueError:
@@ -248,8 +254,10 @@ class AdminAPI:
         query = urllib.parse.parse_qs(request.scope.get("query_string", b"").decode())
         by = query.get("by", ["team"])[0]
         days = query.get("days", ["30"])[0]
-        if not days.isdigit() or int(days) < 1:
-            raise invalid_request(f"days: expected a positive integer, not '{days}'", param="days")
+        if not days.isdigit() or not 1 <= int(days) <= MAX_DAYS:
+            raise invalid_request(
+                f"days: expected an integer from 1 to {MAX_DAYS}, not '{days}'", param="days"
+            )
         since = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=int(days) - 1)
         rows = await asyncio.to_thread(admin.daily_spend, self.db, by=by, since=since)
         return {"data": rows}

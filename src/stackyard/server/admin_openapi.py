@@ -298,7 +298,12 @@ DOCUMENT: dict[str, Any] = {
                     {
                         "name": "days",
                         "in": "query",
-                        "schema": {"type": "integer", "minimum": 1, "default": 30},
+                        "schema": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "maximum": 3660,
+                            "default": 30,
+                        },
                         "description": "How many days back, today included.",
                     },
                 ],
