@@ -17,6 +17,7 @@ from stackyard.rag.collections import Collections
 from stackyard.rag.stores.base import Vector, VectorStore
 from stackyard.rag.stores.embedded import EmbeddedStore
 from stackyard.store.db import Database
+from tests.conftest import postgres_database
 from tests.fakes.openai_upstream import FakeOpenAI
 
 WORD = re.compile(r"\w+")
@@ -58,6 +59,22 @@ def collections(tmp_path: Path) -> Iterator[Collections]:
     db.migrate()
     yield Collections(db)
     db.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """The main database, migrated, on each of SQLite and PostgreSQL (a fresh one)."""
+    if request.param == "sqlite":
+        made = Database(f"sqlite:///{tmp_path / 'main.db'}")
+        made.migrate()
+        yield made
+        made.dispose()
+        return
+    for url in postgres_database():
+        made = Database(url)
+        made.migrate()
+        yield made
+        made.dispose()
 
 
 @pytest.fixture(params=["embedded", "pgvector"])

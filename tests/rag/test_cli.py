@@ -45,3 +45,53 @@ def test_a_collection_from_the_terminal(tmp_path: Path, fake_openai: FakeOpenAI)
     assert "no model 'missing'" in refused
     assert "Deleted wiki" in run("delete", "wiki", "--yes")
     assert "No collections yet" in run("list")
+
+
+def test_team_collections_from_the_terminal(tmp_path: Path, fake_openai: FakeOpenAI) -> None:
+    """The CLI acts as the master key: NAME is its own collection, ``--team`` (a team's name
+    or id) a team's; two of one name never stand in for each other."""
+    from stackyard.store import admin
+    from stackyard.store.db import Database
+
+    run = rag_command(cli_config(tmp_path, fake_openai, "rag-cli-teams"))
+    assert "No collections yet" in run("list")  # migrates the database
+    db = Database(f"sqlite:///{tmp_path / 'main.db'}")
+    red = admin.create_team(db, "red")["id"]
+    db.dispose()
+    for owner, text in (
+        ("own", "The master's wiki: backups run at 2am."),
+        ("red", "Red: deploys on Fridays."),
+    ):
+        folder = tmp_path / owner / "wiki"
+        folder.mkdir(parents=True)
+        (folder / "page.txt").write_text(text)
+    made = run("create", "wiki", "--source", str(tmp_path / "own" / "wiki"))
+    assert made.endswith("Next: stackyard rag sync wiki\n")
+    made = run("create", "wiki", "--team", "red", "--source", str(tmp_path / "red" / "wiki"))
+    assert made.endswith("Next: stackyard rag sync wiki --team red\n")
+    assert "a collection named 'wiki' exists" in run("create", "wiki", "--team", red, code=2)
+
+    assert "1 added" in run("sync", "wiki")
+    assert "1 added" in run("sync", "wiki", "--team", red)  # by id as well as by name
+    assert "backups run at 2am" in run("query", "wiki", "backups deploys", "--mode", "keyword")
+    found = run("query", "wiki", "backups deploys", "--mode", "keyword", "--team", "red")
+    assert "deploys on Fridays" in found
+    assert "backups" not in found
+    assert f'"team_id": "{red}"' in run("show", "wiki", "--team", "red")
+    assert '"team_id": null' in run("show", "wiki")
+    listed = run("list").splitlines()
+    assert len([line for line in listed if line.startswith("wiki")]) == 2
+    assert any(" red " in line for line in listed)
+    only_red = run("list", "--team", "red")
+    assert " red " in only_red
+    assert " - " not in only_red  # no collection of the master key's own
+
+    assert "no team 'blue'" in run("sync", "wiki", "--team", "blue", code=1)
+    run("create", "notes", "--team", "red")
+    missing = run("sync", "notes", code=1)  # never red's, picked for the master key
+    assert (
+        f"no collection named 'notes' among the master key's own (elsewhere: team {red})" in missing
+    )
+    assert "Deleted wiki" in run("delete", "wiki", "--team", "red", "--yes")
+    assert "backups run at 2am" in run("query", "wiki", "backups", "--mode", "keyword")
+    assert "no collection named 'wiki' in team" in run("show", "wiki", "--team", "red", code=1)

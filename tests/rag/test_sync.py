@@ -145,8 +145,9 @@ async def test_a_new_model_builds_a_shadow_index_and_swaps_it_in(
     folder = make_folder(tmp_path, 4)
     old_model = HashingEmbedder("hashing", 64)
     await sync(create(collections, folder), any_store, old_model, collections)
-    old_index = collections.get("docs").active_index
-    assert old_index == "docs@hashing:r1"
+    docs = collections.get("docs")
+    old_index = docs.active_index
+    assert old_index == f"docs#{docs.id}@hashing:r1"
 
     new_model = HashingEmbedder("hashing", 32, revision="r2")
     seen_during_build: list[str | None] = []
@@ -161,11 +162,12 @@ async def test_a_new_model_builds_a_shadow_index_and_swaps_it_in(
     assert report.swapped
     assert report.chunks_embedded == 4
     collection = collections.get("docs")
-    assert (collection.active_index, collection.building_index) == ("docs@hashing:r2", None)
-    assert any_store.count("docs@hashing:r2") == (4, 4)
+    new_index = f"docs#{docs.id}@hashing:r2"
+    assert (collection.active_index, collection.building_index) == (new_index, None)
+    assert any_store.count(new_index) == (4, 4)
     with pytest.raises(StoreError, match="no index"):
         any_store.count(old_index)  # dropped: two models' vectors never mix
-    hits = any_store.dense("docs@hashing:r2", new_model.vector("document number 2"), 1, None)
+    hits = any_store.dense(new_index, new_model.vector("document number 2"), 1, None)
     assert hits[0].source_id == "docs/doc2.md"
 
 
@@ -196,7 +198,8 @@ async def test_csv_and_jsonl_rows_are_documents(
     report = await sync(collections.get("faq"), embedded, embedder, collections)
     assert (report.added, report.deleted, report.unchanged) == (1, 1, 1)
     assert embedder.texts == ["Can I pay by card?"]
-    hits = embedded.keyword("faq@hashing:r1", "card password invoice", 10, {"lang": "en"})
+    index = f"faq#{collection.id}@hashing:r1"
+    hits = embedded.keyword(index, "card password invoice", 10, {"lang": "en"})
     assert sorted(h.source_id for h in hits) == ["rows/faq.jsonl#q1", "rows/faq.jsonl#q3"]
 
 
@@ -222,7 +225,7 @@ async def test_pushed_documents_are_upserted(
 
     report = await upsert(collection, embedded, embedder, collections, [doc("n1", "alpha")])
     assert report.added == 1
-    assert collections.get("notes").active_index == "notes@hashing:r1"
+    assert collections.get("notes").active_index == f"notes#{collection.id}@hashing:r1"
     report = await upsert(
         collections.get("notes"),
         embedded,
@@ -294,8 +297,9 @@ async def test_a_new_model_carries_the_pushed_documents_into_its_index(
     report = await sync(collections.get("docs"), any_store, new_model, collections)
     assert report.swapped
     assert report.deleted == 0
-    index = collections.get("docs").active_index
-    assert index == "docs@hashing:r2"
+    docs = collections.get("docs")
+    index = f"docs#{docs.id}@hashing:r2"
+    assert docs.active_index == index
     assert sorted(any_store.documents(index)) == [
         "docs/doc0.md",
         "docs/doc1.md",

@@ -1,10 +1,14 @@
 """The RAG API, under ``/api/collections`` (any valid key sees its team's collections; the
-master key sees all, and alone may point a collection at folders on the server):
+master key sees all, and alone may point a collection at folders on the server).
+
+Names are per team (``rag/namespaces.py``): a key's NAME is its team's collection; the master
+key's is its own (no team) unless it names a team with ``?team_id=`` (or, on create,
+``"team_id"`` in the body). The master key lists every team's collections unless it names one.
 
 GET    /api/collections                     every collection the caller may see
-POST   /api/collections                     {"name", "embedding_model"?, "chunk_size"?,
-                                            "chunk_overlap"?, "store"?, "sources"?,
-                                            "description"?}
+POST   /api/collections                     {"name", "team_id"?, "embedding_model"?,
+                                            "chunk_size"?, "chunk_overlap"?, "store"?,
+                                            "sources"?, "description"?}
 GET    /api/collections/{name}              settings, counts, the last sync's report
 PATCH  /api/collections/{name}              change settings (a new embedding model builds a
                                             new index on the next sync, then swaps it in)
@@ -31,6 +35,7 @@ from stackyard.errors import APIError, describe_validation, invalid_request
 from stackyard.rag.chunking import Section
 from stackyard.rag.collections import Collection, RagError, settings_from
 from stackyard.rag.loaders import Document
+from stackyard.rag.namespaces import namespace, resolve, visible
 from stackyard.rag.retrieve import QuerySpec
 from stackyard.rag.service import RAG
 from stackyard.server.http import Request, Response
@@ -38,12 +43,6 @@ from stackyard.server.routing import Reply, Routes
 
 PREFIX = "/api/collections/"
 MAX_DOCUMENTS = 1000  # per request
-
-
-def may_use(principal: Principal, collection: Collection) -> bool:
-    return principal.admin or (
-        collection.team_id is not None and collection.team_id == principal.team_id
-    )
 
 
 class CollectionsAPI:
@@ -79,19 +78,26 @@ class CollectionsAPI:
         rest = request.scope["path"][len(PREFIX) :].strip("/")
         return [urllib.parse.unquote(p) for p in rest.split("/")]
 
-    def _collection(self, name: str, principal: Principal) -> Collection:
-        collection = self.rag.collections.by_name.get(name)
-        if collection is None or not may_use(principal, collection):
-            raise RagError(404, f"no collection named '{name}'", code="collection_not_found")
-        return collection
+    def _collection(self, request: Request, name: str, principal: Principal) -> Collection:
+        """``name`` in the namespace the caller addresses (``?team_id=`` for the master)."""
+        return resolve(self.rag.collections, principal, name, request.query.get("team_id"))
 
     def _show(self, collection: Collection) -> dict[str, Any]:
         return {**collection.public(), **self.rag.counts(collection)}
 
     async def list_all(self, request: Request, principal: Principal) -> Any:
         await asyncio.to_thread(self.rag.collections.load)
-        visible = [c for c in self.rag.collections.by_name.values() if may_use(principal, c)]
-        shown = [await asyncio.to_thread(self._show, c) for c in visible]
+        named = request.query.get("team_id")
+        space = namespace(principal, named)
+        listed = sorted(
+            (
+                c
+                for c in self.rag.collections.by_team_name.values()
+                if visible(principal, c) and (not named or c.team_id == space)
+            ),
+            key=lambda c: (c.team_id or "", c.name),
+        )
+        shown = [await asyncio.to_thread(self._show, c) for c in listed]
         return {"object": "list", "data": shown}
 
     async def create(self, request: Request, principal: Principal) -> Any:
@@ -99,7 +105,15 @@ class CollectionsAPI:
         name = body.pop("name", None)
         if not isinstance(name, str):
             raise invalid_request("'name' is required: the collection's name", param="name")
-        team_id = body.pop("team_id", None) if principal.admin else principal.team_id
+        named = body.pop("team_id", None)
+        if named is not None and not isinstance(named, str):
+            raise invalid_request("'team_id' must be a team's id", param="team_id")
+        asked = request.query.get("team_id")
+        if named and asked and named != asked:
+            raise invalid_request(
+                "'team_id' in the body and in the query name different teams", param="team_id"
+            )
+        team_id = namespace(principal, named or asked)
         if body.get("sources") and not principal.admin:
             raise _forbidden("only the master key may point a collection at server folders")
         created = await asyncio.to_thread(self.rag.create, name, body, team_id)
@@ -110,40 +124,47 @@ class CollectionsAPI:
         if len(parts) != 1:
             raise RagError(404, "no such path", code="not_found")
         await asyncio.to_thread(self.rag.collections.load)
-        return await asyncio.to_thread(self._show, self._collection(parts[0], principal))
+        return await asyncio.to_thread(self._show, self._collection(request, parts[0], principal))
 
     async def change(self, request: Request, principal: Principal) -> Any:
         (name, *rest) = self._parts(request)
         if rest:
             raise RagError(404, "no such path", code="not_found")
-        collection = self._collection(name, principal)
+        collection = self._collection(request, name, principal)
         body = await request.json_object()
         if "sources" in body and not principal.admin:
             raise _forbidden("only the master key may point a collection at server folders")
         settings = settings_from(body, collection.settings)
         self.rag.check_settings(settings)
-        updated = await asyncio.to_thread(self.rag.collections.update, name, settings=settings)
+        updated = await asyncio.to_thread(
+            self.rag.collections.update, collection, settings=settings
+        )
         return self._show(updated)
 
     async def delete(self, request: Request, principal: Principal) -> Any:
         (name, *rest) = self._parts(request)
-        collection = self._collection(name, principal)
+        collection = self._collection(request, name, principal)
         if not rest:
-            await self.rag.drop(name)
-            return {"object": "collection.deleted", "name": name, "deleted": True}
+            await self.rag.drop(collection)
+            return {
+                "object": "collection.deleted",
+                "name": name,
+                "team_id": collection.team_id,
+                "deleted": True,
+            }
         if len(rest) == 2 and rest[0] == "documents":
-            deleted = await self.rag.delete_documents(collection.name, [rest[1]])
+            deleted = await self.rag.delete_documents(collection, [rest[1]])
             return {"object": "document.deleted", "id": rest[1], "deleted": bool(deleted)}
         raise RagError(404, "no such path", code="not_found")
 
     async def act(self, request: Request, principal: Principal) -> Any:
         (name, *rest) = self._parts(request)
         action = rest[0] if len(rest) == 1 else None
-        collection = self._collection(name, principal)
+        collection = self._collection(request, name, principal)
         if action == "query":
             return await self._query(request, collection)
         if action == "sync":
-            report = await self.rag.sync(collection.name)
+            report = await self.rag.sync(collection)
             return {"object": "collection.sync", **report.public()}
         if action == "documents":
             return await self._push(request, collection)
@@ -182,7 +203,7 @@ class CollectionsAPI:
                     f"documents.{i}.metadata must be an object", param="documents"
                 )
             documents.append(Document(str(key), [Section(text, 0)], metadata))
-        report = await self.rag.upsert(collection.name, documents)
+        report = await self.rag.upsert(collection, documents)
         return {"object": "collection.upsert", **report.public()}
 
 

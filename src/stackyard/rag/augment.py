@@ -1,6 +1,9 @@
 """RAG in a chat request: ``"rag": {"collections": [...], "top_k": 5}`` retrieves passages for
 the last user message, gives them to the model in a system message, and returns them as
-``citations`` (numbered as the model was told to cite them)."""
+``citations`` (numbered as the model was told to cite them).
+
+The names are the caller's team's collections; the master key's are its own, or a team's it
+names with ``"team_id"`` (``rag/namespaces.py``). Found in the snapshot: no database I/O."""
 
 from __future__ import annotations
 
@@ -15,8 +18,8 @@ from stackyard.errors import APIError, describe_validation, invalid_request
 from stackyard.prompts.model import REFERENCE
 from stackyard.prompts.snapshot import PromptSnapshot
 from stackyard.prompts.template import RenderError, check_variables, render_messages, render_text
-from stackyard.rag.api import may_use
 from stackyard.rag.collections import RagError
+from stackyard.rag.namespaces import namespace, not_found
 from stackyard.rag.rerank import RerankSpec
 from stackyard.rag.retrieve import QuerySpec, Result
 from stackyard.rag.service import RAG
@@ -33,6 +36,11 @@ class RagSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     collections: Annotated[list[str], Field(min_length=1, max_length=8)]
+    team_id: str | None = Field(
+        default=None,
+        description="The master key: the team whose collections these are (absent: the "
+        "master key's own). A key may only name its own team.",
+    )
     top_k: Annotated[int, Field(ge=1, le=50)] | None = None
     mode: Literal["hybrid", "dense", "keyword"] = "hybrid"
     filter: Where | None = None
@@ -98,16 +106,16 @@ async def retrieve(
             "rag needs a user message to search with", param="messages", code="invalid_rag"
         )
     top_k = spec.top_k or rag.config.top_k
+    try:
+        space = namespace(principal, spec.team_id)
+    except RagError as exc:
+        raise APIError(exc.status, str(exc), param="rag.team_id", code=exc.code) from None
     found: list[tuple[str, Result]] = []
     for name in dict.fromkeys(spec.collections):
-        collection = rag.collections.by_name.get(name)
-        if collection is None or not may_use(principal, collection):
-            raise APIError(
-                404,
-                f"no collection named '{name}'",
-                param="rag.collections",
-                code="collection_not_found",
-            )
+        collection = rag.collections.find(name, space)
+        if collection is None:
+            missing = not_found(rag.collections, principal, name, space)
+            raise APIError(404, str(missing), param="rag.collections", code=missing.code)
         query = QuerySpec(
             query=question[:20_000],
             top_k=top_k,

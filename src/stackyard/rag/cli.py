@@ -1,6 +1,9 @@
 """``stackyard rag``: create collections, sync them with their folders (once, or watching),
 query them, against the store of the config given. Syncs run here, with the config's
-embedding models loaded in this process; a running server sees the result at once."""
+embedding models loaded in this process; a running server sees the result at once.
+
+The commands act as the master key. Names are per team: a NAME is the master key's own
+collection unless ``--team`` names the team (by name or id) whose collection it is."""
 
 from __future__ import annotations
 
@@ -15,7 +18,9 @@ from typing import Any, TypeVar
 import click
 import orjson
 
-from stackyard.rag.collections import RagError, SourceSpec, settings_from
+from stackyard.auth.principal import MASTER
+from stackyard.rag.collections import Collection, RagError, SourceSpec, settings_from
+from stackyard.rag.namespaces import not_found
 from stackyard.rag.retrieve import QuerySpec
 from stackyard.rag.service import RAG
 from stackyard.rag.sync import SyncReport
@@ -27,6 +32,45 @@ config_option = click.option(
     type=click.Path(dir_okay=False),
     help="YAML config file (default: ./stackyard.yaml if present, else the embedded default).",
 )
+
+team_option = click.option(
+    "--team",
+    metavar="TEAM",
+    help="The team whose collection it is, by name or id (default: the master key's own).",
+)
+
+
+def _team_id(rag: RAG, team: str | None) -> str | None:
+    """The id of the team ``team`` names (by id or name), or None for the master key's own
+    namespace. An id that only collections carry (a team since gone) is taken as it is."""
+    if team is None:
+        return None
+    from stackyard.store import admin
+
+    for row in admin.list_teams(rag.collections.db):
+        if team in (row["id"], row["name"]):
+            return str(row["id"])
+    if any(owner == team for owner, _ in rag.collections.by_team_name):
+        return team
+    raise RagError(404, f"no team '{team}'", code="team_not_found")
+
+
+def _collection(rag: RAG, name: str, team: str | None) -> Collection:
+    """``name`` in ``team``'s namespace (the master key's own without ``--team``), from the
+    database; a miss says which namespaces have the name."""
+    team_id = _team_id(rag, team)
+    try:
+        return rag.collections.get(name, team_id)
+    except RagError as exc:
+        if exc.status != 404:
+            raise
+        rag.collections.load()
+        raise not_found(rag.collections, MASTER, name, team_id) from None
+
+
+def _team_flag(team: str | None) -> str:
+    """``--team TEAM`` for a command line we suggest, or nothing."""
+    return f" --team {team}" if team else ""
 
 
 def _open(config_path: str | None) -> tuple[RAG, Callable[[], Awaitable[None]]]:
@@ -84,6 +128,7 @@ def rag() -> None:
 @click.option("--description", default="", help="What the collection holds.")
 @click.option("--rerank", help="Rerank every query's candidates with this model.")
 @click.option("--sync-every", type=int, help="Seconds between the server's scheduled syncs.")
+@team_option
 @config_option
 def create(
     name: str,
@@ -98,9 +143,11 @@ def create(
     description: str,
     rerank: str | None,
     sync_every: int | None,
+    team: str | None,
     config_path: str | None,
 ) -> None:
-    """Create a collection NAME over folders or files (then run `stackyard rag sync NAME`)."""
+    """Create a collection NAME over folders or files (then run `stackyard rag sync NAME`),
+    the master key's own or, with --team, a team's."""
     body: dict[str, Any] = {
         "sources": [
             SourceSpec(
@@ -122,12 +169,12 @@ def create(
             body[key] = value
 
     async def action(rag: RAG) -> None:
-        created = rag.create(name, body)
+        created = rag.create(name, body, _team_id(rag, team))
         settings = created.settings
         click.echo(
             f"Created {name}: {settings.embedding_model}, {settings.chunk_size}-token chunks, "
             f"store {settings.store}, {len(settings.sources)} source(s). "
-            f"Next: stackyard rag sync {name}"
+            f"Next: stackyard rag sync {name}{_team_flag(team)}"
         )
 
     _run(config_path, action)
@@ -141,6 +188,7 @@ def create(
 @click.option("--description")
 @click.option("--rerank", help="Rerank every query with this model ('none': stop).")
 @click.option("--sync-every", type=int, help="Seconds between scheduled syncs (0: none).")
+@team_option
 @config_option
 def set_(
     name: str,
@@ -150,6 +198,7 @@ def set_(
     description: str | None,
     rerank: str | None,
     sync_every: int | None,
+    team: str | None,
     config_path: str | None,
 ) -> None:
     """Change a collection's settings."""
@@ -169,29 +218,39 @@ def set_(
         changes["sync_every"] = sync_every or None
 
     async def action(rag: RAG) -> None:
-        collection = rag.collections.get(name)
+        collection = _collection(rag, name, team)
         settings = settings_from(changes, collection.settings)
         rag.check_settings(settings)
-        rag.collections.update(name, settings=settings)
-        click.echo(f"Updated {name}. Run `stackyard rag sync {name}` to apply it.")
+        rag.collections.update(collection, settings=settings)
+        click.echo(
+            f"Updated {name}. Run `stackyard rag sync {name}{_team_flag(team)}` to apply it."
+        )
 
     _run(config_path, action)
 
 
 @rag.command("list")
+@team_option
 @config_option
-def list_(config_path: str | None) -> None:
-    """Every collection, with its model, size and last sync."""
+def list_(team: str | None, config_path: str | None) -> None:
+    """Every collection (or one team's), with its team, model, size and last sync."""
     from stackyard.cli.common import table as _table
+    from stackyard.store import admin
 
     async def action(rag: RAG) -> None:
+        only = _team_id(rag, team)
+        names = {t["id"]: t["name"] for t in admin.list_teams(rag.collections.db)}
         rows = []
-        for c in sorted(rag.collections.by_name.values(), key=lambda c: c.name):
+        found = rag.collections.by_team_name.values()
+        for c in sorted(found, key=lambda c: (c.team_id or "", c.name)):
+            if team is not None and c.team_id != only:
+                continue
             counts = rag.counts(c)
             last = c.last_sync or {}
             rows.append(
                 {
                     "name": c.name,
+                    "team": names.get(c.team_id, c.team_id) if c.team_id else "-",
                     "model": c.settings.embedding_model,
                     "store": c.settings.store,
                     "documents": counts["documents"],
@@ -209,13 +268,14 @@ def list_(config_path: str | None) -> None:
 
 @rag.command("show")
 @click.argument("name")
+@team_option
 @config_option
-def show(name: str, config_path: str | None) -> None:
+def show(name: str, team: str | None, config_path: str | None) -> None:
     """A collection's settings, size and last sync report."""
     import json
 
     async def action(rag: RAG) -> None:
-        collection = rag.collections.get(name)
+        collection = _collection(rag, name, team)
         click.echo(json.dumps({**collection.public(), **rag.counts(collection)}, indent=2))
 
     _run(config_path, action)
@@ -224,12 +284,13 @@ def show(name: str, config_path: str | None) -> None:
 @rag.command("delete")
 @click.argument("name")
 @click.confirmation_option(prompt="Delete the collection and its indexes?")
+@team_option
 @config_option
-def delete(name: str, config_path: str | None) -> None:
+def delete(name: str, team: str | None, config_path: str | None) -> None:
     """Delete a collection and its indexes (the sources are not touched)."""
 
     async def action(rag: RAG) -> None:
-        await rag.drop(name)
+        await rag.drop(_collection(rag, name, team))
         click.echo(f"Deleted {name}.")
 
     _run(config_path, action)
@@ -288,14 +349,21 @@ def _summary(name: str, report: SyncReport) -> str:
     help="Read, chunk and embed on this Ray cluster (auto, ray://HOST:10001 or local), "
     "however few files changed.",
 )
+@team_option
 @config_option
 def sync_(
-    name: str, watch: bool, interval: float, ray_address: str | None, config_path: str | None
+    name: str,
+    watch: bool,
+    interval: float,
+    ray_address: str | None,
+    team: str | None,
+    config_path: str | None,
 ) -> None:
     """Bring a collection up to date with its sources: only new or changed chunks are
     embedded; vanished documents are removed."""
 
     async def action(rag: RAG) -> None:
+        collection = _collection(rag, name, team)
         if ray_address is not None:
             from stackyard.rag.distributed import RayCluster
 
@@ -303,7 +371,7 @@ def sync_(
             rag.cluster = RayCluster(ray_address, min_files=0, actors=actors)
         while True:
             bar = _Bar(sys.stderr.isatty())
-            report = await rag.sync(name, progress=bar)
+            report = await rag.sync(collection, progress=bar)
             bar.end()
             if not watch or report.added or report.changed or report.deleted or report.failed:
                 click.echo(_summary(name, report))
@@ -323,6 +391,7 @@ def sync_(
 @click.option("--filter", "filters", multiple=True, help="FIELD=VALUE on metadata (repeatable).")
 @click.option("--rerank", metavar="MODEL", help="Rerank the candidates with this model.")
 @click.option("--candidates", default=20, show_default=True, help="Passages --rerank scores.")
+@team_option
 @config_option
 def query(
     name: str,
@@ -332,6 +401,7 @@ def query(
     filters: tuple[str, ...],
     rerank: str | None,
     candidates: int,
+    team: str | None,
     config_path: str | None,
 ) -> None:
     """Search a collection; print the passages with their scores."""
@@ -352,7 +422,7 @@ def query(
     )
 
     async def action(rag: RAG) -> None:
-        collection = rag.collections.get(name)
+        collection = _collection(rag, name, team)
         results = await rag.query(collection, spec)
         if not results:
             click.echo("No passages (has the collection been synced?).")
@@ -398,6 +468,7 @@ def query(
 @click.option(
     "--json", "json_path", type=click.Path(dir_okay=False), help="Write every query's scores here."
 )
+@team_option
 @config_option
 def eval_(
     name: str,
@@ -412,6 +483,7 @@ def eval_(
     judge: str | None,
     limit: int | None,
     json_path: str | None,
+    team: str | None,
     config_path: str | None,
 ) -> None:
     """Score a collection's retrieval (nDCG@k, recall@k, MRR@k against qrels) and, with gold
@@ -439,7 +511,7 @@ def eval_(
         spec["rerank"] = {"model": rerank}
 
     async def action(rag: RAG) -> ev.Evaluation:
-        collection = rag.collections.get(name)
+        collection = _collection(rag, name, team)
         bar = _Bar(sys.stderr.isatty())
         report = await ev.evaluate(
             rag,

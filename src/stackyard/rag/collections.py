@@ -1,6 +1,9 @@
 """Collections: named sets of documents with their own embedding model, chunking, vector
 store and sources. The registry lives in the main database; the server serves it from a
-snapshot reloaded on change notifications."""
+snapshot reloaded on change notifications.
+
+Names are per namespace: each team has its own, and so has the master key (collections with
+no team). Two teams may each have a "docs"; neither can learn of the other's."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from stackyard.errors import describe_validation
 from stackyard.rag.rerank import RerankSpec
@@ -117,10 +121,27 @@ def _collection(record: CollectionRecord) -> Collection:
     )
 
 
+#: A collection's place: its team (None: the master key's own namespace) and its name.
+CollectionKey = tuple[str | None, str]
+
+
+def _in_namespace(team_id: str | None) -> Any:
+    return (
+        CollectionRecord.team_id.is_(None)
+        if team_id is None
+        else (CollectionRecord.team_id == team_id)
+    )
+
+
 class Collections:
+    """The registry. A name is unique within a namespace: a team's, or the master key's own
+    (``team_id`` None). Lookups by name always say which namespace; nothing here searches
+    across them."""
+
     def __init__(self, db: Database) -> None:
         self.db = db
-        self.by_name: dict[str, Collection] = {}
+        #: The snapshot the hot path reads (no database I/O), by (team_id, name).
+        self.by_team_name: dict[CollectionKey, Collection] = {}
         self._version: tuple[object, ...] | None = None
         self._lock = threading.Lock()
 
@@ -133,19 +154,37 @@ class Collections:
             if version == self._version:
                 return False
             records = session.scalars(select(CollectionRecord)).all()
-            self.by_name = {r.name: _collection(r) for r in records}
+            self.by_team_name = {(r.team_id, r.name): _collection(r) for r in records}
             self._version = version
             return True
 
-    def get(self, name: str) -> Collection:
-        """From the database (for writers, which must not act on a stale snapshot)."""
+    def find(self, name: str, team_id: str | None = None) -> Collection | None:
+        """From the snapshot: ``name`` in ``team_id``'s namespace (None: the master key's)."""
+        return self.by_team_name.get((team_id, name))
+
+    def get(self, name: str, team_id: str | None = None) -> Collection:
+        """From the database (for writers, which must not act on a stale snapshot): ``name``
+        in ``team_id``'s namespace (None: the master key's)."""
         with self.db.session() as session:
-            record = self._record(session, name)
+            record = session.scalar(
+                select(CollectionRecord).where(
+                    CollectionRecord.name == name, _in_namespace(team_id)
+                )
+            )
+            if record is None:
+                raise RagError(404, f"no collection named '{name}'", code="collection_not_found")
             return _collection(record)
+
+    def current(self, collection: Collection) -> Collection:
+        """``collection`` as the database has it now (404 once deleted)."""
+        with self.db.session() as session:
+            return _collection(self._record(session, collection))
 
     def create(
         self, name: str, settings: CollectionSettings, team_id: str | None = None
     ) -> Collection:
+        """A new collection in ``team_id``'s namespace (None: the master key's). A name taken
+        there is a 409; a name another namespace has is none of the caller's business."""
         if not NAME.match(name):
             raise RagError(
                 400,
@@ -153,26 +192,34 @@ class Collections:
                 code="invalid_collection",
                 param="name",
             )
-        with self.db.session() as session:
-            exists = session.scalar(select(CollectionRecord).where(CollectionRecord.name == name))
-            if exists is not None:
-                raise RagError(409, f"a collection named '{name}' exists", code="collection_exists")
-            record = CollectionRecord(
-                id=new_id("col"),
-                name=name,
-                team_id=team_id,
-                settings=settings.model_dump(),
-            )
-            session.add(record)
-            session.flush()
-            created = _collection(record)
+        taken = RagError(409, f"a collection named '{name}' exists", code="collection_exists")
+        try:
+            with self.db.session() as session:
+                exists = session.scalar(
+                    select(CollectionRecord.id).where(
+                        CollectionRecord.name == name, _in_namespace(team_id)
+                    )
+                )
+                if exists is not None:
+                    raise taken
+                record = CollectionRecord(
+                    id=new_id("col"),
+                    name=name,
+                    team_id=team_id,
+                    settings=settings.model_dump(),
+                )
+                session.add(record)
+                session.flush()
+                created = _collection(record)
+        except IntegrityError:  # created at the same moment by another request
+            raise taken from None
         self.load()
         return created
 
-    def update(self, name: str, **fields: Any) -> Collection:
+    def update(self, collection: Collection, **fields: Any) -> Collection:
         """Change columns (``settings`` as a CollectionSettings)."""
         with self.db.session() as session:
-            record = self._record(session, name)
+            record = self._record(session, collection)
             for field, value in fields.items():
                 if isinstance(value, CollectionSettings):
                     value = value.model_dump()
@@ -183,17 +230,20 @@ class Collections:
         self.load()
         return updated
 
-    def delete(self, name: str) -> Collection:
+    def delete(self, collection: Collection) -> Collection:
         with self.db.session() as session:
-            record = self._record(session, name)
+            record = self._record(session, collection)
             gone = _collection(record)
             session.delete(record)
         self.load()
         return gone
 
     @staticmethod
-    def _record(session: Any, name: str) -> CollectionRecord:
-        record = session.scalar(select(CollectionRecord).where(CollectionRecord.name == name))
+    def _record(session: Any, collection: Collection) -> CollectionRecord:
+        """The row of ``collection``, by its id (never by name: names repeat across teams)."""
+        record = session.get(CollectionRecord, collection.id)
         if record is None:
-            raise RagError(404, f"no collection named '{name}'", code="collection_not_found")
+            raise RagError(
+                404, f"no collection named '{collection.name}'", code="collection_not_found"
+            )
         return record  # type: ignore[no-any-return]

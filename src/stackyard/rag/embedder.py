@@ -1,9 +1,9 @@
 """Embedding texts for a collection with any of the gateway's embedding models.
 
 Calls go straight to the model (no fallback to another model: vectors of two models must
-never mix) in batches. An index is named after the collection, the model, a revision (a hash
-of the deployments' provider, model id and endpoint), so a change to either builds a new
-index.
+never mix) in batches. An index is named after the collection (its name and id: names repeat
+across teams, ids never), the model and a revision (a hash of the deployments' provider, model
+id and endpoint), so a change to either builds a new index.
 """
 
 from __future__ import annotations
@@ -51,4 +51,5 @@ class ModelEmbedder:
 
 
 def index_name(collection: str, model: str, revision: str) -> str:
+    """An index's name: ``collection`` (``rag.sync.collection_key``), model and revision."""
     return f"{collection}@{model}:{revision}"

@@ -186,6 +186,7 @@ class QueryScore:
 class Evaluation:
     collection: str
     k: int
+    team_id: str | None = None  # the collection's team (None: the master key's own)
     queries: int = 0
     judged: int = 0  # queries with relevance judgements
     answered: int = 0  # queries with gold answers
@@ -219,7 +220,7 @@ async def evaluate(
     ``mode`` or ``rerank``)."""
     if answers and model is None:
         raise RagError(400, "gold answers need a model to answer with", code="invalid_eval")
-    report = Evaluation(collection.name, k)
+    report = Evaluation(collection.name, k, collection.team_id)
     judged = {doc for relevance in qrels.values() for doc in relevance}
     for done, (key, text) in enumerate(queries.items(), start=1):
         query = QuerySpec.model_validate({**(spec or {}), "query": text, "top_k": 3 * k})
@@ -270,7 +271,11 @@ async def _answer(
     rag: RAG, collection: Collection, question: str, model: str, passages: int, spec: Any
 ) -> tuple[str, str]:
     """The answer a RAG chat request gets, and the passages it was given."""
-    raw: dict[str, Any] = {"collections": [collection.name], "top_k": passages}
+    raw: dict[str, Any] = {
+        "collections": [collection.name],
+        "team_id": collection.team_id,  # its own namespace: names repeat across teams
+        "top_k": passages,
+    }
     for name in ("mode", "rerank", "filter"):
         if spec and spec.get(name) is not None:
             raw[name] = spec[name]

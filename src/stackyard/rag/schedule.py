@@ -15,6 +15,12 @@ TICK = 15.0  # seconds between checks
 log = logging.getLogger("stackyard.rag")
 
 
+def describe(collection: Collection) -> str:
+    """A collection as the log names it: names repeat across teams, so with its team."""
+    owner = f"team {collection.team_id}" if collection.team_id else "the master key's"
+    return f"{collection.name} ({owner}, {collection.id})"
+
+
 def due(collection: Collection, now: float) -> bool:
     every = collection.settings.sync_every
     if every is None or not collection.settings.sources:
@@ -26,17 +32,18 @@ def due(collection: Collection, now: float) -> bool:
 async def run_schedule(rag: RAG, *, tick: float = TICK) -> None:
     """Sync due collections, one at a time, forever (cancel to stop)."""
     while True:
-        for collection in list(rag.collections.by_name.values()):
+        for collection in list(rag.collections.by_team_name.values()):
             if not due(collection, time.time()):
                 continue
+            where = describe(collection)
             try:
-                report = await rag.sync(collection.name)
+                report = await rag.sync(collection)
             except Exception:  # a bad source must not stop the others' schedules
-                log.exception("scheduled sync of %s failed", collection.name)
+                log.exception("scheduled sync of %s failed", where)
                 continue
             log.info(
                 "scheduled sync of %s: %d added, %d changed, %d deleted, %d embedded",
-                collection.name,
+                where,
                 report.added,
                 report.changed,
                 report.deleted,

@@ -116,14 +116,20 @@ class RAG:
     # -- operations ------------------------------------------------------------------------
 
     def create(self, name: str, body: dict[str, Any], team_id: str | None = None) -> Collection:
+        """A new collection ``name`` in ``team_id``'s namespace (None: the master key's)."""
         from stackyard.rag.collections import settings_from
 
         settings = settings_from({"embedding_model": self.default_model(), **body})
         self.check_settings(settings)
         return self.collections.create(name, settings, team_id)
 
-    async def sync(self, name: str, progress: syncing.Progress | None = None) -> syncing.SyncReport:
-        collection = await asyncio.to_thread(self.collections.get, name)
+    # The operations below take a collection already found in the caller's namespace, and
+    # act on it by its id (read afresh: a writer must not act on a stale snapshot).
+
+    async def sync(
+        self, collection: Collection, progress: syncing.Progress | None = None
+    ) -> syncing.SyncReport:
+        collection = await asyncio.to_thread(self.collections.current, collection)
         settings = collection.settings
         return await syncing.sync(
             collection,
@@ -135,8 +141,8 @@ class RAG:
             cluster=self.cluster,
         )
 
-    async def upsert(self, name: str, documents: list[Document]) -> syncing.SyncReport:
-        collection = await asyncio.to_thread(self.collections.get, name)
+    async def upsert(self, collection: Collection, documents: list[Document]) -> syncing.SyncReport:
+        collection = await asyncio.to_thread(self.collections.current, collection)
         settings = collection.settings
         return await syncing.upsert(
             collection,
@@ -146,8 +152,8 @@ class RAG:
             documents,
         )
 
-    async def delete_documents(self, name: str, source_ids: list[str]) -> int:
-        collection = await asyncio.to_thread(self.collections.get, name)
+    async def delete_documents(self, collection: Collection, source_ids: list[str]) -> int:
+        collection = await asyncio.to_thread(self.collections.current, collection)
         store = self.store(collection.settings.store)
         deleted = 0
         for index in filter(None, (collection.active_index, collection.building_index)):
@@ -156,8 +162,8 @@ class RAG:
             )
         return deleted
 
-    async def drop(self, name: str) -> Collection:
-        collection = await asyncio.to_thread(self.collections.delete, name)
+    async def drop(self, collection: Collection) -> Collection:
+        collection = await asyncio.to_thread(self.collections.delete, collection)
         store = self.store(collection.settings.store)
         for index in filter(None, (collection.active_index, collection.building_index)):
             await asyncio.to_thread(store.drop_index, index)

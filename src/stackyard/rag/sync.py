@@ -81,8 +81,26 @@ def document_digest(document: Document, settings: CollectionSettings) -> str:
     return hashlib.sha256(chunking.encode()).hexdigest()
 
 
+def collection_key(collection: Collection) -> str:
+    """What names a collection's indexes: its name, for people, and its id, which no other
+    collection has. ``#`` is never in a name, so this never equals the name alone (what
+    indexes were named after before names were per team)."""
+    return f"{collection.name}#{collection.id}"
+
+
 def target_index(collection: Collection, embedder: Embedder) -> str:
-    return index_name(collection.name, embedder.model, embedder.revision())
+    """The index for ``collection``'s vectors by ``embedder``'s model and revision: the one
+    the collection has (active, or being built) if it is for them, else a new one named after
+    the collection's id, which no other collection shares (two teams may each have a
+    collection of one name). Indexes named after the name alone, before names were per team,
+    stay with the collection that has them: an upgrade re-embeds nothing."""
+    model, revision = embedder.model, embedder.revision()
+    owned = index_name(collection_key(collection), model, revision)
+    legacy = index_name(collection.name, model, revision)
+    for existing in (collection.active_index, collection.building_index):
+        if existing is not None and existing in (owned, legacy):
+            return existing
+    return owned
 
 
 class Ingest:
@@ -238,7 +256,7 @@ async def sync(
     target = target_index(collection, embedder)
     shadow = collection.active_index is not None and collection.active_index != target
     if shadow and collection.building_index != target:
-        collection = collections.update(collection.name, building_index=target)
+        collection = collections.update(collection, building_index=target)
     report = SyncReport(index=target)
     try:
         known = await asyncio.to_thread(store.documents, target)
@@ -322,7 +340,7 @@ async def sync(
     await _finish(collection, store, collections, target, report, ingest)
     report.seconds = round(time.monotonic() - started, 3)
     report.finished_at = round(time.time(), 3)
-    collections.update(collection.name, last_sync=report.public())
+    collections.update(collection, last_sync=report.public())
     return report
 
 
@@ -372,7 +390,7 @@ async def _finish(
     if collection.active_index == target or not ingest._exists():
         return
     old = collection.active_index
-    collections.update(collection.name, active_index=target, building_index=None)
+    collections.update(collection, active_index=target, building_index=None)
     report.swapped = old is not None
     if old is not None:
         await asyncio.to_thread(store.drop_index, old)
