@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 
+import httpx
+
 from tests.conftest import GatewayProcess, team_key
 from tests.ui.conftest import MASTER, browser
 
@@ -62,3 +64,51 @@ def test_create_fill_search_sync_and_delete_a_collection(gateway: GatewayProcess
         gone = client.post("/ui/rag/handbook", data={"action": "delete"})
         assert gone.headers["location"] == "/ui/rag"
         assert client.get("/ui/rag/handbook").status_code == 404
+
+
+def test_the_master_key_reaches_each_teams_collection_of_one_name(
+    gateway: GatewayProcess,
+) -> None:
+    """Two teams each have "minutes": each team's pages show its own; the master key's list
+    shows both, each linked with its team, and every page, search, sync and form acts on that
+    team's collection (the master key has no "minutes" of its own)."""
+    texts = {"ui-red": "Red: the rocket flies on Tuesday.", "ui-blue": "Blue: soup on Tuesday."}
+    for team, text in texts.items():
+        with browser(gateway, team_key(gateway, team, MASTER)) as client:
+            assert client.post("/ui/rag", data={"name": "minutes"}).status_code == 303
+            added = client.post(
+                "/ui/rag/minutes", data={"action": "document", "id": team, "text": text}
+            )
+            assert added.status_code == 200
+            own = client.get("/ui/rag/minutes", params={"q": "tuesday", "mode": "keyword"}).text
+            assert text in own
+            assert all(other not in own for other in texts.values() if other != text)
+    teams = httpx.get(
+        f"{gateway.url}/admin/teams", headers={"authorization": f"Bearer {MASTER}"}
+    ).json()["data"]
+    ids = {t["name"]: t["id"] for t in teams if t["name"] in texts}
+    with browser(gateway, MASTER) as admin:
+        listing = admin.get("/ui/rag").text
+        for team, team_id in ids.items():
+            link = f"/ui/rag/minutes?team_id={team_id}"
+            assert f'href="{link}"' in listing
+            page = admin.get(link)
+            assert page.status_code == 200
+            assert f"A collection of team {team_id}" in page.text
+            assert f'action="{link}"' in page.text  # its forms post back to this team's
+            assert f'<input type="hidden" name="team_id" value="{team_id}">' in page.text
+            found = admin.get(
+                "/ui/rag/minutes", params={"q": "tuesday", "mode": "keyword", "team_id": team_id}
+            ).text
+            results = found.split('id="results">')[1].split("</ol>")[0]
+            assert texts[team] in results
+            assert results.count("<li>") == 1
+            synced = admin.post(link, data={"action": "sync"})
+            assert "Synced:" in synced.text
+        assert admin.get("/ui/rag/minutes").status_code == 404  # none of its own
+        red = f"/ui/rag/minutes?team_id={ids['ui-red']}"
+        assert admin.post(red, data={"action": "delete"}).headers["location"] == "/ui/rag"
+        assert admin.get(red).status_code == 404
+        blue = admin.get(f"/ui/rag/minutes?team_id={ids['ui-blue']}")
+        assert blue.status_code == 200
+        assert "<dt>Documents</dt><dd>1</dd>" in blue.text

@@ -5,6 +5,10 @@ POST /ui/rag                create a collection
 GET  /ui/rag/{name}         one collection: settings, sources, the last sync's report, and a
                             query box (?q=) showing the passages retrieved with their scores
 POST /ui/rag/{name}         sync it now, add a document, or delete it
+
+Names are per team: a page's ``?team_id=`` is passed on to the API, which is how the master key
+reaches a team's collection (a key's own team is its default; the master key's, its own
+collections). Links from the list carry it.
 """
 
 from __future__ import annotations
@@ -71,8 +75,11 @@ class CollectionPages:
         error: str | None = None,
         notice: str | None = None,
     ) -> Reply:
-        name = _name(request)
-        status, found = await self.console.call(key, "GET", f"{API}/{forms.quoted(name)}")
+        name, team = _name(request), _team(request)
+        scope = {"team_id": team}
+        status, found = await self.console.call(
+            key, "GET", f"{API}/{forms.quoted(name)}", query=scope
+        )
         if status != 200:
             what = f"No collection '{name}' that this key may see."
             return self.console.render("refused.html", 404, viewer=viewer, active="rag", what=what)
@@ -86,7 +93,7 @@ class CollectionPages:
         if query["q"]:
             body = {"query": query["q"], "mode": query["mode"], "top_k": query["top_k"]}
             status, answer = await self.console.call(
-                key, "POST", f"{API}/{forms.quoted(name)}/query", body=body
+                key, "POST", f"{API}/{forms.quoted(name)}/query", query=scope, body=body
             )
             if status == 200:
                 results = forms.rows(answer)
@@ -98,6 +105,8 @@ class CollectionPages:
             viewer=viewer,
             active="rag",
             collection=found,
+            here=page_of(name, team),
+            team=team,
             query=query,
             modes=MODES,
             results=results,
@@ -106,21 +115,22 @@ class CollectionPages:
         )
 
     async def act(self, request: Request, key: str, viewer: Viewer) -> Reply:
-        name = _name(request)
+        name, team = _name(request), _team(request)
         base = f"{API}/{forms.quoted(name)}"
+        scope = {"team_id": team}
         form = forms.form(await request.body())
         action = form.get("action")
         if action == "sync":
-            status, answer = await self.console.call(key, "POST", f"{base}/sync")
+            status, answer = await self.console.call(key, "POST", f"{base}/sync", query=scope)
             notice = _synced(answer) if status == 200 else None
         elif action == "document":
             document = {"id": form.get("id", "").strip(), "text": form.get("text", "")}
             status, answer = await self.console.call(
-                key, "POST", f"{base}/documents", body={"documents": [document]}
+                key, "POST", f"{base}/documents", query=scope, body={"documents": [document]}
             )
             notice = f"Document '{document['id']}' written." if status == 200 else None
         elif action == "delete":
-            status, answer = await self.console.call(key, "DELETE", base)
+            status, answer = await self.console.call(key, "DELETE", base, query=scope)
             if status == 200:
                 return forms.redirect("/ui/rag")
             notice = None
@@ -132,6 +142,17 @@ class CollectionPages:
 
 def _name(request: Request) -> str:
     return urllib.parse.unquote(request.path.removeprefix(PREFIX).strip("/"))
+
+
+def _team(request: Request) -> str | None:
+    """The team whose collection the page shows (None: the caller's own namespace)."""
+    return request.query.get("team_id") or None
+
+
+def page_of(name: str, team: str | None) -> str:
+    """A collection's page: its name, and its team where one is named."""
+    page = PREFIX + forms.quoted(name)
+    return page + "?" + urllib.parse.urlencode({"team_id": team}) if team else page
 
 
 def _synced(report: Any) -> str:
