@@ -49,7 +49,7 @@ UPGRADE ?= --upgrade
 COMPILE = CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile -q --generate-hashes --allow-unsafe --strip-extras \
 	--no-emit-index-url --no-emit-find-links $(TORCH_INDEX)
 lock: $(VENV)/.dev-installed
-	$(COMPILE) $(UPGRADE) --extra local --extra rag --extra finetune --extra ray --extra dev \
+	$(COMPILE) $(UPGRADE) --extra local --extra rag --extra finetune --extra ray --extra grpc --extra dev \
 		-o requirements/dev.txt pyproject.toml requirements/pins.in
 	$(COMPILE) $(UPGRADE) --extra local --extra rag --extra finetune \
 		-o requirements/run.txt pyproject.toml requirements/pins.in requirements/run.in
