@@ -190,6 +190,7 @@ def _config(fake_openai: FakeOpenAI, tmp_path: Path) -> dict[str, Any]:
         "cache": {"mode": "exact"},
         "batches": {"poll_seconds": 0.1},
         "finetune": {"data_dir": str(tmp_path / "jobs")},
+        "rag": {"stores": {"default": {"kind": "embedded", "path": str(tmp_path / "rag.db")}}},
     }
 
 

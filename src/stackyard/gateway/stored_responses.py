@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import re
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +32,10 @@ if TYPE_CHECKING:
     from stackyard.store.db import Database
 
 Body = dict[str, Any]
+#: The ids this gateway gives responses (``resp_`` and 48 hex digits).
+ID = re.compile(r"resp_[0-9a-f]{48}")
+#: How long an id looked for in vain is not looked for again.
+MISS_SECONDS = 2.0
 COLUMNS = [c.name for c in StoredResponseRecord.__table__.columns]
 BODY = COLUMNS.index("body")
 
@@ -102,6 +108,8 @@ class ResponseStore:
         self.keep = keep
         self.writer = writer or ResponseWriter(db, batch_size=200, interval=0.2)
         self._recent: OrderedDict[str, Stored] = OrderedDict()
+        #: Ids looked for in the store in vain, and when (monotonic seconds).
+        self._missed: OrderedDict[str, float] = OrderedDict()
         self._waiting: set[asyncio.Future[None]] = set()
 
     def start(self) -> None:
@@ -131,6 +139,7 @@ class ResponseStore:
             task.add_done_callback(self._waiting.discard)
 
     def _remember(self, stored: Stored) -> None:
+        self._missed.pop(stored.id, None)
         self._recent[stored.id] = stored
         self._recent.move_to_end(stored.id)
         while len(self._recent) > self.keep:
@@ -138,14 +147,25 @@ class ResponseStore:
 
     async def get(self, response_id: str, principal: Principal) -> Stored | None:
         """The stored response, if ``principal`` may see it (else None, as if it did not
-        exist)."""
-        if response_id in self.writer.deleted:
+        exist). An id this gateway never makes is not looked for, and one just looked for in
+        vain is not looked for again for :data:`MISS_SECONDS` (a client repeating a wrong id
+        costs the store nothing; another instance's response is written within a fraction of
+        that)."""
+        if response_id in self.writer.deleted or not ID.fullmatch(response_id):
             return None
         stored = self._recent.get(response_id)
         if stored is None:
+            missed = self._missed.get(response_id)
+            if missed is not None and time.monotonic() - missed < MISS_SECONDS:
+                return None
             stored = await asyncio.to_thread(self._load, response_id)
             if stored is None:
+                self._missed[response_id] = time.monotonic()
+                self._missed.move_to_end(response_id)
+                while len(self._missed) > self.keep:
+                    self._missed.popitem(last=False)
                 return None
+            self._missed.pop(response_id, None)
             self._remember(stored)
         if not principal.master and stored.owner != owner_of(principal):
             return None
