@@ -124,15 +124,21 @@ http {{
     return server, port
 
 
+#: What runs our server (empty: itself; ``benchmarks.instructions`` puts callgrind there).
+LAUNCHER: list[str] = []
+#: How long our server may take to be ready (callgrind slows its start-up).
+READY_SECONDS = 60.0
+
+
 def _start_ours(name: str, workdir: Path, config_text: str, headers: dict[str, str]) -> Target:
     config = workdir / f"{name}.yaml"
     config.write_text(config_text)
     port = free_port()
     binary = Path(sys.executable).parent / "stackyard"
-    command = [str(binary), "serve", "--config", str(config), "--host", "127.0.0.1"]
+    command = [*LAUNCHER, str(binary), "serve", "--config", str(config), "--host", "127.0.0.1"]
     command += ["--port", str(port), "--workers", "1", "--log-level", "warning"]
     server = Server(name, command, log=workdir / f"{name}.log")
-    server.wait_http(f"http://127.0.0.1:{port}/ready", 60)
+    server.wait_http(f"http://127.0.0.1:{port}/ready", READY_SECONDS)
     from stackyard import __version__
 
     url = f"http://127.0.0.1:{port}/v1/chat/completions"
