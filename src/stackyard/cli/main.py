@@ -13,6 +13,7 @@ from stackyard import __version__
 from stackyard.cli.common import CONFIG_HELP, database, load_config
 from stackyard.config import StackyardConfig
 from stackyard.gateway.providers import registry
+from stackyard.observability import metrics, metrics_files
 from stackyard.server.app import master_key
 from stackyard.store import admin
 
@@ -73,20 +74,30 @@ def serve(
         click.echo(line, err=True)
     click.echo(f"OpenAI-compatible API: http://{host}:{port}/v1", err=True)
     click.echo(f"Web console: http://{host}:{port}/ui", err=True)
-    uvicorn.run(
-        "stackyard.server.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        loop="uvloop" if _has_uvloop() else "asyncio",
-        http="httptools",
-        lifespan="on",
-        access_log=False,
-        log_level=level,
-        timeout_keep_alive=30,
-        server_header=False,
-    )
+    # Several workers share their metrics through files in a directory of this start's own
+    # (set before uvicorn spawns them); one keeps them in the process, which is cheaper.
+    metrics_dir = None
+    if workers > 1:
+        metrics_dir = metrics_files.fresh(file.resolve().parent if file else Path.cwd())
+    metrics.use_directory(str(metrics_dir) if metrics_dir else None)
+    try:
+        uvicorn.run(
+            "stackyard.server.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            loop="uvloop" if _has_uvloop() else "asyncio",
+            http="httptools",
+            lifespan="on",
+            access_log=False,
+            log_level=level,
+            timeout_keep_alive=30,
+            server_header=False,
+        )
+    finally:
+        if metrics_dir is not None:
+            metrics_files.remove(metrics_dir)
 
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")

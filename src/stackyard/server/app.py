@@ -54,7 +54,7 @@ from stackyard.guardrails.ner import load_tagger
 from stackyard.observability import query
 from stackyard.observability.api import TracesAPI
 from stackyard.observability.metrics import GatewayMetrics
-from stackyard.observability.otlp import OTLPExporter
+from stackyard.observability.otlp import OTLPExporter, resolve
 from stackyard.observability.recorder import Recorder
 from stackyard.observability.redact import Redactor
 from stackyard.observability.writer import TraceWriter
@@ -131,9 +131,8 @@ class Stackyard:
             redactor=Redactor(pii=observability.redact_pii, patterns=observability.redact_patterns),
             metrics=self.metrics,
         )
-        self.exporter = (
-            OTLPExporter(observability.otlp, self.metrics) if observability.otlp.endpoint else None
-        )
+        otlp = resolve(observability.otlp, os.environ)  # the file, then OTEL_EXPORTER_OTLP_*
+        self.exporter = OTLPExporter(otlp, self.metrics) if otlp is not None else None
         self.recorder = Recorder(
             observability,
             metrics=self.metrics,
@@ -147,15 +146,18 @@ class Stackyard:
             redactor=Redactor(pii=observability.redact_pii, patterns=observability.redact_patterns),
         )
         self.metrics.registry.add(WRITER_ERRORS)
+        # Each worker has its own queues: the server's depth is the sum over live workers.
         self.metrics.gauge(
             "stackyard_trace_queue_depth",
             "Traces waiting to be written.",
             lambda: self.traces.depth,
+            mode="livesum",
         )
         self.metrics.gauge(
             "stackyard_spend_queue_depth",
             "Spend rows waiting to be written.",
             lambda: self.writer.depth,
+            mode="livesum",
         )
         self.alerts = BudgetAlerts(
             config.alerts.budget_thresholds,
@@ -261,15 +263,18 @@ class Stackyard:
             interactive=lambda: governance.interactive,
             max_body_bytes=self.max_body_bytes,
         )
+        # In flight: each worker counts its own, the server's is the sum over live workers.
         self.metrics.gauge(
             "stackyard_requests_in_flight",
             "Interactive requests admitted and not yet settled (batch lines wait while many).",
             lambda: governance.interactive,
+            mode="livesum",
         )
         self.metrics.gauge(
             "stackyard_batch_lines_in_flight",
             "Lines of batches running on this instance.",
             lambda: self.batch_runner.running,
+            mode="livesum",
         )
         self.routes.add(
             "POST", ["/v1/messages/count_tokens", "/messages/count_tokens"], anthropic_count_tokens
@@ -379,6 +384,7 @@ class Stackyard:
                 if self.shared is not None:
                     await self.shared.aclose()
                 self.db.dispose()
+                self.metrics.close()  # this worker's gauges leave the sums, its counts stay
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -406,6 +412,8 @@ class Stackyard:
         self._background.append(asyncio.ensure_future(self.snapshot.run(self.redis_url)))
         self._background.append(asyncio.ensure_future(self._purge_forever()))
         self._background.append(asyncio.ensure_future(self.batch_runner.run()))
+        if self.metrics.multiprocess:  # other workers' scrapes read this one's gauges
+            self._background.append(asyncio.ensure_future(self.metrics.refresh_forever()))
         if self.supervisor is not None:
             self._background.append(asyncio.ensure_future(self.supervisor.run()))
         if self.gateway.rag is not None:
