@@ -55,6 +55,34 @@ def ask(client: openai.OpenAI, question: str, **extra: Any) -> Any:
     )
 
 
+def test_the_readmes_request_answers_paris_every_time(gateway: GatewayProcess) -> None:
+    """The README's first request, as it is (no temperature): the embedded SmolLM2's
+    deployment defaults make it greedy, so the answer is the same sensible one every time;
+    a request that sets its own temperature still samples."""
+    import httpx
+
+    body = {
+        "model": "smollm2",
+        "messages": [{"role": "user", "content": "What is the capital of France?"}],
+    }
+    answers = {
+        httpx.post(f"{gateway.base_url}/chat/completions", json=body, timeout=120).json()[
+            "choices"
+        ][0]["message"]["content"]
+        for _ in range(3)
+    }
+    [answer] = answers
+    assert "Paris" in answer
+    hot = {**body, "temperature": 1.5, "max_tokens": 12}
+    sampled = {
+        httpx.post(f"{gateway.base_url}/chat/completions", json=hot, timeout=120).json()[
+            "choices"
+        ][0]["message"]["content"]
+        for _ in range(3)
+    }
+    assert len(sampled) > 1
+
+
 def test_the_embedded_default_lists_its_models(client: openai.OpenAI) -> None:
     assert [m.id for m in client.models.list().data] == ["smollm2", "all-minilm-l6-v2"]
 

@@ -13,7 +13,9 @@ import importlib.util
 from stackyard.config.schema import StackyardConfig
 
 EMBEDDED_MODELS: list[dict[str, object]] = [
-    {"name": "smollm2", "provider": "local", "model": "smollm2"},
+    # Greedy unless asked otherwise: at the model card's temperature 0.2 and top-p 0.9, a
+    # 135M model's first token is nearly a tie, and OpenAI's default of 1.0 samples noise.
+    {"name": "smollm2", "provider": "local", "model": "smollm2", "defaults": {"temperature": 0}},
     {"name": "all-minilm-l6-v2", "provider": "local", "model": "all-minilm-l6-v2"},
 ]
 

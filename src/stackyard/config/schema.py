@@ -19,6 +19,22 @@ from stackyard.config.strict import Strict as _Strict
 Strategy = Literal["weighted-random", "least-outstanding", "lowest-latency"]
 
 
+class ModelDefaults(_Strict):
+    """What a request that does not say gets (chat-completions names; a Messages request to
+    Anthropic gets them by its own names)."""
+
+    temperature: Annotated[float, Field(ge=0, le=2)] | None = None
+    top_p: Annotated[float, Field(gt=0, le=1)] | None = None
+    max_tokens: Annotated[int, Field(ge=1)] | None = None
+    stop: list[str] | None = None
+    seed: int | None = None
+    presence_penalty: Annotated[float, Field(ge=-2, le=2)] | None = None
+    frequency_penalty: Annotated[float, Field(ge=-2, le=2)] | None = None
+
+    def given(self) -> dict[str, object]:
+        return self.model_dump(exclude_none=True)
+
+
 class ModelEntry(_Strict):
     """One deployment of a model. Entries sharing a ``name`` are balanced by the router."""
 
@@ -65,6 +81,11 @@ class ModelEntry(_Strict):
     )
     adapter: str | None = Field(
         default=None, description="A PEFT LoRA adapter directory, served on the base's weights."
+    )
+    defaults: ModelDefaults = Field(
+        default_factory=lambda: ModelDefaults(),
+        description="Sampling parameters this deployment is called with when a request sets "
+        "none of its own.",
     )
 
     @property

@@ -91,7 +91,7 @@ class RouterModels:
 
     async def chat(self, body: Body, *, fallbacks: bool = True) -> Body:
         async def attempt(deployment: Deployment) -> Body:
-            return await deployment.provider.chat(body)
+            return await deployment.provider.chat(deployment.chat_body(body))
 
         routed = await self.router.run(
             body["model"], attempt, stats=RouteStats(), supports=_chats, fallbacks=fallbacks

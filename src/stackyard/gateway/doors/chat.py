@@ -90,7 +90,7 @@ class ChatDoor(Door):
     # -- the call -----------------------------------------------------------------------------
 
     async def call(self, ex: Exchange, deployment: Deployment, body: Body) -> Body:
-        return await deployment.provider.chat(body)
+        return await deployment.provider.chat(deployment.chat_body(body))
 
     def call_stream(self, ex: Exchange, deployment: Deployment, body: Body) -> Events:
         hidden = deployment.provider.capabilities.stream_usage and not ex.state[WANTS_USAGE]
@@ -98,7 +98,7 @@ class ChatDoor(Door):
         if hidden:  # always learn the usage (for cost accounting); the client does not see it
             options = {**(body.get("stream_options") or {}), "include_usage": True}
             body = {**body, "stream_options": options}
-        return deployment.provider.chat_stream(body)
+        return deployment.provider.chat_stream(deployment.chat_body(body))
 
     # -- the answer ---------------------------------------------------------------------------
 

@@ -149,8 +149,9 @@ class MessagesDoor(Door):
 
     async def call(self, ex: Exchange, deployment: Deployment, body: Body) -> Body:
         if native(deployment):
-            return await messages_provider(deployment).messages(body)
-        completion = await deployment.provider.chat(anthropic_frontdoor.request(body))
+            return await messages_provider(deployment).messages(deployment.messages_body(body))
+        chat = deployment.chat_body(anthropic_frontdoor.request(body))
+        completion = await deployment.provider.chat(chat)
         return anthropic_frontdoor.message(completion, model=body["model"])
 
     def call_stream(self, ex: Exchange, deployment: Deployment, body: Body) -> Events:
@@ -300,7 +301,9 @@ def _with_messages(body: Body, given: list[Body], *, front: bool) -> Body:
 async def _translated_events(deployment: Deployment, body: Body) -> Events:
     """Events from an OpenAI-format back end, translated as they arrive."""
     translator = anthropic_frontdoor.EventTranslator(model=body["model"])
-    chunks = deployment.provider.chat_stream(anthropic_frontdoor.request(body))
+    chunks = deployment.provider.chat_stream(
+        deployment.chat_body(anthropic_frontdoor.request(body))
+    )
     ended = False
     try:
         async for chunk in chunks:
@@ -318,7 +321,7 @@ async def _translated_events(deployment: Deployment, body: Body) -> Events:
 
 
 async def _native_events(deployment: Deployment, body: Body) -> Events:
-    events = messages_provider(deployment).messages_stream(body)
+    events = messages_provider(deployment).messages_stream(deployment.messages_body(body))
     try:
         async for name, data in events:
             if (data.get("type") or name) == "error":
