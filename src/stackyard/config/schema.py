@@ -214,17 +214,55 @@ class LoggingPolicy(_Strict):
     )
 
 
+OTLPProtocol = Literal["http/protobuf", "http/json", "grpc"]
+
+
 class OTLPConfig(_Strict):
+    """Export of spans to an OpenTelemetry collector. A field left unset here takes its
+    standard ``OTEL_EXPORTER_OTLP_*`` environment variable, then the default: the file wins."""
+
     endpoint: str | None = Field(
         default=None,
-        description="OTLP/HTTP traces URL of a collector, e.g. http://collector:4318/v1/traces "
-        "(JSON encoding). Unset: spans are stored locally only.",
+        description="The collector's traces endpoint, used as is: an OTLP/HTTP URL such as "
+        "http://collector:4318/v1/traces, or for grpc http://collector:4317. Unset: "
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, or OTEL_EXPORTER_OTLP_ENDPOINT (/v1/traces "
+        "appended for HTTP); neither: spans are stored locally only.",
+    )
+    protocol: OTLPProtocol | None = Field(
+        default=None,
+        description="http/protobuf (default), http/json or grpc (needs stackyard[grpc]). "
+        "Unset: OTEL_EXPORTER_OTLP_TRACES_PROTOCOL or OTEL_EXPORTER_OTLP_PROTOCOL.",
+    )
+    compression: Literal["gzip", "none"] | None = Field(
+        default=None,
+        description="gzip (default) or none. Unset: OTEL_EXPORTER_OTLP_TRACES_COMPRESSION or "
+        "OTEL_EXPORTER_OTLP_COMPRESSION.",
     )
     headers: dict[str, str] = Field(
-        default_factory=dict, description="Headers sent with each export (e.g. an API key)."
+        default_factory=dict,
+        description="Headers sent with each export (e.g. an API key). Empty: "
+        "OTEL_EXPORTER_OTLP_TRACES_HEADERS or OTEL_EXPORTER_OTLP_HEADERS.",
     )
-    service_name: str = "stackyard"
-    timeout: Annotated[float, Field(gt=0)] = 10.0
+    service_name: str | None = Field(
+        default=None,
+        description="The service.name resource attribute. Unset: OTEL_SERVICE_NAME, then "
+        "service.name in OTEL_RESOURCE_ATTRIBUTES, then stackyard.",
+    )
+    timeout: Annotated[float, Field(gt=0)] | None = Field(
+        default=None,
+        description="Seconds for one export call (default 10). Unset: "
+        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT or OTEL_EXPORTER_OTLP_TIMEOUT (milliseconds).",
+    )
+
+    @model_validator(mode="after")
+    def _grpc_installed(self) -> OTLPConfig:
+        import importlib.util
+
+        if self.protocol == "grpc" and importlib.util.find_spec("grpc") is None:
+            raise ValueError(
+                "protocol grpc needs grpcio, which is not installed (pip install 'stackyard[grpc]')"
+            )
+        return self
 
 
 class ObservabilityConfig(_Strict):

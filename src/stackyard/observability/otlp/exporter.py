@@ -1,0 +1,108 @@
+"""The exporter: finished traces wait on a bounded queue and go to the collector in batches,
+from a background task. Offering a trace only appends it to the queue; building the export
+request, serialising and compressing it happen later, in a worker thread. A collector that is
+down costs spans (counted in ``stackyard_otlp_spans_failed_total``), never requests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+
+from stackyard.observability.metrics import GatewayMetrics
+from stackyard.observability.otlp.encode import export_request
+from stackyard.observability.otlp.settings import OTLPSettings
+from stackyard.observability.otlp.transport import ExportFailed, transport
+from stackyard.observability.writer import Finished
+
+log = logging.getLogger("stackyard.otlp")
+
+TRIES = 3
+
+
+class OTLPExporter:
+    def __init__(
+        self,
+        settings: OTLPSettings,
+        metrics: GatewayMetrics,
+        *,
+        max_queue: int = 20_000,
+        batch_size: int = 512,
+        interval: float = 1.0,
+    ) -> None:
+        self.settings = settings
+        self.transport = transport(settings)
+        self.metrics = metrics
+        self.batch_size = batch_size
+        self.interval = interval
+        self.pending: deque[Finished] = deque()
+        self.max_queue = max_queue
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    def offer(self, row: Finished) -> bool:
+        """Queue a trace for export (the request path: no encoding, no I/O)."""
+        if len(self.pending) >= self.max_queue:
+            self.metrics.spans_export_failed.inc(by=1 + len(row.trace.spans))
+            return False
+        self.pending.append(row)
+        if len(self.pending) >= self.batch_size:
+            self._wake.set()
+        return True
+
+    def start(self) -> None:
+        self.transport.start()
+        self._task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.interval)
+            self._wake.clear()
+            await self.flush()
+
+    async def flush(self) -> None:
+        while self.pending:
+            batch = [self.pending.popleft() for _ in range(min(self.batch_size, len(self.pending)))]
+            await self._send(batch)
+
+    def _encode(self, batch: list[Finished]) -> object:
+        return self.transport.encode(export_request(batch, self.settings.resource))
+
+    async def _send(self, batch: list[Finished]) -> None:
+        count = sum(1 + len(f.trace.spans) for f in batch)
+        try:
+            payload = await asyncio.to_thread(self._encode, batch)
+        except Exception:  # a span we cannot encode must not stop the exporter
+            log.exception("OTLP: could not encode %d spans", count)
+            self.metrics.spans_export_failed.inc(by=count)
+            return
+        for attempt in range(TRIES):
+            try:
+                rejected = await self.transport.send(payload)
+            except ExportFailed as exc:
+                log.warning("OTLP export failed: %s", exc)
+                if not exc.retryable or attempt == TRIES - 1:
+                    break
+                await asyncio.sleep(0.2 * 2**attempt)
+                continue
+            if rejected:
+                log.warning("OTLP collector rejected %d of %d spans", rejected, count)
+                self.metrics.spans_export_failed.inc(by=rejected)
+            self.metrics.spans_exported.inc(by=count - rejected)
+            return
+        self.metrics.spans_export_failed.inc(by=count)
+
+    async def close(self) -> None:
+        """Send what is pending, then stop."""
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+        try:
+            await self.flush()
+        finally:
+            await self.transport.close()
