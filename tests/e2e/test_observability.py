@@ -12,6 +12,7 @@ import aiohttp
 import httpx
 import openai
 import pytest
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from sqlalchemy import create_engine, text
 
 from stackyard.store.db import normalise_url
@@ -19,6 +20,7 @@ from tests.conftest import GatewayProcess, eventually, openai_sdk, postgres_data
 from tests.e2e import doors
 from tests.fakes.openai_upstream import FakeOpenAI, Fault
 from tests.fakes.otlp_receiver import OTLPReceiver
+from tests.fakes.otlp_receiver import attributes as otlp_attributes
 
 pytestmark = pytest.mark.e2e
 
@@ -234,7 +236,9 @@ def test_a_stream_records_its_time_to_first_token_and_its_text(gateway: GatewayP
     assert record["output_tokens"] > 0  # usage learnt from the stream, hidden from the client
     assert record["response_body"]["choices"][0]["message"]["content"] == "".join(text_parts)
     root = spans_by_name(trace)["chat primary"]
-    assert [e["name"] for e in root["events"]] == ["gen_ai.first_chunk"]
+    assert [e["name"] for e in root["events"]] == ["stackyard.first_chunk"]
+    assert 0 < root["attributes"]["gen_ai.response.time_to_first_chunk"] < 60
+    assert root["attributes"]["gen_ai.request.stream"] is True
     assert root["attributes"]["gen_ai.response.finish_reasons"] == ["stop"]
 
 
@@ -263,6 +267,7 @@ def test_a_fallback_shows_both_attempts(
 
 
 def test_spans_reach_the_otlp_collector(gateway: GatewayProcess, otlp: OTLPReceiver) -> None:
+    """The default: binary protobuf, gzipped, to a receiver that takes nothing else."""
     trace_id = "0af7651916cd43dd8448eb211c80319c"
     with sdk(gateway) as client:
         client.chat.completions.create(
@@ -271,18 +276,30 @@ def test_spans_reach_the_otlp_collector(gateway: GatewayProcess, otlp: OTLPRecei
             extra_headers={"x-stackyard-trace-id": trace_id},
         )
     spans = otlp.wait_for(trace_id, 3)
-    names = sorted(s["name"] for s in spans)
+    names = sorted(s.name for s in spans)
     assert names == ["chat fake-large", "chat primary", "gateway.admission"]
-    root = next(s for s in spans if s["name"] == "chat primary")
-    assert root["kind"] == 2  # SERVER
-    assert "parentSpanId" not in root
-    attributes = {a["key"]: a["value"] for a in root["attributes"]}
-    assert attributes["gen_ai.operation.name"] == {"stringValue": "chat"}
-    assert attributes["gen_ai.usage.input_tokens"]["intValue"].isdigit()
-    assert root["status"]["code"] == 1
-    assert int(root["endTimeUnixNano"]) >= int(root["startTimeUnixNano"])
-    assert all(t.startswith("application/json") for t in otlp.content_types)
+    root = next(s for s in spans if s.name == "chat primary")
+    assert root.kind == Span.SPAN_KIND_SERVER
+    assert root.parent_span_id == b""
+    attributes = otlp_attributes(root)
+    assert attributes["gen_ai.operation.name"] == "chat"
+    assert attributes["gen_ai.request.model"] == "primary"
+    assert attributes["gen_ai.response.model"]
+    assert attributes["gen_ai.response.finish_reasons"] == ["stop"]
+    assert attributes["gen_ai.usage.input_tokens"] == 2
+    assert attributes["gen_ai.usage.output_tokens"] > 0
+    assert attributes["gen_ai.provider.name"] == "openai-compatible"
+    attempt = next(s for s in spans if s.name == "chat fake-large")
+    assert attempt.kind == Span.SPAN_KIND_CLIENT
+    assert attempt.parent_span_id == root.span_id
+    assert otlp_attributes(attempt)["gen_ai.request.model"] == "fake-large"
+    assert root.status.code == Status.STATUS_CODE_OK
+    assert root.end_time_unix_nano >= root.start_time_unix_nano
+    assert otlp.errors == []
+    assert set(otlp.content_types) == {"application/x-protobuf"}
+    assert set(otlp.content_encodings) == {"gzip"}
     assert otlp.headers[-1].get("x-collector-key") == "secret"
+    assert otlp.resources()[-1]["service.name"] == "stackyard"
 
 
 def test_stored_bodies_are_redacted(gateway: GatewayProcess) -> None:

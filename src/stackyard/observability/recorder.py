@@ -119,6 +119,8 @@ class Recorder:
             trace.finish_reasons = trace.finish_reasons or semconv.finish_reasons(trace.response)
             model = trace.response.get("model")
             trace.response_model = trace.response_model or (str(model) if model else None)
+        if trace.response is not None and isinstance(trace.response.get("id"), str):
+            attributes["gen_ai.response.id"] = trace.response["id"]
         if trace.response_model:
             attributes["gen_ai.response.model"] = trace.response_model
         if trace.finish_reasons:
@@ -148,8 +150,9 @@ class Recorder:
             attributes["stackyard.prompt.version"] = trace.prompt_version
         if trace.first_chunk_ns is not None:
             ttft = (trace.first_chunk_ns - root.start_ns) / 1e9
+            attributes["gen_ai.response.time_to_first_chunk"] = ttft
             attributes["stackyard.time_to_first_chunk_ms"] = ttft * 1000
-            root.events.append(("gen_ai.first_chunk", trace.first_chunk_ns, {}))
+            root.events.append(("stackyard.first_chunk", trace.first_chunk_ns, {}))
         error_code = None
         if error is not None:
             error_code = error.code or error.type

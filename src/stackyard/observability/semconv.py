@@ -2,6 +2,8 @@
 
 https://opentelemetry.io/docs/specs/semconv/gen-ai/ : ``gen_ai.operation.name``,
 ``gen_ai.provider.name``, ``gen_ai.request.*``, ``gen_ai.response.*``, ``gen_ai.usage.*``.
+Every ``gen_ai.*`` name used is one the ``opentelemetry-semantic-conventions`` package lists
+and does not deprecate (``tests/observability/test_semconv.py`` holds it to that).
 """
 
 from __future__ import annotations
@@ -19,18 +21,18 @@ OPERATIONS = {
 #: Our provider names, as the conventions' well-known ``gen_ai.provider.name`` values.
 PROVIDERS = {"openai": "openai", "anthropic": "anthropic"}
 
-#: Request fields recorded as ``gen_ai.request.<name>``.
+#: Request fields and the attributes they are recorded as.
 REQUEST_PARAMETERS = {
-    "max_tokens": "max_tokens",
-    "max_completion_tokens": "max_tokens",
-    "temperature": "temperature",
-    "top_p": "top_p",
-    "top_k": "top_k",
-    "frequency_penalty": "frequency_penalty",
-    "presence_penalty": "presence_penalty",
-    "seed": "seed",
-    "n": "choice.count",
-    "dimensions": "embedding.dimensions",
+    "max_tokens": "gen_ai.request.max_tokens",
+    "max_completion_tokens": "gen_ai.request.max_tokens",
+    "temperature": "gen_ai.request.temperature",
+    "top_p": "gen_ai.request.top_p",
+    "top_k": "gen_ai.request.top_k",
+    "frequency_penalty": "gen_ai.request.frequency_penalty",
+    "presence_penalty": "gen_ai.request.presence_penalty",
+    "seed": "gen_ai.request.seed",
+    "n": "gen_ai.request.choice.count",
+    "dimensions": "gen_ai.embeddings.dimension.count",
 }
 
 
@@ -50,7 +52,7 @@ def request_attributes(endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
     for field, name in REQUEST_PARAMETERS.items():
         value = body.get(field)
         if isinstance(value, int | float) and not isinstance(value, bool):
-            attributes[f"gen_ai.request.{name}"] = value
+            attributes[name] = value
     stop = body.get("stop") or body.get("stop_sequences")
     if isinstance(stop, str):
         attributes["gen_ai.request.stop_sequences"] = [stop]
@@ -62,7 +64,7 @@ def request_attributes(endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
             "json" if response_format["type"].startswith("json") else response_format["type"]
         )
     if body.get("stream"):
-        attributes["stackyard.stream"] = True
+        attributes["gen_ai.request.stream"] = True
     return attributes
 
 
