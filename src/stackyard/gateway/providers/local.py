@@ -20,6 +20,7 @@ from stackyard.config.schema import ModelEntry
 from stackyard.engine import sources
 from stackyard.engine.sampling import SamplingParams
 from stackyard.engine.scheduler import Delta, Engine, EngineStopped, QueueFull
+from stackyard.gateway import local_params
 from stackyard.gateway.providers.base import Body, Capabilities, UpstreamError
 from stackyard.gateway.providers.http import HttpClient
 from stackyard.gateway.token_counts import ENCODING
@@ -193,6 +194,7 @@ class LocalProvider:
     async def _generation(self, body: Body) -> tuple[AsyncGenerator[Delta, None], Delta, int]:
         """Start a generation; wait for its first delta (so a full queue fails before any
         byte is sent, and the router can go elsewhere)."""
+        local_params.check(body)
         await self._ensure_loaded()
         engine = self._engine
         if engine is None:
