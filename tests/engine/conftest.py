@@ -22,6 +22,14 @@ class CharTokenizer:
 
     eos_token_id = EOS
     pad_token_id = 0
+    bos_token_id = None
+    #: Each token's bytes, and the special ones: what llguidance reads of a tokenizer.
+    tokens = [b"<pad>", b"<eos>"] + [bytes([ord("A") + t]) for t in range(2, 48)]
+    special_token_ids = [0, EOS]
+
+    def __call__(self, text: str | bytes) -> list[int]:
+        chars = text.decode() if isinstance(text, bytes) else text
+        return [ord(c) - ord("A") for c in chars]
 
     def decode(self, ids: list[int], skip_special_tokens: bool = True) -> str:
         return "".join(chr(ord("A") + t) for t in ids if t > 1)

@@ -19,6 +19,8 @@ class SamplingParams:
     stop: list[str] = field(default_factory=list)
     #: Decode past the end-of-sequence token (benchmarks use it for fixed-length outputs).
     ignore_eos: bool = False
+    #: Return each token's log probability and this many alternatives (0 to 20); None: none.
+    logprobs: int | None = None
 
     @property
     def greedy(self) -> bool:
@@ -45,6 +47,43 @@ def sample(
             probs = torch.zeros_like(probs).scatter_(0, order, sorted_probs)
         choices[row] = int(torch.multinomial(probs, 1, generator=generators[row]).item())
     return choices
+
+
+@dataclass
+class TokenLogprob:
+    """A sampled token's log probability, and the most likely tokens' at its step."""
+
+    token: int
+    logprob: float
+    top: list[tuple[int, float]]
+
+
+def logprobs(
+    logits: torch.Tensor, params: list[SamplingParams], tokens: list[int]
+) -> list[TokenLogprob | None]:
+    """Per row, the sampled token's log probability under the distribution it was sampled
+    from: the log-softmax of its (masked) logits after temperature (greedy rows: at 1), before
+    top-p. Tokens a grammar forbids are never among the alternatives."""
+    import torch
+
+    out: list[TokenLogprob | None] = [None] * len(tokens)
+    for row, p in enumerate(params):
+        if p.logprobs is None:
+            continue
+        scores = logits[row].float()
+        if not p.greedy:
+            scores = scores / p.temperature
+        logp = torch.log_softmax(scores, dim=-1)
+        top: list[tuple[int, float]] = []
+        if p.logprobs:
+            values, ids = torch.topk(logp, p.logprobs)
+            top = [
+                (int(i), float(v))
+                for i, v in zip(ids.tolist(), values.tolist(), strict=True)
+                if v != float("-inf")
+            ]
+        out[row] = TokenLogprob(tokens[row], float(logp[tokens[row]]), top)
+    return out
 
 
 class TextTail:

@@ -19,7 +19,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stackyard.engine import kv
-from stackyard.engine.sampling import SamplingParams, TextTail, sample
+from stackyard.engine.grammar import Constraint, GrammarError
+from stackyard.engine.sampling import (
+    SamplingParams,
+    TextTail,
+    TokenLogprob,
+    logprobs,
+    sample,
+)
 
 log = logging.getLogger("stackyard.engine")
 
@@ -41,6 +48,8 @@ class Delta:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     error: str | None = None
+    #: The log probabilities of the tokens since the last delta (when asked for).
+    logprobs: list[TokenLogprob] = field(default_factory=list)
 
 
 @dataclass(eq=False)
@@ -54,6 +63,9 @@ class Sequence:
     generator: Any = None
     tail: TextTail | None = None
     adapter: str | None = None
+    #: The grammar its tokens follow, if any.
+    constraint: Constraint | None = None
+    pending: list[TokenLogprob] = field(default_factory=list)
 
     def emit(self, delta: Delta) -> None:
         self.loop.call_soon_threadsafe(self.queue.put_nowait, delta)
@@ -93,6 +105,8 @@ class Engine:
         self._positions: list[int] = []
         self._stopped = False
         self.adapters: set[str] = set()
+        self._grammar_tokenizer: Any = None
+        self._grammar_lock = threading.Lock()
         self._model_lock = threading.Lock()  # held by a step; adapters load between steps
         self._thread = threading.Thread(target=self._loop, name="stackyard-engine", daemon=True)
         self._thread.start()
@@ -114,17 +128,49 @@ class Engine:
             self.model.eval()
             self.adapters.add(name)
 
+    @property
+    def grammar_tokenizer(self) -> Any:
+        """llguidance's view of the tokenizer, made on first use (about a second)."""
+        from stackyard.engine import grammar
+
+        with self._grammar_lock:
+            if self._grammar_tokenizer is None:
+                vocab = int(self.model.config.vocab_size)
+                self._grammar_tokenizer = grammar.tokenizer_for(self.tokenizer, vocab)
+            return self._grammar_tokenizer
+
+    def token_bytes(self, token: int) -> bytes:
+        """A token's own bytes (part of a character, for some)."""
+        return bytes(self.grammar_tokenizer.decode_bytes([token]))
+
+    async def constraint(self, grammar: str) -> Constraint:
+        """A matcher for ``grammar`` (compiled in a thread). Raises GrammarError."""
+        return await asyncio.to_thread(lambda: Constraint(self.grammar_tokenizer, grammar))
+
     async def generate(
-        self, prompt: list[int], params: SamplingParams, *, adapter: str | None = None
+        self,
+        prompt: list[int],
+        params: SamplingParams,
+        *,
+        adapter: str | None = None,
+        constraint: Constraint | None = None,
     ) -> AsyncGenerator[Delta, None]:
-        """Deltas of text as they are decoded; the last carries the finish reason and usage."""
+        """Deltas of text as they are decoded; the last carries the finish reason and usage.
+        With a ``constraint`` (from :meth:`constraint`, one per sequence) the output follows
+        its grammar and ends when the grammar is complete."""
         import torch
 
         if adapter is not None and adapter not in self.adapters:
             raise KeyError(f"no adapter '{adapter}' is loaded")
         loop = asyncio.get_running_loop()
         sequence = Sequence(
-            prompt, params, loop, asyncio.Queue(), tail=TextTail(params.stop), adapter=adapter
+            prompt,
+            params,
+            loop,
+            asyncio.Queue(),
+            tail=TextTail(params.stop),
+            adapter=adapter,
+            constraint=constraint,
         )
         if params.seed is not None:
             sequence.generator = torch.Generator(device=self.device).manual_seed(params.seed)
@@ -218,7 +264,7 @@ class Engine:
         positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
         cache = DynamicCache()
         logits = self._forward(ids, mask, positions, cache, sequences)
-        tokens = sample(logits, [s.params for s in sequences], [s.generator for s in sequences])
+        tokens, scores = self._sample(logits, sequences)
         if self._running:
             self._cache, self._mask = kv.merge(self._cache, self._mask, cache, mask)
         else:
@@ -226,7 +272,7 @@ class Engine:
         self._running.extend(sequences)
         self._last.extend(tokens)
         self._positions.extend(len(s.prompt) for s in sequences)
-        self._accept(tokens, first_row=len(self._running) - len(sequences))
+        self._accept(tokens, scores, first_row=len(self._running) - len(sequences))
 
     def _step(self) -> None:
         import torch
@@ -236,14 +282,28 @@ class Engine:
         self._mask = torch.cat([self._mask, ones], dim=1)
         positions = torch.tensor(self._positions, dtype=torch.long, device=self.device)[:, None]
         logits = self._forward(ids, self._mask, positions, self._cache, self._running)
-        tokens = sample(
-            logits, [s.params for s in self._running], [s.generator for s in self._running]
-        )
+        tokens, scores = self._sample(logits, self._running)
         self._positions = [p + 1 for p in self._positions]
         self._last = tokens
-        self._accept(tokens, first_row=0)
+        self._accept(tokens, scores, first_row=0)
 
-    def _accept(self, tokens: list[int], first_row: int) -> None:
+    def _sample(
+        self, logits: Any, rows: list[Sequence]
+    ) -> tuple[list[int], list[TokenLogprob | None] | None]:
+        """One token per row; grammars mask their rows first. Rows without a grammar or
+        log probabilities cost nothing more than sampling."""
+        for row, sequence in enumerate(rows):
+            if sequence.constraint is not None:
+                sequence.constraint.mask(logits[row])
+        params = [s.params for s in rows]
+        tokens = sample(logits, params, [s.generator for s in rows])
+        if all(p.logprobs is None for p in params):
+            return tokens, None
+        return tokens, logprobs(logits, params, tokens)
+
+    def _accept(
+        self, tokens: list[int], scores: list[TokenLogprob | None] | None, first_row: int
+    ) -> None:
         """Record each row's new token, emit text, and drop finished rows."""
         finished: set[int] = set()
         for offset, token in enumerate(tokens):
@@ -256,6 +316,16 @@ class Engine:
             reason = None
             if token in self.eos_ids and not sequence.params.ignore_eos:
                 reason = "stop"
+            elif scores is not None and (score := scores[offset]) is not None:
+                sequence.pending.append(score)
+            if sequence.constraint is not None:
+                try:
+                    if sequence.constraint.accept(token):
+                        reason = "stop"  # the grammar is complete
+                except GrammarError as exc:
+                    finished.add(row)
+                    sequence.emit(Delta("", error=f"constrained decoding failed: {exc}"))
+                    continue
             assert sequence.tail is not None
             visible = [t for t in sequence.output if t not in self.eos_ids]
             text = self.tokenizer.decode(visible, skip_special_tokens=True)
@@ -270,9 +340,12 @@ class Engine:
             if reason is not None:
                 delta += sequence.tail.flush() if not stopped else ""
                 finished.add(row)
-                sequence.emit(Delta(delta, reason, len(sequence.prompt), len(sequence.output)))
+                done = Delta(delta, reason, len(sequence.prompt), len(sequence.output))
+                done.logprobs, sequence.pending = sequence.pending, []
+                sequence.emit(done)
             elif delta:
-                sequence.emit(Delta(delta))
+                sequence.emit(Delta(delta, logprobs=sequence.pending))
+                sequence.pending = []
         if finished:
             keep = [r for r in range(len(self._running)) if r not in finished]
             self._running = [self._running[r] for r in keep]
