@@ -49,6 +49,13 @@ def _responses(gateway: GatewayProcess, key: str, model: str, headers: dict[str,
         )
 
 
+def _completions(gateway: GatewayProcess, key: str, model: str, headers: dict[str, str]) -> Any:
+    with openai_sdk(gateway, key) as client:
+        return client.completions.with_raw_response.create(
+            model=model, prompt=TEXT, max_tokens=5, extra_headers=headers
+        )
+
+
 def _embeddings(gateway: GatewayProcess, key: str, model: str, headers: dict[str, str]) -> Any:
     with openai_sdk(gateway, key) as client:
         return client.embeddings.with_raw_response.create(
@@ -61,6 +68,7 @@ CALLS: dict[str, Callable[[GatewayProcess, str, str, dict[str, str]], Any]] = {
     "/v1/chat/completions": _chat,
     "/v1/messages": _messages,
     "/v1/responses": _responses,
+    "/v1/completions": _completions,
     "/v1/embeddings": _embeddings,
 }
 

@@ -195,6 +195,29 @@ def sse_lines(response: httpx.Response) -> list[str]:
     return [line for line in response.text.splitlines() if line.startswith("data: ")]
 
 
+def test_the_completions_door_is_cached_too(
+    gateway: GatewayProcess, fake_openai: FakeOpenAI
+) -> None:
+    """The same stage behind the legacy completions door: a repeat is a hit, at no cost."""
+    before = upstream_calls(fake_openai, "cache-one")
+    prompt = "The legacy door asks: where is the Prado?"
+    with openai.OpenAI(
+        base_url=gateway.base_url, api_key=MASTER, max_retries=0, _strict_response_validation=True
+    ) as client:
+        first, second = (
+            client.completions.with_raw_response.create(model="cached", prompt=prompt)
+            for _ in range(2)
+        )
+        assert (first.headers["x-stackyard-cache"], second.headers["x-stackyard-cache"]) == (
+            "miss",
+            "exact",
+        )
+        assert float(second.headers["x-stackyard-cost-usd"]) == 0
+        assert second.parse().choices[0].text == first.parse().choices[0].text
+        assert first.parse().choices[0].text == f"[cache-one] echo: {prompt}"
+    assert upstream_calls(fake_openai, "cache-one") == before + 1
+
+
 def test_a_cached_stream_replays_the_same_chunks(
     gateway: GatewayProcess, fake_openai: FakeOpenAI
 ) -> None:

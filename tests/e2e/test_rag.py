@@ -222,6 +222,26 @@ def test_the_messages_door_answers_with_citations_too(
     assert [c["source"] for c in (final.model_extra or {})["citations"]] == ["handbook/expenses.md"]
 
 
+def test_the_completions_door_answers_with_citations_too(
+    gateway: Served, handbook: Path, fake_openai: FakeOpenAI
+) -> None:
+    """RAG behind the legacy completions door: the prompt is the question, the passages a
+    system message before it, and the citations ride on the answer."""
+    rag = {"collections": ["handbook"], "top_k": 1, "mode": "keyword"}
+    question = "How do I get taxi receipts refunded?"
+    with sdk(gateway) as client:
+        raw = client.completions.with_raw_response.create(
+            model="chat", prompt=question, extra_body={"rag": rag}
+        )
+    assert raw.headers["x-stackyard-rag-citations"] == "1"
+    assert [c["source"] for c in raw.http_response.json()["citations"]] == ["handbook/expenses.md"]
+    assert raw.parse().choices[0].text == f"[rag-chat-{gateway.kind}] echo: {question}"
+    upstream = fake_openai.requests_for(f"rag-chat-{gateway.kind}")[-1].body
+    assert "rag" not in upstream
+    assert [m["role"] for m in upstream["messages"]] == ["system", "user"]
+    assert "[1] (source: handbook/expenses.md)" in upstream["messages"][0]["content"]
+
+
 def test_the_responses_door_answers_with_citations_too(
     gateway: Served, handbook: Path, fake_openai: FakeOpenAI
 ) -> None:

@@ -15,7 +15,7 @@ HEALTH = Health(allowed_fails=3, window=60, cooldown=5)
 
 
 def deployment(**defaults: Any) -> Deployment:
-    entry = ModelEntry(name="m", provider="openai", defaults=defaults)
+    entry = ModelEntry.model_validate({"name": "m", "provider": "openai", "defaults": defaults})
     return Deployment(id="m#0", name="m", entry=entry, provider=None, health=HEALTH)  # type: ignore[arg-type]
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from stackyard.gateway.doors.chat import CHAT
+from stackyard.gateway.doors.completions import COMPLETIONS
 from stackyard.gateway.doors.embeddings import EMBEDDINGS
 from stackyard.gateway.doors.messages import MESSAGES
 from stackyard.gateway.doors.responses import ResponsesDoor
@@ -24,6 +25,7 @@ DOORS: dict[str, Door] = {
     "/v1/chat/completions": CHAT,
     "/v1/messages": MESSAGES,
     "/v1/responses": ResponsesDoor(cast(Any, None), lambda team: True),
+    "/v1/completions": COMPLETIONS,
     "/v1/embeddings": EMBEDDINGS,
 }
 ORDER = ["prompt", "rag", "secrets", "pii", "injection", "topics", "cache", "json_output"]
@@ -83,6 +85,20 @@ EVIDENCE: dict[tuple[str, str], str] = {
     "test_the_responses_door_repairs_a_fenced_json_answer_too",
     ("/v1/responses", "stream_end"): "test_responses.py::"
     "test_the_responses_door_ends_a_cut_stream_with_an_error_event",
+    ("/v1/completions", "prompt"): "n/a: `prompt` is the legacy API's own text here",
+    ("/v1/completions", "rag"): "test_rag.py::test_the_completions_door_answers_with_citations_too",
+    ("/v1/completions", "secrets"): "test_completions_guardrails.py::"
+    "test_the_completions_door_refuses_a_secret",
+    ("/v1/completions", "pii"): "test_completions_guardrails.py::"
+    "test_the_completions_door_redacts_and_restores",
+    ("/v1/completions", "injection"): "test_injection.py::"
+    "test_the_completions_door_refuses_an_injection_too",
+    ("/v1/completions", "topics"): "test_completions_guardrails.py::"
+    "test_the_completions_door_refuses_a_denied_word",
+    ("/v1/completions", "cache"): "test_cache.py::test_the_completions_door_is_cached_too",
+    ("/v1/completions", "json_output"): "n/a: a legacy request cannot ask for a format",
+    ("/v1/completions", "stream_end"): "test_completions.py::"
+    "test_a_cut_stream_ends_with_an_error_not_a_finish",
     ("/v1/embeddings", "prompt"): "n/a: embeddings take no messages",
     ("/v1/embeddings", "rag"): "n/a: nothing to ground",
     ("/v1/embeddings", "secrets"): "test_guardrails.py::"

@@ -62,7 +62,12 @@ def test_a_miss_is_remembered_briefly_and_a_foreign_id_never_looked_for(
         store = ResponseStore(db)
         loads: list[str] = []
         load = store._load
-        monkeypatch.setattr(store, "_load", lambda rid: loads.append(rid) or load(rid))
+
+        def counted(rid: str) -> Any:
+            loads.append(rid)
+            return load(rid)
+
+        monkeypatch.setattr(store, "_load", counted)
         unknown = f"resp_{99:048x}"
         assert await store.get(unknown, TEAM) is None
         assert await store.get(unknown, TEAM) is None  # remembered: not looked for again
