@@ -48,7 +48,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 LITELLM_VERSION = "1.108.7"
 PORTKEY_VERSION = "1.15.2"
-TARGETS = ("direct", "stackyard", "logged", "governed", "litellm", "portkey")
+TARGETS = ("direct", "stackyard", "logged", "exported", "governed", "litellm", "portkey")
 
 COMPLETION = (
     '{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,'
@@ -113,6 +113,10 @@ http {{
             default_type application/json;
             return 200 '{COMPLETION}';
         }}
+        location = /otlp/v1/traces {{
+            default_type application/x-protobuf;
+            return 200 '';
+        }}
     }}
 }}
 """
@@ -168,6 +172,19 @@ def start_logged(workdir: Path, upstream: str) -> Target:
     """Full request logging: every trace with its spans and redacted bodies, to SQLite."""
     config = _model(upstream) + f"database_url: sqlite:///{workdir / 'logged.db'}\n"
     return _start_ours("logged", workdir, config, {})
+
+
+def start_exported(workdir: Path, upstream: str) -> Target:
+    """Full request logging (as ``logged``) and every trace exported over OTLP, as configured
+    by default (http/protobuf, gzip), to a collector that accepts everything (the nginx
+    upstream, answering an empty ExportTraceServiceResponse)."""
+    collector = upstream.removesuffix("/v1") + "/otlp/v1/traces"
+    config = (
+        _model(upstream)
+        + f"database_url: sqlite:///{workdir / 'exported.db'}\n"
+        + f"observability:\n  otlp:\n    endpoint: {collector}\n"
+    )
+    return _start_ours("exported", workdir, config, {})
 
 
 def start_governed(workdir: Path, upstream: str) -> Target:
@@ -444,6 +461,7 @@ def _checks(results: list[Measurement]) -> list[tuple[str, str]]:
 STARTERS: dict[str, Callable[[Path, str], Target]] = {
     "stackyard": start_stackyard,
     "logged": start_logged,
+    "exported": start_exported,
     "governed": start_governed,
     "litellm": start_litellm,
     "portkey": start_portkey,
