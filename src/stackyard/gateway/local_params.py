@@ -75,17 +75,8 @@ def check(body: dict[str, Any]) -> None:
             continue
         if name not in HONOURED:
             raise refuse(name, REASONS.get(name, "the local engine does not act on it"))
-    if body.get("tools"):
-        raise refuse("tools", "tool calling is not done yet")
-    if body.get("tool_choice") not in (None, "none", "auto"):
-        raise refuse("tool_choice", "tool calling is not done yet")
-    form = body.get("response_format")
-    if isinstance(form, dict) and form.get("type") not in (None, "text"):
-        raise refuse("response_format", "structured output is not done yet")
-    if body.get("logprobs"):
-        raise refuse("logprobs", "log probabilities are not returned yet")
-    if body.get("top_logprobs"):
-        raise refuse("top_logprobs", "log probabilities are not returned yet")
+    if body.get("top_logprobs") is not None and not body.get("logprobs"):
+        raise refuse("top_logprobs", "it needs 'logprobs': true")
     modalities = body.get("modalities")
     if modalities is not None and list(modalities) != ["text"]:
         raise refuse("modalities", REASONS["audio"])

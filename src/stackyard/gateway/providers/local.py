@@ -18,9 +18,10 @@ from typing import Any
 
 from stackyard.config.schema import ModelEntry
 from stackyard.engine import sources
-from stackyard.engine.sampling import SamplingParams
+from stackyard.engine.grammar import GrammarError
+from stackyard.engine.sampling import SamplingParams, TokenLogprob
 from stackyard.engine.scheduler import Delta, Engine, EngineStopped, QueueFull
-from stackyard.gateway import local_params
+from stackyard.gateway import local_params, local_tools
 from stackyard.gateway.providers.base import Body, Capabilities, UpstreamError
 from stackyard.gateway.providers.http import HttpClient
 from stackyard.gateway.token_counts import ENCODING
@@ -145,13 +146,36 @@ class LocalProvider:
 
     # -- chat -------------------------------------------------------------------------------
 
-    def _prompt(self, engine: Engine, body: Body) -> list[int]:
-        messages = [
-            {"role": m.get("role"), "content": text_of(m.get("content"))}
-            for m in body.get("messages") or ()
-        ]
+    def _prompt(
+        self, engine: Engine, body: Body, plan: local_tools.Plan | None = None
+    ) -> list[int]:
+        """The prompt's tokens: the messages (earlier calls written as the model would have)
+        through the model's chat template; offered tools through the template's own tool
+        format where it has one, else the generic instructions in a system message."""
+        messages: list[dict[str, Any]] = []
+        for m in body.get("messages") or ():
+            content = text_of(m.get("content"))
+            calls = local_tools.history(m)
+            if calls is not None:
+                content = f"{content}\n{calls}" if content else calls
+            messages.append({"role": m.get("role"), "content": content})
+        extra: dict[str, Any] = {}
+        if plan is not None and plan.tools is not None:
+            template = getattr(engine.tokenizer, "chat_template", None) or ""
+            if "tools" in template:
+                extra["tools"] = [{"type": "function", "function": f} for f in plan.tools]
+            else:
+                instructions = local_tools.system_prompt(plan)
+                if messages and messages[0]["role"] in ("system", "developer"):
+                    first = messages[0]
+                    messages[0] = {
+                        "role": "system",
+                        "content": f"{first['content']}\n\n{instructions}",
+                    }
+                else:
+                    messages.insert(0, {"role": "system", "content": instructions})
         encoded: Any = engine.tokenizer.apply_chat_template(
-            messages, add_generation_prompt=True, tokenize=True
+            messages, add_generation_prompt=True, tokenize=True, **extra
         )
         ids = encoded["input_ids"] if hasattr(encoded, "keys") else encoded
         return [int(t) for t in ids]
@@ -183,27 +207,42 @@ class LocalProvider:
         )
         stop = body.get("stop") or []
         temperature = body.get("temperature")
+        logprobs = int(body.get("top_logprobs") or 0) if body.get("logprobs") else None
         return SamplingParams(
             max_tokens=min(int(wanted), room),
             temperature=1.0 if temperature is None else float(temperature),
             top_p=float(body.get("top_p") or 1.0),
             seed=body.get("seed"),
             stop=[stop] if isinstance(stop, str) else list(stop),
+            logprobs=logprobs,
         )
 
-    async def _generation(self, body: Body) -> tuple[AsyncGenerator[Delta, None], Delta, int]:
+    async def _generation(
+        self, body: Body
+    ) -> tuple[AsyncGenerator[Delta, None], Delta, int, local_tools.Plan]:
         """Start a generation; wait for its first delta (so a full queue fails before any
         byte is sent, and the router can go elsewhere)."""
         local_params.check(body)
+        local_tools.plan(body)  # a 400 for tools or a schema that cannot be done, before loading
         await self._ensure_loaded()
         engine = self._engine
         if engine is None:
             raise UpstreamError("client", f"model '{self.name}' does not do chat", status=400)
-        prompt = self._prompt(engine, body)
+        plan = local_tools.plan(body)
+        prompt = self._prompt(engine, body, plan)
+        params = self._params(engine, body, prompt)
+        constraint = None
+        if plan.grammar is not None:
+            try:
+                constraint = await engine.constraint(plan.grammar)
+            except GrammarError as exc:
+                param = "tools" if plan.tools is not None else "response_format"
+                raise local_params.refuse(param, f"its schema cannot be followed ({exc})") from None
         stream = engine.generate(
             prompt,
-            self._params(engine, body, prompt),
+            params,
             adapter=self.name if self.adapter is not None else None,
+            constraint=constraint,
         )
         try:
             first = await anext(stream)
@@ -220,26 +259,71 @@ class LocalProvider:
             raise UpstreamError("server", f"{exc} ('{self.name}')") from None
         if first.error:
             raise UpstreamError("server", first.error)
-        return stream, first, len(prompt)
+        return stream, first, len(prompt), plan
 
-    async def _collect(self, body: Body) -> Delta:
-        stream, delta, prompt_tokens = await self._generation(body)
+    async def _collect(self, body: Body) -> tuple[Delta, local_tools.Plan]:
+        stream, delta, prompt_tokens, plan = await self._generation(body)
         parts = [delta.text]
+        scores = list(delta.logprobs)
         try:
             while delta.finish_reason is None:
                 delta = await anext(stream)
                 if delta.error:
                     raise UpstreamError("server", delta.error)
                 parts.append(delta.text)
+                scores += delta.logprobs
         finally:
             await stream.aclose()
-        return Delta("".join(parts), delta.finish_reason, prompt_tokens, delta.completion_tokens)
+        whole = Delta("".join(parts), delta.finish_reason, prompt_tokens, delta.completion_tokens)
+        whole.logprobs = scores
+        return whole, plan
+
+    def _logprobs(self, body: Body, scores: list[TokenLogprob]) -> Body | None:
+        """OpenAI's ``logprobs`` for these tokens (None when not asked for)."""
+        if not body.get("logprobs"):
+            return None
+        engine = self._engine
+        assert engine is not None
+
+        def entry(token: int, logprob: float) -> Body:
+            raw = engine.token_bytes(token)
+            return {
+                "token": raw.decode("utf-8", errors="replace"),
+                "logprob": logprob,
+                "bytes": list(raw),
+            }
+
+        return {
+            "content": [
+                {
+                    **entry(s.token, s.logprob),
+                    "top_logprobs": [entry(t, v) for t, v in s.top],
+                }
+                for s in scores
+            ],
+            "refusal": None,
+        }
+
+    def _message(self, result: Delta, plan: local_tools.Plan) -> tuple[Body, str | None]:
+        """The assistant message for a whole output, and its finish reason."""
+        made = None
+        if plan.tools is not None and result.finish_reason == "stop":
+            made = local_tools.calls(result.text)
+        if made is not None:
+            return {"role": "assistant", "content": None, "refusal": None, "tool_calls": made}, (
+                "tool_calls"
+            )
+        message = {"role": "assistant", "content": result.text, "refusal": None}
+        return message, result.finish_reason
 
     async def chat(self, body: Body) -> Body:
         n = int(body.get("n") or 1)
         if n > 1 and body.get("seed") is not None:
             raise UpstreamError("client", "n > 1 with a seed would repeat one answer", status=400)
-        results = await asyncio.gather(*(self._collect(body) for _ in range(n)))
+        collected = await asyncio.gather(*(self._collect(body) for _ in range(n)))
+        results = [r for r, _ in collected]
+        plan = collected[0][1]
+        messages = [self._message(r, plan) for r in results]
         completion_tokens = sum(r.completion_tokens for r in results)
         prompt_tokens = results[0].prompt_tokens
         return {
@@ -250,9 +334,9 @@ class LocalProvider:
             "choices": [
                 {
                     "index": i,
-                    "message": {"role": "assistant", "content": r.text, "refusal": None},
-                    "logprobs": None,
-                    "finish_reason": r.finish_reason,
+                    "message": messages[i][0],
+                    "logprobs": self._logprobs(body, r.logprobs),
+                    "finish_reason": messages[i][1],
                 }
                 for i, r in enumerate(results)
             ],
@@ -267,7 +351,7 @@ class LocalProvider:
         if int(body.get("n") or 1) > 1:
             raise UpstreamError("client", "local models stream one choice (n = 1)", status=400)
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        stream, delta, prompt_tokens = await self._generation(body)
+        stream, delta, prompt_tokens, plan = await self._generation(body)
         envelope = {
             "id": new_id("chatcmpl-"),
             "object": "chat.completion.chunk",
@@ -275,26 +359,76 @@ class LocalProvider:
             "model": self.name,
         }
 
-        def chunk(payload: dict[str, Any], finish: str | None = None) -> Body:
+        def chunk(
+            payload: dict[str, Any],
+            finish: str | None = None,
+            scores: list[TokenLogprob] | None = None,
+        ) -> Body:
             out: Body = {
                 **envelope,
                 "choices": [
-                    {"index": 0, "delta": payload, "logprobs": None, "finish_reason": finish}
+                    {
+                        "index": 0,
+                        "delta": payload,
+                        "logprobs": self._logprobs(body, scores) if scores else None,
+                        "finish_reason": finish,
+                    }
                 ],
             }
             if include_usage:
                 out["usage"] = None
             return out
 
+        # With tools, an output that starts as a call is held whole, then sent as calls; until
+        # its first text it could be either.
+        held: list[Delta] | None = [] if plan.required else None
+        undecided: list[Delta] | None = [] if plan.tools is not None and held is None else None
         try:
             yield chunk({"role": "assistant", "content": ""})
             while True:
                 if delta.error:
                     raise UpstreamError("server", delta.error)
-                if delta.text:
-                    yield chunk({"content": delta.text})
+                sending = [delta]
+                if undecided is not None:
+                    undecided.append(delta)
+                    sending = []
+                    if delta.text:
+                        if delta.text.lstrip()[:1] in ("{", "["):
+                            held = undecided
+                        else:
+                            sending = undecided
+                        undecided = None
+                elif held is not None:
+                    held.append(delta)
+                    sending = []
+                for each in sending:
+                    if each.text or each.logprobs:
+                        content = {"content": each.text} if each.text else {}
+                        yield chunk(content, None, each.logprobs)
                 if delta.finish_reason is not None:
-                    yield chunk({}, delta.finish_reason)
+                    finish: str | None = delta.finish_reason
+                    if held is not None:
+                        whole = Delta("".join(d.text for d in held), delta.finish_reason)
+                        scores = [s for d in held for s in d.logprobs]
+                        message, finish = self._message(whole, plan)
+                        for index, call in enumerate(message.get("tool_calls") or ()):
+                            function = call["function"]
+                            opening = {
+                                "index": index,
+                                "id": call["id"],
+                                "type": "function",
+                                "function": {"name": function["name"], "arguments": ""},
+                            }
+                            yield chunk({"tool_calls": [opening]})
+                            rest = {
+                                "index": index,
+                                "function": {"arguments": function["arguments"]},
+                            }
+                            yield chunk({"tool_calls": [rest]})
+                        text = message.get("content")
+                        if text or scores:
+                            yield chunk({"content": text} if text else {}, None, scores)
+                    yield chunk({}, finish)
                     if include_usage:
                         total = prompt_tokens + delta.completion_tokens
                         usage = {

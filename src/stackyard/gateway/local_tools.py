@@ -1,0 +1,146 @@
+"""Structured output and tool calls for in-process models: what grammar a request's output
+follows, how tools are put to the model, and how its output becomes OpenAI's ``tool_calls``.
+
+A model whose chat template has no tool format (SmolLM2's has none) gets the generic one that
+llama.cpp's and vLLM's generic handlers use: the tools described in a system message, and a
+call written as JSON, ``{"name": ..., "arguments": {...}}`` (a JSON array of those when
+parallel calls are allowed). The grammar makes the output exactly that: with ``tool_choice``
+``required`` or a named function, a call; with ``auto``, either a call or text that does not
+start with ``{`` or ``[``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from stackyard.engine import grammar
+from stackyard.gateway.local_params import refuse
+from stackyard.gateway.translate.common import new_id
+
+
+@dataclass
+class Plan:
+    """What a request asks of the output."""
+
+    #: llguidance grammar the output follows (None: free text).
+    grammar: str | None = None
+    #: Tools offered to the model (None: none); then the output may be calls.
+    tools: list[dict[str, Any]] | None = None
+    #: Whether the output must be calls (not text).
+    required: bool = False
+    parallel: bool = True
+
+
+def _functions(body: dict[str, Any]) -> list[dict[str, Any]]:
+    functions = []
+    for index, tool in enumerate(body.get("tools") or ()):
+        if tool.get("type", "function") != "function":
+            raise refuse(f"tools[{index}].type", "local models call functions only")
+        functions.append(tool["function"])
+    return functions
+
+
+def _call_schema(function: dict[str, Any]) -> dict[str, Any]:
+    parameters = function.get("parameters") or {"type": "object", "properties": {}}
+    return {
+        "type": "object",
+        "properties": {"name": {"const": function["name"]}, "arguments": parameters},
+        "required": ["name", "arguments"],
+        "additionalProperties": False,
+    }
+
+
+def plan(body: dict[str, Any]) -> Plan:
+    """The plan for ``body``; a 400 naming the field for what cannot be done."""
+    functions = _functions(body)
+    choice = body.get("tool_choice")
+    form = body.get("response_format") or {}
+    if functions and choice != "none":
+        if isinstance(choice, dict):
+            name = (choice.get("function") or {}).get("name")
+            functions = [f for f in functions if f["name"] == name]
+            if not functions:
+                raise refuse("tool_choice", f"no tool is named '{name}'")
+        elif choice not in (None, "auto", "required"):
+            raise refuse("tool_choice", f"'{choice}' is not a tool choice")
+        required = choice is not None and choice != "auto"
+        parallel = body.get("parallel_tool_calls") is not False
+        schemas = [_call_schema(f) for f in functions]
+        call: dict[str, Any] = schemas[0] if len(schemas) == 1 else {"anyOf": schemas}
+        if parallel:
+            call = {"type": "array", "items": call, "minItems": 1}
+        rules = f"calls: {grammar.json_fragment(call)}\n"
+        if required:
+            spec = "start: calls\n" + rules
+        else:
+            spec = "start: calls | TEXT\nTEXT: /[^\\[{\\s][\\s\\S]*/\n" + rules
+        return Plan(_compile(grammar.lark, spec, "tools"), functions, required, parallel)
+    kind = form.get("type")
+    if kind == "json_object":
+        return Plan(_compile(grammar.json_schema, {"type": "object"}, "response_format"))
+    if kind == "json_schema":
+        asked = form.get("json_schema") or {}
+        schema = asked.get("schema") or {}
+        strict = asked.get("strict") is True
+        compiled = _compile(
+            lambda s: grammar.json_schema(s, lenient=not strict), schema, "response_format"
+        )
+        return Plan(compiled)
+    return Plan()
+
+
+def _compile(make: Any, spec: Any, param: str) -> str:
+    try:
+        compiled: str = make(spec)
+    except grammar.GrammarError as exc:
+        raise refuse(param, f"its schema cannot be followed ({exc})") from None
+    return compiled
+
+
+def system_prompt(plan: Plan) -> str:
+    """The generic tool-calling instructions (for a template without a tool format)."""
+    assert plan.tools is not None
+    described = "\n".join(json.dumps(f) for f in plan.tools)
+    shape = '{"name": <function name>, "arguments": <arguments object>}'
+    if plan.parallel:
+        shape = f"a JSON array of calls, each {shape}"
+    must = "You must call a function." if plan.required else ""
+    return (
+        f"You can call these functions:\n{described}\n"
+        f"To call functions, answer with {shape} and nothing else. {must}"
+    ).strip()
+
+
+def calls(text: str) -> list[dict[str, Any]] | None:
+    """OpenAI ``tool_calls`` for a generic-format output; None when it is text."""
+    stripped = text.lstrip()
+    if not stripped.startswith(("{", "[")):
+        return None
+    value = json.loads(stripped)
+    items = value if isinstance(value, list) else [value]
+    return [
+        {
+            "id": new_id("call_"),
+            "type": "function",
+            "function": {"name": item["name"], "arguments": json.dumps(item["arguments"])},
+        }
+        for item in items
+    ]
+
+
+def history(message: dict[str, Any]) -> str | None:
+    """An earlier assistant turn's calls, written as the model would have written them."""
+    made = message.get("tool_calls")
+    if not made:
+        return None
+    items = []
+    for call in made:
+        function = call.get("function") or {}
+        try:
+            arguments = json.loads(function.get("arguments") or "{}")
+        except json.JSONDecodeError:
+            arguments = function.get("arguments")
+        items.append({"name": function.get("name"), "arguments": arguments})
+    return json.dumps(items if len(items) > 1 else items[0])
