@@ -1,8 +1,10 @@
 """Fuzzing, bounded, with schemathesis: cases generated from the admin API's own OpenAPI
-document (``/admin/openapi.json``) and from OpenAI's (the operations the gateway serves, sliced
-from ``../shared/data/openai-openapi`` by ``data/openai_slice.py``), valid and invalid, against
-a real ``stackyard serve``. No case may get a 5xx, and the server must still be ready
-afterwards.
+document (``/admin/openapi.json``), from OpenAI's (the operations the gateway serves, sliced
+from ``../shared/data/openai-openapi`` by ``data/openai_slice.py``) and, for the console's JSON
+API (``/api/...``, which has no OpenAPI document of its own yet), from a plain one built from
+the route table (each route, its path's id, a few query parameters, any JSON object as a
+body), valid and invalid, against a real ``stackyard serve``. No case may get a 5xx, and the
+server must still be ready afterwards.
 
 ``STACKYARD_FUZZ_EXAMPLES`` sets the cases per operation and mode (default 25: each operation
 gets up to 50, valid and invalid; CI's time is the bound)."""
@@ -28,25 +30,27 @@ OPENAI_SLICE = Path(__file__).with_name("data") / "openai-openapi-served.json.gz
 EXAMPLES = int(os.environ.get("STACKYARD_FUZZ_EXAMPLES", "25"))
 
 
+def config(fake_openai: FakeOpenAI, database: Path) -> dict[str, Any]:
+    return {
+        "models": [
+            {
+                "name": "m",
+                "provider": "openai-compatible",
+                "api_base": fake_openai.base_url("fz"),
+            }
+        ],
+        "auth": {"master_key": MASTER},
+        "database_url": f"sqlite:///{database}",
+        "router": {"retries": 0},
+    }
+
+
 @pytest.fixture(scope="module")
 def gateway(
     fake_openai: FakeOpenAI, gateway_factory: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> GatewayProcess:
     database = tmp_path_factory.mktemp("fuzz") / "fuzz.db"
-    gw: GatewayProcess = gateway_factory(
-        {
-            "models": [
-                {
-                    "name": "m",
-                    "provider": "openai-compatible",
-                    "api_base": fake_openai.base_url("fz"),
-                }
-            ],
-            "auth": {"master_key": MASTER},
-            "database_url": f"sqlite:///{database}",
-            "router": {"retries": 0},
-        }
-    )
+    gw: GatewayProcess = gateway_factory(config(fake_openai, database))
     return gw
 
 
@@ -112,5 +116,56 @@ def test_openais_operations_never_answer_5xx(gateway: GatewayProcess) -> None:
     headers = {"authorization": f"Bearer {MASTER}"}
     sent, problems = fuzz(schema, gateway.base_url, headers)
     assert sent > 500
+    assert not problems, "\n".join(problems[:20])
+    assert httpx.get(f"{gateway.url}/ready").status_code == 200
+
+
+#: Query parameters the console API's routes read (strings to the fuzzer).
+QUERY = ("q", "limit", "since", "name", "team_id", "after", "label", "group_by", "model")
+
+
+def console_api_document(routes: list[tuple[str, str]]) -> dict[str, Any]:
+    """A plain OpenAPI document of the ``/api/...`` routes."""
+    paths: dict[str, dict[str, Any]] = {}
+    for method, path in routes:
+        if not path.startswith("/api/"):
+            continue
+        operation: dict[str, Any] = {
+            "parameters": [
+                {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
+                for name in QUERY
+            ],
+            "responses": {"default": {"description": "any"}},
+        }
+        if "{id}" in path:
+            operation["parameters"].append(
+                {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+            )
+        if method in ("POST", "PATCH", "PUT"):
+            operation["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            }
+        paths.setdefault(path, {})[method.lower()] = operation
+    return {"openapi": "3.0.3", "info": {"title": "console API", "version": "0"}, "paths": paths}
+
+
+def test_the_console_api_never_answers_5xx(
+    gateway: GatewayProcess, fake_openai: FakeOpenAI, tmp_path: Path
+) -> None:
+    schemathesis = need_module("schemathesis")
+    from stackyard.config.loader import validate
+    from stackyard.gateway.providers import registry
+    from stackyard.server.app import Stackyard
+
+    built = Stackyard(
+        validate(config(fake_openai, tmp_path / "routes.db"), known_providers=registry.names())
+    )
+    document = console_api_document(built.routes.endpoints())
+    assert len(document["paths"]) >= 10
+    schema = schemathesis.openapi.from_dict(document)
+    headers = {"authorization": f"Bearer {MASTER}"}
+    sent, problems = fuzz(schema, gateway.url, headers)
+    assert sent > 300
     assert not problems, "\n".join(problems[:20])
     assert httpx.get(f"{gateway.url}/ready").status_code == 200
