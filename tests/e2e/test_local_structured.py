@@ -186,3 +186,59 @@ def test_an_unsupported_parameter_is_a_400_naming_it(client: openai.OpenAI) -> N
             presence_penalty=0.5,
         )
     assert refused.value.body["param"] == "presence_penalty"  # type: ignore[index]
+
+
+def test_the_messages_door_gets_tool_use_and_structured_output(gateway: GatewayProcess) -> None:
+    """The same engine behind Anthropic's Messages API (translated to chat for an in-process
+    model): a forced tool is a ``tool_use`` block whose input validates, and
+    ``output_config.format`` (what the SDK's ``parse()`` sends) gives JSON of the schema."""
+    import anthropic
+    import jsonschema
+
+    schema = WEATHER["function"]["parameters"]
+    with anthropic.Anthropic(
+        base_url=gateway.url, api_key="unused", max_retries=0, _strict_response_validation=True
+    ) as an:
+        called = an.messages.create(
+            model="smollm2",
+            max_tokens=60,
+            messages=ASK_WEATHER,
+            tools=[{"name": "get_weather", "description": "The weather.", "input_schema": schema}],
+            tool_choice={"type": "tool", "name": "get_weather"},
+        )
+        parsed = an.messages.parse(
+            model="smollm2",
+            max_tokens=60,
+            messages=[{"role": "user", "content": "Ada is 36. Give her name and age."}],
+            output_format=Person,
+        )
+    [block] = [b for b in called.content if b.type == "tool_use"]
+    assert block.name == "get_weather"
+    jsonschema.validate(block.input, schema)
+    assert called.stop_reason == "tool_use"
+    assert isinstance(parsed.parsed_output, Person)
+
+
+def test_the_responses_door_gets_a_function_call_and_structured_output(
+    client: openai.OpenAI,
+) -> None:
+    import jsonschema
+
+    function = WEATHER["function"]
+    called = client.responses.create(
+        model="smollm2",
+        input="What is the weather in Paris?",
+        tools=[{"type": "function", "strict": True, **function}],
+        tool_choice={"type": "function", "name": "get_weather"},
+        max_output_tokens=60,
+    )
+    [call] = [item for item in called.output if item.type == "function_call"]
+    assert call.name == "get_weather"
+    jsonschema.validate(json.loads(call.arguments), function["parameters"])
+    parsed = client.responses.parse(
+        model="smollm2",
+        input="Ada is 36. Give her name and age.",
+        text_format=Person,
+        max_output_tokens=60,
+    )
+    assert isinstance(parsed.output_parsed, Person)
