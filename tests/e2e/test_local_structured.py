@@ -225,10 +225,11 @@ def test_the_responses_door_gets_a_function_call_and_structured_output(
     import jsonschema
 
     function = WEATHER["function"]
+    tools: Any = [{"type": "function", "strict": True, **function}]
     called = client.responses.create(
         model="smollm2",
         input="What is the weather in Paris?",
-        tools=[{"type": "function", "strict": True, **function}],
+        tools=tools,
         tool_choice={"type": "function", "name": "get_weather"},
         max_output_tokens=60,
     )
