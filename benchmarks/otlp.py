@@ -16,8 +16,8 @@ import orjson
 
 from stackyard.observability.otlp.encode import export_request, payload
 from stackyard.observability.otlp.transport import GZIP_LEVEL
-from stackyard.observability.spans import SERVER, Span, new_span_id, new_trace_id
-from stackyard.observability.writer import Finished, RequestTrace
+from stackyard.observability.spans import SERVER, RequestTrace, Span, new_span_id, new_trace_id
+from stackyard.observability.writer import Finished
 
 
 def traces(count: int) -> list[Finished]:

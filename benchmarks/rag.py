@@ -111,7 +111,7 @@ class Harness:
 
     async def sync(self) -> tuple[float, Any]:
         started = time.perf_counter()
-        report = await self.rag.sync("scifact")
+        report = await self.rag.sync(self.rag.collections.get("scifact"))
         return time.perf_counter() - started, report
 
     async def rank(self, text: str, mode: str, **tuning: Any) -> list[str]:
