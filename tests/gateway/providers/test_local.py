@@ -78,3 +78,22 @@ async def test_a_batch_embeds_like_its_texts_one_by_one() -> None:
         a = np.asarray(alone["embedding"])
         b = np.asarray(batch["data"][i]["embedding"])
         assert float(a @ b) > 0.999
+
+
+def test_defaults_the_engine_would_refuse_are_refused_at_start(tmp_path: Path) -> None:
+    weights = tmp_path / "model.gguf"
+    weights.write_bytes(b"")
+    entry = ModelEntry.model_validate(
+        {
+            "name": "m",
+            "provider": "local",
+            "model": str(weights),
+            "defaults": {"temperature": 0.2, "presence_penalty": 0.5},
+        }
+    )
+    with pytest.raises(ValueError, match="presence_penalty"):
+        LocalProvider(entry, None)  # type: ignore[arg-type]
+    fine = entry.model_copy(
+        update={"defaults": entry.defaults.model_copy(update={"presence_penalty": None})}
+    )
+    assert LocalProvider(fine, None).name == "m"  # type: ignore[arg-type]

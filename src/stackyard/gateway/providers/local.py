@@ -79,6 +79,12 @@ class LocalProvider:
             chat=chat, streaming=chat, embeddings=not chat, stream_usage=True, external=False
         )
         self.name = entry.name
+        unhonoured = sorted(set(entry.defaults.given()) - local_params.HONOURED)
+        if unhonoured:  # else every request would be a 400 for what the config sends
+            raise ValueError(
+                f"defaults: local models do not act on {', '.join(unhonoured)}; "
+                "remove it from this model's defaults"
+            )
         self.device_option = str(options.get("device", "auto"))
         self.dtype_option = str(options.get("dtype", "auto"))
         self.lazy = options.get("load", "startup") == "lazy"
