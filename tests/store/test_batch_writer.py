@@ -34,6 +34,12 @@ class Rows(BatchWriter[str]):
             raise RecursionError("maximum recursion depth exceeded while encoding")
         return {"row": row}
 
+    def from_spill_record(self, record: dict[str, Any]) -> str:
+        return str(record["row"])
+
+    def write(self, connection: Any, rows: Sequence[str]) -> None:
+        self.insert(rows)
+
     def written_rows(self, rows: Sequence[str]) -> None:
         if self.after_fails:
             raise ValueError("a bug after the write")

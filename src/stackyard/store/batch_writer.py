@@ -107,15 +107,15 @@ class BatchWriter(ABC, Generic[RowT]):
     def spill_record(self, row: RowT) -> dict[str, Any]:
         """A row as a JSON object, for the spill file."""
 
+    @abstractmethod
     def from_spill_record(self, record: dict[str, Any]) -> RowT:
         """A row back from the spill file (the inverse of :meth:`spill_record`), for the replay
         at start-up; raises on a record it cannot read."""
-        raise NotImplementedError(f"the {self.what} writer cannot read its spill file")
 
+    @abstractmethod
     def write(self, connection: Connection, rows: Sequence[RowT]) -> None:
         """Write one batch in the caller's transaction (what :meth:`insert` does in its own):
         the replay records its progress in the same transaction."""
-        raise NotImplementedError(f"the {self.what} writer cannot write in a transaction")
 
     def written_rows(self, rows: Sequence[RowT]) -> None:
         """Called (in the event loop) after a batch is written."""

@@ -99,8 +99,6 @@ class _File:
 def replay_spill(writer: BatchWriter[Any]) -> Replayed:
     """Write back ``writer``'s spill file, and any ``.replaying`` file a start left, before
     the writer starts (in a thread: it reads files and writes the store)."""
-    if type(writer).from_spill_record is BatchWriter.from_spill_record:
-        raise NotImplementedError(f"the {writer.what} writer cannot read its spill file")
     spill = writer.spill_path
     done = Replayed()
     pattern = f"{glob.escape(spill.stem)}.*{REPLAYING}"
