@@ -35,15 +35,10 @@ def _int(options: dict[str, object], name: str, default: int) -> int:
     return value
 
 
-def _texts(inputs: object) -> list[str]:
-    """The texts to embed. Token ids are OpenAI's (``cl100k_base``, what the OpenAI clients
-    send: LangChain's ``OpenAIEmbeddings`` splits long texts that way), decoded back to text:
-    they are not this model's own tokens."""
-    if isinstance(inputs, str):
-        return [inputs]
-    assert isinstance(inputs, list)
-    if all(isinstance(t, str) for t in inputs):
-        return [str(t) for t in inputs]
+def _decoded(inputs: list[Any]) -> list[str]:
+    """Token ids (one list, or lists) as the texts to embed. They are OpenAI's
+    (``cl100k_base``, what the OpenAI clients send: LangChain's ``OpenAIEmbeddings`` splits
+    long texts that way), decoded back to text: they are not this model's own tokens."""
     lists = [inputs] if all(isinstance(t, int) for t in inputs) else inputs
     import tiktoken
 
@@ -464,7 +459,13 @@ class LocalProvider:
         model = self._embedder
         if model is None:
             raise UpstreamError("client", f"model '{self.name}' does not do embeddings", status=400)
-        texts = await asyncio.to_thread(_texts, body["input"])
+        inputs = body["input"]
+        if isinstance(inputs, str):
+            texts = [inputs]
+        elif all(isinstance(t, str) for t in inputs):
+            texts = list(inputs)
+        else:  # token ids: decoding them loads tiktoken's tables, off the event loop
+            texts = await asyncio.to_thread(_decoded, inputs)
         dimension = getattr(model, "get_embedding_dimension", None) or (
             model.get_sentence_embedding_dimension
         )
