@@ -129,7 +129,12 @@ class BatchesAPI:
         team, admin = self._scope(principal)
         try:
             records, more = await asyncio.to_thread(
-                self.store.page, team_id=team, admin=admin, after=query.get("after"), limit=int(raw)
+                self.store.page,
+                team_id=team,
+                admin=admin,
+                after=query.get("after"),
+                limit=int(raw),
+                endpoints=OPENAI_ENDPOINTS,
             )
         except BatchNotFound:
             raise invalid_request("'after' names no batch.", param="after") from None
@@ -171,7 +176,9 @@ class BatchesAPI:
             raise _not_found(f"{batch_id}/{tail}")
         team, admin = self._scope(principal)
         try:
-            found = await asyncio.to_thread(self.store.cancel, batch_id, team_id=team, admin=admin)
+            found = await asyncio.to_thread(
+                self.store.cancel, batch_id, team_id=team, admin=admin, endpoints=OPENAI_ENDPOINTS
+            )
         except BatchNotFound:
             raise _not_found(batch_id) from None
         return Response.json(public(found))

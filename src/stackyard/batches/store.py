@@ -123,7 +123,7 @@ class BatchStore:
         batch_id: str,
         team_id: str | None,
         admin: bool,
-        endpoints: tuple[str, ...] = ENDPOINTS,
+        endpoints: tuple[str, ...],
     ) -> BatchRecord:
         record = session.get(BatchRecord, batch_id)
         if (
@@ -140,7 +140,7 @@ class BatchStore:
         *,
         team_id: str | None = None,
         admin: bool = True,
-        endpoints: tuple[str, ...] = ENDPOINTS,
+        endpoints: tuple[str, ...],
     ) -> BatchRecord:
         with self.db.session() as session:
             record = self._find(session, batch_id, team_id, admin, endpoints)
@@ -173,7 +173,7 @@ class BatchStore:
         after: str | None = None,
         before: str | None = None,
         limit: int = 20,
-        endpoints: tuple[str, ...] = OPENAI_ENDPOINTS,
+        endpoints: tuple[str, ...],
     ) -> tuple[list[BatchRecord], bool]:
         """Newest first, ``limit`` of them after the batch ``after`` (older than it) or before
         the batch ``before`` (newer, the ``limit`` nearest it); and whether more follow."""
@@ -220,7 +220,7 @@ class BatchStore:
         *,
         team_id: str | None,
         admin: bool,
-        endpoints: tuple[str, ...] = OPENAI_ENDPOINTS,
+        endpoints: tuple[str, ...],
     ) -> BatchRecord:
         """Ask a batch to stop: ``cancelling`` until its runner has stopped its lines."""
         with self.db.session() as session:
