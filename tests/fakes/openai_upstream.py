@@ -29,10 +29,13 @@ from typing import Any, Literal
 import orjson
 from aiohttp import web
 
+from tests.fakes import openai_responses
+
 FaultKind = Literal["status", "reset", "delay", "cut_stream", "stream_error", "slow_chunks"]
 Handler = Callable[[web.Request, str, Any, "Fault | None"], Awaitable[web.StreamResponse]]
 
 _RECEIVED = web.RequestKey("fake_openai_received", float)
+FAULT = web.RequestKey("fake_openai_fault", object)
 _FINGERPRINT = "fp_fake0001"
 _MALFORMED = object()
 _COMPLETION_DETAILS = (
@@ -335,6 +338,7 @@ class FakeOpenAI:
             ("POST", "chat/completions"): self._chat,
             ("POST", "embeddings"): self._embeddings,
             ("POST", "rerank"): self._rerank,
+            ("POST", "responses"): self._responses,
             ("GET", "models"): self._list_models,
         }
 
@@ -469,6 +473,7 @@ class FakeOpenAI:
                 return _error(400, message, param, "missing_required_parameter")
         if fault is not None and kind == "stream_error" and not streaming:
             return _error(500, fault.message)
+        request[FAULT] = fault
         return await route(request, deployment, body, fault)
 
     async def _add_headers(self, request: web.Request, response: web.StreamResponse) -> None:
@@ -516,6 +521,15 @@ class FakeOpenAI:
             with self._lock:
                 self.aborted_streams += 1
         return response
+
+    async def _responses(
+        self, request: web.Request, deployment: str, body: Any, fault: Fault | None
+    ) -> web.StreamResponse:
+        unknown = openai_responses.unknown_field(body)
+        if unknown is not None:
+            return _error(400, f"Unrecognized request argument supplied: {unknown}", unknown)
+        chat = _Answer(deployment, openai_responses.chat_view(body))
+        return await openai_responses.serve(request, openai_responses.ResponseAnswer(body, chat))
 
     async def _embeddings(
         self, request: web.Request, deployment: str, body: Any, fault: Fault | None

@@ -1,7 +1,9 @@
 """OpenAI's API, and anything that speaks it (vLLM, TGI, Ollama, LM Studio, llama.cpp).
 
 Bodies pass through untouched but for ``model``: fields this gateway does not know reach the
-upstream as the client sent them.
+upstream as the client sent them. With ``options: {api: responses}`` a deployment's chat calls
+go to the upstream's ``/v1/responses`` instead (for models OpenAI serves there only), translated
+by :mod:`stackyard.gateway.translate.responses_backend`.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from stackyard.config.schema import ModelEntry
 from stackyard.gateway.providers import transport
 from stackyard.gateway.providers.base import Body, Capabilities, UpstreamError
 from stackyard.gateway.providers.http import HttpClient
+from stackyard.gateway.translate import responses_backend
 
 OPENAI_API_BASE = "https://api.openai.com/v1"
 
@@ -40,6 +43,10 @@ class OpenAIProvider:
         self._embeddings_url = f"{self.api_base}/embeddings"
         self._rerank_url = f"{self.api_base}/rerank"
         self._name = f"{self.label} upstream at {self.api_base}"
+        api = entry.options.get("api", "chat")
+        if api not in ("chat", "responses"):
+            raise ValueError(f"option 'api' must be 'chat' or 'responses', not {api!r}")
+        self._responses_url = f"{self.api_base}/responses" if api == "responses" else None
 
     def _payload(self, body: Body) -> bytes:
         return orjson.dumps({**body, "model": self.model})
@@ -50,6 +57,12 @@ class OpenAIProvider:
         )
 
     async def chat(self, body: Body) -> Body:
+        if self._responses_url is not None:
+            payload = orjson.dumps(responses_backend.request(body, model=self.model))
+            response = await transport.post_json(
+                self._http, self._responses_url, payload, self._headers, upstream=self._name
+            )
+            return responses_backend.completion(response, upstream=self._name)
         data = await self._post_json(self._chat_url, body)
         if not isinstance(data.get("choices"), list):
             raise UpstreamError("invalid_response", f"{self._name} sent no 'choices'")
@@ -68,6 +81,10 @@ class OpenAIProvider:
         return data
 
     async def chat_stream(self, body: Body) -> AsyncGenerator[Body, None]:
+        if self._responses_url is not None:
+            async for chunk in self._responses_stream(body):
+                yield chunk
+            return
         events = transport.post_events(
             self._http,
             self._chat_url,
@@ -88,6 +105,31 @@ class OpenAIProvider:
             await events.aclose()
         if not done:
             raise UpstreamError("connection", f"{self._name} ended the stream without [DONE]")
+
+    async def _responses_stream(self, body: Body) -> AsyncGenerator[Body, None]:
+        assert self._responses_url is not None
+        translator = responses_backend.StreamTranslator(
+            include_usage=bool((body.get("stream_options") or {}).get("include_usage")),
+            upstream=self._name,
+        )
+        payload = responses_backend.request({**body, "stream": True}, model=self.model)
+        events = transport.post_events(
+            self._http,
+            self._responses_url,
+            orjson.dumps(payload),
+            self._stream_headers,
+            upstream=self._name,
+        )
+        try:
+            async for event in events:
+                if translator.finished:
+                    continue  # read to the end so that the connection is reused
+                for chunk in translator.feed(transport.event_object(event.data, self._name)):
+                    yield chunk
+        finally:
+            await events.aclose()
+        if not translator.finished:
+            raise UpstreamError("connection", f"{self._name} ended the stream before it completed")
 
     async def start(self) -> None:
         return None
