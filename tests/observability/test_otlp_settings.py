@@ -150,3 +150,28 @@ def test_grpc_without_grpcio_is_a_config_error(monkeypatch: pytest.MonkeyPatch) 
     env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4317", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}
     with pytest.raises(ConfigError, match=r"stackyard\[grpc\]"):
         resolve(OTLPConfig(), env)
+
+
+@pytest.mark.parametrize(
+    "switch", [{"OTEL_SDK_DISABLED": "true"}, {"OTEL_TRACES_EXPORTER": "none"}]
+)
+def test_the_sdk_switches_turn_export_off_even_over_the_file(switch: dict[str, str]) -> None:
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318", **switch}
+    assert resolve(OTLPConfig(), env) is None
+    assert resolve(OTLPConfig(endpoint="http://file:4318/v1/traces"), env) is None
+    on = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318", "OTEL_SDK_DISABLED": "false"}
+    assert resolve(OTLPConfig(), {**on, "OTEL_TRACES_EXPORTER": "otlp"}) is not None
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("OTEL_TRACES_EXPORTER", "zipkin"),
+        ("OTEL_TRACES_EXPORTER", "console"),
+        ("OTEL_SDK_DISABLED", "yes"),
+    ],
+)
+def test_an_exporter_the_gateway_lacks_is_refused_not_ignored(variable: str, value: str) -> None:
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318", variable: value}
+    with pytest.raises(ConfigError, match=variable):
+        resolve(OTLPConfig(), env)

@@ -140,11 +140,37 @@ def _resource(configured: str | None, env: Mapping[str, str]) -> dict[str, str]:
     return {"service.version": __version__, **given, "service.name": service}
 
 
+def _switched_off(config: OTLPConfig, env: Mapping[str, str]) -> bool:
+    """``OTEL_SDK_DISABLED=true`` or ``OTEL_TRACES_EXPORTER=none``: no export, even where the
+    file names an endpoint (both are an operator's switch, as in every OpenTelemetry SDK).
+    An exporter other than ``otlp`` or ``none`` is refused, not ignored."""
+    disabled = env.get("OTEL_SDK_DISABLED", "").strip().lower()
+    if disabled not in ("", "true", "false"):
+        raise ConfigError(f"OTEL_SDK_DISABLED={disabled!r}: expected true or false")
+    exporters = [e.strip().lower() for e in env.get("OTEL_TRACES_EXPORTER", "").split(",")]
+    exporters = [e for e in exporters if e]
+    for exporter in exporters:
+        if exporter not in ("otlp", "none"):
+            raise ConfigError(
+                f"OTEL_TRACES_EXPORTER={exporter!r}: the gateway exports traces by OTLP only; "
+                "expected otlp or none"
+            )
+    off = disabled == "true" or exporters == ["none"]
+    if off and config.endpoint:
+        variable = "OTEL_SDK_DISABLED" if disabled == "true" else "OTEL_TRACES_EXPORTER"
+        log.warning(
+            "OTLP export is off (%s), although observability.otlp names an endpoint", variable
+        )
+    return off
+
+
 def resolve(config: OTLPConfig, env: Mapping[str, str]) -> OTLPSettings | None:
     """The exporter's settings, or None when no endpoint is configured anywhere (no export).
 
     Raises :class:`ConfigError` for a variable the spec does not allow, and for grpc without
     grpcio installed."""
+    if _switched_off(config, env):
+        return None
     protocol = _choice(config.protocol, env, "PROTOCOL", PROTOCOLS)
     endpoint = _endpoint(config.endpoint, env, protocol)
     if endpoint is None:
