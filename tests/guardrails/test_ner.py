@@ -5,6 +5,7 @@ templates it never saw, and a vault that redacts and restores what it finds."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -166,3 +167,25 @@ def test_a_vault_uses_what_the_injection_rail_read_and_lets_it_go(tagger: Entity
     assert readings == {}  # used once, then dropped with the request's other state
     assert vault.redact(text) == Vault(None, tagger).redact(text)
     assert "Maria" not in vault.redact(text)
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    ['{"name": "Ada Lovelace"}', '{"query": "find Linus Torvalds"}', '{"q":"find John Smith"}'],
+)
+def test_a_name_in_an_earlier_tool_calls_arguments_is_redacted(
+    tagger: EntityTagger, arguments: str
+) -> None:
+    """Read as raw JSON, among quotes and keys, the tagger missed these names (or half of
+    them); each string value is now read on its own."""
+    from stackyard.guardrails.redaction import redacted
+
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": arguments}}
+    body = {"messages": [{"role": "assistant", "content": None, "tool_calls": [call]}]}
+    out = asyncio.run(redacted(body, Vault(None, tagger)))
+    sent = out["messages"][0]["tool_calls"][0]["function"]["arguments"]
+    name = json.loads(arguments)
+    words = " ".join(name.values()).split()[-2:]
+    assert not any(word in sent for word in words), sent
+    assert "<PERSON_1>" in sent
+    assert json.loads(sent).keys() == name.keys()

@@ -34,9 +34,27 @@ def _block(block: Any, change: Change) -> Any:
         return {**block, "text": change(block["text"])}
     if kind == "tool_use" and "input" in block:
         return {**block, "input": json_strings(block["input"], change)}
-    if kind == "tool_result" and "content" in block:
-        return {**block, "content": _content(block["content"], change)}
+    if kind in ("tool_result", "search_result") and "content" in block:
+        block = {**block, "content": _content(block["content"], change)}
+    if kind in ("document", "search_result"):
+        return _document(block, change)
     return block
+
+
+def _document(block: Body, change: Change) -> Body:
+    """A document's (or a search result's) title and context, and a plain-text or
+    content-block source."""
+    out = dict(block)
+    for field in ("title", "context"):
+        if isinstance(out.get(field), str):
+            out[field] = change(out[field])
+    source = out.get("source")
+    if isinstance(source, dict) and source.get("type") == "text":
+        if isinstance(source.get("data"), str):
+            out["source"] = {**source, "data": change(source["data"])}
+    elif isinstance(source, dict) and source.get("type") == "content":
+        out["source"] = {**source, "content": _content(source.get("content"), change)}
+    return out
 
 
 def _content(value: Any, change: Change) -> Any:
@@ -107,8 +125,12 @@ class EventTransformer:
     ``text_delta`` or ``input_json_delta`` pieces. What a block holds back is released in
     one more delta just before its ``content_block_stop``."""
 
-    def __init__(self, make: Callable[[], TextStream]) -> None:
+    def __init__(
+        self, make: Callable[[], TextStream], make_json: Callable[[], TextStream] | None = None
+    ) -> None:
+        """``make_json``: for tool-use inputs (``input_json_delta``), if not ``make``."""
         self.make = make
+        self.make_json = make_json or make
         self.blocks: dict[int, tuple[str, str, TextStream]] = {}  # index: delta type, field
 
     def feed(self, event: Event) -> list[Event]:
@@ -123,7 +145,8 @@ class EventTransformer:
             if field is not None and isinstance(delta.get(field), str):
                 held = self.blocks.get(index)
                 if held is None:
-                    held = self.blocks[index] = (delta["type"], field, self.make())
+                    make = self.make if field == "text" else self.make_json
+                    held = self.blocks[index] = (delta["type"], field, make())
                 delta[field] = held[2].feed(delta[field])
             return [event]
         if kind == "content_block_stop" and index in self.blocks:

@@ -1,8 +1,15 @@
 """Reversible PII redaction of a chat request on its way to a provider, and the restoration of
-its answer: in message text, in tool messages and in tool-call arguments, whole or streamed."""
+its answer: in message text (refusals included), in tool messages and in tool-call arguments
+(earlier turns' and the answer's, legacy ``function_call`` too), whole or streamed.
+
+Arguments are JSON: what is found is replaced inside their string values, each value read on
+its own (the entity tagger, trained on prose, misses names it would find alone when they sit
+among JSON's quotes and keys), so that they stay valid JSON."""
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import AsyncGenerator, Callable
 from typing import Any, Protocol
 
@@ -22,9 +29,13 @@ def change_texts(body: Body, change: Callable[[str], str]) -> Body:
         copy = dict(message)
         if "content" in copy:
             copy["content"] = _content(copy["content"], change)
+        if isinstance(copy.get("refusal"), str):
+            copy["refusal"] = change(copy["refusal"])
         calls = copy.get("tool_calls")
         if isinstance(calls, list):
             copy["tool_calls"] = [_call(call, change) for call in calls]
+        if isinstance(copy.get("function_call"), dict):  # the legacy functions API
+            copy["function_call"] = _arguments(copy["function_call"], change)
         messages.append(copy)
     return {**body, "messages": messages}
 
@@ -44,13 +55,42 @@ def _content(value: Any, change: Callable[[str], str]) -> Any:
     if isinstance(value, str):
         return change(value)
     if isinstance(value, list):
-        return [
-            {**part, "text": change(part["text"])}
-            if isinstance(part, dict) and isinstance(part.get("text"), str)
-            else part
-            for part in value
-        ]
+        return [_part(part, change) for part in value]
     return value
+
+
+def _part(part: Any, change: Callable[[str], str]) -> Any:
+    """A content part with its text (or, for an assistant's refusal part, its refusal)
+    changed."""
+    if not isinstance(part, dict):
+        return part
+    for field in ("text", "refusal"):
+        if isinstance(part.get(field), str):
+            return {**part, field: change(part[field])}
+    return part
+
+
+#: A JSON string, and the colon after it if it is an object's key.
+JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"(\s*:)?')
+
+
+def change_json(text: str, change: Callable[[str], str]) -> str:
+    """``text`` with ``change`` applied to each string value in it, if it is JSON (keys,
+    numbers and layout are kept; a changed value is written back escaped, so the text stays
+    valid JSON); else to the whole text."""
+    try:
+        json.loads(text)
+    except ValueError:
+        return change(text)
+
+    def one(match: re.Match[str]) -> str:
+        if match[1]:  # a key
+            return match[0]
+        value = json.loads(match[0])
+        changed = change(value)
+        return match[0] if changed == value else json.dumps(changed, ensure_ascii=False)
+
+    return JSON_STRING.sub(one, text)
 
 
 async def redacted(
@@ -71,13 +111,23 @@ async def redacted(
 
 
 def _call(call: Any, change: Callable[[str], str]) -> Any:
-    if not isinstance(call, dict) or not isinstance(call.get("function"), dict):
+    """A tool call with ``change`` applied inside its arguments (a function's JSON, or a
+    custom tool's free text)."""
+    if not isinstance(call, dict):
         return call
-    function = call["function"]
+    if isinstance(call.get("function"), dict):
+        return {**call, "function": _arguments(call["function"], change)}
+    custom = call.get("custom")
+    if isinstance(custom, dict) and isinstance(custom.get("input"), str):
+        return {**call, "custom": {**custom, "input": change(custom["input"])}}
+    return call
+
+
+def _arguments(function: Body, change: Callable[[str], str]) -> Body:
     arguments = function.get("arguments")
     if not isinstance(arguments, str):
-        return call
-    return {**call, "function": {**function, "arguments": change(arguments)}}
+        return function
+    return {**function, "arguments": change_json(arguments, change)}
 
 
 def change_response(result: Body, change: Callable[[str], str]) -> Body:
@@ -92,6 +142,8 @@ def change_response(result: Body, change: Callable[[str], str]) -> Body:
         calls = message.get("tool_calls")
         if isinstance(calls, list):
             message["tool_calls"] = [_call(call, change) for call in calls]
+        if isinstance(message.get("function_call"), dict):
+            message["function_call"] = _arguments(message["function_call"], change)
     return result
 
 
@@ -117,8 +169,12 @@ class ChunkTransformer:
     call's arguments, across chunk boundaries. Held-back text is released with the choice's
     finishing chunk."""
 
-    def __init__(self, make: Callable[[], TextStream]) -> None:
+    def __init__(
+        self, make: Callable[[], TextStream], make_arguments: Callable[[], TextStream] | None = None
+    ) -> None:
+        """``make_arguments``: for tool calls' arguments (JSON), if not ``make``."""
         self.make = make
+        self.make_arguments = make_arguments or make
         self.text: dict[int, TextStream] = {}
         self.arguments: dict[tuple[int, int], TextStream] = {}
 
@@ -137,7 +193,7 @@ class ChunkTransformer:
                     key = (index, call.get("index", 0))
                     stream = self.arguments.get(key)
                     if stream is None:
-                        stream = self.arguments[key] = self.make()
+                        stream = self.arguments[key] = self.make_arguments()
                     function["arguments"] = stream.feed(function["arguments"])
             if choice.get("finish_reason"):
                 self._release(index, delta)
@@ -161,7 +217,8 @@ class ChunkRestorer(ChunkTransformer):
     """Restores placeholders in stream chunks."""
 
     def __init__(self, vault: Vault) -> None:
-        super().__init__(lambda: StreamRestorer(vault))
+        # A value put back inside arguments is escaped: they stay valid JSON.
+        super().__init__(lambda: StreamRestorer(vault), lambda: StreamRestorer(vault, True))
 
 
 async def transform_stream(

@@ -8,6 +8,7 @@ texts in a worker thread first, so that the model never runs on the event loop."
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
@@ -86,18 +87,29 @@ class Vault:
         self._by_placeholder[placeholder] = value
         return placeholder
 
-    def restore(self, text: str) -> str:
+    def restore(self, text: str, escape: bool = False) -> str:
+        """``text`` with its placeholders put back; ``escape``: as they go inside a JSON
+        string (a streamed tool call's arguments)."""
         if not self._by_placeholder or "<" not in text:
             return text
-        return PLACEHOLDER.sub(lambda m: self._by_placeholder.get(m[0], m[0]), text)
+
+        def one(match: re.Match[str]) -> str:
+            value = self._by_placeholder.get(match[0])
+            if value is None:
+                return match[0]
+            return json.dumps(value, ensure_ascii=False)[1:-1] if escape else value
+
+        return PLACEHOLDER.sub(one, text)
 
 
 class StreamRestorer:
     """Restores placeholders in text that arrives in pieces: a placeholder split across two
     chunks is held back until it is whole (at most ``LONGEST`` characters)."""
 
-    def __init__(self, vault: Vault) -> None:
+    def __init__(self, vault: Vault, escape: bool = False) -> None:
+        """``escape``: the text is JSON (a tool call's arguments); values go back escaped."""
         self.vault = vault
+        self.escape = escape
         self.pending = ""
 
     def feed(self, piece: str) -> str:
@@ -107,8 +119,8 @@ class StreamRestorer:
             self.pending, text = text[cut:], text[:cut]
         else:
             self.pending = ""
-        return self.vault.restore(text)
+        return self.vault.restore(text, self.escape)
 
     def flush(self) -> str:
         rest, self.pending = self.pending, ""
-        return self.vault.restore(rest)
+        return self.vault.restore(rest, self.escape)

@@ -167,7 +167,10 @@ class MessagesDoor(Door):
         return answer
 
     def restore_events(self, events: Events, vault: Vault) -> Events:
-        return transform_events(events, EventTransformer(lambda: StreamRestorer(vault)))
+        restorer = EventTransformer(
+            lambda: StreamRestorer(vault), lambda: StreamRestorer(vault, True)
+        )
+        return transform_events(events, restorer)
 
     def mask(self, answer: Body) -> int:
         masker = Masker()

@@ -1,0 +1,209 @@
+"""Every part of a request that can carry text is redacted, in the chat shape (which the
+Responses door's requests take too) and in Anthropic's Messages shape; tool-call arguments stay
+valid JSON both ways, whole and streamed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from stackyard.guardrails.anthropic_shape import EventTransformer, change_request
+from stackyard.guardrails.redaction import (
+    ChunkRestorer,
+    change_json,
+    redacted,
+    restore_response,
+)
+from stackyard.guardrails.vault import StreamRestorer, Vault
+
+EMAIL = "ada@example.org"
+PHONE = "+44 20 7946 0958"
+
+
+def sent(body: dict[str, Any]) -> dict[str, Any]:
+    return asyncio.run(redacted(body, Vault()))
+
+
+def chat(*messages: dict[str, Any]) -> dict[str, Any]:
+    return {"model": "m", "messages": [{"role": "user", "content": "hi"}, *messages]}
+
+
+def test_an_earlier_assistant_turns_text_is_redacted() -> None:
+    out = sent(chat({"role": "assistant", "content": f"I wrote to {EMAIL}."}))
+    assert out["messages"][1]["content"] == "I wrote to <EMAIL_1>."
+
+
+def test_an_assistants_refusal_is_redacted_as_a_field_and_as_a_part() -> None:
+    out = sent(
+        chat(
+            {"role": "assistant", "content": None, "refusal": f"I cannot mail {EMAIL}."},
+            {"role": "assistant", "content": [{"type": "refusal", "refusal": f"Not {EMAIL}."}]},
+        )
+    )
+    assert EMAIL not in json.dumps(out)
+    assert out["messages"][1]["refusal"] == "I cannot mail <EMAIL_1>."
+    assert out["messages"][2]["content"] == [{"type": "refusal", "refusal": "Not <EMAIL_1>."}]
+
+
+def test_earlier_tool_call_arguments_are_redacted_inside_their_strings() -> None:
+    """The phone number follows an escaped line break: read as raw JSON text, ``\\n+44`` hid
+    the country code from the pattern (``n`` is a word character)."""
+    arguments = json.dumps({"to": EMAIL, "note": f"call\n{PHONE}", "count": 2}, indent=1)
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": arguments}}
+    out = sent(chat({"role": "assistant", "content": None, "tool_calls": [call]}))
+    sent_arguments = out["messages"][1]["tool_calls"][0]["function"]["arguments"]
+    assert json.loads(sent_arguments) == {"to": "<EMAIL_1>", "note": "call\n<PHONE_1>", "count": 2}
+    assert sent_arguments.startswith('{\n "to": "<EMAIL_1>",')  # the layout is kept
+    assert "44" not in sent_arguments
+
+
+def test_a_legacy_function_call_and_a_custom_tool_call_are_redacted() -> None:
+    out = sent(
+        chat(
+            {
+                "role": "assistant",
+                "content": None,
+                "function_call": {"name": "mail", "arguments": json.dumps({"to": EMAIL})},
+            },
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {"id": "c2", "type": "custom", "custom": {"name": "sh", "input": EMAIL}}
+                ],
+            },
+        )
+    )
+    assert EMAIL not in json.dumps(out)
+    assert json.loads(out["messages"][1]["function_call"]["arguments"]) == {"to": "<EMAIL_1>"}
+    assert out["messages"][2]["tool_calls"][0]["custom"]["input"] == "<EMAIL_1>"
+
+
+def test_a_tool_result_is_redacted_as_text_and_as_parts() -> None:
+    out = sent(
+        chat(
+            {"role": "tool", "tool_call_id": "c1", "content": f"Found {EMAIL}"},
+            {"role": "tool", "tool_call_id": "c2", "content": [{"type": "text", "text": EMAIL}]},
+        )
+    )
+    assert out["messages"][1]["content"] == "Found <EMAIL_1>"
+    assert out["messages"][2]["content"] == [{"type": "text", "text": "<EMAIL_1>"}]
+
+
+def test_arguments_that_are_not_json_are_redacted_as_text() -> None:
+    assert change_json(f"to {EMAIL}", lambda t: t.replace(EMAIL, "<EMAIL_1>")) == "to <EMAIL_1>"
+    assert change_json('{"a": "x", "b": ["x", {"x": "x"}]}', lambda t: "y") == (
+        '{"a": "y", "b": ["y", {"x": "y"}]}'
+    )
+
+
+ADDRESS = '221B Baker Street\nLondon "NW1"'
+
+
+def vault_with_an_address() -> Vault:
+    vault = Vault()
+    vault._placeholder("ADDRESS", ADDRESS)
+    return vault
+
+
+def test_a_value_put_back_into_arguments_is_escaped() -> None:
+    answer = {
+        "choices": [
+            {
+                "message": {
+                    "content": "<ADDRESS_1>",
+                    "tool_calls": [
+                        {"function": {"name": "f", "arguments": '{"a": "<ADDRESS_1>"}'}}
+                    ],
+                    "function_call": {"name": "f", "arguments": '{"a": "<ADDRESS_1>"}'},
+                }
+            }
+        ]
+    }
+    message = restore_response(answer, vault_with_an_address())["choices"][0]["message"]
+    assert message["content"] == ADDRESS
+    assert json.loads(message["tool_calls"][0]["function"]["arguments"]) == {"a": ADDRESS}
+    assert json.loads(message["function_call"]["arguments"]) == {"a": ADDRESS}
+
+
+def test_a_value_put_back_into_streamed_arguments_is_escaped() -> None:
+    restorer = ChunkRestorer(vault_with_an_address())
+    pieces = ['{"a": "<ADD', 'RESS_1>"}']
+    out = []
+    for number, piece in enumerate(pieces):
+        call = {"index": 0, "function": {"arguments": piece}}
+        choice: dict[str, Any] = {"index": 0, "delta": {"tool_calls": [call]}}
+        if number == len(pieces) - 1:
+            choice["finish_reason"] = "tool_calls"
+        chunk = restorer.feed({"choices": [choice]})
+        for call in chunk["choices"][0]["delta"].get("tool_calls", ()):
+            out.append(call["function"]["arguments"])
+    assert json.loads("".join(out)) == {"a": ADDRESS}
+
+
+def test_every_part_of_a_messages_request_is_redacted() -> None:
+    vault = Vault()
+    body = {
+        "model": "m",
+        "system": [{"type": "text", "text": f"The user is {EMAIL}."}],
+        "messages": [
+            {"role": "user", "content": f"I am {EMAIL}"},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "text", "text": f"Mailing {EMAIL}"},
+                    {"type": "tool_use", "id": "t1", "name": "mail", "input": {"to": [EMAIL]}},
+                ],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": "t1", "content": f"sent {EMAIL}"},
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": "t2",
+                        "content": [
+                            {"type": "text", "text": EMAIL},
+                            {
+                                "type": "search_result",
+                                "source": "https://example.org/a",
+                                "title": EMAIL,
+                                "content": [{"type": "text", "text": EMAIL}],
+                            },
+                        ],
+                    },
+                    {
+                        "type": "document",
+                        "title": f"Letter to {EMAIL}",
+                        "context": EMAIL,
+                        "source": {"type": "text", "media_type": "text/plain", "data": EMAIL},
+                    },
+                    {
+                        "type": "document",
+                        "source": {"type": "content", "content": [{"type": "text", "text": EMAIL}]},
+                    },
+                ],
+            },
+        ],
+    }
+    out = asyncio.run(redacted(body, vault, change_request))
+    assert EMAIL not in json.dumps(out)
+    assert out["messages"][1]["content"][1]["input"] == {"to": ["<EMAIL_1>"]}
+    assert out["messages"][2]["content"][2]["source"]["data"] == "<EMAIL_1>"
+    assert out["messages"][2]["content"][1]["content"][1]["source"] == "https://example.org/a"
+
+
+def test_a_value_put_back_into_a_streamed_tool_input_is_escaped() -> None:
+    vault = vault_with_an_address()
+    transformer = EventTransformer(
+        lambda: StreamRestorer(vault), lambda: StreamRestorer(vault, True)
+    )
+    out = []
+    for piece in ['{"a": "<ADD', 'RESS_1>"}']:
+        delta = {"type": "input_json_delta", "partial_json": piece}
+        event = ("content_block_delta", {"type": "content_block_delta", "index": 1, "delta": delta})
+        out += transformer.feed(event)
+    out += transformer.feed(("content_block_stop", {"type": "content_block_stop", "index": 1}))
+    text = "".join(e[1]["delta"]["partial_json"] for e in out if e[0] == "content_block_delta")
+    assert json.loads(text) == {"a": ADDRESS}
