@@ -103,6 +103,11 @@ bench-traces: $(VENV)/.dev-installed
 cache-verifier: $(VENV)/.dev-installed
 	$(BIN)/python -m stackyard.cache.training $(ARGS)
 
+# The cache's contrast guard's known paraphrases (src/stackyard/cache/contrast_paraphrases.json,
+# shipped): word substitutions of the QQP and MRPC training duplicates, about 20 seconds.
+cache-paraphrases: $(VENV)/.dev-installed
+	$(BIN)/python -m stackyard.cache.synonyms $(ARGS)
+
 # The injection classifier (src/stackyard/guardrails/injection.json, shipped): trained on the
 # llm-warden training split in ../shared/data, about two minutes.
 guardrails-injection: $(VENV)/.dev-installed

@@ -10,7 +10,9 @@ same partition, is answered from the cache.
   tier only, and an answer that calls tools is never kept for the semantic tier.
 - **Decision.** The nearest cached questions by cosine similarity (the in-process embedding
   model; no network call), those below a similarity floor dropped, those with different
-  numbers or a negation on one side only rejected outright, and the rest scored by the pair
+  numbers or a negation on one side only rejected outright, so is a look-alike that the
+  contrast guard refuses (:mod:`stackyard.cache.contrast`: an antonym, a sibling term, a unit,
+  a date, a name, a swapped role), and the rest scored by the pair
   classifier (:mod:`stackyard.cache.pairs`), in both orders, its score combined with the
   similarity. The best is a hit when that reaches the threshold that met the operator's error
   budget on held-out pairs.
@@ -26,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from stackyard.cache.contrast import refusal
 from stackyard.cache.entry import Candidate
 from stackyard.cache.key import cache_key
 from stackyard.cache.verifier import features
@@ -98,16 +101,20 @@ def calls_tools(response: dict[str, Any] | None, chunks: Sequence[dict[str, Any]
     return False
 
 
-def rejects(first: str, second: str) -> bool:
-    """Different numbers, or a negation on one side only: never the same question."""
+def rejects(first: str, second: str, guard: bool = True) -> bool:
+    """Different numbers, a negation on one side only, or (with ``guard``) a difference the
+    contrast guard refuses: never the same question."""
     a, b = features(first), features(second)
-    return a.numbers != b.numbers or a.negated != b.negated
+    if a.numbers != b.numbers or a.negated != b.negated:
+        return True
+    return guard and refusal(first, second) is not None
 
 
-def admits(first: str, second: str, similarity: float, floor: float) -> bool:
+def admits(first: str, second: str, similarity: float, floor: float, guard: bool = True) -> bool:
     """The stages before the classifier: similar enough, and not rejected outright. The
-    calibration and the benchmark call this too, so that they judge what the tier decides."""
-    return similarity >= floor and not rejects(first, second)
+    calibration and the benchmark call this too, so that they judge what the tier decides
+    (the benchmark without ``guard`` too, to measure the contrast guard)."""
+    return similarity >= floor and not rejects(first, second, guard)
 
 
 class Semantic:
