@@ -135,7 +135,7 @@ def test_claude_completes_too(oa: openai.OpenAI, replay: ReplayUpstream) -> None
         ({"suffix": "end"}, "suffix"),
         ({"echo": True}, "echo"),
         ({"best_of": 3}, "best_of"),
-        ({"logprobs": 2}, "logprobs"),
+        ({"logprobs": 6}, "logprobs"),
         ({"prompt": ["one", "two"]}, "prompt"),
         ({"prompt": [1, 2, 3]}, "prompt"),
     ],

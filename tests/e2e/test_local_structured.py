@@ -177,6 +177,25 @@ def test_logprobs_are_present_and_at_most_zero(client: openai.OpenAI) -> None:
     assert "".join(tokens) == text
 
 
+def test_the_completions_door_gives_legacy_logprobs(client: openai.OpenAI) -> None:
+    completion = client.completions.create(
+        model="smollm2", prompt="What is the capital of France?", max_tokens=12, logprobs=2
+    )
+    [choice] = completion.choices
+    logprobs = choice.logprobs
+    assert logprobs is not None
+    tokens = logprobs.tokens or []
+    assert tokens
+    assert "".join(tokens) == choice.text
+    assert logprobs.text_offset == [len("".join(tokens[:i])) for i in range(len(tokens))]
+    for token, logprob, top in zip(
+        tokens, logprobs.token_logprobs or [], logprobs.top_logprobs or [], strict=True
+    ):
+        assert logprob <= 0
+        assert top[token] == pytest.approx(logprob)
+        assert 1 <= len(top) <= 3
+
+
 def test_an_unsupported_parameter_is_a_400_naming_it(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as refused:
         client.chat.completions.create(

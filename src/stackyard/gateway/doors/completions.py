@@ -5,8 +5,14 @@ served through its chat call, and every stage runs as on ``/v1/chat/completions`
 and each chunk of a stream come back as ``text_completion`` objects. ``max_tokens`` defaults
 to 16, as OpenAI's and vLLM's legacy endpoints do.
 
+``logprobs`` (0 to 5) asks the chat call for ``logprobs`` with that many ``top_logprobs``; the
+chat answer's log probabilities come back in the legacy shape (``tokens``, ``token_logprobs``,
+``top_logprobs`` as token -> log probability, the sampled token among them, and
+``text_offset`` in the completion's text), in each chunk of a stream too. A deployment that
+cannot give them refuses the chat fields as it would on ``/v1/chat/completions``.
+
 What a chat call cannot give is a 400 naming it: ``suffix``, ``echo``, ``best_of`` above 1,
-``logprobs``, and more than one prompt (or token ids) in one request.
+and more than one prompt (or token ids) in one request.
 """
 
 from __future__ import annotations
@@ -41,6 +47,10 @@ CARRIED = (
 )
 #: ``ex.state`` key: when the answer was made (``created``), and its id.
 MADE = "completions.made"
+#: ``ex.state`` key: per choice of a stream, where its next token starts in its text.
+OFFSETS = "completions.offsets"
+#: OpenAI's legacy bound on ``logprobs``.
+MAX_LOGPROBS = 5
 
 
 def _unsupported(param: str, why: str) -> APIError:
@@ -67,8 +77,15 @@ def chat_request(body: Body) -> Body:
     best_of = body.get("best_of")
     if best_of is not None and best_of != 1:
         raise _unsupported("best_of", "only 1 is served; use n for several completions")
-    if body.get("logprobs") is not None:
-        raise _unsupported("logprobs", "legacy log probabilities are not returned")
+    logprobs = body.get("logprobs")
+    if logprobs is not None and (
+        not isinstance(logprobs, int)
+        or isinstance(logprobs, bool)
+        or not 0 <= logprobs <= MAX_LOGPROBS
+    ):
+        raise invalid_request(
+            f"'logprobs' must be an integer from 0 to {MAX_LOGPROBS}.", param="logprobs"
+        )
     if "prompt" not in body:
         raise invalid_request("Missing required parameter: 'prompt'.", param="prompt")
     prompt = body["prompt"]
@@ -85,14 +102,35 @@ def chat_request(body: Body) -> Body:
     chat["messages"] = [{"role": "user", "content": prompt}]
     if chat.get("max_tokens") is None:
         chat["max_tokens"] = DEFAULT_MAX_TOKENS
+    if logprobs is not None:
+        chat["logprobs"] = True
+        chat["top_logprobs"] = logprobs
     return chat
 
 
-def _choice(choice: Body, text: str | None) -> Body:
+def legacy_logprobs(logprobs: Body | None, offset: int = 0) -> Body | None:
+    """A chat choice's ``logprobs`` in the legacy shape; ``offset`` is where its first token
+    starts in the completion's text (past the tokens of a stream's earlier chunks)."""
+    if not logprobs:
+        return None
+    out: Body = {"tokens": [], "token_logprobs": [], "top_logprobs": [], "text_offset": []}
+    for entry in logprobs.get("content") or ():
+        token = entry.get("token", "")
+        top = {t.get("token", ""): t.get("logprob") for t in entry.get("top_logprobs") or ()}
+        top.setdefault(token, entry.get("logprob"))  # OpenAI's: the sampled token is among them
+        out["tokens"].append(token)
+        out["token_logprobs"].append(entry.get("logprob"))
+        out["top_logprobs"].append(top)
+        out["text_offset"].append(offset)
+        offset += len(token)
+    return out
+
+
+def _choice(choice: Body, text: str | None, offset: int = 0) -> Body:
     return {
         "text": text or "",
         "index": choice.get("index", 0),
-        "logprobs": None,
+        "logprobs": legacy_logprobs(choice.get("logprobs"), offset),
         "finish_reason": choice.get("finish_reason"),
     }
 
@@ -119,16 +157,25 @@ def completion(answer: Body, made: tuple[str, int]) -> Body:
     return out
 
 
-def chunk(event: Body, made: tuple[str, int]) -> Body:
-    """A chat chunk as a ``text_completion`` chunk."""
+def chunk(event: Body, made: tuple[str, int], offsets: dict[int, int] | None = None) -> Body:
+    """A chat chunk as a ``text_completion`` chunk. ``offsets`` (per choice, where its next
+    token starts in its text) is read and moved on past this chunk's tokens."""
+    offsets = {} if offsets is None else offsets
+    choices = []
+    for c in event.get("choices") or ():
+        index = c.get("index", 0)
+        converted = _choice(c, (c.get("delta") or {}).get("content"), offsets.get(index, 0))
+        if converted["logprobs"] is not None:
+            offsets[index] = offsets.get(index, 0) + sum(
+                len(t) for t in converted["logprobs"]["tokens"]
+            )
+        choices.append(converted)
     out: Body = {
         "id": made[0],
         "object": "text_completion",
         "created": made[1],
         "model": event.get("model", ""),
-        "choices": [
-            _choice(c, (c.get("delta") or {}).get("content")) for c in event.get("choices") or ()
-        ],
+        "choices": choices,
     }
     for choice in out["choices"]:
         reason = choice["finish_reason"]
@@ -164,7 +211,7 @@ class CompletionsDoor(ChatDoor):
         return Response.json(out, headers=headers)
 
     def encode(self, ex: Exchange, event: Event) -> bytes | None:
-        converted: dict[str, Any] = chunk(event, ex.state[MADE])
+        converted: dict[str, Any] = chunk(event, ex.state[MADE], ex.state.setdefault(OFFSETS, {}))
         if "citations" in event:
             converted["citations"] = event["citations"]
         return super().encode(ex, converted)

@@ -1,0 +1,223 @@
+"""What the in-process engine gives each door, through the official OpenAI SDK (strict about
+the responses' shape), in milliseconds: the whole server runs in this process on a tiny
+random Llama whose tokenizer has one token per character of an alphabet JSON can be written
+in (so grammars work), and which never ends its text by itself."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import openai
+import pytest
+
+from tests.conftest import need_module
+from tests.server.harness import running
+
+torch = need_module("torch", module=True)
+transformers = need_module("transformers", module=True)
+need_module("llguidance", module=True)
+
+from stackyard.engine.scheduler import Engine  # noqa: E402
+from stackyard.gateway.doors.completions import chunk, legacy_logprobs  # noqa: E402
+from stackyard.gateway.providers.local import LocalProvider  # noqa: E402
+
+EOS = 1
+ALPHABET = b'{}[]":, _abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ'
+
+
+class Tokenizer:
+    """Token 0 pads, 1 ends a sequence, every other one is a character of :data:`ALPHABET`
+    (what llguidance reads of a tokenizer: ``tokens``, ``special_token_ids``); the chat
+    template is the messages' characters, unknown ones read as spaces."""
+
+    eos_token_id = EOS
+    pad_token_id = 0
+    bos_token_id = None
+    special_token_ids = [0, EOS]
+    tokens = [b"<pad>", b"<eos>"] + [bytes([c]) for c in ALPHABET]
+
+    def __call__(self, text: str | bytes) -> list[int]:
+        raw = text if isinstance(text, bytes) else text.encode()
+        return [self.tokens.index(bytes([c])) for c in raw]
+
+    def decode(self, ids: list[int], skip_special_tokens: bool = True) -> str:
+        return b"".join(self.tokens[t] for t in ids if t > EOS).decode()
+
+    def apply_chat_template(self, messages: list[dict[str, Any]], **_: Any) -> list[int]:
+        text = "".join(str(m["content"]) for m in messages).encode()
+        space = self.tokens.index(b" ")
+        return [ALPHABET.find(c) + 2 if c in ALPHABET else space for c in text][-48:]
+
+
+class EndlessLlama(transformers.LlamaForCausalLM):  # type: ignore[misc,name-defined]
+    """A tiny random Llama that never picks the end of sequence itself (a grammar still ends
+    its output), so every free output is ``max_tokens`` long."""
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        out = super().forward(*args, **kwargs)
+        out.logits[..., EOS] = -1e9
+        return out
+
+
+def tiny_engine() -> Engine:
+    torch.manual_seed(0)
+    config = transformers.LlamaConfig(
+        vocab_size=len(Tokenizer.tokens),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        eos_token_id=EOS,
+        pad_token_id=0,
+    )
+    model = EndlessLlama(config)
+    model.eval()
+    return Engine(model, Tokenizer(), max_batch=4, max_queue=4)
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> dict[str, Any]:
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    return {
+        "models": [
+            {
+                "name": "tiny",
+                "provider": "local",
+                "model": str(folder),
+                "options": {"load": "lazy", "task": "chat"},
+            }
+        ],
+        "router": {"retries": 0},
+        "database_url": f"sqlite:///{tmp_path / 'db.sqlite'}",
+    }
+
+
+@contextlib.asynccontextmanager
+async def serving(config: dict[str, Any], strict: bool = True) -> AsyncIterator[openai.AsyncOpenAI]:
+    async with running(config) as (app, _):
+        [deployment] = app.gateway.router.deployments["tiny"]
+        provider = deployment.provider
+        assert isinstance(provider, LocalProvider)
+        provider._engine = tiny_engine()
+        async with (
+            httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app)) as http,
+            openai.AsyncOpenAI(
+                base_url="http://gateway/v1",
+                api_key="unused",
+                max_retries=0,
+                http_client=http,
+                _strict_response_validation=strict,
+            ) as oa,
+        ):
+            try:
+                yield oa
+            finally:
+                provider._engine.stop()
+
+
+# -- log probabilities on the legacy completions door ------------------------------------------
+
+
+def check_legacy_logprobs(logprobs: Any, text: str, top: int) -> None:
+    """OpenAI's legacy shape: parallel lists, tokens that spell the text, offsets into it, and
+    per token a dict of at most ``top`` + 1 alternatives that holds the sampled token."""
+    assert logprobs is not None
+    tokens = logprobs.tokens
+    assert tokens
+    assert "".join(tokens) == text
+    n = len(tokens)
+    assert len(logprobs.token_logprobs) == len(logprobs.top_logprobs) == n
+    assert logprobs.text_offset == [len("".join(tokens[:i])) for i in range(n)]
+    for token, logprob, alternatives in zip(
+        tokens, logprobs.token_logprobs, logprobs.top_logprobs, strict=True
+    ):
+        assert logprob <= 0
+        assert alternatives[token] == pytest.approx(logprob)
+        assert 1 <= len(alternatives) <= top + 1
+        assert max(alternatives.values()) == pytest.approx(logprob)  # greedy: the likeliest
+
+
+async def test_completions_carry_legacy_logprobs_whole_and_streamed(
+    config: dict[str, Any],
+) -> None:
+    asked: Any = {"model": "tiny", "prompt": "hello", "max_tokens": 9, "temperature": 0}
+    async with serving(config) as oa:
+        whole = await oa.completions.create(**asked, logprobs=3)
+        plain = await oa.completions.create(**asked)
+    # The SDK's strict types refuse every legacy chunk before the last (its finish_reason is
+    # null there, as OpenAI's is): the stream is read without them.
+    async with serving(config, strict=False) as oa:
+        stream = await oa.completions.create(**asked, logprobs=0, stream=True)
+        chunks = [c async for c in stream]
+    [choice] = whole.choices
+    assert len(choice.text) == 9
+    logprobs = choice.logprobs
+    assert logprobs is not None
+    check_legacy_logprobs(logprobs, choice.text, 3)
+    assert [len(a) for a in logprobs.top_logprobs or []] == [3] * 9  # greedy: one of the 3
+    assert plain.choices[0].text == choice.text
+    assert plain.choices[0].logprobs is None
+
+    carrying = [c.choices[0].logprobs for c in chunks if c.choices and c.choices[0].logprobs]
+    assert len(carrying) > 1  # each chunk carries its own tokens' log probabilities
+    streamed_text = "".join(c.choices[0].text for c in chunks if c.choices)
+    assert streamed_text == choice.text
+    assert [t for lp in carrying for t in lp.tokens or []] == logprobs.tokens
+    assert [o for lp in carrying for o in lp.text_offset or []] == logprobs.text_offset
+    for lp in carrying:
+        assert all(len(alternatives) == 1 for alternatives in lp.top_logprobs or [])
+
+
+@pytest.mark.parametrize(
+    ("extra", "param"),
+    [
+        ({"logprobs": 6}, "logprobs"),
+        ({"logprobs": -1}, "logprobs"),
+        ({"logprobs": True}, "logprobs"),
+        ({"logprobs": 2, "echo": True}, "echo"),
+        ({"logprobs": 2, "presence_penalty": 0.5}, "presence_penalty"),
+    ],
+)
+async def test_completions_refuse_what_they_cannot_give_by_name(
+    config: dict[str, Any], extra: dict[str, Any], param: str
+) -> None:
+    body: Any = {"model": "tiny", "prompt": "hello", "max_tokens": 4, **extra}
+    async with serving(config) as oa:
+        with pytest.raises(openai.BadRequestError) as refused:
+            await oa.completions.create(**body)
+    error: Any = refused.value.body
+    assert (error["type"], error["param"]) == ("invalid_request_error", param)
+    assert param in error["message"]
+
+
+def test_legacy_logprobs_offsets_run_on_across_a_streams_chunks() -> None:
+    def entry(token: str, logprob: float) -> dict[str, Any]:
+        top = [{"token": "x", "logprob": -0.1}, {"token": token, "logprob": logprob}]
+        return {"token": token, "logprob": logprob, "bytes": [], "top_logprobs": top}
+
+    def event(*tokens: str) -> dict[str, Any]:
+        scores = {"content": [entry(t, -1.0) for t in tokens], "refusal": None}
+        delta = {"content": "".join(tokens)}
+        return {"choices": [{"index": 0, "delta": delta, "logprobs": scores}]}
+
+    offsets: dict[int, int] = {}
+    made = ("cmpl-1", 0)
+    first = chunk(event("ab", "c"), made, offsets)["choices"][0]["logprobs"]
+    second = chunk(event("de"), made, offsets)["choices"][0]["logprobs"]
+    assert first == {
+        "tokens": ["ab", "c"],
+        "token_logprobs": [-1.0, -1.0],
+        "top_logprobs": [{"x": -0.1, "ab": -1.0}, {"x": -0.1, "c": -1.0}],
+        "text_offset": [0, 2],
+    }
+    assert second["text_offset"] == [3]
+    assert legacy_logprobs(None) is None
