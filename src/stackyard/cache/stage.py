@@ -22,6 +22,12 @@ MISSED = "cache"
 CACHE_MISS = (b"x-stackyard-cache", b"miss")
 
 
+def saved_header(upstream_cost: float, price: float) -> tuple[bytes, bytes]:
+    """``x-stackyard-cache-saved-usd``: what the first answer cost upstream, less what the hit
+    is charged (never below zero)."""
+    return b"x-stackyard-cache-saved-usd", f"{max(0.0, upstream_cost - price):.8f}".encode()
+
+
 @dataclass(slots=True)
 class Missed:
     cache: Cache
@@ -66,6 +72,7 @@ class CacheStage(Stage):
                 score = b"%.4f" % (found.score or 0.0)
                 ex.headers.append((b"x-stackyard-cache-verifier-score", score))
             price = self.gateway.config.cache.cost_per_hit
+            ex.headers.append(saved_header(entry.cost_usd, price))
             if ex.stream:
                 return Served(events=ex.door.replay_events(entry), usage=entry.usage, cost=price)
             return Served(answer=ex.door.replay(entry), usage=entry.usage, cost=price)
