@@ -25,7 +25,8 @@ import pytest
 from sqlalchemy import select
 
 from stackyard.finetune.weights import Weights, checkpoint_name
-from stackyard.server.app import FINETUNE_MODULES, Stackyard
+from stackyard.server.app import Stackyard
+from stackyard.server.parts import FINETUNE_MODULES
 from stackyard.store import admin
 from stackyard.store.db import Database
 from stackyard.store.tables.finetune import JobRecord, WeightsPart

@@ -25,7 +25,8 @@ from typing import Any
 
 import httpx
 
-from stackyard.server.app import FINETUNE_MODULES, Stackyard
+from stackyard.server.app import Stackyard
+from stackyard.server.parts import FINETUNE_MODULES
 from stackyard.store import admin
 from stackyard.store.db import Database
 from tests.conftest import unavailable

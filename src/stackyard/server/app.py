@@ -9,11 +9,10 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import gc
-import importlib.util
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from stackyard import __version__
 from stackyard.auth.admission import Governance
@@ -27,10 +26,8 @@ from stackyard.batches.messages_api import MessageBatchesAPI
 from stackyard.batches.runner import BatchRunner
 from stackyard.batches.store import BatchStore
 from stackyard.cache.api import CacheAPI
-from stackyard.cache.backends import Backend, MemoryBackend, RedisBackend
 from stackyard.cache.service import Cache
 from stackyard.config import StackyardConfig, load
-from stackyard.config.loader import ConfigError
 from stackyard.errors import APIError, internal_error
 from stackyard.evals.api import ExperimentsAPI
 from stackyard.evals.experiments import Experiments
@@ -46,7 +43,6 @@ from stackyard.gateway.providers.http import HttpClient
 from stackyard.gateway.quotas import SharedQuotas
 from stackyard.gateway.rerank import rerank
 from stackyard.gateway.responses_api import ResponsesAPI
-from stackyard.gateway.router import Router
 from stackyard.gateway.service import Gateway, build_router
 from stackyard.gateway.stored_responses import ResponseStore
 from stackyard.gateway.token_counts import TIKTOKEN
@@ -62,6 +58,11 @@ from stackyard.prompts.api import PromptsAPI
 from stackyard.prompts.snapshot import PromptSnapshot
 from stackyard.server.admin import AdminAPI
 from stackyard.server.http import ClientDisconnected, Request, Response
+from stackyard.server.parts import (
+    build_finetuning,
+    build_rag,
+    cache_backend,
+)
 from stackyard.server.routing import Reply, Routes
 from stackyard.server.types import Receive, Scope, Send
 from stackyard.store.audit_writer import AuditWriter
@@ -73,13 +74,7 @@ from stackyard.store.spill_replay import replay_spill
 from stackyard.ui.pages import Console
 from stackyard.ui.sessions import Sessions
 
-if TYPE_CHECKING:
-    from stackyard.finetune.supervisor import Supervisor
-    from stackyard.rag.service import RAG
-
 log = logging.getLogger("stackyard")
-RAG_MODULES = ("numpy", "usearch", "snowballstemmer")
-FINETUNE_MODULES = ("torch", "transformers", "peft")
 
 CONFIG_ENV = "STACKYARD_CONFIG"
 PURGE_EVERY = 3600.0  # seconds between retention purges
@@ -173,10 +168,10 @@ class Stackyard:
 
         prompts = PromptSnapshot(self.db)
         self.snapshot.followers.append(prompts.load)
-        rag = _rag(config, self.db, router, config_file)
+        rag = build_rag(config, self.db, router, config_file)
         cache = Cache(
             config.cache,
-            _cache_backend(config, redis_url),
+            cache_backend(config, redis_url),
             router,
             self.metrics,
             team_names=team_names,
@@ -292,7 +287,7 @@ class Stackyard:
             self.db, self.gateway.governance, self.gateway.prompts, redis_url=redis_url
         ).register(self.routes)
         ExperimentsAPI(Experiments(self.db), self.gateway.governance).register(self.routes)
-        self.supervisor = _finetuning(self, config, config_file)
+        self.supervisor = build_finetuning(self, config, config_file)
         if self.gateway.rag is not None:
             from stackyard.rag.api import CollectionsAPI
 
@@ -541,73 +536,6 @@ class Stackyard:
                 "models": self.gateway.router.model_names,
             }
         )
-
-
-def _cache_backend(config: StackyardConfig, redis_url: str | None) -> Backend:
-    if config.cache.backend == "redis":
-        if not redis_url:
-            raise ConfigError("cache.backend is redis, but no redis_url is configured")
-        return RedisBackend(redis_url)
-    if config.cache.backend == "pgvector":
-        from stackyard.cache.pgvector import PgVectorBackend
-
-        return PgVectorBackend(str(config.cache.database_url or config.database_url))
-    return MemoryBackend(config.cache.max_entries)
-
-
-def _rag(
-    config: StackyardConfig, db: Database, router: Router, config_file: Path | None
-) -> RAG | None:
-    """Collections and retrieval, when the rag extra is installed."""
-    if any(importlib.util.find_spec(m) is None for m in RAG_MODULES):
-        return None
-    from stackyard.gateway.rag_models import RouterModels
-    from stackyard.rag.service import RAG
-
-    base_dir = config_file.resolve().parent if config_file else Path.cwd()
-    models = RouterModels(router)
-    return RAG(config.rag, db, models, base_dir=base_dir, ray_address=config.ray_address)
-
-
-def _finetuning(
-    app: Stackyard, config: StackyardConfig, config_file: Path | None
-) -> Supervisor | None:
-    """The files and fine-tuning APIs, and (when training can run here) the supervisor that
-    starts job workers and serves their models."""
-    from stackyard.finetune.api import FineTuningAPI
-    from stackyard.finetune.files import Files
-    from stackyard.finetune.jobs import Jobs
-    from stackyard.finetune.models import TunedModels
-
-    base_dir = config_file.resolve().parent if config_file else Path.cwd()
-    data_dir = Path(config.finetune.data_dir or "finetune-jobs")
-    jobs = Jobs(app.db, data_dir if data_dir.is_absolute() else base_dir / data_dir)
-    trainable = all(importlib.util.find_spec(m) is not None for m in FINETUNE_MODULES)
-    FineTuningAPI(
-        Files(app.db), jobs, app.gateway.router, app.gateway.governance, trainable=trainable
-    ).register(app.routes)
-    app.models.tuned = TunedModels(app.db, app.gateway.router)  # DELETE /v1/models/{id}
-    if not trainable or config.finetune.max_workers == 0:
-        return None
-    from stackyard.finetune.supervisor import Supervisor
-
-    return Supervisor(
-        jobs,
-        app.db.url,
-        app.gateway.router,
-        app.gateway.http,
-        max_workers=config.finetune.max_workers,
-        ray=ray_arguments(config),
-    )
-
-
-def ray_arguments(config: StackyardConfig) -> list[str]:
-    """A job worker's arguments to train on the configured Ray cluster (none: locally)."""
-    if not config.ray_address:
-        return []
-    found = ["--ray-address", config.ray_address]
-    found += ["--ray-workers", str(config.finetune.ray_workers)]
-    return found + (["--ray-use-gpu"] if config.finetune.ray_use_gpu else [])
 
 
 def master_key(config: StackyardConfig) -> str | None:
