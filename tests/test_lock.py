@@ -86,7 +86,8 @@ def test_this_environment_runs_the_locked_versions() -> None:
 @pytest.mark.parametrize(
     ("module", "constant", "lock", "package"),
     [
-        ("gateway.py", "LITELLM_VERSION", "litellm.txt", "litellm"),
+        ("_gateway_anchors.py", "LITELLM_VERSION", "litellm.txt", "litellm"),
+        ("local_llamacpp.py", "LLAMACPP_VERSION", "llamacpp.txt", "llama-cpp-python"),
         ("prompts.py", "LANGFUSE_VERSION", "langfuse.txt", "langfuse"),
         ("_presidio.py", "VERSION", "presidio.txt", "presidio-analyzer"),
         ("_phoenix.py", "PHOENIX_VERSION", "phoenix.txt", "arize-phoenix"),
@@ -105,7 +106,7 @@ def test_each_benchmark_anchor_is_locked_at_the_version_its_benchmark_names(
 def test_portkey_is_locked_at_the_version_the_gateway_benchmark_names() -> None:
     import json
 
-    source = (ROOT / "benchmarks" / "gateway.py").read_text()
+    source = (ROOT / "benchmarks" / "_gateway_anchors.py").read_text()
     match = re.search(r'^PORTKEY_VERSION = "([^"]+)"', source, flags=re.M)
     assert match
     folder = ROOT / "benchmarks" / "portkey"
