@@ -89,8 +89,11 @@ fresh-check:
 bench-gateway: $(VENV)/.dev-installed
 	$(BIN)/python -m benchmarks.gateway $(ARGS)
 
+# The engine against transformers' generate(), then both servers (stackyard serve and
+# llama.cpp's, on the same GGUF; the first run compiles llama.cpp, about 8 minutes).
 bench-local: $(VENV)/.dev-installed
 	$(BIN)/python -m benchmarks.local $(ARGS)
+	$(BIN)/python -m benchmarks.local_llamacpp $(LLAMACPP_ARGS)
 
 bench-prompts: $(VENV)/.dev-installed
 	$(BIN)/python -m benchmarks.prompts $(ARGS)
