@@ -110,3 +110,28 @@ def test_a_short_run_writes_weights_the_tier_loads(tmp_path: Path) -> None:
     model = PairModel(directory, out)
     [score] = model.scores([("How do I learn subject 3?", "How can I learn subject 3?")])
     assert 0.0 < score < 1.0
+
+
+@pytest.mark.slow
+def test_a_run_can_go_on_from_weights_with_generated_pairs(tmp_path: Path) -> None:
+    need_module("torch")
+    from safetensors import safe_open
+
+    from stackyard.engine.sources import ModelSourceError, resolve
+
+    try:
+        resolve("all-minilm-l6-v2", "embeddings")
+    except ModelSourceError as exc:
+        unavailable(str(exc))
+    data = write_data(tmp_path / "data", 60)
+    first = tmp_path / "first.safetensors"
+    training.train(data, first, epochs=1.0, batch_size=8, limit=16, full=True)
+    second = tmp_path / "second.safetensors"
+    report = training.train(
+        data, second, epochs=1.0, batch_size=8, limit=16, full=True, contrast=4, resume=first
+    )
+    assert report["steps"] == 3  # 16 pairs and 8 generated ones, 8 a batch
+    with safe_open(str(second), framework="pt") as handle:
+        meta = handle.metadata()
+    assert "8 generated contrast and paraphrase pairs" in meta["trained_on"]
+    assert "resumed from first.safetensors" in meta["trained_on"]

@@ -7,10 +7,14 @@ pair held out for the benchmark (``benchmarks/cache.py``), the pair after each o
 apart to calibrate the thresholds (as many pairs as the benchmark's, so that an error budget's
 threshold rests on hundreds of hits), the rest for training; the MRPC training file; and, with
 ``--augment``, the pairs the QQP training labels imply (not in the shipped weights: measured in
-``BENCHMARKS.md``). Two epochs, about 36 minutes on two CPU cores and 5 more to calibrate; the
-layers' changes and the head are written to ``verifier.safetensors`` beside
-:mod:`stackyard.cache.pairs`, with the calibration table and the combination of the score with
-the similarity (``--calibrate-only`` redoes those two for existing weights).
+``BENCHMARKS.md``); with ``--contrast N``, N contrast negatives and N paraphrase positives
+generated from the training questions (:mod:`stackyard.cache.contrast_pairs`; none from a
+question of the held-out or calibration splits); with ``--resume``, training goes on from
+existing weights instead of the base model. Two epochs, about 36 minutes on two CPU cores
+and 5 more to calibrate; the layers' changes and the head are written to
+``verifier.safetensors`` beside :mod:`stackyard.cache.pairs`, with the calibration table and
+the combination of the score with the similarity (``--calibrate-only`` redoes those two for
+existing weights).
 """
 
 from __future__ import annotations
@@ -162,6 +166,8 @@ def train(
     full: bool = False,
     head_lr: float = 1e-3,
     augment: bool = False,
+    contrast: int = 0,
+    resume: Path | None = None,
 ) -> dict[str, Any]:
     import torch
     from safetensors.torch import save_file
@@ -176,6 +182,8 @@ def train(
     encoder = AutoModel.from_pretrained(str(directory))
     base = {k: v.detach().clone() for k, v in encoder.named_parameters()}
     model = pairmodel.build_full(encoder) if full else pairmodel.build(encoder)
+    if resume is not None:
+        start_from(model, resume)
     examples = qqp_split(data, "train") + mrpc_split(data, "train")
     if augment:
         held_out = qqp_split(data, "calibration") + qqp_split(data, "test")
@@ -185,6 +193,19 @@ def train(
     rng.shuffle(examples)
     if limit:
         examples = examples[:limit]
+    if contrast:
+        from stackyard.cache.contrast_pairs import generate
+
+        unseen = {
+            q
+            for a, b, _ in qqp_split(data, "calibration") + qqp_split(data, "test")
+            for q in (a, b)
+        }
+        training = [q for a, b, _ in examples for q in (a, b) if q not in unseen]
+        generated = generate(training, contrast, random.Random(seed))
+        print(f"{len(generated)} generated contrast and paraphrase pairs added", file=sys.stderr)
+        examples += generated
+        rng.shuffle(examples)
     steps = int(math.ceil(len(examples) / batch_size) * epochs)
     trainable = [p for p in model.parameters() if p.requires_grad]
     head = list(model["head"].parameters())
@@ -233,6 +254,8 @@ def train(
         "base": "all-minilm-l6-v2",
         "trained_on": f"{len(examples)} pairs (QQP train split, MRPC train"
         + (", the pairs QQP's labels imply" if augment else "")
+        + (f", {2 * contrast} generated contrast and paraphrase pairs" if contrast else "")
+        + (f"; resumed from {resume.name}" if resume is not None else "")
         + f"), {steps} steps, seed {seed}",
     }
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -241,6 +264,32 @@ def train(
     report.update(recalibrate(data, out))
     print(json.dumps(report), file=sys.stderr)
     return report
+
+
+def start_from(model: Any, weights: Path) -> None:
+    """Load trained weights (a full model's differences, or adapters) into ``model`` as built
+    for training, so that training goes on from them."""
+    import torch
+    from safetensors import safe_open
+
+    with safe_open(str(weights), framework="pt") as handle:
+        meta = handle.metadata() or {}
+        tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
+    with torch.no_grad():
+        if meta.get("mode") == "full":
+            for name, parameter in model["encoder"].named_parameters():
+                if f"delta.{name}.q" in tensors:
+                    q = tensors[f"delta.{name}.q"].float()
+                    parameter += q * tensors[f"delta.{name}.s"].float().unsqueeze(1)
+                elif f"delta.{name}" in tensors:
+                    parameter += tensors[f"delta.{name}"].float()
+        else:
+            for name, module in model["encoder"].named_modules():
+                if hasattr(module, "lora_a"):
+                    module.lora_a.copy_(tensors[f"lora.{name}.a"].float())
+                    module.lora_b.copy_(tensors[f"lora.{name}.b"].float())
+        model["head"].weight.copy_(tensors["head.weight"].float())
+        model["head"].bias.copy_(tensors["head.bias"].float())
 
 
 def recalibrate(data: Path, weights: Path) -> dict[str, Any]:
@@ -300,6 +349,15 @@ def main(argv: list[str] | None = None) -> None:
         "--augment", action="store_true", help="add the pairs the training labels imply"
     )
     parser.add_argument(
+        "--contrast",
+        type=int,
+        default=0,
+        help="add this many generated contrast negatives and as many paraphrase positives",
+    )
+    parser.add_argument(
+        "--resume", type=Path, help="go on training from these weights (a verifier file)"
+    )
+    parser.add_argument(
         "--calibrate-only", action="store_true", help="recalibrate the weights in --out"
     )
     args = parser.parse_args(argv)
@@ -318,6 +376,8 @@ def main(argv: list[str] | None = None) -> None:
         full=not args.lora,
         seed=args.seed,
         augment=args.augment,
+        contrast=args.contrast,
+        resume=args.resume,
     )
 
 
