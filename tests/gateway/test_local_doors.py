@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import httpx2
 import openai
 import pytest
@@ -102,7 +103,9 @@ def config(tmp_path: Path) -> dict[str, Any]:
 
 
 @contextlib.asynccontextmanager
-async def serving(config: dict[str, Any], strict: bool = True) -> AsyncIterator[openai.AsyncOpenAI]:
+async def serving(
+    config: dict[str, Any], strict: bool = True
+) -> AsyncIterator[tuple[openai.AsyncOpenAI, anthropic.AsyncAnthropic]]:
     async with running(config) as (app, _):
         [deployment] = app.gateway.router.deployments["tiny"]
         provider = deployment.provider
@@ -117,9 +120,16 @@ async def serving(config: dict[str, Any], strict: bool = True) -> AsyncIterator[
                 http_client=http,
                 _strict_response_validation=strict,
             ) as oa,
+            anthropic.AsyncAnthropic(
+                base_url="http://gateway",
+                api_key="unused",
+                max_retries=0,
+                http_client=http,
+                _strict_response_validation=strict,
+            ) as an,
         ):
             try:
-                yield oa
+                yield oa, an
             finally:
                 provider._engine.stop()
 
@@ -150,12 +160,12 @@ async def test_completions_carry_legacy_logprobs_whole_and_streamed(
     config: dict[str, Any],
 ) -> None:
     asked: Any = {"model": "tiny", "prompt": "hello", "max_tokens": 9, "temperature": 0}
-    async with serving(config) as oa:
+    async with serving(config) as (oa, _):
         whole = await oa.completions.create(**asked, logprobs=3)
         plain = await oa.completions.create(**asked)
     # The SDK's strict types refuse every legacy chunk before the last (its finish_reason is
     # null there, as OpenAI's is): the stream is read without them.
-    async with serving(config, strict=False) as oa:
+    async with serving(config, strict=False) as (oa, _):
         stream = await oa.completions.create(**asked, logprobs=0, stream=True)
         chunks = [c async for c in stream]
     [choice] = whole.choices
@@ -191,7 +201,7 @@ async def test_completions_refuse_what_they_cannot_give_by_name(
     config: dict[str, Any], extra: dict[str, Any], param: str
 ) -> None:
     body: Any = {"model": "tiny", "prompt": "hello", "max_tokens": 4, **extra}
-    async with serving(config) as oa:
+    async with serving(config) as (oa, _):
         with pytest.raises(openai.BadRequestError) as refused:
             await oa.completions.create(**body)
     error: Any = refused.value.body
@@ -221,3 +231,113 @@ def test_legacy_logprobs_offsets_run_on_across_a_streams_chunks() -> None:
     }
     assert second["text_offset"] == [3]
     assert legacy_logprobs(None) is None
+
+
+# -- tool calls, streamed in pieces ---------------------------------------------------------
+
+WEATHER: Any = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The weather in a city.",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "city": {"type": "string", "pattern": "^[A-Z][a-z]{1,8}$"},
+                "unit": {"enum": ["C", "F"]},
+            },
+            "required": ["city", "unit"],
+            "additionalProperties": False,
+        },
+    },
+}
+ASK: Any = [{"role": "user", "content": "What is the weather in Paris"}]
+
+
+@pytest.mark.parametrize(
+    ("choice", "sampling"),
+    [
+        ("required", {"temperature": 0}),
+        ({"type": "function", "function": {"name": "get_weather"}}, {"temperature": 0}),
+        ("required", {"temperature": 1, "seed": 3}),
+    ],
+)
+async def test_a_streamed_tool_call_comes_in_pieces_the_sdk_puts_together(
+    config: dict[str, Any], choice: Any, sampling: dict[str, Any]
+) -> None:
+    jsonschema = need_module("jsonschema")
+    asked: Any = {
+        "model": "tiny",
+        "messages": ASK,
+        "tools": [WEATHER],
+        "tool_choice": choice,
+        "parallel_tool_calls": False,
+        "max_tokens": 120,  # one token a character: the call is about 70
+        **sampling,
+    }
+    async with serving(config) as (oa, _):
+        async with oa.chat.completions.stream(**asked) as stream:
+            events = [event async for event in stream]
+            final = await stream.get_final_completion()
+        whole = await oa.chat.completions.create(**asked)
+
+    fragments = [
+        e for e in events if e.type == "tool_calls.function.arguments.delta" and e.arguments_delta
+    ]
+    assert len(fragments) > 1  # the arguments came as they were decoded, not whole
+    [streamed] = final.choices
+    assert streamed.finish_reason == "tool_calls"
+    [call] = streamed.message.tool_calls or []
+    assert call.id.startswith("call_")
+    assert call.function.name == "get_weather"
+    arguments = json.loads(call.function.arguments)
+    jsonschema.validate(arguments, WEATHER["function"]["parameters"])
+    assert "".join(f.arguments_delta for f in fragments) == call.function.arguments
+    [done] = [e for e in events if e.type == "tool_calls.function.arguments.done"]
+    assert done.arguments == call.function.arguments
+    # The same request whole: the same call (seeded or greedy), with a new id.
+    [same] = whole.choices[0].message.tool_calls or []
+    assert (same.function.name, json.loads(same.function.arguments)) == ("get_weather", arguments)
+    assert same.id != call.id
+
+
+async def test_the_messages_and_responses_doors_stream_the_call_in_pieces_too(
+    config: dict[str, Any],
+) -> None:
+    jsonschema = need_module("jsonschema")
+    function = WEATHER["function"]
+    parameters = function["parameters"]
+    async with serving(config) as (oa, an):
+        async with an.messages.stream(
+            model="tiny",
+            max_tokens=120,
+            messages=ASK,
+            tools=[{"name": "get_weather", "input_schema": parameters}],
+            tool_choice={"type": "tool", "name": "get_weather"},
+            extra_body={"temperature": 0},  # this SDK has no parameter for it
+        ) as stream:
+            kinds = [event.type async for event in stream]
+            message = await stream.get_final_message()
+        tools: Any = [{"type": "function", "strict": True, **function}]
+        async with oa.responses.stream(
+            model="tiny",
+            input="What is the weather in Paris",
+            tools=tools,
+            tool_choice={"type": "function", "name": "get_weather"},
+            max_output_tokens=120,
+            temperature=0,
+        ) as events:
+            pieces = [
+                e.delta async for e in events if e.type == "response.function_call_arguments.delta"
+            ]
+            response = await events.get_final_response()
+    [block] = [b for b in message.content if b.type == "tool_use"]
+    assert block.name == "get_weather"
+    jsonschema.validate(block.input, parameters)
+    assert message.stop_reason == "tool_use"
+    assert kinds.count("input_json") > 1
+    [call] = [item for item in response.output if item.type == "function_call"]
+    assert call.name == "get_weather"
+    assert len([p for p in pieces if p]) > 1
+    assert "".join(pieces) == call.arguments
+    assert json.loads(call.arguments) == block.input  # greedy: the same call through both

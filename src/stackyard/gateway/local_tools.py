@@ -12,6 +12,7 @@ start with ``{`` or ``[``.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -128,6 +129,77 @@ def calls(text: str) -> list[dict[str, Any]] | None:
         }
         for item in items
     ]
+
+
+#: The opening of a call in the generic format, up to its arguments' first character (the
+#: grammar fixes the keys' order and the whitespace; what comes before is ``[``, ``}`` and
+#: ``, `` between calls).
+_OPENING = re.compile(r'[^{]*\{"name": ("(?:[^"\\]|\\.)*"), "arguments": ')
+
+
+class CallStream:
+    """Reads a generic-format output of calls as it is decoded, and gives OpenAI's streamed
+    tool-call deltas for it: for each call, one with its id, type and name as soon as the name
+    is whole, then its arguments' text in pieces as they come."""
+
+    def __init__(self) -> None:
+        self.text = ""
+        self.read = 0  # how much of the text has been turned into deltas
+        self.opened = 0  # calls opened so far
+        self.in_arguments = False
+        self.depth = 0  # inside the arguments: how many objects and arrays are open
+        self.in_string = False
+        self.escaped = False
+
+    def feed(self, text: str) -> list[dict[str, Any]]:
+        """The deltas (``choices[].delta.tool_calls`` items) for the output's next ``text``."""
+        self.text += text
+        out: list[dict[str, Any]] = []
+        while True:
+            if not self.in_arguments:
+                opening = _OPENING.match(self.text, self.read)
+                if opening is None:
+                    return out
+                self.read = opening.end()
+                self.in_arguments, self.depth = True, 0
+                function = {"name": json.loads(opening.group(1)), "arguments": ""}
+                call = {"id": new_id("call_"), "type": "function", "function": function}
+                out.append({"index": self.opened, **call})
+                self.opened += 1
+            end = self._arguments_end()
+            piece = self.text[self.read : len(self.text) if end is None else end]
+            if piece:
+                out.append({"index": self.opened - 1, "function": {"arguments": piece}})
+            if end is None:
+                self.read = len(self.text)
+                return out
+            self.read, self.in_arguments = end, False
+
+    def _arguments_end(self) -> int | None:
+        """Where the arguments being read end (None: not in the text yet). Scans the text
+        not read yet once: the scan's state is kept for the next piece."""
+        for at in range(self.read, len(self.text)):
+            char = self.text[at]
+            if self.in_string:
+                if self.escaped:
+                    self.escaped = False
+                elif char == "\\":
+                    self.escaped = True
+                elif char == '"':
+                    self.in_string = False
+                    if self.depth == 0:
+                        return at + 1  # arguments that are one string
+            elif char == '"':
+                self.in_string = True
+            elif char in "{[":
+                self.depth += 1
+            elif char in "}]":
+                if self.depth == 0:
+                    return at  # the call's own closing brace, after a number or a literal
+                self.depth -= 1
+                if self.depth == 0:
+                    return at + 1
+        return None
 
 
 def history(message: dict[str, Any]) -> str | None:

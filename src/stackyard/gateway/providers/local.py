@@ -380,55 +380,44 @@ class LocalProvider:
                 out["usage"] = None
             return out
 
-        # With tools, an output that starts as a call is held whole, then sent as calls; until
-        # its first text it could be either.
-        held: list[Delta] | None = [] if plan.required else None
-        undecided: list[Delta] | None = [] if plan.tools is not None and held is None else None
+        # With tools, an output is calls from its first character (a required call) or when
+        # its first character is ``{`` or ``[`` (auto; until its first text it could be
+        # either). Calls stream as OpenAI's do: each one's id and name once the name is whole,
+        # then its arguments in pieces as they are decoded.
+        calls = local_tools.CallStream() if plan.required else None
+        undecided: list[Delta] | None = [] if plan.tools is not None and calls is None else None
+        unsent: list[TokenLogprob] = []  # log probabilities not yet sent with a chunk
         try:
             yield chunk({"role": "assistant", "content": ""})
             while True:
                 if delta.error:
                     raise UpstreamError("server", delta.error)
-                sending = [delta]
+                ready = [delta]
                 if undecided is not None:
                     undecided.append(delta)
-                    sending = []
-                    if delta.text:
+                    ready = []
+                    if delta.text or delta.finish_reason is not None:
                         if delta.text.lstrip()[:1] in ("{", "["):
-                            held = undecided
-                        else:
-                            sending = undecided
-                        undecided = None
-                elif held is not None:
-                    held.append(delta)
-                    sending = []
-                for each in sending:
-                    if each.text or each.logprobs:
-                        content = {"content": each.text} if each.text else {}
-                        yield chunk(content, None, each.logprobs)
+                            calls = local_tools.CallStream()
+                        ready, undecided = undecided, None
+                for each in ready:
+                    unsent += each.logprobs
+                    payloads: list[Body]
+                    if calls is not None:
+                        payloads = [{"tool_calls": [d]} for d in calls.feed(each.text)]
+                    else:
+                        payloads = [{"content": each.text}] if each.text else []
+                    for payload in payloads[:-1]:
+                        yield chunk(payload)
+                    if payloads:
+                        yield chunk(payloads[-1], None, unsent)
+                        unsent = []
                 if delta.finish_reason is not None:
-                    finish: str | None = delta.finish_reason
-                    if held is not None:
-                        whole = Delta("".join(d.text for d in held), delta.finish_reason)
-                        scores = [s for d in held for s in d.logprobs]
-                        message, finish = self._message(whole, plan)
-                        for index, call in enumerate(message.get("tool_calls") or ()):
-                            function = call["function"]
-                            opening = {
-                                "index": index,
-                                "id": call["id"],
-                                "type": "function",
-                                "function": {"name": function["name"], "arguments": ""},
-                            }
-                            yield chunk({"tool_calls": [opening]})
-                            rest = {
-                                "index": index,
-                                "function": {"arguments": function["arguments"]},
-                            }
-                            yield chunk({"tool_calls": [rest]})
-                        text = message.get("content")
-                        if text or scores:
-                            yield chunk({"content": text} if text else {}, None, scores)
+                    if unsent:
+                        yield chunk({}, None, unsent)
+                    finish = delta.finish_reason
+                    if calls is not None and calls.opened and finish == "stop":
+                        finish = "tool_calls"
                     yield chunk({}, finish)
                     if include_usage:
                         total = prompt_tokens + delta.completion_tokens
