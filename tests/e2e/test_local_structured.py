@@ -142,6 +142,66 @@ def test_a_required_tool_call_validates_streamed_and_not(client: openai.OpenAI) 
     assert chunks[-1].choices[0].finish_reason == "tool_calls"
 
 
+def test_auto_tool_choice_calls_a_tool_or_answers_in_prose(client: openai.OpenAI) -> None:
+    """Under ``auto`` the grammar allows a call or text. SmolLM2 calls when an earlier turn
+    of the conversation did (asked cold, it answers in prose), so that prompt makes the call
+    branch happen every time (greedy); a question the tool does not fit is answered."""
+    jsonschema = pytest.importorskip("jsonschema")
+    parameters = WEATHER["function"]["parameters"]
+    earlier = {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {
+                "id": "call_1",
+                "type": "function",
+                "function": {"name": "get_weather", "arguments": '{"city": "Rome", "unit": "C"}'},
+            }
+        ],
+    }
+    asked: Any = [
+        {"role": "user", "content": "What is the weather in Rome?"},
+        earlier,
+        *ASK_WEATHER,
+    ]
+    for parallel in (True, False):
+        completion = client.chat.completions.create(
+            model="smollm2",
+            messages=asked,
+            tools=[WEATHER],
+            tool_choice="auto",
+            parallel_tool_calls=parallel,
+            max_tokens=60,
+        )
+        choice = completion.choices[0]
+        assert choice.finish_reason == "tool_calls"
+        assert choice.message.content is None
+        [call] = choice.message.tool_calls or []
+        assert call.type == "function"
+        assert call.function.name == "get_weather"
+        jsonschema.validate(json.loads(call.function.arguments), parameters)
+    with client.chat.completions.stream(
+        model="smollm2", messages=asked, tools=[WEATHER], tool_choice="auto", max_tokens=60
+    ) as stream:
+        events = list(stream)
+        final = stream.get_final_completion()
+    assert final.choices[0].finish_reason == "tool_calls"
+    [streamed] = final.choices[0].message.tool_calls or []
+    jsonschema.validate(json.loads(streamed.function.arguments), parameters)
+    pieces = [e for e in events if e.type == "tool_calls.function.arguments.delta"]
+    assert len([e for e in pieces if e.arguments_delta]) > 1
+    prose = client.chat.completions.create(
+        model="smollm2",
+        messages=[{"role": "user", "content": "What is the capital of France?"}],
+        tools=[WEATHER],
+        tool_choice="auto",
+        max_tokens=30,
+    )
+    assert prose.choices[0].finish_reason == "stop"
+    assert prose.choices[0].message.tool_calls is None
+    assert "Paris" in (prose.choices[0].message.content or "")
+
+
 def test_logprobs_are_present_and_at_most_zero(client: openai.OpenAI) -> None:
     completion = client.chat.completions.create(
         model="smollm2",

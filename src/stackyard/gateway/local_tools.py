@@ -202,8 +202,10 @@ class CallStream:
         return None
 
 
-def history(message: dict[str, Any]) -> str | None:
-    """An earlier assistant turn's calls, written as the model would have written them."""
+def history(message: dict[str, Any], parallel: bool = True) -> str | None:
+    """An earlier assistant turn's calls, written as the model would have written them: as
+    the grammar has it write calls now (an array when ``parallel``), so that a model that
+    follows its earlier turns writes a call the grammar allows."""
     made = message.get("tool_calls")
     if not made:
         return None
@@ -215,4 +217,4 @@ def history(message: dict[str, Any]) -> str | None:
         except json.JSONDecodeError:
             arguments = function.get("arguments")
         items.append({"name": function.get("name"), "arguments": arguments})
-    return json.dumps(items if len(items) > 1 else items[0])
+    return json.dumps(items if parallel or len(items) > 1 else items[0])

@@ -154,9 +154,10 @@ class LocalProvider:
         through the model's chat template; offered tools through the template's own tool
         format where it has one, else the generic instructions in a system message."""
         messages: list[dict[str, Any]] = []
+        parallel = body.get("parallel_tool_calls") is not False
         for m in body.get("messages") or ():
             content = text_of(m.get("content"))
-            calls = local_tools.history(m)
+            calls = local_tools.history(m, parallel)
             if calls is not None:
                 content = f"{content}\n{calls}" if content else calls
             messages.append({"role": m.get("role"), "content": content})
