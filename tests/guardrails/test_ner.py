@@ -189,3 +189,27 @@ def test_a_name_in_an_earlier_tool_calls_arguments_is_redacted(
     assert not any(word in sent for word in words), sent
     assert "<PERSON_1>" in sent
     assert json.loads(sent).keys() == name.keys()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Order 4417 shipped yesterday.", []),  # was a card
+        ("Upgrade to version 2.4.10.1 or v1.2.3 today.", []),  # was an IP
+        ("Meet on 2024-03-05 room 204.", [("DATE", "2024-03-05")]),  # were three addresses
+        ("Call me at 555-1234", [("PHONE", "555-1234")]),  # was two phone numbers
+    ],
+)
+def test_numbers_in_ordinary_text_keep_their_kind(
+    tagger: EntityTagger, text: str, expected: list[tuple[str, str]]
+) -> None:
+    assert finds(tagger, text) == expected
+
+
+def test_places_and_organisations_need_the_floors_confidence(tagger: EntityTagger) -> None:
+    text = "Born 1984-03-12, Pedro Alvarez works for Acme Corp in Madrid."
+    every = {f.kind for f in tagger.find(text, None, None, 0.0)}
+    assert {"LOCATION", "ORGANIZATION", "PERSON"} <= every
+    sure = {f.kind for f in tagger.find(text, None, None, 1.0)}
+    assert "PERSON" in sure
+    assert not sure & {"LOCATION", "ORGANIZATION"}

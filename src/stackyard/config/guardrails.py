@@ -30,6 +30,13 @@ class PIIPolicy(_Strict):
         "and the like with the entity tagger, on the in-process embedding model (the 'local' "
         "extra; loaded at start-up when a policy redacts). False: patterns only.",
     )
+    place_confidence: Annotated[float, Field(ge=0, le=1)] = Field(
+        default=0.3,
+        description="How confident the entity tagger must be (the mean probability of the "
+        "kind over the words) to redact a place (LOCATION) or an organisation "
+        "(ORGANIZATION): capitalised words in ordinary questions are easily read as either. "
+        "0 redacts every one it finds.",
+    )
 
     @field_validator("kinds")
     @classmethod

@@ -22,6 +22,7 @@ from typing import Any
 
 from stackyard.guardrails.pii import Found
 from stackyard.guardrails.reading import PIECE_LAYER, Reading, read
+from stackyard.guardrails.shapes import VALID, ip_in_context, is_date
 
 log = logging.getLogger("stackyard.guardrails")
 
@@ -74,6 +75,18 @@ FILLER = frozenset(
 )
 #: Text allowed between two words of one entity (an address's commas and line breaks).
 JOINER = re.compile(r"[\s,./#\-]*")
+#: Punctuation a span does not end with (a sentence's full stop, a list's comma).
+TRAILING = " \t\n,.;:!?-/#"
+#: The kinds that need :data:`PLACE_FLOOR`'s confidence: a capitalised word is easily read as
+#: a place or a firm ("How did the Normans..."), and a miss costs least there.
+FLOORED = frozenset({"LOCATION", "ORGANIZATION"})
+#: The default of ``guardrails.pii.place_confidence``.
+PLACE_FLOOR = 0.3
+#: A digit and a dot, next to a find (read backwards after it): it is part of a longer
+#: dotted number.
+DOTTED = re.compile(r"\d\.$")
+#: Kinds that are words: a bare number is none of them.
+WORDY = frozenset({"PERSON", "LOCATION", "ORGANIZATION", "NRP", "TITLE"})
 
 
 class EntityTagger:
@@ -110,33 +123,96 @@ class EntityTagger:
             return reading.offsets, (hidden @ self.w2 + self.b2).softmax(-1).numpy()
 
     def find(
-        self, text: str, kinds: frozenset[str] | None = None, reading: Reading | None = None
+        self,
+        text: str,
+        kinds: frozenset[str] | None = None,
+        reading: Reading | None = None,
+        floor: float = PLACE_FLOOR,
     ) -> list[Found]:
-        """Entities in ``text`` (by default every kind but TITLE), in order of position."""
+        """Entities in ``text`` (by default every kind but TITLE), in order of position.
+        ``floor``: the confidence a place or an organisation needs (see :func:`confident`)."""
         if not text.strip():
             return []
         offsets, probs = self.piece_probabilities(text, reading)
         wanted = kinds if kinds is not None else frozenset(self.kinds) - NOT_PII
-        words = []  # (start, end, likeliest kind, probability of any entity)
+        spans: list[_Span] = []
         for first, last in group_words(text, offsets):
             p = probs[first:last].mean(0) if last - first > 1 else probs[first]
-            kind = self.kinds[int(p[1:].argmax())]
-            words.append((offsets[first][0], offsets[last - 1][1], kind, 1.0 - float(p[0])))
-        spans: list[tuple[int, int, str]] = []
-        for start, end, kind, score in words:
-            if score < self.threshold:
+            start, end = offsets[first][0], offsets[last - 1][1]
+            if 1.0 - float(p[0]) < self.threshold:
                 continue
-            if spans and spans[-1][2] == kind and JOINER.fullmatch(text, spans[-1][1], start):
-                spans[-1] = (spans[-1][0], end, kind)
-            else:
-                spans.append((start, end, kind))
-        return [
-            Found(a, b, kind, text[a:b])
-            for a, b, kind in spans
-            if kind in wanted
-            and SHAPES.get(kind, ANY).search(text, a, b)
-            and not FILLER.issuperset(w.lower() for w in WORDS.findall(text, a, b))
-        ]
+            word = text[start:end]
+            before = spans[-1] if spans else None
+            if before is not None and JOINER.fullmatch(text, before.end, start):
+                if not any(c.isalnum() for c in word):
+                    before.end = end  # punctuation is part of the entity it is in
+                    continue
+                if before.kind(self.kinds) == self.kinds[int(p[1:].argmax())] or (
+                    word.isalpha() and before.alpha and not text[before.end : start].strip()
+                ):  # one kind, or names in a row ("Ada" taken for a place, "Lovelace")
+                    before.add(end, p, word.isalpha())
+                    continue
+            if any(c.isalnum() for c in word):  # punctuation starts no entity
+                spans.append(_Span(start, end, p, word.isalpha()))
+        found = []
+        for span in spans:
+            a, b = span.start, len(text[: span.end].rstrip(TRAILING))
+            kind = span.kind(self.kinds)
+            if (
+                kind in wanted
+                and confident(kind, span.confidence(self.kinds), floor)
+                and shaped(kind, text, a, b)
+                and not FILLER.issuperset(w.lower() for w in WORDS.findall(text, a, b))
+            ):
+                found.append(Found(a, b, kind, text[a:b]))
+        return found
+
+
+class _Span:
+    """Words read as one entity: where, and the sum of their labels' probabilities."""
+
+    __slots__ = ("alpha", "count", "end", "start", "total")
+
+    def __init__(self, start: int, end: int, p: Any, alpha: bool) -> None:
+        self.start, self.end, self.total, self.count, self.alpha = start, end, p.copy(), 1, alpha
+
+    def add(self, end: int, p: Any, alpha: bool) -> None:
+        self.end, self.count, self.alpha = end, self.count + 1, self.alpha and alpha
+        self.total += p
+
+    def kind(self, kinds: tuple[str, ...]) -> str:
+        return kinds[int(self.total[1:].argmax())]
+
+    def confidence(self, kinds: tuple[str, ...]) -> float:
+        """The mean probability of the span's kind over its words."""
+        return float(self.total[1 + int(self.total[1:].argmax())]) / self.count
+
+
+def confident(kind: str, confidence: float, floor: float) -> bool:
+    return kind not in FLOORED or confidence >= floor
+
+
+def shaped(kind: str, text: str, start: int, end: int) -> bool:
+    """Whether the tagger's find of ``kind`` at ``text[start:end]`` looks like one: what has a
+    pattern's shape must pass that pattern's checks (:mod:`stackyard.guardrails.shapes`), a
+    date is a date, a name or a place has letters, and an address that is only a number is a
+    postcode's four to six digits (not a room number)."""
+    value = text[start:end]
+    if not SHAPES.get(kind, ANY).search(value):
+        return False
+    if DOTTED.match(text[max(0, start - 2) : start]) or DOTTED.match(text[end : end + 2][::-1]):
+        return False  # a piece of a version or section number (2.4.10.1)
+    if kind in VALID:
+        return VALID[kind](value)
+    if kind == "IP":
+        return ip_in_context(text, start, end)
+    if kind in WORDY:
+        return any(c.isalpha() for c in value)
+    if kind == "DATE" and not any(c.isalpha() for c in value):
+        return is_date(value)  # a year alone is no one's date
+    if kind == "ADDRESS" and not any(c.isalpha() for c in value):
+        return 4 <= sum(c.isdigit() for c in value) <= 6 and not is_date(value)
+    return True
 
 
 def group_words(text: str, offsets: list[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -1,16 +1,32 @@
 """PII recognisers: emails, phone numbers, card numbers (Luhn), IBANs (mod 97), US social
 security numbers, IP addresses and API keys. Each finds spans in a text; overlapping finds go to
 the recogniser listed first, and the patterns go before the entity tagger's finds (names,
-addresses and the like, :mod:`stackyard.guardrails.ner`), which are passed in."""
+addresses and the like, :mod:`stackyard.guardrails.ner`), which are passed in. What each kind
+must look like is :mod:`stackyard.guardrails.shapes`'s.
+
+Numeric dates are recognised too, first, so that no other pattern takes them for a phone
+number and the tagger's find there is typed a date: a date is redacted (as ``DATE``) only where
+the tagger found an entity."""
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+from stackyard.guardrails.shapes import (
+    DATE,
+    EMAIL,
+    SSN,
+    card_ok,
+    date_ok,
+    iban_ok,
+    ip_in_context,
+    ip_ok,
+    phone_ok,
+)
+from stackyard.guardrails.shapes import luhn as luhn  # the trace redactor's
+
 CARD = re.compile(r"(?<![\d+-])\d(?:[ -]?\d){11,18}(?![\d-])")  # 12 (Maestro) to 19 digits
 #: Provider keys by their documented prefixes: OpenAI and Anthropic (sk-), AWS access key
 #: ids (AKIA, ASIA), GitHub (ghp_ and kin, github_pat_), GitLab (glpat-), Slack (xox?-),
@@ -37,18 +53,6 @@ PHONE = re.compile(
 )
 
 
-def luhn(digits: str) -> bool:
-    total = 0
-    for index, char in enumerate(reversed(digits)):
-        value = int(char)
-        if index % 2:
-            value *= 2
-            if value > 9:
-                value -= 9
-        total += value
-    return total % 10 == 0
-
-
 @dataclass(frozen=True, slots=True)
 class Found:
     start: int
@@ -58,52 +62,29 @@ class Found:
 
 
 IBAN = re.compile(r"\b[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]{4}){2,7}(?: ?[A-Za-z0-9]{1,3})?\b")
-SSN = re.compile(r"(?<![\d-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\d-])")
 IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])")
 IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
+#: A check of a match in its text (an IP address needs its context).
+Valid = Callable[[str, re.Match[str]], bool]
 
 
-def iban_ok(text: str) -> bool:
-    compact = text.replace(" ", "").upper()
-    if not 15 <= len(compact) <= 34:
-        return False
-    moved = compact[4:] + compact[:4]
-    digits = "".join(str(int(c, 36)) for c in moved)
-    return int(digits) % 97 == 1
+def _value(check: Callable[[str], bool]) -> Valid:
+    return lambda _text, match: check(match[0])
 
 
-def _card_ok(text: str) -> bool:
-    digits = re.sub(r"\D", "", text)
-    return 12 <= len(digits) <= 19 and luhn(digits)
-
-
-def ip_ok(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
-
-
-#: Dates that have a phone number's shape (2024-03-12, 12.03.2024, 12/03/2024).
-DATE_LIKE = re.compile(r"\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{4}")
-
-
-def _phone_ok(text: str) -> bool:
-    return 8 <= sum(c.isdigit() for c in text) <= 15 and not DATE_LIKE.fullmatch(text)
-
-
-RECOGNISERS: list[tuple[str, re.Pattern[str], Callable[[str], bool] | None]] = [
+RECOGNISERS: list[tuple[str, re.Pattern[str], Valid | None]] = [
+    ("DATE", DATE, lambda _text, match: date_ok(match)),
     ("API_KEY", API_KEY, None),
     ("EMAIL", EMAIL, None),
-    ("IBAN", IBAN, iban_ok),
-    ("CARD", CARD, _card_ok),
+    ("IBAN", IBAN, _value(iban_ok)),
+    ("CARD", CARD, _value(card_ok)),
     ("SSN", SSN, None),
-    ("IP", IPV4, ip_ok),
-    ("IP", IPV6, ip_ok),
-    ("PHONE", PHONE, _phone_ok),
+    ("IP", IPV4, lambda text, match: ip_in_context(text, *match.span())),
+    ("IP", IPV6, _value(ip_ok)),
+    ("PHONE", PHONE, _value(phone_ok)),
 ]
-PATTERN_KINDS = sorted({kind for kind, _, _ in RECOGNISERS})
+#: What the patterns redact on their own (dates are redacted where the tagger finds them).
+PATTERN_KINDS = sorted({kind for kind, _, _ in RECOGNISERS} - {"DATE"})
 #: What the entity tagger adds (TITLE, which it also tags, is not PII).
 TAGGED_KINDS = ["ADDRESS", "AGE", "DATE", "ID", "LOCATION", "NRP", "ORGANIZATION", "PERSON", "URL"]
 KINDS = sorted({*PATTERN_KINDS, *TAGGED_KINDS})
@@ -114,20 +95,27 @@ def find(
 ) -> list[Found]:
     """Non-overlapping finds of ``kinds`` (default all), in order of position: the patterns',
     then those of ``tagged`` (the entity tagger's) that overlap no pattern's find, whatever
-    its kind (part of an email is not a name, even where emails are not redacted)."""
+    its kind (part of an email is not a name, even where emails are not redacted). A numeric
+    date is a ``DATE`` where a tagged find overlaps it, and nothing otherwise."""
     taken: list[Found] = []
     for kind, pattern, valid in RECOGNISERS:
-        if kinds is not None and kind not in kinds and not tagged:
+        if kinds is not None and kind not in kinds and not tagged and kind != "DATE":
             continue
         for match in pattern.finditer(text):
             start, end = match.span()
-            if valid is not None and not valid(match[0]):
+            if valid is not None and not valid(text, match):
                 continue
             if any(start < f.end and f.start < end for f in taken):
                 continue
             taken.append(Found(start, end, kind, match[0]))
+    dates = [f for f in taken if f.kind == "DATE"]
+    taken = [
+        f
+        for f in taken
+        if f.kind != "DATE" or any(t.start < f.end and f.start < t.end for t in tagged)
+    ]
     for item in tagged:
-        if not any(item.start < f.end and f.start < item.end for f in taken):
+        if not any(item.start < f.end and f.start < item.end for f in [*taken, *dates]):
             taken.append(item)
     if kinds is not None:
         taken = [f for f in taken if f.kind in kinds]

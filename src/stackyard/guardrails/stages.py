@@ -44,7 +44,8 @@ def pii_vault(gateway: Gateway, deployment: Deployment, ticket: Ticket) -> Vault
     if ticket.trace is not None:
         ticket.trace.root.attributes["stackyard.guardrails.pii"] = "redacted"
     tagger = gateway.tagger if policy.names else None
-    vault = Vault(frozenset(policy.kinds) if policy.kinds else None, tagger, ticket.readings)
+    kinds = frozenset(policy.kinds) if policy.kinds else None
+    vault = Vault(kinds, tagger, ticket.readings, policy.place_confidence)
     # Audited once the answer is back, and only if something was found: the kinds and
     # counts, never the values.
     decide(

@@ -31,10 +31,13 @@ class Vault:
         kinds: frozenset[str] | None = None,
         tagger: EntityTagger | None = None,
         readings: dict[str, Reading] | None = None,
+        floor: float | None = None,
     ) -> None:
         """``readings``: texts another rail has read with the embedding model already (the
-        tagger uses them instead of reading again, and drops them once used)."""
+        tagger uses them instead of reading again, and drops them once used). ``floor``: the
+        tagger's confidence a place or an organisation needs (its default if None)."""
         self.kinds = kinds
+        self.floor = floor
         self.tagger = tagger
         self.readings = readings if readings is not None else {}
         self._tagged: dict[str, list[Found]] = {}
@@ -61,7 +64,10 @@ class Vault:
         assert self.tagger is not None
         for text in texts:
             reading = self.readings.pop(text, None)
-            self._tagged[text] = self.tagger.find(text, self.kinds, reading)
+            if self.floor is None:
+                self._tagged[text] = self.tagger.find(text, self.kinds, reading)
+            else:
+                self._tagged[text] = self.tagger.find(text, self.kinds, reading, self.floor)
 
     def redact(self, text: str) -> str:
         if self.tagger is not None and text not in self._tagged:

@@ -1,0 +1,174 @@
+"""What a value must look like to be a kind of PII, whoever found it (a pattern or the entity
+tagger): a card is Luhn-valid with 13 to 19 digits, a phone number has a phone's shape and
+enough digits for its region, an IP address is valid and not part of a version string, a
+date is a date (never a phone number or an address), and a bare number is never a name, a
+place or an organisation. Ordinary text is full of numbers (order numbers, versions, years,
+room numbers) that the looser shapes took for personal data."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+SSN = re.compile(r"(?<![\d-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\d-])")
+EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+
+
+def luhn(digits: str) -> bool:
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = int(char)
+        if index % 2:
+            value *= 2
+            if value > 9:
+                value -= 9
+        total += value
+    return total % 10 == 0
+
+
+def card_ok(text: str) -> bool:
+    """13 to 19 digits (the ISO/IEC 7812 lengths in use) passing the Luhn check: a four-digit
+    order number or a twelve-digit id is not a card."""
+    digits = re.sub(r"\D", "", text)
+    return 13 <= len(digits) <= 19 and luhn(digits)
+
+
+def iban_ok(text: str) -> bool:
+    compact = text.replace(" ", "").upper()
+    if not 15 <= len(compact) <= 34 or not compact.isalnum():
+        return False
+    moved = compact[4:] + compact[:4]
+    digits = "".join(str(int(c, 36)) for c in moved)
+    return int(digits) % 97 == 1
+
+
+def ip_ok(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+#: A version's marker just before a number ("v1.2.3", "version 2.4.10.1", "release 10.0.1.2").
+VERSION_BEFORE = re.compile(
+    r"(?i)(?:\bv|\bver|\bversion|\brelease|\bbuild|\brev|\brevision|\bupdate|\bpatch"
+    r"|\bfirmware|\bkernel|\bpython|\bnode|\bjava|\bsdk|\bapi)\.?\s*$"
+)
+#: Words that make a dotted quad an address: an IP-like context.
+IP_CONTEXT = re.compile(
+    r"(?i)\b(?:ip|ips|ipv4|ipv6|address(?:es)?|addr|host(?:name)?s?|servers?|ping|ssh|connect"
+    r"(?:ed|ion|ing)?|subnet|gateway|dns|router|proxy|firewall|client|log(?:ged)?|login"
+    r"|network|port|nameserver|device|machine|node|vpn|lan|wan|tcp|udp|http|origin)\b"
+)
+
+
+def ip_in_context(text: str, start: int, end: int) -> bool:
+    """Whether the IP address at ``text[start:end]`` is one: valid, not marked as a version,
+    and either in an IP-like context (a word such as "IP", "server" or "host" within 40
+    characters) or not shaped like a version (a first number of 10 or more: 2.4.10.1 reads as
+    a version, 106.31.73.20 as an address)."""
+    value = text[start:end]
+    if not ip_ok(value):
+        return False
+    if VERSION_BEFORE.search(text, max(0, start - 12), start):
+        return False
+    if ":" in value:  # IPv6: no version looks like it
+        return True
+    if IP_CONTEXT.search(text[max(0, start - 40) : min(len(text), end + 40)]):
+        return True
+    return int(value.split(".")[0]) >= 10
+
+
+#: Numeric dates (and an ISO date's time): 2024-03-05, 2024-03-05 11:34:35, 5/3/2024, 05.03.2024.
+DATE = re.compile(
+    r"(?<![\w.:/-])(?:"
+    r"(?P<iso>\d{4})-(?P<im>\d{1,2})-(?P<id>\d{1,2})(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?"
+    r"|(?P<a>\d{1,2})(?P<sep>[/-])(?P<b>\d{1,2})(?P=sep)(?P<y>\d{4}|\d{2})"
+    r"|(?P<da>\d{1,2})\.(?P<db>\d{1,2})\.(?P<dy>\d{4})"
+    r")(?![\w:/-]|\.\d)"
+)
+
+
+def date_ok(match: re.Match[str]) -> bool:
+    """A month from 1 to 12 and a day from 1 to 31 (either way round where it is ambiguous)."""
+    if match["iso"]:
+        return 1 <= int(match["im"]) <= 12 and 1 <= int(match["id"]) <= 31
+    a, b = (match["a"], match["b"]) if match["a"] else (match["da"], match["db"])
+    first, second = int(a), int(b)
+    return (1 <= first <= 12 and 1 <= second <= 31) or (1 <= second <= 12 and 1 <= first <= 31)
+
+
+def is_date(text: str) -> bool:
+    match = DATE.fullmatch(text.strip())
+    return match is not None and date_ok(match)
+
+
+#: Digits in a phone number's groups, separators, an optional country code and area code in
+#: brackets, and an extension.
+PHONE_CHARS = re.compile(r"\+?[\d\s().-]+")
+EXTENSION = re.compile(r"(?i)\s?(?:x|ext\.?)\s?\d{1,5}$")
+#: National significant numbers' lengths by country code (E.164), for the biggest regions;
+#: others take 6 to 12.
+NATIONAL = {
+    "1": (10, 10),
+    "7": (10, 10),
+    "33": (9, 9),
+    "34": (9, 9),
+    "39": (6, 11),
+    "41": (9, 9),
+    "44": (9, 10),
+    "46": (7, 9),
+    "49": (6, 13),
+    "61": (9, 9),
+    "81": (9, 10),
+    "86": (10, 11),
+    "91": (10, 10),
+}
+
+
+def phone_ok(text: str) -> bool:
+    """A phone number's shape (digits in groups, with an optional ``+`` country code, area
+    code in brackets and extension) with enough digits for its region: with a known country
+    code, that country's lengths; else 8 to 15 digits (E.164), or 7 as ``555-1234`` (a local
+    number), or 10 to 11 in one run (``9498777106``). Never a date or a version."""
+    core = EXTENSION.sub("", text.strip())
+    if not PHONE_CHARS.fullmatch(core) or is_date(core):
+        return False
+    groups = re.findall(r"\d+", core)
+    if not groups:
+        return False
+    count = sum(len(g) for g in groups)
+    dotted = re.fullmatch(r"\d+(?:\.\d+)+", core)
+    if dotted and min(len(g) for g in groups) < 2:  # 2.4.10.1, 1.10.2
+        return False
+    if core.startswith("+"):  # a trunk prefix in brackets, "+44 (0)20", is not dialled
+        digits = "".join(re.findall(r"\d+", core.replace("(0)", "")))
+        for code in (digits[:1], digits[:2], digits[:3]):
+            if code in NATIONAL:
+                low, high = NATIONAL[code]
+                return low <= len(digits) - len(code) <= high
+        return 8 <= len(digits) <= 15
+    if len(groups) == 1:
+        return 10 <= count <= 11
+    if count == 7:
+        return re.fullmatch(r"\d{3}[\s.-]\d{4}", core) is not None
+    return 8 <= count <= 15
+
+
+def ssn_ok(text: str) -> bool:
+    return SSN.fullmatch(text) is not None
+
+
+def email_ok(text: str) -> bool:
+    return EMAIL.fullmatch(text) is not None
+
+
+#: What a find of a kind with a shape must pass, whoever found it.
+VALID = {
+    "CARD": card_ok,
+    "EMAIL": email_ok,
+    "IBAN": iban_ok,
+    "PHONE": phone_ok,
+    "SSN": ssn_ok,
+}

@@ -1,0 +1,89 @@
+"""Numbers and structure that are not PII (the issue's look-alikes: an order number, a
+version string, a date before a room number) and the shapes that are."""
+
+from __future__ import annotations
+
+import pytest
+
+from stackyard.guardrails.pii import Found, find
+from stackyard.guardrails.shapes import card_ok, ip_in_context, is_date, phone_ok
+
+
+def kinds(text: str) -> list[tuple[str, str]]:
+    return [(f.kind, f.value) for f in find(text)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Order 4417 shipped yesterday.",
+        "Order 123456789 shipped.",  # nine digits in one run: no region's phone number
+        "Ticket 630427373398 is open.",  # Luhn-valid, but twelve digits: not a card
+        "Upgrade to 2.4.10.1 or v1.2.3 today.",
+        "Please install version 10.0.1.2 first.",
+        "Meet on 2024-03-05 room 204.",
+        "Chapter 1.2.10 covers it.",
+    ],
+)
+def test_ordinary_numbers_are_not_pii(text: str) -> None:
+    assert kinds(text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "value"),
+    [
+        ("card 4222222222222 ok", "CARD", "4222222222222"),  # 13 digits, Luhn-valid
+        ("card 6011 5508 9603 3147.", "CARD", "6011 5508 9603 3147"),
+        ("the server 10.0.0.1 is down", "IP", "10.0.0.1"),
+        ("seen from 106.31.73.20", "IP", "106.31.73.20"),
+        ("call 555-1234 tonight", "PHONE", "555-1234"),
+        ("call +1 984 182 0190", "PHONE", "+1 984 182 0190"),
+        ("call 03.93.92.16.85", "PHONE", "03.93.92.16.85"),
+        ("call 9498777106", "PHONE", "9498777106"),
+    ],
+)
+def test_real_shapes_are_found(text: str, kind: str, value: str) -> None:
+    assert kinds(text) == [(kind, value)]
+
+
+def test_cards_are_luhn_valid_with_13_to_19_digits() -> None:
+    assert card_ok("4111 1111 1111 1111")
+    assert not card_ok("4111 1111 1111 1112")
+    assert not card_ok("4417")
+    assert not card_ok("630427373398")  # Luhn-valid, 12 digits
+    assert not card_ok("4" + "0" * 18 + "9")  # 20 digits
+
+
+def test_phones_need_enough_digits_for_their_region() -> None:
+    assert phone_ok("+1 984 182 0190")
+    assert not phone_ok("+1 984 182 019")  # North America: ten digits after +1
+    assert phone_ok("+44 20 7946 0958")
+    assert phone_ok("+46 (0)8 928 571 38")  # the trunk prefix in brackets is not dialled
+    assert not phone_ok("+44 20 7946")
+    assert not phone_ok("2.4.10.1")
+    assert not phone_ok("2024-03-05")
+    assert not phone_ok("1234 567")  # seven digits, not as 555-1234
+
+
+def test_ips_are_valid_and_never_versions() -> None:
+    def at(text: str, value: str) -> bool:
+        start = text.rindex(value)
+        return ip_in_context(text, start, start + len(value))
+
+    assert not at("version 2.4.10.1", "2.4.10.1")
+    assert not at("see 2.4.10.1", "2.4.10.1")  # shaped like a version, no IP-like context
+    assert at("ip 2.4.10.1", "2.4.10.1")
+    assert at("dns 8.8.8.8", "8.8.8.8")
+    assert not at("ip 999.1.1.1", "999.1.1.1")
+    assert at("seen from 106.31.73.20", "106.31.73.20")
+
+
+def test_a_date_is_typed_a_date_where_the_tagger_found_something() -> None:
+    text = "Meet on 2024-03-05 room 204."
+    tagged = [Found(8, 27, "ADDRESS", text[8:27])]  # the tagger's read: one address
+    assert [(f.kind, f.value) for f in find(text, None, tagged)] == [("DATE", "2024-03-05")]
+    assert find(text) == []  # a date alone is not redacted by the patterns
+    assert is_date("2000-04-16 11:34:35")
+    assert is_date("2/8/1935")
+    assert not is_date("2.4.10")
+    assert not is_date("2024-13-05")
