@@ -62,6 +62,21 @@ class InjectionScreen:
                 found.append((f"rag passage [{passage.get('index')}]", str(passage.get("text"))))
         return found
 
+    def indirect(
+        self,
+        body: dict[str, Any],
+        passages: list[dict[str, Any]] | None,
+        policy: InjectionPolicy | None = None,
+        texts: Texts = request_texts,
+    ) -> set[str]:
+        """Where the scanned tool results and retrieved passages are: text the model reads
+        but nobody asked it, where orders addressed to the model are an injection."""
+        scanned = (policy or self.policy).scan
+        out = {where for where, _ in texts(body, ("tool",))} if "tool" in scanned else set()
+        if "rag" in scanned:
+            out |= {f"rag passage [{p.get('index')}]" for p in passages or ()}
+        return out
+
     async def check(
         self,
         body: dict[str, Any],
@@ -82,7 +97,8 @@ class InjectionScreen:
         if not items:
             return
         readings = ticket.readings if keep else None
-        found = await asyncio.to_thread(self.detector.scan, items, readings)
+        indirect = self.indirect(body, passages, policy, texts)
+        found = await asyncio.to_thread(self.detector.scan, items, readings, indirect)
         if not found:
             return
         first = found[0]
@@ -94,6 +110,7 @@ class InjectionScreen:
             {
                 "detectors": sorted({f"{f.detector} in {f.where}" for f in found}),
                 "score": round(max(f.score for f in found), 4),
+                "findings": [record(f) for f in found],
             },
         )
         if ticket.trace is not None:
@@ -103,6 +120,7 @@ class InjectionScreen:
             )
             attributes["stackyard.guardrails.injection.action"] = action
             attributes["stackyard.guardrails.injection.score"] = max(f.score for f in found)
+            attributes["stackyard.guardrails.injection.findings"] = [describe(f) for f in found]
         if action == "block":
             raise APIError(
                 400,
@@ -122,7 +140,21 @@ class InjectionScreen:
 
 
 def describe(finding: Finding) -> str:
+    why = f": {finding.why}" if finding.why else ""
     return (
         f"{finding.detector}, score {finding.score:.2f}, in {finding.where}, characters "
-        f"{finding.start}-{finding.end}"
+        f"{finding.start}-{finding.end}{why}"
     )
+
+
+def record(finding: Finding) -> dict[str, Any]:
+    """A finding for the audit log: which detector, where, the characters it matched and
+    why, never the text."""
+    return {
+        "detector": finding.detector,
+        "where": finding.where,
+        "start": finding.start,
+        "end": finding.end,
+        "score": finding.score,
+        "why": finding.why,
+    }
