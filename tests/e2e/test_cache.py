@@ -5,6 +5,8 @@ eviction, and two instances share the Redis backend."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -369,3 +371,43 @@ def test_the_trace_of_a_hit_shows_the_lookup(gateway: GatewayProcess) -> None:
     assert spans["cache.lookup"]["attributes"]["stackyard.cache.hit"] is True
     assert spans["chat cached"]["attributes"]["stackyard.cache.hit"] is True
     assert not any("stackyard.attempt" in s["attributes"] for s in spans.values())
+
+
+def test_what_the_cache_saved_shows_in_the_stats_and_the_cli(
+    fake_openai: FakeOpenAI, gateway_factory: Any
+) -> None:
+    """A hit's saving (the first answer's cost, less the hit's price of 0) is on its trace, in
+    ``/api/stats`` by tier, and in ``stackyard cache stats``."""
+    gateway: GatewayProcess = gateway_factory(config(fake_openai, "cache-savings"))
+    first = chat(gateway, "How much does shipping to Oslo cost?")
+    cost = float(first.headers["x-stackyard-cost-usd"])
+    assert cost > 0
+    hit = chat(gateway, "How much does shipping to Oslo cost?")
+    assert float(hit.headers["x-stackyard-cache-saved-usd"]) == pytest.approx(cost)
+    stats = f"{gateway.url}/api/stats"
+    deadline = time.monotonic() + 60
+    while True:  # the traces are written in the background
+        rows = httpx.get(stats, params={"group_by": "model"}, headers=HEADERS).json()["data"]
+        if (rows and rows[0]["requests"] == 2) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    [row] = rows
+    assert (row["requests"], row["cache_hits"], row["exact_hits"], row["semantic_hits"]) == (
+        2,
+        1,
+        1,
+        0,
+    )
+    assert row["saved_usd"] == pytest.approx(cost)
+    assert row["exact_saved_usd"] == pytest.approx(cost)
+    assert row["semantic_saved_usd"] == 0
+    assert row["saved_tokens"] == first.json()["usage"]["total_tokens"]
+    shown = subprocess.run(
+        [sys.executable, "-m", "stackyard", "cache", "stats", "--config", str(gateway.config_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "cached" in shown
+    assert f"1 of 2 requests from the cache (50.0%), {row['saved_tokens']} tokens" in shown
+    assert f"${cost:.6f} saved" in shown

@@ -169,8 +169,10 @@ def test_the_dashboard_draws_its_charts_by_group_with_budgets(gateway: GatewayPr
         )
         page = client.get("/ui/dashboard?window=1h")
         assert page.status_code == 200
-        assert page.text.count('<svg class="chart"') == 7
+        assert page.text.count('<svg class="chart"') == 10
         assert "<title>Requests by model</title>" in page.text
+        assert "<title>Saved by the cache</title>" in page.text  # by tier, over time
+        assert "<title>Saved by model</title>" in page.text
         assert "<polyline" in page.text
         by_team = client.get("/ui/dashboard?window=1h&by=team").text
         assert "<title>Requests by team</title>" in by_team

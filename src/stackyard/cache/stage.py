@@ -73,6 +73,9 @@ class CacheStage(Stage):
                 ex.headers.append((b"x-stackyard-cache-verifier-score", score))
             price = self.gateway.config.cache.cost_per_hit
             ex.headers.append(saved_header(entry.cost_usd, price))
+            if ticket.trace is not None:
+                ticket.trace.cache_tier = found.tier
+                ticket.trace.cache_saved_usd = max(0.0, entry.cost_usd - price)
             if ex.stream:
                 return Served(events=ex.door.replay_events(entry), usage=entry.usage, cost=price)
             return Served(answer=ex.door.replay(entry), usage=entry.usage, cost=price)

@@ -161,6 +161,7 @@ def providers() -> None:
 
 def register() -> None:
     """Every command group, in one place."""
+    from stackyard.cache.cli import cache_group
     from stackyard.cli.admin import guardrails, keys, orgs, spend, teams, users
     from stackyard.evals.cli import eval_group
     from stackyard.observability.cli import traces
@@ -169,6 +170,7 @@ def register() -> None:
     for command in (orgs, teams, users, keys, spend, guardrails):
         main.add_command(command)
     main.add_command(traces)
+    main.add_command(cache_group)
     main.add_command(prompts)
     main.add_command(eval_group)
     from stackyard.finetune.cli import finetune

@@ -328,9 +328,9 @@ def aggregate(
     group_by: str | None = None,
     bucket: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Requests, errors, latency percentiles, tokens, cost and cache hits, per time bucket and
-    group. The rows of the window are read once and summed here (portable across SQLite and
-    PostgreSQL)."""
+    """Requests, errors, latency percentiles, tokens, cost and cache hits (by tier, with the
+    tokens and dollars they saved), per time bucket and group. The rows of the window are read
+    once and summed here (portable across SQLite and PostgreSQL)."""
     t = TraceRecord
     group_column = GROUPS[group_by] if group_by else None
     columns: list[Any] = [
@@ -342,6 +342,8 @@ def aggregate(
         t.output_tokens,
         t.cost_usd,
         t.cache_hit,
+        t.cache_tier,
+        t.saved_usd,
     ]
     if group_column is not None:
         columns.append(group_column)
@@ -359,7 +361,7 @@ def aggregate(
                 start = dt.datetime.fromtimestamp(epoch - epoch % width, dt.UTC).isoformat()
             group = None
             if group_column is not None:
-                group = row[8] if group_by != "prompt" else f"{row[8]}@{row[9]}"
+                group = row[10] if group_by != "prompt" else f"{row[10]}@{row[11]}"
             cell = cells.get((start, group))
             if cell is None:
                 cell = cells[(start, group)] = {
@@ -373,6 +375,12 @@ def aggregate(
                     "output_tokens": 0,
                     "cost_usd": 0.0,
                     "cache_hits": 0,
+                    "exact_hits": 0,
+                    "semantic_hits": 0,
+                    "saved_usd": 0.0,
+                    "exact_saved_usd": 0.0,
+                    "semantic_saved_usd": 0.0,
+                    "saved_tokens": 0,
                 }
             cell["requests"] += 1
             cell["errors"] += row[3] >= 400
@@ -382,7 +390,14 @@ def aggregate(
             cell["input_tokens"] += row[4]
             cell["output_tokens"] += row[5]
             cell["cost_usd"] += row[6]
-            cell["cache_hits"] += bool(row[7])
+            if row[7]:
+                cell["cache_hits"] += 1
+                saved = row[9] or 0.0
+                if row[8] in ("exact", "semantic"):
+                    cell[f"{row[8]}_hits"] += 1
+                    cell[f"{row[8]}_saved_usd"] += saved
+                cell["saved_usd"] += saved
+                cell["saved_tokens"] += row[4] + row[5]  # a hit's usage is the first answer's
     result = []
     for key in sorted(cells, key=lambda k: (k[0] or "", str(k[1]))):
         cell = cells[key]

@@ -130,6 +130,9 @@ class Recorder:
             attributes["gen_ai.usage.output_tokens"] = output_tokens
         attributes["stackyard.cost_usd"] = cost
         attributes["stackyard.cache.hit"] = cache_hit
+        if cache_hit and trace.cache_tier:
+            attributes["stackyard.cache.tier"] = trace.cache_tier
+            attributes["stackyard.cache.saved_usd"] = trace.cache_saved_usd
         if deployment is not None:
             attributes["stackyard.deployment"] = deployment.id
             attributes["gen_ai.provider.name"] = semconv.provider_name(deployment.entry.provider)

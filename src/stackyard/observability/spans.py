@@ -69,6 +69,10 @@ class RequestTrace:
     response_model: str | None = None
     prompt_name: str | None = None
     prompt_version: int | None = None
+    #: A cache hit's tier ("exact" or "semantic"), and what it saved: the first answer's
+    #: upstream cost less the hit's price.
+    cache_tier: str | None = None
+    cache_saved_usd: float = 0.0
 
     def child(self, name: str, start_ns: int, end_ns: int | None = None, **attributes: Any) -> Span:
         span = Span(

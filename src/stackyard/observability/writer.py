@@ -43,6 +43,8 @@ TRACE_COLUMNS = (
     "output_tokens",
     "cost_usd",
     "cache_hit",
+    "cache_tier",
+    "saved_usd",
     "attempts",
     "prompt_name",
     "prompt_version",
@@ -55,6 +57,11 @@ TRACE_COLUMNS = (
     "span_count",
     "spans",
 )
+
+
+#: Columns added since spill files were first written, with the value an older spill's row
+#: takes (a spill written before an upgrade is replayed after it).
+ADDED_COLUMNS: dict[str, Any] = {"cache_tier": None, "saved_usd": 0.0}
 
 
 @dataclass(slots=True)
@@ -101,10 +108,10 @@ class SpilledTrace:
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> SpilledTrace:
-        missing = [name for name in TRACE_COLUMNS if name not in record]
+        missing = [n for n in TRACE_COLUMNS if n not in record and n not in ADDED_COLUMNS]
         if missing:
             raise ValueError(f"no {', '.join(missing)}")
-        values = [record[name] for name in TRACE_COLUMNS]
+        values = [record.get(name, ADDED_COLUMNS.get(name)) for name in TRACE_COLUMNS]
         started = values[STARTED_AT]
         if not isinstance(started, str):
             raise ValueError("started_at is not a time")
@@ -199,6 +206,8 @@ class TraceWriter(BatchWriter[Finished | SpilledTrace]):
             done.output_tokens,
             done.cost_usd,
             done.cache_hit,
+            trace.cache_tier,
+            trace.cache_saved_usd,
             done.attempts,
             trace.prompt_name,
             trace.prompt_version,

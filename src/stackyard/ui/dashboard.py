@@ -1,6 +1,6 @@
 """The console's dashboard (``GET /ui/dashboard``): requests, latency percentiles, tokens,
-cost and cache hits over a window, as charts; the same by model, team or key; and, for the
-master key, every budget with what its period has used so far."""
+cost, cache hits and what they saved (by tier) over a window, as charts; the same by model,
+team or key; and, for the master key, every budget with what its period has used so far."""
 
 from __future__ import annotations
 
@@ -123,16 +123,24 @@ def _figures(times: list[dict[str, Any]]) -> list[tuple[str, Any]]:
         ),
         line("Tokens", [("input_tokens", "input"), ("output_tokens", "output")]),
         line("Cost", [("cost_usd", "cost")], "$"),
-        line("Cache hits", [("cache_hits", "hits")]),
+        line("Cache hits", [("exact_hits", "exact"), ("semantic_hits", "semantic")]),
+        line(
+            "Saved by the cache",
+            [("exact_saved_usd", "exact"), ("semantic_saved_usd", "semantic")],
+            "$",
+        ),
+        line("Tokens saved by the cache", [("saved_tokens", "tokens")]),
     ]
 
 
 def _bars(groups: list[dict[str, Any]], group: str) -> list[tuple[str, Any]]:
     requests = [(r["label"], float(r["requests"])) for r in groups]
     costs = [(r["label"], float(r["cost_usd"])) for r in groups]
+    saved = [(r["label"], float(r["saved_usd"])) for r in groups]
     return [
         (f"Requests by {group}", charts.bar_chart(f"Requests by {group}", requests)),
         (f"Cost by {group}", charts.bar_chart(f"Cost by {group}", costs, "$")),
+        (f"Saved by the cache, by {group}", charts.bar_chart(f"Saved by {group}", saved, "$")),
     ]
 
 
@@ -143,6 +151,8 @@ def _totals(times: list[dict[str, Any]]) -> dict[str, Any]:
         "tokens": sum(r["input_tokens"] + r["output_tokens"] for r in times),
         "cost_usd": sum(r["cost_usd"] for r in times),
         "cache_hits": sum(r["cache_hits"] for r in times),
+        "saved_usd": sum(r["saved_usd"] for r in times),
+        "saved_tokens": sum(r["saved_tokens"] for r in times),
     }
 
 

@@ -47,6 +47,9 @@ class TraceRecord(Base):
     output_tokens: Mapped[int] = mapped_column(Integer, default=0)
     cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
     cache_hit: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: A hit's tier ("exact" or "semantic") and what it saved (USD): see RequestTrace.
+    cache_tier: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    saved_usd: Mapped[float] = mapped_column(Float, default=0.0)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     prompt_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
     prompt_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
