@@ -135,7 +135,7 @@ _AS_READER = (
     r"(?: \w+)?)?"
 )
 #: What may come right before a note to the model: a sentence's end, a quote, a bracket.
-_OPEN = r"[.!?;:\n\"'(\[{<>*#-]"
+OPENING = frozenset(".!?;:\n\"'([{<>*#-")
 _COMMAND = (
     r"(?:please|you|your|when|whenever|before|after|if|always|never|do|don'?t|ignore|stop|now|"
     r"from|make|tell|say|respond|reply|answer|call|send|forward|email|rate|rank|recommend|"
@@ -167,8 +167,16 @@ class Rule:
     distance: int = 300
     indirect: bool = False
     cased: bool = False  # read the text as written, not lowercased
+    #: Only where a sentence, a quote or a bracket opens ("Model, stop", not "large models,").
+    opening: bool = False
 
     def find(self, text: str) -> tuple[int, int] | None:
+        if self.opening:
+            for match in self.pattern.finditer(text):
+                before = text[max(0, match.start() - 3) : match.start()].rstrip(" \t")
+                if not before or before[-1] in OPENING or match.start() <= 2:
+                    return match.span()
+            return None
         if self.near is None:
             match = self.pattern.search(text)
             return match.span() if match else None
@@ -276,11 +284,17 @@ RULES: tuple[Rule, ...] = (
     _rule(
         "addressed_to_model",
         "a tool result or passage that gives the model orders",
-        rf"(?:^|(?<={_OPEN})|(?<={_OPEN}\s)|(?<={_OPEN}\s\s))(?:(?:dear|hey|hi|hello|attention|note|message|"
-        rf"instructions?|reminder) (?:(?:to|for) )?(?:the |any |all |every )?(?:\w+ ){{0,2}}?|"
-        rf"(?:to|for) (?:the |any |all |every )(?:\w+ ){{0,2}}?)?{_MODEL}{_AS_READER}\s*[:,]\s*"
-        rf"{_COMMAND}"
-        rf"|\bif you(?:'re| are) an? (?:AI|artificial intelligence|{_MODEL})\b"
+        r"\b(?:(?:dear|hey|hi|hello|attention|note|message|instructions?|reminder) "
+        rf"(?:(?:to|for) )?(?:the |any |all |every )?(?:\w+ ){{0,2}}?"
+        rf"|(?:to|for) (?:the |any |all |every )(?:\w+ ){{0,2}}?)?{_MODEL}{_AS_READER}"
+        rf"\s*[:,]\s*{_COMMAND}",
+        indirect=True,
+        opening=True,
+    ),
+    _rule(
+        "addressed_to_model",
+        "a tool result or passage that gives the model orders",
+        rf"\bif you(?:'re| are) an? (?:AI|artificial intelligence|{_MODEL})\b"
         rf"|\byou,? the (?:AI|{_MODEL})\b"
         rf"|\b(?:when|whenever|if) (?:an?|the|any) {_MODEL} (?:reads|quotes|summari[sz]es|"
         r"processes|sees|uses|repeats) (?:this|these|the)\b"
@@ -339,8 +353,8 @@ def _scan(text: str, indirect: bool) -> list[Hit]:
 
 
 def _mixed(word: str) -> bool:
-    """Letters and digits (or @, $) in one word: leetspeak, or a version, a unit, a code."""
-    return any(c.isdigit() or c in "@$" for c in word) and any(c.isalpha() for c in word)
+    """Letters and digits in one word: leetspeak, or a version, a unit, a code."""
+    return any(c.isdigit() for c in word) and any(c.isalpha() for c in word)
 
 
 def unspaced(text: str) -> tuple[str, list[int]]:
