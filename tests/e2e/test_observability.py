@@ -351,8 +351,12 @@ def test_per_team_modes_metadata_only_and_off(gateway: GatewayProcess) -> None:
     assert other.status_code == 404
 
 
-def test_metrics_count_requests_errors_and_tokens(gateway: GatewayProcess) -> None:
+def test_metrics_count_requests_errors_and_tokens(
+    gateway: GatewayProcess, fake_openai: FakeOpenAI, database: str | None
+) -> None:
+    fake_openai.enqueue(f"{prefix(database)}-primary", Fault.status(500, message="primary is down"))
     with sdk(gateway) as client:
+        client.chat.completions.create(model="primary", messages=[{"role": "user", "content": "m"}])
         client.chat.completions.create(model="primary", messages=[{"role": "user", "content": "m"}])
         with pytest.raises(openai.NotFoundError):
             client.chat.completions.create(
