@@ -1,6 +1,10 @@
-"""Which guardrail policies apply: the gateway's, then the model's, then the team's."""
+"""Which guardrail policies apply: the gateway's, then the route's, the model's, the
+team's and the key's."""
 
 from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
 
 from stackyard.config.guardrails import GuardrailsConfig
 from stackyard.guardrails.policy import Policies
@@ -56,3 +60,36 @@ def test_a_renamed_team_gets_its_new_names_policies() -> None:
 def test_the_injection_screen_loads_when_any_policy_needs_it() -> None:
     assert Policies(CONFIG).any_on("injection")
     assert not Policies(GuardrailsConfig()).any_on("injection")
+
+
+def test_a_route_and_a_key_have_policies_of_their_own() -> None:
+    """The order: the gateway's, the route's, the model's, the team's, the key's."""
+    config = GuardrailsConfig.model_validate(
+        {
+            "pii": {"redact": "external"},
+            "routes": {
+                "embeddings": {"pii": {"redact": "off"}},
+                "messages": {"injection": {"action": "block"}},
+            },
+            "models": {"gpt-4o": {"secrets": {"action": "block"}}},
+            "teams": {"legal": {"pii": {"redact": "all"}}},
+            "keys": {"key_batch": {"pii": {"redact": "off"}, "secrets": {"action": "redact"}}},
+        }
+    )
+    policies = Policies(config, lambda: {"team_1": "legal"})
+    assert policies.for_request(None, "m", endpoint="chat").pii.redact == "external"
+    assert policies.for_request(None, "m", endpoint="embeddings").pii.redact == "off"
+    assert policies.for_request("team_1", "m", endpoint="embeddings").pii.redact == "all"
+    messages = policies.for_request(None, "m", endpoint="messages")
+    assert messages.injection.action == "block"  # the route turned the rail on
+    assert policies.for_request(None, "m", endpoint="chat").injection.action == "off"
+    keyed = policies.for_request("team_1", "gpt-4o", key_id="key_batch")
+    assert (keyed.pii.redact, keyed.secrets.action) == ("off", "redact")  # the key beats all
+    other = policies.for_request("team_1", "gpt-4o", key_id="key_other")
+    assert (other.pii.redact, other.secrets.action) == ("all", "block")
+    assert Policies(config).any_on("injection")  # a route's policy loads the screen
+
+
+def test_an_unknown_route_is_refused_at_start() -> None:
+    with pytest.raises(ValidationError, match="unknown route chats"):
+        GuardrailsConfig.model_validate({"routes": {"chats": {"pii": {"redact": "all"}}}})

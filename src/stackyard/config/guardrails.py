@@ -9,6 +9,9 @@ from pydantic import Field, field_validator
 
 from stackyard.config.strict import Strict as _Strict
 
+#: The APIs a route policy may name (each door's endpoint).
+ROUTES = ("chat", "completions", "messages", "responses", "embeddings")
+
 
 class PIIPolicy(_Strict):
     redact: Literal["off", "external", "all"] = Field(
@@ -154,3 +157,22 @@ class GuardrailsConfig(_Strict):
         description="Policies for a team's requests (by team name or id), replacing the "
         "model's and the ones above that they set.",
     )
+    routes: dict[str, GuardrailsOverride] = Field(
+        default_factory=dict,
+        description="Policies for the requests of one API (chat, completions, messages, "
+        "responses, embeddings), replacing the gateway's; a model's, team's and key's replace "
+        "them in turn.",
+    )
+    keys: dict[str, GuardrailsOverride] = Field(
+        default_factory=dict,
+        description="Policies for one virtual key's requests (by key id), replacing every "
+        "other's that they set: the most specific.",
+    )
+
+    @field_validator("routes")
+    @classmethod
+    def _known_routes(cls, routes: dict[str, GuardrailsOverride]) -> dict[str, GuardrailsOverride]:
+        unknown = sorted(set(routes) - set(ROUTES))
+        if unknown:
+            raise ValueError(f"unknown route {', '.join(unknown)}: expected {', '.join(ROUTES)}")
+        return routes

@@ -1,6 +1,6 @@
-"""Which policies apply to a request: the gateway's, then its model's, then its team's (the
-most specific wins, policy by policy). Worked out once per team and model, then served from
-memory."""
+"""Which policies apply to a request: the gateway's, then its API's (route), its model's, its
+team's, then its key's (the most specific wins, policy by policy). Worked out once per route,
+model, team and key, then served from memory."""
 
 from __future__ import annotations
 
@@ -24,28 +24,50 @@ class Policies:
     ) -> None:
         self.config = config
         self.team_names = team_names
-        self._resolved: dict[tuple[str | None, str, str], GuardrailsConfig] = {}
+        self._resolved: dict[tuple[str | None, str, str, str, str | None], GuardrailsConfig] = {}
 
-    def for_request(self, team_id: str | None, model: str) -> GuardrailsConfig:
+    def for_request(
+        self,
+        team_id: str | None,
+        model: str,
+        *,
+        endpoint: str = "chat",
+        key_id: str | None = None,
+    ) -> GuardrailsConfig:
         name = self.team_names().get(team_id, "") if team_id is not None else ""
-        key = (team_id, name, model)  # the name too: a renamed team gets its new policies
+        # The team's name too: a renamed team gets its new policies.
+        key = (team_id, name, model, endpoint, key_id if key_id in self.config.keys else None)
         found = self._resolved.get(key)
         if found is None:
-            found = self._resolved[key] = self._resolve(team_id, name, model)
+            found = self._resolved[key] = self._resolve(*key)
         return found
 
-    def _resolve(self, team_id: str | None, name: str, model: str) -> GuardrailsConfig:
+    def _resolve(
+        self, team_id: str | None, name: str, model: str, endpoint: str, key_id: str | None
+    ) -> GuardrailsConfig:
         config = self.config
-        rails = _apply(config, config.models.get(model))
+        rails = _apply(config, config.routes.get(endpoint))
+        rails = _apply(rails, config.models.get(model))
         if team_id is not None:
             rails = _apply(rails, config.teams.get(team_id) or config.teams.get(name))
+        if key_id is not None:
+            rails = _apply(rails, config.keys.get(key_id))
         return rails
+
+    def _overrides(self) -> list[GuardrailsOverride]:
+        config = self.config
+        return [
+            *config.routes.values(),
+            *config.models.values(),
+            *config.teams.values(),
+            *config.keys.values(),
+        ]
 
     def any_on(self, rail: str) -> bool:
         """Whether any request may go through ``rail`` (``injection`` or ``topics``: their
         screens must be loaded at start)."""
         policies = [getattr(self.config, rail)]
-        for override in [*self.config.models.values(), *self.config.teams.values()]:
+        for override in self._overrides():
             policies.append(getattr(override, rail))
         return any(p is not None and p.action != "off" for p in policies)
 
@@ -53,6 +75,6 @@ class Policies:
         """Whether any request's PII redaction uses the entity tagger (it must be loaded at
         start)."""
         policies: list[PIIPolicy | None] = [self.config.pii]
-        for override in [*self.config.models.values(), *self.config.teams.values()]:
+        for override in self._overrides():
             policies.append(override.pii)
         return any(p is not None and p.redact != "off" and p.names for p in policies)

@@ -25,8 +25,12 @@ if TYPE_CHECKING:
 
 
 def rails(gateway: Gateway, ticket: Ticket) -> GuardrailsConfig:
-    """The guardrail policies for this request: the gateway's, its model's, its team's."""
-    return gateway.policies.for_request(ticket.principal.team_id, ticket.model)
+    """The guardrail policies for this request: the gateway's, its API's, its model's, its
+    team's, its key's."""
+    principal = ticket.principal
+    return gateway.policies.for_request(
+        principal.team_id, ticket.model, endpoint=ticket.endpoint, key_id=principal.key_id
+    )
 
 
 def tags_names(gateway: Gateway, ticket: Ticket) -> bool:
