@@ -93,3 +93,15 @@ def test_a_route_and_a_key_have_policies_of_their_own() -> None:
 def test_an_unknown_route_is_refused_at_start() -> None:
     with pytest.raises(ValidationError, match="unknown route chats"):
         GuardrailsConfig.model_validate({"routes": {"chats": {"pii": {"redact": "all"}}}})
+
+
+def test_a_key_policy_may_name_the_key() -> None:
+    config = GuardrailsConfig.model_validate(
+        {"pii": {"redact": "external"}, "keys": {"nightly-batch": {"pii": {"redact": "off"}}}}
+    )
+    names = {"key_1": "nightly-batch"}
+    policies = Policies(config, key_names=lambda: names)
+    assert policies.for_request(None, "m", key_id="key_1").pii.redact == "off"
+    assert policies.for_request(None, "m", key_id="key_2").pii.redact == "external"
+    names["key_1"] = "renamed"
+    assert policies.for_request(None, "m", key_id="key_1").pii.redact == "external"

@@ -50,6 +50,8 @@ class KeySnapshot:
         self.keys: dict[str, Principal] = {}
         #: Team id -> name (per-team settings in the config may name a team either way).
         self.team_names: dict[str, str] = {}
+        #: Key id -> name, for the keys that have one (guardrail policies may name a key).
+        self.key_names: dict[str, str] = {}
         self._version: tuple[object, ...] | None = None
         #: Called (in the loading thread) with every budget after a reload.
         self.on_change: Callable[[list[Budget]], None] | None = None
@@ -74,6 +76,7 @@ class KeySnapshot:
         if version == self._version:
             return False
         keys: dict[str, Principal] = {}
+        key_names: dict[str, str] = {}
         with self.db.session() as session:
             organizations = {o.id: o for o in session.scalars(select(Organization))}
             teams = {t.id: t for t in session.scalars(select(Team))}
@@ -96,6 +99,8 @@ class KeySnapshot:
                     level_limits, level_budgets = _controls(scope, owner, owner_id)
                     limits += level_limits
                     budgets += level_budgets
+                if key.name:
+                    key_names[key.id] = key.name
                 keys[key.key_hash] = Principal(
                     key_id=key.id,
                     team_id=key.team_id,
@@ -114,6 +119,7 @@ class KeySnapshot:
                 )
         self.keys = keys
         self.team_names = {team_id: team.name for team_id, team in teams.items()}
+        self.key_names = key_names
         self._version = version
         if self.on_change is not None:
             self.on_change([b for p in keys.values() for b in p.budgets])

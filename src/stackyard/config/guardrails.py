@@ -165,8 +165,8 @@ class GuardrailsConfig(_Strict):
     )
     keys: dict[str, GuardrailsOverride] = Field(
         default_factory=dict,
-        description="Policies for one virtual key's requests (by key id), replacing every "
-        "other's that they set: the most specific.",
+        description="Policies for one virtual key's requests (by key id or name), replacing "
+        "every other's that they set: the most specific.",
     )
 
     @field_validator("routes")

@@ -85,6 +85,7 @@ class Gateway:
         cache: Cache | None = None,
         rag: RAG | None = None,
         team_names: Callable[[], dict[str, str]] = dict,
+        key_names: Callable[[], dict[str, str]] = dict,
     ) -> None:
         from stackyard.auth.admission import Governance
 
@@ -98,8 +99,9 @@ class Gateway:
         self.cache = cache
         #: Collections and retrieval (None: the rag extra is not installed).
         self.rag = rag
-        #: Which guardrail policies apply to a request (the gateway's, a model's, a team's).
-        self.policies = Policies(config.guardrails, team_names)
+        #: Which guardrail policies apply to a request (the gateway's, a route's, a model's, a
+        #: team's, a key's).
+        self.policies = Policies(config.guardrails, team_names, key_names)
         #: The injection rail (None: no policy turns it on).
         self.injection: InjectionScreen | None = None
         if self.policies.any_on("injection"):

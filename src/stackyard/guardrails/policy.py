@@ -20,10 +20,14 @@ def _apply(rails: GuardrailsConfig, override: GuardrailsOverride | None) -> Guar
 
 class Policies:
     def __init__(
-        self, config: GuardrailsConfig, team_names: Callable[[], dict[str, str]] = dict
+        self,
+        config: GuardrailsConfig,
+        team_names: Callable[[], dict[str, str]] = dict,
+        key_names: Callable[[], dict[str, str]] = dict,
     ) -> None:
         self.config = config
         self.team_names = team_names
+        self.key_names = key_names
         self._resolved: dict[tuple[str | None, str, str, str, str | None], GuardrailsConfig] = {}
 
     def for_request(
@@ -35,24 +39,34 @@ class Policies:
         key_id: str | None = None,
     ) -> GuardrailsConfig:
         name = self.team_names().get(team_id, "") if team_id is not None else ""
-        # The team's name too: a renamed team gets its new policies.
-        key = (team_id, name, model, endpoint, key_id if key_id in self.config.keys else None)
+        # The names too: a renamed team or key gets its new policies.
+        named = self._key_policy(key_id)
+        key = (team_id, name, model, endpoint, named)
         found = self._resolved.get(key)
         if found is None:
             found = self._resolved[key] = self._resolve(*key)
         return found
 
     def _resolve(
-        self, team_id: str | None, name: str, model: str, endpoint: str, key_id: str | None
+        self, team_id: str | None, name: str, model: str, endpoint: str, key_entry: str | None
     ) -> GuardrailsConfig:
         config = self.config
         rails = _apply(config, config.routes.get(endpoint))
         rails = _apply(rails, config.models.get(model))
         if team_id is not None:
             rails = _apply(rails, config.teams.get(team_id) or config.teams.get(name))
-        if key_id is not None:
-            rails = _apply(rails, config.keys.get(key_id))
+        if key_entry is not None:
+            rails = _apply(rails, config.keys.get(key_entry))
         return rails
+
+    def _key_policy(self, key_id: str | None) -> str | None:
+        """The entry of ``keys`` that names this key, by its id or else its name."""
+        if key_id is None or not self.config.keys:
+            return None
+        if key_id in self.config.keys:
+            return key_id
+        name = self.key_names().get(key_id)
+        return name if name in self.config.keys else None
 
     def _overrides(self) -> list[GuardrailsOverride]:
         config = self.config

@@ -198,6 +198,7 @@ class Stackyard:
             cache=cache,
             rag=rag,
             team_names=team_names,
+            key_names=lambda: snapshot.key_names,
         )
         self._background: list[asyncio.Task[None]] = []
         self.ready = False
