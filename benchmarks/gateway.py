@@ -47,7 +47,16 @@ from benchmarks._procs import (
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-TARGETS = ("direct", "stackyard", "logged", "exported", "governed", "litellm", "portkey")
+TARGETS = (
+    "direct",
+    "stackyard",
+    "logged",
+    "exported",
+    "exported-process",
+    "governed",
+    "litellm",
+    "portkey",
+)
 
 COMPLETION = (
     '{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,'
@@ -164,17 +173,19 @@ def start_logged(workdir: Path, upstream: str) -> Target:
     return _start_ours("logged", workdir, config, {})
 
 
-def start_exported(workdir: Path, upstream: str) -> Target:
+def start_exported(workdir: Path, upstream: str, encoder: str = "thread") -> Target:
     """Full request logging (as ``logged``) and every trace exported over OTLP, as configured
     by default (http/protobuf, gzip), to a collector that accepts everything (the nginx
-    upstream, answering an empty ExportTraceServiceResponse)."""
+    upstream, answering an empty ExportTraceServiceResponse); ``exported-process`` encodes
+    in a process of its own (``encoder: process``)."""
+    name = "exported" if encoder == "thread" else f"exported-{encoder}"
     collector = upstream.removesuffix("/v1") + "/otlp/v1/traces"
     config = (
         _model(upstream)
-        + f"database_url: sqlite:///{workdir / 'exported.db'}\n"
-        + f"observability:\n  otlp:\n    endpoint: {collector}\n"
+        + f"database_url: sqlite:///{workdir / (name + '.db')}\n"
+        + f"observability:\n  otlp:\n    endpoint: {collector}\n    encoder: {encoder}\n"
     )
-    return _start_ours("exported", workdir, config, {})
+    return _start_ours(name, workdir, config, {})
 
 
 def start_governed(workdir: Path, upstream: str) -> Target:
@@ -343,6 +354,12 @@ def _checks(results: list[Measurement]) -> list[tuple[str, str]]:
         share = logged.rps_16 / ours.rps_16
         text = f"full logging / bare stackyard requests/s = {share:.0%} (at least 80%)"
         out.append((text, verdict(share >= 0.80, ours, logged)))
+    for name in ("exported", "exported-process"):
+        exported = by_name.get(name)
+        if exported is not None and logged is not None and logged.rps_16:
+            share = exported.rps_16 / logged.rps_16
+            text = f"{name} / logged requests/s = {share:.0%} (what OTLP export costs)"
+            out.append((text, "INFO" if not (exported.non_2xx or exported.errors) else "INVALID"))
     governed = by_name.get("governed")
     if governed is not None and ours.rps_16:
         share = governed.rps_16 / ours.rps_16
@@ -359,6 +376,7 @@ STARTERS: dict[str, Callable[[Path, str], Target]] = {
     "stackyard": start_stackyard,
     "logged": start_logged,
     "exported": start_exported,
+    "exported-process": lambda workdir, upstream: start_exported(workdir, upstream, "process"),
     "governed": start_governed,
     "litellm": start_litellm,
     "portkey": start_portkey,

@@ -162,3 +162,19 @@ def test_the_config_file_wins_over_the_environment(
         assert elsewhere.content_types == []
     finally:
         elsewhere.stop()
+
+
+def test_encoding_in_a_process_of_its_own(
+    fake_openai: FakeOpenAI, gateway_factory: Any, receiver: OTLPReceiver
+) -> None:
+    """``encoder: process``: the same spans reach a protobuf-only collector, encoded in a
+    spawned process instead of a thread of the server's."""
+    gateway = gateway_factory(
+        _config(fake_openai, {"endpoint": receiver.endpoint, "encoder": "process"})
+    )
+    trace_id = _chat(gateway)
+    spans = receiver.wait_for(trace_id, 3, timeout=60)  # the process starts with the first batch
+    assert sorted(s.name for s in spans) == ["chat fake-small", "chat m", "gateway.admission"]
+    assert receiver.errors == []
+    [root] = [s for s in spans if s.name == "chat m"]
+    assert attributes(root)["gen_ai.request.model"] == "m"

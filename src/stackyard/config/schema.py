@@ -253,6 +253,12 @@ class OTLPConfig(_Strict):
         description="Seconds for one export call (default 10). Unset: "
         "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT or OTEL_EXPORTER_OTLP_TIMEOUT (milliseconds).",
     )
+    encoder: Literal["thread", "process"] = Field(
+        default="thread",
+        description="Where batches are encoded: a worker thread of the server's process, or a "
+        "process of its own (its spans are copied to it, and the encoding no longer holds the "
+        "server's interpreter lock).",
+    )
 
     @model_validator(mode="after")
     def _grpc_installed(self) -> OTLPConfig:

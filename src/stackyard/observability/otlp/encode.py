@@ -82,11 +82,18 @@ def export_request(
     traces: Iterable[Finished], resource: Mapping[str, str]
 ) -> ExportTraceServiceRequest:
     """One request for the batch: one resource (the gateway), one scope (stackyard)."""
+    return export_spans(((d.trace.trace_id, d.trace.all_spans()) for d in traces), resource)
+
+
+def export_spans(
+    traces: Iterable[tuple[str, list[Span]]], resource: Mapping[str, str]
+) -> ExportTraceServiceRequest:
+    """The same from each trace's id (hex) and spans: what an encoding process is sent."""
     spans = [
         otlp_span(span, trace_id)
-        for done in traces
-        for trace_id in (bytes.fromhex(done.trace.trace_id),)
-        for span in done.trace.all_spans()
+        for hex_id, found in traces
+        for trace_id in (bytes.fromhex(hex_id),)
+        for span in found
     ]
     scope = InstrumentationScope(name="stackyard", version=__version__)
     return ExportTraceServiceRequest(

@@ -8,12 +8,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing
 from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
 
 from stackyard.observability.metrics import GatewayMetrics
-from stackyard.observability.otlp.encode import export_request
+from stackyard.observability.otlp.encode import export_request, export_spans
 from stackyard.observability.otlp.settings import OTLPSettings
-from stackyard.observability.otlp.transport import ExportFailed, transport
+from stackyard.observability.otlp.transport import ExportFailed, Transport, transport
+from stackyard.observability.spans import Span
 from stackyard.observability.writer import Finished
 
 log = logging.getLogger("stackyard.otlp")
@@ -41,6 +45,12 @@ class OTLPExporter:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        #: ``encoder: process``: batches are encoded in a process of their own (spawned, so
+        #: that it inherits none of the server's threads).
+        self._pool: ProcessPoolExecutor | None = None
+        if settings.encoder == "process":
+            context = multiprocessing.get_context("spawn")
+            self._pool = ProcessPoolExecutor(1, mp_context=context)
 
     def offer(self, row: Finished) -> bool:
         """Queue a trace for export (the request path: no encoding, no I/O)."""
@@ -71,10 +81,17 @@ class OTLPExporter:
     def _encode(self, batch: list[Finished]) -> object:
         return self.transport.encode(export_request(batch, self.settings.resource))
 
+    async def _encoded(self, batch: list[Finished]) -> object:
+        if self._pool is None:
+            return await asyncio.to_thread(self._encode, batch)
+        spans = [(f.trace.trace_id, f.trace.all_spans()) for f in batch]  # what encoding reads
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, encode_elsewhere, self.settings, spans)
+
     async def _send(self, batch: list[Finished]) -> None:
         count = sum(1 + len(f.trace.spans) for f in batch)
         try:
-            payload = await asyncio.to_thread(self._encode, batch)
+            payload = await self._encoded(batch)
         except Exception:  # a span we cannot encode must not stop the exporter
             log.exception("OTLP: could not encode %d spans", count)
             self.metrics.spans_export_failed.inc(by=count)
@@ -106,3 +123,17 @@ class OTLPExporter:
             await self.flush()
         finally:
             await self.transport.close()
+            if self._pool is not None:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+#: The encoding process's transport (built once, from the first batch's settings).
+_transport: Transport | None = None
+
+
+def encode_elsewhere(settings: OTLPSettings, spans: list[tuple[str, list[Span]]]) -> Any:
+    """In the encoding process: a batch's spans as the transport sends them."""
+    global _transport
+    if _transport is None:
+        _transport = transport(settings)
+    return _transport.encode(export_spans(spans, settings.resource))

@@ -43,6 +43,8 @@ class OTLPSettings:
     resource: dict[str, str] = field(default_factory=dict)
     #: gRPC only: plaintext rather than TLS (an http:// endpoint, or OTEL_..._INSECURE=true).
     insecure: bool = False
+    #: Where batches are encoded: "thread" or "process".
+    encoder: str = "thread"
 
     @property
     def grpc_target(self) -> str:
@@ -189,4 +191,5 @@ def resolve(config: OTLPConfig, env: Mapping[str, str]) -> OTLPSettings | None:
         timeout=_timeout(config.timeout, env),
         resource=_resource(config.service_name, env),
         insecure=_insecure(endpoint, env) if protocol == "grpc" else False,
+        encoder=config.encoder,
     )
