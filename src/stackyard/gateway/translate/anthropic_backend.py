@@ -14,6 +14,7 @@ from typing import Any
 from stackyard.gateway.providers.base import Body, UpstreamError
 from stackyard.gateway.translate.common import (
     JSON_TOOL,
+    ChunkStream,
     dumps,
     new_id,
     now,
@@ -356,32 +357,17 @@ def completion(message: Body, *, json_mode: bool) -> Body:
     }
 
 
-class StreamTranslator:
+class StreamTranslator(ChunkStream):
     """Anthropic stream events in, OpenAI chunks out (a list per event, often empty)."""
 
     def __init__(self, *, json_mode: bool, include_usage: bool) -> None:
+        super().__init__(include_usage=include_usage)
         self.json_mode = json_mode
-        self.include_usage = include_usage
-        self.id = new_id("chatcmpl-")
-        self.created = now()
-        self.model: str | None = None
         self.usage: dict[str, Any] = {}
         self.stop_reason: str | None = None
         self._tool_index: dict[int, int] = {}  # Anthropic block index -> OpenAI tool index
         self._json_blocks: set[int] = set()
         self.finished = False
-
-    def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> Body:
-        chunk: Body = {
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-        }
-        if self.include_usage:
-            chunk["usage"] = None
-        return chunk
 
     def feed(self, event: str | None, data: Body) -> list[Body]:
         kind = data.get("type") or event
@@ -436,11 +422,7 @@ class StreamTranslator:
             finish = FINISH_REASONS.get(self.stop_reason or "", "stop")
             if finish == "tool_calls" and not self._tool_index:
                 finish = "stop"
-            out = [self._chunk({}, finish)]
-            if self.include_usage:
-                last: Body = {**self._chunk({}), "choices": [], "usage": usage(self.usage)}
-                out.append(last)
-            return out
+            return self._end(finish, usage(self.usage))
         if kind == "error":
             error = data.get("error") or {}
             raise UpstreamError(

@@ -52,3 +52,33 @@ def parse_arguments(arguments: Any, where: str) -> Any:
 
 def dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
+
+
+class ChunkStream:
+    """What a translated stream's ``chat.completion.chunk`` objects share: one id, time and
+    model, and ``usage: null`` on each when the client asked for a usage chunk at the end."""
+
+    def __init__(self, *, include_usage: bool) -> None:
+        self.include_usage = include_usage
+        self.id = new_id("chatcmpl-")
+        self.created = now()
+        self.model: str | None = None
+
+    def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        chunk: dict[str, Any] = {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        }
+        if self.include_usage:
+            chunk["usage"] = None
+        return chunk
+
+    def _end(self, finish: str, usage: dict[str, Any]) -> list[dict[str, Any]]:
+        """The last chunk with its finish reason, then the usage chunk if asked for."""
+        out = [self._chunk({}, finish)]
+        if self.include_usage:
+            out.append({**self._chunk({}), "choices": [], "usage": usage})
+        return out

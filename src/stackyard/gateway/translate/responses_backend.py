@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from stackyard.gateway.providers.base import Body, ErrorKind, UpstreamError
-from stackyard.gateway.translate.common import new_id, now, text_of
+from stackyard.gateway.translate.common import ChunkStream, new_id, now, text_of
 
 #: Chat parameters the Responses API has no counterpart for, with the values that ask
 #: nothing of it; any other value is a 400 naming the parameter.
@@ -301,29 +301,14 @@ def completion(response: Body, *, upstream: str) -> Body:
     }
 
 
-class StreamTranslator:
+class StreamTranslator(ChunkStream):
     """Responses stream events in, chat chunks out (a list per event, often empty)."""
 
     def __init__(self, *, include_usage: bool, upstream: str) -> None:
-        self.include_usage = include_usage
+        super().__init__(include_usage=include_usage)
         self.upstream = upstream
-        self.id = new_id("chatcmpl-")
-        self.created = now()
-        self.model: str | None = None
         self._tools: dict[int, int] = {}  # the Response's output_index -> the chat tool index
         self.finished = False
-
-    def _chunk(self, delta: Body, finish: str | None = None) -> Body:
-        chunk: Body = {
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-        }
-        if self.include_usage:
-            chunk["usage"] = None
-        return chunk
 
     def feed(self, data: Body) -> list[Body]:
         kind = data.get("type")
@@ -360,12 +345,7 @@ class StreamTranslator:
         if kind in ("response.completed", "response.incomplete"):
             self.finished = True
             response = data.get("response") or {}
-            out = [self._chunk({}, _finish(response, bool(self._tools)))]
-            if self.include_usage:
-                out.append(
-                    {**self._chunk({}), "choices": [], "usage": usage(response.get("usage"))}
-                )
-            return out
+            return self._end(_finish(response, bool(self._tools)), usage(response.get("usage")))
         if kind == "response.failed":
             raise _failure(data.get("response") or {}, self.upstream)
         if kind == "error":
