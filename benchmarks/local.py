@@ -7,6 +7,11 @@ Naive: each request is its own ``model.generate`` call, one at a time (what a si
 
     python -m benchmarks.local                 # SmolLM2-135M-Instruct on this machine's CPU
     python -m benchmarks.local --concurrency 1,4,16 --new-tokens 64 --device auto
+
+``--grammar`` measures the engine with a ``json_schema`` grammar against free text instead,
+same prompts, side by side (see ``benchmarks/_local_grammar.py``):
+
+    python -m benchmarks.local --grammar --concurrency 1,16 --new-tokens 32
 """
 
 from __future__ import annotations
@@ -111,6 +116,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", default="1,4,16")
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--skip-naive-above", type=int, default=16)
+    parser.add_argument(
+        "--grammar",
+        action="store_true",
+        help="the engine with a json_schema grammar against free text (no naive baseline)",
+    )
+    parser.add_argument("--rounds", type=int, default=2, help="with --grammar: best of these")
     args = parser.parse_args(argv)
     levels = [int(c) for c in args.concurrency.split(",")]
     device = loading.pick_device(args.device)
@@ -122,6 +133,20 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     engine = Engine(model, tokenizer, device=device, max_batch=max(levels), max_queue=1024)
+    command = "python -m benchmarks.local " + " ".join(argv if argv is not None else sys.argv[1:])
+    if args.grammar:
+        from benchmarks import _local_grammar
+
+        batches = {level: prompts(tokenizer, level) for level in levels}
+        rows = _local_grammar.compare(engine, batches, args.new_tokens, args.rounds)
+        engine.stop()
+        _local_grammar.report(
+            rows,
+            f"{datetime.date.today().isoformat()}, {os.cpu_count()} cores, {device}, "
+            f"{args.new_tokens} new tokens per request, greedy, best of {args.rounds} rounds; "
+            f"command: `{command.strip()}`",
+        )
+        return 0
     warm = prompts(tokenizer, 2)
     naive(model, warm[:1], 4)
     asyncio.run(engine_run(engine, warm, 4))
@@ -143,7 +168,6 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
         print(row, flush=True)
     engine.stop()
-    command = "python -m benchmarks.local " + " ".join(argv if argv is not None else sys.argv[1:])
     print()
     print(
         f"{datetime.date.today().isoformat()}, {os.cpu_count()} cores, {device}, "
