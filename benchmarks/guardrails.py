@@ -18,6 +18,9 @@ shipped threshold; and the true-positive rate the scores allow at 1% false posit
 Latency: PII detection on 500 characters of held-out sentences; every input rail (secrets, PII,
 injection) on a 1,000-character request; p50 and p99.
 
+PII out of distribution (``--ood N``): the share of N SQuAD questions and N Alpaca
+instructions changed by redaction, beside the Presidio recall (:mod:`benchmarks._pii_ood`).
+
 Run: ``make bench-guardrails`` (or ``python -m benchmarks.guardrails``).
 """
 
@@ -267,11 +270,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-presidio", action="store_true", help="Stackyard's PII rows only")
     parser.add_argument("--pii-only", action="store_true", help="the PII section only")
     parser.add_argument("--secrets-only", action="store_true", help="the secrets section only")
+    parser.add_argument(
+        "--ood",
+        type=int,
+        metavar="N",
+        help="only PII out of distribution: the share of N SQuAD questions and N Alpaca "
+        "instructions changed, and Presidio's held-out recall (benchmarks/_pii_ood.py)",
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if not DATA.exists():
         print(f"the data sets are not here: {DATA}", file=sys.stderr)
         return 2
+    if args.ood:
+        from benchmarks._pii_ood import ood_section
+
+        ood_lines, ood_results = ood_section(DATA, args.ood)
+        print("\n".join(ood_lines))
+        if args.json:
+            args.json.write_text(json.dumps(ood_results, indent=2, default=dict))
+        return 0
     secrets_lines, secrets_results = secrets_section()
     if args.secrets_only:
         print("\n".join(secrets_lines))

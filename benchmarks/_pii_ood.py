@@ -1,0 +1,75 @@
+"""PII redaction out of distribution: the share of benign texts it changes, on corpora the
+entity tagger never read (SQuAD v1.1 dev questions, full of names, places, years and numbers;
+Alpaca instructions past those used in training), beside recall and precision on Presidio's
+held-out templates. Runs on whatever ``stackyard`` is importable, so the previous revision can
+be measured with the same code: ``PYTHONPATH=<worktree>/src python -m benchmarks.guardrails
+--ood``."""
+
+from __future__ import annotations
+
+import collections
+import json
+import random
+import zipfile
+from pathlib import Path
+from typing import Any
+
+
+def squad_questions(data: Path, count: int, seed: int = 0) -> list[str]:
+    """``count`` SQuAD v1.1 dev questions, a seeded sample of the 10,570."""
+    with zipfile.ZipFile(data / "squad" / "dev-v1.1.json.zip") as archive:
+        squad = json.load(archive.open("dev-v1.1.json"))
+    questions = [q["question"] for a in squad["data"] for p in a["paragraphs"] for q in p["qas"]]
+    random.Random(seed).shuffle(questions)
+    return questions[:count]
+
+
+def alpaca_instructions(data: Path, count: int, start: int = 2000) -> list[str]:
+    """Alpaca instructions from ``start`` on (the tagger trained on the first 2,000)."""
+    rows = json.loads((data / "alpaca" / "alpaca_5000.json").read_text(encoding="utf-8"))
+    return [str(r["instruction"]) for r in rows[start : start + count]]
+
+
+def ood_section(data: Path, count: int) -> tuple[list[str], dict[str, Any]]:
+    from benchmarks.guardrails import score_pii
+    from stackyard.guardrails import pii
+    from stackyard.guardrails.ner import load_tagger
+    from stackyard.guardrails.ner_training import load, split
+
+    tagger = load_tagger()
+    assert tagger is not None
+
+    def finds(text: str) -> list[Any]:
+        return pii.find(text, None, tagger.find(text))
+
+    _, test = split(load(data))
+    scored = score_pii(test, [[(f.start, f.end) for f in finds(r["full_text"])] for r in test])
+    results: dict[str, Any] = {
+        "presidio_held_out": {k: scored[k] for k in ("recall", "precision", "f2", "by_type")}
+    }
+    for name, texts in (
+        ("squad", squad_questions(data, count)),
+        ("alpaca", alpaca_instructions(data, count)),
+    ):
+        kinds: collections.Counter[str] = collections.Counter()
+        changed = 0
+        for text in texts:
+            found = finds(text)
+            changed += bool(found)
+            kinds.update(f.kind for f in found)
+        results[name] = {"texts": len(texts), "changed": changed / len(texts), "kinds": kinds}
+    p = results["presidio_held_out"]
+    lines = [
+        f"| recall {p['recall']:.3f} | precision {p['precision']:.3f} | F2 {p['f2']:.3f} "
+        f"| SQuAD changed {results['squad']['changed']:.1%} "
+        f"| Alpaca changed {results['alpaca']['changed']:.1%} |",
+        "kinds found, SQuAD: " + ", ".join(f"{k} {v}" for k, v in kinds_of(results, "squad")),
+        "kinds found, Alpaca: " + ", ".join(f"{k} {v}" for k, v in kinds_of(results, "alpaca")),
+        "recall by type: " + ", ".join(f"{k} {v:.3f}" for k, v in sorted(p["by_type"].items())),
+    ]
+    return lines, results
+
+
+def kinds_of(results: dict[str, Any], name: str) -> list[tuple[str, int]]:
+    counter: collections.Counter[str] = results[name]["kinds"]
+    return counter.most_common()
