@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from benchmarks import gateway
+from benchmarks._gateway_anchors import Target
 from benchmarks._procs import ensure_debian_package, post_json, stop_all
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -126,7 +127,7 @@ def count(
     return (busy - idle / idle_seconds * busy_seconds) / requests
 
 
-def _ask(target: gateway.Target) -> None:
+def _ask(target: Target) -> None:
     status, body = post_json(target.url, BODY, target.headers)
     if status != 200:
         raise RuntimeError(f"{target.name} answered {status}: {body[:300]!r}")
