@@ -9,10 +9,14 @@ trained on llm-warden's training split only (``make guardrails-injection``). It 
 - Tensor Trust's hijacking and extraction attacks (``../shared/data/tensor-trust``), each
   distinct ``attack`` once: attacks written by players of a game against an access-code
   prompt, a source the classifier never saw;
-- ``benchmarks/data/injection_holdout.jsonl``: paraphrased attacks written by hand for this
-  benchmark, by family (persona, fake modes, override, dual answers, emotional pretexts,
+- ``benchmarks/data/injection_holdout.jsonl`` (v1): paraphrased attacks written by hand for
+  this benchmark, by family (persona, fake modes, override, dual answers, emotional pretexts,
   base64, leetspeak, spaced letters, indirect injections in tool results and RAG passages),
-  never used for training, for thresholds or to write the heuristics' tests.
+  never used for training or thresholds; but written, by the same hand, just before the
+  heuristics for these families, so not blind to them: reported, not to be trusted alone;
+- ``benchmarks/data/injection_holdout_v2.jsonl`` (v2): the same families, written afresh
+  after the heuristics were done and never looked at one by one (only these per-family
+  counts), the hold-out to quote. Neither file is read by any test.
 
 Negatives: XSTest's 250 safe prompts, and ``benchmarks/data/injection_benign.jsonl``: benign
 questions written by hand about prompts, system prompts, jailbreaks in the news, developer
@@ -28,8 +32,9 @@ off the test negatives, so an optimistic figure, never shipped).
 ``--src PATH`` runs another version's detector (``git worktree add /tmp/base <commit>``, then
 ``--src /tmp/base/src``), so that before and after are measured the same way.
 
-Run: ``python -m benchmarks.guardrails_injection`` (about three minutes on two cores, most of
-it the embedding model).
+Run: ``python -m benchmarks.guardrails_injection``. The first run embeds about 2,100 texts
+(several minutes on two cores); each text's classifier input is kept (``--features``), so
+later runs, of any version or after retraining, take seconds.
 """
 
 from __future__ import annotations
@@ -37,8 +42,10 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime
+import hashlib
 import inspect
 import json
+import math
 import os
 import subprocess
 import sys
@@ -50,6 +57,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent.parent / "shared" / "data"
 HOLDOUT = HERE / "data" / "injection_holdout.jsonl"
+HOLDOUT_V2 = HERE / "data" / "injection_holdout_v2.jsonl"
 BENIGN = HERE / "data" / "injection_benign.jsonl"
 
 
@@ -84,9 +92,13 @@ def load_sets(data: Path = DATA) -> dict[str, tuple[bool, list[Case]]]:
             True,
             [Case(text, "user", name) for text in attacks],
         )
-    sets["hand-written paraphrased attacks (hold-out)"] = (
+    sets["hand-written attacks v1 (seen while writing the heuristics)"] = (
         True,
         [Case(r["text"], r["role"], r["family"]) for r in jsonl(HOLDOUT)],
+    )
+    sets["hand-written attacks v2 (fresh hold-out)"] = (
+        True,
+        [Case(r["text"], r["role"], r["family"]) for r in jsonl(HOLDOUT_V2)],
     )
     sets["llm-warden test benign (in distribution)"] = (
         False,
@@ -104,28 +116,61 @@ def where(case: Case) -> str:
     return "rag passage [0]" if case.role == "rag" else "messages[0].content"
 
 
-def score(detector: Any, cases: list[Case]) -> list[tuple[bool, float, list[str]]]:
+class Features:
+    """Each text's classifier input (:func:`stackyard.guardrails.injection.features`, the
+    embedding model's read of it), kept on disk by the text's hash: versions of the detector
+    that share the embedding model and the reading (every one so far) share them, so a second
+    run, or a retrained classifier, does not embed the texts again."""
+
+    def __init__(self, path: Path | None) -> None:
+        import numpy as np
+
+        self.path = path
+        self.rows: dict[str, Any] = {}
+        if path is not None and path.exists():
+            with np.load(path) as stored:
+                self.rows = {key: stored[key] for key in stored.files}
+        self.added = 0
+
+    def of(self, detector: Any, text: str) -> Any:
+        from stackyard.guardrails.injection import features
+        from stackyard.guardrails.reading import read
+
+        key = hashlib.sha256(text.encode()).hexdigest()
+        if key not in self.rows:
+            reading = read(detector.embedder, text, whole=True)
+            self.rows[key] = features(reading.vectors, len(text))
+            self.added += 1
+        return self.rows[key]
+
+    def save(self) -> None:
+        import numpy as np
+
+        if self.path is not None and self.added:
+            np.savez(self.path, **self.rows)
+
+
+def score(detector: Any, cases: list[Case], cache: Features) -> list[tuple[bool, float, list[str]]]:
     """Per case: whether a heuristic fired, the classifier's probability, and the names of
-    the detectors that fired at the shipped threshold. Tool and RAG text is passed as such
-    when this version's ``scan`` takes ``indirect``."""
-    shipped = detector.threshold
+    the detectors that fired at the shipped threshold. The heuristics run as the rail runs
+    them (tool and RAG text passed as such when this version's ``scan`` takes ``indirect``);
+    the classifier's probability is its weights on the text's features, as
+    :meth:`InjectionDetector.probabilities` computes it, from ``cache``."""
     takes_indirect = "indirect" in inspect.signature(detector.scan).parameters
-    detector.threshold = -1.0  # every text gets the classifier's finding, with its score
+    rules = type(detector)(None)  # the same version's heuristics alone
     out = []
-    try:
-        for case in cases:
-            items = [(where(case), case.text)]
-            if takes_indirect:
-                indirect = {where(case)} if case.role != "user" else set()
-                found = detector.scan(items, None, indirect=indirect)
-            else:
-                found = detector.scan(items)
-            probability = max((f.score for f in found if f.detector == "classifier"), default=0.0)
-            rules = sorted({f.detector for f in found if f.detector != "classifier"})
-            fired = rules + (["classifier"] if probability >= shipped else [])
-            out.append((bool(rules), probability, fired))
-    finally:
-        detector.threshold = shipped
+    for case in cases:
+        items = [(where(case), case.text)]
+        if takes_indirect:
+            indirect = {where(case)} if case.role != "user" else set()
+            found = rules.scan(items, None, indirect=indirect)
+        else:
+            found = rules.scan(items)
+        names = sorted({f.detector for f in found})
+        x = float(cache.of(detector, case.text) @ detector.weights + detector.bias)
+        probability = 1 / (1 + math.exp(-x))
+        fired = names + (["classifier"] if probability >= detector.threshold else [])
+        out.append((bool(names), probability, fired))
     return out
 
 
@@ -145,14 +190,16 @@ def share(flags: list[bool]) -> float:
     return sum(flags) / max(1, len(flags))
 
 
-def report(sets: dict[str, tuple[bool, list[Case]]], detector: Any) -> dict[str, Any]:
+def report(
+    sets: dict[str, tuple[bool, list[Case]]], detector: Any, cache: Features
+) -> dict[str, Any]:
     """Rates per set and per hand-written group, and the reference at 1% false positives."""
     threshold = detector.threshold
-    results: dict[str, Any] = {"threshold": threshold, "sets": {}, "groups": {}, "misses": {}}
+    results: dict[str, Any] = {"threshold": threshold, "sets": {}, "groups": {}}
     scored: dict[str, list[tuple[bool, float, list[str]]]] = {}
     for name, (attacks, cases) in sets.items():
         started = time.perf_counter()
-        scored[name] = rows = score(detector, cases)
+        scored[name] = rows = score(detector, cases, cache)
         results["sets"][name] = {
             "attacks": attacks,
             "n": len(cases),
@@ -162,12 +209,11 @@ def report(sets: dict[str, tuple[bool, list[Case]]], detector: Any) -> dict[str,
             "seconds": round(time.perf_counter() - started, 1),
         }
         if name.startswith("hand-written"):
+            tag = "v2" if "v2" in name else "v1" if attacks else "benign"
             for case, (_, _, fired) in zip(cases, rows, strict=True):
-                counts = results["groups"].setdefault(f"{attacks}:{case.group}", [0, 0])
+                counts = results["groups"].setdefault(f"{tag}:{case.group}", [0, 0])
                 counts[0] += bool(fired)
                 counts[1] += 1
-                if bool(fired) != attacks:
-                    results["misses"].setdefault(name, []).append(case.text[:60])
     negatives = [
         max(1.0 if rule else 0.0, p)
         for name in ("XSTest safe prompts", "hand-written benign, about prompts and settings")
@@ -175,7 +221,7 @@ def report(sets: dict[str, tuple[bool, list[Case]]], detector: Any) -> dict[str,
     ]
     held = [
         max(1.0 if rule else 0.0, p)
-        for rule, p, _ in scored["hand-written paraphrased attacks (hold-out)"]
+        for rule, p, _ in scored["hand-written attacks v2 (fresh hold-out)"]
     ]
     ranked = sorted(negatives, reverse=True)
     cut = ranked[int(0.01 * len(ranked))]
@@ -196,16 +242,21 @@ def table(results: dict[str, Any], label: str) -> list[str]:
             f"| {name} ({kind}) | {r['n']} | {r['rail']:.3f} | {r['heuristics']:.3f} | "
             f"{r['classifier']:.3f} |"
         )
-    lines += ["", "| hand-written group | flagged |", "| --- | ---: |"]
-    for group, (flagged, n) in sorted(results["groups"].items(), reverse=True):
-        kind = "attack" if group.startswith("True") else "benign"
-        lines.append(f"| {kind}: {group.split(':', 1)[1]} | {flagged}/{n} |")
+    groups = results["groups"]
+    families = sorted({g.split(":", 1)[1] for g in groups if not g.startswith("benign")})
+    lines += ["", "| attack family | v1 caught | v2 caught |", "| --- | ---: | ---: |"]
+    for family in families:
+        v1, v2 = (groups.get(f"{tag}:{family}", [0, 0]) for tag in ("v1", "v2"))
+        lines.append(f"| {family} | {v1[0]}/{v1[1]} | {v2[0]}/{v2[1]} |")
+    topics = sorted(g.split(":", 1)[1] for g in groups if g.startswith("benign"))
+    lines += ["", "| benign topic | flagged |", "| --- | ---: |"]
+    lines += [f"| {t} | {groups[f'benign:{t}'][0]}/{groups[f'benign:{t}'][1]} |" for t in topics]
     ref = results["reference_1pct"]
     lines += [
         "",
         f"Reference only (threshold read off the test negatives): at 1% false positives over "
         f"XSTest and the hand-written benign set (threshold {ref['threshold']:.3f}), "
-        f"{ref['held_out']:.3f} of the hand-written attacks are caught.",
+        f"{ref['held_out']:.3f} of the fresh hold-out's attacks (v2) are caught.",
     ]
     return lines
 
@@ -214,7 +265,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--src", type=Path, help="import stackyard from this src directory")
     parser.add_argument("--json", type=Path, help="write the results as JSON here")
-    parser.add_argument("--misses", action="store_true", help="print what was decided wrong")
+    parser.add_argument(
+        "--features",
+        type=Path,
+        default=Path("/tmp/stackyard-injection-features.npz"),
+        help="where each text's classifier input is kept between runs",
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if not DATA.exists():
@@ -228,15 +284,17 @@ def main(argv: list[str] | None = None) -> int:
 
     embedder = load_embedder(resolve("all-minilm-l6-v2", "embeddings"), "cpu")
     detector = InjectionDetector(embedder)
-    results = report(load_sets(), detector)
+    cache = Features(args.features)
+    try:
+        results = report(load_sets(), detector, cache)
+    finally:
+        cache.save()
     label = f"stackyard at {commit_of(src)} ({src})"
     command = "python -m benchmarks.guardrails_injection " + " ".join(
         argv if argv is not None else sys.argv[1:]
     )
     print(f"{datetime.date.today().isoformat()}; command: `{command.strip()}`\n")
     print("\n".join(table(results, label)))
-    if args.misses:
-        print(json.dumps(results["misses"], indent=1))
     if args.json:
         args.json.write_text(json.dumps({"label": label, **results}, indent=2))
     return 0
