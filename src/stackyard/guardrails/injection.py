@@ -173,13 +173,14 @@ class Rule:
     def find(self, text: str) -> tuple[int, int] | None:
         if self.opening:
             for match in self.pattern.finditer(text):
-                before = text[max(0, match.start() - 3) : match.start()].rstrip(" \t")
-                if not before or before[-1] in OPENING or match.start() <= 2:
+                at = match.start()
+                before = text[max(0, at - 3) : at].rstrip(" \t")
+                if before[-1:] in OPENING if before else not text[:at].strip():
                     return match.span()
             return None
         if self.near is None:
-            match = self.pattern.search(text)
-            return match.span() if match else None
+            found = self.pattern.search(text)
+            return found.span() if found else None
         cues = [m.span() for m in self.pattern.finditer(text)]
         if not cues:
             return None
