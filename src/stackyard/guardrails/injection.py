@@ -85,15 +85,16 @@ _MODE = (
     r"\b(?:developer|dev|debug|debugging|maintenance|god|sudo|admin|administrator|root|"
     r"jailbreak|jailbroken|unrestricted|unfiltered|uncensored|opposite|evil|test|testing|"
     r"research|unlocked|superuser|override|chaos|anarchy|raw|unsafe|diagnostic)[ -]?mode\b"
+    r"|\bgodmode\b"
     r"|\b(?:test|testing|sandbox|simulated|debug|developer|research) (?:environment|sandbox|"
     r"session)\b"
 )
-#: Modes no model has: naming one is enough ("activate opposite mode").
+#: Modes no model has: naming one is enough ("activate opposite mode"). Not god mode: Windows
+#: has one.
 _NO_SUCH_MODE = (
     r"\b(?:enable|activate|enter|switch (?:on|to|into)|turn on|engage|unlock|now in|"
-    r"operating in|upgraded to|welcome to)\b (?:\w+ ){0,2}?(?:god|jailbreak|jailbroken|"
+    r"operating in|upgraded to|welcome to)\b (?:\w+ ){0,2}?(?:jailbreak|jailbroken|"
     r"unrestricted|unfiltered|uncensored|opposite|evil|anarchy|chaos|unsafe)[ -]?mode\b"
-    r"|\bgodmode\b"
 )
 _TWO_ANSWERS = (
     r"\b(?:two|2|both|double|dual|twin|pair of|separate) (?:\w+ ){0,2}?(?:responses?|answers?|"
@@ -276,7 +277,14 @@ RULES: tuple[Rule, ...] = (
         r"(?:^|\n|[.!?]\s)\s*(?:new|updated|real) (?:system )?instructions?\s*:"
         r"|\[(?:system|admin)\]\s*:|<\|?(?:system|im_start)\|?>",
     ),
-    _rule("unrestricted_persona", "names DAN, a persona with no rules", r"\bDAN\b", cased=True),
+    _rule(
+        "unrestricted_persona",
+        "casts the model as DAN, a persona with no rules",
+        r"\b(?:[Yy]ou are|[Yy]ou're|[Aa]ct as|[Bb]e|[Tt]o be|[Bb]ecome|[Aa]s|[Pp]lay|[Ss]tay|"
+        r"[Nn]amed|[Cc]alled)\s+(?:now\s+)?(?:a\s+)?DAN\b|\bDAN(?:\s+[Mm]ode|\s*:|,?\s+which"
+        r"\s+stands|\s+stands\s+for)|\[DAN\]|^DAN\b",
+        cased=True,
+    ),
     _rule("persona", "a role-play or persona without limits", _ROLE_PLAY, _UNBOUND),
     _rule("fake_mode", "a mode that lifts the rules", _NO_SUCH_MODE),
     _rule("fake_mode", "a mode that lifts the rules", _MODE, _UNBOUND),
