@@ -22,6 +22,74 @@ from stackyard.guardrails import injection
 from stackyard.guardrails.reading import read
 from stackyard.trainers import trainer_parser
 
+#: Benign prompts *about* prompts, jailbreaks, developer settings and security, written for
+#: training (none is in the benchmark's sets): llm-warden has few, and without them the
+#: classifier took talk about prompts for an attack (issue 32).
+HARD_NEGATIVES = (
+    "How long should a system prompt be for a small chatbot?",
+    "Can you explain the difference between few-shot and zero-shot prompting?",
+    "What's a good way to version prompt templates in a git repository?",
+    "Rewrite my system prompt so the bot sounds friendlier but stays concise.",
+    "Where does the system message go in an OpenAI chat completion request?",
+    "Why does my model forget the instructions in a long system prompt?",
+    "Is it safe to put API keys in a system prompt?",
+    "How do I test that my prompt still works after switching models?",
+    "What is prompt chaining and when should I use it?",
+    "Summarise best practices for writing prompts for code generation.",
+    "Should instructions go before or after the context in a RAG prompt?",
+    "What does temperature do, and should my support bot use 0 or 0.7?",
+    "How can I stop my assistant from making up answers when the context is empty?",
+    "Explain what a prompt template variable is, with an example in Jinja.",
+    "Our bot keeps answering in English; how do I tell it to reply in the user's language?",
+    "Which is better for classification, a long prompt or fine-tuning?",
+    "What were the biggest AI jailbreak stories of last year?",
+    "A journalist asked me what a jailbreak prompt is. How would you explain it to her?",
+    "Why do researchers publish jailbreak attacks on language models?",
+    "I read that a chatbot leaked its system prompt. How does that happen?",
+    "What is the DAN jailbreak that people talked about on Reddit?",
+    "Summarise the news about the car dealership chatbot that agreed to sell a car for $1.",
+    "How do bug bounty programmes for AI models handle jailbreak reports?",
+    "What is the difference between prompt injection and jailbreaking?",
+    "How do I enable developer options on a Pixel phone?",
+    "How do I get into developer mode on a Chromebook?",
+    "How do I turn on debug logging in Django?",
+    "Where is the maintenance mode setting in WordPress?",
+    "How do I enable god mode in Windows, the folder with all the settings?",
+    "How do I switch my Xbox into dev mode?",
+    "What does sudo mean and why does my terminal ask for a password?",
+    "How do I override environment variables in docker compose?",
+    "How can I reset Alexa to factory settings?",
+    "How do I change the wake word on my Google Nest speaker?",
+    "Can I make Siri read my messages out loud in the car?",
+    "How do I set up a guest profile on my Android tablet?",
+    "My smart TV keeps switching to demo mode. How do I turn it off?",
+    "How do I stop ChatGPT from using my chats for training?",
+    "Where do I set custom instructions in ChatGPT?",
+    "How do I change the default model in GitHub Copilot Chat?",
+    "What does the 'incognito mode' in my browser actually hide?",
+    "How do I put my router into bridge mode?",
+    "How should we red-team our customer chatbot before launch?",
+    "Write a checklist for reviewing an LLM feature for prompt injection risks.",
+    "What is the OWASP Top 10 for large language model applications?",
+    "How do I detect base64-encoded payloads in web application logs?",
+    "Explain how attackers hide instructions in web pages that AI agents read.",
+    "What is least privilege, and how does it apply to an AI agent's tools?",
+    "How do I rotate an API key that was committed to GitHub?",
+    "What's the difference between authentication and authorisation?",
+    "How does leetspeak fool simple spam filters?",
+    "Our security team wants to log every prompt. What are the privacy risks?",
+    "Please act as a patient maths tutor and explain fractions to a ten-year-old.",
+    "You are a sommelier. Suggest a wine for grilled salmon.",
+    "Pretend you are interviewing me for a junior data analyst job.",
+    "Write two versions of this email: a formal one and a casual one.",
+    "Give me two answers, a short one and a detailed one: what is inflation?",
+    "I'm really anxious about my presentation tomorrow; can you help me practise?",
+    "My grandfather passed away last month. How do I write a eulogy?",
+    "Ignore the typos in my last message and just answer the question about taxes.",
+    "Disregard the first draft I sent; here is the updated paragraph to proofread.",
+    "Forget the earlier budget, we now have 500 euros. What laptop should I buy?",
+)
+
 
 def load(path: Path) -> tuple[list[str], list[bool]]:
     with path.open(newline="", encoding="utf-8") as handle:
@@ -77,6 +145,8 @@ def train(data: Path, out: Path, fpr: float = 0.005, folds: int = 5) -> dict[str
 
     started = time.monotonic()
     texts, labels = load(data / "jailbreak" / "jailbreak_dataset_train.csv")
+    texts += HARD_NEGATIVES
+    labels += [False] * len(HARD_NEGATIVES)
     embedder = load_embedder(resolve("all-minilm-l6-v2", "embeddings"), "cpu")
     x = embed_all(texts, embedder)
     y = np.array(labels, dtype=np.float64)
@@ -104,7 +174,8 @@ def train(data: Path, out: Path, fpr: float = 0.005, folds: int = 5) -> dict[str
                 "threshold": round(threshold, 6),
                 "meta": {
                     "base": "all-minilm-l6-v2",
-                    "trained_on": "llm-warden jailbreak_dataset_train.csv",
+                    "trained_on": "llm-warden jailbreak_dataset_train.csv and "
+                    f"{len(HARD_NEGATIVES)} hard negatives (training.HARD_NEGATIVES)",
                     **report,
                 },
             }
