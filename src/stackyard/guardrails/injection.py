@@ -1,13 +1,20 @@
 """Prompt injection and jailbreak detection, offline: phrases that give the game away
 (heuristics), and a small classifier on the in-process embedding model.
 
+The heuristics (:data:`RULES`) are named by the family of attack they catch: persona and
+role-play without limits, made-up modes, dropping the instructions above, dual answers,
+emotional pretexts, and the same once spaced-out letters are joined, leetspeak undone and
+base64 decoded; in tool results and retrieved passages, orders addressed to the model as well.
+Each reads the text lowercased once, with linear patterns; a cue that is ordinary alone
+(a role-play) fires only near a second pattern (words that lift the limits).
+
 The classifier is a logistic regression over a text's windows (256 word pieces each,
 overlapping: :mod:`stackyard.guardrails.reading`), embedded with all-MiniLM-L6-v2: the mean
 and the element-wise maximum of the window vectors, and the length. The same read gives the
 PII entity tagger what it needs, so a request screened for both runs the model once. The
-weights (``injection.json`` beside this module, 6 KB) were trained by ``make
-guardrails-injection`` on the llm-warden training split; the file also holds the threshold
-that kept false positives at 1% in cross-validation.
+weights (``injection.json`` beside this module, 8 KB) were trained by ``make
+guardrails-injection`` on the llm-warden training split and hand-written hard negatives; the
+file also holds the threshold that kept false positives at 0.5% in cross-validation.
 
 It scans what can carry an injection: user messages, tool results, and retrieved passages
 (indirect injection). No rail calls an LLM.

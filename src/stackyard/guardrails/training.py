@@ -2,7 +2,8 @@
 guardrails-injection``, or ``python -m stackyard.guardrails.training --data ../shared/data``.
 
 Data: the llm-warden training split (``jailbreak/jailbreak_dataset_train.csv`` in the project's
-``../shared/data/``; its test split and XSTest are left for ``make bench-guardrails``). A
+``../shared/data/``; its test split and XSTest are left for ``make bench-guardrails``), and
+:data:`HARD_NEGATIVES`, benign prompts about prompts and settings written for training. A
 logistic regression with an L2 penalty, fitted by gradient descent (numpy only); the threshold
 is the score that kept false positives at ``--fpr`` (half of 1% by default, a margin under the
 1% target) among benign prompts, in five-fold cross-validation. About two minutes on two CPU
