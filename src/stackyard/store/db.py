@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import fcntl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from stackyard.errors import APIError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+#: PostgreSQL's advisory lock key for migrations (any constant of our own).
+LOCK = 0x5374_6B79  # "Stky"
 
 
 def default_url(config_file: Path | None) -> str:
@@ -43,7 +46,9 @@ class Database:
         self._lock = threading.Lock()
 
     def migrate(self) -> None:
-        """Apply every pending migration (idempotent; safe from several processes)."""
+        """Apply every pending migration (idempotent; safe from several processes: the
+        workers of one server, or instances starting together, take turns, and the later
+        ones find nothing left to do)."""
         from alembic import command
         from alembic.config import Config
 
@@ -52,10 +57,27 @@ class Database:
                 return
             config = Config()
             config.set_main_option("script_location", str(MIGRATIONS))
-            with self.engine.begin() as connection:
+            with self._between_processes(), self.engine.begin() as connection:
+                if connection.dialect.name == "postgresql":  # held until this commits
+                    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK})
                 config.attributes["connection"] = connection
                 command.upgrade(config, "head")
             self._migrated = True
+
+    @contextmanager
+    def _between_processes(self) -> Iterator[None]:
+        """SQLite: an exclusive lock on a file beside the database while migrating
+        (PostgreSQL's is an advisory lock, taken in the migration's transaction)."""
+        database = self.engine.url.database
+        if self.engine.dialect.name != "sqlite" or not database or database == ":memory:":
+            yield
+            return
+        with open(f"{database}.migrate-lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
