@@ -52,7 +52,7 @@ TARGETS = (
     "stackyard",
     "logged",
     "exported",
-    "exported-process",
+    "exported-thread",
     "governed",
     "litellm",
     "portkey",
@@ -173,12 +173,12 @@ def start_logged(workdir: Path, upstream: str) -> Target:
     return _start_ours("logged", workdir, config, {})
 
 
-def start_exported(workdir: Path, upstream: str, encoder: str = "thread") -> Target:
+def start_exported(workdir: Path, upstream: str, encoder: str = "process") -> Target:
     """Full request logging (as ``logged``) and every trace exported over OTLP, as configured
-    by default (http/protobuf, gzip), to a collector that accepts everything (the nginx
-    upstream, answering an empty ExportTraceServiceResponse); ``exported-process`` encodes
-    in a process of its own (``encoder: process``)."""
-    name = "exported" if encoder == "thread" else f"exported-{encoder}"
+    by default (http/protobuf, gzip, encoded in a process of its own), to a collector that
+    accepts everything (the nginx upstream, answering an empty ExportTraceServiceResponse);
+    ``exported-thread`` encodes in a worker thread instead (``encoder: thread``)."""
+    name = "exported" if encoder == "process" else f"exported-{encoder}"
     collector = upstream.removesuffix("/v1") + "/otlp/v1/traces"
     config = (
         _model(upstream)
@@ -354,7 +354,7 @@ def _checks(results: list[Measurement]) -> list[tuple[str, str]]:
         share = logged.rps_16 / ours.rps_16
         text = f"full logging / bare stackyard requests/s = {share:.0%} (at least 80%)"
         out.append((text, verdict(share >= 0.80, ours, logged)))
-    for name in ("exported", "exported-process"):
+    for name in ("exported", "exported-thread"):
         exported = by_name.get(name)
         if exported is not None and logged is not None and logged.rps_16:
             share = exported.rps_16 / logged.rps_16
@@ -376,7 +376,7 @@ STARTERS: dict[str, Callable[[Path, str], Target]] = {
     "stackyard": start_stackyard,
     "logged": start_logged,
     "exported": start_exported,
-    "exported-process": lambda workdir, upstream: start_exported(workdir, upstream, "process"),
+    "exported-thread": lambda workdir, upstream: start_exported(workdir, upstream, "thread"),
     "governed": start_governed,
     "litellm": start_litellm,
     "portkey": start_portkey,

@@ -254,10 +254,10 @@ class OTLPConfig(_Strict):
         "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT or OTEL_EXPORTER_OTLP_TIMEOUT (milliseconds).",
     )
     encoder: Literal["thread", "process"] = Field(
-        default="thread",
-        description="Where batches are encoded: a worker thread of the server's process, or a "
-        "process of its own (its spans are copied to it, and the encoding no longer holds the "
-        "server's interpreter lock).",
+        default="process",
+        description="Where batches are encoded: a process of its own (the default: the spans "
+        "are copied to it, and encoding no longer holds the server's interpreter lock; about "
+        "120 MiB more memory per worker), or a worker thread of the server's process.",
     )
 
     @model_validator(mode="after")

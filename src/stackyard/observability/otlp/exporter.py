@@ -64,6 +64,8 @@ class OTLPExporter:
 
     def start(self) -> None:
         self.transport.start()
+        if self._pool is not None:  # started now, so that the first batch need not wait
+            self._pool.submit(encode_elsewhere, self.settings, [])
         self._task = asyncio.ensure_future(self._run())
 
     async def _run(self) -> None:

@@ -43,8 +43,8 @@ class OTLPSettings:
     resource: dict[str, str] = field(default_factory=dict)
     #: gRPC only: plaintext rather than TLS (an http:// endpoint, or OTEL_..._INSECURE=true).
     insecure: bool = False
-    #: Where batches are encoded: "thread" or "process".
-    encoder: str = "thread"
+    #: Where batches are encoded: "process" or "thread".
+    encoder: str = "process"
 
     @property
     def grpc_target(self) -> str:
