@@ -175,7 +175,7 @@ def test_chat_compare_trace_and_dashboard(page: Any, gateway: GatewayProcess, sh
     # The dashboard's charts render.
     page.get_by_role("link", name="Dashboard").click()
     charts = page.locator("svg.chart")
-    expect(charts).to_have_count(7)
+    expect(charts).to_have_count(10)
     expect(page.get_by_role("img", name="Latency (ms)")).to_be_visible()
     expect(page.locator("svg.chart circle").first).to_be_visible()  # a point per value
     assert page.locator(".totals dd").first.inner_text() == "3"

@@ -15,15 +15,27 @@ branch_labels = None
 depends_on = None
 
 
+def _columns() -> set[str]:
+    return {c["name"] for c in sa.inspect(op.get_bind()).get_columns("traces")}
+
+
+# Plain ALTER TABLE statements (SQLite has had ADD and DROP COLUMN since 3.35), each only when
+# needed: SQLite runs DDL outside the transaction, so a downgrade that fails at an earlier
+# migration leaves this one's columns dropped while the version still names it.
 def upgrade() -> None:
-    with op.batch_alter_table("traces") as batch:
-        batch.add_column(sa.Column("cache_tier", sa.String(16), nullable=True))
-        batch.add_column(
-            sa.Column("saved_usd", sa.Float(), nullable=False, server_default=sa.text("0"))
-        )
+    present = _columns()
+    with op.batch_alter_table("traces", recreate="never") as batch:
+        if "cache_tier" not in present:
+            batch.add_column(sa.Column("cache_tier", sa.String(16), nullable=True))
+        if "saved_usd" not in present:
+            batch.add_column(
+                sa.Column("saved_usd", sa.Float(), nullable=False, server_default=sa.text("0"))
+            )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("traces") as batch:
-        batch.drop_column("saved_usd")
-        batch.drop_column("cache_tier")
+    present = _columns()
+    with op.batch_alter_table("traces", recreate="never") as batch:
+        for column in ("saved_usd", "cache_tier"):
+            if column in present:
+                batch.drop_column(column)
