@@ -7,17 +7,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import anthropic
-import httpx2
 import openai
 import pytest
 
 from tests.conftest import need_module
-from tests.server.harness import running
 
 torch = need_module("torch", module=True)
 transformers = need_module("transformers", module=True)
@@ -25,7 +22,8 @@ need_module("llguidance", module=True)
 
 from stackyard.engine.scheduler import Engine  # noqa: E402
 from stackyard.gateway.doors.completions import chunk, legacy_logprobs  # noqa: E402
-from stackyard.gateway.providers.local import LocalProvider  # noqa: E402
+from tests.gateway.tiny_local import serving as tiny_serving  # noqa: E402
+from tests.gateway.tiny_local import tiny_config  # noqa: E402
 
 EOS = 1
 ALPHABET = b'{}[]":, _abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ'
@@ -85,53 +83,13 @@ def tiny_engine() -> Engine:
 
 @pytest.fixture
 def config(tmp_path: Path) -> dict[str, Any]:
-    folder = tmp_path / "tiny"
-    folder.mkdir()
-    (folder / "config.json").write_text(json.dumps({"model_type": "llama"}))
-    return {
-        "models": [
-            {
-                "name": "tiny",
-                "provider": "local",
-                "model": str(folder),
-                "options": {"load": "lazy", "task": "chat"},
-            }
-        ],
-        "router": {"retries": 0},
-        "database_url": f"sqlite:///{tmp_path / 'db.sqlite'}",
-    }
+    return tiny_config(tmp_path)
 
 
-@contextlib.asynccontextmanager
-async def serving(
+def serving(
     config: dict[str, Any], strict: bool = True
-) -> AsyncIterator[tuple[openai.AsyncOpenAI, anthropic.AsyncAnthropic]]:
-    async with running(config) as (app, _):
-        [deployment] = app.gateway.router.deployments["tiny"]
-        provider = deployment.provider
-        assert isinstance(provider, LocalProvider)
-        provider._engine = tiny_engine()
-        async with (
-            httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app)) as http,
-            openai.AsyncOpenAI(
-                base_url="http://gateway/v1",
-                api_key="unused",
-                max_retries=0,
-                http_client=http,
-                _strict_response_validation=strict,
-            ) as oa,
-            anthropic.AsyncAnthropic(
-                base_url="http://gateway",
-                api_key="unused",
-                max_retries=0,
-                http_client=http,
-                _strict_response_validation=strict,
-            ) as an,
-        ):
-            try:
-                yield oa, an
-            finally:
-                provider._engine.stop()
+) -> contextlib.AbstractAsyncContextManager[tuple[openai.AsyncOpenAI, anthropic.AsyncAnthropic]]:
+    return tiny_serving(config, tiny_engine, strict)
 
 
 # -- log probabilities on the legacy completions door ------------------------------------------
