@@ -16,6 +16,7 @@ from stackyard.gateway.translate.common import (
     JSON_TOOL,
     ChunkStream,
     dumps,
+    lacking,
     new_id,
     now,
     parse_arguments,
@@ -37,26 +38,26 @@ FINISH_REASONS = {
 NATIVE_FIELDS = ("top_k", "thinking", "service_tier")
 #: OpenAI parameters Anthropic has no equivalent of, with the values that ask nothing of it;
 #: any other value is a 400 naming the parameter, never dropped.
-UNSUPPORTED: dict[str, tuple[Any, ...]] = {
-    "seed": (None,),
-    "logprobs": (None, False),
-    "top_logprobs": (None, 0),
-    "frequency_penalty": (None, 0, 0.0),
-    "presence_penalty": (None, 0, 0.0),
-    "logit_bias": (None, {}),
-    "modalities": (None, ["text"]),
-    "audio": (None,),
-    "prediction": (None,),
-    "reasoning_effort": (None, "none"),
-    "web_search_options": (None,),
-    "functions": (None, []),
-    "function_call": (None,),
-    "store": (None, False),
-    "metadata": (None, {}),
-    "verbosity": (None, "medium"),
-    "prompt_cache_key": (None, ""),
-    "prompt_cache_retention": (None,),
-}
+UNSUPPORTED = lacking(
+    "seed",
+    "logprobs",
+    "top_logprobs",
+    "frequency_penalty",
+    "presence_penalty",
+    "logit_bias",
+    "modalities",
+    "audio",
+    "prediction",
+    "reasoning_effort",
+    "web_search_options",
+    "functions",
+    "function_call",
+    "store",
+    "metadata",
+    "verbosity",
+    "prompt_cache_key",
+    "prompt_cache_retention",
+)
 #: The chat-completions fields the translation carries over (or checks, above). Any other
 #: field is a 400 naming it: a parameter is honoured or refused, never dropped.
 TRANSLATED = frozenset(

@@ -12,6 +12,35 @@ from stackyard.gateway.providers.base import UpstreamError
 
 #: Name of the tool forced on Anthropic to honour OpenAI's ``response_format``.
 JSON_TOOL = "json_output"
+#: Chat-completions parameters with the values that ask nothing of a model (their defaults):
+#: a translation to an API that lacks one refuses any other value, naming it.
+ASKS_NOTHING: dict[str, tuple[Any, ...]] = {
+    "n": (None, 1),
+    "stop": (None, [], ""),
+    "seed": (None,),
+    "logprobs": (None, False),
+    "top_logprobs": (None, 0),
+    "frequency_penalty": (None, 0, 0.0),
+    "presence_penalty": (None, 0, 0.0),
+    "logit_bias": (None, {}),
+    "modalities": (None, ["text"]),
+    "audio": (None,),
+    "prediction": (None,),
+    "reasoning_effort": (None, "none"),
+    "web_search_options": (None,),
+    "functions": (None, []),
+    "function_call": (None,),
+    "store": (None, False),
+    "metadata": (None, {}),
+    "verbosity": (None, "medium"),
+    "prompt_cache_key": (None, ""),
+    "prompt_cache_retention": (None,),
+}
+
+
+def lacking(*names: str) -> dict[str, tuple[Any, ...]]:
+    """The parameters an API lacks, each with the values that ask nothing of it."""
+    return {name: ASKS_NOTHING[name] for name in names}
 
 
 def new_id(prefix: str) -> str:

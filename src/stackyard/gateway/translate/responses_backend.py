@@ -16,27 +16,27 @@ from __future__ import annotations
 from typing import Any
 
 from stackyard.gateway.providers.base import Body, ErrorKind, UpstreamError
-from stackyard.gateway.translate.common import ChunkStream, new_id, now, text_of
+from stackyard.gateway.translate.common import ChunkStream, lacking, new_id, now, text_of
 
 #: Chat parameters the Responses API has no counterpart for, with the values that ask
 #: nothing of it; any other value is a 400 naming the parameter.
-UNSUPPORTED: dict[str, tuple[Any, ...]] = {
-    "n": (None, 1),
-    "stop": (None, [], ""),
-    "seed": (None,),
-    "logprobs": (None, False),
-    "top_logprobs": (None, 0),
-    "frequency_penalty": (None, 0, 0.0),
-    "presence_penalty": (None, 0, 0.0),
-    "logit_bias": (None, {}),
-    "modalities": (None, ["text"]),
-    "audio": (None,),
-    "prediction": (None,),
-    "web_search_options": (None,),
-    "functions": (None, []),
-    "function_call": (None,),
-    "store": (None, False),
-}
+UNSUPPORTED = lacking(
+    "n",
+    "stop",
+    "seed",
+    "logprobs",
+    "top_logprobs",
+    "frequency_penalty",
+    "presence_penalty",
+    "logit_bias",
+    "modalities",
+    "audio",
+    "prediction",
+    "web_search_options",
+    "functions",
+    "function_call",
+    "store",
+)
 #: The chat fields carried over (or checked above); any other field is a 400 naming it.
 TRANSLATED = frozenset(
     {
