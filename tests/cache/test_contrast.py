@@ -98,6 +98,16 @@ def test_a_known_paraphrase_cancels_a_difference() -> None:
     assert Guard([(stem("acme"), stem("globex"))]).refusal(first, second) is None
 
 
+def test_a_name_on_one_side_only_is_not_a_contrast() -> None:
+    # Quora's writers capitalise at random; a name must stand in for another name to count
+    guard = Guard()
+    best, good = "What is the Best way to learn piano?", "What's a good way to learn piano?"
+    assert guard.refusal(best, good) is None
+    kindle, plain = "How do I reset my Kindle password?", "How do I reset my password?"
+    assert guard.refusal(kindle, plain) is None
+    assert guard.refusal("Is Lyon far from here?", "Is Paris far from here?") == "name"
+
+
 def test_an_unknown_word_is_a_name_given_a_vocabulary() -> None:
     first, second = "can i pay with zelle", "can i pay with venmo"
     known = frozenset({"can", "i", "pay", "with"})

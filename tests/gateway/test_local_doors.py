@@ -259,6 +259,40 @@ async def test_a_streamed_tool_call_comes_in_pieces_the_sdk_puts_together(
     assert same.id != call.id
 
 
+async def test_a_call_cut_by_max_tokens_is_a_partial_call_whole_and_streamed(
+    config: dict[str, Any],
+) -> None:
+    asked: Any = {
+        "model": "tiny",
+        "messages": ASK,
+        "tools": [WEATHER],
+        "tool_choice": "required",
+        "parallel_tool_calls": False,
+        "max_tokens": 40,  # the call is about 70 tokens
+        "temperature": 0,
+    }
+    async with serving(config) as (oa, _):
+        whole = await oa.chat.completions.create(**asked)
+        pieces = [c async for c in await oa.chat.completions.create(**asked, stream=True)]
+    [choice] = whole.choices
+    assert choice.finish_reason == "length"
+    assert choice.message.content is None
+    [call] = choice.message.tool_calls or []
+    assert call.function.name == "get_weather"
+    assert call.function.arguments.startswith("{")
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(call.function.arguments)  # cut short: what a client must check for
+    streamed = "".join(
+        t.function.arguments or ""
+        for c in pieces
+        for ch in c.choices
+        for t in ch.delta.tool_calls or []
+        if t.function is not None
+    )
+    assert streamed == call.function.arguments  # greedy: the same call, the same cut
+    assert [ch.finish_reason for c in pieces for ch in c.choices if ch.finish_reason] == ["length"]
+
+
 async def test_the_messages_and_responses_doors_stream_the_call_in_pieces_too(
     config: dict[str, Any],
 ) -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from stackyard.engine import grammar
 from stackyard.gateway import local_tools
-from stackyard.gateway.local_tools import CallStream
+from stackyard.gateway.local_tools import CallStream, cut_calls
 from tests.conftest import need_module
 
 ONE = '{"name": "get_weather", "arguments": {"city": "Paris", "unit": "C"}}'
@@ -73,6 +73,19 @@ def test_arguments_come_as_they_are_decoded() -> None:
     ]
     assert reader.feed("}") == []  # the call's own closing brace is not an argument
     assert reader.opened == 1
+
+
+def test_a_call_cut_short_keeps_its_name_and_the_arguments_so_far() -> None:
+    made = cut_calls('[{"name": "get_weather", "arguments": {"city": "Par')
+    assert [c["function"] for c in made] == [{"name": "get_weather", "arguments": '{"city": "Par'}]
+    assert made[0]["id"].startswith("call_")
+    assert made[0]["type"] == "function"
+    # a second call opened, and one cut before its name was whole
+    two = '[{"name": "a", "arguments": {"x": 1}}, {"name": "b", "arguments": {'
+    assert [c["function"]["arguments"] for c in cut_calls(two)] == ['{"x": 1}', "{"]
+    half_named = '[{"name": "a", "arguments": 1}, {"na'
+    assert [c["function"]["name"] for c in cut_calls(half_named)] == ["a"]
+    assert cut_calls('{"name": "get_w') == []
 
 
 # -- what the grammar allows -----------------------------------------------------------------

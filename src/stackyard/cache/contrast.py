@@ -10,8 +10,9 @@ either side is judged. A hit is refused when it holds
   refund/exchange: :mod:`stackyard.cache.contrast_terms`);
 - a unit, a currency or a date (even with nothing in its place), or other numbers, or the
   same numbers in another order;
-- a name, a product or a place: a word capitalised inside the sentence, one that mixes
-  letters and digits (``V15``), or, given a vocabulary, a word it does not know;
+- a name, a product or a place in place of another: a word capitalised inside the sentence,
+  one that mixes letters and digits (``V15``), or, given a vocabulary, a word it does not
+  know, left over on both sides (a name on one side only is not a contrast);
 - a negation (``non-refundable``, ``incompatible``; negation words are counted by
   :func:`stackyard.cache.semantic.rejects`);
 
@@ -213,13 +214,17 @@ class Guard:
             return "number"
         left, right = _leftovers(a.content, b.content)
         left, right = self._cancel(left, right)
+        # A name counts only against a name: one name in place of another ("Paris" for
+        # "Lyon"). A name on one side alone is more often a writer's capital letter (Quora's
+        # "What is the Best way...") or a detail the answer does not turn on.
+        named = any(map(self._named, left)) and any(map(self._named, right))
         for word in (*left, *right):
             kinds = self._kinds(word.stem)
             if "unit" in kinds and word.counted:
                 return "unit"
             if "date" in kinds:
                 return "date"
-            if word.name or self._unknown(word):
+            if named and self._named(word):
                 return "name"
             if word.stem in {"non", "un"}:
                 return "negation"
@@ -238,6 +243,9 @@ class Guard:
 
     def _kinds(self, stem: str) -> set[str]:
         return {k for k, _, _ in self.senses.get(stem, ())}
+
+    def _named(self, word: Word) -> bool:
+        return word.name or self._unknown(word)
 
     def _unknown(self, word: Word) -> bool:
         vocabulary = self.vocabulary

@@ -202,6 +202,19 @@ class CallStream:
         return None
 
 
+def cut_calls(text: str) -> list[dict[str, Any]]:
+    """The calls of an output cut short (``max_tokens``, a stop string), as a stream would
+    have sent them: each one opened so far, its arguments as far as they got. OpenAI answers
+    a call cut by ``max_tokens`` the same way, with ``finish_reason: "length"``."""
+    made: list[dict[str, Any]] = []
+    for delta in CallStream().feed(text):
+        if "id" in delta:
+            made.append({k: v for k, v in delta.items() if k != "index"})
+        else:
+            made[delta["index"]]["function"]["arguments"] += delta["function"]["arguments"]
+    return made
+
+
 def history(message: dict[str, Any], parallel: bool = True) -> str | None:
     """An earlier assistant turn's calls, written as the model would have written them: as
     the grammar has it write calls now (an array when ``parallel``), so that a model that

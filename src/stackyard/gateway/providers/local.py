@@ -309,12 +309,21 @@ class LocalProvider:
     def _message(self, result: Delta, plan: local_tools.Plan) -> tuple[Body, str | None]:
         """The assistant message for a whole output, and its finish reason."""
         made = None
-        if plan.tools is not None and result.finish_reason == "stop":
-            made = local_tools.calls(result.text)
+        finish = result.finish_reason
+        if plan.tools is not None and result.text.lstrip()[:1] in ("{", "["):
+            try:
+                made = local_tools.calls(result.text) if finish == "stop" else None
+            except ValueError:  # a stop string inside a call
+                made = None
+            if made is None:
+                # cut short inside a call: the calls as far as they got, as the stream sends
+                # them (OpenAI answers a call cut by max_tokens so too, finish "length")
+                made = local_tools.cut_calls(result.text) or None
+            if finish == "stop":
+                finish = "tool_calls"
         if made is not None:
-            return {"role": "assistant", "content": None, "refusal": None, "tool_calls": made}, (
-                "tool_calls"
-            )
+            message = {"role": "assistant", "content": None, "refusal": None, "tool_calls": made}
+            return message, finish
         message = {"role": "assistant", "content": result.text, "refusal": None}
         return message, result.finish_reason
 
