@@ -62,7 +62,9 @@ def test_an_external_provider_sees_placeholders_and_the_client_the_values(
 ) -> None:
     with openai_sdk(gateway) as client:
         reply = client.chat.completions.create(
-            model="outside", messages=[{"role": "user", "content": SECRET_TEXT}]
+            model="outside",
+            messages=[{"role": "user", "content": SECRET_TEXT, "name": "Ada_Lovelace"}],
+            user=EMAIL,  # what the provider asks to be an opaque id, sent as an address
         )
     upstream = seen_upstream(fake_openai, "pii-outside")
     assert EMAIL not in upstream
@@ -307,9 +309,11 @@ def test_the_messages_door_redacts_and_restores_for_anthropic_itself(
             max_tokens=50,
             system=f"The user is {EMAIL}.",
             messages=[{"role": "user", "content": SECRET_TEXT}],
+            metadata={"user_id": EMAIL},
         )
     [sent] = replay.take("pii-claude")
     assert EMAIL not in str(sent.body)
+    assert sent.body["metadata"] == {"user_id": "<EMAIL_1>"}
     assert "<EMAIL_1>" in str(sent.body["system"])
     text, tool = reply.content
     assert text.type == "text"

@@ -11,7 +11,9 @@ from typing import Any
 from stackyard.guardrails.anthropic_shape import EventTransformer, change_request
 from stackyard.guardrails.redaction import (
     ChunkRestorer,
+    change_inputs,
     change_json,
+    change_name,
     redacted,
     restore_response,
 )
@@ -78,6 +80,27 @@ def test_a_legacy_function_call_and_a_custom_tool_call_are_redacted() -> None:
     assert EMAIL not in json.dumps(out)
     assert json.loads(out["messages"][1]["function_call"]["arguments"]) == {"to": "<EMAIL_1>"}
     assert out["messages"][2]["tool_calls"][0]["custom"]["input"] == "<EMAIL_1>"
+
+
+def test_the_end_user_identifier_is_redacted_when_it_is_personal() -> None:
+    out = sent({**chat(), "user": EMAIL, "safety_identifier": f"mail {EMAIL}"})
+    assert out["user"] == "<EMAIL_1>"
+    assert out["safety_identifier"] == "mail <EMAIL_1>"
+    opaque = sent({**chat(), "user": "u-5f2a9c"})
+    assert opaque["user"] == "u-5f2a9c"  # an opaque id, as the providers ask for, is left
+    embedded = asyncio.run(redacted({"input": "hi", "user": EMAIL}, Vault(), change_inputs))
+    assert embedded["user"] == "<EMAIL_1>"
+
+
+def test_a_messages_name_is_redacted_in_the_shape_openai_allows() -> None:
+    def names(text: str) -> str:
+        return text.replace("Ada Lovelace", "<PERSON_1>")
+
+    assert change_name("Ada_Lovelace", names) == "PERSON_1"
+    assert change_name("support_bot", names) == "support_bot"  # nothing found: as it was
+    out = sent(chat({"role": "user", "name": f"{EMAIL}", "content": "hello"}))
+    assert out["messages"][1]["name"] == "EMAIL_1"
+    assert out["messages"][0] == {"role": "user", "content": "hi"}
 
 
 def test_a_tool_result_is_redacted_as_text_and_as_parts() -> None:
@@ -186,9 +209,11 @@ def test_every_part_of_a_messages_request_is_redacted() -> None:
                 ],
             },
         ],
+        "metadata": {"user_id": EMAIL},
     }
     out = asyncio.run(redacted(body, vault, change_request))
     assert EMAIL not in json.dumps(out)
+    assert out["metadata"] == {"user_id": "<EMAIL_1>"}
     assert out["messages"][1]["content"][1]["input"] == {"to": ["<EMAIL_1>"]}
     assert out["messages"][2]["content"][2]["source"]["data"] == "<EMAIL_1>"
     assert out["messages"][2]["content"][1]["content"][1]["source"] == "https://example.org/a"

@@ -78,6 +78,10 @@ def change_request(body: Body, change: Change) -> Body:
             else m
             for m in messages
         ]
+    metadata = body.get("metadata")
+    if isinstance(metadata, dict) and isinstance(metadata.get("user_id"), str):
+        # Anthropic asks for an opaque id here; an e-mail address sent instead is redacted
+        out["metadata"] = {**metadata, "user_id": change(metadata["user_id"])}
     return out
 
 

@@ -18,9 +18,34 @@ from stackyard.guardrails.vault import StreamRestorer, Vault
 Body = dict[str, Any]
 
 
+#: Fields that tell the provider who the end user is (for its abuse monitoring). OpenAI and
+#: Anthropic both ask for an opaque id or a hash there; an e-mail address or a name sent
+#: instead is redacted like any text.
+IDENTIFIERS = ("user", "safety_identifier")
+#: What a message's ``name`` may hold at OpenAI (a placeholder's angle brackets are dropped).
+NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def change_identifiers(body: Body, change: Callable[[str], str]) -> Body:
+    """A copy of ``body`` with ``change`` applied to its end-user identifier fields."""
+    found = {k: change(body[k]) for k in IDENTIFIERS if isinstance(body.get(k), str)}
+    return {**body, **found} if found else body
+
+
+def change_name(name: str, change: Callable[[str], str]) -> str:
+    """A message's ``name`` (a participant: ``Ada_Lovelace``) with ``change`` applied, read
+    with its underscores as spaces; what changed is sent as the placeholder's bare word
+    (``PERSON_1``), since OpenAI allows only letters, digits, ``_`` and ``-`` there."""
+    spaced = name.replace("_", " ")
+    changed = change(spaced)
+    if changed == spaced:
+        return name
+    return NAME_UNSAFE.sub("", changed.replace(" ", "_")) or "participant"
+
+
 def change_texts(body: Body, change: Callable[[str], str]) -> Body:
-    """A copy of a chat request with ``change`` applied to every message's text, every tool
-    result and every tool call's arguments."""
+    """A copy of a chat request with ``change`` applied to every message's text and name,
+    every tool result, every tool call's arguments and the end-user identifier."""
     messages = []
     for message in body.get("messages") or ():
         if not isinstance(message, dict):
@@ -31,18 +56,21 @@ def change_texts(body: Body, change: Callable[[str], str]) -> Body:
             copy["content"] = _content(copy["content"], change)
         if isinstance(copy.get("refusal"), str):
             copy["refusal"] = change(copy["refusal"])
+        if isinstance(copy.get("name"), str):
+            copy["name"] = change_name(copy["name"], change)
         calls = copy.get("tool_calls")
         if isinstance(calls, list):
             copy["tool_calls"] = [_call(call, change) for call in calls]
         if isinstance(copy.get("function_call"), dict):  # the legacy functions API
             copy["function_call"] = _arguments(copy["function_call"], change)
         messages.append(copy)
-    return {**body, "messages": messages}
+    return change_identifiers({**body, "messages": messages}, change)
 
 
 def change_inputs(body: Body, change: Callable[[str], str]) -> Body:
     """A copy of an embeddings request with ``change`` applied to each text input (token
     arrays are left as they are: there is no text in them to find anything in)."""
+    body = change_identifiers(body, change)
     value = body.get("input")
     if isinstance(value, str):
         return {**body, "input": change(value)}
