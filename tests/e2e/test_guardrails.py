@@ -5,9 +5,11 @@ the request as it was."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import anthropic
+import httpx
 import openai
 import pytest
 
@@ -74,6 +76,27 @@ def test_an_external_provider_sees_placeholders_and_the_client_the_values(
     assert "<EMAIL_1>" in upstream
     assert "<CARD_1>" in upstream
     assert reply.choices[0].message.content == f"[pii-outside] echo: {SECRET_TEXT}"
+
+
+def test_the_stored_trace_keeps_none_of_what_the_rail_redacted(gateway: GatewayProcess) -> None:
+    """The name is the tagger's find, which the store's own patterns cannot make: the trace
+    is redacted of everything the rail found, in the request and in the restored answer."""
+    with openai_sdk(gateway) as client:
+        raw = client.chat.completions.with_raw_response.create(
+            model="outside", messages=[{"role": "user", "content": SECRET_TEXT}]
+        )
+    request_id = raw.headers["x-request-id"]
+    deadline = time.monotonic() + 60
+    while (found := httpx.get(f"{gateway.url}/api/traces/{request_id}")).status_code == 404:
+        assert time.monotonic() < deadline, "the trace was never written"
+        time.sleep(0.1)
+    assert found.status_code == 200, found.text
+    [record] = [r for r in found.json()["requests"] if r["request_id"] == request_id]
+    stored = json.dumps([record["request_body"], record["response_body"]])
+    assert "Lovelace" not in stored
+    assert EMAIL not in stored
+    assert "I am [PERSON]." in stored
+    assert "[EMAIL" in stored
 
 
 def test_a_stream_is_restored(gateway: GatewayProcess, fake_openai: FakeOpenAI) -> None:

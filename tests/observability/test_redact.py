@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from stackyard.guardrails.pii import luhn
-from stackyard.observability.redact import Redactor
+from stackyard.observability.redact import Redactor, known
 
 
 @pytest.mark.parametrize(
@@ -76,3 +76,12 @@ def test_operator_patterns_and_pii_off() -> None:
 def test_the_guardrails_recognisers_are_reused() -> None:
     text = "IBAN GB82 WEST 1234 5698 7654 32, SSN 123-45-6789, from 192.168.1.20 and ::1"
     assert Redactor().text(text) == "IBAN [IBAN], SSN [SSN], from [IP] and [IP]"
+
+
+def test_what_the_pii_rail_found_is_redacted_longest_first_with_the_patterns() -> None:
+    also = known({"Ada Lovelace": "PERSON", "Ada": "PERSON", "Acme Ltd": "ORGANIZATION"})
+    body = {"messages": [{"content": "Ada Lovelace and Ada of Acme Ltd, ada@example.org"}]}
+    out = Redactor().value(body, also)
+    assert out == {"messages": [{"content": "[PERSON] and [PERSON] of [ORGANIZATION], [EMAIL]"}]}
+    assert body["messages"][0]["content"].startswith("Ada Lovelace")  # a copy
+    assert Redactor(pii=False).value("Ada Lovelace", also) == "[PERSON]"

@@ -148,7 +148,11 @@ class PIIStage(_Guard):
         vault = pii_vault(self.gateway, deployment, ex.admitted)
         if vault is None:
             return body, None
-        return await redacted(body, vault, ex.door.change_texts), _Restoring(ex.door, vault)
+        sent = await redacted(body, vault, ex.door.change_texts)
+        trace = ex.admitted.trace
+        if trace is not None and len(vault):  # the store keeps none of it either
+            trace.private = {**(trace.private or {}), **vault.found()}
+        return sent, _Restoring(ex.door, vault)
 
 
 @dataclass(slots=True)

@@ -93,6 +93,15 @@ class Vault:
         self._by_placeholder[placeholder] = value
         return placeholder
 
+    def found(self) -> dict[str, str]:
+        """Each value redacted so far, with its kind (``PERSON``, ``EMAIL``...)."""
+        found = {}
+        for value, placeholder in self._by_value.items():
+            match = PLACEHOLDER.fullmatch(placeholder)
+            if match is not None:
+                found[value] = match[1]
+        return found
+
     def restore(self, text: str, escape: bool = False) -> str:
         """``text`` with its placeholders put back; ``escape``: as they go inside a JSON
         string (a streamed tool call's arguments)."""

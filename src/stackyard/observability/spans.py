@@ -73,6 +73,9 @@ class RequestTrace:
     #: upstream cost less the hit's price.
     cache_tier: str | None = None
     cache_saved_usd: float = 0.0
+    #: What the PII rail found in the request (value: kind), tagger's finds included: the
+    #: stored bodies are redacted of these too, not of the patterns' finds alone.
+    private: dict[str, str] | None = None
 
     def child(self, name: str, start_ns: int, end_ns: int | None = None, **attributes: Any) -> Span:
         span = Span(

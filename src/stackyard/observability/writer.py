@@ -7,7 +7,7 @@ database refused is spilled as its row, and read back at the next start as a
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +15,7 @@ import orjson
 from sqlalchemy import Connection
 
 from stackyard.observability.metrics import GatewayMetrics
-from stackyard.observability.redact import Redactor
+from stackyard.observability.redact import Redactor, known
 from stackyard.observability.spans import RequestTrace, Span
 from stackyard.store.batch_writer import BatchWriter
 from stackyard.store.spend_writer import SQLITE_TIME, db_time, insert_rows
@@ -168,11 +168,12 @@ class TraceWriter(BatchWriter[Finished | SpilledTrace]):
         if self.metrics is not None:
             self.metrics.traces_written.inc(by=len(rows))
 
-    def body(self, value: Any) -> str | None:
+    def body(self, value: Any, private: Callable[[str], str] | None = None) -> str | None:
         if value is None:
             return None
-        if self.redactor.active:
-            value = self.redactor.value(value)
+        # what the PII rail found is redacted even where the patterns are off (redact_pii)
+        if private is not None or self.redactor.active:
+            value = self.redactor.value(value, private)
         return _json(value)
 
     def trace_row(self, done: Finished | SpilledTrace, sqlite: bool) -> tuple[Any, ...]:
@@ -180,6 +181,7 @@ class TraceWriter(BatchWriter[Finished | SpilledTrace]):
             return done.row(sqlite)
         trace = done.trace
         full = done.bodies == "full"
+        private = known(trace.private) if full and trace.private else None
         metadata = trace.metadata
         if metadata is not None and self.redactor.active:
             metadata = self.redactor.value(metadata)
@@ -215,8 +217,8 @@ class TraceWriter(BatchWriter[Finished | SpilledTrace]):
             _json(trace.tags),
             _json(metadata),
             done.bodies,
-            self.body(trace.body) if full else None,
-            self.body(trace.response) if full else None,
+            self.body(trace.body, private) if full else None,
+            self.body(trace.response, private) if full else None,
             1 + len(trace.spans),
             orjson.dumps([span_dict(s) for s in trace.all_spans()], default=str).decode(),
         )
