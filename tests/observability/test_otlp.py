@@ -22,9 +22,10 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Status
 from stackyard import __version__
 from stackyard.observability.metrics import GatewayMetrics
 from stackyard.observability.otlp import OTLPExporter, OTLPSettings, any_value, payload
-from stackyard.observability.otlp.encode import export_request
+from stackyard.observability.otlp.encode import export_request, export_spans
+from stackyard.observability.otlp.exporter import hand_off, handed
 from stackyard.observability.spans import SERVER, RequestTrace, Span
-from stackyard.observability.writer import Finished
+from stackyard.observability.writer import Finished, span_dict
 from tests.conftest import free_port
 from tests.fakes.otlp_receiver import GRPCReceiver, OTLPReceiver, attributes, from_otlp_json
 
@@ -94,6 +95,21 @@ def test_the_export_request_is_otlps_own_message() -> None:
     assert child.parent_span_id == root.span_id
     assert (child.status.code, child.status.message) == (Status.STATUS_CODE_ERROR, "refused")
     assert attributes(child)["error.type"] == "rate_limit_exceeded"
+
+
+def test_the_encoding_process_gets_the_same_spans_however_they_are_handed_off() -> None:
+    """Plain JSON when it can hold every attribute, pickled when it cannot (an int beyond 64
+    bits); either way the process encodes exactly what the thread would have."""
+    plain = finished()
+    plain.trace.root.attributes.pop("big")
+    for done, way in ((plain, b"j"), (finished(), b"p")):
+        data = hand_off([done])
+        assert data[:1] == way
+        [(trace_id, spans)] = handed(data)
+        assert trace_id == TRACE_ID
+        assert [span_dict(s) for s in spans] == [span_dict(s) for s in done.trace.all_spans()]
+        elsewhere = export_spans([(trace_id, spans)], RESOURCE).SerializeToString()
+        assert elsewhere == export_request([done], RESOURCE).SerializeToString()
 
 
 def test_payload_follows_the_otlp_json_encoding() -> None:
