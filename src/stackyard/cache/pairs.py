@@ -26,6 +26,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from stackyard import deltas
+
 log = logging.getLogger("stackyard.cache")
 
 WEIGHTS = Path(__file__).with_name("verifier.safetensors")
@@ -98,19 +100,13 @@ def build_full(encoder: Any) -> Any:
 
 def full_state(model: Any, base: dict[str, Any]) -> dict[str, Any]:
     """What is saved of a fully trained encoder: each layer weight's difference from the base
-    model, in 8 bits with a scale per row (vectors in 16 bits), and the head."""
-    torch = _torch()
-    state = {}
-    for name, parameter in model["encoder"].named_parameters():
-        if name.startswith("embeddings."):
-            continue
-        delta = (parameter.detach() - base[name]).float()
-        if delta.dim() == 2:
-            scale = delta.abs().amax(dim=1, keepdim=True).clamp(min=1e-12) / 127
-            state[f"delta.{name}.q"] = torch.round(delta / scale).to(torch.int8).contiguous()
-            state[f"delta.{name}.s"] = scale.squeeze(1).contiguous()
-        else:
-            state[f"delta.{name}"] = delta.to(torch.float16).contiguous()
+    model (:mod:`stackyard.deltas`), and the head."""
+    layers = (
+        (name, parameter)
+        for name, parameter in model["encoder"].named_parameters()
+        if not name.startswith("embeddings.")
+    )
+    state = deltas.quantize(layers, base)
     state["head.weight"] = model["head"].weight.detach().contiguous()
     state["head.bias"] = model["head"].bias.detach().contiguous()
     return state
@@ -157,12 +153,7 @@ class PairModel:
             tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
         with torch.no_grad():
             if meta.get("mode") == "full":
-                for name, parameter in encoder.named_parameters():
-                    if f"delta.{name}.q" in tensors:
-                        q = tensors[f"delta.{name}.q"].float()
-                        parameter += q * tensors[f"delta.{name}.s"].float().unsqueeze(1)
-                    elif f"delta.{name}" in tensors:
-                        parameter += tensors[f"delta.{name}"].float()
+                deltas.apply(encoder.named_parameters(), tensors)
             else:
                 scale = float(meta.get("alpha", ALPHA)) / float(meta.get("rank", RANK))
                 for name, module in _targets(encoder):

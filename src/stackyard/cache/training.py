@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from stackyard import deltas
 from stackyard.cache import pairs as pairmodel
 from stackyard.trainers import trainer_parser
 
@@ -277,12 +278,7 @@ def start_from(model: Any, weights: Path) -> None:
         tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
     with torch.no_grad():
         if meta.get("mode") == "full":
-            for name, parameter in model["encoder"].named_parameters():
-                if f"delta.{name}.q" in tensors:
-                    q = tensors[f"delta.{name}.q"].float()
-                    parameter += q * tensors[f"delta.{name}.s"].float().unsqueeze(1)
-                elif f"delta.{name}" in tensors:
-                    parameter += tensors[f"delta.{name}"].float()
+            deltas.apply(model["encoder"].named_parameters(), tensors)
         else:
             for name, module in model["encoder"].named_modules():
                 if hasattr(module, "lora_a"):

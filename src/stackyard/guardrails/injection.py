@@ -26,6 +26,7 @@ import base64
 import binascii
 import bisect
 import json
+import logging
 import math
 import re
 import threading
@@ -35,6 +36,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from stackyard.guardrails.reading import Reading, read
+
+log = logging.getLogger("stackyard.guardrails")
 
 WEIGHTS = Path(__file__).with_name("injection.json")
 
@@ -469,6 +472,15 @@ class InjectionDetector:
         self.threshold = float(data["threshold"]) if data else 1.0
         self.info: dict[str, Any] = (data or {}).get("meta", {})
         self._lock = threading.Lock()
+        #: The classifier's own fine-tuned upper layers, if it was trained with them.
+        self.upper: Any = None
+        if self.weights is not None and self.info.get("layers"):
+            from stackyard.guardrails import injection_layers
+
+            self.upper = injection_layers.load(embedder, weights.with_name(self.info["layers"]))
+            if self.upper is None:  # its head means nothing on the base model's layers
+                log.warning("%s is missing: the injection classifier is off", self.info["layers"])
+                self.weights = None
 
     @property
     def classifier(self) -> bool:
@@ -486,7 +498,7 @@ class InjectionDetector:
         rows = []
         for text in texts:
             with self._lock:
-                reading = read(self.embedder, text, whole=True)
+                reading = read(self.embedder, text, whole=True, upper=self.upper)
             if keep is not None:
                 keep[text] = reading
             rows.append(features(reading.vectors, len(text)))

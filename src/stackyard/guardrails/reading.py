@@ -34,11 +34,18 @@ class Reading:
     vectors: Any = None
 
 
-def read(embedder: Any, text: str, layer: int = PIECE_LAYER, whole: bool = False) -> Reading:
+def read(
+    embedder: Any,
+    text: str,
+    layer: int = PIECE_LAYER,
+    whole: bool = False,
+    upper: Any = None,
+) -> Reading:
     """Read ``text`` with ``embedder`` (a loaded sentence-transformers model): the pieces'
     states after ``layer`` (a piece in two windows gets the mean of both), and with ``whole``
     the windows' sentence embeddings. Without ``whole`` the layers after ``layer`` are not
-    run.
+    run; ``upper``: layers to run after ``layer`` in place of the model's own (the injection
+    classifier's, :mod:`stackyard.guardrails.injection_layers`).
 
     The model runs in two parts, its first ``layer`` layers and then the rest, rather than
     with ``output_hidden_states``: transformers records hidden states with hooks on the layer
@@ -46,27 +53,15 @@ def read(embedder: Any, text: str, layer: int = PIECE_LAYER, whole: bool = False
     record into the other's list (measured: layer 1's states returned as layer 2's)."""
     import torch
 
-    tokenizer = embedder.tokenizer
     full = embedder[0].auto_model
-    encoded = tokenizer(
-        text, add_special_tokens=False, return_offsets_mapping=True, truncation=False, verbose=False
-    )
-    ids: list[int] = encoded["input_ids"]
-    offsets = [(int(a), int(b)) for a, b in encoded["offset_mapping"]]
-    starts, size = window_starts(len(ids))
-    batch = torch.tensor(
-        [[tokenizer.cls_token_id, *ids[s : s + size], tokenizer.sep_token_id] for s in starts]
-    )
+    ids, offsets, starts, size, batch = windows(embedder, text)
     vectors = None
     with torch.inference_mode():
         # Every window has the same length: no padding, so no attention mask either.
         states = shallow(full, layer)(input_ids=batch).last_hidden_state
         if whole:
-            hidden = states
-            for block in list(full.encoder.layer)[layer:]:
-                out = block(hidden)
-                hidden = out[0] if isinstance(out, tuple) else out
-            vectors = torch.nn.functional.normalize(hidden.mean(1), dim=-1).numpy()
+            blocks = list(full.encoder.layer)[layer:] if upper is None else upper
+            vectors = sentence_vectors(states, blocks).numpy()
     if len(starts) == 1:
         pieces = states[0, 1 : len(ids) + 1]
     else:
@@ -77,6 +72,39 @@ def read(embedder: Any, text: str, layer: int = PIECE_LAYER, whole: bool = False
             seen[start : start + size] += 1
         pieces = pieces / seen
     return Reading(offsets, pieces, layer, vectors)
+
+
+def windows(
+    embedder: Any, text: str
+) -> tuple[list[int], list[tuple[int, int]], list[int], int, Any]:
+    """``text``'s word pieces, their characters, where each window starts, the windows' one
+    length, and the windows as a batch of ids (each with its special tokens)."""
+    import torch
+
+    tokenizer = embedder.tokenizer
+    encoded = tokenizer(
+        text, add_special_tokens=False, return_offsets_mapping=True, truncation=False, verbose=False
+    )
+    ids: list[int] = encoded["input_ids"]
+    offsets = [(int(a), int(b)) for a, b in encoded["offset_mapping"]]
+    starts, size = window_starts(len(ids))
+    batch = torch.tensor(
+        [[tokenizer.cls_token_id, *ids[s : s + size], tokenizer.sep_token_id] for s in starts]
+    )
+    return ids, offsets, starts, size, batch
+
+
+def sentence_vectors(states: Any, blocks: Any) -> Any:
+    """Each window's sentence embedding (the mean of the last layer, normalised) from its
+    states after the shallow layers, run through ``blocks`` (differentiable: training runs
+    it too)."""
+    import torch
+
+    hidden = states
+    for block in blocks:
+        out = block(hidden)
+        hidden = out[0] if isinstance(out, tuple) else out
+    return torch.nn.functional.normalize(hidden.mean(1), dim=-1)
 
 
 _shallow: dict[tuple[int, int], Any] = {}

@@ -92,6 +92,12 @@ HARD_NEGATIVES = (
 )
 
 
+TRAINED_ON = (
+    "llm-warden jailbreak_dataset_train.csv and "
+    f"{len(HARD_NEGATIVES)} hard negatives (training.HARD_NEGATIVES)"
+)
+
+
 def load(path: Path) -> tuple[list[str], list[bool]]:
     with path.open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
@@ -175,8 +181,7 @@ def train(data: Path, out: Path, fpr: float = 0.005, folds: int = 5) -> dict[str
                 "threshold": round(threshold, 6),
                 "meta": {
                     "base": "all-minilm-l6-v2",
-                    "trained_on": "llm-warden jailbreak_dataset_train.csv and "
-                    f"{len(HARD_NEGATIVES)} hard negatives (training.HARD_NEGATIVES)",
+                    "trained_on": TRAINED_ON,
                     **report,
                 },
             }
@@ -190,9 +195,28 @@ def train(data: Path, out: Path, fpr: float = 0.005, folds: int = 5) -> dict[str
 def main(argv: list[str] | None = None) -> None:
     parser = trainer_parser(__doc__, injection.WEIGHTS)
     parser.add_argument("--fpr", type=float, default=0.005, help="false positives allowed")
+    parser.add_argument(
+        "--deep",
+        action="store_true",
+        help="fine-tune the embedding model's upper layers with the head (writes "
+        "injection_layers.safetensors beside --out)",
+    )
+    parser.add_argument("--epochs", type=float, default=2.0, help="with --deep")
+    parser.add_argument("--lr", type=float, default=3e-5, help="with --deep: the layers' rate")
     args = parser.parse_args(argv)
     if not (args.data / "jailbreak").exists():
         parser.error(f"{args.data}/jailbreak is missing: the prompts come from ../shared/data")
+    if args.deep:
+        from stackyard.guardrails import injection_finetune
+
+        texts, labels = load(args.data / "jailbreak" / "jailbreak_dataset_train.csv")
+        texts += HARD_NEGATIVES
+        labels += [False] * len(HARD_NEGATIVES)
+        injection_finetune.train(
+            texts, labels, args.out, trained_on=TRAINED_ON, fpr=args.fpr, epochs=args.epochs,
+            lr=args.lr,
+        )  # fmt: skip
+        return
     train(args.data, args.out, fpr=args.fpr)
 
 
