@@ -7,6 +7,7 @@ both orders of the classifier averaged, combined with the cosine of the tier's e
 from __future__ import annotations
 
 import json
+import random
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,4 +109,56 @@ def table(results: list[SetResult]) -> list[str]:
             )
         )
         lines.append("")
+    return lines
+
+
+@dataclass
+class GeneratedResult:
+    """The error budget on near-misses: contrast negatives and paraphrase positives generated
+    (:func:`stackyard.cache.contrast_pairs.generate`) from held-out questions, which neither
+    training nor calibration saw."""
+
+    negatives: int
+    positives: int
+    #: "guard" / "no guard" -> budget -> (negatives hit, positives hit)
+    hits: dict[str, dict[float, tuple[int, int]]]
+
+
+def generated(semantic: Any, questions: list[str], count: int = 1000) -> GeneratedResult:
+    from stackyard.cache.contrast_pairs import generate
+
+    made = generate(questions, count, random.Random(34))
+    pairs = [(a, b) for a, b, _ in made]
+    labels = [same for _, _, same in made]
+    plain = decisions(semantic, pairs, guard=False)
+    guarded = [0.0 if s and refused(a, b) else s for s, (a, b) in zip(plain, pairs, strict=True)]
+    model = semantic._pairs
+    result = GeneratedResult(labels.count(False), labels.count(True), {"no guard": {}, "guard": {}})
+    for mode, found in (("no guard", plain), ("guard", guarded)):
+        for budget in BUDGETS:
+            threshold = model.threshold(budget)
+            hit = [s >= threshold for s in found]
+            wrong = sum(h and not y for h, y in zip(hit, labels, strict=True))
+            right = sum(h and y for h, y in zip(hit, labels, strict=True))
+            result.hits[mode][budget] = (wrong, right)
+    return result
+
+
+def generated_table(result: GeneratedResult) -> list[str]:
+    lines = [
+        f"Generated from held-out QQP questions: {result.negatives} contrast negatives, "
+        f"{result.positives} paraphrase positives.",
+        "",
+        "| guard | budget | negatives hit | positives hit | wrong share of hits |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for mode in ("no guard", "guard"):
+        for budget in BUDGETS:
+            wrong, right = result.hits[mode][budget]
+            share = f"{wrong / (wrong + right):.1%}" if wrong + right else "no hits"
+            lines.append(
+                f"| {mode} | {budget:.0%} | {wrong} ({wrong / max(1, result.negatives):.1%}) "
+                f"| {right} ({right / max(1, result.positives):.1%}) | {share} |"
+            )
+    lines.append("")
     return lines

@@ -481,6 +481,13 @@ def main(argv: list[str] | None = None) -> int:
         results = {"QQP": evaluate("qqp", qqp(args.pairs)), "MRPC": evaluate("mrpc", mrpc(10_000))}
         out["accuracy"] = {k: asdict(v) for k, v in results.items()}
         lines += accuracy_table(results)
+        from benchmarks import _cache_sets
+        from stackyard.cache.training import qqp_split
+
+        held_out = [q for a, b, _ in qqp_split(DATA, "test") for q in (a, b)]
+        near_misses = _cache_sets.generated(semantic_tier(), held_out)
+        out["generated_near_misses"] = asdict(near_misses)
+        lines += _cache_sets.generated_table(near_misses)
         for name, result in results.items():
             chart = PLOTS / f"cache-pr-{name.lower()}.svg"
             plot(chart, f"Semantic cache hits on {name} (held out)", result.curves)

@@ -136,9 +136,15 @@ class Features:
         from stackyard.guardrails.injection import features
         from stackyard.guardrails.reading import read
 
-        key = hashlib.sha256(text.encode()).hexdigest()
+        upper = getattr(detector, "upper", None)  # a fine-tuned classifier's own layers
+        # (their reads are kept apart, by the head they were trained with)
+        tuned = f"{detector.bias}:{detector.threshold}:" if upper is not None else ""
+        key = hashlib.sha256((tuned + text).encode()).hexdigest()
         if key not in self.rows:
-            reading = read(detector.embedder, text, whole=True)
+            if upper is not None:
+                reading = read(detector.embedder, text, whole=True, upper=upper)
+            else:
+                reading = read(detector.embedder, text, whole=True)
             self.rows[key] = features(reading.vectors, len(text))
             self.added += 1
         return self.rows[key]
