@@ -111,10 +111,11 @@ cache-verifier: $(VENV)/.dev-installed
 cache-paraphrases: $(VENV)/.dev-installed
 	$(BIN)/python -m stackyard.cache.synonyms $(ARGS)
 
-# The injection classifier (src/stackyard/guardrails/injection.json, shipped): trained on the
-# llm-warden training split in ../shared/data, about two minutes.
+# The injection classifier (src/stackyard/guardrails/injection.json and
+# injection_layers.safetensors, shipped): MiniLM's upper layers fine-tuned with its head on the
+# llm-warden training split in ../shared/data, about 25 minutes on two cores.
 guardrails-injection: $(VENV)/.dev-installed
-	$(BIN)/python -m stackyard.guardrails.training $(ARGS)
+	$(BIN)/python -m stackyard.guardrails.training --deep $(ARGS)
 
 # The PII entity tagger (src/stackyard/guardrails/ner.npz, shipped): trained on the Presidio
 # synthetic sentences (70% of the templates) and Alpaca instructions in ../shared/data, about

@@ -8,13 +8,16 @@ base64 decoded; in tool results and retrieved passages, orders addressed to the 
 Each reads the text lowercased once, with linear patterns; a cue that is ordinary alone
 (a role-play) fires only near a second pattern (words that lift the limits).
 
-The classifier is a logistic regression over a text's windows (256 word pieces each,
-overlapping: :mod:`stackyard.guardrails.reading`), embedded with all-MiniLM-L6-v2: the mean
-and the element-wise maximum of the window vectors, and the length. The same read gives the
-PII entity tagger what it needs, so a request screened for both runs the model once. The
-weights (``injection.json`` beside this module, 8 KB) were trained by ``make
-guardrails-injection`` on the llm-warden training split and hand-written hard negatives; the
-file also holds the threshold that kept false positives at 0.5% in cross-validation.
+The classifier reads a text's windows (256 word pieces each, overlapping:
+:mod:`stackyard.guardrails.reading`) with all-MiniLM-L6-v2, whose upper layers it has its own
+fine-tuned copies of (:mod:`stackyard.guardrails.injection_layers`); its head is a logistic
+regression over the mean and the element-wise maximum of the window vectors, and the length.
+The model's first layers are shared with the PII entity tagger, so a request screened for
+both runs them once. The head (``injection.json`` beside this module) and the layers were
+trained by ``make guardrails-injection`` on the llm-warden training split and hand-written
+hard negatives; the file also holds the threshold that kept false positives at 0.5% on a
+held-out seventh of them. A head without ``layers`` in its meta is the older classifier, on
+the base model's own layers.
 
 It scans what can carry an injection: user messages, tool results, and retrieved passages
 (indirect injection). No rail calls an LLM.
