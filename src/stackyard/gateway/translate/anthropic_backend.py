@@ -20,6 +20,7 @@ from stackyard.gateway.translate.common import (
     new_id,
     now,
     parse_arguments,
+    refused,
     text_of,
 )
 
@@ -80,6 +81,8 @@ TRANSLATED = frozenset(
         "response_format",
     }
 )
+#: Every field the translation takes, as it is or translated.
+CARRIED = TRANSLATED | frozenset(NATIVE_FIELDS)
 #: What a client can send instead, where Anthropic has its own way.
 INSTEAD = {
     "reasoning_effort": "send Anthropic's 'thinking' instead, "
@@ -146,24 +149,17 @@ def _append(messages: list[dict[str, Any]], role: str, blocks: list[dict[str, An
 
 def request(body: Body, *, model: str, default_max_tokens: int) -> Body:
     """An OpenAI chat-completions body as an Anthropic Messages body."""
-    for name in body:
-        if name not in TRANSLATED and name not in UNSUPPORTED and name not in NATIVE_FIELDS:
-            raise UpstreamError(
-                "client",
-                f"{name} is not a chat-completions parameter this gateway can send to an "
-                "Anthropic model; leave it out for this model",
-                status=400,
-                param=name,
-            )
-    for name, harmless in UNSUPPORTED.items():
-        if body.get(name) not in harmless:
-            instead = f" ({INSTEAD[name]})" if name in INSTEAD else ""
-            raise UpstreamError(
-                "client",
-                f"Anthropic models do not support {name}; leave it out for this model{instead}",
-                status=400,
-                param=name,
-            )
+    found = refused(body, CARRIED, UNSUPPORTED)
+    if found is not None:
+        name, lacked = found
+        instead = f" ({INSTEAD[name]})" if name in INSTEAD else ""
+        message = (
+            f"Anthropic models do not support {name}; leave it out for this model{instead}"
+            if lacked
+            else f"{name} is not a chat-completions parameter this gateway can send to an "
+            "Anthropic model; leave it out for this model"
+        )
+        raise UpstreamError("client", message, status=400, param=name)
     if body.get("service_tier") not in SERVICE_TIERS:
         raise UpstreamError(
             "client",

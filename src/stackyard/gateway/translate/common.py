@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Collection
 from typing import Any
 
 import orjson
 
-from stackyard.gateway.providers.base import UpstreamError
+from stackyard.gateway.providers.base import Body, UpstreamError
 
 #: Name of the tool forced on Anthropic to honour OpenAI's ``response_format``.
 JSON_TOOL = "json_output"
@@ -41,6 +42,21 @@ ASKS_NOTHING: dict[str, tuple[Any, ...]] = {
 def lacking(*names: str) -> dict[str, tuple[Any, ...]]:
     """The parameters an API lacks, each with the values that ask nothing of it."""
     return {name: ASKS_NOTHING[name] for name in names}
+
+
+def refused(
+    body: Body, carried: Collection[str], lacks: dict[str, tuple[Any, ...]]
+) -> tuple[str, bool] | None:
+    """The first parameter of ``body`` a translation cannot honour, and whether the API lacks
+    it (sent with a value that asks something of it) rather than not knowing it at all
+    (neither ``carried`` over nor in ``lacks``); None when every one is honoured."""
+    for name in body:
+        if name not in carried and name not in lacks:
+            return name, False
+    for name, harmless in lacks.items():
+        if body.get(name) not in harmless:
+            return name, True
+    return None
 
 
 def new_id(prefix: str) -> str:

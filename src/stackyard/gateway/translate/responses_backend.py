@@ -16,7 +16,14 @@ from __future__ import annotations
 from typing import Any
 
 from stackyard.gateway.providers.base import Body, ErrorKind, UpstreamError
-from stackyard.gateway.translate.common import ChunkStream, lacking, new_id, now, text_of
+from stackyard.gateway.translate.common import (
+    ChunkStream,
+    lacking,
+    new_id,
+    now,
+    refused,
+    text_of,
+)
 
 #: Chat parameters the Responses API has no counterpart for, with the values that ask
 #: nothing of it; any other value is a 400 naming the parameter.
@@ -191,12 +198,11 @@ def _text_format(response_format: Any) -> Body | None:
 def request(body: Body, *, model: str) -> Body:
     """A chat-completions body as a Responses body (``store: false``: the gateway keeps
     conversations itself)."""
-    for name in body:
-        if name not in TRANSLATED and name not in UNSUPPORTED:
-            raise _refuse(name, "it is not a chat-completions parameter the gateway translates")
-    for name, harmless in UNSUPPORTED.items():
-        if body.get(name) not in harmless:
-            raise _refuse(name, "the Responses API has no such parameter")
+    found = refused(body, TRANSLATED, UNSUPPORTED)
+    if found is not None:
+        name, lacked = found
+        why = "it is not a chat-completions parameter the gateway translates"
+        raise _refuse(name, "the Responses API has no such parameter" if lacked else why)
     out: Body = {"model": model, "input": _input(body["messages"]), "store": False}
     for name in SAME:
         if body.get(name) is not None:
