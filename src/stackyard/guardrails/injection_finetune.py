@@ -22,6 +22,7 @@ from typing import Any
 
 from stackyard.guardrails import injection_layers
 from stackyard.guardrails.reading import PIECE_LAYER, sentence_vectors, shallow, windows
+from stackyard.guardrails.training import threshold_at
 
 
 def frozen_states(embedder: Any, texts: list[str]) -> list[Any]:
@@ -161,8 +162,8 @@ def train(
         seed=seed,
     )
     found = scores(layers, head, [states[i] for i in held], [texts[i] for i in held])
-    benign = sorted(p for p, i in zip(found, held, strict=True) if not labels[i])
-    threshold = benign[min(len(benign) - 1, math.ceil((1 - fpr) * len(benign)))]
+    benign = [p for p, i in zip(found, held, strict=True) if not labels[i]]
+    threshold = threshold_at(benign, fpr)
     attacks = [p for p, i in zip(found, held, strict=True) if labels[i]]
     report = {
         "prompts": len(texts),

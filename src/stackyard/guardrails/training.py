@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +106,19 @@ def load(path: Path) -> tuple[list[str], list[bool]]:
     return [r["prompt"] for r in rows], [r["type"] == "jailbreak" for r in rows]
 
 
+def prompts(data: Path) -> tuple[list[str], list[bool]]:
+    """The training prompts (:data:`TRAINED_ON`) and whether each is an attack."""
+    texts, labels = load(data / "jailbreak" / "jailbreak_dataset_train.csv")
+    return texts + list(HARD_NEGATIVES), labels + [False] * len(HARD_NEGATIVES)
+
+
+def threshold_at(benign: Sequence[float], fpr: float) -> float:
+    """The threshold that flags about ``fpr`` of the ``benign`` prompts' scores (a score at
+    or above it is flagged)."""
+    ranked = sorted(benign)
+    return float(ranked[min(len(ranked) - 1, math.ceil((1 - fpr) * len(ranked)))])
+
+
 def embed_all(texts: list[str], embedder: Any) -> Any:
     """Each text's features, read as the rail reads it (windows of word pieces)."""
     import numpy as np
@@ -151,9 +166,7 @@ def train(data: Path, out: Path, fpr: float = 0.005, folds: int = 5) -> dict[str
     from stackyard.engine.sources import resolve
 
     started = time.monotonic()
-    texts, labels = load(data / "jailbreak" / "jailbreak_dataset_train.csv")
-    texts += HARD_NEGATIVES
-    labels += [False] * len(HARD_NEGATIVES)
+    texts, labels = prompts(data)
     embedder = load_embedder(resolve("all-minilm-l6-v2", "embeddings"), "cpu")
     x = embed_all(texts, embedder)
     y = np.array(labels, dtype=np.float64)
@@ -162,8 +175,8 @@ def train(data: Path, out: Path, fpr: float = 0.005, folds: int = 5) -> dict[str
     for k in range(folds):
         weights, bias = fit(x[fold != k], y[fold != k])
         out_of_fold[fold == k] = probabilities(x[fold == k], weights, bias)
-    benign = np.sort(out_of_fold[y == 0])
-    threshold = float(benign[min(len(benign) - 1, int(np.ceil((1 - fpr) * len(benign))))])
+    benign = out_of_fold[y == 0]
+    threshold = threshold_at(benign.tolist(), fpr)
     caught = float((out_of_fold[y == 1] >= threshold).mean())
     weights, bias = fit(x, y)
     report = {
@@ -201,21 +214,23 @@ def main(argv: list[str] | None = None) -> None:
         help="fine-tune the embedding model's upper layers with the head (writes "
         "injection_layers.safetensors beside --out)",
     )
-    parser.add_argument("--epochs", type=float, default=2.0, help="with --deep")
-    parser.add_argument("--lr", type=float, default=3e-5, help="with --deep: the layers' rate")
+    parser.add_argument("--epochs", type=float, help="with --deep (default 2)")
+    parser.add_argument("--lr", type=float, help="with --deep: the layers' rate (default 3e-5)")
     args = parser.parse_args(argv)
     if not (args.data / "jailbreak").exists():
         parser.error(f"{args.data}/jailbreak is missing: the prompts come from ../shared/data")
+    if not args.deep:
+        for name in ("epochs", "lr"):
+            if getattr(args, name) is not None:
+                parser.error(f"--{name} is for --deep: the logistic regression takes neither")
     if args.deep:
         from stackyard.guardrails import injection_finetune
 
-        texts, labels = load(args.data / "jailbreak" / "jailbreak_dataset_train.csv")
-        texts += HARD_NEGATIVES
-        labels += [False] * len(HARD_NEGATIVES)
+        texts, labels = prompts(args.data)
+        tuning = {k: getattr(args, k) for k in ("epochs", "lr") if getattr(args, k) is not None}
         injection_finetune.train(
-            texts, labels, args.out, trained_on=TRAINED_ON, fpr=args.fpr, epochs=args.epochs,
-            lr=args.lr,
-        )  # fmt: skip
+            texts, labels, args.out, trained_on=TRAINED_ON, fpr=args.fpr, **tuning
+        )
         return
     train(args.data, args.out, fpr=args.fpr)
 
