@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from stackyard.guardrails.injection import InjectionDetector
-from tests.conftest import need_module, unavailable
 
 pytestmark = pytest.mark.slow
 
@@ -29,22 +28,11 @@ BENIGN = [
 ] * 3
 
 
-def embedder() -> Any:
-    need_module("sentence_transformers")
-    from stackyard.engine.loading import load_embedder
-    from stackyard.engine.sources import ModelSourceError, resolve
-
-    try:
-        return load_embedder(resolve("all-minilm-l6-v2", "embeddings"), "cpu")
-    except ModelSourceError as exc:
-        unavailable(str(exc))
-
-
-def test_the_detector_scores_as_training_did(tmp_path: Path) -> None:
+def test_the_detector_scores_as_training_did(tmp_path: Path, embedder: Any) -> None:
     from stackyard.guardrails import injection_finetune, injection_layers
     from stackyard.guardrails.reading import read
 
-    model = embedder()
+    model = embedder
     out = tmp_path / "injection.json"
     texts, labels = ATTACKS + BENIGN, [True] * len(ATTACKS) + [False] * len(BENIGN)
     report = injection_finetune.train(
@@ -79,11 +67,11 @@ def test_the_detector_scores_as_training_did(tmp_path: Path) -> None:
     assert detector.upper[0] is not model[0].auto_model.encoder.layer[2]
 
 
-def test_a_head_without_its_layers_turns_the_classifier_off(tmp_path: Path) -> None:
+def test_a_head_without_its_layers_turns_the_classifier_off(tmp_path: Path, embedder: Any) -> None:
     out = tmp_path / "injection.json"
     out.write_text(
         json.dumps({"weights": [0.0] * 769, "bias": 0.0, "threshold": 0.5, "meta": {"layers": "x"}})
     )
-    detector = InjectionDetector(embedder(), out)
+    detector = InjectionDetector(embedder, out)
     assert not detector.classifier
     assert detector.probabilities(["anything"]) == [0.0]

@@ -6,22 +6,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-import pytest
-
 from stackyard.guardrails.reading import OVERLAP, WINDOW, read, window_starts
-from tests.conftest import need_module, unavailable
-
-
-@pytest.fixture(scope="module")
-def embedder() -> Any:
-    need_module("sentence_transformers")
-    from stackyard.engine.loading import load_embedder
-    from stackyard.engine.sources import ModelSourceError, resolve
-
-    try:
-        return load_embedder(resolve("all-minilm-l6-v2", "embeddings"), "cpu")
-    except ModelSourceError as exc:
-        unavailable(str(exc))
 
 
 def test_windows_cover_every_piece_once_or_twice_and_no_more_than_needed() -> None:
