@@ -9,17 +9,14 @@ weights are read: no request generates).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import importlib.util
 import json
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import anthropic
-import httpx2
 import openai
 import pytest
 from sqlalchemy import select
@@ -32,7 +29,7 @@ from stackyard.store.db import Database
 from stackyard.store.tables.finetune import JobRecord, WeightsPart
 from tests.conftest import unavailable
 from tests.fakes.openai_upstream import FakeOpenAI
-from tests.server.harness import running
+from tests.server.harness import running, sdks
 
 MASTER = "sk-master-models-0123456789"
 TUNED_A = "ft:base:team-a:abc123"  # team-a's
@@ -123,33 +120,6 @@ def add_tuned(gw: Gateway, name: str, team: str, job_id: str) -> None:
     db.dispose()
 
 
-@contextlib.asynccontextmanager
-async def clients(
-    app: Stackyard, key: str
-) -> AsyncIterator[tuple[openai.AsyncOpenAI, anthropic.AsyncAnthropic]]:
-    """Both official SDKs on ``app``, with ``key`` (Bearer for OpenAI's, x-api-key for
-    Anthropic's)."""
-    async with (
-        httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app)) as oa_http,
-        httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app)) as an_http,
-        openai.AsyncOpenAI(
-            base_url="http://gateway/v1",
-            api_key=key,
-            max_retries=0,
-            http_client=oa_http,
-            _strict_response_validation=True,
-        ) as oa,
-        anthropic.AsyncAnthropic(
-            base_url="http://gateway",
-            api_key=key,
-            max_retries=0,
-            http_client=an_http,
-            _strict_response_validation=True,
-        ) as an,
-    ):
-        yield oa, an
-
-
 def error_of(exc: openai.APIStatusError | anthropic.APIStatusError) -> dict[str, Any]:
     """The error the gateway sent, as it was on the wire."""
     body: dict[str, Any] = exc.response.json()
@@ -174,7 +144,7 @@ async def serving(app: Stackyard, name: str, *, served: bool = True, bound: floa
 
 async def test_a_model_in_openai_shape(gateway: Gateway) -> None:
     add_tuned(gateway, TUNED_A, "team-a", "ftjob-a")
-    async with running(gateway.config) as (app, http), clients(app, MASTER) as (oa, _):
+    async with running(gateway.config) as (app, http), sdks(app, MASTER) as (oa, _):
         found = await oa.models.retrieve("a")
         assert (found.id, found.object, found.owned_by) == ("a", "model", "openai-compatible")
         listed = {m.id: m for m in (await oa.models.list()).data}
@@ -207,7 +177,7 @@ async def test_a_model_in_openai_shape(gateway: Gateway) -> None:
 async def test_a_key_limited_to_some_models_finds_only_those(gateway: Gateway) -> None:
     async with (
         running(gateway.config) as (app, _),
-        clients(app, gateway.keys["narrow"]) as (
+        sdks(app, gateway.keys["narrow"]) as (
             oa,
             an,
         ),
@@ -225,7 +195,7 @@ async def test_a_key_limited_to_some_models_finds_only_those(gateway: Gateway) -
 
 
 async def test_a_caller_without_a_key_is_refused(gateway: Gateway) -> None:
-    async with running(gateway.config) as (app, _), clients(app, "sk-sy-wrong") as (oa, an):
+    async with running(gateway.config) as (app, _), sdks(app, "sk-sy-wrong") as (oa, an):
         with pytest.raises(openai.AuthenticationError):
             await oa.models.retrieve("a")
         with pytest.raises(anthropic.AuthenticationError) as refused:
@@ -240,7 +210,7 @@ async def test_the_owning_team_deletes_its_model_for_good(gateway: Gateway) -> N
     add_tuned(gateway, TUNED_A, "team-a", "ftjob-a")
     async with running(gateway.config) as (app, _):
         assert await serving(app, TUNED_A)
-        async with clients(app, gateway.keys["team-b"]) as (other, _):
+        async with sdks(app, gateway.keys["team-b"]) as (other, _):
             assert (await other.models.retrieve(TUNED_A)).id == TUNED_A  # served, usable
             with pytest.raises(openai.NotFoundError) as refused:
                 await other.models.delete(TUNED_A)  # not theirs: as if it did not exist
@@ -252,7 +222,7 @@ async def test_the_owning_team_deletes_its_model_for_good(gateway: Gateway) -> N
             ].replace(TUNED_A, "ft:base:team-b:000000")
         assert TUNED_A in app.gateway.router.deployments
 
-        async with clients(app, gateway.keys["team-a"]) as (oa, _):
+        async with sdks(app, gateway.keys["team-a"]) as (oa, _):
             deleted = await oa.models.delete(TUNED_A)
             assert (deleted.id, deleted.object, deleted.deleted) == (TUNED_A, "model", True)
             assert TUNED_A not in app.gateway.router.deployments
@@ -274,7 +244,7 @@ async def test_the_owning_team_deletes_its_model_for_good(gateway: Gateway) -> N
         assert job.model_deleted_at is not None
     db.dispose()
     # A restart does not bring it back.
-    async with running(gateway.config) as (app, _), clients(app, MASTER) as (oa, _):
+    async with running(gateway.config) as (app, _), sdks(app, MASTER) as (oa, _):
         with pytest.raises(openai.NotFoundError):
             await oa.models.retrieve(TUNED_A)
         assert TUNED_A not in app.gateway.router.deployments
@@ -287,8 +257,8 @@ async def test_the_master_key_deletes_any_and_every_instance_stops_serving_it(
     async with (
         running(gateway.config) as (first, _),
         running(gateway.config) as (second, _),
-        clients(first, MASTER) as (oa, _),
-        clients(second, MASTER) as (oa_second, _),
+        sdks(first, MASTER) as (oa, _),
+        sdks(second, MASTER) as (oa_second, _),
     ):
         assert await serving(second, TUNED_B)
         assert (await oa_second.models.retrieve(TUNED_B)).id == TUNED_B
@@ -299,7 +269,7 @@ async def test_the_master_key_deletes_any_and_every_instance_stops_serving_it(
 
 
 async def test_a_configured_model_cannot_be_deleted(gateway: Gateway) -> None:
-    async with running(gateway.config) as (app, _), clients(app, MASTER) as (oa, _):
+    async with running(gateway.config) as (app, _), sdks(app, MASTER) as (oa, _):
         for name in ("a", "org/model"):
             with pytest.raises(openai.BadRequestError) as refused:
                 await oa.models.delete(name)
@@ -325,7 +295,7 @@ async def test_a_checkpoint_is_deleted_once_its_job_is_done(gateway: Gateway) ->
     weights.put("ftjob-done", done_ckpt, adapter, step=4)
     async with (
         running(gateway.config) as (app, _),
-        clients(app, gateway.keys["team-a"]) as (
+        sdks(app, gateway.keys["team-a"]) as (
             oa,
             _,
         ),
@@ -353,7 +323,7 @@ async def test_anthropic_lists_pages_and_finds_models(gateway: Gateway) -> None:
     ]
     async with (
         running(gateway.config) as (app, _),
-        clients(app, gateway.keys["team-a"]) as (
+        sdks(app, gateway.keys["team-a"]) as (
             _,
             an,
         ),

@@ -11,12 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import anthropic
-import httpx2
 import openai
 
 from stackyard.engine.scheduler import Engine
 from stackyard.gateway.providers.local import LocalProvider
-from tests.server.harness import running
+from tests.server.harness import running, sdks
 
 
 def tiny_config(tmp_path: Path) -> dict[str, Any]:
@@ -48,23 +47,7 @@ async def serving(
         provider = deployment.provider
         assert isinstance(provider, LocalProvider)
         provider._engine = engine()
-        async with (
-            httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app)) as http,
-            openai.AsyncOpenAI(
-                base_url="http://gateway/v1",
-                api_key="unused",
-                max_retries=0,
-                http_client=http,
-                _strict_response_validation=strict,
-            ) as oa,
-            anthropic.AsyncAnthropic(
-                base_url="http://gateway",
-                api_key="unused",
-                max_retries=0,
-                http_client=http,
-                _strict_response_validation=strict,
-            ) as an,
-        ):
+        async with sdks(app, strict=strict) as (oa, an):
             try:
                 yield oa, an
             finally:

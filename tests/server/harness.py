@@ -10,7 +10,10 @@ import tempfile
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anthropic
 import httpx
+import httpx2
+import openai
 
 from stackyard.config.loader import validate
 from stackyard.gateway.providers import registry
@@ -45,3 +48,30 @@ async def running(config: dict[str, Any]) -> AsyncIterator[tuple[Stackyard, http
         await inbox.put({"type": "lifespan.shutdown"})
         await outbox.get()
         await lifespan
+
+
+@contextlib.asynccontextmanager
+async def sdks(
+    app: Stackyard, key: str = "unused", strict: bool = True
+) -> AsyncIterator[tuple[openai.AsyncOpenAI, anthropic.AsyncAnthropic]]:
+    """Both official SDKs on ``app``, with ``key`` (Bearer for OpenAI's, x-api-key for
+    Anthropic's); ``strict``: they validate the responses' shape."""
+    async with (
+        httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app)) as oa_http,
+        httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app)) as an_http,
+        openai.AsyncOpenAI(
+            base_url="http://gateway/v1",
+            api_key=key,
+            max_retries=0,
+            http_client=oa_http,
+            _strict_response_validation=strict,
+        ) as oa,
+        anthropic.AsyncAnthropic(
+            base_url="http://gateway",
+            api_key=key,
+            max_retries=0,
+            http_client=an_http,
+            _strict_response_validation=strict,
+        ) as an,
+    ):
+        yield oa, an
