@@ -277,8 +277,24 @@ def main(argv: list[str] | None = None) -> int:
         help="only PII out of distribution: the share of N SQuAD questions and N Alpaca "
         "instructions changed, and Presidio's held-out recall (benchmarks/_pii_ood.py)",
     )
+    parser.add_argument(
+        "--latency-only",
+        action="store_true",
+        help="only the input rails' latency (two rounds, alternating with --against-weights)",
+    )
+    parser.add_argument(
+        "--against-weights",
+        type=Path,
+        help="with --latency-only: another injection classifier's head (an injection.json) "
+        "measured beside the shipped one",
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.against_weights and not args.latency_only:
+        parser.error("--against-weights is for --latency-only")
+    if args.latency_only:
+        print("\n".join(latency_only(args.against_weights)))
+        return 0
     if not DATA.exists():
         print(f"the data sets are not here: {DATA}", file=sys.stderr)
         return 2
@@ -376,6 +392,29 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
     return 0
+
+
+def latency_only(against: Path | None, rounds: int = 2) -> list[str]:
+    """The rails' latency table for the shipped classifier, and ``against``'s in turn."""
+    from stackyard.engine.loading import load_embedder
+    from stackyard.engine.sources import resolve
+    from stackyard.guardrails.injection import InjectionDetector
+    from stackyard.guardrails.ner import EntityTagger
+
+    embedder = load_embedder(resolve("all-minilm-l6-v2", "embeddings"), "cpu")
+    tagger = EntityTagger(embedder)
+    detectors = {"shipped": InjectionDetector(embedder)}
+    if against is not None:
+        detectors[str(against)] = InjectionDetector(embedder, against)
+    lines = [
+        "| round | classifier | input rails on 1,000 characters | p50 (ms) | p99 (ms) |",
+        "| ---: | --- | --- | ---: | ---: |",
+    ]
+    for number in range(1, rounds + 1):
+        for name, detector in detectors.items():
+            for row, p50, p99 in rails_latency(detector, tagger):
+                lines.append(f"| {number} | {name} | {row} | {p50:.2f} | {p99:.2f} |")
+    return lines
 
 
 def rails_latency(detector: Any, tagger: Any, runs: int = 300) -> list[tuple[str, float, float]]:
