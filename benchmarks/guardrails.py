@@ -280,7 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--latency-only",
         action="store_true",
-        help="only the input rails' latency (two rounds, alternating with --against-weights)",
+        help="only the input rails' latency: two rounds, read on ONNX Runtime and on PyTorch in "
+        "turn (and alternating with --against-weights)",
     )
     parser.add_argument(
         "--against-weights",
@@ -395,9 +396,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def latency_only(against: Path | None, rounds: int = 2) -> list[str]:
-    """The rails' latency table for the shipped classifier, and ``against``'s in turn."""
+    """The rails' latency table for the shipped classifier, and ``against``'s in turn, with
+    the text read on ONNX Runtime (the default) and on PyTorch (the previous version)."""
+    from stackyard import onnxgraph
     from stackyard.engine.loading import load_embedder
     from stackyard.engine.sources import resolve
+    from stackyard.guardrails import reading
     from stackyard.guardrails.injection import InjectionDetector
     from stackyard.guardrails.ner import EntityTagger
 
@@ -406,14 +410,22 @@ def latency_only(against: Path | None, rounds: int = 2) -> list[str]:
     detectors = {"shipped": InjectionDetector(embedder)}
     if against is not None:
         detectors[str(against)] = InjectionDetector(embedder, against)
+    runtimes = ["onnxruntime", "pytorch"] if onnxgraph.available() else ["pytorch"]
     lines = [
-        "| round | classifier | input rails on 1,000 characters | p50 (ms) | p99 (ms) |",
-        "| ---: | --- | --- | ---: | ---: |",
+        "| round | read on | classifier | input rails on 1,000 characters | p50 (ms) | p99 (ms) |",
+        "| ---: | --- | --- | --- | ---: | ---: |",
     ]
-    for number in range(1, rounds + 1):
-        for name, detector in detectors.items():
-            for row, p50, p99 in rails_latency(detector, tagger):
-                lines.append(f"| {number} | {name} | {row} | {p50:.2f} | {p99:.2f} |")
+    try:
+        for number in range(1, rounds + 1):
+            for runtime in runtimes:
+                reading.ONNX = runtime == "onnxruntime"
+                for name, detector in detectors.items():
+                    for row, p50, p99 in rails_latency(detector, tagger):
+                        lines.append(
+                            f"| {number} | {runtime} | {name} | {row} | {p50:.2f} | {p99:.2f} |"
+                        )
+    finally:
+        reading.ONNX = True
     return lines
 
 

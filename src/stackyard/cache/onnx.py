@@ -14,11 +14,11 @@ on PyTorch.
 
 from __future__ import annotations
 
-import io
 import logging
-import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
+
+from stackyard import onnxgraph
 
 log = logging.getLogger("stackyard.cache")
 
@@ -32,45 +32,15 @@ Runner = Callable[[dict[str, Any]], list[float]]
 
 
 def available() -> bool:
-    if not ENABLED:
-        return False
-    try:
-        import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return ENABLED and onnxgraph.available()
 
 
 def session(module: Any, sample: dict[str, Any]) -> Any:
     """An ONNX Runtime session for ``module(*INPUTS)``, exported with ``sample`` (a tokenized
     batch), its pairs or texts and tokens of any number."""
-    import onnxruntime
-    import torch
-
     axes = {name: {0: "rows", 1: "tokens"} for name in INPUTS}
-    graph: Any = io.BytesIO()  # the legacy exporter writes to a buffer too
-    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
-        warnings.simplefilter("ignore")  # the exporter's own deprecation and tracing warnings
-        torch.onnx.export(
-            module.eval(),
-            tuple(sample[name] for name in INPUTS),
-            graph,
-            input_names=list(INPUTS),
-            output_names=["out"],
-            dynamic_axes={**axes, "out": {0: "rows"}},
-            opset_version=17,
-            dynamo=False,
-        )
-    options = onnxruntime.SessionOptions()
-    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.inter_op_num_threads = 1
-    # Its threads would otherwise spin after each call, taking the cores from whatever runs
-    # next on them (the event loop, the backend).
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return onnxruntime.InferenceSession(
-        graph.getvalue(), options, providers=["CPUExecutionProvider"]
-    )
+    inputs = {name: sample[name] for name in INPUTS}
+    return onnxgraph.session(module, inputs, ["out"], {**axes, "out": {0: "rows"}})
 
 
 def feed(batch: Any) -> dict[str, Any]:

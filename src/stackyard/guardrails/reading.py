@@ -6,13 +6,24 @@ states for the tagger.
 
 Texts are read in windows of at most 256 word pieces (the model's training length),
 overlapping by at least 32, so that nothing past the 256th piece goes unread.
+
+On CPU, with ``onnxruntime`` installed, the read runs on ONNX Runtime (:mod:`stackyard.onnxgraph`):
+1,000 characters in 34 ms at the median against PyTorch's 45, with the same states and
+vectors to 0.000003. Each read (shallow, or whole with given upper layers) is exported the
+first time it is asked for, from the weights as they are then.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import threading
 from dataclasses import dataclass
 from typing import Any
+
+from stackyard import onnxgraph
+
+log = logging.getLogger("stackyard.guardrails")
 
 #: Word pieces per window at most, the two special tokens included.
 WINDOW = 256
@@ -22,6 +33,8 @@ OVERLAP = 32
 #: word pieces: recall 0.980, precision 0.967; 0.983 and 0.971 for the third), for a third
 #: of the model's cost when it runs alone.
 PIECE_LAYER = 2
+#: Off only to measure the rails on PyTorch.
+ONNX = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,12 +69,18 @@ def read(
     full = embedder[0].auto_model
     ids, offsets, starts, size, batch = windows(embedder, text)
     vectors = None
-    with torch.inference_mode():
-        # Every window has the same length: no padding, so no attention mask either.
-        states = shallow(full, layer)(input_ids=batch).last_hidden_state
+    graph = _graph(full, layer, whole, upper)
+    if graph is not None:
+        found = graph.run(None, {"input_ids": batch.numpy()})
+        states = torch.from_numpy(found[0])
         if whole:
-            blocks = list(full.encoder.layer)[layer:] if upper is None else upper
-            vectors = sentence_vectors(states, blocks).numpy()
+            vectors = found[1]
+    else:
+        with torch.inference_mode():
+            # Every window has the same length: no padding, so no attention mask either.
+            states = shallow(full, layer)(input_ids=batch).last_hidden_state
+            if whole:
+                vectors = sentence_vectors(states, _blocks(full, layer, upper)).numpy()
     if len(starts) == 1:
         pieces = states[0, 1 : len(ids) + 1]
     else:
@@ -105,6 +124,60 @@ def sentence_vectors(states: Any, blocks: Any) -> Any:
         out = block(hidden)
         hidden = out[0] if isinstance(out, tuple) else out
     return torch.nn.functional.normalize(hidden.mean(1), dim=-1)
+
+
+_graphs: dict[tuple[int, int, bool, int], tuple[Any, Any]] = {}
+_exporting = threading.Lock()
+
+
+def _blocks(model: Any, layer: int, upper: Any) -> Any:
+    """The layers a whole read runs after ``layer``: ``upper``, or the model's own."""
+    return list(model.encoder.layer)[layer:] if upper is None else upper
+
+
+def _graph(model: Any, layer: int, whole: bool, upper: Any) -> Any:
+    """The ONNX Runtime session for this read, or None where the read stays on PyTorch: off,
+    not installed, not on the CPU, or not exportable."""
+    if not ONNX or not onnxgraph.available() or model.device.type != "cpu":
+        return None
+    key = (id(model), layer, whole, id(upper))
+    with _exporting:
+        found = _graphs.get(key)
+        if found is None:  # the modules are kept with it, so that no id is reused
+            blocks = _blocks(model, layer, upper) if whole else None
+            found = _graphs[key] = ((model, upper), _export(model, layer, blocks))
+    return found[1]
+
+
+def _export(model: Any, layer: int, blocks: Any) -> Any:
+    import torch
+
+    class Read(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.low = shallow(model, layer)
+            self.blocks = None if blocks is None else torch.nn.ModuleList(blocks)
+
+        def forward(self, ids: Any) -> Any:
+            states = self.low(input_ids=ids).last_hidden_state
+            if self.blocks is None:
+                return states
+            return states, sentence_vectors(states, self.blocks)
+
+    sample = {"input_ids": torch.tensor([[101, 7592, 102]])}
+    axes: dict[str, dict[int, str]] = {
+        "input_ids": {0: "rows", 1: "pieces"},
+        "states": {0: "rows", 1: "pieces"},
+    }
+    outputs = ["states"]
+    if blocks is not None:
+        outputs.append("vectors")
+        axes["vectors"] = {0: "rows"}
+    try:
+        return onnxgraph.session(Read(), sample, outputs, axes)
+    except Exception as exc:  # a model the exporter cannot trace: PyTorch it is
+        log.warning("the guardrails' read stays on PyTorch: %s", exc)
+        return None
 
 
 _shallow: dict[tuple[int, int], Any] = {}
