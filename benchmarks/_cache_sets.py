@@ -15,7 +15,13 @@ from typing import Any
 
 SETS = Path(__file__).resolve().parent / "data"
 BUDGETS = (0.02, 0.05, 0.10)
-FILES = {"look-alikes": "cache_contrast.jsonl", "paraphrases": "cache_paraphrases.jsonl"}
+FILES = {
+    "look-alikes": "cache_contrast.jsonl",
+    "paraphrases": "cache_paraphrases.jsonl",
+    # Written blind on 2026-12-06, by a helper that had seen none of the code or earlier sets.
+    "look-alikes v2 (blind)": "cache_contrast_v2.jsonl",
+    "paraphrases v2 (blind)": "cache_paraphrases_v2.jsonl",
+}
 
 
 @dataclass

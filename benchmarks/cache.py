@@ -474,6 +474,8 @@ def main(argv: list[str] | None = None) -> int:
         hand = [
             _cache_sets.evaluate(semantic_tier(), "look-alikes", "family"),
             _cache_sets.evaluate(semantic_tier(), "paraphrases", "kind"),
+            _cache_sets.evaluate(semantic_tier(), "look-alikes v2 (blind)", "family"),
+            _cache_sets.evaluate(semantic_tier(), "paraphrases v2 (blind)", "kind"),
         ]
         out["hand_written"] = [asdict(h) for h in hand]
         lines += _cache_sets.table(hand)

@@ -16,17 +16,23 @@ trained on llm-warden's training split only (``make guardrails-injection``). It 
   heuristics for these families, so not blind to them: reported, not to be trusted alone;
 - ``benchmarks/data/injection_holdout_v2.jsonl`` (v2): the same families, written afresh
   after the heuristics were done and never looked at one by one (only these per-family
-  counts), the hold-out to quote. Neither file is read by any test.
+  counts), the hold-out to quote. Neither file is read by any test;
+- ``benchmarks/data/injection_holdout_v3.jsonl`` (v3): 90 attacks over nine families (v2's,
+  with base64, leetspeak and spaced letters as one "encoded", and prompt extraction added),
+  written on 2026-12-06 by a helper that had seen none of the code, the detectors or the
+  earlier sets: blind.
 
 Negatives: XSTest's 250 safe prompts, and ``benchmarks/data/injection_benign.jsonl``: benign
 questions written by hand about prompts, system prompts, jailbreaks in the news, developer
 settings, device and assistant configuration and security, and benign tool results and
-passages (scanned as tool or RAG text).
+passages (scanned as tool or RAG text); and ``injection_benign_v2.jsonl``, 90 benign
+look-alikes written blind with v3 (prompts, security, settings, harmless role-play, quoted
+attacks in the news, ordinary tool results).
 
 Reported per set: the share flagged by the rail (detection on attacks, false positives on
 benign sets), by the heuristics alone and by the classifier alone; per hand-written family;
 and, for reference only, the rail's detection on the held-out attacks at the threshold that
-would allow 1% false positives over the hand-written and XSTest negatives (a threshold read
+would allow 1% false positives over both hand-written benign sets and XSTest (a threshold read
 off the test negatives, so an optimistic figure, never shipped).
 
 ``--src PATH`` runs another version's detector (``git worktree add /tmp/base <commit>``, then
@@ -59,6 +65,16 @@ DATA = HERE.parent.parent / "shared" / "data"
 HOLDOUT = HERE / "data" / "injection_holdout.jsonl"
 HOLDOUT_V2 = HERE / "data" / "injection_holdout_v2.jsonl"
 BENIGN = HERE / "data" / "injection_benign.jsonl"
+HOLDOUT_V3 = HERE / "data" / "injection_holdout_v3.jsonl"
+BENIGN_V2 = HERE / "data" / "injection_benign_v2.jsonl"
+#: The hand-written sets' short tags, for the tables by family and by topic.
+TAGS = {
+    "hand-written attacks v1 (seen while writing the heuristics)": "v1",
+    "hand-written attacks v2 (fresh hold-out)": "v2",
+    "hand-written attacks v3 (written blind, fresh hold-out)": "v3",
+    "hand-written benign, about prompts and settings": "benign",
+    "hand-written benign v2 (written blind)": "benign v2",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +116,10 @@ def load_sets(data: Path = DATA) -> dict[str, tuple[bool, list[Case]]]:
         True,
         [Case(r["text"], r["role"], r["family"]) for r in jsonl(HOLDOUT_V2)],
     )
+    sets["hand-written attacks v3 (written blind, fresh hold-out)"] = (
+        True,
+        [Case(r["text"], r["role"], r["family"]) for r in jsonl(HOLDOUT_V3)],
+    )
     sets["llm-warden test benign (in distribution)"] = (
         False,
         [Case(r["prompt"], "user", "warden") for r in warden if r["type"] == "benign"],
@@ -108,6 +128,10 @@ def load_sets(data: Path = DATA) -> dict[str, tuple[bool, list[Case]]]:
     sets["hand-written benign, about prompts and settings"] = (
         False,
         [Case(r["text"], r["role"], r["topic"]) for r in jsonl(BENIGN)],
+    )
+    sets["hand-written benign v2 (written blind)"] = (
+        False,
+        [Case(r["text"], r["role"], r["topic"]) for r in jsonl(BENIGN_V2)],
     )
     return sets
 
@@ -214,24 +238,32 @@ def report(
             "classifier": share([p >= threshold for _, p, _ in rows]),
             "seconds": round(time.perf_counter() - started, 1),
         }
-        if name.startswith("hand-written"):
-            tag = "v2" if "v2" in name else "v1" if attacks else "benign"
+        if name in TAGS:
+            tag = TAGS[name]
             for case, (_, _, fired) in zip(cases, rows, strict=True):
                 counts = results["groups"].setdefault(f"{tag}:{case.group}", [0, 0])
                 counts[0] += bool(fired)
                 counts[1] += 1
     negatives = [
         max(1.0 if rule else 0.0, p)
-        for name in ("XSTest safe prompts", "hand-written benign, about prompts and settings")
+        for name in (
+            "XSTest safe prompts",
+            "hand-written benign, about prompts and settings",
+            "hand-written benign v2 (written blind)",
+        )
         for rule, p, _ in scored[name]
-    ]
-    held = [
-        max(1.0 if rule else 0.0, p)
-        for rule, p, _ in scored["hand-written attacks v2 (fresh hold-out)"]
     ]
     ranked = sorted(negatives, reverse=True)
     cut = ranked[int(0.01 * len(ranked))]
-    results["reference_1pct"] = {"threshold": cut, "held_out": share([s > cut for s in held])}
+    results["reference_1pct"] = {"threshold": cut}
+    for tag, name in (
+        ("held_out", "v2 (fresh hold-out)"),
+        ("v3", "v3 (written blind, fresh hold-out)"),
+    ):
+        held = [
+            max(1.0 if rule else 0.0, p) for rule, p, _ in scored[f"hand-written attacks {name}"]
+        ]
+        results["reference_1pct"][tag] = share([s > cut for s in held])
     return results
 
 
@@ -250,19 +282,28 @@ def table(results: dict[str, Any], label: str) -> list[str]:
         )
     groups = results["groups"]
     families = sorted({g.split(":", 1)[1] for g in groups if not g.startswith("benign")})
-    lines += ["", "| attack family | v1 caught | v2 caught |", "| --- | ---: | ---: |"]
+    lines += [
+        "",
+        "| attack family | v1 caught | v2 caught | v3 caught (blind) |",
+        "| --- | ---: | ---: | ---: |",
+    ]
     for family in families:
-        v1, v2 = (groups.get(f"{tag}:{family}", [0, 0]) for tag in ("v1", "v2"))
-        lines.append(f"| {family} | {v1[0]}/{v1[1]} | {v2[0]}/{v2[1]} |")
-    topics = sorted(g.split(":", 1)[1] for g in groups if g.startswith("benign"))
-    lines += ["", "| benign topic | flagged |", "| --- | ---: |"]
-    lines += [f"| {t} | {groups[f'benign:{t}'][0]}/{groups[f'benign:{t}'][1]} |" for t in topics]
+        cells = []
+        for tag in ("v1", "v2", "v3"):
+            caught, n = groups.get(f"{tag}:{family}", [0, 0])
+            cells.append(f"{caught}/{n}" if n else "")
+        lines.append(f"| {family} | {' | '.join(cells)} |")
+    lines += ["", "| benign set: topic | flagged |", "| --- | ---: |"]
+    for group in sorted(g for g in groups if g.startswith("benign")):
+        caught, n = groups[group]
+        lines.append(f"| {group.replace(':', ': ')} | {caught}/{n} |")
     ref = results["reference_1pct"]
     lines += [
         "",
         f"Reference only (threshold read off the test negatives): at 1% false positives over "
-        f"XSTest and the hand-written benign set (threshold {ref['threshold']:.3f}), "
-        f"{ref['held_out']:.3f} of the fresh hold-out's attacks (v2) are caught.",
+        f"XSTest and both hand-written benign sets (threshold {ref['threshold']:.3f}), "
+        f"{ref['held_out']:.3f} of the v2 hold-out's attacks and {ref['v3']:.3f} of the blind "
+        f"v3 set's are caught.",
     ]
     return lines
 

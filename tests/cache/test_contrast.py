@@ -48,6 +48,18 @@ REFUSED = [
         "Is the bus quicker than the tram?",
         "role",
     ),
+    (
+        "subject and object",
+        "Does the tenant pay the landlord for repairs?",
+        "Does the landlord pay the tenant for repairs?",
+        "role",
+    ),
+    (
+        "subject and object, plural",
+        "Do parents owe their children support after eighteen?",
+        "Do children owe their parents support after eighteen?",
+        "role",
+    ),
 ]
 
 ALLOWED = [
@@ -66,6 +78,17 @@ ALLOWED = [
     ("rewording", "How soon will my parcel get here?", "When will my package be delivered?"),
     ("same words", "Where is my order from Tuesday?", "Where is my order from Tuesday?"),
     ("compound", "How do I log in on the website?", "How do I login on the website?"),
+    ("passive", "Can the landlord keep my deposit?", "Can my deposit be kept by the landlord?"),
+    (
+        "clause moved",
+        "After creating my account, can I change my username?",
+        "Can I change my username after creating my account?",
+    ),
+    (
+        "either order",
+        "Should I learn Python or Java first?",
+        "Should I learn Java or Python first?",
+    ),
 ]
 
 
@@ -147,3 +170,8 @@ def test_learning_keeps_substitutions_of_duplicates_only() -> None:
     # Seen in duplicates, but a contrast the hand-written lists know: not learned.
     assert learn(pairs * 3, min_duplicates=3)[0][:2] == ("acquir", "buy")
     assert all((a, b) != ("buy", "sel") for a, b, _, _ in learn(pairs * 3, min_duplicates=3))
+
+
+def test_a_pronoun_that_moves_is_no_swap() -> None:
+    first = "How do I reset my password if I forgot it?"
+    assert guard().refusal(first, "If I forgot my password, how do I reset it?") is None

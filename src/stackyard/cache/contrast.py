@@ -17,7 +17,8 @@ either side is judged. A hit is refused when it holds
   :func:`stackyard.cache.semantic.rejects`);
 
 or when the same content stands on the other sides of a role word ("from savings to
-checking" against "from checking to savings", "cheaper than").
+checking" against "from checking to savings", "cheaper than"), or on the other sides of the
+same verb ("the tenant pays the landlord" against "the landlord pays the tenant").
 
 Left-over words that are a known paraphrase of each other cancel first: the same sense of a
 hand-written group, one word a prefix of the other (``deliver``/``delivery``), two words that
@@ -47,6 +48,10 @@ TOKEN = re.compile(
 COUNTING = frozenset({"per", "every", "each", "a", "an"})
 SENTENCE_ENDS = '.?!:;"(\n'
 TITLES = frozenset({"dr", "mr", "mrs", "ms", "prof", "st", "mt"})
+#: Words that undo a swap of subject and object: the passive's "by", and pronouns that
+#: may stand for a word that moved.
+MOVED = frozenset({"by", "it", "them", "one"})
+PLAIN_WORD = re.compile(r"[a-z]+")
 #: Capitalised words that name nothing.
 NOT_NAMES = frozenset({"i", "i'm", "i've", "i'd", "i'll", "ok", "okay", "hi", "hello"})
 
@@ -237,7 +242,7 @@ class Guard:
                 why = self._contrast(x.stem, y.stem)
                 if why:
                     return why
-        if _swapped(a, b):
+        if _swapped(a, b) or (not left and not right and _pivoted(a, b, first, second)):
             return "role"
         return None
 
@@ -343,6 +348,30 @@ def _swapped(a: Parsed, b: Parsed) -> bool:
     source_b, target_b = _segment(b, "from"), _segment(b, "to")
     if None not in (source_a, target_a, source_b, target_b) and source_a != source_b:
         return source_a == target_b and target_a == source_b
+    return False
+
+
+def _pivoted(a: Parsed, b: Parsed, first: str, second: str) -> bool:
+    """Subject and object swapped around the same word ("the tenant pays the landlord"
+    against "the landlord pays the tenant"): three content words that follow each other
+    as x m y on one side and y m x on the other. Judged only when the two hold the same
+    content words (a small edit, not a rewording); not in the passive ("paid by"), which
+    swaps them and keeps the meaning; and not beside a pronoun, which may stand for a word
+    that moved ("reset my password if I forgot it" against "if I forgot my password, reset
+    it"). A clause moved whole ("after X, can I Y?") keeps each clause's own order and never
+    matches."""
+    words = {w for text in (first, second) for w in PLAIN_WORD.findall(text.lower())}
+    if words & MOVED:
+        return False
+    left, right = [w.stem for w in a.content], [w.stem for w in b.content]
+    once = {s for s, n in Counter(left).items() if n == 1} & {
+        s for s, n in Counter(right).items() if n == 1
+    }
+    where = {s: right.index(s) for s in once}
+    for i in range(len(left) - 2):
+        x, m, y = left[i : i + 3]
+        if {x, m, y} <= once and where[y] + 1 == where[m] == where[x] - 1:
+            return True
     return False
 
 
