@@ -49,7 +49,7 @@ def gateway(fake_openai: FakeOpenAI, gateway_factory: Any) -> GatewayProcess:
                     "external": True,
                 },
             ],
-            "guardrails": {"pii": {"redact": "external"}},
+            "guardrails": {"pii": {"redact": "external", "logs": "detectors"}},
         }
     )
     return gw
@@ -78,6 +78,16 @@ def test_an_external_provider_sees_placeholders_and_the_client_the_values(
     assert reply.choices[0].message.content == f"[pii-outside] echo: {SECRET_TEXT}"
 
 
+def stored_bodies(gateway: GatewayProcess, request_id: str) -> str:
+    deadline = time.monotonic() + 60
+    while (found := httpx.get(f"{gateway.url}/api/traces/{request_id}")).status_code == 404:
+        assert time.monotonic() < deadline, "the trace was never written"
+        time.sleep(0.1)
+    assert found.status_code == 200, found.text
+    [record] = [r for r in found.json()["requests"] if r["request_id"] == request_id]
+    return json.dumps([record["request_body"], record["response_body"]])
+
+
 def test_the_stored_trace_keeps_none_of_what_the_rail_redacted(gateway: GatewayProcess) -> None:
     """The name is the tagger's find, which the store's own patterns cannot make: the trace
     is redacted of everything the rail found, in the request and in the restored answer."""
@@ -85,14 +95,7 @@ def test_the_stored_trace_keeps_none_of_what_the_rail_redacted(gateway: GatewayP
         raw = client.chat.completions.with_raw_response.create(
             model="outside", messages=[{"role": "user", "content": SECRET_TEXT}]
         )
-    request_id = raw.headers["x-request-id"]
-    deadline = time.monotonic() + 60
-    while (found := httpx.get(f"{gateway.url}/api/traces/{request_id}")).status_code == 404:
-        assert time.monotonic() < deadline, "the trace was never written"
-        time.sleep(0.1)
-    assert found.status_code == 200, found.text
-    [record] = [r for r in found.json()["requests"] if r["request_id"] == request_id]
-    stored = json.dumps([record["request_body"], record["response_body"]])
+    stored = stored_bodies(gateway, raw.headers["x-request-id"])
     assert "Lovelace" not in stored
     assert EMAIL not in stored
     assert "I am [PERSON]." in stored
@@ -172,6 +175,22 @@ def test_an_inside_model_gets_the_request_unchanged(
             model="inside", messages=[{"role": "user", "content": SECRET_TEXT}]
         )
     assert EMAIL in seen_upstream(fake_openai, "pii-inside")
+
+
+def test_an_inside_models_stored_trace_is_redacted_by_the_detectors(
+    gateway: GatewayProcess, fake_openai: FakeOpenAI
+) -> None:
+    """The policy's logs: detectors: the request leaves unchanged, but its stored trace holds
+    no name (the tagger's find, in the writer's thread), where patterns alone keep it."""
+    text = "Please book a table for Grace Hopper at noon."
+    with openai_sdk(gateway) as client:
+        raw = client.chat.completions.with_raw_response.create(
+            model="inside", messages=[{"role": "user", "content": text}]
+        )
+    assert "Grace Hopper" in seen_upstream(fake_openai, "pii-inside")
+    stored = stored_bodies(gateway, raw.headers["x-request-id"])
+    assert "Hopper" not in stored
+    assert "for [PERSON] at noon" in stored
 
 
 @pytest.fixture(scope="module")

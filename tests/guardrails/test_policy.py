@@ -105,3 +105,11 @@ def test_a_key_policy_may_name_the_key() -> None:
     assert policies.for_request(None, "m", key_id="key_2").pii.redact == "external"
     names["key_1"] = "renamed"
     assert policies.for_request(None, "m", key_id="key_1").pii.redact == "external"
+
+
+def test_the_tagger_loads_for_logs_redacted_by_the_detectors_alone() -> None:
+    assert not Policies(GuardrailsConfig()).tags_names()
+    detectors = GuardrailsConfig.model_validate({"pii": {"logs": "detectors"}})
+    assert Policies(detectors).tags_names()
+    patterns_only = GuardrailsConfig.model_validate({"pii": {"logs": "detectors", "names": False}})
+    assert not Policies(patterns_only).tags_names()

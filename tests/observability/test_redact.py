@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from stackyard.guardrails.pii import luhn
-from stackyard.observability.redact import Redactor, known
+from stackyard.observability.redact import Redactor, known, strings
 
 
 @pytest.mark.parametrize(
@@ -85,3 +85,15 @@ def test_what_the_pii_rail_found_is_redacted_longest_first_with_the_patterns() -
     assert out == {"messages": [{"content": "[PERSON] and [PERSON] of [ORGANIZATION], [EMAIL]"}]}
     assert body["messages"][0]["content"].startswith("Ada Lovelace")  # a copy
     assert Redactor(pii=False).value("Ada Lovelace", also) == "[PERSON]"
+
+
+def test_strings_are_a_json_values_texts_once_each_keys_left_out() -> None:
+    body = {
+        "messages": [{"role": "user", "content": "Hi Ada"}, {"role": "user", "content": "Hi Ada"}],
+        "n": 1,
+        "stop": ["x", "END"],
+        "Grace": None,
+    }
+    assert sorted(strings(body)) == ["END", "Hi Ada", "user"]
+    assert strings("Hello") == ["Hello"]
+    assert strings(None) == []

@@ -40,6 +40,15 @@ class PIIPolicy(_Strict):
         "(ORGANIZATION): capitalised words in ordinary questions are easily read as either. "
         "0 redacts every one it finds.",
     )
+    logs: Literal["patterns", "detectors"] = Field(
+        default="patterns",
+        description="How the stored request logs of a request that leaves unredacted (an "
+        "inside deployment under 'external', or redact 'off') are redacted: 'patterns', "
+        "observability.redact_pii's recognisers only; 'detectors', the same detectors as "
+        "redaction, the entity tagger included (names, places, addresses), run in the trace "
+        "writer's thread, off the request path. A request redacted before it left is always "
+        "stored without what was found in it.",
+    )
 
     @field_validator("kinds")
     @classmethod

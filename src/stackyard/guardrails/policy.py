@@ -86,9 +86,12 @@ class Policies:
         return any(p is not None and p.action != "off" for p in policies)
 
     def tags_names(self) -> bool:
-        """Whether any request's PII redaction uses the entity tagger (it must be loaded at
-        start)."""
+        """Whether any request's PII redaction, or its stored logs' redaction, uses the
+        entity tagger (it must be loaded at start)."""
         policies: list[PIIPolicy | None] = [self.config.pii]
         for override in self._overrides():
             policies.append(override.pii)
-        return any(p is not None and p.redact != "off" and p.names for p in policies)
+        return any(
+            p is not None and (p.redact != "off" or p.logs == "detectors") and p.names
+            for p in policies
+        )

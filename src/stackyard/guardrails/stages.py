@@ -5,6 +5,7 @@ answer. Each reads and changes the request through its door, so it knows nothing
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 from stackyard.errors import APIError
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from stackyard.gateway.pipeline.exchange import Body, Events, Exchange, Inbound
     from stackyard.gateway.router import Routed, RouteStats
     from stackyard.gateway.service import Gateway
+    from stackyard.guardrails.ner import EntityTagger
 
 
 def rails(gateway: Gateway, ticket: Ticket) -> GuardrailsConfig:
@@ -59,6 +61,28 @@ def pii_vault(gateway: Gateway, deployment: Deployment, ticket: Ticket) -> Vault
         lambda: {"deployment": deployment.id, "found": vault.counts()} if len(vault) else None,
     )
     return vault
+
+
+def logged_by_detectors(gateway: Gateway, ticket: Ticket) -> None:
+    """For a request that leaves unredacted: when the policy says its stored logs are
+    redacted by the detectors, hand its trace the finding (run later, in the writer's
+    thread)."""
+    policy = rails(gateway, ticket).pii
+    if policy.logs != "detectors" or ticket.trace is None:
+        return
+    tagger = gateway.tagger if policy.names else None
+    kinds = frozenset(policy.kinds) if policy.kinds else None
+    ticket.trace.find_private = partial(find_values, kinds, tagger, policy.place_confidence)
+
+
+def find_values(
+    kinds: frozenset[str] | None, tagger: EntityTagger | None, floor: float, texts: list[str]
+) -> dict[str, str]:
+    """What the PII detectors find in ``texts`` (value: kind), as redaction would."""
+    vault = Vault(kinds, tagger, None, floor)
+    for text in texts:
+        vault.redact(text)
+    return vault.found()
 
 
 def secrets_out(ticket: Ticket, masked: int) -> None:
@@ -147,6 +171,7 @@ class PIIStage(_Guard):
     ) -> tuple[Body, Inbound | None]:
         vault = pii_vault(self.gateway, deployment, ex.admitted)
         if vault is None:
+            logged_by_detectors(self.gateway, ex.admitted)
             return body, None
         sent = await redacted(body, vault, ex.door.change_texts)
         trace = ex.admitted.trace

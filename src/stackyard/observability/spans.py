@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,6 +77,10 @@ class RequestTrace:
     #: What the PII rail found in the request (value: kind), tagger's finds included: the
     #: stored bodies are redacted of these too, not of the patterns' finds alone.
     private: dict[str, str] | None = None
+    #: Set when the policy asks the stored bodies be redacted by the PII detectors though the
+    #: request left unredacted: called in the writer's thread with the bodies' strings, it
+    #: returns what it finds (value: kind), added to ``private``.
+    find_private: Callable[[list[str]], dict[str, str]] | None = None
 
     def child(self, name: str, start_ns: int, end_ns: int | None = None, **attributes: Any) -> Span:
         span = Span(

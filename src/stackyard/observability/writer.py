@@ -15,7 +15,7 @@ import orjson
 from sqlalchemy import Connection
 
 from stackyard.observability.metrics import GatewayMetrics
-from stackyard.observability.redact import Redactor, known
+from stackyard.observability.redact import Redactor, known, strings
 from stackyard.observability.spans import RequestTrace, Span
 from stackyard.store.batch_writer import BatchWriter
 from stackyard.store.spend_writer import SQLITE_TIME, db_time, insert_rows
@@ -181,7 +181,11 @@ class TraceWriter(BatchWriter[Finished | SpilledTrace]):
             return done.row(sqlite)
         trace = done.trace
         full = done.bodies == "full"
-        private = known(trace.private) if full and trace.private else None
+        found = trace.private
+        if full and trace.find_private is not None:  # the policy's detectors, run here
+            texts = strings(trace.body) + strings(trace.response)
+            found = {**(found or {}), **trace.find_private(texts)}
+        private = known(found) if full and found else None
         metadata = trace.metadata
         if metadata is not None and self.redactor.active:
             metadata = self.redactor.value(metadata)
