@@ -239,7 +239,9 @@ def load_tagger(embedding_model: str = "all-minilm-l6-v2") -> EntityTagger | Non
         from stackyard.engine.loading import load_embedder
         from stackyard.engine.sources import resolve
 
-        return EntityTagger(load_embedder(resolve(embedding_model, "embeddings"), "cpu"))
+        tagger = EntityTagger(load_embedder(resolve(embedding_model, "embeddings"), "cpu"))
+        tagger.piece_probabilities("warm up")  # its read's graph, exported now
+        return tagger
     except Exception as exc:
         log.warning("names and addresses are not redacted (no entity tagger): %s", exc)
         return None

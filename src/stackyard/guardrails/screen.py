@@ -45,6 +45,8 @@ class InjectionScreen:
             self.detector.threshold = self.policy.threshold
         if not self.detector.classifier:
             log.warning("injection detection uses heuristics only: no classifier weights")
+        else:
+            self.detector.probabilities(["warm up"])  # its read's graph, exported now
 
     def items(
         self,
