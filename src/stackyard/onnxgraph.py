@@ -13,6 +13,7 @@ Without ``onnxruntime`` and ``onnx`` (both in the ``local`` extra) callers stay 
 from __future__ import annotations
 
 import io
+import logging
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -27,15 +28,19 @@ def available() -> bool:
     return True
 
 
-def session(
+class _Drop(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return False
+
+
+def export(
     module: Any,
     sample: Mapping[str, Any],
     outputs: Sequence[str],
     axes: Mapping[str, Mapping[int, str]],
-) -> Any:
-    """An ONNX Runtime session for ``module(*sample.values())``, exported with ``sample``
-    (tensors by input name); ``axes``: each input's and output's dimensions of any size."""
-    import onnxruntime
+) -> bytes:
+    """``module(*sample.values())`` as an ONNX graph, exported with ``sample`` (tensors by
+    input name); ``axes``: each input's and output's dimensions of any size."""
     import torch
 
     graph: Any = io.BytesIO()  # the legacy exporter writes to a buffer too
@@ -51,12 +56,46 @@ def session(
             opset_version=17,
             dynamo=False,
         )
+    return bytes(graph.getvalue())
+
+
+def load(graph: bytes, int8: bool = False) -> Any:
+    """An ONNX Runtime session on CPU for ``graph``; ``int8``: its matrix products with 8-bit
+    weights, a scale per output channel, and activations quantized as they come (ONNX
+    Runtime's dynamic quantization)."""
+    import onnxruntime
+
+    if int8:
+        import tempfile
+        from pathlib import Path
+
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        with tempfile.TemporaryDirectory() as directory:
+            plain, quantized = Path(directory, "plain.onnx"), Path(directory, "int8.onnx")
+            plain.write_bytes(graph)
+            root = logging.getLogger()
+            advice = _Drop()  # its advice to pre-process first, logged on the root logger
+            root.addFilter(advice)
+            try:
+                quantize_dynamic(plain, quantized, weight_type=QuantType.QInt8, per_channel=True)
+            finally:
+                root.removeFilter(advice)
+            graph = quantized.read_bytes()
     options = onnxruntime.SessionOptions()
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.inter_op_num_threads = 1
     # Its threads would otherwise spin after each call, taking the cores from whatever runs
     # next on them (the event loop, the backend).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return onnxruntime.InferenceSession(
-        graph.getvalue(), options, providers=["CPUExecutionProvider"]
-    )
+    return onnxruntime.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+
+
+def session(
+    module: Any,
+    sample: Mapping[str, Any],
+    outputs: Sequence[str],
+    axes: Mapping[str, Mapping[int, str]],
+) -> Any:
+    """An ONNX Runtime session for ``module``, exported as :func:`export` does."""
+    return load(export(module, sample, outputs, axes))

@@ -293,3 +293,24 @@ def test_passages_are_indirect_only_when_scanned() -> None:
     screen = InjectionScreen(InjectionPolicy(action="block", scan=["user", "rag"]))
     body = {"messages": [{"role": "tool", "tool_call_id": "c", "content": "x"}]}
     assert screen.indirect(body, [{"index": 1, "text": "y"}]) == {"rag passage [1]"}
+
+
+def test_the_threshold_is_the_one_measured_on_the_read_that_runs(embedder: Any) -> None:
+    """Its layers in 8 bits (ONNX Runtime): the threshold measured on that read; in full
+    precision (PyTorch): the one measured there."""
+    import json
+
+    from stackyard.guardrails import reading
+
+    if not injection.WEIGHTS.exists():
+        unavailable("no trained weights (make guardrails-injection)")
+    shipped = json.loads(injection.WEIGHTS.read_text())
+    quantized = InjectionDetector(embedder)
+    if not reading.quantizes(embedder, quantized.upper):
+        unavailable("onnxruntime and onnx are not installed")
+    assert quantized.threshold == shipped["threshold_int8"] != shipped["threshold"]
+    reading.QUANTIZE_UPPER = False
+    try:
+        assert InjectionDetector(embedder).threshold == shipped["threshold"]
+    finally:
+        reading.QUANTIZE_UPPER = True

@@ -28,6 +28,16 @@ BENIGN = [
 ] * 3
 
 
+def head_of(saved: dict[str, Any]) -> Any:
+    import torch
+
+    head = torch.nn.Linear(len(saved["weights"]), 1)
+    with torch.no_grad():
+        head.weight.copy_(torch.tensor([saved["weights"]]))
+        head.bias.fill_(saved["bias"])
+    return head
+
+
 def test_the_detector_scores_as_training_did(tmp_path: Path, embedder: Any) -> None:
     from stackyard.guardrails import injection_finetune, injection_layers
     from stackyard.guardrails.reading import read
@@ -43,26 +53,33 @@ def test_the_detector_scores_as_training_did(tmp_path: Path, embedder: Any) -> N
     assert saved["meta"]["layers"] == injection_layers.LAYERS.name
     assert (tmp_path / injection_layers.LAYERS.name).exists()
 
+    from stackyard.guardrails import reading
+
+    held = [ATTACKS[0], BENIGN[0], "Tell me about the history of the printing press."]
     detector = InjectionDetector(model, out)
     assert detector.upper is not None
-    held = [ATTACKS[0], BENIGN[0], "Tell me about the history of the printing press."]
-    shipped = detector.probabilities(held)
+    if reading.quantizes(model, detector.upper):  # the rail's read, in 8 bits: measured too
+        assert detector.threshold == saved["threshold_int8"]
+        measured = injection_finetune.runtime_scores(model, detector.upper, head_of(saved), held)
+        assert detector.probabilities(held) == pytest.approx(measured, abs=1e-6)
+    reading.QUANTIZE_UPPER = False  # in full precision, the numbers training computed
+    try:
+        detector = InjectionDetector(model, out)
+        shipped = detector.probabilities(held)
+    finally:
+        reading.QUANTIZE_UPPER = True
     layers = injection_layers.load(model, tmp_path / injection_layers.LAYERS.name)
     assert layers is not None
-    import torch
-
-    head = torch.nn.Linear(len(saved["weights"]), 1)
-    with torch.no_grad():
-        head.weight.copy_(torch.tensor([saved["weights"]]))
-        head.bias.fill_(saved["bias"])
     states = injection_finetune.frozen_states(model, held)
-    trained = injection_finetune.scores(layers, head, states, held)
+    trained = injection_finetune.scores(layers, head_of(saved), states, held)
     assert shipped == pytest.approx(trained, abs=1e-4)
     assert shipped[0] > shipped[1]  # it learnt something from twelve of each
     # the base model's layers are untouched: the tagger's states and the embeddings
+    import torch
+
     base = read(model, held[1], whole=True)
     fine = read(model, held[1], whole=True, upper=detector.upper)
-    assert torch.equal(base.states, fine.states)
+    assert torch.allclose(base.states, fine.states, atol=1e-5)
     assert not torch.allclose(torch.tensor(base.vectors), torch.tensor(fine.vectors))
     assert detector.upper[0] is not model[0].auto_model.encoder.layer[2]
 

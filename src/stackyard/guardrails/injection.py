@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from stackyard.guardrails.reading import Reading, read
+from stackyard.guardrails.reading import Reading, quantizes, read
 
 log = logging.getLogger("stackyard.guardrails")
 
@@ -484,6 +484,9 @@ class InjectionDetector:
             if self.upper is None:  # its head means nothing on the base model's layers
                 log.warning("%s is missing: the injection classifier is off", self.info["layers"])
                 self.weights = None
+            elif data and "threshold_int8" in data and quantizes(embedder, self.upper):
+                # its layers run in 8 bits: the threshold measured on that read
+                self.threshold = float(data["threshold_int8"])
 
     @property
     def classifier(self) -> bool:

@@ -21,7 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from stackyard.guardrails import injection_layers
-from stackyard.guardrails.reading import PIECE_LAYER, sentence_vectors, shallow, windows
+from stackyard.guardrails.injection import features
+from stackyard.guardrails.reading import (
+    PIECE_LAYER,
+    quantizes,
+    read,
+    sentence_vectors,
+    shallow,
+    windows,
+)
 from stackyard.guardrails.training import threshold_at
 
 
@@ -123,6 +131,20 @@ def scores(layers: Any, head: Any, states: list[Any], texts: list[str]) -> list[
         ]
 
 
+def runtime_scores(embedder: Any, layers: Any, head: Any, texts: list[str]) -> list[float]:
+    """The classifier's probabilities as the rail computes them (its read, quantized where
+    the rail's is)."""
+    import numpy as np
+
+    weights = head.weight.detach()[0].numpy().astype(np.float64)
+    bias = float(head.bias.detach()[0])
+    found = []
+    for text in texts:
+        vectors = read(embedder, text, whole=True, upper=layers).vectors
+        found.append(1 / (1 + math.exp(-(float(features(vectors, len(text)) @ weights) + bias))))
+    return found
+
+
 def train(
     texts: list[str],
     labels: list[bool],
@@ -176,6 +198,19 @@ def train(
         ),
         "threshold": round(threshold, 6),
     }
+    extra = {}
+    if quantizes(embedder, layers):  # the rail will run these layers in 8 bits: measure that
+        quantized = runtime_scores(embedder, layers, head, [texts[i] for i in held])
+        threshold_int8 = threshold_at(
+            [p for p, i in zip(quantized, held, strict=True) if not labels[i]], fpr
+        )
+        extra["threshold_int8"] = round(threshold_int8, 6)
+        report["validation_true_positive_rate_int8"] = round(
+            sum(p >= threshold_int8 for p, i in zip(quantized, held, strict=True) if labels[i])
+            / len(attacks),
+            4,
+        )
+        report["threshold_int8"] = extra["threshold_int8"]
     report["seconds"] = round(time.monotonic() - started)
     layers_file = out.with_name(injection_layers.LAYERS.name)
     meta = {"base": "all-minilm-l6-v2", "trained_on": trained_on, "layers": layers_file.name}
@@ -186,6 +221,7 @@ def train(
                 "weights": [round(float(w), 6) for w in head.weight.detach()[0]],
                 "bias": round(float(head.bias.detach()[0]), 6),
                 "threshold": round(threshold, 6),
+                **extra,
                 "meta": {**meta, **settings, **report},
             }
         )

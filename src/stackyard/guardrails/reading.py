@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,11 @@ OVERLAP = 32
 PIECE_LAYER = 2
 #: Off only to measure the rails on PyTorch.
 ONNX = True
+#: On ONNX Runtime, the injection classifier's own upper layers (a read with ``upper``) run
+#: with 8-bit weights: 24 ms instead of 37 for 1,000 characters, the classifier's
+#: probabilities within 0.002 on average, and its threshold measured on this read
+#: (``threshold_int8`` beside the head). Off only to measure it.
+QUANTIZE_UPPER = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,10 +77,8 @@ def read(
     vectors = None
     graph = _graph(full, layer, whole, upper)
     if graph is not None:
-        found = graph.run(None, {"input_ids": batch.numpy()})
-        states = torch.from_numpy(found[0])
-        if whole:
-            vectors = found[1]
+        found, vectors = graph(batch.numpy())
+        states = torch.from_numpy(found)
     else:
         with torch.inference_mode():
             # Every window has the same length: no padding, so no attention mask either.
@@ -126,8 +130,9 @@ def sentence_vectors(states: Any, blocks: Any) -> Any:
     return torch.nn.functional.normalize(hidden.mean(1), dim=-1)
 
 
-_graphs: dict[tuple[int, int, bool, int], tuple[Any, Any]] = {}
+_graphs: dict[tuple[int, int, bool, int, bool], tuple[Any, Any]] = {}
 _exporting = threading.Lock()
+Graph = Callable[[Any], tuple[Any, Any]]
 
 
 def _blocks(model: Any, layer: int, upper: Any) -> Any:
@@ -135,28 +140,42 @@ def _blocks(model: Any, layer: int, upper: Any) -> Any:
     return list(model.encoder.layer)[layer:] if upper is None else upper
 
 
-def _graph(model: Any, layer: int, whole: bool, upper: Any) -> Any:
-    """The ONNX Runtime session for this read, or None where the read stays on PyTorch: off,
-    not installed, not on the CPU, or not exportable."""
-    if not ONNX or not onnxgraph.available() or model.device.type != "cpu":
+def on_onnx(model: Any) -> bool:
+    """Whether reads with ``model`` run on ONNX Runtime."""
+    return ONNX and onnxgraph.available() and model.device.type == "cpu"
+
+
+def quantizes(embedder: Any, upper: Any) -> bool:
+    """Whether a whole read with ``upper`` layers runs them in 8 bits."""
+    return upper is not None and QUANTIZE_UPPER and on_onnx(embedder[0].auto_model)
+
+
+def _graph(model: Any, layer: int, whole: bool, upper: Any) -> Graph | None:
+    """This read on ONNX Runtime (ids to states and, when whole, vectors), or None where it
+    stays on PyTorch: off, not installed, not on the CPU, or not exportable."""
+    if not on_onnx(model):
         return None
-    key = (id(model), layer, whole, id(upper))
+    int8 = whole and upper is not None and QUANTIZE_UPPER
+    key = (id(model), layer, whole, id(upper), int8)
     with _exporting:
         found = _graphs.get(key)
         if found is None:  # the modules are kept with it, so that no id is reused
             blocks = _blocks(model, layer, upper) if whole else None
-            found = _graphs[key] = ((model, upper), _export(model, layer, blocks))
-    return found[1]
+            found = _graphs[key] = ((model, upper), _export(model, layer, blocks, int8))
+    graph: Graph | None = found[1]
+    return graph
 
 
-def _export(model: Any, layer: int, blocks: Any) -> Any:
+def _export(model: Any, layer: int, blocks: Any, int8: bool) -> Graph | None:
+    """The read as one graph, or (``int8``) as two: the shallow layers in full precision
+    (the tagger's states stay exact) and ``blocks`` in 8 bits."""
     import torch
 
     class Read(torch.nn.Module):
-        def __init__(self) -> None:
+        def __init__(self, whole: bool) -> None:
             super().__init__()
             self.low = shallow(model, layer)
-            self.blocks = None if blocks is None else torch.nn.ModuleList(blocks)
+            self.blocks = torch.nn.ModuleList(blocks) if whole else None
 
         def forward(self, ids: Any) -> Any:
             states = self.low(input_ids=ids).last_hidden_state
@@ -164,17 +183,44 @@ def _export(model: Any, layer: int, blocks: Any) -> Any:
                 return states
             return states, sentence_vectors(states, self.blocks)
 
-    sample = {"input_ids": torch.tensor([[101, 7592, 102]])}
-    axes: dict[str, dict[int, str]] = {
-        "input_ids": {0: "rows", 1: "pieces"},
-        "states": {0: "rows", 1: "pieces"},
-    }
-    outputs = ["states"]
-    if blocks is not None:
-        outputs.append("vectors")
-        axes["vectors"] = {0: "rows"}
+    class Upper(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.blocks = torch.nn.ModuleList(blocks)
+
+        def forward(self, states: Any) -> Any:
+            return sentence_vectors(states, self.blocks)
+
+    ids = {"input_ids": torch.tensor([[101, 7592, 102]])}
+    pieces = {0: "rows", 1: "pieces"}
     try:
-        return onnxgraph.session(Read(), sample, outputs, axes)
+        if blocks is None or int8:
+            low = onnxgraph.session(
+                Read(False), ids, ["states"], {"input_ids": pieces, "states": pieces}
+            )
+        if blocks is None:
+            return lambda batch: (low.run(None, {"input_ids": batch})[0], None)
+        if int8:
+            graph = onnxgraph.export(
+                Upper(),
+                {"states": torch.zeros((1, 3, model.config.hidden_size))},
+                ["vectors"],
+                {"states": pieces, "vectors": {0: "rows"}},
+            )
+            top = onnxgraph.load(graph, int8=True)
+
+            def two(batch: Any) -> tuple[Any, Any]:
+                states = low.run(None, {"input_ids": batch})[0]
+                return states, top.run(None, {"states": states})[0]
+
+            return two
+        both = onnxgraph.session(
+            Read(True),
+            ids,
+            ["states", "vectors"],
+            {"input_ids": pieces, "states": pieces, "vectors": {0: "rows"}},
+        )
+        return lambda batch: tuple(both.run(None, {"input_ids": batch}))
     except Exception as exc:  # a model the exporter cannot trace: PyTorch it is
         log.warning("the guardrails' read stays on PyTorch: %s", exc)
         return None
