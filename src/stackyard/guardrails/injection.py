@@ -148,6 +148,15 @@ _AS_READER = (
     r"(?: (?:reading|processing|summari[sz]ing|parsing|that reads|who reads) (?:this|these)"
     r"(?: \w+)?)?"
 )
+#: What a model is told before a conversation, as an attacker asks for it ("your ...").
+_BRIEF = (
+    r"(?:(?:original|initial|hidden|secret|exact|full|current|internal|real|actual|first|"
+    r"previous|prior|underlying|core|starting|base|whole|entire|complete) )?(?:system prompt|"
+    r"system message|system instructions|initial prompt|pre-?prompt|instructions|directives|"
+    r"prompt)"
+)
+#: Not "your instructions for assembling the desk": a how-to, not the model's brief.
+_NOT_HOW_TO = r"(?! (?:for|on|about|to|how|of)\b)"
 #: What may come right before a note to the model: a sentence's end, a quote, a bracket.
 OPENING = frozenset(".!?;:\n\"'([{<>*#-")
 _COMMAND = (
@@ -275,6 +284,23 @@ RULES: tuple[Rule, ...] = (
         r"(?:above|before this|preceding|so far|up to (?:here|this point))\b"
         r"|\b(?:reveal|leak|disclose|divulge|give away)\b (?:\w+ ){0,2}?(?:the|your) (?:secret |"
         r"hidden )?(?:access code|passcode|passphrase|password|secret (?:key|code|word))\b",
+    ),
+    _rule(
+        "reveal_prompt",
+        "asks the model what it was told before the conversation",
+        rf"\b(?:what|which)(?: exactly)? (?:are|were|is|was) (?:all )?your {_BRIEF}\b{_NOT_HOW_TO}"
+        r"|\bwhat (?:exactly )?(?:were|have) you (?:been )?(?:told|instructed|given|asked|"
+        r"programmed|configured) (?:to do |to say )?(?:before|at the (?:start|beginning)|by "
+        r"(?:the|your) (?:developers?|operators?|creators?|admins?|administrators?|system))"
+        r"|\b(?:what|which) (?:instructions|rules|guidelines|directives|orders|prompt) (?:were|"
+        r"have) you (?:been )?(?:given|told|programmed|configured)\b"
+        rf"|\b(?:summari[sz]e|paraphrase|translate|describe|list|quote|copy|dump|share|"
+        rf"recite|restate|rewrite|encode|spell|read back|give me|send me|paste) (?:\w+ ){{0,3}}?"
+        rf"your {_BRIEF}\b{_NOT_HOW_TO}"
+        r"|\b(?:first|opening|last) (?:line|sentence|words?|paragraph|lines|sentences) of your "
+        rf"(?:{_BRIEF}|context)\b"
+        r"|\b(?:begin|start) (?:your (?:reply|answer|response) )?(?:with|by (?:repeating|"
+        rf"printing|quoting)) your {_BRIEF}\b",
     ),
     _rule(
         "unrestricted_persona",
