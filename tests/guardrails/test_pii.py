@@ -61,3 +61,15 @@ def test_the_taggers_finds_fill_in_where_no_pattern_matched() -> None:
 def test_kinds_can_be_chosen() -> None:
     text = "ada@example.org from 10.0.0.1"
     assert [f.kind for f in find(text, frozenset({"IP"}))] == ["IP"]
+
+
+def test_a_web_address_is_found_by_its_scheme_or_www_without_its_punctuation() -> None:
+    from stackyard.guardrails.pii import find
+
+    text = "See http://www.ScrapbookInsider.com.pt/, or www.example.org. Version 1.2.3 is out."
+    assert [(f.kind, f.value) for f in find(text)] == [
+        ("URL", "http://www.ScrapbookInsider.com.pt/"),
+        ("URL", "www.example.org"),
+    ]
+    assert find("(https://x.io/a?b=c)")[0].value == "https://x.io/a?b=c"
+    assert [f.kind for f in find("Write to ada@example.org")] == ["EMAIL"]

@@ -23,7 +23,8 @@ class PIIPolicy(_Strict):
     kinds: list[str] | None = Field(
         default=None,
         description="Which kinds to redact (default all): by pattern API_KEY, CARD, EMAIL, "
-        "IBAN, IP, PHONE, SSN; by the entity tagger (names) ADDRESS, AGE, DATE, ID, "
+        "IBAN, IP, PHONE, SSN, URL (with its scheme or www.); by the entity tagger (names) "
+        "ADDRESS, AGE, DATE, ID, "
         "LOCATION, NRP (nationalities, religions, political groups), ORGANIZATION, PERSON, "
         "URL, and those above.",
     )

@@ -1,7 +1,8 @@
-"""PII recognisers: emails, phone numbers, card numbers (Luhn), IBANs (mod 97), US social
-security numbers, IP addresses and API keys. Each finds spans in a text; overlapping finds go to
-the recogniser listed first, and the patterns go before the entity tagger's finds (names,
-addresses and the like, :mod:`stackyard.guardrails.ner`), which are passed in. What each kind
+"""PII recognisers: emails, web addresses, phone numbers, card numbers (Luhn), IBANs (mod 97),
+US social security numbers, IP addresses and API keys. Each finds spans in a text;
+overlapping finds go to the recogniser listed first, and the patterns go before the entity
+tagger's finds (names, addresses and the like, :mod:`stackyard.guardrails.ner`), which are
+passed in. What each kind
 must look like is :mod:`stackyard.guardrails.shapes`'s.
 
 Numeric dates are recognised too, first, so that no other pattern takes them for a phone
@@ -63,6 +64,12 @@ class Found:
     value: str
 
 
+#: A web address with its scheme or a leading "www." (a bare "example.com" is the tagger's to
+#: find): up to the first space, quote or bracket, trailing punctuation left out.
+URL = re.compile(
+    r"\b(?:(?:https?|ftp)://|www\.)[^\s<>\"'`()\[\]{}]*[^\s<>\"'`()\[\]{}.,;:!?]",
+    re.IGNORECASE,
+)
 IBAN = re.compile(r"\b[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]{4}){2,7}(?: ?[A-Za-z0-9]{1,3})?\b")
 IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])")
 IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
@@ -78,6 +85,7 @@ RECOGNISERS: list[tuple[str, re.Pattern[str], Valid | None]] = [
     ("DATE", DATE, lambda _text, match: date_ok(match)),
     ("API_KEY", API_KEY, None),
     ("EMAIL", EMAIL, None),
+    ("URL", URL, None),
     ("IBAN", IBAN, _value(iban_ok)),
     ("CARD", CARD, _value(card_ok)),
     ("SSN", SSN, None),
