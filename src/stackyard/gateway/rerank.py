@@ -16,8 +16,7 @@ from stackyard.gateway.service import Gateway
 from stackyard.gateway.token_counts import count_prompt
 from stackyard.gateway.translate.common import new_id
 from stackyard.gateway.wire import validate_rerank
-from stackyard.guardrails.redaction import redacted
-from stackyard.guardrails.stages import pii_vault
+from stackyard.guardrails.stages import pii_vault, redacted_for
 from stackyard.server.http import Request, Response
 
 
@@ -75,7 +74,7 @@ async def rerank(gateway: Gateway, request: Request) -> Response:
         sent = upstream
         vault = pii_vault(gateway, deployment, ticket)
         if vault is not None:
-            sent = await redacted(upstream, vault, change_rerank)
+            sent = await redacted_for(ticket, upstream, vault, change_rerank)
         provider: Any = deployment.provider
         result: Body = await provider.rerank(sent)
         return {

@@ -132,7 +132,7 @@ def sentence_vectors(states: Any, blocks: Any) -> Any:
 
 
 _graphs: dict[tuple[int, int, bool, int, bool], tuple[Any, Any]] = {}
-_exporting = threading.Lock()
+_exporting = threading.RLock()  # an 8-bit read asks for the shallow one while exporting
 Graph = Callable[[Any], tuple[Any, Any]]
 
 
@@ -168,8 +168,8 @@ def _graph(model: Any, layer: int, whole: bool, upper: Any) -> Graph | None:
 
 
 def _export(model: Any, layer: int, blocks: Any, int8: bool) -> Graph | None:
-    """The read as one graph, or (``int8``) as two: the shallow layers in full precision
-    (the tagger's states stay exact) and ``blocks`` in 8 bits."""
+    """The read as one graph, or (``int8``) as two: the shallow read in full precision, the
+    very one the tagger's reads run (its states stay exact), then ``blocks`` in 8 bits."""
     import torch
 
     class Read(torch.nn.Module):
@@ -195,13 +195,15 @@ def _export(model: Any, layer: int, blocks: Any, int8: bool) -> Graph | None:
     ids = {"input_ids": torch.tensor([[101, 7592, 102]])}
     pieces = {0: "rows", 1: "pieces"}
     try:
-        if blocks is None or int8:
+        if blocks is None:
             low = onnxgraph.session(
                 Read(False), ids, ["states"], {"input_ids": pieces, "states": pieces}
             )
-        if blocks is None:
             return lambda batch: (low.run(None, {"input_ids": batch})[0], None)
         if int8:
+            shallow_read = _graph(model, layer, False, None)  # the tagger's, not a second copy
+            if shallow_read is None:
+                return None
             graph = onnxgraph.export(
                 Upper(),
                 {"states": torch.zeros((1, 3, model.config.hidden_size))},
@@ -211,7 +213,7 @@ def _export(model: Any, layer: int, blocks: Any, int8: bool) -> Graph | None:
             top = onnxgraph.load(graph, int8=True)
 
             def two(batch: Any) -> tuple[Any, Any]:
-                states = low.run(None, {"input_ids": batch})[0]
+                states = shallow_read(batch)[0]
                 return states, top.run(None, {"states": states})[0]
 
             return two

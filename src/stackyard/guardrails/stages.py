@@ -4,6 +4,7 @@ answer. Each reads and changes the request through its door, so it knows nothing
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
@@ -43,14 +44,19 @@ def tags_names(gateway: Gateway, ticket: Ticket) -> bool:
 
 def pii_vault(gateway: Gateway, deployment: Deployment, ticket: Ticket) -> Vault | None:
     """A vault when this deployment's requests must leave without PII (the guardrails'
-    policy), else None."""
+    policy), else None; then, where the policy says ``logs: detectors``, the request's trace
+    gets the detectors to run on its stored bodies (in the writer's thread)."""
     policy = rails(gateway, ticket).pii
+    tagger = gateway.tagger if policy.names else None
+    kinds = frozenset(policy.kinds) if policy.kinds else None
     if policy.redact == "off" or (policy.redact == "external" and not deployment.external):
+        if policy.logs == "detectors" and ticket.trace is not None:
+            # it leaves unredacted, but is stored without what the detectors find
+            found = partial(find_values, kinds, tagger, policy.place_confidence)
+            ticket.trace.find_private = found
         return None
     if ticket.trace is not None:
         ticket.trace.root.attributes["stackyard.guardrails.pii"] = "redacted"
-    tagger = gateway.tagger if policy.names else None
-    kinds = frozenset(policy.kinds) if policy.kinds else None
     vault = Vault(kinds, tagger, ticket.readings, policy.place_confidence)
     # Audited once the answer is back, and only if something was found: the kinds and
     # counts, never the values.
@@ -63,16 +69,16 @@ def pii_vault(gateway: Gateway, deployment: Deployment, ticket: Ticket) -> Vault
     return vault
 
 
-def logged_by_detectors(gateway: Gateway, ticket: Ticket) -> None:
-    """For a request that leaves unredacted: when the policy says its stored logs are
-    redacted by the detectors, hand its trace the finding (run later, in the writer's
-    thread)."""
-    policy = rails(gateway, ticket).pii
-    if policy.logs != "detectors" or ticket.trace is None:
-        return
-    tagger = gateway.tagger if policy.names else None
-    kinds = frozenset(policy.kinds) if policy.kinds else None
-    ticket.trace.find_private = partial(find_values, kinds, tagger, policy.place_confidence)
+async def redacted_for(
+    ticket: Ticket, body: Body, vault: Vault, change: Callable[[Body, Callable[[str], str]], Body]
+) -> Body:
+    """``body`` as it leaves, redacted (:func:`stackyard.guardrails.redaction.redacted`), and
+    what was found handed to the request's trace: the store keeps none of it either."""
+    sent = await redacted(body, vault, change)
+    trace = ticket.trace
+    if trace is not None and len(vault):
+        trace.private = {**(trace.private or {}), **vault.found()}
+    return sent
 
 
 def find_values(
@@ -171,12 +177,8 @@ class PIIStage(_Guard):
     ) -> tuple[Body, Inbound | None]:
         vault = pii_vault(self.gateway, deployment, ex.admitted)
         if vault is None:
-            logged_by_detectors(self.gateway, ex.admitted)
             return body, None
-        sent = await redacted(body, vault, ex.door.change_texts)
-        trace = ex.admitted.trace
-        if trace is not None and len(vault):  # the store keeps none of it either
-            trace.private = {**(trace.private or {}), **vault.found()}
+        sent = await redacted_for(ex.admitted, body, vault, ex.door.change_texts)
         return sent, _Restoring(ex.door, vault)
 
 
