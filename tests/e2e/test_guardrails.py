@@ -5,6 +5,7 @@ the request as it was."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 
@@ -47,6 +48,19 @@ def gateway(fake_openai: FakeOpenAI, gateway_factory: Any) -> GatewayProcess:
                     "provider": "openai-compatible",
                     "api_base": fake_openai.base_url("pii-embed"),
                     "external": True,
+                },
+                {
+                    "name": "outside-rerank",
+                    "provider": "openai-compatible",
+                    "api_base": fake_openai.base_url("pii-rerank-outside"),
+                    "external": True,
+                    "options": {"rerank": True},
+                },
+                {
+                    "name": "inside-rerank",
+                    "provider": "openai-compatible",
+                    "api_base": fake_openai.base_url("pii-rerank-inside"),
+                    "options": {"rerank": True},
                 },
             ],
             "guardrails": {"pii": {"redact": "external", "logs": "detectors"}},
@@ -191,6 +205,49 @@ def test_an_inside_models_stored_trace_is_redacted_by_the_detectors(
     stored = stored_bodies(gateway, raw.headers["x-request-id"])
     assert "Hopper" not in stored
     assert "for [PERSON] at noon" in stored
+
+
+def reranked(gateway: GatewayProcess, model: str, query: str, documents: list[str]) -> Any:
+    response = httpx.post(
+        f"{gateway.url}/v1/rerank",
+        json={"model": model, "query": query, "documents": documents, "return_documents": True},
+    )
+    assert response.status_code == 200, response.text
+    return response
+
+
+def test_a_rerank_for_an_external_provider_is_redacted_and_so_is_its_trace(
+    gateway: GatewayProcess, fake_openai: FakeOpenAI
+) -> None:
+    """The rerank door gets the PII stage as chat does: the provider sees placeholders in the
+    query and the documents, the client its own documents, and the stored trace none of the
+    tagger's names."""
+    documents = [f"Invoice for {NAME}, paid by card {CARD}.", "Bees make honey."]
+    response = reranked(gateway, "outside-rerank", f"Who paid, {EMAIL}?", documents)
+    upstream = seen_upstream(fake_openai, "pii-rerank-outside")
+    for value in (EMAIL, "4111", "Lovelace"):
+        assert value not in upstream
+    assert "<CARD_1>" in upstream
+    assert "<EMAIL_1>" in upstream
+    assert re.search(r"Invoice for <[A-Z]+_1>,", upstream)  # the tagger's find, of some kind
+    answer = response.json()
+    assert {r["document"]["text"] for r in answer["results"]} == set(documents)
+    stored = stored_bodies(gateway, response.headers["x-request-id"])
+    assert "Lovelace" not in stored
+    assert EMAIL not in stored
+
+
+def test_an_inside_rerank_leaves_unchanged_and_its_trace_is_redacted_by_the_detectors(
+    gateway: GatewayProcess, fake_openai: FakeOpenAI
+) -> None:
+    """logs: detectors on the rerank door: the request reaches an in-house model as sent, its
+    stored trace keeps no name."""
+    documents = ["Grace Hopper booked the room at noon.", "Bees make honey."]
+    response = reranked(gateway, "inside-rerank", "Who booked the room?", documents)
+    assert "Grace Hopper" in seen_upstream(fake_openai, "pii-rerank-inside")
+    stored = stored_bodies(gateway, response.headers["x-request-id"])
+    assert "Hopper" not in stored
+    assert "[PERSON] booked the room" in stored
 
 
 @pytest.fixture(scope="module")
