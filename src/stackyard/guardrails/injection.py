@@ -373,6 +373,45 @@ SPACED = re.compile(r"(?<!\w)\w([ .\-_*])(?:\w\1)+\w(?!\w)")
 WORD = re.compile(r"[\w@$]+")
 LEET = str.maketrans("013457@$", "oieastas")
 
+#: A quotation: in straight or curly double quotes, guillemets, or single quotes that are not
+#: apostrophes.
+QUOTED = re.compile(
+    r'"[^"\n]{3,600}"|“[^”\n]{3,600}”|«[^»\n]{3,600}»'
+    r"|‘[^’\n]{3,600}’|(?<!\w)'[^'\n]{3,600}'(?!\w)"
+)
+#: Words that report what somebody else said or wrote: the text is about the quote.
+REPORTING = re.compile(
+    r"\b(?:said|says|wrote|writes|written|typed|posted|tweeted|claimed|reported|reports|"
+    r"showed|shows|shown|found|entered|submitted|pasted|(?:messages?|phrases?|prompts?|"
+    r"lines?|strings?|attacks?|inputs?|payloads?|text) (?:like|such as)|such as|for (?:example|"
+    r"instance)|e\.g\.|researchers?|attackers?|hackers?|scammers?|article|paper|headline|"
+    r"according to|quoted?|famous|so-called|known as|classic|examples?)\b"
+)
+#: Words that ask the model to act on a quote, which makes it an order again.
+ACTING_ON = re.compile(
+    r"\b(?:follow|obey|comply|execute|carry out|act on|apply|do (?:it|that|this|so|exactly|"
+    r"as|what)|now do|then do|same (?:for|to) you|you (?:should|must|will|shall|need to) "
+    r"(?:now|too|also))\b"
+)
+
+
+def reported(text: str, start: int, end: int) -> bool:
+    """Whether ``text[start:end]`` sits inside a quotation that the text reports (a news item,
+    a paper, a question about an attack) and the text around the quotes does not ask the model
+    to act on it: "researchers typed 'ignore your instructions' into the bot" is about an
+    attack, not one."""
+    quotes = [m.span() for m in QUOTED.finditer(text)]
+    if not any(a < start and end <= b for a, b in quotes):
+        return False
+    outside = []
+    at = 0
+    for a, b in quotes:
+        outside.append(text[at:a])
+        at = b
+    outside.append(text[at:])
+    around = " ".join(outside).lower()
+    return bool(REPORTING.search(around)) and not ACTING_ON.search(around)
+
 
 @dataclass(frozen=True, slots=True)
 class Finding:
@@ -544,13 +583,16 @@ class InjectionDetector:
         keep: dict[str, Reading] | None = None,
         indirect: Collection[str] = (),
     ) -> list[Finding]:
-        """Findings for (where, text) pairs: every heuristic that fires, and each text the
-        classifier scores at or above its threshold. ``indirect``: the places (``where``)
+        """Findings for (where, text) pairs: every heuristic that fires (but not inside a
+        quotation a user's text reports: :func:`reported`), and each text the classifier
+        scores at or above its threshold. ``indirect``: the places (``where``)
         that hold tool results or retrieved passages, read for orders given to the model as
         well. ``keep``: see :meth:`probabilities`."""
         found = []
         for where, text in items:
             for name, start, end, why in heuristics(text, where in indirect):
+                if where not in indirect and reported(text, start, end):
+                    continue  # a quoted attack in a report: the classifier still reads it
                 found.append(Finding(where, f"heuristic:{name}", 1.0, start, end, why))
         texts = [t for _, t in items]
         for (where, text), p in zip(items, self.probabilities(texts, keep), strict=True):
