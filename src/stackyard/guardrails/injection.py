@@ -376,8 +376,8 @@ LEET = str.maketrans("013457@$", "oieastas")
 #: A quotation: in straight or curly double quotes, guillemets, or single quotes that are not
 #: apostrophes.
 QUOTED = re.compile(
-    r'"[^"\n]{3,600}"|“[^”\n]{3,600}”|«[^»\n]{3,600}»'
-    r"|‘[^’\n]{3,600}’|(?<!\w)'[^'\n]{3,600}'(?!\w)"
+    '"[^"\\n]{3,600}"|\u201c[^\u201d\\n]{3,600}\u201d|\u00ab[^\u00bb\\n]{3,600}\u00bb'
+    "|\u2018[^\u2019\\n]{3,600}\u2019|(?<!\\w)'[^'\\n]{3,600}'(?!\\w)"
 )
 #: Words that report what somebody else said or wrote: the text is about the quote.
 REPORTING = re.compile(
