@@ -2,13 +2,13 @@
 stackyard.guardrails.training --deep``.
 
 The same data as the logistic regression (:mod:`stackyard.guardrails.training`): the
-llm-warden training split and the hand-written hard negatives. all-MiniLM-L6-v2's first
-layers (up to the entity tagger's) stay frozen and shared; the layers after them and the
-head (the same features: the windows' mean and maximum, and the length) are trained
-together, class-balanced, on six sevenths of the prompts. The threshold is the score that
-keeps false positives at ``fpr`` among the benign prompts of the last seventh (every seventh
-benign and every seventh attack), which training never sees: the shipped weights are the ones
-the threshold was measured on."""
+llm-warden training split, the hand-written hard negatives and the written attacks and
+look-alikes. all-MiniLM-L6-v2's first layers (up to the entity tagger's) stay frozen and
+shared; the layers after them and the head (the same features: the windows' mean and maximum,
+and the length) are trained together, class-balanced, on six sevenths of the prompts. The
+threshold is the score that keeps false positives at ``fpr`` among the benign prompts of the
+last seventh (every seventh benign and every seventh attack), which training never sees: the
+shipped weights are the ones the threshold was measured on."""
 
 from __future__ import annotations
 
