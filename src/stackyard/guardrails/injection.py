@@ -14,9 +14,10 @@ fine-tuned copies of (:mod:`stackyard.guardrails.injection_layers`); its head is
 regression over the mean and the element-wise maximum of the window vectors, and the length.
 The model's first layers are shared with the PII entity tagger, so a request screened for
 both runs them once. The head (``injection.json`` beside this module) and the layers were
-trained by ``make guardrails-injection`` on the llm-warden training split and hand-written
-hard negatives; the file also holds the threshold that kept false positives at 0.5% on a
-held-out seventh of them. A head without ``layers`` in its meta is the older classifier, on
+trained by ``make guardrails-injection`` on the llm-warden training split, hand-written
+hard negatives and the attacks and look-alikes written for training (``injection_train.jsonl``);
+the file also holds the threshold that kept false positives at 0.5% on a held-out seventh of
+them. A head without ``layers`` in its meta is the older classifier, on
 the base model's own layers.
 
 It scans what can carry an injection: user messages, tool results, and retrieved passages
