@@ -95,7 +95,7 @@ HARD_NEGATIVES = (
 )
 
 
-#: Attacks and benign look-alikes over twenty attack families and sixteen benign ones, written
+#: Attacks and benign look-alikes over twenty attack families and seventeen benign ones, written
 #: for training (issue 32, fifth session) by a writer who had seen none of the benchmark's sets:
 #: llm-warden's attacks are almost all long role-play jailbreaks, and a classifier trained on
 #: them alone missed short, indirect and reworded ones. One JSON object a line: ``text``,
