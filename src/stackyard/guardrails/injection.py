@@ -17,8 +17,8 @@ both runs them once. The head (``injection.json`` beside this module) and the la
 trained by ``make guardrails-injection`` on the llm-warden training split, hand-written
 hard negatives and the attacks and look-alikes written for training (``injection_train.jsonl``);
 the file also holds the threshold that kept false positives at 0.5% on a held-out seventh of
-them. A head without ``layers`` in its meta is the older classifier, on
-the base model's own layers.
+them. A head without ``layers`` in its meta is the older classifier, on the base model's own
+layers.
 
 It scans what can carry an injection: user messages, tool results, and retrieved passages
 (indirect injection). No rail calls an LLM.
@@ -586,9 +586,9 @@ class InjectionDetector:
     ) -> list[Finding]:
         """Findings for (where, text) pairs: every heuristic that fires (but not inside a
         quotation a user's text reports: :func:`reported`), and each text the classifier
-        scores at or above its threshold. ``indirect``: the places (``where``)
-        that hold tool results or retrieved passages, read for orders given to the model as
-        well. ``keep``: see :meth:`probabilities`."""
+        scores at or above its threshold. ``indirect``: the places (``where``) that hold tool
+        results or retrieved passages, read for orders given to the model as well. ``keep``:
+        see :meth:`probabilities`."""
         found = []
         for where, text in items:
             for name, start, end, why in heuristics(text, where in indirect):

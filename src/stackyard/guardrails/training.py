@@ -125,10 +125,10 @@ def load(path: Path) -> tuple[list[str], list[bool]]:
 def prompts(data: Path) -> tuple[list[str], list[bool]]:
     """The training prompts (:data:`TRAINED_ON`) and whether each is an attack."""
     texts, labels = load(data / "jailbreak" / "jailbreak_dataset_train.csv")
-    extra, kinds = written()
+    extra, attacks = written()
     return (
         texts + list(HARD_NEGATIVES) + extra,
-        labels + [False] * len(HARD_NEGATIVES) + kinds,
+        labels + [False] * len(HARD_NEGATIVES) + attacks,
     )
 
 
