@@ -30,11 +30,17 @@ def alpaca_instructions(data: Path, count: int, start: int = 2000) -> list[str]:
     return [str(r["instruction"]) for r in rows[start : start + count]]
 
 
-def ood_section(data: Path, count: int) -> tuple[list[str], dict[str, Any]]:
+def ood_section(
+    data: Path, count: int, with_presidio: bool = True
+) -> tuple[list[str], dict[str, Any]]:
+    """Stackyard's recall on Presidio's held-out templates and the share of SQuAD questions
+    and Alpaca instructions it changes; with ``with_presidio``, the same for Presidio in the
+    same run (:mod:`benchmarks._presidio`: recognisers only, and with spaCy's NER trained on
+    the tagger's training data)."""
     from benchmarks.guardrails import score_pii
     from stackyard.guardrails import pii
     from stackyard.guardrails.ner import load_tagger
-    from stackyard.guardrails.ner_training import load, split
+    from stackyard.guardrails.ner_training import load, ordinary, split
 
     tagger = load_tagger()
     assert tagger is not None
@@ -42,15 +48,13 @@ def ood_section(data: Path, count: int) -> tuple[list[str], dict[str, Any]]:
     def finds(text: str) -> list[Any]:
         return pii.find(text, None, tagger.find(text))
 
-    _, test = split(load(data))
+    training, test = split(load(data))
     scored = score_pii(test, [[(f.start, f.end) for f in finds(r["full_text"])] for r in test])
     results: dict[str, Any] = {
         "presidio_held_out": {k: scored[k] for k in ("recall", "precision", "f2", "by_type")}
     }
-    for name, texts in (
-        ("squad", squad_questions(data, count)),
-        ("alpaca", alpaca_instructions(data, count)),
-    ):
+    benign = {"squad": squad_questions(data, count), "alpaca": alpaca_instructions(data, count)}
+    for name, texts in benign.items():
         kinds: collections.Counter[str] = collections.Counter()
         changed = 0
         for text in texts:
@@ -67,6 +71,33 @@ def ood_section(data: Path, count: int) -> tuple[list[str], dict[str, Any]]:
         "kinds found, Alpaca: " + ", ".join(f"{k} {v}" for k, v in kinds_of(results, "alpaca")),
         "recall by type: " + ", ".join(f"{k} {v:.3f}" for k, v in sorted(p["by_type"].items())),
     ]
+    if with_presidio:
+        from benchmarks._presidio import presidio
+
+        plain = benign["squad"] + benign["alpaca"]
+        texts = [r["full_text"] for r in test]
+        anchor = presidio(training, ordinary(data), texts, plain, [])
+        lines += ["", "| detector | recall | precision | F2 | SQuAD changed | Alpaca changed |"]
+        lines.append("| --- | ---: | ---: | ---: | ---: | ---: |")
+        lines.append(
+            f"| Stackyard | {p['recall']:.3f} | {p['precision']:.3f} | {p['f2']:.3f} "
+            f"| {results['squad']['changed']:.1%} | {results['alpaca']['changed']:.1%} |"
+        )
+        squad = len(benign["squad"])
+        for name in ("recognisers only", "with NER trained here"):
+            run = anchor[name]
+            got = score_pii(test, [[(a, b) for a, b, _ in found] for found in run["found"]])
+            row = {
+                **{k: got[k] for k in ("recall", "precision", "f2")},
+                "squad_changed": sum(run["plain"][:squad]) / squad,
+                "alpaca_changed": sum(run["plain"][squad:]) / (len(plain) - squad),
+            }
+            results[f"Presidio {anchor['version']}, {name}"] = row
+            lines.append(
+                f"| Presidio {anchor['version']}, {name} | {row['recall']:.3f} "
+                f"| {row['precision']:.3f} | {row['f2']:.3f} | {row['squad_changed']:.1%} "
+                f"| {row['alpaca_changed']:.1%} |"
+            )
     return lines, results
 
 

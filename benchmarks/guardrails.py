@@ -19,7 +19,9 @@ Latency: PII detection on 500 characters of held-out sentences; every input rail
 injection) on a 1,000-character request; p50 and p99.
 
 PII out of distribution (``--ood N``): the share of N SQuAD questions and N Alpaca
-instructions changed by redaction, beside the Presidio recall (:mod:`benchmarks._pii_ood`).
+instructions changed by redaction, beside the recall on Presidio's held-out templates
+(:mod:`benchmarks._pii_ood`), and the same for Presidio in the same run (``--skip-presidio``
+leaves it out).
 
 Run: ``make bench-guardrails`` (or ``python -m benchmarks.guardrails``).
 """
@@ -303,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.ood:
         from benchmarks._pii_ood import ood_section
 
-        ood_lines, ood_results = ood_section(DATA, args.ood)
+        ood_lines, ood_results = ood_section(DATA, args.ood, not args.skip_presidio)
         print("\n".join(ood_lines))
         if args.json:
             args.json.write_text(json.dumps(ood_results, indent=2, default=dict))
