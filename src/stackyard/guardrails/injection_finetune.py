@@ -152,7 +152,7 @@ def train(
     *,
     trained_on: str,
     fpr: float = 0.005,
-    epochs: float = 3.0,
+    epochs: float = 4.0,
     batch_size: int = 16,
     lr: float = 3e-5,
     seed: int = 0,

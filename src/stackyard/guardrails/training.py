@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> None:
         help="fine-tune the embedding model's upper layers with the head (writes "
         "injection_layers.safetensors beside --out)",
     )
-    parser.add_argument("--epochs", type=float, help="with --deep (default 3)")
+    parser.add_argument("--epochs", type=float, help="with --deep (default 4)")
     parser.add_argument("--lr", type=float, help="with --deep: the layers' rate (default 3e-5)")
     args = parser.parse_args(argv)
     if not (args.data / "jailbreak").exists():
