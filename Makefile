@@ -113,7 +113,7 @@ cache-paraphrases: $(VENV)/.dev-installed
 
 # The injection classifier (src/stackyard/guardrails/injection.json and
 # injection_layers.safetensors, shipped): MiniLM's upper layers fine-tuned with its head on the
-# llm-warden training split in ../shared/data and injection_train.jsonl, about 10 minutes on
+# llm-warden training split in ../shared/data and injection_train.jsonl, about 11 minutes on
 # two cores.
 guardrails-injection: $(VENV)/.dev-installed
 	$(BIN)/python -m stackyard.guardrails.training --deep $(ARGS)
