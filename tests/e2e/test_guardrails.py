@@ -16,6 +16,7 @@ import pytest
 
 from tests.conformance.recordings import an_message
 from tests.conftest import GatewayProcess, openai_sdk
+from tests.e2e.doors import anthropic_sdk
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fakes.replay_upstream import ReplayUpstream
 
@@ -359,12 +360,6 @@ def messages_door(
     return gw
 
 
-def anthropic_sdk(gateway: GatewayProcess) -> anthropic.Anthropic:
-    return anthropic.Anthropic(
-        base_url=gateway.url, api_key="unused", max_retries=0, _strict_response_validation=True
-    )
-
-
 def test_the_messages_door_redacts_and_restores_through_a_translated_model(
     messages_door: GatewayProcess, fake_openai: FakeOpenAI
 ) -> None:
@@ -577,80 +572,3 @@ def test_the_responses_door_refuses_an_injection_in_a_function_call_output(
 
 
 # -- topics and denied words -------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def topical(fake_openai: FakeOpenAI, gateway_factory: Any) -> GatewayProcess:
-    gw: GatewayProcess = gateway_factory(
-        {
-            "models": [
-                {
-                    "name": "m",
-                    "provider": "openai-compatible",
-                    "api_base": fake_openai.base_url("topics"),
-                }
-            ],
-            "guardrails": {"topics": {"action": "block", "deny_words": ["Project Falcon"]}},
-        },
-        ready_timeout=90,
-    )
-    return gw
-
-
-def test_a_denied_word_is_refused_before_it_leaves(
-    topical: GatewayProcess, fake_openai: FakeOpenAI
-) -> None:
-    before = len(fake_openai.requests_for("topics"))
-    with openai_sdk(topical) as client:
-        with pytest.raises(openai.BadRequestError) as info:
-            client.chat.completions.create(
-                model="m", messages=[{"role": "user", "content": "Any news on project falcon?"}]
-            )
-        client.chat.completions.create(
-            model="m", messages=[{"role": "user", "content": "Any news on the falcon project?"}]
-        )
-    body: Any = info.value.body
-    assert body["code"] == "topic_not_allowed"
-    assert "deny_word:project falcon" in body["message"]
-    assert len(fake_openai.requests_for("topics")) == before + 1  # only the second was sent
-
-
-def test_the_messages_door_refuses_a_denied_word_too(
-    topical: GatewayProcess, fake_openai: FakeOpenAI
-) -> None:
-    before = len(fake_openai.requests_for("topics"))
-    with anthropic_sdk(topical) as client:
-        with pytest.raises(anthropic.BadRequestError) as info:
-            client.messages.create(
-                model="m",
-                max_tokens=32,
-                messages=[{"role": "user", "content": "Any news on project falcon?"}],
-            )
-        client.messages.create(
-            model="m",
-            max_tokens=32,
-            messages=[{"role": "user", "content": "Any news on the falcon project?"}],
-        )
-    assert "deny_word:project falcon" in info.value.message
-    assert len(fake_openai.requests_for("topics")) == before + 1  # only the second was sent
-
-
-def test_the_responses_door_refuses_a_denied_word_too(
-    topical: GatewayProcess, fake_openai: FakeOpenAI
-) -> None:
-    before = len(fake_openai.requests_for("topics"))
-    with openai_sdk(topical) as client:
-        with pytest.raises(openai.BadRequestError) as info:
-            client.responses.create(model="m", input="Any news on project falcon?")
-        with pytest.raises(openai.BadRequestError) as streamed:
-            client.responses.create(
-                model="m",
-                input=[{"role": "user", "content": "Any news on Project Falcon?"}],
-                stream=True,
-            )
-        allowed = client.responses.create(model="m", input="Any news on the falcon project?")
-    for refused in (info.value, streamed.value):
-        assert refused.body["code"] == "topic_not_allowed"  # type: ignore[index]
-        assert "deny_word:project falcon, in input[0].content" in refused.message
-    assert allowed.output_text == "[topics] echo: Any news on the falcon project?"
-    assert len(fake_openai.requests_for("topics")) == before + 1  # only the last was sent

@@ -13,6 +13,7 @@ import pytest
 
 from tests.conformance.recordings import an_message, oa_completion
 from tests.conftest import GatewayProcess, openai_sdk
+from tests.e2e.doors import anthropic_sdk
 from tests.fakes.replay_upstream import ReplayUpstream
 
 pytestmark = pytest.mark.e2e
@@ -144,12 +145,6 @@ class City(pydantic.BaseModel):
 
 
 CITY_OUTPUT: Any = {"format": {"type": "json_schema", "schema": City.model_json_schema()}}
-
-
-def anthropic_sdk(gateway: GatewayProcess) -> anthropic.Anthropic:
-    return anthropic.Anthropic(
-        base_url=gateway.url, api_key="unused", max_retries=0, _strict_response_validation=True
-    )
 
 
 def test_the_messages_door_checks_claude_structured_output(
