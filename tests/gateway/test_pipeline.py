@@ -46,7 +46,7 @@ EVIDENCE: dict[tuple[str, str], str] = {
     "test_an_external_provider_sees_placeholders_and_the_client_the_values",
     ("/v1/chat/completions", "injection"): "test_injection.py::"
     "test_an_injection_is_refused_before_it_leaves",
-    ("/v1/chat/completions", "topics"): "test_guardrails.py::"
+    ("/v1/chat/completions", "topics"): "test_topics_rail.py::"
     "test_a_denied_word_is_refused_before_it_leaves",
     ("/v1/chat/completions", "cache"): "test_cache.py::"
     "test_a_repeat_is_answered_from_the_cache_at_no_cost",
@@ -62,7 +62,7 @@ EVIDENCE: dict[tuple[str, str], str] = {
     "test_the_messages_door_redacts_and_restores_for_anthropic_itself",
     ("/v1/messages", "injection"): "test_guardrails.py::"
     "test_the_messages_door_refuses_an_injection_in_a_tool_result",
-    ("/v1/messages", "topics"): "test_guardrails.py::"
+    ("/v1/messages", "topics"): "test_topics_rail.py::"
     "test_the_messages_door_refuses_a_denied_word_too",
     ("/v1/messages", "cache"): "test_cache.py::"
     "test_the_messages_door_is_cached_too_whole_and_streamed",
@@ -77,7 +77,7 @@ EVIDENCE: dict[tuple[str, str], str] = {
     ("/v1/responses", "pii"): "test_guardrails.py::test_the_responses_door_redacts_and_restores",
     ("/v1/responses", "injection"): "test_guardrails.py::"
     "test_the_responses_door_refuses_an_injection_in_a_function_call_output",
-    ("/v1/responses", "topics"): "test_guardrails.py::"
+    ("/v1/responses", "topics"): "test_topics_rail.py::"
     "test_the_responses_door_refuses_a_denied_word_too",
     ("/v1/responses", "cache"): "test_cache.py::"
     "test_the_responses_door_is_cached_too_whole_and_streamed",
