@@ -29,6 +29,12 @@ passages (scanned as tool or RAG text); and ``injection_benign_v2.jsonl``, 90 be
 look-alikes written blind with v3 (prompts, security, settings, harmless role-play, quoted
 attacks in the news, ordinary tool results).
 
+``benchmarks/data/injection_reported_dev.jsonl``: 160 benign texts that quote, describe or ask
+about an attack (news, tickets, tests, questions on defences, jailbreak history) and 90 attacks
+hiding behind the same frames ("my boss said '...', so do it"), written by a helper on
+2026-12-06 blind to the code and the other sets. The rule that sets reported attacks aside
+(:mod:`stackyard.guardrails.reported`) was tuned on it: a development set, not a hold-out.
+
 Reported per set: the share flagged by the rail (detection on attacks, false positives on
 benign sets), by the heuristics alone and by the classifier alone; per hand-written family;
 and, for reference only, the rail's detection on the held-out attacks at the threshold that
@@ -67,6 +73,7 @@ HOLDOUT_V2 = HERE / "data" / "injection_holdout_v2.jsonl"
 BENIGN = HERE / "data" / "injection_benign.jsonl"
 HOLDOUT_V3 = HERE / "data" / "injection_holdout_v3.jsonl"
 BENIGN_V2 = HERE / "data" / "injection_benign_v2.jsonl"
+REPORTED_DEV = HERE / "data" / "injection_reported_dev.jsonl"
 #: The hand-written sets' short tags, for the tables by family and by topic.
 TAGS = {
     "hand-written attacks v1 (seen while writing the heuristics)": "v1",
@@ -74,6 +81,16 @@ TAGS = {
     "hand-written attacks v3 (written blind, fresh hold-out)": "v3",
     "hand-written benign, about prompts and settings": "benign",
     "hand-written benign v2 (written blind)": "benign v2",
+}
+
+
+WARDEN_BENIGN = "llm-warden test benign (in distribution)"
+#: The held-out attack sets scored at 1% false positives (issue 32's measure), by short tag.
+REFERENCE_SETS = {
+    "tensor_trust_hijacking": "Tensor Trust hijacking attacks (distinct)",
+    "tensor_trust_extraction": "Tensor Trust extraction attacks (distinct)",
+    "held_out": "hand-written attacks v2 (fresh hold-out)",
+    "v3": "hand-written attacks v3 (written blind, fresh hold-out)",
 }
 
 
@@ -120,7 +137,7 @@ def load_sets(data: Path = DATA) -> dict[str, tuple[bool, list[Case]]]:
         True,
         [Case(r["text"], r["role"], r["family"]) for r in jsonl(HOLDOUT_V3)],
     )
-    sets["llm-warden test benign (in distribution)"] = (
+    sets[WARDEN_BENIGN] = (
         False,
         [Case(r["prompt"], "user", "warden") for r in warden if r["type"] == "benign"],
     )
@@ -133,6 +150,16 @@ def load_sets(data: Path = DATA) -> dict[str, tuple[bool, list[Case]]]:
         False,
         [Case(r["text"], r["role"], r["topic"]) for r in jsonl(BENIGN_V2)],
     )
+    reported = jsonl(REPORTED_DEV)
+    for is_attack, name in ((False, "benign"), (True, "attacks")):
+        sets[f"reported attacks dev set: {name} (tuned on)"] = (
+            is_attack,
+            [
+                Case(r["text"], "user", r["kind"])
+                for r in reported
+                if (r["label"] == "attack") == is_attack
+            ],
+        )
     return sets
 
 
@@ -253,17 +280,14 @@ def report(
         )
         for rule, p, _ in scored[name]
     ]
-    ranked = sorted(negatives, reverse=True)
-    cut = ranked[int(0.01 * len(ranked))]
-    results["reference_1pct"] = {"threshold": cut}
-    for tag, name in (
-        ("held_out", "v2 (fresh hold-out)"),
-        ("v3", "v3 (written blind, fresh hold-out)"),
-    ):
-        held = [
-            max(1.0 if rule else 0.0, p) for rule, p, _ in scored[f"hand-written attacks {name}"]
-        ]
-        results["reference_1pct"][tag] = share([s > cut for s in held])
+    ordinary = [max(1.0 if rule else 0.0, p) for rule, p, _ in scored[WARDEN_BENIGN]]
+    for key, pool in (("reference_1pct", negatives), ("reference_1pct_all", negatives + ordinary)):
+        ranked = sorted(pool, reverse=True)
+        cut = ranked[int(0.01 * len(ranked))]
+        results[key] = {"threshold": cut}
+        for tag, name in REFERENCE_SETS.items():
+            held = [max(1.0 if rule else 0.0, p) for rule, p, _ in scored[name]]
+            results[key][tag] = share([s > cut for s in held])
     return results
 
 
@@ -297,13 +321,17 @@ def table(results: dict[str, Any], label: str) -> list[str]:
     for group in sorted(g for g in groups if g.startswith("benign")):
         caught, n = groups[group]
         lines.append(f"| {group.replace(':', ': ')} | {caught}/{n} |")
-    ref = results["reference_1pct"]
+    ref, every = results["reference_1pct"], results["reference_1pct_all"]
+    caught = ", ".join(f"{tag} {ref[tag]:.3f}" for tag in REFERENCE_SETS)
+    caught_all = ", ".join(f"{tag} {every[tag]:.3f}" for tag in REFERENCE_SETS)
     lines += [
         "",
-        f"Reference only (threshold read off the test negatives): at 1% false positives over "
-        f"XSTest and both hand-written benign sets (threshold {ref['threshold']:.3f}), "
-        f"{ref['held_out']:.3f} of the v2 hold-out's attacks and {ref['v3']:.3f} of the blind "
-        f"v3 set's are caught.",
+        f"The issue's measure, true positives at 1% false positives over XSTest and both "
+        f"hand-written benign sets (threshold {ref['threshold']:.3f}, read off those test "
+        f"negatives, so never shipped): caught {caught}.",
+        "",
+        f"The same with llm-warden's benign test prompts in the pool too (threshold "
+        f"{every['threshold']:.3f}): caught {caught_all}.",
     ]
     return lines
 
