@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import sys
 import time
 from pathlib import Path
@@ -44,6 +45,12 @@ TYPE_KINDS = {
     "DOMAIN_NAME": "URL",
 }
 DATASET = Path("pii") / "synth_dataset_v2.json"
+#: Questions and requests written for training (issue 32): about public subjects, where no
+#: name is personal data ("Who did Napoleon defeat at Austerlitz?"), and about private people,
+#: whose details are labelled ("When does my tenant Ama Owusu's lease end?"). One JSON object a
+#: line: ``text``, ``kind`` (``public`` or ``private``), ``domain``, ``entities`` (``type``,
+#: ``value``: a substring of the text). Every fifth line is held out for the report.
+WRITTEN = Path(__file__).with_name("ner_public.jsonl")
 ORDINARY = Path("alpaca") / "alpaca_5000.json"
 #: Alpaca instructions used as text with no entity (the benchmark reads others: 4,000 on).
 ORDINARY_TRAINING = 2000
@@ -59,6 +66,57 @@ def ordinary(data: Path, start: int = 0, stop: int = ORDINARY_TRAINING) -> list[
     """Alpaca instructions, as text with no entity."""
     rows = json.loads((data / ORDINARY).read_text(encoding="utf-8"))
     return [str(row["instruction"]) for row in rows[start:stop]]
+
+
+def written(held_out: bool = False) -> list[dict[str, Any]]:
+    """:data:`WRITTEN` as records shaped like the Presidio sentences (every occurrence of a
+    labelled value is a span): the four fifths trained on, or with ``held_out`` the fifth
+    kept for the report."""
+    if not WRITTEN.exists():
+        return []
+    lines = [line for line in WRITTEN.read_text(encoding="utf-8").splitlines() if line]
+    records = []
+    for index, line in enumerate(lines):
+        if (index % 5 == 4) != held_out:
+            continue
+        row = json.loads(line)
+        spans = [
+            {"entity_type": e["type"], "start_position": m.start(), "end_position": m.end()}
+            for e in row["entities"]
+            for m in re.finditer(re.escape(e["value"]), row["text"])
+        ]
+        records.append(
+            {
+                "full_text": row["text"],
+                "spans": spans,
+                "template_id": -100_000 - index,
+                "kind": row["kind"],
+            }
+        )
+    return records
+
+
+def written_report(weights: Any, threshold: float, embedder: Any) -> dict[str, Any]:
+    """On the held-out fifth of :data:`WRITTEN`: the share of public texts the tagger would
+    change (any word piece at or above ``threshold``), and its recall of private details'
+    word pieces."""
+    records = written(held_out=True)
+    if not records:
+        return {}
+    public_changed = public = private_found = private_gold = 0
+    for record, (states, labels, _) in zip(records, featurise(records, embedder), strict=True):
+        hit = entity_probability(weights, states) >= threshold
+        if record["kind"] == "public":
+            public += 1
+            public_changed += bool(hit.any())
+        gold = labels > 0
+        private_gold += int(gold.sum())
+        private_found += int((hit & gold).sum())
+    return {
+        "held_out_public_texts": public,
+        "held_out_public_changed": round(public_changed / max(1, public), 4),
+        "held_out_private_recall": round(private_found / max(1, private_gold), 4),
+    }
 
 
 def split(
@@ -177,6 +235,7 @@ def train(data: Path, out: Path, seed: int = 0) -> dict[str, Any]:
         for index, text in enumerate(ordinary(data))
     ]
     rows += featurise(plain, embedder)
+    rows += featurise(written(), embedder)
     inner_train, inner_check = split(
         [{"template_id": r[2], "row": r} for r in rows], held_out=0.2, seed=seed + 1
     )
@@ -198,8 +257,10 @@ def train(data: Path, out: Path, seed: int = 0) -> dict[str, Any]:
         "ordinary_texts": len(plain),
         "templates": len({r["template_id"] for r in training}),
         "held_out_templates": len({r["template_id"] for r in held_out}),
+        "written_texts": len(written()),
         "threshold": threshold,
         "inner_check": {k: round(v, 4) for k, v in check.items()},
+        **written_report((w1, b1, w2, b2), threshold, embedder),
         "seconds": round(time.monotonic() - started),
     }
     print(json.dumps(report), file=sys.stderr)
