@@ -19,9 +19,10 @@ from tests.fakes.replay_upstream import ReplayUpstream
 pytestmark = pytest.mark.e2e
 
 EMAIL = "grace.hopper@example.org"
-#: A name the entity tagger missed inside raw JSON ('{"query": "find Linus Torvalds"}').
-ARGUMENTS = json.dumps({"query": "find Linus Torvalds", "limit": 3})
-NAME_WORDS = ("Linus", "Torvalds")
+#: A private person's name, of the kind the entity tagger missed inside raw JSON
+#: ('{"query": "find Oskar Lindqvist"}'); not a public figure's, which is left alone.
+ARGUMENTS = json.dumps({"query": "find Oskar Lindqvist", "limit": 3})
+NAME_WORDS = ("Oskar", "Lindqvist")
 
 
 @pytest.fixture(scope="module")

@@ -171,7 +171,7 @@ def test_a_vault_uses_what_the_injection_rail_read_and_lets_it_go(tagger: Entity
 
 @pytest.mark.parametrize(
     "arguments",
-    ['{"name": "Ada Lovelace"}', '{"query": "find Linus Torvalds"}', '{"q":"find John Smith"}'],
+    ['{"name": "Ada Lovelace"}', '{"query": "find Oskar Lindqvist"}', '{"q":"find John Smith"}'],
 )
 def test_a_name_in_an_earlier_tool_calls_arguments_is_redacted(
     tagger: EntityTagger, arguments: str
@@ -213,3 +213,42 @@ def test_places_and_organisations_need_the_floors_confidence(tagger: EntityTagge
     sure = {f.kind for f in tagger.find(text, None, None, 1.0)}
     assert "PERSON" in sure
     assert not sure & {"LOCATION", "ORGANIZATION"}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "What did Isaac Newton publish in 1687?",
+        "Why did Martin Luther post the Ninety-five Theses?",
+        "Which team did Michael Jordan win six titles with?",
+    ],
+)
+def test_public_subjects_names_are_left_alone_unless_the_policy_says_otherwise(
+    tagger: EntityTagger, text: str
+) -> None:
+    """The second head reads these names as public subjects: nothing to redact, by default;
+    the tagger alone finds each."""
+    assert tagger.public is not None
+    assert [f for f in tagger.find(text) if f.kind in ner.PUBLIC_KINDS] == []
+    every = tagger.find(text, public_names=False)
+    assert any(f.kind == "PERSON" for f in every), every
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("Please email Priya Raman the minutes from today's meeting.", "Priya Raman"),
+        ("Remind me to call Dariusz Kowalczyk about the invoice on Friday.", "Dariusz Kowalczyk"),
+        ("My cousin Lena Hartmann asked who discovered penicillin.", "Lena Hartmann"),
+    ],
+)
+def test_a_private_persons_name_is_still_redacted(
+    tagger: EntityTagger, text: str, name: str
+) -> None:
+    assert ("PERSON", name) in finds(tagger, text)
+
+
+def test_a_vault_can_redact_public_names_too(tagger: EntityTagger) -> None:
+    text = "What did Isaac Newton publish in 1687?"
+    assert Vault(None, tagger).redact(text) == text
+    assert "Newton" not in Vault(None, tagger, public_names=False).redact(text)

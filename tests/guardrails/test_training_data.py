@@ -9,6 +9,7 @@ import json
 import re
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from stackyard.guardrails import training
 
@@ -64,3 +65,36 @@ def test_the_training_prompts_include_the_written_ones(tmp_path: Path) -> None:
     assert labels[-len(extra) :] == attacks
     assert len(texts) == 2 + len(training.HARD_NEGATIVES) + len(extra)
     assert 0.3 < sum(attacks) / len(attacks) < 0.7
+
+
+def test_the_taggers_written_questions_are_well_formed_and_apart_from_the_benchmarks() -> None:
+    """``ner_public.jsonl`` (the public head's questions): every labelled value is in its
+    text, public texts label nothing, and no eight-word run is shared with the SQuAD or
+    Alpaca texts the PII benchmark changes, or with Presidio's sentences."""
+    import zipfile
+
+    import pytest
+
+    from stackyard.guardrails import ner_training
+
+    written: list[dict[str, Any]] = [
+        json.loads(line) for line in ner_training.WRITTEN.read_text(encoding="utf-8").splitlines()
+    ]
+    assert {r["kind"] for r in written} == {"public", "private"}
+    for r in written:
+        assert all(e["value"] in r["text"] for e in r["entities"]), r
+        assert all(e["type"] in ner_training.TYPE_KINDS for e in r["entities"]), r
+        assert bool(r["entities"]) == (r["kind"] == "private"), r
+    data = Path(__file__).parents[3] / "shared" / "data"
+    if not (data / "squad").exists():
+        pytest.skip(f"{data} is not here: the overlap is checked where the data sets are")
+    with zipfile.ZipFile(data / "squad" / "dev-v1.1.json.zip") as archive:
+        squad = json.loads(archive.read(archive.namelist()[0]))
+    others = [q["question"] for a in squad["data"] for p in a["paragraphs"] for q in p["qas"]]
+    alpaca = json.loads((data / "alpaca" / "alpaca_5000.json").read_text(encoding="utf-8"))
+    others += [r["instruction"] for r in alpaca]
+    presidio = json.loads((data / "pii" / "synth_dataset_v2.json").read_text(encoding="utf-8"))
+    others += [r["full_text"] for r in presidio]
+    seen = set().union(*(runs(text) for text in others))
+    shared = [r["text"] for r in written if runs(r["text"]) & seen]
+    assert shared == []

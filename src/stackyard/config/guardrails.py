@@ -41,6 +41,14 @@ class PIIPolicy(_Strict):
         "(ORGANIZATION): capitalised words in ordinary questions are easily read as either. "
         "0 redacts every one it finds.",
     )
+    public_names: bool = Field(
+        default=True,
+        description="Leave the names of public subjects unredacted: people, organisations "
+        "and groups that a question or request is about ('Who did Napoleon defeat at "
+        "Austerlitz?'), as the entity tagger's second head reads them, while a private "
+        "person's name ('my tenant Ama Owusu') is redacted. Places are always redacted as "
+        "the tagger finds them. False: every name the tagger finds is redacted.",
+    )
     logs: Literal["patterns", "detectors"] = Field(
         default="patterns",
         description="How the stored request logs of a request that leaves unredacted (an "

@@ -10,6 +10,11 @@ were trained by ``make guardrails-ner`` on the Presidio synthetic PII sentences,
 whole templates for the benchmark. Pieces become words, and words of one kind separated only
 by spaces or punctuation become one span (a postal address over several lines is one
 placeholder). No download and no LLM: the model is the one the embeddings already use.
+
+A second head on the same states (``ner_public.npz``, trained beside the first with written
+questions about public subjects and private people) reads each name, organisation and group
+the tagger finds: one it reads as a public subject ("What did Isaac Newton publish?") is left
+alone, unless the policy says ``public_names: false``.
 """
 
 from __future__ import annotations
@@ -27,6 +32,10 @@ from stackyard.guardrails.shapes import VALID, ip_in_context, is_date
 log = logging.getLogger("stackyard.guardrails")
 
 WEIGHTS = Path(__file__).with_name("ner.npz")
+#: A second head on the same states, trained with questions about public subjects as well
+#: (:data:`stackyard.guardrails.ner_training.WRITTEN`): where it sees no entity in a name the
+#: tagger found, the name is a public subject's ("Who did Napoleon defeat at Austerlitz?").
+PUBLIC_WEIGHTS = Path(__file__).with_name("ner_public.npz")
 #: The hidden states read by the tagger (see :data:`stackyard.guardrails.reading.PIECE_LAYER`).
 LAYER = PIECE_LAYER
 #: What the tagger knows. TITLE (Mr., job titles) is tagged so that it is not confused with a
@@ -88,11 +97,18 @@ DOTTED = re.compile(r"\d\.$")
 #: Kinds that are words: a bare number is none of them.
 WORDY = frozenset({"PERSON", "LOCATION", "ORGANIZATION", "NRP", "TITLE"})
 
+#: The kinds the public head may pass over: names of people, organisations and groups.
+#: Not places: where a private person lives or works ("works for Acme in Madrid") is theirs,
+#: and the head learned that less surely than it learned names.
+PUBLIC_KINDS = frozenset({"PERSON", "ORGANIZATION", "NRP"})
+
 
 class EntityTagger:
     """``embedder`` is a loaded sentence-transformers model (all-MiniLM-L6-v2)."""
 
-    def __init__(self, embedder: Any, weights: Path = WEIGHTS) -> None:
+    def __init__(
+        self, embedder: Any, weights: Path = WEIGHTS, public: Path = PUBLIC_WEIGHTS
+    ) -> None:
         import numpy as np
         import torch
 
@@ -105,6 +121,13 @@ class EntityTagger:
         self.b1 = torch.from_numpy(data["b1"].astype(np.float32))
         self.w2 = torch.from_numpy(data["w2"].astype(np.float32))
         self.b2 = torch.from_numpy(data["b2"].astype(np.float32))
+        self.public: tuple[Any, ...] | None = None
+        if public.exists():
+            head = np.load(public, allow_pickle=False)
+            self.public = (
+                *(torch.from_numpy(head[k].astype(np.float32)) for k in ("w1", "b1", "w2", "b2")),
+                float(head["threshold"]),
+            )
         self._lock = threading.Lock()
 
     def piece_probabilities(
@@ -113,14 +136,28 @@ class EntityTagger:
         """The word pieces' character offsets, and for each piece the probability of each
         label (column 0: no entity; then ``self.kinds``). ``reading``: the text as another
         rail already read it (the model is not run again)."""
+        offsets, probs, _ = self._read(text, reading, public=False)
+        return offsets, probs
+
+    def _read(
+        self, text: str, reading: Reading | None, public: bool
+    ) -> tuple[list[tuple[int, int]], Any, Any]:
+        """:meth:`piece_probabilities`, and with ``public`` each piece's probability of being
+        part of an entity by the public head (None without one)."""
         import torch
 
         if reading is None or reading.layer != self.layer:
             with self._lock:
                 reading = read(self.embedder, text, self.layer)
+        private = None
         with torch.inference_mode():
             hidden = torch.nn.functional.gelu(reading.states @ self.w1 + self.b1)
-            return reading.offsets, (hidden @ self.w2 + self.b2).softmax(-1).numpy()
+            probs = (hidden @ self.w2 + self.b2).softmax(-1).numpy()
+            if public and self.public is not None:
+                w1, b1, w2, b2, _ = self.public
+                inner = torch.nn.functional.gelu(reading.states @ w1 + b1)
+                private = 1 - (inner @ w2 + b2).softmax(-1)[:, 0].numpy()
+        return reading.offsets, probs, private
 
     def find(
         self,
@@ -128,12 +165,15 @@ class EntityTagger:
         kinds: frozenset[str] | None = None,
         reading: Reading | None = None,
         floor: float = PLACE_FLOOR,
+        public_names: bool = True,
     ) -> list[Found]:
         """Entities in ``text`` (by default every kind but TITLE), in order of position.
-        ``floor``: the confidence a place or an organisation needs (see :func:`confident`)."""
+        ``floor``: the confidence a place or an organisation needs (see :func:`confident`).
+        ``public_names``: leave out names of people, organisations and groups that the public
+        head (:data:`PUBLIC_WEIGHTS`) reads as public subjects, not private ones."""
         if not text.strip():
             return []
-        offsets, probs = self.piece_probabilities(text, reading)
+        offsets, probs, private = self._read(text, reading, public_names)
         wanted = kinds if kinds is not None else frozenset(self.kinds) - NOT_PII
         spans: list[_Span] = []
         for first, last in group_words(text, offsets):
@@ -158,6 +198,10 @@ class EntityTagger:
         for span in spans:
             a, b = span.start, len(text[: span.end].rstrip(TRAILING))
             kind = span.kind(self.kinds)
+            if kind in PUBLIC_KINDS and private is not None and self.public is not None:
+                pieces = [i for i, (x, y) in enumerate(offsets) if x < b and a < y]
+                if pieces and float(private[pieces].mean()) < self.public[4]:
+                    continue  # a public subject's name, not a private person's
             if (
                 kind in wanted
                 and confident(kind, span.confidence(self.kinds), floor)

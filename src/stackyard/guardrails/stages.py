@@ -52,12 +52,14 @@ def pii_vault(gateway: Gateway, deployment: Deployment, ticket: Ticket) -> Vault
     if policy.redact == "off" or (policy.redact == "external" and not deployment.external):
         if policy.logs == "detectors" and ticket.trace is not None:
             # it leaves unredacted, but is stored without what the detectors find
-            found = partial(find_values, kinds, tagger, policy.place_confidence)
+            found = partial(
+                find_values, kinds, tagger, policy.place_confidence, policy.public_names
+            )
             ticket.trace.find_private = found
         return None
     if ticket.trace is not None:
         ticket.trace.root.attributes["stackyard.guardrails.pii"] = "redacted"
-    vault = Vault(kinds, tagger, ticket.readings, policy.place_confidence)
+    vault = Vault(kinds, tagger, ticket.readings, policy.place_confidence, policy.public_names)
     # Audited once the answer is back, and only if something was found: the kinds and
     # counts, never the values.
     decide(
@@ -82,10 +84,14 @@ async def redacted_for(
 
 
 def find_values(
-    kinds: frozenset[str] | None, tagger: EntityTagger | None, floor: float, texts: list[str]
+    kinds: frozenset[str] | None,
+    tagger: EntityTagger | None,
+    floor: float,
+    public_names: bool,
+    texts: list[str],
 ) -> dict[str, str]:
     """What the PII detectors find in ``texts`` (value: kind), as redaction would."""
-    vault = Vault(kinds, tagger, None, floor)
+    vault = Vault(kinds, tagger, None, floor, public_names)
     for text in texts:
         vault.redact(text)
     return vault.found()

@@ -32,12 +32,16 @@ class Vault:
         tagger: EntityTagger | None = None,
         readings: dict[str, Reading] | None = None,
         floor: float | None = None,
+        public_names: bool = True,
     ) -> None:
         """``readings``: texts another rail has read with the embedding model already (the
         tagger uses them instead of reading again, and drops them once used). ``floor``: the
-        tagger's confidence a place or an organisation needs (its default if None)."""
+        tagger's confidence a place or an organisation needs (its default if None).
+        ``public_names``: leave public subjects' names alone (see
+        :meth:`stackyard.guardrails.ner.EntityTagger.find`)."""
         self.kinds = kinds
         self.floor = floor
+        self.public_names = public_names
         self.tagger = tagger
         self.readings = readings if readings is not None else {}
         self._tagged: dict[str, list[Found]] = {}
@@ -65,9 +69,13 @@ class Vault:
         for text in texts:
             reading = self.readings.pop(text, None)
             if self.floor is None:
-                self._tagged[text] = self.tagger.find(text, self.kinds, reading)
+                self._tagged[text] = self.tagger.find(
+                    text, self.kinds, reading, public_names=self.public_names
+                )
             else:
-                self._tagged[text] = self.tagger.find(text, self.kinds, reading, self.floor)
+                self._tagged[text] = self.tagger.find(
+                    text, self.kinds, reading, self.floor, self.public_names
+                )
 
     def redact(self, text: str) -> str:
         if self.tagger is not None and text not in self._tagged:
