@@ -136,28 +136,34 @@ class EntityTagger:
         """The word pieces' character offsets, and for each piece the probability of each
         label (column 0: no entity; then ``self.kinds``). ``reading``: the text as another
         rail already read it (the model is not run again)."""
-        offsets, probs, _ = self._read(text, reading, public=False)
+        offsets, probs, _ = self._read(text, reading)
         return offsets, probs
 
-    def _read(
-        self, text: str, reading: Reading | None, public: bool
-    ) -> tuple[list[tuple[int, int]], Any, Any]:
-        """:meth:`piece_probabilities`, and with ``public`` each piece's probability of being
-        part of an entity by the public head (None without one)."""
+    def _read(self, text: str, reading: Reading | None) -> tuple[list[tuple[int, int]], Any, Any]:
+        """:meth:`piece_probabilities`, and the hidden states they were read from."""
         import torch
 
         if reading is None or reading.layer != self.layer:
             with self._lock:
                 reading = read(self.embedder, text, self.layer)
-        private = None
         with torch.inference_mode():
             hidden = torch.nn.functional.gelu(reading.states @ self.w1 + self.b1)
             probs = (hidden @ self.w2 + self.b2).softmax(-1).numpy()
-            if public and self.public is not None:
-                w1, b1, w2, b2, _ = self.public
-                inner = torch.nn.functional.gelu(reading.states @ w1 + b1)
-                private = 1 - (inner @ w2 + b2).softmax(-1)[:, 0].numpy()
-        return reading.offsets, probs, private
+        return reading.offsets, probs, reading.states
+
+    def _public(self, states: Any, spans: list[list[int]]) -> list[bool]:
+        """For each span's word pieces, whether the public head reads them as no entity: a
+        public subject. One pass over the pieces of all of them."""
+        import torch
+
+        assert self.public is not None
+        w1, b1, w2, b2, threshold = self.public
+        rows = sorted({i for pieces in spans for i in pieces})
+        at = {piece: n for n, piece in enumerate(rows)}
+        with torch.inference_mode():
+            inner = torch.nn.functional.gelu(states[rows] @ w1 + b1)
+            private = (1 - (inner @ w2 + b2).softmax(-1)[:, 0]).numpy()
+        return [float(private[[at[i] for i in p]].mean()) < float(threshold) for p in spans]
 
     def find(
         self,
@@ -173,7 +179,7 @@ class EntityTagger:
         head (:data:`PUBLIC_WEIGHTS`) reads as public subjects, not private ones."""
         if not text.strip():
             return []
-        offsets, probs, private = self._read(text, reading, public_names)
+        offsets, probs, states = self._read(text, reading)
         wanted = kinds if kinds is not None else frozenset(self.kinds) - NOT_PII
         spans: list[_Span] = []
         for first, last in group_words(text, offsets):
@@ -198,10 +204,6 @@ class EntityTagger:
         for span in spans:
             a, b = span.start, len(text[: span.end].rstrip(TRAILING))
             kind = span.kind(self.kinds)
-            if kind in PUBLIC_KINDS and private is not None and self.public is not None:
-                pieces = [i for i, (x, y) in enumerate(offsets) if x < b and a < y]
-                if pieces and float(private[pieces].mean()) < self.public[4]:
-                    continue  # a public subject's name, not a private person's
             if (
                 kind in wanted
                 and confident(kind, span.confidence(self.kinds), floor)
@@ -209,6 +211,16 @@ class EntityTagger:
                 and not FILLER.issuperset(w.lower() for w in WORDS.findall(text, a, b))
             ):
                 found.append(Found(a, b, kind, text[a:b]))
+        if public_names and self.public is not None:
+            named = [f for f in found if f.kind in PUBLIC_KINDS]
+            pieces = [
+                [i for i, (x, y) in enumerate(offsets) if x < f.end and f.start < y] for f in named
+            ]
+            if named:  # a public subject's name, not a private person's, is left alone
+                public = {
+                    id(f) for f, p in zip(named, self._public(states, pieces), strict=True) if p
+                }
+                found = [f for f in found if id(f) not in public]
         return found
 
 
