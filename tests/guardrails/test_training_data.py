@@ -25,7 +25,7 @@ def runs(text: str, size: int = 8) -> set[tuple[str, ...]]:
     return {tuple(found[i : i + size]) for i in range(len(found) - size + 1)}
 
 
-def rows(path: Path) -> list[dict[str, str]]:
+def rows(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
@@ -77,9 +77,7 @@ def test_the_taggers_written_questions_are_well_formed_and_apart_from_the_benchm
 
     from stackyard.guardrails import ner_training
 
-    written: list[dict[str, Any]] = [
-        json.loads(line) for line in ner_training.WRITTEN.read_text(encoding="utf-8").splitlines()
-    ]
+    written = rows(ner_training.WRITTEN)
     assert {r["kind"] for r in written} == {"public", "private"}
     for r in written:
         assert all(e["value"] in r["text"] for e in r["entities"]), r

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from stackyard.guardrails.reading import Reading, quantizes, read
-from stackyard.guardrails.reported import about_another, blanked, unreported
+from stackyard.guardrails.reported import in_own_voice
 
 log = logging.getLogger("stackyard.guardrails")
 
@@ -488,23 +488,6 @@ def features(vectors: Any, length: int) -> Any:
     return np.concatenate([vectors.mean(0), vectors.max(0), [math.log1p(length) / 10]])
 
 
-def _in_own_voice(text: str, hits: list[Hit]) -> list[Hit]:
-    """The heuristics' hits on a user's text once what it reports is set aside, quoted or in
-    its own words (:func:`unreported`), and matches about somebody else's model
-    (:func:`about_another`) are passed over for any later ones: "researchers asked the bot to
-    ignore its instructions" gives the model no order. The classifier still reads the whole."""
-    shown = unreported(text)
-    if shown != text:
-        hits = heuristics(shown)
-    for _ in range(4):  # a rule reports its first match: look past the ones passed over
-        passed = [(h.start, h.end) for h in hits if about_another(h.name, text[h.start : h.end])]
-        if not passed:
-            return hits
-        shown = blanked(shown, passed)
-        hits = heuristics(shown)
-    return [h for h in hits if not about_another(h.name, text[h.start : h.end])]
-
-
 class InjectionDetector:
     def __init__(self, embedder: Any | None, weights: Path = WEIGHTS) -> None:
         """``embedder`` None: heuristics only (the 'local' extra is not installed)."""
@@ -563,16 +546,16 @@ class InjectionDetector:
         keep: dict[str, Reading] | None = None,
         indirect: Collection[str] = (),
     ) -> list[Finding]:
-        """Findings for (where, text) pairs: every heuristic that fires (but not inside a
-        quotation a user's text reports: :func:`unreported`), and each text the classifier
-        scores at or above its threshold. ``indirect``: the places (``where``) that hold tool
-        results or retrieved passages, read for orders given to the model as well. ``keep``:
-        see :meth:`probabilities`."""
+        """Findings for (where, text) pairs: every heuristic that fires (but not on what a
+        user's text reports: :func:`~stackyard.guardrails.reported.in_own_voice`), and each
+        text the classifier scores at or above its threshold. ``indirect``: the places
+        (``where``) that hold tool results or retrieved passages, read for orders given to the
+        model as well. ``keep``: see :meth:`probabilities`."""
         found = []
         for where, text in items:
             hits = heuristics(text, where in indirect)
             if hits and where not in indirect:
-                hits = _in_own_voice(text, hits)
+                hits = in_own_voice(text, hits, heuristics)
             for name, start, end, why in hits:
                 found.append(Finding(where, f"heuristic:{name}", 1.0, start, end, why))
         texts = [t for _, t in items]

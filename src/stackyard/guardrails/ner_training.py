@@ -103,15 +103,16 @@ def written(held_out: bool = False) -> list[dict[str, Any]]:
     return records
 
 
-def written_report(weights: Any, threshold: float, embedder: Any) -> dict[str, Any]:
-    """On the held-out fifth of :data:`WRITTEN`: the share of public texts the tagger would
-    change (any word piece at or above ``threshold``), and its recall of private details'
-    word pieces."""
-    records = written(held_out=True)
+def written_report(
+    weights: Any, threshold: float, records: list[dict[str, Any]], rows: list[tuple[Any, Any, Any]]
+) -> dict[str, Any]:
+    """On the held-out fifth of :data:`WRITTEN` (``records``, and ``rows``, their
+    :func:`featurise`): the share of public texts the tagger would change (any word piece at
+    or above ``threshold``), and its recall of private details' word pieces."""
     if not records:
         return {}
     public_changed = public = private_found = private_gold = 0
-    for record, (states, labels, _) in zip(records, featurise(records, embedder), strict=True):
+    for record, (states, labels, _) in zip(records, rows, strict=True):
         hit = entity_probability(weights, states) >= threshold
         if record["kind"] == "public":
             public += 1
@@ -273,6 +274,8 @@ def train(data: Path, out: Path, seed: int = 0) -> dict[str, Any]:
         for index, text in enumerate(ordinary(data))
     ]
     rows += featurise(plain, embedder)
+    held = written(held_out=True)  # read once, reported for both heads
+    held_rows = featurise(held, embedder)
     weights, threshold, check = trained(rows, seed)
     save(out, weights, threshold)
     report: dict[str, Any] = {
@@ -282,7 +285,7 @@ def train(data: Path, out: Path, seed: int = 0) -> dict[str, Any]:
         "held_out_templates": len({r["template_id"] for r in held_out}),
         "threshold": threshold,
         "inner_check": {k: round(v, 4) for k, v in check.items()},
-        **written_report(weights, threshold, embedder),
+        **written_report(weights, threshold, held, held_rows),
     }
     extra = written()
     if extra:
@@ -292,7 +295,7 @@ def train(data: Path, out: Path, seed: int = 0) -> dict[str, Any]:
             "written_texts": len(extra),
             "threshold": public_threshold,
             "inner_check": {k: round(v, 4) for k, v in public_check.items()},
-            **written_report(public, public_threshold, embedder),
+            **written_report(public, public_threshold, held, held_rows),
         }
     report["seconds"] = round(time.monotonic() - started)
     print(json.dumps(report), file=sys.stderr)

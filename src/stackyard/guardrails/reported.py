@@ -12,6 +12,8 @@ order quoted there can still reach the model."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import Protocol, TypeVar
 
 #: A quotation: in straight or curly double quotes, guillemets, backticks, or single quotes
 #: that are not apostrophes.
@@ -148,6 +150,32 @@ def about_another(name: str, matched: str) -> bool:
     return name in ADDRESSED and bool(THIRD_PERSON.search(low)) and not SECOND_PERSON.search(low)
 
 
-def reported(text: str, start: int, end: int) -> bool:
-    """Whether ``text[start:end]`` lies in what the text reports (:func:`unreported`)."""
-    return unreported(text)[start:end] != text[start:end]
+class Match(Protocol):
+    """A heuristic's hit: which rule, and the characters it matched."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def start(self) -> int: ...
+    @property
+    def end(self) -> int: ...
+
+
+M = TypeVar("M", bound=Match)
+
+
+def in_own_voice(text: str, hits: list[M], scan: Callable[[str], list[M]]) -> list[M]:
+    """The heuristics' hits (``scan``, which found ``hits`` in ``text``) once what the text
+    reports is set aside, quoted or in its own words (:func:`unreported`), and matches about
+    somebody else's model (:func:`about_another`) are passed over for any later ones:
+    "researchers asked the bot to ignore its instructions" gives the model no order."""
+    shown = unreported(text)
+    if shown != text:
+        hits = scan(shown)
+    for _ in range(4):  # a rule reports its first match: look past the ones passed over
+        passed = [(h.start, h.end) for h in hits if about_another(h.name, text[h.start : h.end])]
+        if not passed:
+            return hits
+        shown = blanked(shown, passed)
+        hits = scan(shown)
+    return [h for h in hits if not about_another(h.name, text[h.start : h.end])]
