@@ -14,7 +14,9 @@ placeholder). No download and no LLM: the model is the one the embeddings alread
 A second head on the same states (``ner_public.npz``, trained beside the first with written
 questions about public subjects and private people) reads each name, organisation and group
 the tagger finds: one it reads as a public subject ("What did Isaac Newton publish?") is left
-alone, unless the policy says ``public_names: false``.
+alone, unless the policy says ``public_names: false``. Before it, a gate reads each sentence
+that holds a find (:mod:`stackyard.guardrails.subjects`): in a sentence about public subjects
+("Where did Napoleon die in 1821?"), names, places and addresses are all left alone.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from stackyard.guardrails import subjects
 from stackyard.guardrails.pii import Found
 from stackyard.guardrails.reading import PIECE_LAYER, Reading, read
 from stackyard.guardrails.shapes import VALID, ip_in_context, is_date
@@ -107,7 +110,11 @@ class EntityTagger:
     """``embedder`` is a loaded sentence-transformers model (all-MiniLM-L6-v2)."""
 
     def __init__(
-        self, embedder: Any, weights: Path = WEIGHTS, public: Path = PUBLIC_WEIGHTS
+        self,
+        embedder: Any,
+        weights: Path = WEIGHTS,
+        public: Path = PUBLIC_WEIGHTS,
+        gate: Path = subjects.WEIGHTS,
     ) -> None:
         import numpy as np
         import torch
@@ -128,6 +135,7 @@ class EntityTagger:
                 *(torch.from_numpy(head[k].astype(np.float32)) for k in ("w1", "b1", "w2", "b2")),
                 float(head["threshold"]),
             )
+        self.gate = subjects.load(gate)
         self._lock = threading.Lock()
 
     def piece_probabilities(
@@ -175,8 +183,10 @@ class EntityTagger:
     ) -> list[Found]:
         """Entities in ``text`` (by default every kind but TITLE), in order of position.
         ``floor``: the confidence a place or an organisation needs (see :func:`confident`).
-        ``public_names``: leave out names of people, organisations and groups that the public
-        head (:data:`PUBLIC_WEIGHTS`) reads as public subjects, not private ones."""
+        ``public_names``: leave out names, places and addresses in sentences the gate
+        (:mod:`stackyard.guardrails.subjects`) reads as about public subjects, and names of
+        people, organisations and groups that the public head (:data:`PUBLIC_WEIGHTS`) reads
+        as public subjects, not private ones."""
         if not text.strip():
             return []
         offsets, probs, states = self._read(text, reading)
@@ -211,6 +221,14 @@ class EntityTagger:
                 and not FILLER.issuperset(w.lower() for w in WORDS.findall(text, a, b))
             ):
                 found.append(Found(a, b, kind, text[a:b]))
+        if public_names and self.gate is not None:
+            gated = [f for f in found if f.kind in subjects.KINDS]
+            if gated:  # a sentence about public subjects: its names and places are no one's data
+                verdicts = self.gate.public(
+                    text, offsets, states, [(f.start, f.end) for f in gated]
+                )
+                passed = {id(f) for f, p in zip(gated, verdicts, strict=True) if p}
+                found = [f for f in found if id(f) not in passed]
         if public_names and self.public is not None:
             named = [f for f in found if f.kind in PUBLIC_KINDS]
             pieces = [

@@ -1,0 +1,116 @@
+"""Whether a sentence is about public subjects or about private people: the PII tagger's gate
+for names, places and addresses.
+
+"Where did Napoleon die in 1821?" names a person and a place, and neither is anyone's personal
+data; "Where did my tenant Ama Owusu move in 2021?" is worded almost the same, and both are.
+The tagger's piece-level heads (:mod:`stackyard.guardrails.ner`) read a word with little
+context, two layers deep. This gate reads a whole sentence: the mean of its word pieces' states
+(the same read the tagger uses, nothing run again) through one logistic unit
+(``ner_subject.npz``, trained by ``make guardrails-ner``: private sentences from the Presidio
+templates and written private texts, public ones from written questions about public
+subjects). Where it reads a sentence as about public subjects, names, places
+and addresses found in that sentence are left alone; a sentence it does not read so surely keeps
+every find. Patterns (cards, emails, phones, numbers) are never gated.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+WEIGHTS = Path(__file__).with_name("ner_subject.npz")
+#: The kinds a sentence about public subjects may hold without being redacted.
+KINDS = frozenset({"PERSON", "ORGANIZATION", "NRP", "LOCATION", "ADDRESS"})
+#: Where a sentence may end: its closing punctuation and the space after it, or a line break.
+BOUNDARY = re.compile(r"[.!?]+[\"')\]]*\s+|\n+")
+#: Words after which a full stop ends no sentence ("Dr. Naomi Friedlander", "J. S. Bach").
+ABBREVIATIONS = frozenset(
+    re.findall(
+        r"\S+",
+        "mr mrs ms dr prof st jr sr vs etc no inc ltd co mt ave "
+        "rd blvd gen col capt sgt lt rev hon dept fig approx e.g i.e u.s",
+    )
+)
+LAST_WORD = re.compile(r"([\w.]+)[.!?]*[\"')\]]*\s*$")
+#: Words of letters a sentence must hold besides what was found in it, for the gate to read
+#: it at all: "find John Smith" or a JSON field is too little to tell whose name it is.
+MIN_CONTEXT = 4
+WORD = re.compile(r"[^\W\d_]+")
+
+
+def sentences(text: str) -> list[tuple[int, int]]:
+    """The character ranges of ``text``'s sentences, in order, covering all of it."""
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for match in BOUNDARY.finditer(text):
+        if match.group().startswith("."):
+            word = LAST_WORD.search(text, start, match.end())
+            last = word.group(1).lower().rstrip(".") if word else ""
+            if last in ABBREVIATIONS or (len(last) == 1 and last.isalpha()):
+                continue  # a title or an initial, not a sentence's end
+        spans.append((start, match.end()))
+        start = match.end()
+    if start < len(text):
+        spans.append((start, len(text)))
+    return spans
+
+
+def pooled(states: Any, offsets: list[tuple[int, int]], start: int, end: int) -> Any | None:
+    """The mean state of the word pieces inside ``[start, end)``, or None when none is."""
+    rows = [i for i, (a, b) in enumerate(offsets) if b > a and a >= start and b <= end]
+    return states[rows].mean(0) if rows else None
+
+
+class SubjectGate:
+    """The trained gate: ``w`` and ``b`` read a pooled state (raw, the scaling folded in);
+    ``threshold`` is the probability of "public" it takes to leave a sentence's finds alone."""
+
+    def __init__(self, weights: Path = WEIGHTS) -> None:
+        import numpy as np
+        import torch
+
+        data = np.load(weights, allow_pickle=False)
+        self.w = torch.from_numpy(data["w"].astype(np.float32))
+        self.b = float(data["b"])
+        self.threshold = float(data["threshold"])
+
+    def probability(self, pooled_state: Any) -> float:
+        import torch
+
+        with torch.inference_mode():
+            return float(torch.sigmoid(pooled_state @ self.w + self.b))
+
+    def public(
+        self,
+        text: str,
+        offsets: list[tuple[int, int]],
+        states: Any,
+        found: list[tuple[int, int]],
+    ) -> list[bool]:
+        """For each find (its characters), whether the sentence holding it reads as about
+        public subjects. A sentence with fewer than :data:`MIN_CONTEXT` words besides its
+        finds never does. Each sentence is read once, and only where asked."""
+        spans = sentences(text)
+        at = [
+            next((n for n, (a, b) in enumerate(spans) if a <= s < b), len(spans) - 1)
+            for s, _ in found
+        ]
+        seen: dict[int, bool] = {}
+        for index in at:
+            if index in seen:
+                continue
+            a, b = spans[index]
+            inside = [(s, e) for (s, e), n in zip(found, at, strict=True) if n == index]
+            context = sum(
+                1
+                for word in WORD.finditer(text, a, b)
+                if not any(s < word.end() and word.start() < e for s, e in inside)
+            )
+            state = pooled(states, offsets, a, b) if context >= MIN_CONTEXT else None
+            seen[index] = state is not None and self.probability(state) >= self.threshold
+        return [seen[index] for index in at]
+
+
+def load(weights: Path = WEIGHTS) -> SubjectGate | None:
+    return SubjectGate(weights) if weights.exists() else None
