@@ -43,11 +43,12 @@ class PIIPolicy(_Strict):
     )
     public_names: bool = Field(
         default=True,
-        description="Leave the names of public subjects unredacted: people, organisations "
-        "and groups that a question or request is about ('Who did Napoleon defeat at "
-        "Austerlitz?'), as the entity tagger's second head reads them, while a private "
-        "person's name ('my tenant Ama Owusu') is redacted. Places are always redacted as "
-        "the tagger finds them. False: every name the tagger finds is redacted.",
+        description="Leave public subjects unredacted: the names, places, organisations and "
+        "addresses of a sentence the sentence gate reads as about public subjects ('Why did "
+        "the Ottoman Empire move its capital from Bursa to Edirne?'), and the people, "
+        "organisations and groups the entity tagger's second head reads as public ('Who did "
+        "Napoleon defeat at Austerlitz?'), while a private person's details ('my tenant Ama "
+        "Owusu') are redacted. False: every name and place the tagger finds is redacted.",
     )
     logs: Literal["patterns", "detectors"] = Field(
         default="patterns",
