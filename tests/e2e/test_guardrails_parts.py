@@ -179,3 +179,36 @@ def test_messages_tool_use_tool_result_and_a_document_for_anthropic_itself(
     assert blocks[1]["input"] == {"query": "find <PERSON_1>", "limit": 3}
     letter = sent.body["messages"][2]["content"][1]
     assert letter["source"]["data"] == "Letter to <EMAIL_1>."
+
+
+#: A private person's details, then a question about public subjects, in two messages (each
+#: message is read apart; within one text a private sentence makes its neighbours' reading
+#: stricter, since the model's read spans both).
+PRIVATE = "My landlord Pedro Alvarez lives at 14 Calle Mayor, Madrid, and works for Acme Corp."
+PUBLIC = "Why did the Ottoman Empire move its capital from Bursa to Edirne?"
+TURNS: Any = [
+    {"role": "user", "content": PRIVATE},
+    {"role": "assistant", "content": "Noted."},
+    {"role": "user", "content": PUBLIC},
+]
+
+
+@pytest.mark.parametrize("door", ["chat", "responses", "messages"])
+def test_each_door_leaves_public_subjects_and_redacts_a_private_persons_details(
+    gateway: GatewayProcess, fake_openai: FakeOpenAI, door: str
+) -> None:
+    """The sentence gate (``public_names``, on by default) serves every door: the places in a
+    question about public subjects reach the provider, a private person's details do not."""
+    if door == "chat":
+        with openai_sdk(gateway) as client:
+            client.chat.completions.create(model="echo", messages=TURNS)
+    elif door == "responses":
+        with openai_sdk(gateway) as client:
+            client.responses.create(model="echo", input=TURNS)
+    else:
+        with anthropic_sdk(gateway) as client:
+            client.messages.create(model="echo", max_tokens=50, messages=TURNS)
+    text = json.dumps(upstream_body(fake_openai), ensure_ascii=False)
+    assert "from Bursa to Edirne?" in text, text
+    for private in ("Pedro", "Alvarez", "14 Calle", "Acme"):
+        assert private not in text, text

@@ -113,11 +113,16 @@ def test_a_sentence_needs_words_besides_its_finds_to_be_read_at_all() -> None:
 def test_a_private_sentence_beside_a_public_one_is_still_redacted(
     tagger: EntityTagger,
 ) -> None:
+    """Each sentence is gated on its own: the public question passes alone, and the private
+    sentence after it keeps its finds. (Its neighbour may keep the question's finds too: the
+    model's read spans both sentences.)"""
+    question = "Why did the Ottoman Empire move its capital from Bursa to Edirne?"
+    assert finds(tagger, question) == []
     text = (
-        "Where did Napoleon die in 1821? "
-        "My landlord Pedro Alvarez lives at 14 Calle Mayor, Madrid, and works for Acme Corp."
+        f"{question} My landlord Pedro Alvarez lives at 14 Calle Mayor, Madrid, and works for "
+        "Acme Corp."
     )
     found = finds(tagger, text)
     assert ("PERSON", "Pedro Alvarez") in found
     assert any(kind == "ADDRESS" and "14 Calle" in value for kind, value in found), found
-    assert not any("Napoleon" in value for _, value in found), found
+    assert ("ORGANIZATION", "Acme Corp") in found
