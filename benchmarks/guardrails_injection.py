@@ -59,6 +59,7 @@ import inspect
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import time
@@ -118,13 +119,27 @@ def load_sets(data: Path = DATA) -> dict[str, tuple[bool, list[Case]]]:
             [Case(r["prompt"], "user", "warden") for r in warden if r["type"] == "jailbreak"],
         ),
     }
+    distinct: dict[str, list[str]] = {}
     for name in ("hijacking", "extraction"):
         path = data / "tensor-trust" / f"{name}_robustness_dataset.jsonl"
         attacks = dict.fromkeys(row["attack"] for row in jsonl(path) if row["attack"].strip())
+        distinct[name] = list(attacks)
         sets[f"Tensor Trust {name} attacks (distinct)"] = (
             True,
             [Case(text, "user", name) for text in attacks],
         )
+    # The extraction attacks that share no eight-word run with a hijacking attack: the part
+    # of the set still held out when a classifier is trained on the hijacking attacks
+    # (``python -m stackyard.guardrails.training --tensor-trust``).
+    hijacking = set().union(*(eight_word_runs(text) for text in distinct["hijacking"]))
+    sets["Tensor Trust extraction attacks, none sharing a run with hijacking"] = (
+        True,
+        [
+            Case(text, "user", "extraction")
+            for text in distinct["extraction"]
+            if not eight_word_runs(text) & hijacking
+        ],
+    )
     sets["hand-written attacks v1 (seen while writing the heuristics)"] = (
         True,
         [Case(r["text"], r["role"], r["family"]) for r in jsonl(HOLDOUT)],
@@ -161,6 +176,11 @@ def load_sets(data: Path = DATA) -> dict[str, tuple[bool, list[Case]]]:
             ],
         )
     return sets
+
+
+def eight_word_runs(text: str) -> set[tuple[str, ...]]:
+    words = re.findall(r"\w+", text.lower())
+    return {tuple(words[i : i + 8]) for i in range(len(words) - 7)}
 
 
 def where(case: Case) -> str:

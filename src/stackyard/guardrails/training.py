@@ -122,13 +122,26 @@ def load(path: Path) -> tuple[list[str], list[bool]]:
     return [r["prompt"] for r in rows], [r["type"] == "jailbreak" for r in rows]
 
 
-def prompts(data: Path) -> tuple[list[str], list[bool]]:
+#: With ``--tensor-trust``: Tensor Trust's hijacking attacks, each distinct one once, as
+#: attacks written by people (players of a game). Its extraction attacks stay held out; the
+#: benchmark reports the ones that share no eight-word run with a hijacking attack apart.
+TENSOR_TRUST = Path("tensor-trust") / "hijacking_robustness_dataset.jsonl"
+
+
+def tensor_trust(data: Path) -> list[str]:
+    """Tensor Trust's distinct hijacking attacks."""
+    rows = [json.loads(line) for line in (data / TENSOR_TRUST).read_text().splitlines() if line]
+    return list(dict.fromkeys(r["attack"] for r in rows if r["attack"].strip()))
+
+
+def prompts(data: Path, with_tensor_trust: bool = False) -> tuple[list[str], list[bool]]:
     """The training prompts (:data:`TRAINED_ON`) and whether each is an attack."""
     texts, labels = load(data / "jailbreak" / "jailbreak_dataset_train.csv")
     extra, attacks = written()
+    people = tensor_trust(data) if with_tensor_trust else []
     return (
-        texts + list(HARD_NEGATIVES) + extra,
-        labels + [False] * len(HARD_NEGATIVES) + attacks,
+        texts + list(HARD_NEGATIVES) + extra + people,
+        labels + [False] * len(HARD_NEGATIVES) + attacks + [True] * len(people),
     )
 
 
@@ -236,20 +249,31 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--epochs", type=float, help="with --deep (default 4)")
     parser.add_argument("--lr", type=float, help="with --deep: the layers' rate (default 3e-5)")
+    parser.add_argument(
+        "--tensor-trust",
+        action="store_true",
+        help="with --deep: train on Tensor Trust's hijacking attacks too (its extraction "
+        "attacks stay held out)",
+    )
     args = parser.parse_args(argv)
     if not (args.data / "jailbreak").exists():
         parser.error(f"{args.data}/jailbreak is missing: the prompts come from ../shared/data")
     if not args.deep:
+        if args.tensor_trust:
+            parser.error("--tensor-trust is for --deep")
         for name in ("epochs", "lr"):
             if getattr(args, name) is not None:
                 parser.error(f"--{name} is for --deep: the logistic regression takes neither")
     if args.deep:
         from stackyard.guardrails import injection_finetune
 
-        texts, labels = prompts(args.data)
+        texts, labels = prompts(args.data, with_tensor_trust=args.tensor_trust)
         tuning = {k: getattr(args, k) for k in ("epochs", "lr") if getattr(args, k) is not None}
+        trained_on = TRAINED_ON + (
+            ", and Tensor Trust's distinct hijacking attacks" if args.tensor_trust else ""
+        )
         injection_finetune.train(
-            texts, labels, args.out, trained_on=TRAINED_ON, fpr=args.fpr, **tuning
+            texts, labels, args.out, trained_on=trained_on, fpr=args.fpr, **tuning
         )
         return
     train(args.data, args.out, fpr=args.fpr)
