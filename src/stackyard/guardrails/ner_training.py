@@ -269,7 +269,7 @@ def gate_rows(
     for record, (states, labels, template) in zip(records, rows, strict=True):
         text = record["full_text"]
         offsets = windows(embedder, text)[1]
-        public = record.get("kind", "public" if template < 0 else "private") == "public"
+        public = record.get("kind") == "public"  # written; Presidio's sentences are private
         for start, end in subjects.sentences(text):
             inside = [i for i, (a, b) in enumerate(offsets) if b > a and a >= start and b <= end]
             if not inside or (not public and not bool((labels[inside] > 0).any())):
