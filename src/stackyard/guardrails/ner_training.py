@@ -271,7 +271,7 @@ def gate_rows(
         offsets = windows(embedder, text)[1]
         public = record.get("kind") == "public"  # written; Presidio's sentences are private
         for start, end in subjects.sentences(text):
-            inside = [i for i, (a, b) in enumerate(offsets) if b > a and a >= start and b <= end]
+            inside = subjects.pieces(offsets, start, end)
             if not inside or (not public and not bool((labels[inside] > 0).any())):
                 continue
             x.append(states[inside].mean(0))

@@ -56,9 +56,15 @@ def sentences(text: str) -> list[tuple[int, int]]:
     return spans
 
 
+def pieces(offsets: list[tuple[int, int]], start: int, end: int) -> list[int]:
+    """The word pieces inside ``[start, end)`` (a sentence's): what the gate pools, in
+    training as at run time."""
+    return [i for i, (a, b) in enumerate(offsets) if b > a and a >= start and b <= end]
+
+
 def pooled(states: Any, offsets: list[tuple[int, int]], start: int, end: int) -> Any | None:
     """The mean state of the word pieces inside ``[start, end)``, or None when none is."""
-    rows = [i for i, (a, b) in enumerate(offsets) if b > a and a >= start and b <= end]
+    rows = pieces(offsets, start, end)
     return states[rows].mean(0) if rows else None
 
 
