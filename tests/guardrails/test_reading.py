@@ -7,7 +7,9 @@ import copy
 import itertools
 from typing import Any
 
-from stackyard.guardrails.reading import OVERLAP, WINDOW, read, window_starts
+import pytest
+
+from stackyard.guardrails.reading import OVERLAP, WINDOW, deeper, read, window_starts
 from tests.conftest import unavailable
 
 
@@ -93,6 +95,33 @@ def test_onnx_runtime_reads_as_pytorch_does(embedder: Any) -> None:
         assert not np.allclose(read(embedder, texts[1], whole=True, upper=upper).vectors, own)
     finally:
         reading.QUANTIZE_UPPER = True
+
+
+def test_a_read_runs_on_to_a_deeper_layer_as_a_read_to_that_layer_would(embedder: Any) -> None:
+    """:func:`deeper` runs the model's own layers on from a read's windows: the states a read
+    to that layer gives, on ONNX Runtime and on PyTorch, after a shallow read or after the
+    injection rail's whole read with layers of its own, for one window and for several."""
+    import torch
+
+    from stackyard.guardrails import reading
+
+    upper = copy.deepcopy(torch.nn.ModuleList(list(embedder[0].auto_model.encoder.layer)[2:]))
+    with torch.no_grad():
+        for parameter in upper.parameters():
+            parameter.mul_(1.01)  # layers of their own: not what deeper runs
+    for text in ["Where did Napoleon die in 1821?", "Ada wrote to Babbage in London. " * 60]:
+        for onnx in (False, True):
+            reading.ONNX = onnx
+            try:
+                expected = read(embedder, text, 4).states
+                for start in (read(embedder, text), read(embedder, text, whole=True, upper=upper)):
+                    got = deeper(embedder, start, 4)
+                    assert got.shape == (len(start.offsets), 384)
+                    assert torch.allclose(got, expected, atol=1e-4), (text[:20], onnx)
+            finally:
+                reading.ONNX = True
+    with pytest.raises(ValueError, match="no layers to run"):
+        deeper(embedder, read(embedder, "hi"), 2)
 
 
 def test_upper_layers_in_8_bits_keep_the_vectors_and_the_taggers_states(embedder: Any) -> None:

@@ -4,6 +4,9 @@ public subjects and about private people, alone and side by side in one text."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 
 from stackyard.guardrails import ner_training, subjects
@@ -104,10 +107,40 @@ def test_a_sentence_needs_words_besides_its_finds_to_be_read_at_all() -> None:
 
     gate = subjects.SubjectGate.__new__(subjects.SubjectGate)
     gate.w, gate.b, gate.threshold = torch.zeros(4), 10.0, 0.5  # reads every sentence public
+    gate.depth = None
     text = "Ask Ana Lima. Where did the long road to Rome start then?"
     offsets = [(m.start(), m.end()) for m in subjects.WORD.finditer(text)]
     states = torch.zeros(len(offsets), 4)
     assert gate.public(text, offsets, states, [(4, 12), (41, 45)]) == [False, True]
+
+
+def test_the_deeper_states_are_asked_for_once_and_only_when_a_sentence_is_read() -> None:
+    import torch
+
+    gate = subjects.SubjectGate.__new__(subjects.SubjectGate)
+    # public only where the deeper half of the input says so
+    gate.w, gate.b, gate.threshold, gate.depth = torch.tensor([0.0, 0.0, 20.0, 0.0]), -10.0, 0.5, 4
+    asked: list[int] = []
+
+    def deep(value: float) -> Callable[[], Any]:
+        def run() -> Any:
+            asked.append(1)
+            return torch.full((len(offsets), 2), value)
+
+        return run
+
+    text = "Ask Ana Lima. Where did the long road to Rome start then? And Milan, in the end?"
+    offsets = [(m.start(), m.end()) for m in subjects.WORD.finditer(text)]
+    states = torch.zeros(len(offsets), 2)
+    short = [(4, 12)]
+    assert gate.public(text, offsets, states, short, deep(1.0)) == [False]
+    assert asked == []  # too few words to read: the deeper layers never ran
+    found = [(4, 12), (41, 45), (62, 67)]
+    assert gate.public(text, offsets, states, found, deep(1.0)) == [False, True, True]
+    assert asked == [1]
+    assert gate.public(text, offsets, states, found, deep(0.0)) == [False, False, False]
+    with pytest.raises(ValueError, match="pass deep"):
+        gate.public(text, offsets, states, found)
 
 
 def test_a_private_sentence_beside_a_public_one_is_still_redacted(

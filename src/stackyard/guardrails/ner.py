@@ -29,7 +29,7 @@ from typing import Any
 
 from stackyard.guardrails import subjects
 from stackyard.guardrails.pii import Found
-from stackyard.guardrails.reading import PIECE_LAYER, Reading, read
+from stackyard.guardrails.reading import PIECE_LAYER, Reading, deeper, read
 from stackyard.guardrails.shapes import VALID, ip_in_context, is_date
 
 log = logging.getLogger("stackyard.guardrails")
@@ -144,11 +144,12 @@ class EntityTagger:
         """The word pieces' character offsets, and for each piece the probability of each
         label (column 0: no entity; then ``self.kinds``). ``reading``: the text as another
         rail already read it (the model is not run again)."""
-        offsets, probs, _ = self._read(text, reading)
-        return offsets, probs
+        reading, probs = self._read(text, reading)
+        return reading.offsets, probs
 
-    def _read(self, text: str, reading: Reading | None) -> tuple[list[tuple[int, int]], Any, Any]:
-        """:meth:`piece_probabilities`, and the hidden states they were read from."""
+    def _read(self, text: str, reading: Reading | None) -> tuple[Reading, Any]:
+        """The read :meth:`piece_probabilities` uses (``reading``, or the tagger's own), and
+        its probabilities."""
         import torch
 
         if reading is None or reading.layer != self.layer:
@@ -157,7 +158,13 @@ class EntityTagger:
         with torch.inference_mode():
             hidden = torch.nn.functional.gelu(reading.states @ self.w1 + self.b1)
             probs = (hidden @ self.w2 + self.b2).softmax(-1).numpy()
-        return reading.offsets, probs, reading.states
+        return reading, probs
+
+    def _deeper(self, reading: Reading, gate: subjects.SubjectGate) -> Any:
+        """The pieces' states after the gate's layer, run on from ``reading``."""
+        assert gate.depth is not None
+        with self._lock:
+            return deeper(self.embedder, reading, gate.depth)
 
     def _public(self, states: Any, spans: list[list[int]]) -> list[bool]:
         """For each span's word pieces, whether the public head reads them as no entity: a
@@ -189,7 +196,8 @@ class EntityTagger:
         as public subjects, not private ones."""
         if not text.strip():
             return []
-        offsets, probs, states = self._read(text, reading)
+        reading, probs = self._read(text, reading)
+        offsets, states = reading.offsets, reading.states
         wanted = kinds if kinds is not None else frozenset(self.kinds) - NOT_PII
         spans: list[_Span] = []
         for first, last in group_words(text, offsets):
@@ -224,8 +232,13 @@ class EntityTagger:
         if public_names and self.gate is not None:
             gated = [f for f in found if f.kind in subjects.KINDS]
             if gated:  # a sentence about public subjects: its names and places are no one's data
-                verdicts = self.gate.public(
-                    text, offsets, states, [(f.start, f.end) for f in gated]
+                gate, read_so_far = self.gate, reading
+                verdicts = gate.public(
+                    text,
+                    offsets,
+                    states,
+                    [(f.start, f.end) for f in gated],
+                    None if gate.depth is None else lambda: self._deeper(read_so_far, gate),
                 )
                 passed = {id(f) for f, p in zip(gated, verdicts, strict=True) if p}
                 found = [f for f in found if id(f) not in passed]

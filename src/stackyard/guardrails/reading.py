@@ -52,6 +52,10 @@ class Reading:
     #: Each window's sentence embedding (the mean of the last layer, normalised), when the
     #: whole model ran; None after a shallow read.
     vectors: Any = None
+    #: Each window's states after ``layer``, its special tokens included (windows x pieces x
+    #: width), and where each window starts among the pieces: what :func:`deeper` runs on.
+    windows: Any = None
+    starts: tuple[int, ...] = ()
 
 
 def read(
@@ -74,7 +78,7 @@ def read(
     import torch
 
     full = embedder[0].auto_model
-    ids, offsets, starts, size, batch = windows(embedder, text)
+    ids, offsets, starts, _, batch = windows(embedder, text)
     vectors = None
     graph = _graph(full, layer, whole, upper)
     if graph is not None:
@@ -86,16 +90,88 @@ def read(
             states = shallow(full, layer)(input_ids=batch).last_hidden_state
             if whole:
                 vectors = sentence_vectors(states, _blocks(full, layer, upper)).numpy()
+    return Reading(offsets, merged(states, starts, len(ids)), layer, vectors, states, tuple(starts))
+
+
+def merged(states: Any, starts: list[int] | tuple[int, ...], count: int) -> Any:
+    """Each of ``count`` word pieces' state from the windows' ``states`` (special tokens
+    included): a piece in two windows gets the mean of both."""
+    import torch
+
     if len(starts) == 1:
-        pieces = states[0, 1 : len(ids) + 1]
+        return states[0, 1 : count + 1]
+    size = states.shape[1] - 2
+    pieces = torch.zeros((count, states.shape[-1]))
+    seen = torch.zeros((count, 1))
+    for row, start in enumerate(starts):
+        pieces[start : start + size] += states[row, 1 : size + 1]
+        seen[start : start + size] += 1
+    return pieces / seen
+
+
+def deeper(embedder: Any, reading: Reading, depth: int) -> Any:
+    """Each word piece's state after the model's own first ``depth`` layers, run on from
+    ``reading``'s windows: the layers it already ran are not run again (on ONNX Runtime where
+    the read is, in full precision)."""
+    import torch
+
+    full = embedder[0].auto_model
+    if reading.windows is None or depth <= reading.layer:
+        raise ValueError(f"a read to layer {reading.layer} has no layers to run on to {depth}")
+    blocks = list(full.encoder.layer)[reading.layer : depth]
+    graph = _onward(full, reading.layer, depth) if on_onnx(full) else None
+    if graph is not None:
+        states = torch.from_numpy(graph.run(None, {"states": _numpy(reading.windows)})[0])
     else:
-        pieces = torch.zeros((len(ids), states.shape[-1]))
-        seen = torch.zeros((len(ids), 1))
-        for row, start in enumerate(starts):
-            pieces[start : start + size] += states[row, 1 : size + 1]
-            seen[start : start + size] += 1
-        pieces = pieces / seen
-    return Reading(offsets, pieces, layer, vectors)
+        with torch.inference_mode():
+            states = torch.as_tensor(reading.windows)
+            for block in blocks:
+                out = block(states)
+                states = out[0] if isinstance(out, tuple) else out
+    return merged(states, reading.starts, len(reading.offsets))
+
+
+def _numpy(states: Any) -> Any:
+    return states.numpy() if hasattr(states, "numpy") else states
+
+
+_onwards: dict[tuple[int, int, int], tuple[Any, Any]] = {}
+
+
+def _onward(model: Any, layer: int, depth: int) -> Any:
+    """The model's own layers ``layer`` to ``depth`` on ONNX Runtime (states to states), or
+    None where they cannot be exported."""
+    import torch
+
+    key = (id(model), layer, depth)
+    with _exporting:
+        found = _onwards.get(key)
+        if found is None:
+
+            class Onward(torch.nn.Module):
+                def __init__(self) -> None:
+                    super().__init__()
+                    self.blocks = torch.nn.ModuleList(list(model.encoder.layer)[layer:depth])
+
+                def forward(self, states: Any) -> Any:
+                    for block in self.blocks:
+                        out = block(states)
+                        states = out[0] if isinstance(out, tuple) else out
+                    return states
+
+            pieces = {0: "rows", 1: "pieces"}
+            try:
+                graph = onnxgraph.session(
+                    Onward(),
+                    {"states": torch.zeros((1, 3, model.config.hidden_size))},
+                    ["deeper"],
+                    {"states": pieces, "deeper": pieces},
+                )
+            except Exception as exc:  # a model the exporter cannot trace: PyTorch it is
+                log.warning("the guardrails' deeper read stays on PyTorch: %s", exc)
+                graph = None
+            found = _onwards[key] = (model, graph)
+    return found[1]
 
 
 def windows(

@@ -16,6 +16,7 @@ every find. Patterns (cards, emails, phones, numbers) are never gated.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,15 +63,21 @@ def pieces(offsets: list[tuple[int, int]], start: int, end: int) -> list[int]:
     return [i for i, (a, b) in enumerate(offsets) if b > a and a >= start and b <= end]
 
 
-def pooled(states: Any, offsets: list[tuple[int, int]], start: int, end: int) -> Any | None:
-    """The mean state of the word pieces inside ``[start, end)``, or None when none is."""
+def pooled(layers: list[Any], offsets: list[tuple[int, int]], start: int, end: int) -> Any | None:
+    """The sentence ``[start, end)``'s input to the gate: each of ``layers``' states (one row a
+    word piece) averaged over its pieces, side by side, or None when it has none. Training
+    reads sentences with it too."""
+    import torch
+
     rows = pieces(offsets, start, end)
-    return states[rows].mean(0) if rows else None
+    return torch.cat([states[rows].mean(0) for states in layers]) if rows else None
 
 
 class SubjectGate:
-    """The trained gate: ``w`` and ``b`` read a pooled state (raw, the scaling folded in);
-    ``threshold`` is the probability of "public" it takes to leave a sentence's finds alone."""
+    """The trained gate: ``w`` and ``b`` read a sentence's pooled states (raw, the scaling
+    folded in): after the tagger's layer, and after ``depth`` layers of the model's own
+    where the file names one (the two means side by side); ``threshold`` is the probability
+    of "public" it takes to leave a sentence's finds alone."""
 
     def __init__(self, weights: Path = WEIGHTS) -> None:
         import numpy as np
@@ -80,6 +87,7 @@ class SubjectGate:
         self.w = torch.from_numpy(data["w"].astype(np.float32))
         self.b = float(data["b"])
         self.threshold = float(data["threshold"])
+        self.depth: int | None = int(data["depth"]) if "depth" in data.files else None
 
     def probability(self, pooled_state: Any) -> float:
         import torch
@@ -93,15 +101,19 @@ class SubjectGate:
         offsets: list[tuple[int, int]],
         states: Any,
         found: list[tuple[int, int]],
+        deep: Callable[[], Any] | None = None,
     ) -> list[bool]:
         """For each find (its characters), whether the sentence holding it reads as about
         public subjects. A sentence with fewer than :data:`MIN_CONTEXT` words besides its
-        finds never does. Each sentence is read once, and only where asked."""
+        finds never does. Each sentence is read once, and only where asked; ``deep`` gives
+        the pieces' states after :attr:`depth` layers, asked for once and only when a
+        sentence is read."""
         spans = sentences(text)
         at = [
             next((n for n, (a, b) in enumerate(spans) if a <= s < b), len(spans) - 1)
             for s, _ in found
         ]
+        layers: list[Any] = [states]
         seen: dict[int, bool] = {}
         for index in at:
             if index in seen:
@@ -113,7 +125,14 @@ class SubjectGate:
                 for word in WORD.finditer(text, a, b)
                 if not any(s < word.end() and word.start() < e for s, e in inside)
             )
-            state = pooled(states, offsets, a, b) if context >= MIN_CONTEXT else None
+            if context < MIN_CONTEXT:
+                seen[index] = False
+                continue
+            if self.depth is not None and len(layers) == 1:
+                if deep is None:
+                    raise ValueError(f"this gate reads layer {self.depth} as well: pass deep")
+                layers.append(deep())
+            state = pooled(layers, offsets, a, b)
             seen[index] = state is not None and self.probability(state) >= self.threshold
         return [seen[index] for index in at]
 
