@@ -292,8 +292,22 @@ def main(argv: list[str] | None = None) -> int:
         help="with --latency-only: another injection classifier's head (an injection.json) "
         "measured beside the shipped one",
     )
+    parser.add_argument(
+        "--gate-cost",
+        type=Path,
+        nargs="?",
+        const=Path("-"),
+        metavar="GATE",
+        help="only what the PII tagger's public head and sentence gate cost: its finds on "
+        "1,000-character texts, ordinary and dense with names, pinned as the caller pins it; "
+        "GATE: another ner_subject.npz measured beside the shipped one (git show "
+        "REV:src/stackyard/guardrails/ner_subject.npz > old.npz)",
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.gate_cost:
+        print("\n".join(gate_cost(None if str(args.gate_cost) == "-" else args.gate_cost)))
+        return 0
     if args.against_weights and not args.latency_only:
         parser.error("--against-weights is for --latency-only")
     if args.latency_only:
@@ -433,6 +447,63 @@ def latency_only(against: Path | None, rounds: int = 2) -> list[str]:
                         )
     finally:
         reading.ONNX, reading.QUANTIZE_UPPER = True, True
+    return lines
+
+
+def gate_cost(against: Path | None, runs: int = 300, rounds: int = 2) -> list[str]:
+    """The tagger's finds on 1,000-character texts, the read shared (made once, outside the
+    timing, as the injection rail makes it in the gateway): without the public head and the
+    gate, with the shipped ones, and with ``against`` (an older gate) in their place; in turn,
+    ``rounds`` times. Ordinary text: Alpaca instructions past those the tagger trained on.
+    Dense with names: the written questions about public subjects and private people
+    (training text: this measures time, not accuracy), run together."""
+    from stackyard.engine.loading import load_embedder
+    from stackyard.engine.sources import resolve
+    from stackyard.guardrails.ner import EntityTagger
+    from stackyard.guardrails.ner_training import WRITTEN
+    from stackyard.guardrails.reading import read
+
+    embedder = load_embedder(resolve("all-minilm-l6-v2", "embeddings"), "cpu")
+    taggers = {"shipped": EntityTagger(embedder)}
+    if against is not None:
+        taggers[str(against)] = EntityTagger(embedder, gate=against)
+
+    def texts(pool: list[str]) -> list[str]:
+        rng, out = random.Random(0), []
+        for _ in range(runs):
+            text = ""
+            while len(text) < 1000:
+                text += rng.choice(pool) + " "
+            out.append(text[:1000])
+        return out
+
+    alpaca = json.loads((DATA / "alpaca" / "alpaca_5000.json").read_text(encoding="utf-8"))
+    written = [json.loads(line)["text"] for line in WRITTEN.read_text().splitlines() if line]
+    kinds = {
+        "ordinary (Alpaca)": texts([str(r["instruction"]) for r in alpaca[4000:]]),
+        "dense with names (written questions)": texts(written),
+    }
+    lines = [
+        "| round | text | tagger | p50 (ms) | p99 (ms) | finds left out by head and gate |",
+        "| ---: | --- | --- | ---: | ---: | ---: |",
+    ]
+    for number in range(1, rounds + 1):
+        for kind, bodies in kinds.items():
+            reads = [read(embedder, text) for text in bodies]
+            rows = [("public_names: false", taggers["shipped"], False)]
+            rows += [(name, tagger, True) for name, tagger in taggers.items()]
+            for name, tagger, public in rows:
+                timings, found = [], 0
+                for text, reading in zip(bodies, reads, strict=True):
+                    started = time.perf_counter()
+                    found += len(tagger.find(text, reading=reading, public_names=public))
+                    timings.append((time.perf_counter() - started) * 1000)
+                if not public:
+                    every = found
+                p50, p99 = percentiles(timings)
+                lines.append(
+                    f"| {number} | {kind} | {name} | {p50:.2f} | {p99:.2f} | {every - found} |"
+                )
     return lines
 
 

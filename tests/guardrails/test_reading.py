@@ -103,6 +103,7 @@ def test_a_read_runs_on_to_a_deeper_layer_as_a_read_to_that_layer_would(embedder
     injection rail's whole read with layers of its own, for one window and for several."""
     import torch
 
+    from stackyard import onnxgraph
     from stackyard.guardrails import reading
 
     upper = copy.deepcopy(torch.nn.ModuleList(list(embedder[0].auto_model.encoder.layer)[2:]))
@@ -111,7 +112,7 @@ def test_a_read_runs_on_to_a_deeper_layer_as_a_read_to_that_layer_would(embedder
             parameter.mul_(1.01)  # layers of their own: not what deeper runs
     for text in ["Where did Napoleon die in 1821?", "Ada wrote to Babbage in London. " * 60]:
         for onnx in (False, True):
-            reading.ONNX = onnx
+            reading.ONNX, reading.QUANTIZE_DEEPER = onnx, False
             try:
                 expected = read(embedder, text, 4).states
                 for start in (read(embedder, text), read(embedder, text, whole=True, upper=upper)):
@@ -119,7 +120,12 @@ def test_a_read_runs_on_to_a_deeper_layer_as_a_read_to_that_layer_would(embedder
                     assert got.shape == (len(start.offsets), 384)
                     assert torch.allclose(got, expected, atol=1e-4), (text[:20], onnx)
             finally:
-                reading.ONNX = True
+                reading.ONNX, reading.QUANTIZE_DEEPER = True, True
+        # in 8 bits (the default on ONNX Runtime): near, not equal
+        eight = deeper(embedder, read(embedder, text), 4)
+        assert not torch.allclose(eight, expected, atol=1e-4) or not onnxgraph.available()
+        cosine = torch.nn.functional.cosine_similarity(eight.mean(0), expected.mean(0), dim=0)
+        assert float(cosine) > 0.99
     with pytest.raises(ValueError, match="no layers to run"):
         deeper(embedder, read(embedder, "hi"), 2)
 

@@ -42,6 +42,10 @@ ONNX = True
 #: probabilities within 0.002 on average, and its threshold measured on this read
 #: (``threshold_int8`` beside the head). Off only to measure it.
 QUANTIZE_UPPER = True
+#: On ONNX Runtime, the model's own layers that :func:`deeper` runs on from a read (the PII
+#: sentence gate's) run in 8 bits too: 3.9 ms instead of 7.1 for 1,000 characters on one
+#: core. The gate is trained on this read. Off only to measure it.
+QUANTIZE_DEEPER = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,14 +116,14 @@ def merged(states: Any, starts: list[int] | tuple[int, ...], count: int) -> Any:
 def deeper(embedder: Any, reading: Reading, depth: int) -> Any:
     """Each word piece's state after the model's own first ``depth`` layers, run on from
     ``reading``'s windows: the layers it already ran are not run again (on ONNX Runtime where
-    the read is, in full precision)."""
+    the read is, in 8 bits there unless :data:`QUANTIZE_DEEPER` is off)."""
     import torch
 
     full = embedder[0].auto_model
     if reading.windows is None or depth <= reading.layer:
         raise ValueError(f"a read to layer {reading.layer} has no layers to run on to {depth}")
     blocks = list(full.encoder.layer)[reading.layer : depth]
-    graph = _onward(full, reading.layer, depth) if on_onnx(full) else None
+    graph = _onward(full, reading.layer, depth, QUANTIZE_DEEPER) if on_onnx(full) else None
     if graph is not None:
         states = torch.from_numpy(graph.run(None, {"states": _numpy(reading.windows)})[0])
     else:
@@ -135,15 +139,15 @@ def _numpy(states: Any) -> Any:
     return states.numpy() if hasattr(states, "numpy") else states
 
 
-_onwards: dict[tuple[int, int, int], tuple[Any, Any]] = {}
+_onwards: dict[tuple[int, int, int, bool], tuple[Any, Any]] = {}
 
 
-def _onward(model: Any, layer: int, depth: int) -> Any:
-    """The model's own layers ``layer`` to ``depth`` on ONNX Runtime (states to states), or
-    None where they cannot be exported."""
+def _onward(model: Any, layer: int, depth: int, int8: bool) -> Any:
+    """The model's own layers ``layer`` to ``depth`` on ONNX Runtime (states to states), with
+    8-bit weights where ``int8``, or None where they cannot be exported."""
     import torch
 
-    key = (id(model), layer, depth)
+    key = (id(model), layer, depth, int8)
     with _exporting:
         found = _onwards.get(key)
         if found is None:
@@ -161,12 +165,13 @@ def _onward(model: Any, layer: int, depth: int) -> Any:
 
             pieces = {0: "rows", 1: "pieces"}
             try:
-                graph = onnxgraph.session(
+                exported = onnxgraph.export(
                     Onward(),
                     {"states": torch.zeros((1, 3, model.config.hidden_size))},
                     ["deeper"],
                     {"states": pieces, "deeper": pieces},
                 )
+                graph = onnxgraph.load(exported, int8=int8)
             except Exception as exc:  # a model the exporter cannot trace: PyTorch it is
                 log.warning("the guardrails' deeper read stays on PyTorch: %s", exc)
                 graph = None
