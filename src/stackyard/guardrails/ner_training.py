@@ -14,7 +14,8 @@ the written questions of :data:`WRITTEN` (public subjects with nothing to redact
 people with their details labelled), so that it tells a public subject's name from a private
 person's. The tagger itself is trained without them: what it finds is unchanged. And the
 sentence gate (``ner_subject.npz``, :mod:`stackyard.guardrails.subjects`): one logistic unit on
-each sentence's mean state, public sentences (written questions about public subjects)
+each sentence's mean states (after the tagger's layer and after :data:`GATE_DEPTH`, read in 8
+bits on ONNX Runtime as at run time), public sentences (written questions about public subjects)
 against private ones (a Presidio or written private sentence holding a
 labelled detail), its threshold read off scores out of fold, by template.
 """

@@ -5,12 +5,15 @@ for names, places and addresses.
 data; "Where did my tenant Ama Owusu move in 2021?" is worded almost the same, and both are.
 The tagger's piece-level heads (:mod:`stackyard.guardrails.ner`) read a word with little
 context, two layers deep. This gate reads a whole sentence: the mean of its word pieces' states
-(the same read the tagger uses, nothing run again) through one logistic unit
-(``ner_subject.npz``, trained by ``make guardrails-ner``: private sentences from the Presidio
-templates and written private texts, public ones from written questions about public
-subjects). Where it reads a sentence as about public subjects, names, places
-and addresses found in that sentence are left alone; a sentence it does not read so surely keeps
-every find. Patterns (cards, emails, phones, numbers) are never gated.
+from the tagger's read, and beside it their mean after two more of the model's layers (run on
+from that read, in 8 bits, and only once a sentence is to be read:
+:func:`stackyard.guardrails.reading.deeper`), through one logistic unit (``ner_subject.npz``,
+trained by ``make guardrails-ner``: private sentences from the Presidio templates and written
+private texts, public ones from written questions about public subjects). The deeper read
+passes 0.87 of public training sentences out of fold where the tagger's layer alone passed
+0.74, each letting 1% of private ones through. Where it reads a sentence as about public
+subjects, names, places and addresses found in that sentence are left alone; a sentence it does
+not read so surely keeps every find. Patterns (cards, emails, phones, numbers) are never gated.
 """
 
 from __future__ import annotations
