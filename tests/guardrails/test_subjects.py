@@ -159,3 +159,29 @@ def test_a_private_sentence_beside_a_public_one_is_still_redacted(
     assert ("PERSON", "Pedro Alvarez") in found
     assert any(kind == "ADDRESS" and "14 Calle" in value for kind, value in found), found
     assert ("ORGANIZATION", "Acme Corp") in found
+
+
+def test_the_shipped_gate_runs_the_deeper_layers_once_and_only_where_a_sentence_is_read(
+    tagger: EntityTagger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stackyard.guardrails import ner
+
+    assert tagger.gate is not None
+    assert tagger.gate.depth == ner_training.GATE_DEPTH
+    calls: list[int] = []
+    run = ner.deeper
+
+    def counted(embedder: Any, reading: Any, depth: int) -> Any:
+        calls.append(depth)
+        return run(embedder, reading, depth)
+
+    monkeypatch.setattr(ner, "deeper", counted)
+    tagger.find("Please reset the router and send the invoice by Friday.")
+    tagger.find("Look up John Smith")  # a find, but too few words to read the sentence
+    assert calls == []
+    text = (
+        "Why did the Ottoman Empire move its capital from Bursa to Edirne? "
+        "Which river flows through Budapest, the capital of Hungary?"
+    )
+    assert [f.kind for f in tagger.find(text) if f.kind in subjects.KINDS] == []
+    assert calls == [ner_training.GATE_DEPTH]  # two sentences read, one deeper read
