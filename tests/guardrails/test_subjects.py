@@ -164,12 +164,12 @@ def test_a_private_sentence_beside_a_public_one_is_still_redacted(
 def test_the_shipped_gate_runs_the_deeper_layers_once_and_only_where_a_sentence_is_read(
     tagger: EntityTagger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from stackyard.guardrails import ner
+    from stackyard.guardrails import ner, reading
 
     assert tagger.gate is not None
     assert tagger.gate.depth == ner_training.GATE_DEPTH
     calls: list[int] = []
-    run = ner.deeper
+    run = reading.deeper
 
     def counted(embedder: Any, reading: Any, depth: int) -> Any:
         calls.append(depth)
