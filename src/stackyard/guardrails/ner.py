@@ -232,13 +232,13 @@ class EntityTagger:
         if public_names and self.gate is not None:
             gated = [f for f in found if f.kind in subjects.KINDS]
             if gated:  # a sentence about public subjects: its names and places are no one's data
-                gate, read_so_far = self.gate, reading
+                gate = self.gate
                 verdicts = gate.public(
                     text,
                     offsets,
                     states,
                     [(f.start, f.end) for f in gated],
-                    None if gate.depth is None else lambda: self._deeper(read_so_far, gate),
+                    None if gate.depth is None else lambda: self._deeper(reading, gate),
                 )
                 passed = {id(f) for f, p in zip(gated, verdicts, strict=True) if p}
                 found = [f for f in found if id(f) not in passed]
