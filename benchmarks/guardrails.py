@@ -475,18 +475,9 @@ def gate_cost(against: Path | None, runs: int = 300, rounds: int = 2) -> list[st
     if against is not None:
         taggers[str(against)] = EntityTagger(embedder, gate=against)
 
-    def texts(pool: list[str]) -> list[str]:
-        rng, out = random.Random(0), []
-        for _ in range(runs):
-            text = ""
-            while len(text) < 1000:
-                text += rng.choice(pool) + " "
-            out.append(text[:1000])
-        return out
-
     alpaca = json.loads((DATA / "alpaca" / "alpaca_5000.json").read_text(encoding="utf-8"))
     kinds = {
-        "ordinary (Alpaca)": texts([str(r["instruction"]) for r in alpaca[4000:]]),
+        "ordinary (Alpaca)": run_together([str(r["instruction"]) for r in alpaca[4000:]], runs),
         "dense with names (written questions)": name_dense_texts(runs),
     }
     lines = [
@@ -519,12 +510,18 @@ def name_dense_texts(runs: int) -> list[str]:
     from stackyard.guardrails.ner_training import WRITTEN
 
     written = [json.loads(line)["text"] for line in WRITTEN.read_text().splitlines() if line]
+    return run_together(written, runs)
+
+
+def run_together(pool: list[str], runs: int, size: int = 1000) -> list[str]:
+    """``runs`` texts of ``size`` characters, each of pieces of ``pool`` drawn at random (seeded)
+    and joined with spaces."""
     rng, texts = random.Random(0), []
     for _ in range(runs):
         text = ""
-        while len(text) < 1000:
-            text += rng.choice(written) + " "
-        texts.append(text[:1000])
+        while len(text) < size:
+            text += rng.choice(pool) + " "
+        texts.append(text[:size])
     return texts
 
 
@@ -536,7 +533,6 @@ def rails_latency(
     from stackyard.guardrails import pii
     from stackyard.guardrails.secrets import scan_request
 
-    rng = random.Random(0)
     words = [
         "the",
         "customer",
@@ -569,12 +565,7 @@ def rails_latency(
         "today",
     ]
     if texts is None:
-        texts = []
-        for _ in range(runs):
-            text = ""
-            while len(text) < 1000:
-                text += rng.choice(words) + " "
-            texts.append(text[:1000])
+        texts = run_together(words, runs)
     bodies = [{"messages": [{"role": "user", "content": text}]} for text in texts]
     names = (
         "secrets",
