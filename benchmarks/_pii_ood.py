@@ -42,7 +42,13 @@ LOOKALIKES = {
     "private look-alikes v3 (blind)": Path(__file__).parent
     / "data"
     / "pii_private_lookalikes_v3.jsonl",
+    "private look-alikes v4 (blind)": Path(__file__).parent
+    / "data"
+    / "pii_private_lookalikes_v4.jsonl",
 }
+#: Texts about public subjects only, written blind (``benchmarks/data/README.md``): nothing
+#: in them is anyone's personal data, so every text changed is a false positive.
+PUBLIC_SUBJECTS = Path(__file__).parent / "data" / "pii_public_subjects.jsonl"
 
 
 def lookalikes(path: Path) -> list[dict[str, Any]]:
@@ -90,13 +96,19 @@ def ood_section(
     results: dict[str, Any] = {
         "presidio_held_out": {k: scored[k] for k in ("recall", "precision", "f2", "by_type")}
     }
-    private = {name: lookalikes(path) for name, path in LOOKALIKES.items()}
+    private = {name: lookalikes(path) for name, path in LOOKALIKES.items() if path.exists()}
     for name, records in private.items():
         got = score_pii(
             records, [[(f.start, f.end) for f in finds(r["full_text"])] for r in records]
         )
         results[name] = {k: got[k] for k in ("recall", "precision", "f2")}
     benign = {"squad": squad_questions(data, count), "alpaca": alpaca_instructions(data, count)}
+    if PUBLIC_SUBJECTS.exists():
+        benign["public"] = [
+            json.loads(line)["text"]
+            for line in PUBLIC_SUBJECTS.read_text(encoding="utf-8").splitlines()
+            if line.strip()
+        ]
     for name, texts in benign.items():
         kinds: collections.Counter[str] = collections.Counter()
         changed = 0
@@ -116,12 +128,21 @@ def ood_section(
         ),
         "kinds found, SQuAD: " + ", ".join(f"{k} {v}" for k, v in kinds_of(results, "squad")),
         "kinds found, Alpaca: " + ", ".join(f"{k} {v}" for k, v in kinds_of(results, "alpaca")),
+        *(
+            [
+                f"public subjects, written blind: changed {results['public']['changed']:.1%} of "
+                f"{results['public']['texts']}; kinds found: "
+                + ", ".join(f"{k} {v}" for k, v in kinds_of(results, "public"))
+            ]
+            if "public" in results
+            else []
+        ),
         "recall by type: " + ", ".join(f"{k} {v:.3f}" for k, v in sorted(p["by_type"].items())),
     ]
     if with_presidio:
         from benchmarks._presidio import presidio
 
-        plain = benign["squad"] + benign["alpaca"]
+        plain = [text for texts in benign.values() for text in texts]
         sets = [test, *private.values()]
         texts = [r["full_text"] for records in sets for r in records]
         # the tagger's training data, the written questions included
@@ -138,8 +159,13 @@ def ood_section(
             f"| {results['squad']['changed']:.1%} | {results['alpaca']['changed']:.1%} | "
             + " | ".join(f"{results[name]['recall']:.3f}" for name in private)
             + " |"
+            + (
+                f" public subjects changed {results['public']['changed']:.1%}"
+                if "public" in benign
+                else ""
+            )
         )
-        squad = len(benign["squad"])
+        squad, alpaca = len(benign["squad"]), len(benign["alpaca"])
         for name in ("recognisers only", "with NER trained here"):
             run = anchor[name]
             scored_sets, at = [], 0
@@ -153,7 +179,12 @@ def ood_section(
             row = {
                 **{k: got[k] for k in ("recall", "precision", "f2")},
                 "squad_changed": sum(run["plain"][:squad]) / squad,
-                "alpaca_changed": sum(run["plain"][squad:]) / (len(plain) - squad),
+                "alpaca_changed": sum(run["plain"][squad : squad + alpaca]) / alpaca,
+                **(
+                    {"public_changed": sum(run["plain"][squad + alpaca :]) / len(benign["public"])}
+                    if "public" in benign
+                    else {}
+                ),
                 **{
                     f"{label}, recall": scored["recall"]
                     for label, scored in zip(private, scored_sets[1:], strict=True)
@@ -166,6 +197,11 @@ def ood_section(
                 f"| {row['alpaca_changed']:.1%} | "
                 + " | ".join(f"{row[f'{label}, recall']:.3f}" for label in private)
                 + " |"
+                + (
+                    f" public subjects changed {row['public_changed']:.1%}"
+                    if "public" in benign
+                    else ""
+                )
             )
     return lines, results
 

@@ -71,7 +71,7 @@ def test_the_taggers_written_questions_are_well_formed_and_apart_from_the_benchm
     """``ner_public.jsonl`` (the public head's questions): every labelled value is in its
     text, public texts label nothing, and no eight-word run is shared with the SQuAD or
     Alpaca texts the PII benchmark changes, with Presidio's sentences, or with the private
-    look-alike sets it measures recall on."""
+    look-alike sets it measures recall on and the public subjects it should leave alone."""
     import zipfile
 
     import pytest
@@ -86,7 +86,10 @@ def test_the_taggers_written_questions_are_well_formed_and_apart_from_the_benchm
         assert bool(r["entities"]) == (r["kind"] == "private"), r
     benchmark = Path(__file__).parents[2] / "benchmarks" / "data"
     lookalikes = [
-        r["text"] for path in benchmark.glob("pii_private_lookalikes*.jsonl") for r in rows(path)
+        r["text"]
+        for pattern in ("pii_private_lookalikes*.jsonl", "pii_public_subjects*.jsonl")
+        for path in benchmark.glob(pattern)
+        for r in rows(path)
     ]
     assert len(lookalikes) >= 440  # the private look-alike sets (v1 and v2) are measured on
     held = set().union(*(runs(text) for text in lookalikes))
