@@ -56,8 +56,9 @@ class Reading:
     #: Each window's sentence embedding (the mean of the last layer, normalised), when the
     #: whole model ran; None after a shallow read.
     vectors: Any = None
-    #: Each window's states after ``layer``, its special tokens included (windows x pieces x
-    #: width), and where each window starts among the pieces: what :func:`deeper` runs on.
+    #: Each window's states after ``layer``, its special tokens included (a tensor, windows x
+    #: pieces x width), and where each window starts among the pieces: what :func:`deeper`
+    #: runs on.
     windows: Any = None
     starts: tuple[int, ...] = ()
 
@@ -122,21 +123,21 @@ def deeper(embedder: Any, reading: Reading, depth: int) -> Any:
     full = embedder[0].auto_model
     if reading.windows is None or depth <= reading.layer:
         raise ValueError(f"a read to layer {reading.layer} has no layers to run on to {depth}")
-    blocks = list(full.encoder.layer)[reading.layer : depth]
     graph = _onward(full, reading.layer, depth, QUANTIZE_DEEPER) if on_onnx(full) else None
     if graph is not None:
-        states = torch.from_numpy(graph.run(None, {"states": _numpy(reading.windows)})[0])
+        states = torch.from_numpy(graph.run(None, {"states": reading.windows.numpy()})[0])
     else:
         with torch.inference_mode():
-            states = torch.as_tensor(reading.windows)
-            for block in blocks:
-                out = block(states)
-                states = out[0] if isinstance(out, tuple) else out
+            states = run_blocks(reading.windows, list(full.encoder.layer)[reading.layer : depth])
     return merged(states, reading.starts, len(reading.offsets))
 
 
-def _numpy(states: Any) -> Any:
-    return states.numpy() if hasattr(states, "numpy") else states
+def run_blocks(states: Any, blocks: Any) -> Any:
+    """``states`` (windows x pieces x width) run through the transformer layers ``blocks``."""
+    for block in blocks:
+        out = block(states)
+        states = out[0] if isinstance(out, tuple) else out
+    return states
 
 
 _onwards: dict[tuple[int, int, int, bool], tuple[Any, Any]] = {}
@@ -158,10 +159,7 @@ def _onward(model: Any, layer: int, depth: int, int8: bool) -> Any:
                     self.blocks = torch.nn.ModuleList(list(model.encoder.layer)[layer:depth])
 
                 def forward(self, states: Any) -> Any:
-                    for block in self.blocks:
-                        out = block(states)
-                        states = out[0] if isinstance(out, tuple) else out
-                    return states
+                    return run_blocks(states, self.blocks)
 
             pieces = {0: "rows", 1: "pieces"}
             try:
@@ -205,11 +203,7 @@ def sentence_vectors(states: Any, blocks: Any) -> Any:
     it too)."""
     import torch
 
-    hidden = states
-    for block in blocks:
-        out = block(hidden)
-        hidden = out[0] if isinstance(out, tuple) else out
-    return torch.nn.functional.normalize(hidden.mean(1), dim=-1)
+    return torch.nn.functional.normalize(run_blocks(states, blocks).mean(1), dim=-1)
 
 
 _graphs: dict[tuple[int, int, bool, int, bool], tuple[Any, Any]] = {}
