@@ -165,7 +165,6 @@ def ood_section(
                 else ""
             )
         )
-        squad, alpaca = len(benign["squad"]), len(benign["alpaca"])
         for name in ("recognisers only", "with NER trained here"):
             run = anchor[name]
             scored_sets, at = [], 0
@@ -176,15 +175,15 @@ def ood_section(
                 scored_sets.append(score_pii(records, spans))
                 at += len(records)
             got = scored_sets[0]
+            shares: dict[str, float] = {}
+            at = 0
+            for benign_name, benign_texts in benign.items():  # in the order ``plain`` holds them
+                flags = run["plain"][at : at + len(benign_texts)]
+                shares[f"{benign_name}_changed"] = sum(flags) / len(benign_texts)
+                at += len(benign_texts)
             row = {
                 **{k: got[k] for k in ("recall", "precision", "f2")},
-                "squad_changed": sum(run["plain"][:squad]) / squad,
-                "alpaca_changed": sum(run["plain"][squad : squad + alpaca]) / alpaca,
-                **(
-                    {"public_changed": sum(run["plain"][squad + alpaca :]) / len(benign["public"])}
-                    if "public" in benign
-                    else {}
-                ),
+                **shares,
                 **{
                     f"{label}, recall": scored["recall"]
                     for label, scored in zip(private, scored_sets[1:], strict=True)
