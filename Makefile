@@ -114,7 +114,7 @@ cache-paraphrases: $(VENV)/.dev-installed
 # The injection classifier (src/stackyard/guardrails/injection.json and
 # injection_layers.safetensors, shipped): MiniLM's upper layers fine-tuned with its head on the
 # llm-warden training split in ../shared/data, injection_train.jsonl and Tensor Trust's
-# hijacking attacks (its extraction attacks stay held out), about 15 minutes on two cores.
+# hijacking attacks (its extraction attacks stay held out), about 20 minutes on two cores.
 guardrails-injection: $(VENV)/.dev-installed
 	$(BIN)/python -m stackyard.guardrails.training --deep --tensor-trust $(ARGS)
 

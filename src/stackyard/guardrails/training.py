@@ -98,7 +98,10 @@ HARD_NEGATIVES = (
 #: Attacks and benign look-alikes over twenty attack families and seventeen benign ones, written
 #: for training (issue 32, fifth session) by a writer who had seen none of the benchmark's sets:
 #: llm-warden's attacks are almost all long role-play jailbreaks, and a classifier trained on
-#: them alone missed short, indirect and reworded ones. One JSON object a line: ``text``,
+#: them alone missed short, indirect and reworded ones. A third round (ninth session, 642
+#: lines) adds odd-looking benign text (manuals in other languages, HTML, JSON tool results,
+#: logs, search snippets, prompting guides) and attacks hidden in the same formats, since the
+#: classifier had read the former as attacks. One JSON object a line: ``text``,
 #: ``label`` (``attack`` or ``benign``), ``family``, ``kind`` (``user``, ``tool``, ``passage``).
 WRITTEN = Path(__file__).with_name("injection_train.jsonl")
 
