@@ -21,6 +21,12 @@ trained on llm-warden's training split only (``make guardrails-injection``). It 
   with base64, leetspeak and spaced letters as one "encoded", and prompt extraction added),
   written on 2026-12-06 by a helper that had seen none of the code, the detectors or the
   earlier sets: blind.
+- ``benchmarks/data/injection_holdout_v4.jsonl`` (v4): 114 attacks over twelve families
+  (v3's, with secret leaks, multilingual attacks and Tensor-Trust-style access games added),
+  and ``injection_benign_v3.jsonl``, 109 benign look-alikes over twelve topics, written on
+  2026-12-07 by a helper blind to the code, the detectors, the other sets and the training
+  text written the same day (lines sharing an eight-word run with training text dropped: 6
+  and 11).
 
 Negatives: XSTest's 250 safe prompts, and ``benchmarks/data/injection_benign.jsonl``: benign
 questions written by hand about prompts, system prompts, jailbreaks in the news, developer
@@ -74,14 +80,18 @@ HOLDOUT_V2 = HERE / "data" / "injection_holdout_v2.jsonl"
 BENIGN = HERE / "data" / "injection_benign.jsonl"
 HOLDOUT_V3 = HERE / "data" / "injection_holdout_v3.jsonl"
 BENIGN_V2 = HERE / "data" / "injection_benign_v2.jsonl"
+HOLDOUT_V4 = HERE / "data" / "injection_holdout_v4.jsonl"
+BENIGN_V3 = HERE / "data" / "injection_benign_v3.jsonl"
 REPORTED_DEV = HERE / "data" / "injection_reported_dev.jsonl"
 #: The hand-written sets' short tags, for the tables by family and by topic.
 TAGS = {
     "hand-written attacks v1 (seen while writing the heuristics)": "v1",
     "hand-written attacks v2 (fresh hold-out)": "v2",
     "hand-written attacks v3 (written blind, fresh hold-out)": "v3",
+    "hand-written attacks v4 (written blind, fresh hold-out)": "v4",
     "hand-written benign, about prompts and settings": "benign",
     "hand-written benign v2 (written blind)": "benign v2",
+    "hand-written benign v3 (written blind)": "benign v3",
 }
 
 
@@ -92,6 +102,7 @@ REFERENCE_SETS = {
     "tensor_trust_extraction": "Tensor Trust extraction attacks (distinct)",
     "held_out": "hand-written attacks v2 (fresh hold-out)",
     "v3": "hand-written attacks v3 (written blind, fresh hold-out)",
+    "v4": "hand-written attacks v4 (written blind, fresh hold-out)",
 }
 
 
@@ -152,6 +163,10 @@ def load_sets(data: Path = DATA) -> dict[str, tuple[bool, list[Case]]]:
         True,
         [Case(r["text"], r["role"], r["family"]) for r in jsonl(HOLDOUT_V3)],
     )
+    sets["hand-written attacks v4 (written blind, fresh hold-out)"] = (
+        True,
+        [Case(r["text"], r["role"], r["family"]) for r in jsonl(HOLDOUT_V4)],
+    )
     sets[WARDEN_BENIGN] = (
         False,
         [Case(r["prompt"], "user", "warden") for r in warden if r["type"] == "benign"],
@@ -164,6 +179,10 @@ def load_sets(data: Path = DATA) -> dict[str, tuple[bool, list[Case]]]:
     sets["hand-written benign v2 (written blind)"] = (
         False,
         [Case(r["text"], r["role"], r["topic"]) for r in jsonl(BENIGN_V2)],
+    )
+    sets["hand-written benign v3 (written blind)"] = (
+        False,
+        [Case(r["text"], r["role"], r["topic"]) for r in jsonl(BENIGN_V3)],
     )
     reported = jsonl(REPORTED_DEV)
     for is_attack, name in ((False, "benign"), (True, "attacks")):
@@ -328,12 +347,12 @@ def table(results: dict[str, Any], label: str) -> list[str]:
     families = sorted({g.split(":", 1)[1] for g in groups if not g.startswith("benign")})
     lines += [
         "",
-        "| attack family | v1 caught | v2 caught | v3 caught (blind) |",
-        "| --- | ---: | ---: | ---: |",
+        "| attack family | v1 caught | v2 caught | v3 caught (blind) | v4 caught (blind) |",
+        "| --- | ---: | ---: | ---: | ---: |",
     ]
     for family in families:
         cells = []
-        for tag in ("v1", "v2", "v3"):
+        for tag in ("v1", "v2", "v3", "v4"):
             caught, n = groups.get(f"{tag}:{family}", [0, 0])
             cells.append(f"{caught}/{n}" if n else "")
         lines.append(f"| {family} | {' | '.join(cells)} |")
