@@ -32,7 +32,7 @@ def alpaca_instructions(data: Path, count: int, start: int = 2000) -> list[str]:
 
 
 #: Texts about private people worded like public questions (``benchmarks/data/README.md``):
-#: what leaving public subjects alone costs in recall. v1 is a development set, v2 and v3
+#: what leaving public subjects alone costs in recall. v1 is a development set, v2 to v5
 #: blind.
 LOOKALIKES = {
     "private look-alikes v1 (dev)": Path(__file__).parent / "data" / "pii_private_lookalikes.jsonl",
