@@ -104,6 +104,14 @@ HARD_NEGATIVES = (
 #: classifier had read the former as attacks. One JSON object a line: ``text``,
 #: ``label`` (``attack`` or ``benign``), ``family``, ``kind`` (``user``, ``tool``, ``passage``).
 WRITTEN = Path(__file__).with_name("injection_train.jsonl")
+#: A fourth round (ninth session, 445 lines in twelve pairs of families: emotional pressure,
+#: fake modes, prompt extraction, access games, personas, task hijacks, split answers, hidden
+#: instructions, encodings, other languages, authority claims, refusal suppression, each with
+#: its benign look-alike). Trained on, the classifier ranked held-out attacks better (v2 0.932
+#: -> 0.959 at 1% of the test negatives) but caught fewer at its own threshold (Tensor Trust
+#: 0.695 -> 0.622, v4 0.675 -> 0.640; BENCHMARKS.md), so training does not read it. Kept apart
+#: from every benchmark set, for a better threshold rule.
+NOT_TRAINED = Path(__file__).with_name("injection_train_round4.jsonl")
 
 
 def written() -> tuple[list[str], list[bool]]:
