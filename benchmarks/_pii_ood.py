@@ -31,33 +31,26 @@ def alpaca_instructions(data: Path, count: int, start: int = 2000) -> list[str]:
     return [str(r["instruction"]) for r in rows[start : start + count]]
 
 
+#: The hand-written evaluation sets (``benchmarks/data/README.md``).
+SETS = Path(__file__).parent / "data"
 #: Texts about private people worded like public questions (``benchmarks/data/README.md``):
 #: what leaving public subjects alone costs in recall. v1 is a development set, v2 to v5
 #: blind.
 LOOKALIKES = {
-    "private look-alikes v1 (dev)": Path(__file__).parent / "data" / "pii_private_lookalikes.jsonl",
-    "private look-alikes v2 (blind)": Path(__file__).parent
-    / "data"
-    / "pii_private_lookalikes_v2.jsonl",
-    "private look-alikes v3 (blind)": Path(__file__).parent
-    / "data"
-    / "pii_private_lookalikes_v3.jsonl",
-    "private look-alikes v4 (blind)": Path(__file__).parent
-    / "data"
-    / "pii_private_lookalikes_v4.jsonl",
-    "private look-alikes v5 (blind)": Path(__file__).parent
-    / "data"
-    / "pii_private_lookalikes_v5.jsonl",
+    "private look-alikes v1 (dev)": SETS / "pii_private_lookalikes.jsonl",
+    "private look-alikes v2 (blind)": SETS / "pii_private_lookalikes_v2.jsonl",
+    "private look-alikes v3 (blind)": SETS / "pii_private_lookalikes_v3.jsonl",
+    "private look-alikes v4 (blind)": SETS / "pii_private_lookalikes_v4.jsonl",
+    "private look-alikes v5 (blind)": SETS / "pii_private_lookalikes_v5.jsonl",
 }
 #: Texts about public subjects only (``benchmarks/data/README.md``): nothing in them is
 #: anyone's personal data, so every text changed is a false positive. The first set's
-#: per-style figures were published (a development set since); v2 is blind.
+#: per-style figures were published (a development set since); v2 is blind. By short name:
+#: the report's label and the file.
 PUBLIC_SUBJECTS = {
-    "public": Path(__file__).parent / "data" / "pii_public_subjects.jsonl",
-    "public_v2": Path(__file__).parent / "data" / "pii_public_subjects_v2.jsonl",
+    "public": ("public subjects (dev)", SETS / "pii_public_subjects.jsonl"),
+    "public_v2": ("public subjects v2 (blind)", SETS / "pii_public_subjects_v2.jsonl"),
 }
-#: How the report names each public set.
-PUBLIC_LABELS = {"public": "public subjects (dev)", "public_v2": "public subjects v2 (blind)"}
 
 
 def lookalikes(path: Path) -> list[dict[str, Any]]:
@@ -112,14 +105,14 @@ def ood_section(
         )
         results[name] = {k: got[k] for k in ("recall", "precision", "f2")}
     benign = {"squad": squad_questions(data, count), "alpaca": alpaca_instructions(data, count)}
-    for key, path in PUBLIC_SUBJECTS.items():
+    for key, (_, path) in PUBLIC_SUBJECTS.items():
         if path.exists():
             benign[key] = [
                 json.loads(line)["text"]
                 for line in path.read_text(encoding="utf-8").splitlines()
                 if line.strip()
             ]
-    public = [key for key in PUBLIC_SUBJECTS if key in benign]
+    public = {key: label for key, (label, _) in PUBLIC_SUBJECTS.items() if key in benign}
     for name, texts in benign.items():
         kinds: collections.Counter[str] = collections.Counter()
         changed = 0
@@ -140,10 +133,10 @@ def ood_section(
         "kinds found, SQuAD: " + ", ".join(f"{k} {v}" for k, v in kinds_of(results, "squad")),
         "kinds found, Alpaca: " + ", ".join(f"{k} {v}" for k, v in kinds_of(results, "alpaca")),
         *(
-            f"{PUBLIC_LABELS[key]}: changed {results[key]['changed']:.1%} of "
+            f"{label}: changed {results[key]['changed']:.1%} of "
             f"{results[key]['texts']}; kinds found: "
             + ", ".join(f"{k} {v}" for k, v in kinds_of(results, key))
-            for key in public
+            for key, label in public.items()
         ),
         "recall by type: " + ", ".join(f"{k} {v:.3f}" for k, v in sorted(p["by_type"].items())),
     ]
@@ -168,7 +161,7 @@ def ood_section(
             + " | ".join(f"{results[name]['recall']:.3f}" for name in private)
             + " |"
             + "".join(
-                f" {PUBLIC_LABELS[key]} changed {results[key]['changed']:.1%};" for key in public
+                f" {label} changed {results[key]['changed']:.1%};" for key, label in public.items()
             )
         )
         for name in ("recognisers only", "with NER trained here"):
@@ -203,7 +196,8 @@ def ood_section(
                 + " | ".join(f"{row[f'{label}, recall']:.3f}" for label in private)
                 + " |"
                 + "".join(
-                    f" {PUBLIC_LABELS[key]} changed {row[f'{key}_changed']:.1%};" for key in public
+                    f" {label} changed {row[f'{key}_changed']:.1%};"
+                    for key, label in public.items()
                 )
             )
     return lines, results
