@@ -27,6 +27,12 @@ trained on llm-warden's training split only (``make guardrails-injection``). It 
   2026-12-07 by a helper blind to the code, the detectors, the other sets and the training
   text written the same day (lines sharing an eight-word run with training text dropped: 6
   and 11).
+- ``benchmarks/data/injection_holdout_v5.jsonl`` (v5): 108 attacks over eleven families
+  (v4's but secret leaks), and ``injection_benign_v4.jsonl``, 121 benign look-alikes over
+  eleven topics (developers' own instructions to a bot, translations, ordinary stress and
+  urgency among them), written on 2026-12-07 (tenth session) by a helper blind to the code,
+  the detectors and every other set, to judge a new threshold rule (lines sharing an
+  eight-word run with any training text or other set dropped: 24 and 11).
 
 Negatives: XSTest's 250 safe prompts, and ``benchmarks/data/injection_benign.jsonl``: benign
 questions written by hand about prompts, system prompts, jailbreaks in the news, developer
@@ -75,35 +81,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent.parent / "shared" / "data"
-HOLDOUT = HERE / "data" / "injection_holdout.jsonl"
-HOLDOUT_V2 = HERE / "data" / "injection_holdout_v2.jsonl"
-BENIGN = HERE / "data" / "injection_benign.jsonl"
-HOLDOUT_V3 = HERE / "data" / "injection_holdout_v3.jsonl"
-BENIGN_V2 = HERE / "data" / "injection_benign_v2.jsonl"
-HOLDOUT_V4 = HERE / "data" / "injection_holdout_v4.jsonl"
-BENIGN_V3 = HERE / "data" / "injection_benign_v3.jsonl"
 REPORTED_DEV = HERE / "data" / "injection_reported_dev.jsonl"
-#: The hand-written sets' short tags, for the tables by family and by topic.
-TAGS = {
-    "hand-written attacks v1 (seen while writing the heuristics)": "v1",
-    "hand-written attacks v2 (fresh hold-out)": "v2",
-    "hand-written attacks v3 (written blind, fresh hold-out)": "v3",
-    "hand-written attacks v4 (written blind, fresh hold-out)": "v4",
-    "hand-written benign, about prompts and settings": "benign",
-    "hand-written benign v2 (written blind)": "benign v2",
-    "hand-written benign v3 (written blind)": "benign v3",
-}
-
-
-WARDEN_BENIGN = "llm-warden test benign (in distribution)"
-#: The held-out attack sets scored at 1% false positives (issue 32's measure), by short tag.
-REFERENCE_SETS = {
-    "tensor_trust_hijacking": "Tensor Trust hijacking attacks (distinct)",
-    "tensor_trust_extraction": "Tensor Trust extraction attacks (distinct)",
-    "held_out": "hand-written attacks v2 (fresh hold-out)",
-    "v3": "hand-written attacks v3 (written blind, fresh hold-out)",
-    "v4": "hand-written attacks v4 (written blind, fresh hold-out)",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +94,87 @@ class Case:
 def jsonl(path: Path) -> list[dict[str, Any]]:
     with path.open(encoding="utf-8") as handle:
         return [json.loads(line) for line in handle if line.strip()]
+
+
+@dataclass(frozen=True, slots=True)
+class HandWritten:
+    """A hand-written set: its label in the tables, its file, its short tag (for the tables by
+    family and by topic) and whether it holds attacks (grouped by ``family``) or benign texts
+    (by ``topic``)."""
+
+    label: str
+    file: str
+    tag: str
+    attacks: bool
+
+    def cases(self) -> list[Case]:
+        group = "family" if self.attacks else "topic"
+        rows = jsonl(HERE / "data" / self.file)
+        return [Case(r["text"], r["role"], r[group]) for r in rows]
+
+
+#: Every hand-written set, in the order of the tables.
+HAND_WRITTEN = (
+    HandWritten(
+        "hand-written attacks v1 (seen while writing the heuristics)",
+        "injection_holdout.jsonl",
+        "v1",
+        True,
+    ),
+    HandWritten(
+        "hand-written attacks v2 (fresh hold-out)", "injection_holdout_v2.jsonl", "v2", True
+    ),
+    HandWritten(
+        "hand-written attacks v3 (written blind, fresh hold-out)",
+        "injection_holdout_v3.jsonl",
+        "v3",
+        True,
+    ),
+    HandWritten(
+        "hand-written attacks v4 (written blind, fresh hold-out)",
+        "injection_holdout_v4.jsonl",
+        "v4",
+        True,
+    ),
+    HandWritten(
+        "hand-written attacks v5 (written blind, fresh hold-out)",
+        "injection_holdout_v5.jsonl",
+        "v5",
+        True,
+    ),
+    HandWritten(
+        "hand-written benign, about prompts and settings",
+        "injection_benign.jsonl",
+        "benign",
+        False,
+    ),
+    HandWritten(
+        "hand-written benign v2 (written blind)", "injection_benign_v2.jsonl", "benign v2", False
+    ),
+    HandWritten(
+        "hand-written benign v3 (written blind)", "injection_benign_v3.jsonl", "benign v3", False
+    ),
+    HandWritten(
+        "hand-written benign v4 (written blind)", "injection_benign_v4.jsonl", "benign v4", False
+    ),
+)
+#: The hand-written sets' short tags by label.
+TAGS = {written.label: written.tag for written in HAND_WRITTEN}
+#: The negatives of the reference at 1% false positives: XSTest and these hand-written sets.
+REFERENCE_NEGATIVES = ("benign", "benign v2")
+
+
+WARDEN_BENIGN = "llm-warden test benign (in distribution)"
+#: The held-out attack sets scored at 1% false positives (issue 32's measure), by short tag.
+REFERENCE_SETS = {
+    "tensor_trust_hijacking": "Tensor Trust hijacking attacks (distinct)",
+    "tensor_trust_extraction": "Tensor Trust extraction attacks (distinct)",
+    **{
+        "held_out" if written.tag == "v2" else written.tag: written.label
+        for written in HAND_WRITTEN
+        if written.attacks and written.tag != "v1"
+    },
+}
 
 
 def load_sets(data: Path = DATA) -> dict[str, tuple[bool, list[Case]]]:
@@ -151,39 +210,17 @@ def load_sets(data: Path = DATA) -> dict[str, tuple[bool, list[Case]]]:
             if not eight_word_runs(text) & hijacking
         ],
     )
-    sets["hand-written attacks v1 (seen while writing the heuristics)"] = (
-        True,
-        [Case(r["text"], r["role"], r["family"]) for r in jsonl(HOLDOUT)],
-    )
-    sets["hand-written attacks v2 (fresh hold-out)"] = (
-        True,
-        [Case(r["text"], r["role"], r["family"]) for r in jsonl(HOLDOUT_V2)],
-    )
-    sets["hand-written attacks v3 (written blind, fresh hold-out)"] = (
-        True,
-        [Case(r["text"], r["role"], r["family"]) for r in jsonl(HOLDOUT_V3)],
-    )
-    sets["hand-written attacks v4 (written blind, fresh hold-out)"] = (
-        True,
-        [Case(r["text"], r["role"], r["family"]) for r in jsonl(HOLDOUT_V4)],
-    )
+    for written in HAND_WRITTEN:
+        if written.attacks:
+            sets[written.label] = (True, written.cases())
     sets[WARDEN_BENIGN] = (
         False,
         [Case(r["prompt"], "user", "warden") for r in warden if r["type"] == "benign"],
     )
     sets["XSTest safe prompts"] = (False, [Case(text, "user", "xstest") for text in xstest])
-    sets["hand-written benign, about prompts and settings"] = (
-        False,
-        [Case(r["text"], r["role"], r["topic"]) for r in jsonl(BENIGN)],
-    )
-    sets["hand-written benign v2 (written blind)"] = (
-        False,
-        [Case(r["text"], r["role"], r["topic"]) for r in jsonl(BENIGN_V2)],
-    )
-    sets["hand-written benign v3 (written blind)"] = (
-        False,
-        [Case(r["text"], r["role"], r["topic"]) for r in jsonl(BENIGN_V3)],
-    )
+    for written in HAND_WRITTEN:
+        if not written.attacks:
+            sets[written.label] = (False, written.cases())
     reported = jsonl(REPORTED_DEV)
     for is_attack, name in ((False, "benign"), (True, "attacks")):
         sets[f"reported attacks dev set: {name} (tuned on)"] = (
@@ -206,11 +243,43 @@ def where(case: Case) -> str:
     return "rag passage [0]" if case.role == "rag" else "messages[0].content"
 
 
+_READ_VERSIONS: dict[int, str] = {}
+
+
+def read_version(detector: Any) -> str:
+    """What a text's classifier input depends on, besides the text: the code that reads it
+    (``reading.py`` and :func:`~stackyard.guardrails.injection.features`) and, for a
+    fine-tuned classifier, its own layers' weights and whether they run in 8 bits. Until the
+    tenth session the key held only the head's bias and threshold, so a change to the reading
+    code or the layers with the same head could reuse stale reads."""
+    if id(detector) in _READ_VERSIONS:
+        return _READ_VERSIONS[id(detector)]
+    from stackyard.guardrails import injection, reading
+
+    digest = hashlib.sha256()
+    digest.update(Path(inspect.getfile(reading)).read_bytes())
+    digest.update(inspect.getsource(injection.features).encode())
+    upper = getattr(detector, "upper", None)
+    if upper is not None:
+        for name, value in sorted(upper.state_dict().items()):
+            digest.update(name.encode())
+            if hasattr(value, "is_quantized") and value.is_quantized:
+                value = value.dequantize()
+            if hasattr(value, "detach"):
+                digest.update(value.detach().float().cpu().numpy().tobytes())
+            else:  # packed 8-bit parameters
+                digest.update(repr(value).encode())
+        eight_bits = reading.quantizes(detector.embedder, upper)
+        digest.update(f"{type(upper).__name__}:{eight_bits}".encode())
+    version = _READ_VERSIONS[id(detector)] = digest.hexdigest()[:16] + ":"
+    return version
+
+
 class Features:
     """Each text's classifier input (:func:`stackyard.guardrails.injection.features`, the
-    embedding model's read of it), kept on disk by the text's hash: versions of the detector
-    that share the embedding model and the reading (every one so far) share them, so a second
-    run, or a retrained classifier, does not embed the texts again."""
+    embedding model's read of it), kept on disk by the text's hash and :func:`read_version`:
+    versions of the detector that share the reading code and the classifier's own layers
+    share them, so a second run does not embed the texts again."""
 
     def __init__(self, path: Path | None) -> None:
         import numpy as np
@@ -227,9 +296,7 @@ class Features:
         from stackyard.guardrails.reading import read
 
         upper = getattr(detector, "upper", None)  # a fine-tuned classifier's own layers
-        # (their reads are kept apart, by the head they were trained with)
-        tuned = f"{detector.bias}:{detector.threshold}:" if upper is not None else ""
-        key = hashlib.sha256((tuned + text).encode()).hexdigest()
+        key = hashlib.sha256((read_version(detector) + text).encode()).hexdigest()
         if key not in self.rows:
             if upper is not None:
                 reading = read(detector.embedder, text, whole=True, upper=upper)
@@ -314,8 +381,7 @@ def report(
         max(1.0 if rule else 0.0, p)
         for name in (
             "XSTest safe prompts",
-            "hand-written benign, about prompts and settings",
-            "hand-written benign v2 (written blind)",
+            *(w.label for w in HAND_WRITTEN if w.tag in REFERENCE_NEGATIVES),
         )
         for rule, p, _ in scored[name]
     ]
@@ -332,7 +398,7 @@ def report(
 
 def table(results: dict[str, Any], label: str) -> list[str]:
     lines = [
-        f"Detector: {label}; classifier threshold {results['threshold']:.3f} (shipped).",
+        f"Detector: {label}; classifier threshold {results['threshold']:.3f}.",
         "",
         "| set | texts | flagged by the rail | heuristics alone | classifier alone |",
         "| --- | ---: | ---: | ---: | ---: |",
@@ -344,15 +410,20 @@ def table(results: dict[str, Any], label: str) -> list[str]:
             f"{r['classifier']:.3f} |"
         )
     groups = results["groups"]
+    attack_sets = [w for w in HAND_WRITTEN if w.attacks]
     families = sorted({g.split(":", 1)[1] for g in groups if not g.startswith("benign")})
     lines += [
         "",
-        "| attack family | v1 caught | v2 caught | v3 caught (blind) | v4 caught (blind) |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        "| attack family | "
+        + " | ".join(
+            f"{w.tag} caught" + (" (blind)" if "blind" in w.label else "") for w in attack_sets
+        )
+        + " |",
+        "| --- |" + " ---: |" * len(attack_sets),
     ]
     for family in families:
         cells = []
-        for tag in ("v1", "v2", "v3", "v4"):
+        for tag in (w.tag for w in attack_sets):
             caught, n = groups.get(f"{tag}:{family}", [0, 0])
             cells.append(f"{caught}/{n}" if n else "")
         lines.append(f"| {family} | {' | '.join(cells)} |")
@@ -385,6 +456,12 @@ def main(argv: list[str] | None = None) -> int:
         default=Path("/tmp/stackyard-injection-features.npz"),
         help="where each text's classifier input is kept between runs",
     )
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        help="score the classifier at this threshold instead of the shipped one (to judge a "
+        "candidate threshold rule before shipping it)",
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if not DATA.exists():
@@ -398,12 +475,16 @@ def main(argv: list[str] | None = None) -> int:
 
     embedder = load_embedder(resolve("all-minilm-l6-v2", "embeddings"), "cpu")
     detector = InjectionDetector(embedder)
+    if args.threshold is not None:
+        detector.threshold = args.threshold
     cache = Features(args.features)
     try:
         results = report(load_sets(), detector, cache)
     finally:
         cache.save()
     label = f"stackyard at {commit_of(src)} ({src})"
+    if args.threshold is not None:
+        label += f", its classifier at a candidate threshold ({args.threshold}), not shipped"
     command = "python -m benchmarks.guardrails_injection " + " ".join(
         argv if argv is not None else sys.argv[1:]
     )
