@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from stackyard.auth.admission import Ticket
@@ -64,3 +66,23 @@ async def test_a_requests_own_policy_replaces_the_screens() -> None:
     assert relaxed.decisions == []
     with pytest.raises(APIError):
         await screen.check(BODY, PASSAGES, ticket(), InjectionPolicy(action="block"))
+
+
+async def test_a_policy_sets_its_own_classifier_threshold(embedder: Any) -> None:
+    """A team's or a key's policy may move the classifier's threshold; one that sets none
+    keeps the gateway's."""
+    from stackyard.guardrails import injection
+
+    if not injection.WEIGHTS.exists():
+        pytest.skip("no trained weights (make guardrails-injection)")
+    screen = InjectionScreen(InjectionPolicy(action="block"))
+    screen.detector = injection.InjectionDetector(embedder)
+    plain = {"messages": [{"role": "user", "content": "Summarise the water cycle briefly."}]}
+    await screen.check(plain, None, gateway := ticket())
+    assert gateway.decisions == []
+    await screen.check(plain, None, inherited := ticket(), InjectionPolicy(action="log"))
+    assert inherited.decisions == []  # no threshold of its own: the gateway's
+    with pytest.raises(APIError) as refused:
+        await screen.check(plain, None, ticket(), InjectionPolicy(action="block", threshold=1e-9))
+    assert "classifier" in str(refused.value)
+    assert "at or above 0.00" in str(refused.value)

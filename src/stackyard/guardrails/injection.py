@@ -545,12 +545,15 @@ class InjectionDetector:
         items: Sequence[tuple[str, str]],
         keep: dict[str, Reading] | None = None,
         indirect: Collection[str] = (),
+        threshold: float | None = None,
     ) -> list[Finding]:
         """Findings for (where, text) pairs: every heuristic that fires (but not on what a
         user's text reports: :func:`~stackyard.guardrails.reported.in_own_voice`), and each
         text the classifier scores at or above its threshold. ``indirect``: the places
         (``where``) that hold tool results or retrieved passages, read for orders given to the
-        model as well. ``keep``: see :meth:`probabilities`."""
+        model as well. ``keep``: see :meth:`probabilities`. ``threshold``: the classifier's
+        for this request (a team's or a key's policy), instead of :attr:`threshold`."""
+        limit = self.threshold if threshold is None else threshold
         found = []
         for where, text in items:
             hits = heuristics(text, where in indirect)
@@ -560,8 +563,8 @@ class InjectionDetector:
                 found.append(Finding(where, f"heuristic:{name}", 1.0, start, end, why))
         texts = [t for _, t in items]
         for (where, text), p in zip(items, self.probabilities(texts, keep), strict=True):
-            if p >= self.threshold:
-                why = f"classifier probability {p:.2f} at or above {self.threshold:.2f}"
+            if p >= limit:
+                why = f"classifier probability {p:.2f} at or above {limit:.2f}"
                 found.append(Finding(where, "classifier", round(p, 4), 0, len(text), why))
         return found
 

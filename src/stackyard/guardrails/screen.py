@@ -89,7 +89,8 @@ class InjectionScreen:
         keep: bool = False,
     ) -> None:
         """Screen a request under ``policy`` (a team's or a model's; the gateway's by
-        default). The classifier's model and threshold are the gateway's. ``texts`` reads the
+        default). The classifier's model is the gateway's; its threshold is the policy's
+        when the policy sets one, else the gateway's. ``texts`` reads the
         request's shape (chat by default; Messages for ``/v1/messages``). ``keep``: leave the
         texts' readings on the ticket, for the PII entity tagger."""
         policy = policy or self.policy
@@ -100,7 +101,9 @@ class InjectionScreen:
             return
         readings = ticket.readings if keep else None
         indirect = self.indirect(body, passages, policy, texts)
-        found = await asyncio.to_thread(self.detector.scan, items, readings, indirect)
+        found = await asyncio.to_thread(
+            self.detector.scan, items, readings, indirect, policy.threshold
+        )
         if not found:
             return
         first = found[0]
