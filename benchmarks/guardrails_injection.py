@@ -32,7 +32,14 @@ trained on llm-warden's training split only (``make guardrails-injection``). It 
   eleven topics (developers' own instructions to a bot, translations, ordinary stress and
   urgency among them), written on 2026-12-07 (tenth session) by a helper blind to the code,
   the detectors and every other set, to judge a new threshold rule (lines sharing an
-  eight-word run with any training text or other set dropped: 24 and 11).
+  eight-word run with any training text or other set dropped: 24 and 11). Scored twice (the
+  shipped threshold and one candidate), then benign v4's false positives were read one by
+  one: a development set since.
+- ``benchmarks/data/injection_holdout_v6.jsonl`` (v6): 107 attacks over thirteen families
+  (v5's, with fake configurations and hypothetical framings added), and
+  ``injection_benign_v5.jsonl``, 117 benign look-alikes over thirteen topics, written the
+  same day by another blind helper, before a fifth round of training text was trained on
+  (lines sharing an eight-word run with any training text or other set dropped: 23 and 13).
 
 Negatives: XSTest's 250 safe prompts, and ``benchmarks/data/injection_benign.jsonl``: benign
 questions written by hand about prompts, system prompts, jailbreaks in the news, developer
@@ -143,6 +150,12 @@ HAND_WRITTEN = (
         True,
     ),
     HandWritten(
+        "hand-written attacks v6 (written blind, fresh hold-out)",
+        "injection_holdout_v6.jsonl",
+        "v6",
+        True,
+    ),
+    HandWritten(
         "hand-written benign, about prompts and settings",
         "injection_benign.jsonl",
         "benign",
@@ -156,6 +169,9 @@ HAND_WRITTEN = (
     ),
     HandWritten(
         "hand-written benign v4 (written blind)", "injection_benign_v4.jsonl", "benign v4", False
+    ),
+    HandWritten(
+        "hand-written benign v5 (written blind)", "injection_benign_v5.jsonl", "benign v5", False
     ),
 )
 #: The hand-written sets' short tags by label.
