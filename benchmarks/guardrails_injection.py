@@ -40,6 +40,14 @@ trained on llm-warden's training split only (``make guardrails-injection``). It 
   ``injection_benign_v5.jsonl``, 117 benign look-alikes over thirteen topics, written the
   same day by another blind helper, before a fifth round of training text was trained on
   (lines sharing an eight-word run with any training text or other set dropped: 23 and 13).
+- ``benchmarks/data/injection_holdout_v7.jsonl`` (v7): 99 attacks over twelve families
+  (refusal suppression, split payloads, completion tricks, few-shot examples, authority
+  claims, virtual machines among them; a fifth in other languages), and
+  ``injection_benign_v6.jsonl``, 113 benign look-alikes over twelve topics (customer support,
+  coding help, pasted suspicious messages, games among them), written the same day by a
+  third blind helper, after the fifth round was trained on, to judge it a second time
+  (lines sharing an eight-word run with any training text, the fifth round included, or
+  another set dropped: 21 and 7).
 
 Negatives: XSTest's 250 safe prompts, and ``benchmarks/data/injection_benign.jsonl``: benign
 questions written by hand about prompts, system prompts, jailbreaks in the news, developer
@@ -156,6 +164,12 @@ HAND_WRITTEN = (
         True,
     ),
     HandWritten(
+        "hand-written attacks v7 (written blind, fresh hold-out)",
+        "injection_holdout_v7.jsonl",
+        "v7",
+        True,
+    ),
+    HandWritten(
         "hand-written benign, about prompts and settings",
         "injection_benign.jsonl",
         "benign",
@@ -172,6 +186,9 @@ HAND_WRITTEN = (
     ),
     HandWritten(
         "hand-written benign v5 (written blind)", "injection_benign_v5.jsonl", "benign v5", False
+    ),
+    HandWritten(
+        "hand-written benign v6 (written blind)", "injection_benign_v6.jsonl", "benign v6", False
     ),
 )
 #: The hand-written sets' short tags by label.
