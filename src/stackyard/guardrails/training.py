@@ -104,14 +104,24 @@ HARD_NEGATIVES = (
 #: classifier had read the former as attacks. One JSON object a line: ``text``,
 #: ``label`` (``attack`` or ``benign``), ``family``, ``kind`` (``user``, ``tool``, ``passage``).
 WRITTEN = Path(__file__).with_name("injection_train.jsonl")
-#: A fourth round (ninth session, 445 lines in twelve pairs of families: emotional pressure,
-#: fake modes, prompt extraction, access games, personas, task hijacks, split answers, hidden
-#: instructions, encodings, other languages, authority claims, refusal suppression, each with
-#: its benign look-alike). Trained on, the classifier ranked held-out attacks better (v2 0.932
-#: -> 0.959 at 1% of the test negatives) but caught fewer at its own threshold (Tensor Trust
-#: 0.695 -> 0.622, v4 0.675 -> 0.640; BENCHMARKS.md), so training does not read it. Kept apart
-#: from every benchmark set, for a better threshold rule.
-NOT_TRAINED = Path(__file__).with_name("injection_train_round4.jsonl")
+#: Written text kept apart from every benchmark set and not trained on (BENCHMARKS.md):
+#:
+#: - a fourth round (ninth session, 445 lines in twelve pairs of families: emotional pressure,
+#:   fake modes, prompt extraction, access games, personas, task hijacks, split answers,
+#:   hidden instructions, encodings, other languages, authority claims, refusal suppression,
+#:   each with its benign look-alike). Trained on, the classifier ranked held-out attacks
+#:   better but caught fewer at its own threshold;
+#: - a fifth round (tenth session, 361 lines: a product team's own instructions to its bot,
+#:   harmless role-play, translations, search results that define injection, software
+#:   modes, ordinary tasks about users and passwords, and attacks in the same surfaces).
+#:   Trained on with the fourth (5,112 prompts), it ranked every held-out set better (at 1%
+#:   of the test negatives, 0.949 to 1.000) but at its own threshold (0.988) it failed two
+#:   rules written before scoring, each on a fresh blind pair: Tensor Trust's held-out part
+#:   0.687 -> 0.679, then the third pair's attacks 0.545 -> 0.556 (0.05 was asked).
+NOT_TRAINED = (
+    Path(__file__).with_name("injection_train_round4.jsonl"),
+    Path(__file__).with_name("injection_train_round5.jsonl"),
+)
 
 
 def written() -> tuple[list[str], list[bool]]:
