@@ -48,6 +48,12 @@ trained on llm-warden's training split only (``make guardrails-injection``). It 
   third blind helper, after the fifth round was trained on, to judge it a second time
   (lines sharing an eight-word run with any training text, the fifth round included, or
   another set dropped: 21 and 7).
+- ``benchmarks/data/injection_holdout_v8.jsonl`` (v8): 61 attacks that write the
+  assistant's consent for it (fake few-shot exchanges in which it complies, and completion
+  tricks), and ``injection_benign_v7.jsonl``, 64 look-alikes (few-shot prompts for ordinary
+  tasks, pasted transcripts, scripts, texts to continue), written the same day by a blind
+  helper to judge the ``fake_dialogue`` heuristic, whose pattern was written from the
+  families' names alone (3 attacks dropped by the overlap check).
 
 Negatives: XSTest's 250 safe prompts, and ``benchmarks/data/injection_benign.jsonl``: benign
 questions written by hand about prompts, system prompts, jailbreaks in the news, developer
@@ -170,6 +176,12 @@ HAND_WRITTEN = (
         True,
     ),
     HandWritten(
+        "hand-written attacks v8, fake dialogue (written blind, fresh hold-out)",
+        "injection_holdout_v8.jsonl",
+        "v8",
+        True,
+    ),
+    HandWritten(
         "hand-written benign, about prompts and settings",
         "injection_benign.jsonl",
         "benign",
@@ -189,6 +201,12 @@ HAND_WRITTEN = (
     ),
     HandWritten(
         "hand-written benign v6 (written blind)", "injection_benign_v6.jsonl", "benign v6", False
+    ),
+    HandWritten(
+        "hand-written benign v7, dialogue (written blind)",
+        "injection_benign_v7.jsonl",
+        "benign v7",
+        False,
     ),
 )
 #: The hand-written sets' short tags by label.
