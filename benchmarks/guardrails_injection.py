@@ -294,17 +294,12 @@ def where(case: Case) -> str:
     return "rag passage [0]" if case.role == "rag" else "messages[0].content"
 
 
-_READ_VERSIONS: dict[int, str] = {}
-
-
 def read_version(detector: Any) -> str:
     """What a text's classifier input depends on, besides the text: the code that reads it
     (``reading.py`` and :func:`~stackyard.guardrails.injection.features`) and, for a
     fine-tuned classifier, its own layers' weights and whether they run in 8 bits. Until the
     tenth session the key held only the head's bias and threshold, so a change to the reading
     code or the layers with the same head could reuse stale reads."""
-    if id(detector) in _READ_VERSIONS:
-        return _READ_VERSIONS[id(detector)]
     from stackyard.guardrails import injection, reading
 
     digest = hashlib.sha256()
@@ -322,8 +317,7 @@ def read_version(detector: Any) -> str:
                 digest.update(repr(value).encode())
         eight_bits = reading.quantizes(detector.embedder, upper)
         digest.update(f"{type(upper).__name__}:{eight_bits}".encode())
-    version = _READ_VERSIONS[id(detector)] = digest.hexdigest()[:16] + ":"
-    return version
+    return digest.hexdigest()[:16] + ":"
 
 
 class Features:
@@ -341,13 +335,17 @@ class Features:
             with np.load(path) as stored:
                 self.rows = {key: stored[key] for key in stored.files}
         self.added = 0
+        #: The detector last read for, and its :func:`read_version` (worked out once).
+        self.reader: tuple[Any, str] | None = None
 
     def of(self, detector: Any, text: str) -> Any:
         from stackyard.guardrails.injection import features
         from stackyard.guardrails.reading import read
 
         upper = getattr(detector, "upper", None)  # a fine-tuned classifier's own layers
-        key = hashlib.sha256((read_version(detector) + text).encode()).hexdigest()
+        if self.reader is None or self.reader[0] is not detector:
+            self.reader = (detector, read_version(detector))
+        key = hashlib.sha256((self.reader[1] + text).encode()).hexdigest()
         if key not in self.rows:
             if upper is not None:
                 reading = read(detector.embedder, text, whole=True, upper=upper)
