@@ -34,7 +34,7 @@ def alpaca_instructions(data: Path, count: int, start: int = 2000) -> list[str]:
 #: The hand-written evaluation sets (``benchmarks/data/README.md``).
 SETS = Path(__file__).parent / "data"
 #: Texts about private people worded like public questions (``benchmarks/data/README.md``):
-#: what leaving public subjects alone costs in recall. v1 is a development set, v2 to v5
+#: what leaving public subjects alone costs in recall. v1 is a development set, v2 to v6
 #: blind.
 LOOKALIKES = {
     "private look-alikes v1 (dev)": SETS / "pii_private_lookalikes.jsonl",
@@ -42,14 +42,16 @@ LOOKALIKES = {
     "private look-alikes v3 (blind)": SETS / "pii_private_lookalikes_v3.jsonl",
     "private look-alikes v4 (blind)": SETS / "pii_private_lookalikes_v4.jsonl",
     "private look-alikes v5 (blind)": SETS / "pii_private_lookalikes_v5.jsonl",
+    "private look-alikes v6 (blind)": SETS / "pii_private_lookalikes_v6.jsonl",
 }
 #: Texts about public subjects only (``benchmarks/data/README.md``): nothing in them is
 #: anyone's personal data, so every text changed is a false positive. The first set's
-#: per-style figures were published (a development set since); v2 is blind. By short name:
+#: per-style figures were published (a development set since); v2 and v3 are blind. By short name:
 #: the report's label and the file.
 PUBLIC_SUBJECTS = {
     "public": ("public subjects (dev)", SETS / "pii_public_subjects.jsonl"),
     "public_v2": ("public subjects v2 (blind)", SETS / "pii_public_subjects_v2.jsonl"),
+    "public_v3": ("public subjects v3 (blind)", SETS / "pii_public_subjects_v3.jsonl"),
 }
 
 
