@@ -171,9 +171,9 @@ def test_the_shipped_gate_runs_the_deeper_layers_once_and_only_where_a_sentence_
     calls: list[int] = []
     run = reading.deeper
 
-    def counted(embedder: Any, reading: Any, depth: int) -> Any:
+    def counted(embedder: Any, reading: Any, depth: int, blocks: Any = None) -> Any:
         calls.append(depth)
-        return run(embedder, reading, depth)
+        return run(embedder, reading, depth, blocks)
 
     monkeypatch.setattr(ner, "deeper", counted)
     tagger.find("Please reset the router and send the invoice by Friday.")

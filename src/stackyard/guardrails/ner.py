@@ -135,7 +135,7 @@ class EntityTagger:
                 *(torch.from_numpy(head[k].astype(np.float32)) for k in ("w1", "b1", "w2", "b2")),
                 float(head["threshold"]),
             )
-        self.gate = subjects.load(gate)
+        self.gate = subjects.load(gate, embedder)
         self._lock = threading.Lock()
 
     def piece_probabilities(
@@ -164,7 +164,7 @@ class EntityTagger:
         """The pieces' states after the gate's layer, run on from ``reading``."""
         assert gate.depth is not None
         with self._lock:
-            return deeper(self.embedder, reading, gate.depth)
+            return deeper(self.embedder, reading, gate.depth, gate.blocks)
 
     def _public(self, states: Any, spans: list[list[int]]) -> list[bool]:
         """For each span's word pieces, whether the public head reads them as no entity: a

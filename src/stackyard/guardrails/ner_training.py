@@ -17,7 +17,9 @@ sentence gate (``ner_subject.npz``, :mod:`stackyard.guardrails.subjects`): one l
 each sentence's mean states (after the tagger's layer and after :data:`GATE_DEPTH`, read in 8
 bits on ONNX Runtime as at run time), public sentences (written questions about public subjects)
 against private ones (a Presidio or written private sentence holding a
-labelled detail), its threshold read off scores out of fold, by template.
+labelled detail), its threshold read off scores out of fold, by template. With
+``--gate-layers``, the gate is trained through two layers of its own instead
+(:mod:`stackyard.guardrails.subject_training`): judged against this one and not shipped.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from stackyard.guardrails import ner, subjects
+from stackyard.guardrails import ner, own_layers, subject_training, subjects
 from stackyard.guardrails.reading import deeper, read
 from stackyard.trainers import trainer_parser
 
@@ -70,11 +72,13 @@ WRITTEN_IDS = -100_000
 HEAD_WRITTEN = 1800
 #: A fifth round of written lines (ninth session): 558 texts about public subjects and 560
 #: about private people, in fourteen chat styles (travel plans, sports, markets, reviews,
-#: homework, e-mails, lists...). With them the gate's 1% threshold rose from 0.889 to 0.979,
-#: and SQuAD questions changed rose from 6.7% to 11.0% (BENCHMARKS.md, "Guardrails: PII"), so
-#: training does not read them. They are kept, apart from every benchmark set, for a gate with
-#: a stronger read.
-NOT_TRAINED = Path(__file__).with_name("ner_public_round5.jsonl")
+#: homework, e-mails, lists...). With them the shipped gate (a logistic unit on the model's
+#: own layers) did worse: its 1% threshold rose from 0.889 to 0.979, SQuAD questions changed
+#: from 6.7% to 11.0% (BENCHMARKS.md, "Guardrails: PII"), so it does not read them. Only the
+#: gate trained through layers of its own (``--gate-layers``, not shipped) reads them, all.
+GATE_WRITTEN = Path(__file__).with_name("ner_public_round5.jsonl")
+#: The gate's own written records' template ids count down from here.
+GATE_WRITTEN_IDS = -200_000
 ORDINARY = Path("alpaca") / "alpaca_5000.json"
 #: Alpaca instructions used as text with no entity (the benchmark reads others: 4,000 on).
 ORDINARY_TRAINING = 2000
@@ -102,16 +106,18 @@ def ordinary(data: Path, start: int = 0, stop: int = ORDINARY_TRAINING) -> list[
     return [str(row["instruction"]) for row in rows[start:stop]]
 
 
-def written(held_out: bool = False) -> list[dict[str, Any]]:
-    """:data:`WRITTEN` as records shaped like the Presidio sentences (every occurrence of a
-    labelled value is a span): the four fifths trained on, or with ``held_out`` the fifth
-    kept for the report."""
-    if not WRITTEN.exists():
+def written(
+    held_out: bool = False, path: Path = WRITTEN, ids: int = WRITTEN_IDS, every: bool = False
+) -> list[dict[str, Any]]:
+    """:data:`WRITTEN` (or ``path``) as records shaped like the Presidio sentences (every
+    occurrence of a labelled value is a span): the four fifths trained on, with ``held_out``
+    the fifth kept for the report, or with ``every`` all of them."""
+    if not path.exists():
         return []
-    lines = [line for line in WRITTEN.read_text(encoding="utf-8").splitlines() if line]
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line]
     records = []
     for index, line in enumerate(lines):
-        if (index % 5 == 4) != held_out:
+        if not every and (index % 5 == 4) != held_out:
             continue
         row = json.loads(line)
         spans = [
@@ -123,7 +129,7 @@ def written(held_out: bool = False) -> list[dict[str, Any]]:
             {
                 "full_text": row["text"],
                 "spans": spans,
-                "template_id": WRITTEN_IDS - index,
+                "template_id": ids - index,
                 "kind": row["kind"],
             }
         )
@@ -270,20 +276,24 @@ def trained(rows: list[tuple[Any, Any, Any]], seed: int) -> tuple[Any, float, di
 
 
 def gate_rows(
-    records: list[dict[str, Any]], rows: list[tuple[Any, Any, Any]], embedder: Any
+    records: list[dict[str, Any]],
+    rows: list[tuple[Any, Any, Any]],
+    embedder: Any,
+    blocks: Any = None,
 ) -> tuple[Any, Any, list[int]]:
     """The gate's examples: each sentence's input (:func:`stackyard.guardrails.subjects.pooled`
     over the tagger's states and those after :data:`GATE_DEPTH` layers, read as at run
     time), 1 for a sentence of a public text (a written question about public subjects) and
     0 for a private text's sentence holding a labelled detail (a private sentence without one
-    teaches nothing); and each example's template, to fold by."""
+    teaches nothing); and each example's template, to fold by. ``blocks``: the gate's own
+    layers, in place of the model's."""
     import torch
 
     x, y, groups = [], [], []
     for record, (_, labels, template) in zip(records, rows, strict=True):
         text = record["full_text"]
         reading = read(embedder, text, ner.LAYER)
-        layers = [reading.states, deeper(embedder, reading, GATE_DEPTH)]
+        layers = [reading.states, deeper(embedder, reading, GATE_DEPTH, blocks)]
         public = record.get("kind") == "public"  # written; Presidio's sentences are private
         for start, end in subjects.sentences(text):
             inside = subjects.pieces(reading.offsets, start, end)
@@ -356,16 +366,20 @@ def gate_report(w: Any, b: float, threshold: float, x: Any, y: Any) -> dict[str,
     }
 
 
-def save_gate(out: Path, w: Any, b: float, threshold: float) -> None:
+def save_gate(out: Path, w: Any, b: float, threshold: float, layers: str | None = None) -> None:
+    """The gate's unit and threshold; ``layers``: the name of its own layers' file beside it
+    (:data:`stackyard.guardrails.subjects.LAYERS`), when it has them."""
     import numpy as np
 
-    np.savez_compressed(
-        out,
-        w=w.numpy().astype(np.float32),
-        b=np.array(b),
-        threshold=np.array(threshold),
-        depth=np.array(GATE_DEPTH),
-    )
+    arrays: dict[str, Any] = {
+        "w": w.numpy().astype(np.float32),
+        "b": np.array(b),
+        "threshold": np.array(threshold),
+        "depth": np.array(GATE_DEPTH),
+    }
+    if layers is not None:
+        arrays["layers"] = np.array(layers)
+    np.savez_compressed(out, **arrays)
 
 
 def save(out: Path, weights: Any, threshold: float) -> None:
@@ -384,10 +398,57 @@ def save(out: Path, weights: Any, threshold: float) -> None:
     )
 
 
-def train(data: Path, out: Path, seed: int = 0) -> dict[str, Any]:
+def gate_with_layers(
+    out: Path,
+    embedder: Any,
+    training: list[dict[str, Any]],
+    training_rows: list[tuple[Any, Any, Any]],
+    extra: list[dict[str, Any]],
+    extra_rows: list[tuple[Any, Any, Any]],
+    held: list[dict[str, Any]],
+    held_rows: list[tuple[Any, Any, Any]],
+    seed: int,
+) -> dict[str, Any]:
+    """The sentence gate trained through layers of its own (:mod:`subject_training`), on
+    the same sentences and :data:`GATE_WRITTEN`: its unit and threshold beside ``out``, its
+    layers in :data:`stackyard.guardrails.subjects.LAYERS`'s name; the report. Judged and
+    not shipped (BENCHMARKS.md, "Guardrails: PII", eleventh session)."""
+    import torch
+
+    own = written(path=GATE_WRITTEN, ids=GATE_WRITTEN_IDS, every=True)
+    records = training + extra + own
+    labels = training_rows + extra_rows + featurise(own, embedder)
+    x, y, groups = gate_rows(records, labels, embedder)
+    # The unit on the model's own layers, where training starts: fitted on the templates the
+    # layers train on, not on those the threshold is read on.
+    kept = torch.tensor([g % subject_training.HOLD_OUT != 0 for g in groups])
+    initial = fit_gate(x[kept], y[kept])
+    examples = subject_training.examples(records, [r[1] for r in labels], embedder)
+    train_part, held_part = subject_training.split(examples)
+    blocks, w, b = subject_training.fitted(embedder, train_part, initial, GATE_DEPTH, seed)
+    layers_file = out.with_name(subjects.LAYERS.name)
+    own_layers.save(blocks, embedder, layers_file, {}, ner.LAYER, GATE_DEPTH)
+    blocks = own_layers.load(embedder, layers_file, ner.LAYER, GATE_DEPTH)
+    threshold, check = subject_training.threshold(
+        embedder, blocks, w, b, held_part, GATE_DEPTH, GATE_PRIVATE_PASSED
+    )
+    save_gate(out.with_name(subjects.WEIGHTS.name), w, b, threshold, layers_file.name)
+    hx, hy, _ = gate_rows(held, held_rows, embedder, blocks)
+    return {
+        "written_texts": len(extra) + len(own),
+        "sentences": len(y),
+        "public": int(y.sum()),
+        "threshold": round(threshold, 4),
+        **check,
+        **gate_report(w, b, threshold, hx, hy),
+    }
+
+
+def train(data: Path, out: Path, seed: int = 0, gate_layers: bool = False) -> dict[str, Any]:
     """The tagger (``out``) on the Presidio sentences and ordinary texts, and beside it the
     public head (:data:`stackyard.guardrails.ner.PUBLIC_WEIGHTS`'s name) on the same and the
-    written questions (:data:`WRITTEN`)."""
+    written questions (:data:`WRITTEN`), and the sentence gate; with ``gate_layers``, the
+    gate trained through layers of its own (:func:`gate_with_layers`)."""
     from stackyard.engine.loading import load_embedder
     from stackyard.engine.sources import resolve
 
@@ -428,18 +489,31 @@ def train(data: Path, out: Path, seed: int = 0) -> dict[str, Any]:
         # Not the ordinary instructions: the gate is to tell public subjects from private
         # people, and instructions without a name taught it that an imperative is public
         # ("Look up John Smith" passed).
-        x, y, groups = gate_rows(training + extra, rows[: len(training)] + extra_rows, embedder)
-        w, b, gate_threshold, gate_check = trained_gate(x, y, groups, seed)
-        save_gate(out.with_name(subjects.WEIGHTS.name), w, b, gate_threshold)
-        hx, hy, _ = gate_rows(held, held_rows, embedder)
-        report["subject_gate"] = {
-            "written_texts": len(extra),
-            "sentences": len(y),
-            "public": int(y.sum()),
-            "threshold": round(gate_threshold, 4),
-            "out_of_fold": {k: round(v, 4) for k, v in gate_check.items()},
-            **gate_report(w, b, gate_threshold, hx, hy),
-        }
+        if gate_layers:
+            report["subject_gate"] = gate_with_layers(
+                out,
+                embedder,
+                training,
+                rows[: len(training)],
+                extra,
+                extra_rows,
+                held,
+                held_rows,
+                seed,
+            )
+        else:
+            x, y, groups = gate_rows(training + extra, rows[: len(training)] + extra_rows, embedder)
+            w, b, gate_threshold, gate_check = trained_gate(x, y, groups, seed)
+            save_gate(out.with_name(subjects.WEIGHTS.name), w, b, gate_threshold)
+            hx, hy, _ = gate_rows(held, held_rows, embedder)
+            report["subject_gate"] = {
+                "written_texts": len(extra),
+                "sentences": len(y),
+                "public": int(y.sum()),
+                "threshold": round(gate_threshold, 4),
+                "out_of_fold": {k: round(v, 4) for k, v in gate_check.items()},
+                **gate_report(w, b, gate_threshold, hx, hy),
+            }
     report["seconds"] = round(time.monotonic() - started)
     print(json.dumps(report), file=sys.stderr)
     return report
@@ -448,10 +522,16 @@ def train(data: Path, out: Path, seed: int = 0) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     parser = trainer_parser(__doc__, ner.WEIGHTS)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--gate-layers",
+        action="store_true",
+        help="train the sentence gate through two layers of its own, with the fifth round of "
+        "written text (judged against the shipped gate and not shipped: BENCHMARKS.md)",
+    )
     args = parser.parse_args(argv)
     if not (args.data / DATASET).exists():
         parser.error(f"{args.data / DATASET} is missing: the sentences come from ../shared/data")
-    train(args.data, args.out, seed=args.seed)
+    train(args.data, args.out, seed=args.seed, gate_layers=args.gate_layers)
 
 
 if __name__ == "__main__":

@@ -114,21 +114,25 @@ def merged(states: Any, starts: list[int] | tuple[int, ...], count: int) -> Any:
     return pieces / seen
 
 
-def deeper(embedder: Any, reading: Reading, depth: int) -> Any:
-    """Each word piece's state after the model's own first ``depth`` layers, run on from
+def deeper(embedder: Any, reading: Reading, depth: int, blocks: Any = None) -> Any:
+    """Each word piece's state after the model's first ``depth`` layers, run on from
     ``reading``'s windows: the layers it already ran are not run again (on ONNX Runtime where
-    the read is, in 8 bits there unless :data:`QUANTIZE_DEEPER` is off)."""
+    the read is, in 8 bits there unless :data:`QUANTIZE_DEEPER` is off). ``blocks``: layers
+    to run in place of the model's own ``reading.layer`` to ``depth`` (the PII sentence
+    gate's fine-tuned copy, :mod:`stackyard.guardrails.own_layers`)."""
     import torch
 
     full = embedder[0].auto_model
     if reading.windows is None or depth <= reading.layer:
         raise ValueError(f"a read to layer {reading.layer} has no layers to run on to {depth}")
-    graph = _onward(full, reading.layer, depth, QUANTIZE_DEEPER) if on_onnx(full) else None
+    if blocks is None:
+        blocks = list(full.encoder.layer)[reading.layer : depth]
+    graph = _onward(full, blocks, QUANTIZE_DEEPER) if on_onnx(full) else None
     if graph is not None:
         states = torch.from_numpy(graph.run(None, {"states": reading.windows.numpy()})[0])
     else:
         with torch.inference_mode():
-            states = run_blocks(reading.windows, list(full.encoder.layer)[reading.layer : depth])
+            states = run_blocks(reading.windows, blocks)
     return merged(states, reading.starts, len(reading.offsets))
 
 
@@ -140,15 +144,17 @@ def run_blocks(states: Any, blocks: Any) -> Any:
     return states
 
 
-_onwards: dict[tuple[int, int, int, bool], tuple[Any, Any]] = {}
+#: Exported layer runs, by the identity of the model and of the layers (each held in its
+#: entry, so that neither identity can be reused while the entry lives).
+_onwards: dict[tuple[int, tuple[int, ...], bool], tuple[Any, Any, Any]] = {}
 
 
-def _onward(model: Any, layer: int, depth: int, int8: bool) -> Any:
-    """The model's own layers ``layer`` to ``depth`` on ONNX Runtime (states to states), with
+def _onward(model: Any, blocks: Any, int8: bool) -> Any:
+    """``blocks`` (layers of ``model``'s width) on ONNX Runtime (states to states), with
     8-bit weights where ``int8``, or None where they cannot be exported."""
     import torch
 
-    key = (id(model), layer, depth, int8)
+    key = (id(model), tuple(id(block) for block in blocks), int8)
     with _exporting:
         found = _onwards.get(key)
         if found is None:
@@ -156,7 +162,7 @@ def _onward(model: Any, layer: int, depth: int, int8: bool) -> Any:
             class Onward(torch.nn.Module):
                 def __init__(self) -> None:
                     super().__init__()
-                    self.blocks = torch.nn.ModuleList(list(model.encoder.layer)[layer:depth])
+                    self.blocks = torch.nn.ModuleList(list(blocks))
 
                 def forward(self, states: Any) -> Any:
                     return run_blocks(states, self.blocks)
@@ -173,8 +179,8 @@ def _onward(model: Any, layer: int, depth: int, int8: bool) -> Any:
             except Exception as exc:  # a model the exporter cannot trace: PyTorch it is
                 log.warning("the guardrails' deeper read stays on PyTorch: %s", exc)
                 graph = None
-            found = _onwards[key] = (model, graph)
-    return found[1]
+            found = _onwards[key] = (model, list(blocks), graph)
+    return found[2]
 
 
 def windows(

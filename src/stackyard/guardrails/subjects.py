@@ -14,6 +14,11 @@ passes 0.87 of public training sentences out of fold where the tagger's layer al
 0.74, each letting 1% of private ones through. Where it reads a sentence as about public
 subjects, names, places and addresses found in that sentence are left alone; a sentence it does
 not read so surely keeps every find. Patterns (cards, emails, phones, numbers) are never gated.
+
+A gate file may name layers of its own (:data:`LAYERS`, trained with it by ``make
+guardrails-ner ARGS=--gate-layers``): they run in place of the model's own two, at the same
+cost. The shipped gate has none; the one trained so was judged and not shipped (BENCHMARKS.md,
+"Guardrails: PII", eleventh session).
 """
 
 from __future__ import annotations
@@ -23,7 +28,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from stackyard.guardrails import own_layers
+from stackyard.guardrails.reading import PIECE_LAYER
+
 WEIGHTS = Path(__file__).with_name("ner_subject.npz")
+#: The gate's own copy of the model's layers after the tagger's up to its depth, fine-tuned
+#: with it (:mod:`stackyard.guardrails.own_layers`); a gate file that names none reads the
+#: model's own layers.
+LAYERS = Path(__file__).with_name("ner_subject_layers.safetensors")
 #: The kinds a sentence about public subjects may hold without being redacted.
 KINDS = frozenset({"PERSON", "ORGANIZATION", "NRP", "LOCATION", "ADDRESS"})
 #: Where a sentence may end: its closing punctuation and the space after it, or a line break.
@@ -80,9 +92,11 @@ class SubjectGate:
     """The trained gate: ``w`` and ``b`` read a sentence's pooled states (raw, the scaling
     folded in): after the tagger's layer, and after ``depth`` layers of the model's own
     where the file names one (the two means side by side); ``threshold`` is the probability
-    of "public" it takes to leave a sentence's finds alone."""
+    of "public" it takes to leave a sentence's finds alone. Where the file names its own
+    layers (``layers``, a file beside it), :attr:`blocks` holds them, loaded on ``embedder``,
+    to run in place of the model's own up to ``depth``."""
 
-    def __init__(self, weights: Path = WEIGHTS) -> None:
+    def __init__(self, weights: Path = WEIGHTS, embedder: Any = None) -> None:
         import numpy as np
         import torch
 
@@ -91,6 +105,14 @@ class SubjectGate:
         self.b = float(data["b"])
         self.threshold = float(data["threshold"])
         self.depth: int | None = int(data["depth"]) if "depth" in data.files else None
+        self.blocks: Any = None
+        if "layers" in data.files:
+            if embedder is None or self.depth is None:
+                raise ValueError(f"{weights.name} reads its own layers: pass the embedder")
+            path = weights.with_name(str(data["layers"]))
+            self.blocks = own_layers.load(embedder, path, PIECE_LAYER, self.depth)
+            if self.blocks is None:
+                raise FileNotFoundError(f"{weights.name} names {path.name}, which is missing")
 
     def probability(self, pooled_state: Any) -> float:
         import torch
@@ -140,5 +162,5 @@ class SubjectGate:
         return [seen[index] for index in at]
 
 
-def load(weights: Path = WEIGHTS) -> SubjectGate | None:
-    return SubjectGate(weights) if weights.exists() else None
+def load(weights: Path = WEIGHTS, embedder: Any = None) -> SubjectGate | None:
+    return SubjectGate(weights, embedder) if weights.exists() else None
