@@ -295,11 +295,9 @@ def gate_rows(
         reading = read(embedder, text, ner.LAYER)
         layers = [reading.states, deeper(embedder, reading, GATE_DEPTH, blocks)]
         public = record.get("kind") == "public"  # written; Presidio's sentences are private
-        for start, end in subjects.sentences(text):
-            inside = subjects.pieces(reading.offsets, start, end)
+        for _, (start, end) in subject_training.taught(text, reading.offsets, labels, public):
             row = subjects.pooled(layers, reading.offsets, start, end)
-            if row is None or (not public and not bool((labels[inside] > 0).any())):
-                continue
+            assert row is not None  # a sentence taught has word pieces
             x.append(row)
             y.append(1.0 if public else 0.0)
             groups.append(int(template))

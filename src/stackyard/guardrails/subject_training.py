@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from stackyard.guardrails import subjects
+from stackyard.guardrails import own_layers, subjects
 from stackyard.guardrails.reading import PIECE_LAYER, deeper, merged, read, run_blocks
 
 #: Every this-many-th template (by its id) is held out to read the threshold on.
@@ -46,23 +46,36 @@ class Example:
     group: int
 
 
+def taught(
+    text: str, offsets: list[tuple[int, int]], labels: Any, public: bool
+) -> list[tuple[list[int], tuple[int, int]]]:
+    """The sentences of ``text`` the gate learns from, each as its word pieces (never none)
+    and its characters: every sentence of a public text, and each sentence of a private text
+    holding a labelled detail (``labels``: the word pieces' labels; a private sentence
+    without one teaches nothing). The logistic gate's rows
+    (:func:`stackyard.guardrails.ner_training.gate_rows`) are picked by it too."""
+    found = []
+    for start, end in subjects.sentences(text):
+        rows = subjects.pieces(offsets, start, end)
+        if rows and (public or bool((labels[rows] > 0).any())):
+            found.append((rows, (start, end)))
+    return found
+
+
 def examples(
     records: list[dict[str, Any]], labels: list[Any], embedder: Any, layer: int = PIECE_LAYER
 ) -> list[Example]:
-    """The gate's examples, as :func:`stackyard.guardrails.ner_training.gate_rows` picks
-    them: a public text's sentences, and a private text's sentences holding a labelled
-    detail (``labels``: each record's word-piece labels)."""
+    """The gate's examples: each record's sentences that :func:`taught` picks
+    (``labels``: each record's word-piece labels)."""
     out = []
     for record, piece_labels in zip(records, labels, strict=True):
         text = record["full_text"]
         reading = read(embedder, text, layer)
         public = record.get("kind") == "public"
-        found = []
-        for start, end in subjects.sentences(text):
-            rows = subjects.pieces(reading.offsets, start, end)
-            if not rows or (not public and not bool((piece_labels[rows] > 0).any())):
-                continue
-            found.append((rows, 1.0 if public else 0.0, (start, end)))
+        y = 1.0 if public else 0.0
+        found = [
+            (rows, y, span) for rows, span in taught(text, reading.offsets, piece_labels, public)
+        ]
         if found:
             out.append(
                 Example(
@@ -164,8 +177,6 @@ def fitted(
     """The gate's layers and unit (``w``, ``b`` on raw pooled states), trained from the
     model's own layers and ``initial`` (the unit fitted on them)."""
     import torch
-
-    from stackyard.guardrails import own_layers
 
     blocks = own_layers.base(embedder, PIECE_LAYER, depth)
     w0, b0 = initial
