@@ -296,14 +296,17 @@ def where(case: Case) -> str:
 
 def read_version(detector: Any) -> str:
     """What a text's classifier input depends on, besides the text: the code that reads it
-    (``reading.py`` and :func:`~stackyard.guardrails.injection.features`) and, for a
-    fine-tuned classifier, its own layers' weights and whether they run in 8 bits. Until the
-    tenth session the key held only the head's bias and threshold, so a change to the reading
-    code or the layers with the same head could reuse stale reads."""
+    (``reading.py``, ``onnxgraph.py`` and :func:`~stackyard.guardrails.injection.features`)
+    and, for a fine-tuned classifier, its own layers' weights and whether they run in 8 bits.
+    Until the tenth session the key held only the head's bias and threshold, so a change to
+    the reading code or the layers with the same head could reuse stale reads; until the
+    twelfth, the 8-bit arithmetic's (``onnxgraph.py``) was missing too."""
+    from stackyard import onnxgraph
     from stackyard.guardrails import injection, reading
 
     digest = hashlib.sha256()
     digest.update(Path(inspect.getfile(reading)).read_bytes())
+    digest.update(Path(inspect.getfile(onnxgraph)).read_bytes())
     digest.update(inspect.getsource(injection.features).encode())
     upper = getattr(detector, "upper", None)
     if upper is not None:

@@ -82,6 +82,14 @@ def test_the_detector_scores_as_training_did(tmp_path: Path, embedder: Any) -> N
     assert torch.allclose(base.states, fine.states, atol=1e-5)
     assert not torch.allclose(torch.tensor(base.vectors), torch.tensor(fine.vectors))
     assert detector.upper[0] is not model[0].auto_model.encoder.layer[2]
+    if reading.quantizes(model, detector.upper):
+        # the threshold read again without training (after a change to the 8-bit read) is
+        # the one training read, by the same recipe on the same validation part
+        out.write_text(json.dumps({**saved, "threshold_int8": 0.5}))
+        again = injection_finetune.rethreshold(texts, labels, out)
+        assert again["threshold_int8_before"] == 0.5
+        assert again["threshold_int8"] == saved["threshold_int8"]
+        assert json.loads(out.read_text())["threshold_int8"] == saved["threshold_int8"]
 
 
 def test_a_head_without_its_layers_turns_the_classifier_off(tmp_path: Path, embedder: Any) -> None:

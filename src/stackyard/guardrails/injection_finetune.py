@@ -145,6 +145,48 @@ def runtime_scores(embedder: Any, layers: Any, head: Any, texts: list[str]) -> l
     return found
 
 
+def validation(labels: list[bool]) -> list[int]:
+    """The validation part, by index: every seventh benign prompt and every seventh attack."""
+    seen = {True: 0, False: 0}
+    held = []
+    for i, label in enumerate(labels):
+        seen[label] += 1
+        if seen[label] % 7 == 0:
+            held.append(i)
+    return held
+
+
+def rethreshold(
+    texts: list[str], labels: list[bool], out: Path, *, fpr: float = 0.005
+) -> dict[str, Any]:
+    """The 8-bit threshold of the classifier at ``out`` read again on its validation part,
+    by the recipe :func:`train` uses, without training: for a change to the 8-bit read
+    (``out`` is rewritten with the new ``threshold_int8``)."""
+    from stackyard.engine.loading import load_embedder
+    from stackyard.engine.sources import resolve
+    from stackyard.guardrails.injection import InjectionDetector
+
+    embedder = load_embedder(resolve("all-minilm-l6-v2", "embeddings"), "cpu")
+    detector = InjectionDetector(embedder, out)
+    if not detector.classifier or not quantizes(embedder, detector.upper):
+        raise SystemExit(f"{out}: no fine-tuned classifier read in 8 bits here to re-read")
+    held = validation(labels)
+    found = detector.probabilities([texts[i] for i in held])
+    threshold = threshold_at([p for p, i in zip(found, held, strict=True) if not labels[i]], fpr)
+    attacks = [p for p, i in zip(found, held, strict=True) if labels[i]]
+    data = json.loads(out.read_text())
+    before = data.get("threshold_int8")
+    data["threshold_int8"] = round(threshold, 6)
+    rate = round(sum(p >= threshold for p in attacks) / len(attacks), 4)
+    data["meta"].update({"threshold_int8": data["threshold_int8"]})
+    data["meta"]["validation_true_positive_rate_int8"] = rate
+    out.write_text(json.dumps(data) + "\n")
+    report = {"threshold_int8_before": before, "threshold_int8": data["threshold_int8"]}
+    report["validation_true_positive_rate_int8"] = rate
+    print(json.dumps(report), file=sys.stderr)
+    return report
+
+
 def train(
     texts: list[str],
     labels: list[bool],
@@ -163,13 +205,7 @@ def train(
     started = time.monotonic()
     embedder = load_embedder(resolve("all-minilm-l6-v2", "embeddings"), "cpu")
     states = frozen_states(embedder, texts)
-    # The validation part: every seventh benign and every seventh attack.
-    seen = {True: 0, False: 0}
-    held = []
-    for i, label in enumerate(labels):
-        seen[label] += 1
-        if seen[label] % 7 == 0:
-            held.append(i)
+    held = validation(labels)
     held_set = set(held)
     kept = [i for i in range(len(texts)) if i not in held_set]
     settings = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed}
@@ -199,8 +235,12 @@ def train(
         "threshold": round(threshold, 6),
     }
     extra = {}
-    if quantizes(embedder, layers):  # the rail will run these layers in 8 bits: measure that
-        quantized = runtime_scores(embedder, layers, head, [texts[i] for i in held])
+    layers_file = out.with_name(injection_layers.LAYERS.name)
+    injection_layers.save(layers, embedder, layers_file, {"layers_from": str(PIECE_LAYER)})
+    # what the rail runs: the layers as loaded back from their file (8-bit deltas)
+    running = injection_layers.load(embedder, layers_file)
+    if quantizes(embedder, running):  # the rail will run these layers in 8 bits: measure that
+        quantized = runtime_scores(embedder, running, head, [texts[i] for i in held])
         threshold_int8 = threshold_at(
             [p for p, i in zip(quantized, held, strict=True) if not labels[i]], fpr
         )
@@ -212,9 +252,7 @@ def train(
         )
         report["threshold_int8"] = extra["threshold_int8"]
     report["seconds"] = round(time.monotonic() - started)
-    layers_file = out.with_name(injection_layers.LAYERS.name)
     meta = {"base": "all-minilm-l6-v2", "trained_on": trained_on, "layers": layers_file.name}
-    injection_layers.save(layers, embedder, layers_file, {"layers_from": str(PIECE_LAYER)})
     out.write_text(
         json.dumps(
             {

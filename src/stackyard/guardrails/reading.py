@@ -38,7 +38,8 @@ PIECE_LAYER = 2
 #: Off only to measure the rails on PyTorch.
 ONNX = True
 #: On ONNX Runtime, the injection classifier's own upper layers (a read with ``upper``) run
-#: with 8-bit weights: 24 ms instead of 37 for 1,000 characters, the classifier's
+#: with 8-bit weights (seven bits used, exact on every CPU: :data:`stackyard.onnxgraph.EXACT_INT8`):
+#: 24 ms instead of 37 for 1,000 characters, the classifier's
 #: probabilities within 0.002 on average, and its threshold measured on this read
 #: (``threshold_int8`` beside the head). Off only to measure it.
 QUANTIZE_UPPER = True

@@ -276,12 +276,18 @@ def main(argv: list[str] | None = None) -> None:
         help="with --deep: train on Tensor Trust's hijacking attacks too (its extraction "
         "attacks stay held out)",
     )
+    parser.add_argument(
+        "--threshold-only",
+        action="store_true",
+        help="with --deep: read the 8-bit threshold of the classifier at --out again on its "
+        "validation part, without training (after a change to the 8-bit read)",
+    )
     args = parser.parse_args(argv)
     if not (args.data / "jailbreak").exists():
         parser.error(f"{args.data}/jailbreak is missing: the prompts come from ../shared/data")
     if not args.deep:
-        if args.tensor_trust:
-            parser.error("--tensor-trust is for --deep")
+        if args.tensor_trust or args.threshold_only:
+            parser.error("--tensor-trust and --threshold-only are for --deep")
         for name in ("epochs", "lr"):
             if getattr(args, name) is not None:
                 parser.error(f"--{name} is for --deep: the logistic regression takes neither")
@@ -289,6 +295,9 @@ def main(argv: list[str] | None = None) -> None:
         from stackyard.guardrails import injection_finetune
 
         texts, labels = prompts(args.data, with_tensor_trust=args.tensor_trust)
+        if args.threshold_only:
+            injection_finetune.rethreshold(texts, labels, args.out, fpr=args.fpr)
+            return
         tuning = {k: getattr(args, k) for k in ("epochs", "lr") if getattr(args, k) is not None}
         trained_on = TRAINED_ON + (
             ", and Tensor Trust's distinct hijacking attacks" if args.tensor_trust else ""
