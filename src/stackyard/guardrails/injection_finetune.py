@@ -166,6 +166,13 @@ def rethreshold(
     from stackyard.engine.sources import resolve
     from stackyard.guardrails.injection import InjectionDetector
 
+    data = json.loads(out.read_text())
+    trained = data.get("meta", {}).get("prompts")
+    if trained != len(texts):  # another validation part than the one training read
+        raise SystemExit(
+            f"{out} was trained on {trained} prompts, these are {len(texts)}: give the "
+            "switches it was trained with (make guardrails-injection passes --tensor-trust)"
+        )
     embedder = load_embedder(resolve("all-minilm-l6-v2", "embeddings"), "cpu")
     detector = InjectionDetector(embedder, out)
     if not detector.classifier or not quantizes(embedder, detector.upper):
@@ -174,15 +181,19 @@ def rethreshold(
     found = detector.probabilities([texts[i] for i in held])
     threshold = threshold_at([p for p, i in zip(found, held, strict=True) if not labels[i]], fpr)
     attacks = [p for p, i in zip(found, held, strict=True) if labels[i]]
-    data = json.loads(out.read_text())
-    before = data.get("threshold_int8")
-    data["threshold_int8"] = round(threshold, 6)
-    rate = round(sum(p >= threshold for p in attacks) / len(attacks), 4)
-    data["meta"].update({"threshold_int8": data["threshold_int8"]})
-    data["meta"]["validation_true_positive_rate_int8"] = rate
+    report = {
+        "threshold_int8_before": data.get("threshold_int8"),
+        "threshold_int8": round(threshold, 6),
+        "validation_true_positive_rate_int8": round(
+            sum(p >= threshold for p in attacks) / len(attacks), 4
+        ),
+    }
+    data["threshold_int8"] = report["threshold_int8"]
+    data["meta"]["threshold_int8"] = report["threshold_int8"]
+    data["meta"]["validation_true_positive_rate_int8"] = report[
+        "validation_true_positive_rate_int8"
+    ]
     out.write_text(json.dumps(data) + "\n")
-    report = {"threshold_int8_before": before, "threshold_int8": data["threshold_int8"]}
-    report["validation_true_positive_rate_int8"] = rate
     print(json.dumps(report), file=sys.stderr)
     return report
 

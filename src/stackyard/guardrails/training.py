@@ -294,6 +294,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.deep:
         from stackyard.guardrails import injection_finetune
 
+        if args.threshold_only and (args.epochs is not None or args.lr is not None):
+            parser.error("--epochs and --lr are for training, not --threshold-only")
         texts, labels = prompts(args.data, with_tensor_trust=args.tensor_trust)
         if args.threshold_only:
             injection_finetune.rethreshold(texts, labels, args.out, fpr=args.fpr)
