@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 #: Quantized weights in seven bits, so that 8-bit matrix products are exact on every CPU
-#: (:func:`load`). Off only to measure the difference.
+#: (:func:`quantized`). Off only to measure the difference.
 EXACT_INT8 = True
 
 
@@ -66,15 +66,7 @@ def export(
 def load(graph: bytes, int8: bool = False) -> Any:
     """An ONNX Runtime session on CPU for ``graph``; ``int8``: its matrix products with 8-bit
     weights, a scale per output channel, and activations quantized as they come (ONNX
-    Runtime's dynamic quantization).
-
-    The weights use seven of their eight bits (:data:`EXACT_INT8`): on a CPU without VNNI
-    (AVX2 only, as some of this project's machines are), ONNX Runtime adds pairs of 8-bit
-    products in 16 bits, which overflow and are clipped with full-range weights. A product
-    then came out 0.63 off on a scale of 8.9 where the exact sum differs by 0.000001
-    (``tests/test_onnxgraph.py``), and the rails' scores and thresholds depended on the
-    machine that measured them. With seven bits no pair can overflow, so every CPU computes
-    the same exact sums."""
+    Runtime's dynamic quantization, :func:`quantized`)."""
     import onnxruntime
 
     if int8:
@@ -89,8 +81,16 @@ def load(graph: bytes, int8: bool = False) -> Any:
 
 
 def quantized(graph: bytes) -> bytes:
-    """``graph`` with its matrix products' weights in 8 bits (seven used, :data:`EXACT_INT8`),
-    by ONNX Runtime's dynamic quantization."""
+    """``graph`` with its matrix products' weights in 8 bits, by ONNX Runtime's dynamic
+    quantization.
+
+    The weights use seven of their eight bits (:data:`EXACT_INT8`): on a CPU without VNNI
+    (AVX2 only, as some of this project's machines are), ONNX Runtime adds pairs of 8-bit
+    products in 16 bits, which overflow and are clipped with full-range weights. A product
+    then came out 0.63 off on a scale of 8.9 where the exact sum differs by 0.000001
+    (``tests/test_onnxgraph.py``), and the rails' scores and thresholds depended on the
+    machine that measured them. With seven bits no pair can overflow, so every CPU computes
+    the same exact sums."""
     import tempfile
     from pathlib import Path
 

@@ -156,6 +156,19 @@ def validation(labels: list[bool]) -> list[int]:
     return held
 
 
+def read_threshold(
+    found: list[float], held: list[int], labels: list[bool], fpr: float
+) -> tuple[float, float, float]:
+    """The threshold that flags ``fpr`` of the validation part's benign prompts (``found``:
+    the scores of ``held``, in order), and the shares of its attacks and of its benign
+    prompts flagged at it."""
+    benign = [p for p, i in zip(found, held, strict=True) if not labels[i]]
+    attacks = [p for p, i in zip(found, held, strict=True) if labels[i]]
+    threshold = threshold_at(benign, fpr)
+    caught = sum(p >= threshold for p in attacks) / len(attacks)
+    return threshold, caught, sum(p >= threshold for p in benign) / len(benign)
+
+
 def rethreshold(
     texts: list[str], labels: list[bool], out: Path, *, fpr: float = 0.005
 ) -> dict[str, Any]:
@@ -179,14 +192,11 @@ def rethreshold(
         raise SystemExit(f"{out}: no fine-tuned classifier read in 8 bits here to re-read")
     held = validation(labels)
     found = detector.probabilities([texts[i] for i in held])
-    threshold = threshold_at([p for p, i in zip(found, held, strict=True) if not labels[i]], fpr)
-    attacks = [p for p, i in zip(found, held, strict=True) if labels[i]]
+    threshold, caught, _ = read_threshold(found, held, labels, fpr)
     report = {
         "threshold_int8_before": data.get("threshold_int8"),
         "threshold_int8": round(threshold, 6),
-        "validation_true_positive_rate_int8": round(
-            sum(p >= threshold for p in attacks) / len(attacks), 4
-        ),
+        "validation_true_positive_rate_int8": round(caught, 4),
     }
     data["threshold_int8"] = report["threshold_int8"]
     data["meta"]["threshold_int8"] = report["threshold_int8"]
@@ -231,18 +241,12 @@ def train(
         seed=seed,
     )
     found = scores(layers, head, [states[i] for i in held], [texts[i] for i in held])
-    benign = [p for p, i in zip(found, held, strict=True) if not labels[i]]
-    threshold = threshold_at(benign, fpr)
-    attacks = [p for p, i in zip(found, held, strict=True) if labels[i]]
+    threshold, caught, flagged = read_threshold(found, held, labels, fpr)
     report = {
         "prompts": len(texts),
         "validation_prompts": len(held),
-        "validation_true_positive_rate": round(
-            sum(p >= threshold for p in attacks) / len(attacks), 4
-        ),
-        "validation_false_positive_rate": round(
-            sum(p >= threshold for p in benign) / len(benign), 4
-        ),
+        "validation_true_positive_rate": round(caught, 4),
+        "validation_false_positive_rate": round(flagged, 4),
         "threshold": round(threshold, 6),
     }
     extra = {}
@@ -252,15 +256,9 @@ def train(
     running = injection_layers.load(embedder, layers_file)
     if quantizes(embedder, running):  # the rail will run these layers in 8 bits: measure that
         quantized = runtime_scores(embedder, running, head, [texts[i] for i in held])
-        threshold_int8 = threshold_at(
-            [p for p, i in zip(quantized, held, strict=True) if not labels[i]], fpr
-        )
+        threshold_int8, caught_int8, _ = read_threshold(quantized, held, labels, fpr)
         extra["threshold_int8"] = round(threshold_int8, 6)
-        report["validation_true_positive_rate_int8"] = round(
-            sum(p >= threshold_int8 for p, i in zip(quantized, held, strict=True) if labels[i])
-            / len(attacks),
-            4,
-        )
+        report["validation_true_positive_rate_int8"] = round(caught_int8, 4)
         report["threshold_int8"] = extra["threshold_int8"]
     report["seconds"] = round(time.monotonic() - started)
     meta = {"base": "all-minilm-l6-v2", "trained_on": trained_on, "layers": layers_file.name}
