@@ -117,10 +117,15 @@ WRITTEN = Path(__file__).with_name("injection_train.jsonl")
 #:   Trained on with the fourth (5,112 prompts), it ranked every held-out set better (at 1%
 #:   of the test negatives, 0.949 to 1.000) but at its own threshold (0.988) it failed two
 #:   rules written before scoring, each on a fresh blind pair: Tensor Trust's held-out part
-#:   0.687 -> 0.679, then the third pair's attacks 0.545 -> 0.556 (0.05 was asked).
+#:   0.687 -> 0.679, then the third pair's attacks 0.545 -> 0.556 (0.05 was asked);
+#: - a sixth round (thirteenth session, 309 lines: fake few-shot dialogue in several
+#:   languages, completion tricks, split payloads, instructions in tool results and passages
+#:   without trigger words, quoted attacks then obeyed; and benign look-alikes of each, texts
+#:   about attacks among them). Judged by rule F in BENCHMARKS.md.
 NOT_TRAINED = (
     Path(__file__).with_name("injection_train_round4.jsonl"),
     Path(__file__).with_name("injection_train_round5.jsonl"),
+    Path(__file__).with_name("injection_train_round6.jsonl"),
 )
 
 
