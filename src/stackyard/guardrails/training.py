@@ -121,11 +121,17 @@ WRITTEN = Path(__file__).with_name("injection_train.jsonl")
 #: - a sixth round (thirteenth session, 309 lines: fake few-shot dialogue in several
 #:   languages, completion tricks, split payloads, instructions in tool results and passages
 #:   without trigger words, quoted attacks then obeyed; and benign look-alikes of each, texts
-#:   about attacks among them). Judged by rule F in BENCHMARKS.md.
+#:   about attacks among them);
+#: - a seventh round (thirteenth session, 191 lines: benign texts about attacks, the kinds the
+#:   sixth round's classifier still blocked: attacks reported in a user's own words, requests
+#:   to classify a quoted attack, incident write-ups, defensive code, jailbreak history,
+#:   policies; and attacks that wear them and then ask for the attack). Rounds four to seven
+#:   are judged together by rule F in BENCHMARKS.md.
 NOT_TRAINED = (
     Path(__file__).with_name("injection_train_round4.jsonl"),
     Path(__file__).with_name("injection_train_round5.jsonl"),
     Path(__file__).with_name("injection_train_round6.jsonl"),
+    Path(__file__).with_name("injection_train_round7.jsonl"),
 )
 
 
