@@ -54,10 +54,6 @@ trained on llm-warden's training split only (``make guardrails-injection``). It 
   tasks, pasted transcripts, scripts, texts to continue), written the same day by a blind
   helper to judge the ``fake_dialogue`` heuristic, whose pattern was written from the
   families' names alone (3 attacks dropped by the overlap check).
-- ``benchmarks/data/injection_holdout_v9.jsonl`` (v9): 105 attacks over sixteen families,
-  and ``injection_benign_v8.jsonl``, 105 benign look-alikes over fourteen topics, written on
-  2026-12-07 (twelfth session) by a blind helper and kept unread for the next candidate;
-  first scored in the thirteenth session, to judge it by rule F (``BENCHMARKS.md``).
 
 Negatives: XSTest's 250 safe prompts, and ``benchmarks/data/injection_benign.jsonl``: benign
 questions written by hand about prompts, system prompts, jailbreaks in the news, developer
@@ -186,12 +182,6 @@ HAND_WRITTEN = (
         True,
     ),
     HandWritten(
-        "hand-written attacks v9 (written blind, fresh hold-out)",
-        "injection_holdout_v9.jsonl",
-        "v9",
-        True,
-    ),
-    HandWritten(
         "hand-written benign, about prompts and settings",
         "injection_benign.jsonl",
         "benign",
@@ -217,9 +207,6 @@ HAND_WRITTEN = (
         "injection_benign_v7.jsonl",
         "benign v7",
         False,
-    ),
-    HandWritten(
-        "hand-written benign v8 (written blind)", "injection_benign_v8.jsonl", "benign v8", False
     ),
 )
 #: The hand-written sets' short tags by label.
