@@ -125,8 +125,11 @@ WRITTEN = Path(__file__).with_name("injection_train.jsonl")
 #: - a seventh round (thirteenth session, 191 lines: benign texts about attacks, the kinds the
 #:   sixth round's classifier still blocked: attacks reported in a user's own words, requests
 #:   to classify a quoted attack, incident write-ups, defensive code, jailbreak history,
-#:   policies; and attacks that wear them and then ask for the attack). Rounds four to seven
-#:   are judged together by rule F in BENCHMARKS.md.
+#:   policies; and attacks that wear them and then ask for the attack). Neither passed the
+#:   selection written before scoring (rule F in BENCHMARKS.md): trained on rounds one to
+#:   six, the classifier caught 0.744 of the held-out attacks pooled at its own threshold
+#:   (shipped: 0.664) but blocked one more text about attacks; on one to seven, 5 texts about
+#:   attacks instead of 11, but Tensor Trust's held-out part fell by 0.0201 (0.02 allowed).
 NOT_TRAINED = (
     Path(__file__).with_name("injection_train_round4.jsonl"),
     Path(__file__).with_name("injection_train_round5.jsonl"),
