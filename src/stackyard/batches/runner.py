@@ -195,28 +195,33 @@ class BatchRunner:
         slots = asyncio.Semaphore(self.config.concurrency)
         tasks: set[asyncio.Task[None]] = set()
         last_renewal = time.monotonic()
-        for line in todo:
-            if time.monotonic() - last_renewal > self.config.lease_seconds / 3:
-                last_renewal = time.monotonic()
-                renewed = await asyncio.to_thread(
-                    self.store.renew, record.id, self.name, self.config.lease_seconds
-                )
-                if renewed is None:  # another instance holds it now
-                    status = "lost"
+        try:
+            for line in todo:
+                if time.monotonic() - last_renewal > self.config.lease_seconds / 3:
+                    last_renewal = time.monotonic()
+                    renewed = await asyncio.to_thread(
+                        self.store.renew, record.id, self.name, self.config.lease_seconds
+                    )
+                    if renewed is None:  # another instance holds it now
+                        status = "lost"
+                        break
+                    status = renewed
+                    if status != "in_progress":
+                        break
+                if time.time() > expires:
+                    status = "expired"
                     break
-                status = renewed
-                if status != "in_progress":
-                    break
-            if time.time() > expires:
-                status = "expired"
-                break
-            await slots.acquire()
-            await self._wait_for_room()
-            task = asyncio.ensure_future(self._line(record, line, principal, slots))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+                await slots.acquire()
+                await self._wait_for_room()
+                task = asyncio.ensure_future(self._line(record, line, principal, slots))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+        finally:
+            # However the loop ended (a store error included), the lines in flight finish and
+            # are kept before the batch is let go: run again at once, it would otherwise start
+            # them a second time, beside themselves.
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
         if status == "in_progress":  # a cancel may have come while the last lines ran
             status = (await asyncio.to_thread(self.store.record, record.id)).status
         return status

@@ -267,6 +267,8 @@ class BatchStore:
                 .order_by(BatchRecord.created_at)
                 .limit(5)
             ).all()
+            # One transaction, committed as the block ends: a commit inside it would close it,
+            # and the next candidate's update would then fail.
             for batch_id in candidates:
                 taken = session.execute(
                     update(BatchRecord)
@@ -280,7 +282,6 @@ class BatchStore:
                     )
                     .values(runner=runner, lease_until=now + dt.timedelta(seconds=lease))
                 )
-                session.commit()
                 if taken.rowcount:  # type: ignore[attr-defined]
                     return str(batch_id)
         return None
@@ -288,13 +289,12 @@ class BatchStore:
     def renew(self, batch_id: str, runner: str, lease: float) -> str | None:
         """Hold the lease a while longer; the batch's status, or None if it is no longer ours."""
         until = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=lease)
-        with self.db.session() as session:
+        with self.db.session() as session:  # one transaction, committed as the block ends
             done = session.execute(
                 update(BatchRecord)
                 .where(BatchRecord.id == batch_id, BatchRecord.runner == runner)
                 .values(lease_until=until)
             )
-            session.commit()
             if not done.rowcount:  # type: ignore[attr-defined]
                 return None
             status = session.scalar(select(BatchRecord.status).where(BatchRecord.id == batch_id))
