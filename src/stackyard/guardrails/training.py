@@ -138,23 +138,9 @@ NOT_TRAINED = (
 )
 
 
-#: Later rounds of written text that are trained on, after :data:`WRITTEN`, in this order.
-ROUNDS: tuple[Path, ...] = ()
-
-
-def written_rows() -> list[dict[str, Any]]:
-    """The rows of :data:`WRITTEN` and of each of :data:`ROUNDS`, in training order."""
-    return [
-        json.loads(line)
-        for path in (WRITTEN, *ROUNDS)
-        for line in path.read_text(encoding="utf-8").splitlines()
-        if line
-    ]
-
-
 def written() -> tuple[list[str], list[bool]]:
-    """The texts of :data:`WRITTEN` and :data:`ROUNDS` and whether each is an attack."""
-    rows = written_rows()
+    """The texts of :data:`WRITTEN` and whether each is an attack."""
+    rows = [json.loads(line) for line in WRITTEN.read_text(encoding="utf-8").splitlines() if line]
     return [r["text"] for r in rows], [r["label"] == "attack" for r in rows]
 
 
@@ -162,7 +148,6 @@ TRAINED_ON = (
     "llm-warden jailbreak_dataset_train.csv, "
     f"{len(HARD_NEGATIVES)} hard negatives (training.HARD_NEGATIVES) and the written "
     "attacks and look-alikes of injection_train.jsonl"
-    + "".join(f", {path.name}" for path in ROUNDS)
 )
 
 
