@@ -99,6 +99,23 @@ def test_chat_an_earlier_turns_tool_call_and_tool_result(
     assert sent_arguments(body) == [{"query": "find <PERSON_1>", "limit": 3}]
 
 
+def test_chat_a_predicted_output_and_the_metadata(
+    gateway: GatewayProcess, fake_openai: FakeOpenAI
+) -> None:
+    """Both are passed on to an OpenAI-compatible provider, so both leave redacted."""
+    with openai_sdk(gateway) as client:
+        client.chat.completions.create(
+            model="echo",
+            messages=[{"role": "user", "content": "Fix the typo in the letter."}],
+            prediction={"type": "content", "content": f"Dear Oskar Lindqvist, write to {EMAIL}."},
+            metadata={"contact": EMAIL},
+        )
+    body = upstream_body(fake_openai)
+    assert_clean(body)
+    assert body["prediction"]["content"] == "Dear <PERSON_1>, write to <EMAIL_1>."
+    assert body["metadata"] == {"contact": "<EMAIL_1>"}
+
+
 def test_responses_function_calls_and_their_outputs(
     gateway: GatewayProcess, fake_openai: FakeOpenAI
 ) -> None:

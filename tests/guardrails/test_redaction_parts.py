@@ -232,3 +232,18 @@ def test_a_value_put_back_into_a_streamed_tool_input_is_escaped() -> None:
     out += transformer.feed(("content_block_stop", {"type": "content_block_stop", "index": 1}))
     text = "".join(e[1]["delta"]["partial_json"] for e in out if e[0] == "content_block_delta")
     assert json.loads(text) == {"a": ADDRESS}
+
+
+def test_a_predicted_output_and_the_metadata_values_are_redacted() -> None:
+    """Both go to an OpenAI-compatible provider as they are: the predicted output is text the
+    answer is expected to repeat (its placeholders come back and are restored), the metadata
+    is kept with a stored completion."""
+    body = chat()
+    body["prediction"] = {"type": "content", "content": f"Write to {EMAIL} today."}
+    body["metadata"] = {"contact": PHONE, "ticket": "T-1"}
+    out = sent(body)
+    assert out["prediction"] == {"type": "content", "content": "Write to <EMAIL_1> today."}
+    assert out["metadata"] == {"contact": "<PHONE_1>", "ticket": "T-1"}
+    parts = chat()
+    parts["prediction"] = {"type": "content", "content": [{"type": "text", "text": EMAIL}]}
+    assert sent(parts)["prediction"]["content"] == [{"type": "text", "text": "<EMAIL_1>"}]

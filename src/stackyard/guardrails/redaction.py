@@ -45,7 +45,9 @@ def change_name(name: str, change: Callable[[str], str]) -> str:
 
 def change_texts(body: Body, change: Callable[[str], str]) -> Body:
     """A copy of a chat request with ``change`` applied to every message's text and name,
-    every tool result, every tool call's arguments and the end-user identifier."""
+    every tool result, every tool call's arguments, the end-user identifier, a predicted
+    output's text and the ``metadata`` values (both are sent to the provider, and OpenAI keeps
+    the metadata with a stored completion)."""
     messages = []
     for message in body.get("messages") or ():
         if not isinstance(message, dict):
@@ -64,7 +66,14 @@ def change_texts(body: Body, change: Callable[[str], str]) -> Body:
         if isinstance(copy.get("function_call"), dict):  # the legacy functions API
             copy["function_call"] = _arguments(copy["function_call"], change)
         messages.append(copy)
-    return change_identifiers({**body, "messages": messages}, change)
+    out = {**body, "messages": messages}
+    prediction = body.get("prediction")
+    if isinstance(prediction, dict) and "content" in prediction:
+        out["prediction"] = {**prediction, "content": _content(prediction["content"], change)}
+    metadata = body.get("metadata")
+    if isinstance(metadata, dict):
+        out["metadata"] = {k: change(v) if isinstance(v, str) else v for k, v in metadata.items()}
+    return change_identifiers(out, change)
 
 
 def change_inputs(body: Body, change: Callable[[str], str]) -> Body:
