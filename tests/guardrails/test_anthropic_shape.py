@@ -126,7 +126,20 @@ def test_the_rails_read_user_texts_and_tool_results_by_where_they_are() -> None:
         "system": "You are careful.",
         "messages": [
             {"role": "user", "content": "plain"},
-            {"role": "assistant", "content": [{"type": "text", "text": "not read"}]},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "text", "text": "not read"},
+                    {"type": "mcp_tool_use", "id": "m", "name": "f", "input": {"q": "not read"}},
+                    {
+                        "type": "mcp_tool_result",
+                        "tool_use_id": "m",
+                        "content": [{"type": "text", "text": "an MCP result"}],
+                    },
+                    {"type": "tool_result", "tool_use_id": "t", "content": "not a user's"},
+                ],
+            },
+            {"role": "system", "content": "not a Messages role"},
             {
                 "role": "user",
                 "content": [
@@ -144,12 +157,14 @@ def test_the_rails_read_user_texts_and_tool_results_by_where_they_are() -> None:
     }
     assert request_texts(body) == [
         ("messages[0].content", "plain"),
-        ("messages[2].content[0].text", "a block"),
-        ("messages[2].content[1].content", "a result"),
-        ("messages[2].content[2].content[0].text", "a part"),
+        ("messages[1].content[2].content[0].text", "an MCP result"),
+        ("messages[3].content[0].text", "a block"),
+        ("messages[3].content[1].content", "a result"),
+        ("messages[3].content[2].content[0].text", "a part"),
     ]
     assert [where for where, _ in request_texts(body, ("tool",))] == [
-        "messages[2].content[1].content",
-        "messages[2].content[2].content[0].text",
+        "messages[1].content[2].content[0].text",
+        "messages[3].content[1].content",
+        "messages[3].content[2].content[0].text",
     ]
     assert [text for _, text in request_texts(body, ("user",))] == ["plain", "a block"]

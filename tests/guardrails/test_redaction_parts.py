@@ -219,6 +219,46 @@ def test_every_part_of_a_messages_request_is_redacted() -> None:
     assert out["messages"][2]["content"][1]["content"][1]["source"] == "https://example.org/a"
 
 
+def test_server_and_mcp_tool_blocks_of_a_messages_request_are_redacted() -> None:
+    """An earlier turn's web search (its query), and an MCP tool's call and result, as Anthropic
+    returns them and the client sends them back."""
+    body = {
+        "model": "m",
+        "messages": [
+            {"role": "user", "content": "Find the address."},
+            {
+                "role": "assistant",
+                "content": [
+                    {
+                        "type": "server_tool_use",
+                        "id": "s1",
+                        "name": "web_search",
+                        "input": {"query": f"who owns {EMAIL}"},
+                    },
+                    {
+                        "type": "mcp_tool_use",
+                        "id": "m1",
+                        "name": "lookup",
+                        "server_name": "crm",
+                        "input": {"email": EMAIL},
+                    },
+                    {
+                        "type": "mcp_tool_result",
+                        "tool_use_id": "m1",
+                        "is_error": False,
+                        "content": [{"type": "text", "text": f"Phone {PHONE}"}],
+                    },
+                ],
+            },
+        ],
+    }
+    out = asyncio.run(redacted(body, Vault(), change_request))
+    blocks = out["messages"][1]["content"]
+    assert blocks[0]["input"] == {"query": "who owns <EMAIL_1>"}
+    assert blocks[1]["input"] == {"email": "<EMAIL_1>"}
+    assert blocks[2]["content"] == [{"type": "text", "text": "Phone <PHONE_1>"}]
+
+
 def test_a_value_put_back_into_a_streamed_tool_input_is_escaped() -> None:
     vault = vault_with_an_address()
     transformer = EventTransformer(

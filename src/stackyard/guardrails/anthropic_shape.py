@@ -26,15 +26,23 @@ def json_strings(value: Any, change: Change) -> Any:
     return value
 
 
+#: Blocks whose ``input`` the model wrote: a client tool's call, a server tool's (a web
+#: search's query) and an MCP server's tool's.
+TOOL_USES = ("tool_use", "server_tool_use", "mcp_tool_use")
+#: Blocks whose ``content`` is a string or text blocks: a tool's result, a search result (RAG
+#: text the client supplies), an MCP tool's result.
+RESULTS = ("tool_result", "search_result", "mcp_tool_result")
+
+
 def _block(block: Any, change: Change) -> Any:
     if not isinstance(block, dict):
         return block
     kind = block.get("type")
     if kind == "text" and isinstance(block.get("text"), str):
         return {**block, "text": change(block["text"])}
-    if kind == "tool_use" and "input" in block:
+    if kind in TOOL_USES and "input" in block:
         return {**block, "input": json_strings(block["input"], change)}
-    if kind in ("tool_result", "search_result") and "content" in block:
+    if kind in RESULTS and "content" in block:
         block = {**block, "content": _content(block["content"], change)}
     if kind in ("document", "search_result"):
         return _document(block, change)
@@ -88,25 +96,28 @@ def change_request(body: Body, change: Change) -> Body:
 def request_texts(body: Body, roles: tuple[str, ...] = ("user", "tool")) -> list[tuple[str, str]]:
     """The texts of a Messages request that the injection and topics rails read, by where
     they are: a user's text (``user``) and tool results (``tool``, which Messages carries in
-    user turns as ``tool_result`` blocks). The shape of
+    user turns as ``tool_result`` blocks, and in an assistant's turn as ``mcp_tool_result``
+    blocks, an MCP server's answer that stays in the conversation). The shape of
     :func:`stackyard.guardrails.injection.request_texts` for ``/v1/messages``."""
     items: list[tuple[str, str]] = []
     for index, message in enumerate(body.get("messages") or ()):
-        if not isinstance(message, dict) or message.get("role") != "user":
+        if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
             continue
+        user = message.get("role") == "user"
         content = message.get("content")
         if isinstance(content, str):
-            if "user" in roles:
+            if user and "user" in roles:
                 items.append((f"messages[{index}].content", content))
             continue
         for number, block in enumerate(content if isinstance(content, list) else ()):
             if not isinstance(block, dict):
                 continue
             where = f"messages[{index}].content[{number}]"
+            result = "tool_result" if user else "mcp_tool_result"
             if block.get("type") == "text" and isinstance(block.get("text"), str):
-                if "user" in roles:
+                if user and "user" in roles:
                     items.append((f"{where}.text", block["text"]))
-            elif block.get("type") == "tool_result" and "tool" in roles:
+            elif block.get("type") == result and "tool" in roles:
                 result = block.get("content")
                 if isinstance(result, str):
                     items.append((f"{where}.content", result))
