@@ -113,11 +113,11 @@ def request_texts(body: Body, roles: tuple[str, ...] = ("user", "tool")) -> list
             if not isinstance(block, dict):
                 continue
             where = f"messages[{index}].content[{number}]"
-            result = "tool_result" if user else "mcp_tool_result"
+            result_block = "tool_result" if user else "mcp_tool_result"
             if block.get("type") == "text" and isinstance(block.get("text"), str):
                 if user and "user" in roles:
                     items.append((f"{where}.text", block["text"]))
-            elif block.get("type") == result and "tool" in roles:
+            elif block.get("type") == result_block and "tool" in roles:
                 result = block.get("content")
                 if isinstance(result, str):
                     items.append((f"{where}.content", result))
