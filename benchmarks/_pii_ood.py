@@ -43,15 +43,20 @@ LOOKALIKES = {
     "private look-alikes v4 (blind)": SETS / "pii_private_lookalikes_v4.jsonl",
     "private look-alikes v5 (blind)": SETS / "pii_private_lookalikes_v5.jsonl",
     "private look-alikes v6 (blind)": SETS / "pii_private_lookalikes_v6.jsonl",
+    "numbers and codes, private (blind)": SETS / "pii_structured_private.jsonl",
 }
-#: Texts about public subjects only (``benchmarks/data/README.md``): nothing in them is
-#: anyone's personal data, so every text changed is a false positive. The first set's
-#: per-style figures were published (a development set since); v2 and v3 are blind. By short name:
-#: the report's label and the file.
+#: Texts about public subjects only (``benchmarks/data/README.md``), and texts dense with
+#: numbers and codes: nothing in them is anyone's personal data, so every text changed is a
+#: false positive. The first set's per-style figures were published (a development set
+#: since); the others are blind. By short name: the report's label and the file.
 PUBLIC_SUBJECTS = {
     "public": ("public subjects (dev)", SETS / "pii_public_subjects.jsonl"),
     "public_v2": ("public subjects v2 (blind)", SETS / "pii_public_subjects_v2.jsonl"),
     "public_v3": ("public subjects v3 (blind)", SETS / "pii_public_subjects_v3.jsonl"),
+    "structured": (
+        "numbers and codes, no personal data (blind)",
+        SETS / "pii_structured_benign.jsonl",
+    ),
 }
 
 

@@ -95,7 +95,11 @@ def test_the_taggers_written_questions_are_well_formed_and_apart_from_the_benchm
     benchmark = Path(__file__).parents[2] / "benchmarks" / "data"
     lookalikes = [
         r["text"]
-        for pattern in ("pii_private_lookalikes*.jsonl", "pii_public_subjects*.jsonl")
+        for pattern in (
+            "pii_private_lookalikes*.jsonl",
+            "pii_public_subjects*.jsonl",
+            "pii_structured_*.jsonl",
+        )
         for path in benchmark.glob(pattern)
         for r in rows(path)
     ]
