@@ -43,7 +43,8 @@ LOOKALIKES = {
     "private look-alikes v4 (blind)": SETS / "pii_private_lookalikes_v4.jsonl",
     "private look-alikes v5 (blind)": SETS / "pii_private_lookalikes_v5.jsonl",
     "private look-alikes v6 (blind)": SETS / "pii_private_lookalikes_v6.jsonl",
-    "numbers and codes, private (blind)": SETS / "pii_structured_private.jsonl",
+    "numbers and codes, private (dev)": SETS / "pii_structured_private.jsonl",
+    "numbers and codes, private v2 (blind)": SETS / "pii_structured_private_v2.jsonl",
 }
 #: Texts about public subjects only (``benchmarks/data/README.md``), and texts dense with
 #: numbers and codes: nothing in them is anyone's personal data, so every text changed is a
@@ -54,8 +55,12 @@ PUBLIC_SUBJECTS = {
     "public_v2": ("public subjects v2 (blind)", SETS / "pii_public_subjects_v2.jsonl"),
     "public_v3": ("public subjects v3 (blind)", SETS / "pii_public_subjects_v3.jsonl"),
     "structured": (
-        "numbers and codes, no personal data (blind)",
+        "numbers and codes, no personal data (dev)",
         SETS / "pii_structured_benign.jsonl",
+    ),
+    "structured_v2": (
+        "numbers and codes, no personal data v2 (blind)",
+        SETS / "pii_structured_benign_v2.jsonl",
     ),
 }
 
