@@ -30,7 +30,7 @@ from typing import Any
 from stackyard.guardrails import subjects
 from stackyard.guardrails.pii import Found
 from stackyard.guardrails.reading import PIECE_LAYER, Reading, deeper, read
-from stackyard.guardrails.shapes import VALID, ip_in_context, is_date
+from stackyard.guardrails.shapes import DATE, VALID, date_ok, glued, ip_in_context, is_date
 
 log = logging.getLogger("stackyard.guardrails")
 
@@ -219,7 +219,8 @@ class EntityTagger:
             if any(c.isalnum() for c in word):  # punctuation starts no entity
                 spans.append(_Span(start, end, p, word.isalpha()))
         found = []
-        for span in spans:
+        dates: set[tuple[int, int]] = set()  # addresses that are times or days, retyped last
+        for index, span in enumerate(spans):
             a, b = span.start, len(text[: span.end].rstrip(TRAILING))
             kind = span.kind(self.kinds)
             if (
@@ -228,6 +229,14 @@ class EntityTagger:
                 and shaped(kind, text, a, b)
                 and not FILLER.issuperset(w.lower() for w in WORDS.findall(text, a, b))
             ):
+                if kind == "ADDRESS":
+                    read_as = address_kind(text, a, b) or (
+                        "ADDRESS" if self._beside(text, spans, index, a) else None
+                    )
+                    if read_as is None or (read_as == "DATE" and glued(text, a, b)):
+                        continue  # a code's piece ("INV-2024-00417"), not a date
+                    if read_as != kind:
+                        dates.add((a, b))
                 found.append(Found(a, b, kind, text[a:b]))
         if public_names and self.gate is not None:
             gated = [f for f in found if f.kind in subjects.KINDS]
@@ -252,7 +261,45 @@ class EntityTagger:
                     id(f) for f, p in zip(named, self._public(states, pieces), strict=True) if p
                 }
                 found = [f for f in found if id(f) not in public]
+        if dates:  # after the gates, which leave a public sentence's addresses alone
+            found = [
+                Found(f.start, f.end, "DATE", f.value) if (f.start, f.end) in dates else f
+                for f in found
+                if (f.start, f.end) not in dates or "DATE" in wanted
+            ]
         return found
+
+    def _beside(self, text: str, spans: list[_Span], index: int, start: int) -> bool:
+        """Whether a number (or a code) the tagger read as an address is part of one: a
+        postcode's word before it ("zip code is 48213"), or a place, a street or a name beside
+        it ("Detroit, MI 48213", "10115 Berlin", "5B Lakshmi Residency", "Calle Mayor 14").
+        Alone, it is a room, a ticket, a score or a code ("Room 1204", "#48213", "gate B42")."""
+        if POSTCODE_WORD.search(text, max(0, start - 25), start):
+            return True
+        span = spans[index]
+        before = spans[index - 1] if index > 0 else None
+        after = spans[index + 1] if index + 1 < len(spans) else None
+        return any(
+            other is not None
+            and other.kind(self.kinds) in PLACES
+            and NEIGHBOURS.fullmatch(text, *gap) is not None
+            for other, gap in (
+                (before, (before.end, span.start) if before else (0, 0)),
+                (after, (span.end, after.start) if after else (0, 0)),
+            )
+        )
+
+
+#: Words that say the number after them is a postcode.
+POSTCODE_WORD = re.compile(
+    r"(?i)\b(?:zip|zip\s?code|post\s?code|postal(?:\s?code)?|postleitzahl|plz|cep|pin\s?code"
+    r"|eircode)\b(?:\s+(?:is|was))?[\s:#.-]*$"
+)
+#: The kinds an address's number stands beside (a street may be named for a person), and
+#: what may stand between them: a comma, a hyphen, spaces and a state's or province's
+#: letters ("Detroit, MI 48213", "Mapo-gu").
+PLACES = frozenset({"ADDRESS", "LOCATION", "PERSON", "ORGANIZATION"})
+NEIGHBOURS = re.compile(r"[\s,-]*(?:[A-Z]{2,3}[\s,]*)?")
 
 
 class _Span:
@@ -282,24 +329,68 @@ def confident(kind: str, confidence: float, floor: float) -> bool:
 def shaped(kind: str, text: str, start: int, end: int) -> bool:
     """Whether the tagger's find of ``kind`` at ``text[start:end]`` looks like one: what has a
     pattern's shape must pass that pattern's checks (:mod:`stackyard.guardrails.shapes`), a
-    date is a date, a name or a place has letters, and an address that is only a number is a
-    postcode's four to six digits (not a room number)."""
+    phone number is not a piece of a code, a date is a date, a name or a place has letters,
+    and an address that is only a number is a postcode's four to six digits (not a room
+    number; :func:`address_kind` reads it further)."""
     value = text[start:end]
     if not SHAPES.get(kind, ANY).search(value):
         return False
     if DOTTED.match(text[max(0, start - 2) : start]) or DOTTED.match(text[end : end + 2][::-1]):
         return False  # a piece of a version or section number (2.4.10.1)
     if kind in VALID:
-        return VALID[kind](value)
+        return VALID[kind](value) and not (kind == "PHONE" and glued(text, start, end))
     if kind == "IP":
         return ip_in_context(text, start, end)
     if kind in WORDY:
         return any(c.isalpha() for c in value)
-    if kind == "DATE" and not any(c.isalpha() for c in value):
-        return is_date(value)  # a year alone is no one's date
+    if kind == "DATE":
+        if not any(c.isalpha() for c in value):
+            return is_date(value)  # a year alone is no one's date
+        return any(len(w) >= 3 or w.lower() in DATE_SUFFIXES for w in LETTERS.findall(value))
     if kind == "ADDRESS" and not any(c.isalpha() for c in value):
         return 4 <= sum(c.isdigit() for c in value) <= 6 and not is_date(value)
     return True
+
+
+#: Letters a date's number may carry ("5th", "7pm", "14h30"); other short runs of letters
+#: beside digits make a code ("2B", "3C"), not a date.
+DATE_SUFFIXES = frozenset({"st", "nd", "rd", "th", "am", "pm", "h"})
+LETTERS = re.compile(r"[^\W\d_]+")
+#: Postcodes that hold no word of three letters: British ("LS6 2QT", "SW1A 1AA"), Canadian
+#: ("K1A 0B1"), Dutch ("1012 AB"), and an American ZIP code after its state ("MI 48213").
+POSTCODE = re.compile(
+    r"\b(?:[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}|[A-Z]\d[A-Z] ?\d[A-Z]\d|\d{4} ?[A-Z]{2}"
+    r"|[A-Z]{2},? \d{5}(?:-\d{4})?)\b"
+)
+#: A time ("7pm", "10:30pm", "09:20", "2 p"), a day ("14th", "05.04", "03/11") or a year of
+#: this or the last century, alone.
+#: What is trimmed from a find before it is read as a time: punctuation, brackets, emoji.
+EDGES = re.compile(r"^[\W_]+|[\W_]+$")
+TIME_OR_DAY = re.compile(
+    r"(?i)\d{1,2}(?::\d{2})?\s?(?:[ap]\.?m?\.?)"
+    r"|\d{1,2}:\d{2}"
+    r"|\d{1,2}(?:st|nd|rd|th)"
+    r"|(?:0?[1-9]|[12]\d|3[01])[./](?:0?[1-9]|[12]\d|3[01])"
+    r"|(?:19|20)\d{2}"
+)
+
+
+def address_kind(text: str, start: int, end: int) -> str | None:
+    """What an address the tagger found is, by its shape: ``ADDRESS`` where a word of three
+    letters or more names a street, a place or a building ("Elm", "Apt") or it is a postcode;
+    ``DATE`` where it is a time, a day or a year ("7pm", "09:20", "14th", "05.04", "2024":
+    the tagger reads numbers beside places as addresses); None where it is neither (digits
+    and short runs of letters: "BA 287", "56B", "e29b-41d4", "850 sq", "234.56", "1204"),
+    which is an address only beside one (:meth:`EntityTagger._beside`). A piece of a date
+    written in numbers ("2022-01-15") is a date too."""
+    value = text[start:end]
+    if any(len(w) >= 3 for w in LETTERS.findall(value)) or POSTCODE.search(value):
+        return "ADDRESS"
+    if TIME_OR_DAY.fullmatch(EDGES.sub("", value)) or any(
+        m.start() < end and start < m.end() and date_ok(m) for m in DATE.finditer(text)
+    ):
+        return "DATE"
+    return None
 
 
 def group_words(text: str, offsets: list[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -19,6 +19,7 @@ from stackyard.guardrails.shapes import (
     DATE,
     card_ok,
     date_ok,
+    glued,
     ip_in_context,
     phone_ok,
 )
@@ -91,7 +92,7 @@ RECOGNISERS: list[tuple[str, re.Pattern[str], Valid | None]] = [
     ("SSN", SSN, None),
     ("IP", IPV4, lambda text, match: ip_in_context(text, *match.span())),
     ("IP", IPV6, _value(ip_ok)),
-    ("PHONE", PHONE, _value(phone_ok)),
+    ("PHONE", PHONE, lambda text, match: phone_ok(match[0]) and not glued(text, *match.span())),
 ]
 #: What the patterns redact on their own (dates are redacted where the tagger finds them).
 PATTERN_KINDS = sorted({kind for kind, _, _ in RECOGNISERS} - {"DATE"})

@@ -43,11 +43,25 @@ def iban_ok(text: str) -> bool:
 
 
 def ip_ok(text: str) -> bool:
+    """A valid address that can be someone's: not this machine's own (``127.0.0.1``, ``::1``)
+    and not "any address" (``0.0.0.0``, ``::``), which name no one."""
     try:
-        ipaddress.ip_address(text)
+        address = ipaddress.ip_address(text)
     except ValueError:
         return False
-    return True
+    return not (address.is_loopback or address.is_unspecified)
+
+
+#: What joins a number to the letters of a code ("INV-2024-00417", "7741-0032-B"): a hyphen,
+#: slash or underscore. A digit there does not count: "1-800-555-0199" is one phone number.
+GLUE_BEFORE = re.compile(r"[^\W\d_][-/_]$")
+GLUE_AFTER = re.compile(r"[-/_][^\W\d_]")
+
+
+def glued(text: str, start: int, end: int) -> bool:
+    """Whether ``text[start:end]`` is a piece of a longer code, joined to letters by a hyphen,
+    slash or underscore on either side: an invoice or part number, not a phone number."""
+    return bool(GLUE_BEFORE.search(text, max(0, start - 2), start) or GLUE_AFTER.match(text, end))
 
 
 #: A version's marker just before a number ("v1.2.3", "version 2.4.10.1", "release 10.0.1.2").
