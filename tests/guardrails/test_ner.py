@@ -198,6 +198,23 @@ def test_a_name_in_an_earlier_tool_calls_arguments_is_redacted(
         ("Upgrade to version 2.4.10.1 or v1.2.3 today.", []),  # was an IP
         ("Meet on 2024-03-05 room 204.", [("DATE", "2024-03-05")]),  # were three addresses
         ("Call me at 555-1234", [("PHONE", "555-1234")]),  # was two phone numbers
+        ("Room 1204 is booked; see ticket #48213.", []),  # were two addresses
+        ("Flight BA 287 leaves at 14:35.", []),  # was an address
+        ("Dinner at Priya's flat at 7pm.", [("PERSON", "Priya"), ("DATE", "7pm")]),
+        ("My zip code is 48213", [("ADDRESS", "48213")]),  # a postcode's word before it
+        (  # a flat's number and a postcode beside the places they belong to
+            "Send it to 5B Lakshmi Residency, Aundh, Pune 411007.",
+            [
+                ("ADDRESS", "5B"),
+                ("PERSON", "Lakshmi Residency"),
+                ("LOCATION", "Aundh, Pune"),
+                ("ADDRESS", "411007"),
+            ],
+        ),
+        (
+            "Ship to 2240 W Division St, Chicago, IL 60622.",
+            [("ADDRESS", "2240 W Division St"), ("ADDRESS", "IL 60622")],
+        ),
     ],
 )
 def test_numbers_in_ordinary_text_keep_their_kind(
@@ -253,3 +270,47 @@ def test_a_vault_can_redact_public_names_too(tagger: EntityTagger) -> None:
     text = "What did Isaac Newton publish in 1687?"
     assert Vault(None, tagger).redact(text) == text
     assert "Newton" not in Vault(None, tagger, public_names=False).redact(text)
+
+
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [
+        ("14 Carver St", "ADDRESS"),
+        ("LS6 2QT", "ADDRESS"),  # a postcode with no word of three letters
+        ("K1A 0B1", "ADDRESS"),
+        ("MI 48213", "ADDRESS"),
+        ("7pm", "DATE"),
+        ("10:30pm", "DATE"),
+        ("09:20", "DATE"),
+        ("14th", "DATE"),
+        ("05.04", "DATE"),
+        ("(2024)", "DATE"),
+        ("1204", None),
+        ("BA 287", None),
+        ("56B", None),
+        ("e29b-41d4", None),
+        ("850 sq", None),
+        ("234.56", None),
+    ],
+)
+def test_an_address_is_read_by_its_shape(value: str, kind: str | None) -> None:
+    """What the tagger read as an address: a street or a postcode stays one, a time, a day or
+    a year is a date, and digits with short runs of letters are neither by their shape alone
+    (they are an address only beside a place: the tagger's cases above)."""
+    assert ner.address_kind(value, 0, len(value)) == kind
+
+
+def test_a_piece_of_a_numeric_date_is_a_date() -> None:
+    text = "lease start 2022-01-15"
+    start = text.index("2022")
+    assert ner.address_kind(text, start, start + 7) == "DATE"
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"), [("2B", False), ("3C", False), ("5th", True), ("7pm", True), ("May 5", True)]
+)
+def test_a_date_the_tagger_found_with_letters_needs_a_word_or_a_dates_suffix(
+    value: str, ok: bool
+) -> None:
+    text = f"on {value} then"
+    assert ner.shaped("DATE", text, 3, 3 + len(value)) is ok

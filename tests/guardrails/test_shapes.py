@@ -23,6 +23,10 @@ def kinds(text: str) -> list[tuple[str, str]]:
         "Please install version 10.0.1.2 first.",
         "Meet on 2024-03-05 room 204.",
         "Chapter 1.2.10 covers it.",
+        "My order INV-2024-00417 is late.",  # a code's digits, not a phone number
+        "Part 7741-0032-B is out of stock.",
+        "Bind it to 127.0.0.1 or 0.0.0.0 on that server.",  # no one's address
+        "Listen on ::1 on the host.",
     ],
 )
 def test_ordinary_numbers_are_not_pii(text: str) -> None:
@@ -40,6 +44,7 @@ def test_ordinary_numbers_are_not_pii(text: str) -> None:
         ("call +1 984 182 0190", "PHONE", "+1 984 182 0190"),
         ("call 03.93.92.16.85", "PHONE", "03.93.92.16.85"),
         ("call 9498777106", "PHONE", "9498777106"),
+        ("call 1-800-555-0199 now", "PHONE", "800-555-0199"),  # digits either side: a phone
     ],
 )
 def test_real_shapes_are_found(text: str, kind: str, value: str) -> None:
