@@ -291,6 +291,21 @@ def test_a_vault_can_redact_public_names_too(tagger: EntityTagger) -> None:
         ("e29b-41d4", None),
         ("850 sq", None),
         ("234.56", None),
+        ("23 December", "DATE"),
+        ("Sat 8am", "DATE"),
+        ("Easter 2024", "DATE"),
+        ("Calle Mayor", "ADDRESS"),  # a street's word in another language
+        ("Oak Place", "ADDRESS"),
+        ("PSC 6293, Box 8158", "ADDRESS"),  # a forces' postal address
+        ("Germany 74285", "ADDRESS"),  # a place and a postcode
+        ("Ezra, 14", "ADDRESS"),  # a name and an age, which the tagger calls an address
+        ("SKU 4410", None),  # a label and a number
+        ("Terminal 1", None),
+        ("centre 4410", None),
+        ("VAT", "ADDRESS"),  # an acronym may be a firm's or a place's name: kept
+        ("US", None),  # two letters
+        ("floor", None),  # a word in lower case
+        ("the way 2", None),  # "way" is a street's only when capitalised
     ],
 )
 def test_an_address_is_read_by_its_shape(value: str, kind: str | None) -> None:
@@ -304,6 +319,25 @@ def test_a_piece_of_a_numeric_date_is_a_date() -> None:
     text = "lease start 2022-01-15"
     start = text.index("2022")
     assert ner.address_kind(text, start, start + 7) == "DATE"
+
+
+def test_a_number_beside_a_street_word_or_a_postcode_is_an_address() -> None:
+    """The tagger cuts addresses short: "64 Main" of "64 Main Street", "3PT" of "LE2 3PT"."""
+    text = "Sean Gallagher, 64 Main Street, Ennis; post to Leicester LE2 3PT."
+    start = text.index("64 Main")
+    assert ner.address_kind(text, start, start + 7) == "ADDRESS"
+    start = text.index("3PT")
+    assert ner.address_kind(text, start, start + 3) == "ADDRESS"
+
+
+def test_a_name_the_tokenizer_splits_makes_a_number_an_address() -> None:
+    """A rare word (in pieces) beside a number is a street's name; a known word is not."""
+    text = "Meet at Ermou 45 or at Terminal 45."
+    first = (text.index("Ermou"), text.index("Ermou") + len("Ermou"))
+    start = text.index("Ermou")
+    assert ner.address_kind(text, start, start + 8, [first]) == "ADDRESS"
+    start = text.index("Terminal")
+    assert ner.address_kind(text, start, start + 11, [first]) is None
 
 
 @pytest.mark.parametrize(

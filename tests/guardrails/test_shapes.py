@@ -27,6 +27,9 @@ def kinds(text: str) -> list[tuple[str, str]]:
         "Part 7741-0032-B is out of stock.",
         "Bind it to 127.0.0.1 or 0.0.0.0 on that server.",  # no one's address
         "Listen on ::1 on the host.",
+        "Order 99-413-2207 shipped.",  # a thing's number, named by the word before it
+        "SKU 100-2284 is out.",
+        "Build 16.0.17328.20162 broke it.",  # a piece of a dotted version
     ],
 )
 def test_ordinary_numbers_are_not_pii(text: str) -> None:
@@ -45,6 +48,8 @@ def test_ordinary_numbers_are_not_pii(text: str) -> None:
         ("call 03.93.92.16.85", "PHONE", "03.93.92.16.85"),
         ("call 9498777106", "PHONE", "9498777106"),
         ("call 1-800-555-0199 now", "PHONE", "800-555-0199"),  # digits either side: a phone
+        ("text 07984 552117 please", "PHONE", "07984 552117"),  # a six-digit group (UK)
+        ("account 5562-0183-77 is mine", "PHONE", "5562-0183-77"),  # an account's: redacted
     ],
 )
 def test_real_shapes_are_found(text: str, kind: str, value: str) -> None:

@@ -19,8 +19,8 @@ from stackyard.guardrails.shapes import (
     DATE,
     card_ok,
     date_ok,
-    glued,
     ip_in_context,
+    phone_in_context,
     phone_ok,
 )
 
@@ -51,7 +51,7 @@ API_KEY = re.compile(
     r"|(?i:bearer)\s+[A-Za-z0-9._~+/-]{16,}=*"
 )
 PHONE = re.compile(
-    r"(?<![\w+])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,4}\)[\s.-]?)?\d{2,5}(?:[\s.-]\d{2,5}){1,4}"
+    r"(?<![\w+])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,4}\)[\s.-]?)?\d{2,5}(?:[\s.-]\d{2,8}){1,4}"
     r"(?:\s?(?:x|ext\.?)\s?\d{1,5})?(?!\w)"
     r"|(?<![\w+])\+?\d{9,15}(?!\w)"
 )
@@ -92,7 +92,11 @@ RECOGNISERS: list[tuple[str, re.Pattern[str], Valid | None]] = [
     ("SSN", SSN, None),
     ("IP", IPV4, lambda text, match: ip_in_context(text, *match.span())),
     ("IP", IPV6, _value(ip_ok)),
-    ("PHONE", PHONE, lambda text, match: phone_ok(match[0]) and not glued(text, *match.span())),
+    (
+        "PHONE",
+        PHONE,
+        lambda text, match: phone_ok(match[0]) and phone_in_context(text, *match.span()),
+    ),
 ]
 #: What the patterns redact on their own (dates are redacted where the tagger finds them).
 PATTERN_KINDS = sorted({kind for kind, _, _ in RECOGNISERS} - {"DATE"})

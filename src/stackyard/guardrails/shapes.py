@@ -58,6 +58,31 @@ GLUE_BEFORE = re.compile(r"[^\W\d_][-/_]$")
 GLUE_AFTER = re.compile(r"[-/_][^\W\d_]")
 
 
+#: Words that name the number after them as a thing's, not a phone's: an order's, an item's,
+#: a build's ("Order 99-413-2207", "SKU 100-2284", "ticket 176-2398817745"). Not an account's,
+#: a policy's or a claim's: those numbers are a person's, and stay redacted.
+THINGS_NUMBER = re.compile(
+    r"(?i)\b(?:order|item|sku|ticket|invoice|inv|build|ref|reference|case|lot|batch|part|model"
+    r"|tracking|po|rma|booking|confirmation|conf|receipt|transaction|txn|version|isbn"
+    r"|regulation|section|article|product|store|flight|train|route|room|gate|seat|platform"
+    r"|serial|asset|job|run|pr|issue|request|req|incident|inc)s?\b[\s:#.-]*"
+    r"(?:no\.?|number|nr\.?|num\.?)?[\s:#.-]*(?:\d+-)?$"
+)
+#: A number right after a dotted run of digits ("16.0.17328.20162"): a version's piece.
+AFTER_DOT = re.compile(r"\d\.$")
+
+
+def phone_in_context(text: str, start: int, end: int) -> bool:
+    """Whether a phone-shaped number at ``text[start:end]`` is one by where it stands: not
+    joined to a code's letters, not a piece of a dotted version, and not named as a thing's
+    number by the word before it."""
+    return not (
+        glued(text, start, end)
+        or AFTER_DOT.search(text, max(0, start - 2), start)
+        or THINGS_NUMBER.search(text, max(0, start - 30), start)
+    )
+
+
 def glued(text: str, start: int, end: int) -> bool:
     """Whether ``text[start:end]`` is a piece of a longer code, joined to letters by a hyphen,
     slash or underscore on either side: an invoice or part number, not a phone number."""
