@@ -44,7 +44,8 @@ LOOKALIKES = {
     "private look-alikes v5 (blind)": SETS / "pii_private_lookalikes_v5.jsonl",
     "private look-alikes v6 (blind)": SETS / "pii_private_lookalikes_v6.jsonl",
     "numbers and codes, private (dev)": SETS / "pii_structured_private.jsonl",
-    "numbers and codes, private v2 (blind)": SETS / "pii_structured_private_v2.jsonl",
+    "numbers and codes, private v2 (dev)": SETS / "pii_structured_private_v2.jsonl",
+    "numbers and codes, private v3 (blind)": SETS / "pii_structured_private_v3.jsonl",
 }
 #: Texts about public subjects only (``benchmarks/data/README.md``), and texts dense with
 #: numbers and codes: nothing in them is anyone's personal data, so every text changed is a
@@ -59,8 +60,12 @@ PUBLIC_SUBJECTS = {
         SETS / "pii_structured_benign.jsonl",
     ),
     "structured_v2": (
-        "numbers and codes, no personal data v2 (blind)",
+        "numbers and codes, no personal data v2 (dev)",
         SETS / "pii_structured_benign_v2.jsonl",
+    ),
+    "structured_v3": (
+        "numbers and codes, no personal data v3 (blind)",
+        SETS / "pii_structured_benign_v3.jsonl",
     ),
 }
 
