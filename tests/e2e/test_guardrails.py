@@ -243,11 +243,11 @@ def test_an_inside_rerank_leaves_unchanged_and_its_trace_is_redacted_by_the_dete
 ) -> None:
     """logs: detectors on the rerank door: the request reaches an in-house model as sent, its
     stored trace keeps no name."""
-    documents = ["Grace Hopper booked the room at noon.", "Bees make honey."]
+    documents = ["Oskar Lindqvist booked the room at noon.", "Bees make honey."]
     response = reranked(gateway, "inside-rerank", "Who booked the room?", documents)
-    assert "Grace Hopper" in seen_upstream(fake_openai, "pii-rerank-inside")
+    assert "Oskar Lindqvist" in seen_upstream(fake_openai, "pii-rerank-inside")
     stored = stored_bodies(gateway, response.headers["x-request-id"])
-    assert "Hopper" not in stored
+    assert "Lindqvist" not in stored
     assert "[PERSON] booked the room" in stored
 
 

@@ -146,17 +146,17 @@ def test_the_slice_comes_from_templates_held_out_of_training() -> None:
 
 
 def test_a_vault_with_the_tagger_redacts_and_restores(tagger: EntityTagger) -> None:
-    text = "Hi, I am Ada Lovelace from London; mail ada@example.org."
+    text = "Hi, I am Ada Lovelace from Madrid; mail ada@example.org."
     vault = Vault(None, tagger)
     asyncio.run(vault.prepare([text, text]))
     redacted = vault.redact(text)
     assert redacted.startswith("Hi, I am <PERSON_1> from <")
     assert redacted.endswith("; mail <EMAIL_1>.")
-    assert "London" not in redacted
+    assert "Madrid" not in redacted
     assert vault.restore(redacted) == text
     assert vault.restore("Dear <PERSON_1>") == "Dear Ada Lovelace"
     names_only: Any = Vault(frozenset({"PERSON"}), tagger)
-    assert names_only.redact(text) == "Hi, I am <PERSON_1> from London; mail ada@example.org."
+    assert names_only.redact(text) == "Hi, I am <PERSON_1> from Madrid; mail ada@example.org."
 
 
 def test_a_vault_uses_what_the_injection_rail_read_and_lets_it_go(tagger: EntityTagger) -> None:
@@ -211,9 +211,9 @@ def test_a_name_in_an_earlier_tool_calls_arguments_is_redacted(
                 ("ADDRESS", "411007"),
             ],
         ),
-        (
+        (  # one address, one placeholder
             "Ship to 2240 W Division St, Chicago, IL 60622.",
-            [("ADDRESS", "2240 W Division St"), ("ADDRESS", "IL 60622")],
+            [("ADDRESS", "2240 W Division St, Chicago, IL 60622")],
         ),
     ],
 )
