@@ -10,7 +10,8 @@ trained by ``make guardrails-ner`` on the Presidio synthetic PII sentences, hold
 templates for the benchmark, and on texts dense with numbers, codes and labels
 (``ner_structured.jsonl``), where most of what looks like an entity is not one. Pieces become
 words, and words of one kind separated only by spaces or punctuation become one span (a
-postal address over several lines is one placeholder). No download and no LLM: the model is the one the embeddings already use.
+postal address over several lines is one placeholder). No download and no LLM: the model is
+the one the embeddings already use.
 
 A second head on the same states (``ner_public.npz``, trained beside the first with written
 questions about public subjects and private people) reads each name, organisation and group
