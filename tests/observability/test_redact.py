@@ -74,8 +74,10 @@ def test_operator_patterns_and_pii_off() -> None:
 
 
 def test_the_guardrails_recognisers_are_reused() -> None:
-    text = "IBAN GB82 WEST 1234 5698 7654 32, SSN 123-45-6789, from 192.168.1.20 and ::1"
+    text = "IBAN GB82 WEST 1234 5698 7654 32, SSN 123-45-6789, from 192.168.1.20 and 2001:db8::7"
     assert Redactor().text(text) == "IBAN [IBAN], SSN [SSN], from [IP] and [IP]"
+    # this machine's own address names no one (the guardrails' shapes say so too)
+    assert Redactor().text("listening on ::1 and 127.0.0.1") == "listening on ::1 and 127.0.0.1"
 
 
 def test_what_the_pii_rail_found_is_redacted_longest_first_with_the_patterns() -> None:
