@@ -104,6 +104,7 @@ def request_texts(body: Body, roles: tuple[str, ...] = ("user", "tool")) -> list
         if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
             continue
         user = message.get("role") == "user"
+        result_block = "tool_result" if user else "mcp_tool_result"
         content = message.get("content")
         if isinstance(content, str):
             if user and "user" in roles:
@@ -113,7 +114,6 @@ def request_texts(body: Body, roles: tuple[str, ...] = ("user", "tool")) -> list
             if not isinstance(block, dict):
                 continue
             where = f"messages[{index}].content[{number}]"
-            result_block = "tool_result" if user else "mcp_tool_result"
             if block.get("type") == "text" and isinstance(block.get("text"), str):
                 if user and "user" in roles:
                     items.append((f"{where}.text", block["text"]))

@@ -35,6 +35,7 @@ from stackyard.guardrails.pii import Found
 from stackyard.guardrails.reading import PIECE_LAYER, Reading, deeper, read
 from stackyard.guardrails.shapes import (
     DATE,
+    DOTTED,
     VALID,
     date_ok,
     glued,
@@ -105,9 +106,6 @@ TRAILING = " \t\n,.;:!?-/#"
 FLOORED = frozenset({"LOCATION", "ORGANIZATION"})
 #: The default of ``guardrails.pii.place_confidence``.
 PLACE_FLOOR = 0.3
-#: A digit and a dot, next to a find (read backwards after it): it is part of a longer
-#: dotted number.
-DOTTED = re.compile(r"\d\.$")
 #: Kinds that are words: a bare number is none of them.
 WORDY = frozenset({"PERSON", "LOCATION", "ORGANIZATION", "NRP", "TITLE"})
 
@@ -293,17 +291,16 @@ class EntityTagger:
         if POSTCODE_WORD.search(text, max(0, start - 25), start):
             return True
         span = spans[index]
-        before = spans[index - 1] if index > 0 else None
-        after = spans[index + 1] if index + 1 < len(spans) else None
+        beside = []  # each neighbour, and where the text between them lies
+        if index > 0:
+            beside.append((spans[index - 1], spans[index - 1].end, span.start))
+        if index + 1 < len(spans):
+            beside.append((spans[index + 1], span.end, spans[index + 1].start))
         return any(
-            other is not None
-            and other.kind(self.kinds) in PLACES
+            other.kind(self.kinds) in PLACES
             and any(titled(w) for w in LETTERS.findall(text, other.start, other.end))
-            and NEIGHBOURS.fullmatch(text, *gap) is not None
-            for other, gap in (
-                (before, (before.end, span.start) if before else (0, 0)),
-                (after, (span.end, after.start) if after else (0, 0)),
-            )
+            and NEIGHBOURS.fullmatch(text, gap_start, gap_end) is not None
+            for other, gap_start, gap_end in beside
         )
 
 
@@ -382,8 +379,6 @@ POSTCODE = re.compile(
     r"\b(?:[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}|[A-Z]\d[A-Z] ?\d[A-Z]\d|\d{4} ?[A-Z]{2}"
     r"|[A-Z]{2},? \d{5}(?:-\d{4})?|(?:NSW|VIC|QLD|WA|SA|TAS|ACT|NT) \d{4})\b"
 )
-#: A time ("7pm", "10:30pm", "09:20", "2 p"), a day ("14th", "05.04", "03/11") or a year of
-#: this or the last century, alone.
 #: Words that make a number an address: a street's, a building's, a plot's, in the languages
 #: addresses are written in ("St", "Calle", "Rua", "Suite", "Nagar"). Not "floor", "unit",
 #: "building" or "box": rooms and things have those too.
@@ -445,7 +440,7 @@ TIME_IN = re.compile(
 )
 #: A year of this or the last century, in a longer find ("Easter 2024"), a weekday ("Sat"
 #: and "Sun" only in full: "Sun Life"), and a day's number after "on" ("Hamilton on 19").
-YEAR = re.compile(
+YEAR_OR_WEEKDAY = re.compile(
     r"(?<!\d)(?:19|20)\d\d(?!\d)"
     r"|(?i:\b(?:(?:mon|tues|wednes|thurs|fri|satur|sun)day|mon|tue|tues|wed|thu|thur|thurs"
     r"|fri)\b)|\bon \d{1,2}\b"
@@ -464,6 +459,8 @@ NEXT_WORD = re.compile(r"^[\s,.]*([^\W\d_]+)")
 LAST_WORD = re.compile(r"([^\W\d_]+)[\s,.]*$")
 #: What is trimmed from a find before it is read as a time: punctuation, brackets, emoji.
 EDGES = re.compile(r"^[\W_]+|[\W_]+$")
+#: A time ("7pm", "10:30pm", "09:20", "2 p"), a day ("14th", "05.04", "03/11") or a year of
+#: this or the last century, alone.
 TIME_OR_DAY = re.compile(
     r"(?i)\d{1,2}(?::\d{2})?(?:\s?[ap]\.?m\.?|\s[ap]\.?|[ap]\.)"
     r"|\d{1,2}:\d{2}"
@@ -503,11 +500,11 @@ def address_kind(
         *NEXT_WORD.findall(text[end : end + 20]),
         *LAST_WORD.findall(text[max(0, start - 20) : start]),
     ]
-    around = text[max(0, start - 6) : end + 6]
+    near = max(0, start - 6)  # a postcode the tagger cut ("3PT" of "LE2 3PT")
     if (
         any(
-            m.start() < end - max(0, start - 6) and start - max(0, start - 6) < m.end()
-            for m in POSTCODE.finditer(around)
+            m.start() < end - near and start - near < m.end()
+            for m in POSTCODE.finditer(text[near : end + 6])
         )
         or any(street_word(w[0]) for w in words)
         or any(street_word(w) for w in beside)
@@ -515,7 +512,7 @@ def address_kind(
         return "ADDRESS"
     if (
         TIME_IN.search(value)
-        or YEAR.search(value)
+        or YEAR_OR_WEEKDAY.search(value)
         or any(m.start() < end and start < m.end() and date_ok(m) for m in DATE.finditer(text))
     ):
         return "DATE"

@@ -68,8 +68,9 @@ THINGS_NUMBER = re.compile(
     r"|serial|asset|job|run|pr|issue|request|req|incident|inc)s?\b[\s:#.-]*"
     r"(?:no\.?|number|nr\.?|num\.?)?[\s:#.-]*(?:\d+-)?$"
 )
-#: A number right after a dotted run of digits ("16.0.17328.20162"): a version's piece.
-AFTER_DOT = re.compile(r"\d\.$")
+#: A digit and a dot just before a number ("16.0.17328.20162"; the tagger also reads it
+#: backwards after a find): the number is a piece of a longer dotted one, a version's.
+DOTTED = re.compile(r"\d\.$")
 
 
 def phone_in_context(text: str, start: int, end: int) -> bool:
@@ -78,7 +79,7 @@ def phone_in_context(text: str, start: int, end: int) -> bool:
     number by the word before it."""
     return not (
         glued(text, start, end)
-        or AFTER_DOT.search(text, max(0, start - 2), start)
+        or DOTTED.search(text, max(0, start - 2), start)
         or THINGS_NUMBER.search(text, max(0, start - 30), start)
     )
 
