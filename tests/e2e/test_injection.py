@@ -29,15 +29,16 @@ JAILBREAK = (
 
 
 def config(fake: FakeOpenAI, deployment: str, action: str) -> dict[str, Any]:
+    """A model under the injection policy ``action``; and "strict", whose own policy logs
+    what it finds but refuses what it cannot read."""
+    models = [
+        {"name": name, "provider": "openai-compatible", "api_base": fake.base_url(deployment)}
+        for name in ("guarded", "strict")
+    ]
+    strict = {"injection": {"action": "log", "unscannable": "refuse"}}
     return {
-        "models": [
-            {
-                "name": "guarded",
-                "provider": "openai-compatible",
-                "api_base": fake.base_url(deployment),
-            }
-        ],
-        "guardrails": {"injection": {"action": action}},
+        "models": models,
+        "guardrails": {"injection": {"action": action}, "models": {"strict": strict}},
     }
 
 
@@ -50,10 +51,12 @@ def gateway(fake_openai: FakeOpenAI, gateway_factory: Any) -> GatewayProcess:
     return gw
 
 
-def post(gateway: GatewayProcess, messages: list[dict[str, Any]]) -> httpx.Response:
+def post(
+    gateway: GatewayProcess, messages: list[dict[str, Any]], model: str = "guarded"
+) -> httpx.Response:
     return httpx.post(
         f"{gateway.base_url}/chat/completions",
-        json={"model": "guarded", "messages": messages},
+        json={"model": model, "messages": messages},
         timeout=30,
     )
 
@@ -162,6 +165,23 @@ def test_a_benign_request_passes(gateway: GatewayProcess) -> None:
         "The news says a jailbreak hit ChatGPT. What happened?",
     ):
         assert post(gateway, [{"role": "user", "content": text}]).status_code == 200
+
+
+def test_what_the_classifier_cannot_read_is_refused_where_the_policy_says(
+    gateway: GatewayProcess, fake_openai: FakeOpenAI
+) -> None:
+    image = {"type": "image_url", "image_url": {"url": "https://example.com/note.png"}}
+    asked = [{"role": "user", "content": [{"type": "text", "text": "Read this note."}, image]}]
+    before = len(fake_openai.requests_for("inject-block"))
+    refused = post(gateway, asked, model="strict")
+    assert refused.status_code == 400
+    error = refused.json()["error"]
+    assert error["code"] == "unscannable_content"
+    assert error["param"] == "messages[0].content[1]"
+    assert "the prompt-injection screen cannot read" in error["message"]
+    assert "guardrails.injection.unscannable" in error["message"]
+    assert len(fake_openai.requests_for("inject-block")) == before
+    assert post(gateway, asked).status_code == 200  # the gateway's policy sends it
 
 
 def test_warn_mode_lets_it_through_with_a_header(

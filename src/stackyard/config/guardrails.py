@@ -59,6 +59,13 @@ class PIIPolicy(_Strict):
         "writer's thread, off the request path. A request redacted before it left is always "
         "stored without what was found in it.",
     )
+    unscannable: Literal["send", "refuse"] = Field(
+        default="send",
+        description="A request that must leave redacted but carries what the detectors "
+        "cannot read (an image, audio, a file such as a PDF, token ids): 'send' it with those "
+        "parts unread (the trace and the audit log name them), or 'refuse' it (a 400 naming "
+        "the first, code unscannable_content).",
+    )
 
     @field_validator("kinds")
     @classmethod
@@ -112,6 +119,13 @@ class InjectionPolicy(_Strict):
     )
     embedding_model: str = Field(
         default="all-minilm-l6-v2", description="The in-process model the classifier reads."
+    )
+    unscannable: Literal["send", "refuse"] = Field(
+        default="send",
+        description="A request carrying what the classifier cannot read (an image, audio, a "
+        "file such as a PDF, token ids), whatever the action: 'send' it with those parts "
+        "unread (the trace and the audit log name them), or 'refuse' it (a 400 naming the "
+        "first, code unscannable_content).",
     )
 
 

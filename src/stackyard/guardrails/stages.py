@@ -13,6 +13,7 @@ from stackyard.errors import APIError
 from stackyard.gateway.pipeline.stage import Stage
 from stackyard.guardrails.audit import decide
 from stackyard.guardrails.redaction import redacted
+from stackyard.guardrails.unscannable import described
 from stackyard.guardrails.vault import Vault
 
 if TYPE_CHECKING:
@@ -105,6 +106,39 @@ def secrets_out(ticket: Ticket, masked: int) -> None:
             ticket.trace.root.attributes["stackyard.guardrails.secrets_output"] = masked
 
 
+#: What a refusal calls each rail, and each kind of part it cannot read.
+READERS = {"pii": "PII redaction", "injection": "the prompt-injection screen"}
+ARTICLES = {"image": "an image", "audio": "audio", "file": "a file", "token ids": "token ids"}
+
+
+def check_unscanned(ex: Exchange, body: Body, rail: str, refuse: bool) -> None:
+    """Name on the trace and in the audit log the parts of ``body`` that ``rail`` cannot read
+    (images, audio, files, token ids), once a request; refuse the request, a 400 naming the
+    first of them, where the rail's policy says ``unscannable: refuse``."""
+    key = f"guardrails.unscanned.{rail}"
+    if key in ex.state:  # a later attempt (a fallback) of the same request
+        return
+    parts = ex.state[key] = ex.door.unscanned(body)
+    if not parts:
+        return
+    ticket = ex.admitted
+    named = described(parts)
+    decide(ticket, rail, "refuse" if refuse else "unscanned", {"parts": named})
+    if ticket.trace is not None:
+        ticket.trace.root.attributes[f"stackyard.guardrails.{rail}.unscanned"] = named
+    if refuse:
+        where, what = parts[0]
+        raise APIError(
+            400,
+            f"The request carries {ARTICLES.get(what, what)} in {where}, which "
+            f"{READERS[rail]} cannot read; it was not sent. Send it as text, or ask an "
+            f"administrator about guardrails.{rail}.unscannable.",
+            type="invalid_request_error",
+            param=where,
+            code="unscannable_content",
+        )
+
+
 class _Guard(Stage):
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
@@ -184,6 +218,8 @@ class PIIStage(_Guard):
         vault = pii_vault(self.gateway, deployment, ex.admitted)
         if vault is None:
             return body, None
+        refuse = rails(self.gateway, ex.admitted).pii.unscannable == "refuse"
+        check_unscanned(ex, body, "pii", refuse)
         sent = await redacted_for(ex.admitted, body, vault, ex.door.change_texts)
         return sent, _Restoring(ex.door, vault)
 
@@ -211,6 +247,8 @@ class InjectionStage(_Guard):
             return
         ticket = ex.admitted
         policy = rails(self.gateway, ticket).injection
+        if policy.action != "off":
+            check_unscanned(ex, ex.body, "injection", policy.unscannable == "refuse")
         keep = tags_names(self.gateway, ticket)
         await screen.check(ex.body, ex.citations, ticket, policy, ex.door.texts, keep)
 
@@ -268,6 +306,7 @@ __all__: list[str] = [
     "SecretsStage",
     "TopicsStage",
     "check_secrets",
+    "check_unscanned",
     "pii_vault",
     "rails",
     "secrets_out",

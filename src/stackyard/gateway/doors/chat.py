@@ -16,6 +16,7 @@ from stackyard.guardrails.injection import request_texts
 from stackyard.guardrails.output_json import Expected, expected, reask_messages
 from stackyard.guardrails.redaction import change_texts, restore_response, restore_stream
 from stackyard.guardrails.secrets import MaskedStream, mask_request, mask_response, scan_request
+from stackyard.guardrails.unscannable import Part, chat_parts
 from stackyard.observability.capture import ChunkCapture
 
 if TYPE_CHECKING:
@@ -52,6 +53,9 @@ class ChatDoor(Door):
 
     def change_texts(self, body: Body, change: Change) -> Body:
         return change_texts(body, change)
+
+    def unscanned(self, body: Body) -> list[Part]:
+        return chat_parts(body)
 
     def texts(self, body: Body, roles: tuple[str, ...] = ("user", "tool")) -> Texts:
         return request_texts(body, roles)

@@ -15,6 +15,7 @@ from stackyard.gateway.providers.base import UpstreamError
 from stackyard.gateway.wire import validate_embeddings
 from stackyard.guardrails.redaction import change_inputs
 from stackyard.guardrails.secrets import mask_inputs, scan_inputs
+from stackyard.guardrails.unscannable import Part, token_inputs
 
 if TYPE_CHECKING:
     from stackyard.gateway.deployment import Deployment
@@ -70,6 +71,9 @@ class EmbeddingsDoor(Door):
 
     def change_texts(self, body: Body, change: Change) -> Body:
         return change_inputs(body, change)
+
+    def unscanned(self, body: Body) -> list[Part]:
+        return token_inputs(body)
 
     def supports(self, deployment: Deployment, stream: bool) -> bool:
         return deployment.provider.capabilities.embeddings

@@ -33,6 +33,7 @@ from stackyard.guardrails.anthropic_shape import (
 )
 from stackyard.guardrails.output_json import Expected, expected_messages, reask_text
 from stackyard.guardrails.secrets import Masker, SecretWindow, mask, scan_messages
+from stackyard.guardrails.unscannable import Part, messages_parts
 from stackyard.guardrails.vault import StreamRestorer
 from stackyard.observability.capture import EventCapture
 from stackyard.server.http import Response
@@ -94,6 +95,9 @@ class MessagesDoor(Door):
 
     def change_texts(self, body: Body, change: Change) -> Body:
         return change_request(body, change)
+
+    def unscanned(self, body: Body) -> list[Part]:
+        return messages_parts(body)
 
     def texts(self, body: Body, roles: tuple[str, ...] = ("user", "tool")) -> Texts:
         return request_texts(body, roles)

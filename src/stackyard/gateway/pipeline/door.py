@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from stackyard.gateway.deployment import Deployment
     from stackyard.guardrails.output_json import Expected
     from stackyard.guardrails.secrets import Secret
+    from stackyard.guardrails.unscannable import Part
     from stackyard.guardrails.vault import Vault
     from stackyard.observability.capture import ChunkCapture, EventCapture
     from stackyard.server.http import Response
@@ -95,6 +96,11 @@ class Door(ABC):
     @abstractmethod
     def change_texts(self, body: Body, change: Change) -> Body:
         """A copy of the request with ``change`` applied to every text that leaves."""
+
+    @abstractmethod
+    def unscanned(self, body: Body) -> list[Part]:
+        """The parts of the request the text rails cannot read (images, audio, files, token
+        ids), by where they are: :mod:`stackyard.guardrails.unscannable`."""
 
     def texts(self, body: Body, roles: tuple[str, ...] = ("user", "tool")) -> Texts:
         """The user's texts and tool results, by where they are (the injection and topics
