@@ -348,3 +348,28 @@ def test_a_date_the_tagger_found_with_letters_needs_a_word_or_a_dates_suffix(
 ) -> None:
     text = f"on {value} then"
     assert ner.shaped("DATE", text, 3, 3 + len(value)) is ok
+
+
+@pytest.mark.parametrize(
+    ("text", "word", "common"),
+    [
+        ("A great song with a mandolin coda.", "coda", True),  # capitals: a common word
+        ("Meal prep: 750 g broccoli per box.", "broccoli", True),
+        ("my ex rhiannon still lives in cardiff", "cardiff", False),  # all lower case: maybe
+        ("Ship to 2-8-11 Kichijoji-honcho, Tokyo.", "honcho", False),  # a piece of a name
+        ("We met Ana in Lisbon.", "Lisbon", False),  # capitalised
+    ],
+)
+def test_a_word_in_lower_case_is_common_where_the_text_has_capitals(
+    text: str, word: str, common: bool
+) -> None:
+    start = text.index(word)
+    assert ner.common_word(text, start, start + len(word)) is common
+    assert ner.shaped("LOCATION", text, start, start + len(word)) is not common
+
+
+def test_a_time_zones_city_is_no_ones_place() -> None:
+    text = "Convert 11:00 Europe/Berlin to America/Sao_Paulo, for the client in Berlin."
+    assert not ner.shaped("LOCATION", text, text.index("Berlin"), text.index("Berlin") + 6)
+    assert not ner.shaped("LOCATION", text, text.index("Sao_Paulo"), text.index("Sao_Paulo") + 9)
+    assert ner.shaped("LOCATION", text, text.rindex("Berlin"), text.rindex("Berlin") + 6)

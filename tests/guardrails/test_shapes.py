@@ -30,6 +30,14 @@ def kinds(text: str) -> list[tuple[str, str]]:
         "Order 99-413-2207 shipped.",  # a thing's number, named by the word before it
         "SKU 100-2284 is out.",
         "Build 16.0.17328.20162 broke it.",  # a piece of a dotted version
+        "Shelve it at 641.5945 under the 2023 scheme.",  # a decimal number
+        "Rule 1910.1020 applies.",
+        "qty\n88\n100235 rejected",  # numbers on two lines: a table's cells
+        "Try the check digit on 978-0-306-40615-7.",  # the end of a longer number (an ISBN)
+        "The receipt says 220-4419928371.",
+        "Commodity 6109 10 00 10, TARIC 8471 30 00 00.",  # goods' codes
+        "SN 8841239901 is active.",
+        "Peer the VPC 10.20.0.0/16 with 172.16.0.0/12 on the router.",  # networks' ranges
     ],
 )
 def test_ordinary_numbers_are_not_pii(text: str) -> None:
@@ -50,6 +58,9 @@ def test_ordinary_numbers_are_not_pii(text: str) -> None:
         ("call 1-800-555-0199 now", "PHONE", "800-555-0199"),  # digits either side: a phone
         ("text 07984 552117 please", "PHONE", "07984 552117"),  # a six-digit group (UK)
         ("account 5562-0183-77 is mine", "PHONE", "5562-0183-77"),  # an account's: redacted
+        ("call 555.123.4567", "PHONE", "555.123.4567"),  # dots in a phone's groups
+        ("only from 81.2.69.160/32 on ssh", "IP", "81.2.69.160"),  # one host, with its prefix
+        ("my laptop at 192.168.1.5/24 on the lan", "IP", "192.168.1.5"),  # an interface's
     ],
 )
 def test_real_shapes_are_found(text: str, kind: str, value: str) -> None:
@@ -73,6 +84,8 @@ def test_phones_need_enough_digits_for_their_region() -> None:
     assert not phone_ok("2.4.10.1")
     assert not phone_ok("2024-03-05")
     assert not phone_ok("1234 567")  # seven digits, not as 555-1234
+    assert not phone_ok("641.5945")  # a decimal number
+    assert not phone_ok("020 7946\n0958")  # two lines
 
 
 def test_ips_are_valid_and_never_versions() -> None:

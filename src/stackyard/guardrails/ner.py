@@ -340,14 +340,48 @@ def confident(kind: str, confidence: float, floor: float) -> bool:
     return kind not in FLOORED or confidence >= floor
 
 
+#: The region of a time zone's name ("Europe/Berlin", "America/Sao_Paulo"): the city after it
+#: names a clock, not where anyone is.
+TIMEZONE_BEFORE = re.compile(
+    r"\b(?:Africa|America|Antarctica|Asia|Atlantic|Australia|Europe|Indian|Pacific|Etc)/$"
+)
+#: A hyphen or an apostrophe beside a word (``|`` stands for the word): a piece of a longer
+#: name ("Kichijoji-honcho", "O'neill").
+JOINED = re.compile("[-'\u2019]\\||\\|[-'\u2019]")
+#: The first letter of each sentence.
+SENTENCE_START = re.compile(r"(?:^|[.!?]\s+)[\W\d_]*([^\W\d_])")
+
+
+def cased(text: str) -> bool:
+    """Whether ``text`` is written with capitals: a sentence of it starts with one. There, a
+    word in lower case is a common word, not a name; in text typed all in lower case
+    ("my ex rhiannon lives in cardiff") it may be either."""
+    return any(m[1].isupper() for m in SENTENCE_START.finditer(text))
+
+
+def common_word(text: str, start: int, end: int) -> bool:
+    """Whether ``text[start:end]`` is one word in lower case, alone (not joined to another by
+    a hyphen or apostrophe), in text written with capitals: a common word ("coda", "reship",
+    "broccoli"), not a name or a place."""
+    word = text[start:end]
+    if not (word.isalpha() and word.islower()) or not cased(text):
+        return False
+    return not JOINED.search(text[max(0, start - 1) : start] + "|" + text[end : end + 1])
+
+
 def shaped(kind: str, text: str, start: int, end: int) -> bool:
     """Whether the tagger's find of ``kind`` at ``text[start:end]`` looks like one: what has a
     pattern's shape must pass that pattern's checks (:mod:`stackyard.guardrails.shapes`), a
-    phone number is not a piece of a code, a date is a date, a name or a place has letters,
+    phone number is not a piece of a code, a date is a date, a name or a place has letters
+    and is not a common word (:func:`common_word`) nor a time zone's city,
     and an address that is only a number is a postcode's four to six digits (not a room
     number; :func:`address_kind` reads it further)."""
     value = text[start:end]
     if not SHAPES.get(kind, ANY).search(value):
+        return False
+    if TIMEZONE_BEFORE.search(text, max(0, start - 12), start):
+        return False  # a time zone's city
+    if (kind in WORDY or kind == "ADDRESS") and common_word(text, start, end):
         return False
     if DOTTED.match(text[max(0, start - 2) : start]) or DOTTED.match(text[end : end + 2][::-1]):
         return False  # a piece of a version or section number (2.4.10.1)

@@ -59,13 +59,16 @@ GLUE_AFTER = re.compile(r"[-/_][^\W\d_]")
 
 
 #: Words that name the number after them as a thing's, not a phone's: an order's, an item's,
-#: a build's ("Order 99-413-2207", "SKU 100-2284", "ticket 176-2398817745"). Not an account's,
-#: a policy's or a claim's: those numbers are a person's, and stay redacted.
+#: a build's ("Order 99-413-2207", "SKU 100-2284", "ticket 176-2398817745"), a product's or
+#: a goods' code ("EAN", "commodity 6109 10 00 10", "TARIC 8471 30 00 00", "SN" for a serial
+#: number). Not an account's, a policy's or a claim's: those numbers are a person's, and stay
+#: redacted.
 THINGS_NUMBER = re.compile(
     r"(?i)\b(?:order|item|sku|ticket|invoice|inv|build|ref|reference|case|lot|batch|part|model"
     r"|tracking|po|rma|booking|confirmation|conf|receipt|transaction|txn|version|isbn"
     r"|regulation|section|article|product|store|flight|train|route|room|gate|seat|platform"
-    r"|serial|asset|job|run|pr|issue|request|req|incident|inc)s?\b[\s:#.-]*"
+    r"|serial|asset|job|run|pr|issue|request|req|incident|inc|commodity|tariff|taric|hs|cn|sn"
+    r"|ean|upc|gtin|issn|doi)s?\b[\s:#.-]*"
     r"(?:no\.?|number|nr\.?|num\.?)?[\s:#.-]*(?:\d+-)?$"
 )
 #: A digit and a dot just before a number ("16.0.17328.20162"; the tagger also reads it
@@ -73,12 +76,20 @@ THINGS_NUMBER = re.compile(
 DOTTED = re.compile(r"\d\.$")
 
 
+#: The rest of a longer number just before a phone-shaped one ("978-0-306-40615",
+#: "220-4419928371"): two digits or more, or a hyphenated run, joined by a hyphen or slash.
+#: A single leading digit is a trunk or country code ("1-800-555-0199").
+LONGER_BEFORE = re.compile(r"(?:\d{2,}|\d[-/.]\d+)[-/]$")
+
+
 def phone_in_context(text: str, start: int, end: int) -> bool:
     """Whether a phone-shaped number at ``text[start:end]`` is one by where it stands: not
-    joined to a code's letters, not a piece of a dotted version, and not named as a thing's
-    number by the word before it."""
+    joined to a code's letters, not the end of a longer number (an ISBN, a ticket's number),
+    not a piece of a dotted version, and not named as a thing's number by the word before
+    it."""
     return not (
         glued(text, start, end)
+        or LONGER_BEFORE.search(text, max(0, start - 20), start)
         or DOTTED.search(text, max(0, start - 2), start)
         or THINGS_NUMBER.search(text, max(0, start - 30), start)
     )
@@ -103,13 +114,31 @@ IP_CONTEXT = re.compile(
 )
 
 
+#: A prefix length after an address ("/16"): with it, the address may name a network.
+CIDR_AFTER = re.compile(r"/\d{1,3}(?!\d)")
+
+
+def network(address: str, prefix: str) -> bool:
+    """Whether ``address`` and its ``/prefix`` name a network's range (``10.20.0.0/16``):
+    not one host (``/32``, or an interface's address with host bits set)."""
+    try:
+        net = ipaddress.ip_network(address + prefix, strict=True)
+    except ValueError:
+        return False
+    return net.num_addresses > 2
+
+
 def ip_in_context(text: str, start: int, end: int) -> bool:
-    """Whether the IP address at ``text[start:end]`` is one: valid, not marked as a version,
-    and either in an IP-like context (a word such as "IP", "server" or "host" within 40
-    characters) or not shaped like a version (a first number of 10 or more: 2.4.10.1 reads as
-    a version, 106.31.73.20 as an address)."""
+    """Whether the IP address at ``text[start:end]`` is one: valid, not a network's range
+    (``10.20.0.0/16``; ``81.2.69.160/32`` is one host's), not marked as a version, and either
+    in an IP-like context (a word such as "IP", "server" or "host" within 40 characters) or
+    not shaped like a version (a first number of 10 or more: 2.4.10.1 reads as a version,
+    106.31.73.20 as an address)."""
     value = text[start:end]
     if not ip_ok(value):
+        return False
+    prefix = CIDR_AFTER.match(text, end)
+    if prefix is not None and network(value, prefix[0]):
         return False
     if VERSION_BEFORE.search(text, max(0, start - 12), start):
         return False
@@ -171,10 +200,15 @@ def phone_ok(text: str) -> bool:
     """A phone number's shape (digits in groups, with an optional ``+`` country code, area
     code in brackets and extension) with enough digits for its region: with a known country
     code, that country's lengths; else 8 to 15 digits (E.164), or 7 as ``555-1234`` (a local
-    number), or 10 to 11 in one run (``9498777106``). Never a date or a version."""
+    number), or 10 to 11 in one run (``9498777106``). Never a date, a version, a decimal
+    number or numbers on two lines."""
     core = EXTENSION.sub("", text.strip())
     if not PHONE_CHARS.fullmatch(core) or is_date(core):
         return False
+    if "\n" in core or "\r" in core:
+        return False  # numbers on two lines (a table's cells), not one number
+    if re.fullmatch(r"\d+\.\d+", core):
+        return False  # a decimal number (641.5945, 1910.1020), not a phone's groups
     groups = re.findall(r"\d+", core)
     if not groups:
         return False
