@@ -45,7 +45,8 @@ LOOKALIKES = {
     "private look-alikes v6 (blind)": SETS / "pii_private_lookalikes_v6.jsonl",
     "numbers and codes, private (dev)": SETS / "pii_structured_private.jsonl",
     "numbers and codes, private v2 (dev)": SETS / "pii_structured_private_v2.jsonl",
-    "numbers and codes, private v3 (blind)": SETS / "pii_structured_private_v3.jsonl",
+    "numbers and codes, private v3 (dev)": SETS / "pii_structured_private_v3.jsonl",
+    "numbers and codes, private v4 (dev)": SETS / "pii_structured_private_v4.jsonl",
 }
 #: Texts about public subjects only (``benchmarks/data/README.md``), and texts dense with
 #: numbers and codes: nothing in them is anyone's personal data, so every text changed is a
@@ -64,8 +65,12 @@ PUBLIC_SUBJECTS = {
         SETS / "pii_structured_benign_v2.jsonl",
     ),
     "structured_v3": (
-        "numbers and codes, no personal data v3 (blind)",
+        "numbers and codes, no personal data v3 (dev)",
         SETS / "pii_structured_benign_v3.jsonl",
+    ),
+    "structured_v4": (
+        "numbers and codes, no private person's data v4 (dev)",
+        SETS / "pii_structured_benign_v4.jsonl",
     ),
 }
 
