@@ -27,6 +27,7 @@ import logging
 import re
 import threading
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -352,6 +353,7 @@ JOINED = re.compile("[-'\u2019]\\||\\|[-'\u2019]")
 SENTENCE_START = re.compile(r"(?:^|[.!?]\s+)[\W\d_]*([^\W\d_])")
 
 
+@lru_cache(maxsize=32)
 def cased(text: str) -> bool:
     """Whether ``text`` is written with capitals: a sentence of it starts with one. There, a
     word in lower case is a common word, not a name; in text typed all in lower case
