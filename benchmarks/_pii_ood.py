@@ -98,12 +98,12 @@ def lookalikes(path: Path) -> list[dict[str, Any]]:
 
 
 def ood_section(
-    data: Path, count: int, with_presidio: bool = True
+    data: Path, count: int, with_presidio: bool = True, linked_only: bool = False
 ) -> tuple[list[str], dict[str, Any]]:
     """Stackyard's recall on Presidio's held-out templates and the share of SQuAD questions
     and Alpaca instructions it changes; with ``with_presidio``, the same for Presidio in the
     same run (:mod:`benchmarks._presidio`: recognisers only, and with spaCy's NER trained on
-    the tagger's training data)."""
+    the tagger's training data). ``linked_only``: Stackyard under ``pii.linked_only``."""
     from benchmarks.guardrails import score_pii
     from stackyard.guardrails import pii
     from stackyard.guardrails.ner import load_tagger
@@ -113,7 +113,7 @@ def ood_section(
     assert tagger is not None
 
     def finds(text: str) -> list[Any]:
-        return pii.find(text, None, tagger.find(text))
+        return pii.find(text, None, tagger.find(text), linked_only)
 
     training, test = split(load(data))
     scored = score_pii(test, [[(f.start, f.end) for f in finds(r["full_text"])] for r in test])

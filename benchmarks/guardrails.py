@@ -270,6 +270,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pii-only", action="store_true", help="the PII section only")
     parser.add_argument("--secrets-only", action="store_true", help="the secrets section only")
     parser.add_argument(
+        "--linked-only",
+        action="store_true",
+        help="with --ood: Stackyard under pii.linked_only (places, organisations, dates, ages "
+        "and groups only in texts about someone)",
+    )
+    parser.add_argument(
         "--ood",
         type=int,
         metavar="N",
@@ -317,7 +323,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.ood:
         from benchmarks._pii_ood import ood_section
 
-        ood_lines, ood_results = ood_section(DATA, args.ood, not args.skip_presidio)
+        ood_lines, ood_results = ood_section(
+            DATA, args.ood, not args.skip_presidio, args.linked_only
+        )
         print("\n".join(ood_lines))
         if args.json:
             args.json.write_text(json.dumps(ood_results, indent=2, default=dict))

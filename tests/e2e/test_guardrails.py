@@ -63,8 +63,17 @@ def gateway(fake_openai: FakeOpenAI, gateway_factory: Any) -> GatewayProcess:
                     "api_base": fake_openai.base_url("pii-rerank-inside"),
                     "options": {"rerank": True},
                 },
+                {
+                    "name": "outside-linked",
+                    "provider": "openai-compatible",
+                    "api_base": fake_openai.base_url("pii-outside-linked"),
+                    "external": True,
+                },
             ],
-            "guardrails": {"pii": {"redact": "external", "logs": "detectors"}},
+            "guardrails": {
+                "pii": {"redact": "external", "logs": "detectors"},
+                "models": {"outside-linked": {"pii": {"redact": "external", "linked_only": True}}},
+            },
         }
     )
     return gw
@@ -91,6 +100,26 @@ def test_an_external_provider_sees_placeholders_and_the_client_the_values(
     assert "<EMAIL_1>" in upstream
     assert "<CARD_1>" in upstream
     assert reply.choices[0].message.content == f"[pii-outside] echo: {SECRET_TEXT}"
+
+
+def test_linked_only_leaves_places_and_firms_alone_unless_the_text_is_about_someone(
+    gateway: GatewayProcess, fake_openai: FakeOpenAI
+) -> None:
+    business = "The Rotterdam depot of Kowalski Logistics opens at 06:00 on weekdays."
+    personal = "My sister works at the Rotterdam depot of Kowalski Logistics."
+    with openai_sdk(gateway) as client:
+        for model in ("outside", "outside-linked"):
+            client.chat.completions.create(
+                model=model, messages=[{"role": "user", "content": business}]
+            )
+        client.chat.completions.create(
+            model="outside-linked", messages=[{"role": "user", "content": personal}]
+        )
+    assert "Rotterdam" not in str(fake_openai.requests_for("pii-outside")[-1].body)
+    linked = [str(r.body) for r in fake_openai.requests_for("pii-outside-linked")]
+    assert business in linked[-2]  # about no one: sent as it is
+    assert "Rotterdam" not in linked[-1]
+    assert "Kowalski" not in linked[-1]
 
 
 def stored_bodies(gateway: GatewayProcess, request_id: str) -> str:

@@ -73,3 +73,39 @@ def test_a_web_address_is_found_by_its_scheme_or_www_without_its_punctuation() -
     ]
     assert find("(https://x.io/a?b=c)")[0].value == "https://x.io/a?b=c"
     assert [f.kind for f in find("Write to ada@example.org")] == ["EMAIL"]
+
+
+def tagged_place(text: str, place: str, kind: str = "LOCATION") -> list[Found]:
+    start = text.index(place)
+    return [Found(start, start + len(place), kind, place)]
+
+
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        ("The depot in Lyon opens at 9.", False),  # a place alone identifies no one
+        ("My sister moved to Lyon last year.", True),  # about someone
+        ("she says Lyon is lovely", True),
+        ("Email ada@example.org the map of Lyon.", True),  # beside a contact detail
+    ],
+)
+def test_linked_only_keeps_places_only_in_texts_about_someone(text: str, kept: bool) -> None:
+    tagged = tagged_place(text, "Lyon")
+    found = [(f.kind, f.value) for f in find(text, None, tagged, linked_only=True)]
+    assert (("LOCATION", "Lyon") in found) is kept
+    assert ("LOCATION", "Lyon") in [(f.kind, f.value) for f in find(text, None, tagged)]
+
+
+def test_linked_only_reads_the_link_before_kinds_narrow_what_is_redacted() -> None:
+    text = "Email ada@example.org the map of Lyon."
+    found = find(text, frozenset({"LOCATION"}), tagged_place(text, "Lyon"), linked_only=True)
+    assert [(f.kind, f.value) for f in found] == [("LOCATION", "Lyon")]
+
+
+def test_linked_only_leaves_direct_identifiers_alone() -> None:
+    text = "Acme in Lyon: call +44 20 7946 0958."
+    tagged = tagged_place(text, "Acme", "ORGANIZATION")
+    found = [(f.kind, f.value) for f in find(text, None, tagged, linked_only=True)]
+    assert found == [("ORGANIZATION", "Acme"), ("PHONE", "+44 20 7946 0958")]
+    alone = "Acme opened in 1977."
+    assert find(alone, None, tagged_place(alone, "Acme", "ORGANIZATION"), linked_only=True) == []

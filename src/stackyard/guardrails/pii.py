@@ -106,12 +106,17 @@ KINDS = sorted({*PATTERN_KINDS, *TAGGED_KINDS})
 
 
 def find(
-    text: str, kinds: frozenset[str] | None = None, tagged: Sequence[Found] = ()
+    text: str,
+    kinds: frozenset[str] | None = None,
+    tagged: Sequence[Found] = (),
+    linked_only: bool = False,
 ) -> list[Found]:
     """Non-overlapping finds of ``kinds`` (default all), in order of position: the patterns',
     then those of ``tagged`` (the entity tagger's) that overlap no pattern's find, whatever
     its kind (part of an email is not a name, even where emails are not redacted). A numeric
-    date is a ``DATE`` where a tagged find overlaps it, and nothing otherwise."""
+    date is a ``DATE`` where a tagged find overlaps it, and nothing otherwise. With
+    ``linked_only``, places, organisations, dates, ages and groups are found only in a text
+    about someone (:func:`about_someone`)."""
     taken: list[Found] = []
     for kind, pattern, valid in RECOGNISERS:
         if kinds is not None and kind not in kinds and not tagged and kind != "DATE":
@@ -132,6 +137,28 @@ def find(
     for item in tagged:
         if not any(item.start < f.end and f.start < item.end for f in [*taken, *dates]):
             taken.append(item)
+    if linked_only and taken and not about_someone(text, taken):
+        taken = [f for f in taken if f.kind not in QUASI]
     if kinds is not None:
         taken = [f for f in taken if f.kind in kinds]
     return sorted(taken, key=lambda f: f.start)
+
+
+#: Kinds that identify no one alone ("the Lyon depot", "founded in 1977", "aged 40"), only
+#: beside someone: a name, a contact detail, or a person the text speaks of.
+QUASI = frozenset({"LOCATION", "ORGANIZATION", "DATE", "AGE", "NRP"})
+#: Words that make a text about a person: the writer, someone they speak of, a relation, a
+#: client.
+SOMEONE = re.compile(
+    r"(?i)\b(?:i|i'm|i've|i'd|me|my|mine|myself|he|she|him|her|his|hers|himself|herself"
+    r"|mum|mom|dad|father|mother|son|daughter|wife|husband|partner|boyfriend|girlfriend|brother"
+    r"|sister|grandma|grandpa|grandmother|grandfather|nan|gran|aunt|uncle|cousin|niece|nephew"
+    r"|kid|kids|child|baby|friend|colleague|boss|tenant|landlord|client|patient|customer)\b"
+)
+
+
+def about_someone(text: str, found: Sequence[Found]) -> bool:
+    """Whether ``text`` is about a person: something else than a place, an organisation, a
+    date, an age or a group was found in it (a name, an email, a phone number, an address),
+    or it speaks of someone (I, my, she, his, mum, a client...)."""
+    return any(f.kind not in QUASI for f in found) or SOMEONE.search(text) is not None

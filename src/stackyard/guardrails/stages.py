@@ -54,13 +54,25 @@ def pii_vault(gateway: Gateway, deployment: Deployment, ticket: Ticket) -> Vault
         if policy.logs == "detectors" and ticket.trace is not None:
             # it leaves unredacted, but is stored without what the detectors find
             found = partial(
-                find_values, kinds, tagger, policy.place_confidence, policy.public_names
+                find_values,
+                kinds,
+                tagger,
+                policy.place_confidence,
+                policy.public_names,
+                policy.linked_only,
             )
             ticket.trace.find_private = found
         return None
     if ticket.trace is not None:
         ticket.trace.root.attributes["stackyard.guardrails.pii"] = "redacted"
-    vault = Vault(kinds, tagger, ticket.readings, policy.place_confidence, policy.public_names)
+    vault = Vault(
+        kinds,
+        tagger,
+        ticket.readings,
+        policy.place_confidence,
+        policy.public_names,
+        policy.linked_only,
+    )
     # Audited once the answer is back, and only if something was found: the kinds and
     # counts, never the values.
     decide(
@@ -89,10 +101,11 @@ def find_values(
     tagger: EntityTagger | None,
     floor: float,
     public_names: bool,
+    linked_only: bool,
     texts: list[str],
 ) -> dict[str, str]:
     """What the PII detectors find in ``texts`` (value: kind), as redaction would."""
-    vault = Vault(kinds, tagger, None, floor, public_names)
+    vault = Vault(kinds, tagger, None, floor, public_names, linked_only)
     for text in texts:
         vault.redact(text)
     return vault.found()

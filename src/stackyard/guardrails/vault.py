@@ -33,15 +33,19 @@ class Vault:
         readings: dict[str, Reading] | None = None,
         floor: float | None = None,
         public_names: bool = True,
+        linked_only: bool = False,
     ) -> None:
         """``readings``: texts another rail has read with the embedding model already (the
         tagger uses them instead of reading again, and drops them once used). ``floor``: the
         tagger's confidence a place or an organisation needs (its default if None).
         ``public_names``: leave public subjects' names alone (see
-        :meth:`stackyard.guardrails.ner.EntityTagger.find`)."""
+        :meth:`stackyard.guardrails.ner.EntityTagger.find`). ``linked_only``: places,
+        organisations, dates, ages and groups only in a text about someone
+        (:func:`stackyard.guardrails.pii.about_someone`)."""
         self.kinds = kinds
         self.floor = floor
         self.public_names = public_names
+        self.linked_only = linked_only
         self.tagger = tagger
         self.readings = readings if readings is not None else {}
         self._tagged: dict[str, list[Found]] = {}
@@ -80,7 +84,7 @@ class Vault:
     def redact(self, text: str) -> str:
         if self.tagger is not None and text not in self._tagged:
             self._tag([text])
-        found = find(text, self.kinds, self._tagged.get(text, ()))
+        found = find(text, self.kinds, self._tagged.get(text, ()), self.linked_only)
         if not found:
             return text
         out, last = [], 0
