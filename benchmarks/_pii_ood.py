@@ -47,6 +47,7 @@ LOOKALIKES = {
     "numbers and codes, private v2 (dev)": SETS / "pii_structured_private_v2.jsonl",
     "numbers and codes, private v3 (dev)": SETS / "pii_structured_private_v3.jsonl",
     "numbers and codes, private v4 (dev)": SETS / "pii_structured_private_v4.jsonl",
+    "everyday, private (blind)": SETS / "pii_everyday_private.jsonl",
 }
 #: Texts about public subjects only (``benchmarks/data/README.md``), and texts dense with
 #: numbers and codes: nothing in them is anyone's personal data, so every text changed is a
@@ -71,6 +72,10 @@ PUBLIC_SUBJECTS = {
     "structured_v4": (
         "numbers and codes, no private person's data v4 (dev)",
         SETS / "pii_structured_benign_v4.jsonl",
+    ),
+    "everyday": (
+        "everyday places, firms and dates, no private person's data (blind)",
+        SETS / "pii_everyday_benign.jsonl",
     ),
 }
 
