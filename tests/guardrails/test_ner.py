@@ -302,7 +302,9 @@ def test_a_vault_can_redact_public_names_too(tagger: EntityTagger) -> None:
         ("SKU 4410", None),  # a label and a number
         ("Terminal 1", None),
         ("centre 4410", None),
-        ("VAT", "ADDRESS"),  # an acronym may be a firm's or a place's name: kept
+        ("VAT", "LOCATION"),  # an acronym may be a place's name: kept, as a place
+        ("São Paulo", "LOCATION"),  # a place alone is a place, not an address
+        ("Leeds", "LOCATION"),
         ("US", None),  # two letters
         ("floor", None),  # a word in lower case
         ("the way 2", None),  # "way" is a street's only when capitalised
@@ -373,3 +375,9 @@ def test_a_time_zones_city_is_no_ones_place() -> None:
     assert not ner.shaped("LOCATION", text, text.index("Berlin"), text.index("Berlin") + 6)
     assert not ner.shaped("LOCATION", text, text.index("Sao_Paulo"), text.index("Sao_Paulo") + 9)
     assert ner.shaped("LOCATION", text, text.rindex("Berlin"), text.rindex("Berlin") + 6)
+
+
+def test_a_place_the_tagger_read_as_an_address_is_a_place(tagger: EntityTagger) -> None:
+    text = "Removal costs from Manchester to Berlin in August?"
+    assert ("LOCATION", "Berlin") in [(f.kind, f.value) for f in tagger.find(text)]
+    assert tagger.find(text, frozenset({"ADDRESS"})) == []  # a city is not a postal address

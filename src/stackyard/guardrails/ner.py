@@ -232,7 +232,8 @@ class EntityTagger:
             if any(c.isalnum() for c in word):  # punctuation starts no entity
                 spans.append(_Span(start, end, p, word.isalpha()))
         found = []
-        dates: set[tuple[int, int]] = set()  # addresses that are times or days, retyped last
+        # addresses that are times or days, or places alone, retyped last
+        retyped: dict[tuple[int, int], str] = {}
         for index, span in enumerate(spans):
             a, b = span.start, len(text[: span.end].rstrip(TRAILING))
             kind = span.kind(self.kinds)
@@ -251,7 +252,7 @@ class EntityTagger:
                     if read_as is None:
                         continue
                     if read_as != kind:
-                        dates.add((a, b))
+                        retyped[(a, b)] = read_as
                 found.append(Found(a, b, kind, text[a:b]))
         if public_names and self.gate is not None:
             gated = [f for f in found if f.kind in subjects.KINDS]
@@ -276,11 +277,11 @@ class EntityTagger:
                     id(f) for f, p in zip(named, self._public(states, pieces), strict=True) if p
                 }
                 found = [f for f in found if id(f) not in public]
-        if dates:  # after the gates, which leave a public sentence's addresses alone
+        if retyped:  # after the gates, which leave a public sentence's addresses alone
             found = [
-                Found(f.start, f.end, "DATE", f.value) if (f.start, f.end) in dates else f
+                Found(f.start, f.end, retyped.get((f.start, f.end), f.kind), f.value)
                 for f in found
-                if (f.start, f.end) not in dates or "DATE" in wanted
+                if retyped.get((f.start, f.end), f.kind) in wanted
             ]
         return found
 
@@ -515,7 +516,8 @@ def address_kind(
 
     - ``ADDRESS`` where it holds a street's or a building's word ("St", "Calle", "Suite",
       "Schillerstr."), a postcode, or, with a number, a name ("Ermou 45", "2519 Semperweg");
-      without a number, any capitalised word (a place: "Leeds");
+    - ``LOCATION`` where, without a number, it holds a capitalised word: a place ("Leeds",
+      "São Paulo"), not an address;
     - ``DATE`` where it is a time, a day or a year ("7pm", "09:20", "14th", "05.04", "2024",
       "23 December") or lies in a date written in numbers ("2022-01-15"): the tagger reads
       numbers beside places as addresses;
@@ -560,7 +562,7 @@ def address_kind(
         if not any(len(w[0]) >= 3 for w in words):
             return None  # a letter or two ("C", "US", "GL")
         # a word in lower case that the model knows whole ("floor", "conf") is a word
-        return None if all(w[0].islower() and w[0] not in split for w in words) else "ADDRESS"
+        return None if all(w[0].islower() and w[0] not in split for w in words) else "LOCATION"
     if any(len(w) >= 4 and not w.isupper() for w in split):
         return "ADDRESS"  # a name and a number ("Ermou 45", "2519 Semperweg")
     if any(titled(w[0]) for w in alone) and POSTCODE_DIGITS.search(value):
