@@ -381,3 +381,12 @@ def test_a_place_the_tagger_read_as_an_address_is_a_place(tagger: EntityTagger) 
     text = "Removal costs from Manchester to Berlin in August?"
     assert ("LOCATION", "Berlin") in [(f.kind, f.value) for f in tagger.find(text)]
     assert tagger.find(text, frozenset({"ADDRESS"})) == []  # a city is not a postal address
+
+
+def test_a_place_the_tagger_read_as_an_address_is_found_where_only_places_are_wanted(
+    tagger: EntityTagger,
+) -> None:
+    text = "Removal costs from Manchester to Berlin in August?"
+    places = tagger.find(text, frozenset({"LOCATION"}))
+    assert ("LOCATION", "Berlin") in [(f.kind, f.value) for f in places]
+    assert {f.kind for f in places} == {"LOCATION"}

@@ -110,6 +110,10 @@ PLACE_FLOOR = 0.3
 #: Kinds that are words: a bare number is none of them.
 WORDY = frozenset({"PERSON", "LOCATION", "ORGANIZATION", "NRP", "TITLE"})
 
+#: What an address the tagger finds may turn out to be (:func:`address_kind`): it is read
+#: where these are wanted, even where addresses are not.
+RETYPED = frozenset({"LOCATION", "DATE"})
+
 #: The kinds the public head may pass over: names of people, organisations and groups.
 #: Not places: where a private person lives or works ("works for Acme in Madrid") is theirs,
 #: and the head learned that less surely than it learned names.
@@ -238,7 +242,7 @@ class EntityTagger:
             a, b = span.start, len(text[: span.end].rstrip(TRAILING))
             kind = span.kind(self.kinds)
             if (
-                kind in wanted
+                (kind in wanted or (kind == "ADDRESS" and not wanted.isdisjoint(RETYPED)))
                 and confident(kind, span.confidence(self.kinds), floor)
                 and shaped(kind, text, a, b)
                 and not FILLER.issuperset(w.lower() for w in WORDS.findall(text, a, b))
@@ -249,7 +253,7 @@ class EntityTagger:
                         continue  # a code's piece ("INV-2024-00417", "RMA-77120")
                     if read_as is None and self._beside(text, spans, index, a):
                         read_as = "ADDRESS"
-                    if read_as is None:
+                    if read_as is None or read_as not in wanted:
                         continue
                     if read_as != kind:
                         retyped[(a, b)] = read_as
