@@ -81,6 +81,16 @@ def refused(error: openai.BadRequestError, param: str) -> None:
     assert "guardrails.pii.unscannable" in error.message
 
 
+def image_sent(gateway: GatewayProcess, fake: FakeOpenAI, model: str, deployment: str) -> str:
+    """Ask ``model`` about the image; the image's URL as ``deployment`` got it."""
+    with openai_sdk(gateway, MASTER) as client:
+        client.chat.completions.create(model=model, messages=ASKED)
+    sent = fake.requests_for(deployment)[-1].body
+    assert isinstance(sent, dict)
+    url: str = sent["messages"][0]["content"][1]["image_url"]["url"]
+    return url
+
+
 def test_chat_an_image_for_an_outside_model_is_refused_before_it_leaves(
     gateway: GatewayProcess, fake_openai: FakeOpenAI
 ) -> None:
@@ -98,11 +108,7 @@ def test_chat_an_image_for_an_outside_model_is_refused_before_it_leaves(
 def test_an_inside_model_gets_it_it_is_not_redacted(
     gateway: GatewayProcess, fake_openai: FakeOpenAI
 ) -> None:
-    with openai_sdk(gateway, MASTER) as client:
-        client.chat.completions.create(model="inside", messages=ASKED)
-    sent = fake_openai.requests_for("unscan-inside")[-1].body
-    assert isinstance(sent, dict)
-    assert sent["messages"][0]["content"][1]["image_url"]["url"] == PNG
+    assert image_sent(gateway, fake_openai, "inside", "unscan-inside") == PNG
 
 
 def test_the_responses_door_names_the_input_item(
@@ -164,11 +170,7 @@ def test_the_messages_door_refuses_an_image_for_anthropic(
 def test_send_lets_it_through_and_the_audit_log_names_it(
     gateway: GatewayProcess, fake_openai: FakeOpenAI
 ) -> None:
-    with openai_sdk(gateway, MASTER) as client:
-        client.chat.completions.create(model="lenient", messages=ASKED)
-    sent = fake_openai.requests_for("unscan-lenient")[-1].body
-    assert isinstance(sent, dict)
-    assert sent["messages"][0]["content"][1]["image_url"]["url"] == PNG
+    assert image_sent(gateway, fake_openai, "lenient", "unscan-lenient") == PNG
     headers = {"authorization": f"Bearer {MASTER}"}
     rows: list[dict[str, Any]] = []
     for _ in range(50):  # written in batches, a fraction of a second later

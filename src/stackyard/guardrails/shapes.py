@@ -207,14 +207,13 @@ def phone_ok(text: str) -> bool:
         return False
     if "\n" in core or "\r" in core:
         return False  # numbers on two lines (a table's cells), not one number
-    if re.fullmatch(r"\d+\.\d+", core):
-        return False  # a decimal number (641.5945, 1910.1020), not a phone's groups
     groups = re.findall(r"\d+", core)
     if not groups:
         return False
     count = sum(len(g) for g in groups)
     dotted = re.fullmatch(r"\d+(?:\.\d+)+", core)
-    if dotted and min(len(g) for g in groups) < 2:  # 2.4.10.1, 1.10.2
+    # 2.4.10.1, 1.10.2; and a decimal number (641.5945, 1910.1020), not a phone's groups
+    if dotted and (len(groups) == 2 or min(len(g) for g in groups) < 2):
         return False
     if core.startswith("+"):  # a trunk prefix in brackets, "+44 (0)20", is not dialled
         digits = "".join(re.findall(r"\d+", core.replace("(0)", "")))

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from stackyard.guardrails.anthropic_shape import RESULTS
+
 Body = dict[str, Any]
 #: Where a part is (``messages[1].content[0]``) and what it is (``image``).
 Part = tuple[str, str]
 
 #: Chat content parts that carry no text, and what they hold.
 CHAT_PARTS = {"image_url": "image", "input_audio": "audio", "file": "file"}
-#: Messages blocks whose ``content`` may hold further blocks (an image in a tool's result).
-NESTING = ("tool_result", "mcp_tool_result", "search_result")
 #: Document sources that are text the rails read (the others are PDFs, URLs and file ids).
 TEXT_SOURCES = ("text", "content")
 
@@ -65,24 +65,23 @@ def _blocks(blocks: list[Any], where: str, found: list[Part]) -> None:
         elif kind == "document":
             source = block.get("source")
             source_type = source.get("type") if isinstance(source, dict) else None
-            if source_type == "content" and isinstance(source, dict):
-                inner = source.get("content")
-                if isinstance(inner, list):
-                    _blocks(inner, f"{here}.source.content", found)
+            inner = source.get("content") if isinstance(source, dict) else None
+            if source_type == "content" and isinstance(inner, list):
+                _blocks(inner, f"{here}.source.content", found)
             elif source_type not in TEXT_SOURCES:
                 found.append((here, "file"))
-        elif kind in NESTING and isinstance(block.get("content"), list):
+        elif kind in RESULTS and isinstance(block.get("content"), list):  # blocks in blocks
             _blocks(block["content"], f"{here}.content", found)
 
 
-def token_inputs(body: Body, field: str = "input") -> list[Part]:
+def token_inputs(body: Body) -> list[Part]:
     """The inputs of an embeddings request given as token ids rather than text."""
-    value = body.get(field)
+    value = body.get("input")
     if not isinstance(value, list) or not value:
         return []
     if all(isinstance(v, int) for v in value):
-        return [(field, "token ids")]
-    return [(f"{field}[{i}]", "token ids") for i, v in enumerate(value) if isinstance(v, list)]
+        return [("input", "token ids")]
+    return [(f"input[{i}]", "token ids") for i, v in enumerate(value) if isinstance(v, list)]
 
 
 def described(parts: list[Part]) -> list[str]:
