@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from stackyard.guardrails import ner, pii
+from stackyard.guardrails import addresses, ner, pii
 from stackyard.guardrails.ner import EntityTagger, group_words
 from stackyard.guardrails.reading import WINDOW, read
 from stackyard.guardrails.vault import Vault
@@ -314,22 +314,22 @@ def test_an_address_is_read_by_its_shape(value: str, kind: str | None) -> None:
     """What the tagger read as an address: a street or a postcode stays one, a time, a day or
     a year is a date, and digits with short runs of letters are neither by their shape alone
     (they are an address only beside a place: the tagger's cases above)."""
-    assert ner.address_kind(value, 0, len(value)) == kind
+    assert addresses.address_kind(value, 0, len(value)) == kind
 
 
 def test_a_piece_of_a_numeric_date_is_a_date() -> None:
     text = "lease start 2022-01-15"
     start = text.index("2022")
-    assert ner.address_kind(text, start, start + 7) == "DATE"
+    assert addresses.address_kind(text, start, start + 7) == "DATE"
 
 
 def test_a_number_beside_a_street_word_or_a_postcode_is_an_address() -> None:
     """The tagger cuts addresses short: "64 Main" of "64 Main Street", "3PT" of "LE2 3PT"."""
     text = "Sean Gallagher, 64 Main Street, Ennis; post to Leicester LE2 3PT."
     start = text.index("64 Main")
-    assert ner.address_kind(text, start, start + 7) == "ADDRESS"
+    assert addresses.address_kind(text, start, start + 7) == "ADDRESS"
     start = text.index("3PT")
-    assert ner.address_kind(text, start, start + 3) == "ADDRESS"
+    assert addresses.address_kind(text, start, start + 3) == "ADDRESS"
 
 
 def test_a_name_the_tokenizer_splits_makes_a_number_an_address() -> None:
@@ -337,9 +337,9 @@ def test_a_name_the_tokenizer_splits_makes_a_number_an_address() -> None:
     text = "Meet at Ermou 45 or at Terminal 45."
     first = (text.index("Ermou"), text.index("Ermou") + len("Ermou"))
     start = text.index("Ermou")
-    assert ner.address_kind(text, start, start + 8, [first]) == "ADDRESS"
+    assert addresses.address_kind(text, start, start + 8, [first]) == "ADDRESS"
     start = text.index("Terminal")
-    assert ner.address_kind(text, start, start + 11, [first]) is None
+    assert addresses.address_kind(text, start, start + 11, [first]) is None
 
 
 @pytest.mark.parametrize(
